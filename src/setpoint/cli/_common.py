@@ -1,0 +1,125 @@
+"""What every command shares: the error edge, --json, output and opening the workspace."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from typer.core import TyperGroup
+
+from setpoint.errors import SetpointError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from setpoint.workspace import Workspace
+
+_JSON = "setpoint_json"
+
+
+def stdout() -> Console:
+    return Console(highlight=False, soft_wrap=True)
+
+
+def stderr() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+class Group(TyperGroup):
+    """Translates :class:`SetpointError` into a message and an exit code: the CLI edge."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SetpointError as error:
+            if ctx.meta.get(_JSON):
+                print(json.dumps(error.to_dict(), default=str, indent=2))
+            stderr().print(f"[bold red]error:[/] {error.message}", markup=True)
+            raise typer.Exit(error.exit_code) from None
+
+
+@dataclass
+class State:
+    """Settings given as global flags, and the workspace opened from them."""
+
+    workspace_path: Path | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    _workspace: Workspace | None = None
+
+    def workspace(self) -> Workspace:
+        if self._workspace is None:
+            from setpoint.workspace import Workspace
+
+            self._workspace = Workspace.open(self.workspace_path, **self.overrides)
+        return self._workspace
+
+    def close(self) -> None:
+        if self._workspace is not None:
+            self._workspace.close()
+
+
+def state(ctx: typer.Context) -> State:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, State)
+    return obj
+
+
+def _set_json(ctx: typer.Context, value: bool) -> bool:
+    if value:
+        ctx.meta[_JSON] = True
+    return value
+
+
+JsonFlag = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help="Print machine-readable JSON on stdout instead of tables.",
+        callback=_set_json,
+        is_eager=True,
+    ),
+]
+
+
+def emit(ctx: typer.Context, data: Any, render: Callable[[Console], None]) -> None:
+    """JSON on stdout under --json, else the human rendering."""
+    if ctx.meta.get(_JSON):
+        print(json.dumps(data, default=str, indent=2))
+    else:
+        render(stdout())
+
+
+@contextmanager
+def progress_bar(ctx: typer.Context, title: str) -> Iterator[Callable[[str, float], None]]:
+    """A progress callback ``(step, fraction)``; silent under --json."""
+    if ctx.meta.get(_JSON):
+        yield lambda _step, _fraction: None
+        return
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[step]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=stderr(), transient=False) as bar:
+        task = bar.add_task(title, total=1.0, step="")
+
+        def update(step: str, fraction: float) -> None:
+            bar.update(task, completed=fraction, step=step)
+
+        yield update
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)

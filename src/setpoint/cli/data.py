@@ -1,0 +1,336 @@
+"""``setpoint data``: datasets, their profiles and contracts, validation and quarantine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+import typer
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.syntax import Syntax
+from rich.table import Table
+
+from setpoint.cli._common import Group as CommandGroup
+from setpoint.cli._common import JsonFlag, emit, fmt, state
+from setpoint.errors import ContractViolationError, UsageError
+
+data_app = typer.Typer(
+    cls=CommandGroup,
+    help="Versioned datasets with profiles and contracts.",
+    no_args_is_help=True,
+)
+quarantine_app = typer.Typer(
+    cls=CommandGroup,
+    help="Rows a contract rejected, kept with their reasons.",
+    no_args_is_help=True,
+)
+data_app.add_typer(quarantine_app, name="quarantine")
+
+Ref = Annotated[str, typer.Argument(help="NAME, NAME@VERSION or NAME@latest.", show_default=False)]
+
+
+def _tags(values: list[str]) -> dict[str, str]:
+    tags = {}
+    for value in values:
+        key, eq, val = value.partition("=")
+        if not eq or not key:
+            raise UsageError(f"--tag {value!r}: write tags as KEY=VALUE")
+        tags[key] = val
+    return tags
+
+
+@data_app.command("add")
+def add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Dataset name, e.g. loans.", show_default=False)],
+    file: Annotated[Path, typer.Argument(help="A .csv or .parquet file.", show_default=False)],
+    description: Annotated[str, typer.Option(help="What this data is.")] = "",
+    owner: Annotated[str | None, typer.Option(help="Who answers for it (default: you).")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="KEY=VALUE; repeat for more.")] = None,
+    pii: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A column holding personal data; repeat for more. Its values are "
+            "kept out of the profile and masked in logs."
+        ),
+    ] = None,
+    source: Annotated[str, typer.Option(help="Where the data came from (default: the file).")] = "",
+    json_: JsonFlag = False,
+) -> None:
+    """Register a file as a new immutable dataset version (identical content: the same version)."""
+    version = (
+        state(ctx)
+        .workspace()
+        .add_dataset(
+            name,
+            file,
+            description=description,
+            owner=owner,
+            tags=_tags(tag or []),
+            pii_columns=pii or [],
+            source=source,
+        )
+    )
+    verb = "Added" if version.created else "Unchanged: same content as"
+    emit(
+        ctx,
+        version.to_dict() | {"created": version.created},
+        lambda c: c.print(
+            f"{verb} [bold]{version.ref}[/] ({version.row_count} rows, "
+            f"{len(version.columns)} columns, sha256 {version.content_hash[:12]})"
+        ),
+    )
+
+
+@data_app.command("list")
+def list_(
+    ctx: typer.Context,
+    name: Annotated[
+        str | None, typer.Argument(help="Show every version of this dataset.", show_default=False)
+    ] = None,
+    json_: JsonFlag = False,
+) -> None:
+    """List datasets (their latest versions), or every version of one."""
+    versions = state(ctx).workspace().datasets.list(name)
+
+    def render(c: Console) -> None:
+        if not versions:
+            c.print("No datasets yet. Add one with: setpoint data add NAME FILE")
+            return
+        table = Table("dataset", "rows", "columns", "owner", "created (UTC)", "description")
+        for v in versions:
+            table.add_row(
+                v.ref,
+                str(v.row_count),
+                str(len(v.columns)),
+                v.owner,
+                v.created_at.strftime("%Y-%m-%d %H:%M"),
+                v.description,
+            )
+        c.print(table)
+
+    emit(ctx, [v.to_dict() for v in versions], render)
+
+
+@data_app.command("show")
+def show(ctx: typer.Context, ref: Ref, json_: JsonFlag = False) -> None:
+    """Show a dataset version: its facts, column profile, contract and the models trained on it."""
+    ws = state(ctx).workspace()
+    version = ws.dataset(ref)
+    contract, revision = ws.datasets.contract(version)
+    used_by = ws.registry.trained_on(version)
+    data = version.to_dict(with_profile=True) | {
+        "contract": {"revision": revision, **contract.to_dict()},
+        "models": [m.ref for m in used_by],
+    }
+
+    def render(c: Console) -> None:
+        facts = Table.grid(padding=(0, 2))
+        for key, value in (
+            ("version", version.ref),
+            ("rows", version.row_count),
+            ("owner", version.owner),
+            ("description", version.description or "-"),
+            ("source", version.source or "-"),
+            ("tags", ", ".join(f"{k}={v}" for k, v in version.tags.items()) or "-"),
+            ("PII columns", ", ".join(version.pii_columns) or "-"),
+            ("content sha256", version.content_hash),
+            ("created", version.created_at.isoformat(timespec="seconds")),
+            ("models trained on it", ", ".join(m.ref for m in used_by) or "-"),
+        ):
+            facts.add_row(f"[bold]{key}[/]", str(value))
+        profile = Table(
+            "column",
+            "kind",
+            "nulls",
+            "distinct",
+            "min",
+            "mean",
+            "max",
+            "top values",
+            title="Profile",
+        )
+        for col in version.profile.to_dict()["columns"]:
+            top = col.get("top") or []
+            profile.add_row(
+                col["name"],
+                col["kind"],
+                f"{col['nulls']} ({col['null_fraction']:.1%})",
+                fmt(col.get("distinct")),
+                fmt(col.get("min")),
+                fmt(col.get("mean")),
+                fmt(col.get("max")),
+                ", ".join(f"{v} ({n})" for v, n in top[:3]),
+            )
+        c.print(Panel(facts, title=f"dataset {version.ref}", expand=False))
+        c.print(profile)
+        c.print(
+            Panel(
+                Syntax(contract.to_yaml(), "yaml", background_color="default"),
+                title=f"contract (revision {revision})",
+                expand=False,
+            )
+        )
+
+    emit(ctx, data, render)
+
+
+@data_app.command("contract")
+def contract_cmd(
+    ctx: typer.Context,
+    ref: Ref,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the YAML to this file.")
+    ] = None,
+    json_: JsonFlag = False,
+) -> None:
+    """Print (or save) the contract of a dataset version as YAML you can edit and attach back."""
+    contract = state(ctx).workspace().contract(ref)
+    text = contract.to_yaml()
+    if output:
+        output.write_text(text, encoding="utf-8")
+    emit(
+        ctx,
+        contract.to_dict(),
+        lambda c: c.print(
+            f"Wrote {output}; edit it, then: setpoint data attach-contract {ref} {output}"
+            if output
+            else text,
+            markup=False,
+        ),
+    )
+
+
+@data_app.command("attach-contract")
+def attach_contract(
+    ctx: typer.Context,
+    ref: Ref,
+    file: Annotated[Path, typer.Argument(help="Contract YAML.", show_default=False)],
+    note: Annotated[
+        str, typer.Option(help="Why the contract changed (kept in the audit log).")
+    ] = "",
+    json_: JsonFlag = False,
+) -> None:
+    """Make an edited contract the current one of a dataset version (a new revision)."""
+    if not file.is_file():
+        raise UsageError(f"{file}: no such file")
+    ws = state(ctx).workspace()
+    revision = ws.attach_contract(ref, file.read_text(encoding="utf-8"), note=note)
+    emit(
+        ctx,
+        {"dataset": ws.dataset(ref).ref, "revision": revision},
+        lambda c: c.print(f"Contract of {ws.dataset(ref).ref} is now revision {revision}."),
+    )
+
+
+@data_app.command("validate")
+def validate(
+    ctx: typer.Context,
+    ref: Ref,
+    file: Annotated[Path, typer.Argument(help="A .csv or .parquet file.", show_default=False)],
+    mode: Annotated[
+        str | None,
+        typer.Option(
+            help="reject: any violation fails the file; quarantine: keep the invalid "
+            "rows aside with their reasons; warn: report only. Default: the validation_mode "
+            "setting."
+        ),
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Violations to list (all are counted).")] = 20,
+    json_: JsonFlag = False,
+) -> None:
+    """Check a file against a dataset version's contract and report every violation."""
+    ws = state(ctx).workspace()
+    try:
+        outcome = ws.validate(ref, file, mode=mode, source=str(file))  # type: ignore[arg-type]
+    except ContractViolationError as error:
+        if not ctx.meta.get("setpoint_json"):
+            _render_violations(
+                Console(stderr=True), error.details["summary"], error.details["violations"][:limit]
+            )
+        raise
+    data = outcome.to_dict(limit=limit)
+
+    def render(c: Console) -> None:
+        if outcome.report.ok:
+            c.print(f"[green]OK[/]: all {outcome.report.n_rows} rows meet the contract of {ref}.")
+            return
+        _render_violations(c, data["summary"], data["violations"])
+        if outcome.quarantine:
+            q = outcome.quarantine
+            c.print(
+                f"{outcome.accepted.num_rows} rows accepted; {q.n_rejected} rows quarantined "
+                f"as batch {q.id}. Export them with: setpoint data quarantine export {q.id} "
+                "-o rejected.csv"
+            )
+        else:
+            c.print(f"[yellow]warn[/]: {outcome.report.n_violations} violations; rows kept.")
+
+    emit(ctx, data, render)
+
+
+def _render_violations(
+    c: Console, summary: list[dict[str, Any]], violations: list[dict[str, Any]]
+) -> None:
+    table = Table("column", "rule", "count", "example", title="Violations by rule")
+    for s in summary:
+        table.add_row(s["column"], s["rule"], str(s["count"]), fmt(s.get("example")))
+    rows = Table("row", "column", "rule", "value", title=f"First {len(violations)} violations")
+    for v in violations:
+        rows.add_row(fmt(v.get("row")), v["column"], v["rule"], fmt(v.get("value")))
+    c.print(Group(table, rows))
+
+
+@quarantine_app.command("list")
+def quarantine_list(
+    ctx: typer.Context,
+    dataset: Annotated[str | None, typer.Option(help="Only batches of this dataset name.")] = None,
+    json_: JsonFlag = False,
+) -> None:
+    """List quarantined batches, newest first."""
+    batches = state(ctx).workspace().quarantine.list(dataset)
+
+    def render(c: Console) -> None:
+        table = Table("id", "dataset", "rejected", "of rows", "top reason", "source", "when (UTC)")
+        for b in batches:
+            top = max(b.summary, key=lambda s: s["count"]) if b.summary else None
+            table.add_row(
+                str(b.id),
+                b.dataset,
+                str(b.n_rejected),
+                str(b.n_rows),
+                f"{top['column']}: {top['rule']}" if top else "-",
+                b.source,
+                b.created_at.strftime("%Y-%m-%d %H:%M"),
+            )
+        c.print(table if batches else "The quarantine is empty.")
+
+    emit(ctx, [b.to_dict() for b in batches], render)
+
+
+@quarantine_app.command("export")
+def quarantine_export(
+    ctx: typer.Context,
+    batch_id: Annotated[int, typer.Argument(help="Quarantine batch id.", show_default=False)],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="A .csv or .parquet file to write.")
+    ],
+    json_: JsonFlag = False,
+) -> None:
+    """Write a quarantined batch (its rows, original row numbers and reasons) to a file."""
+    rows = state(ctx).workspace().quarantine.rows(batch_id)
+    suffix = output.suffix.lower()
+    if suffix == ".csv":
+        pa_csv.write_csv(rows, output)
+    elif suffix in (".parquet", ".pq"):
+        pq.write_table(rows, output)
+    else:
+        raise UsageError(f"{output}: write to a .csv or .parquet file")
+    emit(
+        ctx,
+        {"id": batch_id, "rows": rows.num_rows, "output": str(output)},
+        lambda c: c.print(f"Wrote {rows.num_rows} quarantined rows to {output}."),
+    )

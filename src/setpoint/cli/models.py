@@ -1,0 +1,195 @@
+"""``setpoint models``: the registry, its aliases and lineage."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from setpoint.cli._common import Group, JsonFlag, emit, fmt, state
+from setpoint.models.registry import CHAMPION, AliasMove, ModelVersion
+
+models_app = typer.Typer(
+    cls=Group, help="Registered models, their versions, aliases and lineage.", no_args_is_help=True
+)
+
+Alias = Annotated[str, typer.Option("--alias", "-a", help="Alias to move.")]
+
+
+@models_app.command("list")
+def list_(ctx: typer.Context, json_: JsonFlag = False) -> None:
+    """List models with their latest version and aliases."""
+    ws = state(ctx).workspace()
+    latest = ws.registry.list()
+    rows = []
+    for m in latest:
+        aliases = {v.version: v.aliases for v in ws.registry.versions(m.name) if v.aliases}
+        rows.append((m, aliases))
+
+    def render(c: Console) -> None:
+        if not rows:
+            c.print("No models yet. Train one with: setpoint train SPEC.yaml")
+            return
+        table = Table("model", "latest", "aliases", "flavor", "task", "created (UTC)")
+        for m, aliases in rows:
+            table.add_row(
+                m.name,
+                str(m.version),
+                ", ".join(f"{a}→{v}" for v, names in aliases.items() for a in names) or "-",
+                m.flavor,
+                m.task,
+                m.created_at.strftime("%Y-%m-%d %H:%M"),
+            )
+        c.print(table)
+
+    emit(
+        ctx,
+        [
+            {
+                "name": m.name,
+                "latest": m.version,
+                "aliases": {a: v for v, names in aliases.items() for a in names},
+                "flavor": m.flavor,
+                "task": m.task,
+            }
+            for m, aliases in rows
+        ],
+        render,
+    )
+
+
+@models_app.command("show")
+def show(
+    ctx: typer.Context,
+    ref: Annotated[
+        str,
+        typer.Argument(
+            help="NAME (its champion, else latest), NAME@VERSION, NAME@ALIAS or NAME@latest.",
+            show_default=False,
+        ),
+    ],
+    json_: JsonFlag = False,
+) -> None:
+    """Show a model version: metrics, lineage, aliases and the alias history."""
+    ws = state(ctx).workspace()
+    version = ws.model(ref)
+    datasets = ws.registry.datasets_of(version)
+    history = ws.registry.history(version.name, CHAMPION)
+    data = version.to_dict() | {
+        "datasets": [{"ref": r, "role": role} for r, role in datasets],
+        "champion_history": history,
+    }
+    emit(ctx, data, lambda c: render_version(c, version, datasets, history))
+
+
+def render_version(
+    c: Console,
+    version: ModelVersion,
+    datasets: list[tuple[str, str]],
+    history: list[dict[str, Any]] | None = None,
+) -> None:
+    lineage = version.lineage
+    facts = Table.grid(padding=(0, 2))
+    git = lineage.get("git") or {}
+    for key, value in (
+        ("version", version.ref),
+        ("aliases", ", ".join(version.aliases) or "-"),
+        ("flavor / task", f"{version.flavor} / {version.task}"),
+        (
+            "datasets",
+            ", ".join(f"{r} ({role})" for r, role in datasets)
+            or ", ".join(d["ref"] for d in lineage.get("datasets", [])),
+        ),
+        (
+            "estimator",
+            (version.spec or {})
+            .get("estimator", {})
+            .get("class", lineage.get("registered_object", "-")),
+        ),
+        (
+            "git",
+            f"{git.get('revision', '-')}{' (dirty)' if git.get('dirty') else ''}" if git else "-",
+        ),
+        (
+            "training",
+            f"{fmt(lineage.get('train_seconds'))} s wall, {fmt(lineage.get('cpu_seconds'))} s CPU"
+            if "train_seconds" in lineage
+            else "-",
+        ),
+        ("created", f"{version.created_at.isoformat(timespec='seconds')} by {version.created_by}"),
+    ):
+        facts.add_row(f"[bold]{key}[/]", str(value))
+    c.print(Panel(facts, title=f"model {version.ref}", expand=False))
+
+    metrics = version.evaluation.get("metrics", {})
+    if metrics:
+        splits = list(metrics)
+        names = sorted({n for split in metrics.values() for n in split})
+        table = Table("metric", *splits, title="Evaluation")
+        for name in names:
+            table.add_row(name, *(fmt(metrics[s].get(name)) for s in splits))
+        c.print(table)
+    gap = version.evaluation.get("gap") or {}
+    if gap.get("likely_overfit"):
+        c.print(
+            f"[bold yellow]likely overfitting[/]: {gap.get('metric')} is "
+            f"{fmt(gap.get('train'))} on the training rows but {fmt(gap.get('validation'))} "
+            f"on the hold-out (a {fmt(gap.get('relative_gap'))} relative gap)"
+        )
+    segments = version.evaluation.get("segments") or {}
+    for column, values in segments.items():
+        table = Table(
+            column,
+            "n",
+            *[k for k in next(iter(values.values()), {}) if k != "n"],
+            title=f"Hold-out by {column}",
+        )
+        for value, m in values.items():
+            table.add_row(str(value), str(m.get("n")), *(fmt(v) for k, v in m.items() if k != "n"))
+        c.print(table)
+    if history:
+        table = Table("when (UTC)", "action", "from", "to", "actor", title="champion history")
+        for h in history:
+            table.add_row(
+                h["at"][:19], h["action"], fmt(h["from_version"]), str(h["to_version"]), h["actor"]
+            )
+        c.print(table)
+
+
+def _move_done(ctx: typer.Context, move: AliasMove) -> None:
+    emit(
+        ctx,
+        move.to_dict(),
+        lambda c: c.print(
+            f"{move.model}@{move.alias}: version {fmt(move.from_version)} → {move.to_version}"
+            + (" (unchanged)" if move.from_version == move.to_version else "")
+        ),
+    )
+
+
+@models_app.command("promote")
+def promote(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Model name.", show_default=False)],
+    version: Annotated[
+        int, typer.Argument(help="Version number to point the alias at.", show_default=False)
+    ],
+    alias: Alias = CHAMPION,
+    json_: JsonFlag = False,
+) -> None:
+    """Point an alias (champion by default) at a version, in one audited transaction."""
+    _move_done(ctx, state(ctx).workspace().promote(name, version, alias))
+
+
+@models_app.command("rollback")
+def rollback(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Model name.", show_default=False)],
+    alias: Alias = CHAMPION,
+    json_: JsonFlag = False,
+) -> None:
+    """Move an alias back to the version it pointed at before its last move."""
+    _move_done(ctx, state(ctx).workspace().rollback(name, alias))

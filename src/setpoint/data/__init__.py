@@ -1,0 +1,1 @@
+"""Versioned datasets, their profiles and contracts, validation and the quarantine."""

@@ -1,0 +1,357 @@
+"""The dataset catalog: immutable, content-addressed dataset versions and their contracts.
+
+Adding a table creates version N+1 of a dataset unless a version with the same
+content already exists, in which case that version is returned. Each version keeps
+its profile (computed once, reused as the monitoring reference) and its contract,
+which starts inferred and can be edited; every edit is a new contract revision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Row
+
+from setpoint._names import LATEST, check_name, split_ref, version_number
+from setpoint.data import io
+from setpoint.data._batch import to_table
+from setpoint.data.contract import Contract
+from setpoint.data.profile import Profile, profile_table
+from setpoint.errors import NotFoundError, UsageError
+from setpoint.store import audit
+from setpoint.store.artifacts import ArtifactStore
+from setpoint.store.db import Database, ensure_named
+from setpoint.store.schema import contracts, dataset_versions, datasets
+
+# Profile statistics that would copy values of a PII column into the metadata store.
+_PII_HIDDEN = ("min", "max", "mean", "std", "quantiles", "top")
+
+
+@dataclass(frozen=True)
+class DatasetVersion:
+    """One immutable version of a dataset."""
+
+    id: int
+    name: str
+    version: int
+    content_hash: str
+    artifact: str
+    row_count: int
+    columns: list[dict[str, str]]
+    profile: Profile
+    owner: str
+    description: str
+    tags: dict[str, str]
+    pii_columns: list[str]
+    source: str
+    created_at: datetime
+    created: bool = field(default=False, compare=False)  # True when this call added it
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    def to_dict(self, *, with_profile: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "ref": self.ref,
+            "name": self.name,
+            "version": self.version,
+            "content_hash": self.content_hash,
+            "row_count": self.row_count,
+            "columns": self.columns,
+            "owner": self.owner,
+            "description": self.description,
+            "tags": self.tags,
+            "pii_columns": self.pii_columns,
+            "source": self.source,
+            "created_at": self.created_at.isoformat(),
+        }
+        if with_profile:
+            out["profile"] = self.profile.to_dict()
+        return out
+
+
+class DatasetCatalog:
+    def __init__(
+        self,
+        db: Database,
+        store: ArtifactStore,
+        *,
+        actor: str,
+        range_tolerance: float = 0.0,
+        max_categories: int = 50,
+        unknown_columns: str = "reject",
+    ) -> None:
+        self._db = db
+        self._store = store
+        self._actor = actor
+        self._infer_options: dict[str, Any] = {
+            "range_tolerance": range_tolerance,
+            "max_categories": max_categories,
+            "unknown_columns": unknown_columns,
+        }
+
+    # -- adding --------------------------------------------------------------------
+
+    def add(
+        self,
+        name: str,
+        data: Any,
+        *,
+        description: str = "",
+        owner: str | None = None,
+        tags: dict[str, str] | None = None,
+        pii_columns: list[str] | None = None,
+        source: str = "",
+    ) -> DatasetVersion:
+        """Register ``data`` (DataFrame, Arrow table) as the next version of ``name``."""
+        check_name("dataset", name)
+        table = io.normalise(to_table(data))
+        if table.num_columns == 0:
+            raise UsageError(f"dataset {name!r}: the data has no columns")
+        pii = list(dict.fromkeys(pii_columns or []))
+        unknown_pii = [c for c in pii if c not in table.column_names]
+        if unknown_pii:
+            raise UsageError(
+                f"PII column(s) {', '.join(unknown_pii)} are not in the data; "
+                f"its columns are {', '.join(table.column_names)}",
+            )
+        digest = io.content_hash(table)
+
+        with self._db.read() as conn:
+            existing = self._find_by_hash(conn, name, digest)
+        if existing is not None:
+            return existing
+
+        profile = profile_table(table)
+        contract = Contract.infer(profile, **self._infer_options).without_values(pii)
+        artifact = self._store.put(io.to_parquet(table))
+        columns = [{"name": f.name, "type": str(f.type)} for f in table.schema]
+
+        with self._db.write() as conn:
+            dataset_id = ensure_named(self._db, conn, datasets, name, created_at=audit.now())
+            # Another writer may have added the same content while we profiled.
+            existing = self._find_by_hash(conn, name, digest)
+            if existing is not None:
+                return existing
+            number = 1 + (
+                conn.execute(
+                    sa.select(sa.func.max(dataset_versions.c.version)).where(
+                        dataset_versions.c.dataset_id == dataset_id
+                    )
+                ).scalar()
+                or 0
+            )
+            values = {
+                "dataset_id": dataset_id,
+                "version": number,
+                "content_hash": digest,
+                "artifact": artifact,
+                "row_count": table.num_rows,
+                "columns": columns,
+                "profile": _mask_pii(profile.to_dict(), pii),
+                "owner": owner or self._actor,
+                "description": description,
+                "tags": dict(tags or {}),
+                "pii_columns": pii,
+                "source": source,
+                "created_at": audit.now(),
+            }
+            version_id = conn.execute(
+                dataset_versions.insert().values(**values).returning(dataset_versions.c.id)
+            ).scalar_one()
+            conn.execute(
+                contracts.insert().values(
+                    dataset_version_id=version_id,
+                    revision=1,
+                    body=contract.to_dict(),
+                    note="inferred",
+                    created_by=self._actor,
+                    created_at=audit.now(),
+                )
+            )
+            ref = f"{name}@{number}"
+            audit.record(
+                conn,
+                actor=self._actor,
+                action="dataset.add",
+                entity_type="dataset",
+                entity=ref,
+                after={k: v for k, v in values.items() if k not in {"profile", "dataset_id"}}
+                | {"created_at": values["created_at"].isoformat()},
+            )
+            row = self._select(conn).where(dataset_versions.c.id == version_id)
+            added = _version(conn.execute(row).one())
+        return DatasetVersion(**{**added.__dict__, "created": True})
+
+    # -- reading -------------------------------------------------------------------
+
+    def get(self, ref: str) -> DatasetVersion:
+        """``NAME``, ``NAME@latest`` or ``NAME@VERSION``."""
+        name, selector = split_ref("dataset", ref)
+        with self._db.read() as conn:
+            query = self._select(conn).where(datasets.c.name == name)
+            if selector is None or selector == LATEST:
+                query = query.order_by(dataset_versions.c.version.desc()).limit(1)
+            else:
+                number = version_number(ref, selector)
+                if number is None:
+                    raise UsageError(
+                        f"{ref!r}: a dataset version is a number or '{LATEST}', not {selector!r}"
+                    )
+                query = query.where(dataset_versions.c.version == number)
+            row = conn.execute(query).first()
+            if row is None:
+                raise NotFoundError(self._missing(conn, name, ref))
+            return _version(row)
+
+    def by_id(self, conn: Connection, version_id: int) -> DatasetVersion:
+        return _version(
+            conn.execute(self._select(conn).where(dataset_versions.c.id == version_id)).one()
+        )
+
+    def list(self, name: str | None = None) -> list[DatasetVersion]:
+        """Every version of ``name``, or the latest version of every dataset."""
+        with self._db.read() as conn:
+            query = self._select(conn)
+            if name is not None:
+                check_name("dataset", name)
+                query = query.where(datasets.c.name == name).order_by(dataset_versions.c.version)
+                rows = conn.execute(query).all()
+                if not rows:
+                    raise NotFoundError(self._missing(conn, name, name))
+                return [_version(r) for r in rows]
+            latest = (
+                sa.select(sa.func.max(dataset_versions.c.id))
+                .group_by(dataset_versions.c.dataset_id)
+                .scalar_subquery()
+            )
+            query = query.where(dataset_versions.c.id.in_(latest)).order_by(datasets.c.name)
+            return [_version(r) for r in conn.execute(query)]
+
+    def load(self, version: DatasetVersion) -> pa.Table:
+        return io.from_parquet(self._store.get(version.artifact))
+
+    # -- contracts -----------------------------------------------------------------
+
+    def contract(self, version: DatasetVersion) -> tuple[Contract, int]:
+        """The current contract of a version and its revision number."""
+        with self._db.read() as conn:
+            row = conn.execute(
+                sa.select(contracts.c.body, contracts.c.revision)
+                .where(contracts.c.dataset_version_id == version.id)
+                .order_by(contracts.c.revision.desc())
+                .limit(1)
+            ).one()
+        return Contract.from_dict(row.body), int(row.revision)
+
+    def contract_id(self, conn: Connection, version: DatasetVersion) -> int:
+        return int(
+            conn.execute(
+                sa.select(contracts.c.id)
+                .where(contracts.c.dataset_version_id == version.id)
+                .order_by(contracts.c.revision.desc())
+                .limit(1)
+            ).scalar_one()
+        )
+
+    def attach_contract(
+        self, version: DatasetVersion, contract: Contract, *, note: str = ""
+    ) -> int:
+        """Make ``contract`` the current one of ``version``; returns the new revision."""
+        with self._db.write() as conn:
+            current = conn.execute(
+                sa.select(contracts.c.body, contracts.c.revision)
+                .where(contracts.c.dataset_version_id == version.id)
+                .order_by(contracts.c.revision.desc())
+                .limit(1)
+            ).one()
+            body = contract.to_dict()
+            if body == current.body:
+                return int(current.revision)
+            revision = int(current.revision) + 1
+            conn.execute(
+                contracts.insert().values(
+                    dataset_version_id=version.id,
+                    revision=revision,
+                    body=body,
+                    note=note or "edited",
+                    created_by=self._actor,
+                    created_at=audit.now(),
+                )
+            )
+            audit.record(
+                conn,
+                actor=self._actor,
+                action="contract.edit",
+                entity_type="dataset",
+                entity=version.ref,
+                before={"revision": current.revision, "contract": current.body},
+                after={"revision": revision, "contract": body, "note": note},
+            )
+        return revision
+
+    # -- helpers -------------------------------------------------------------------
+
+    @staticmethod
+    def _select(_conn: Connection) -> sa.Select[Any]:
+        return sa.select(dataset_versions, datasets.c.name).join(datasets)
+
+    def _find_by_hash(self, conn: Connection, name: str, digest: str) -> DatasetVersion | None:
+        row = conn.execute(
+            self._select(conn).where(
+                datasets.c.name == name, dataset_versions.c.content_hash == digest
+            )
+        ).first()
+        return None if row is None else _version(row)
+
+    @staticmethod
+    def _missing(conn: Connection, name: str, ref: str) -> str:
+        known = conn.execute(sa.select(datasets.c.name).order_by(datasets.c.name)).scalars().all()
+        if name not in known:
+            hint = f"known datasets: {', '.join(known)}" if known else "the workspace has none yet"
+            return f"no dataset {name!r} ({hint}); add one with: setpoint data add {name} FILE"
+        versions = (
+            conn.execute(
+                sa.select(dataset_versions.c.version)
+                .join(datasets)
+                .where(datasets.c.name == name)
+                .order_by(dataset_versions.c.version)
+            )
+            .scalars()
+            .all()
+        )
+        return f"no version {ref!r}; {name} has versions {', '.join(map(str, versions))}"
+
+
+def _version(row: Row[Any]) -> DatasetVersion:
+    return DatasetVersion(
+        id=row.id,
+        name=row.name,
+        version=row.version,
+        content_hash=row.content_hash,
+        artifact=row.artifact,
+        row_count=row.row_count,
+        columns=row.columns,
+        profile=Profile.from_dict(row.profile),
+        owner=row.owner,
+        description=row.description,
+        tags=row.tags,
+        pii_columns=row.pii_columns,
+        source=row.source,
+        created_at=audit.as_utc(row.created_at),
+    )
+
+
+def _mask_pii(profile: dict[str, Any], pii: list[str]) -> dict[str, Any]:
+    for column in profile.get("columns", []):
+        if column.get("name") in pii:
+            for key in _PII_HIDDEN:
+                if key in column:
+                    column[key] = None
+    return profile

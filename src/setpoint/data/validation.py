@@ -1,0 +1,183 @@
+"""What a contract found in a batch: every violation, and which rows survive.
+
+A report is an Arrow table of violations (``row``, ``column``, ``rule``, ``value``)
+plus the batch size. Batch-level violations (a required column missing, a column
+the contract rejects) have no row: they make every row invalid. The report can
+split a batch into the accepted rows and the rejected rows, the latter with their
+original row numbers and reasons, which is what the quarantine keeps.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+RULES = (
+    "missing_column",
+    "unknown_column",
+    "type",
+    "not_null",
+    "not_finite",
+    "min",
+    "max",
+    "category",
+)
+
+VIOLATION_SCHEMA = pa.schema(
+    [
+        pa.field("row", pa.int64()),  # null: the whole batch
+        pa.field("column", pa.string(), nullable=False),
+        pa.field("rule", pa.string(), nullable=False),
+        pa.field("value", pa.string()),  # the offending value as text, if any
+    ]
+)
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    n_rows: int
+    violations: pa.Table  # VIOLATION_SCHEMA, sorted by row
+    keep_columns: tuple[str, ...] = field(default=())  # columns of accepted rows
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.violations.num_rows == 0)
+
+    @property
+    def n_violations(self) -> int:
+        return int(self.violations.num_rows)
+
+    @cached_property
+    def invalid_rows(self) -> np.ndarray:
+        """Sorted row numbers that broke at least one rule."""
+        rows = self.violations.column("row")
+        if rows.null_count:
+            return np.arange(self.n_rows, dtype=np.int64)
+        return np.unique(rows.to_numpy())
+
+    def _invalid_mask(self) -> np.ndarray:
+        mask = np.zeros(self.n_rows, dtype=bool)
+        mask[self.invalid_rows] = True
+        return mask
+
+    def accepted(self, batch: pa.Table) -> pa.Table:
+        """The rows of ``batch`` that broke no rule, with the columns the contract keeps."""
+        table = batch.select(list(self.keep_columns))
+        if self.ok:
+            return table
+        return table.filter(pa.array(~self._invalid_mask()))
+
+    def rejected(self, batch: pa.Table) -> pa.Table:
+        """The invalid rows of ``batch`` with ``_row`` (their position in the batch) and
+        ``_reasons`` (a JSON list of {column, rule, value})."""
+        rows = self.invalid_rows
+        reasons = self._reasons(rows)
+        return (
+            batch.take(pa.array(rows))
+            .append_column("_row", pa.array(rows, pa.int64()))
+            .append_column("_reasons", pa.array(reasons, pa.string()))
+        )
+
+    def _reasons(self, rows: np.ndarray) -> list[str]:
+        per_row = self.violations.filter(pc.is_valid(self.violations.column("row")))
+        whole = self.violations.filter(pc.is_null(self.violations.column("row")))
+        shared = [_reason(v) for v in whole.to_pylist()]
+        grouped: dict[int, list[dict[str, Any]]] = {}
+        for v in per_row.to_pylist():
+            grouped.setdefault(v["row"], []).append(_reason(v))
+        return [json.dumps(shared + grouped.get(int(r), [])) for r in rows]
+
+    def summary(self) -> list[dict[str, Any]]:
+        """Counts per (column, rule) with one example value, most frequent first."""
+        if self.ok:
+            return []
+        grouped = (
+            self.violations.group_by(["column", "rule"], use_threads=False)
+            .aggregate([([], "count_all"), ("value", "first")])
+            .sort_by([("count_all", "descending"), ("column", "ascending")])
+        )
+        return [
+            {
+                "column": g["column"],
+                "rule": g["rule"],
+                "count": g["count_all"],
+                "example": g["value_first"],
+            }
+            for g in grouped.to_pylist()
+        ]
+
+    def to_details(self, *, limit: int | None = 100) -> list[dict[str, Any]]:
+        """The first ``limit`` violations (all when None), as dicts."""
+        table = self.violations if limit is None else self.violations.slice(0, limit)
+        details: list[dict[str, Any]] = table.to_pylist()
+        return details
+
+
+def _reason(violation: dict[str, Any]) -> dict[str, Any]:
+    return {"column": violation["column"], "rule": violation["rule"], "value": violation["value"]}
+
+
+class ViolationBuilder:
+    """Collects violations column by column, then assembles one sorted table."""
+
+    def __init__(self) -> None:
+        self._parts: list[pa.Table] = []
+
+    def batch(self, column: str, rule: str) -> None:
+        self._parts.append(
+            pa.table(
+                {
+                    "row": pa.nulls(1, pa.int64()),
+                    "column": [column],
+                    "rule": [rule],
+                    "value": pa.nulls(1, pa.string()),
+                },
+                schema=VIOLATION_SCHEMA,
+            )
+        )
+
+    def rows(
+        self, column: str, rule: str, mask: pa.ChunkedArray | pa.Array, values: pa.ChunkedArray
+    ) -> None:
+        """Record ``rule`` broken by ``column`` wherever ``mask`` is true."""
+        if isinstance(mask, pa.ChunkedArray):
+            mask = mask.combine_chunks()
+        if not pc.any(mask).as_py():
+            return
+        rows = pc.indices_nonzero(mask.fill_null(False))
+        n = len(rows)
+        self._parts.append(
+            pa.table(
+                {
+                    "row": rows.cast(pa.int64()),
+                    "column": pa.repeat(pa.scalar(column), n) if n else pa.array([], pa.string()),
+                    "rule": pa.repeat(pa.scalar(rule), n) if n else pa.array([], pa.string()),
+                    "value": _as_text(values.take(rows)),
+                },
+                schema=VIOLATION_SCHEMA,
+            )
+        )
+
+    def report(self, n_rows: int, keep_columns: list[str]) -> ValidationReport:
+        if not self._parts:
+            violations = VIOLATION_SCHEMA.empty_table()
+        else:
+            violations = pa.concat_tables(self._parts)
+            order = pc.array_sort_indices(violations.column("row"), null_placement="at_start")
+            violations = violations.take(order)
+        return ValidationReport(n_rows, violations.combine_chunks(), tuple(keep_columns))
+
+
+def _as_text(values: pa.ChunkedArray | pa.Array) -> pa.Array:
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    try:
+        return pc.cast(values, pa.string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return pa.array([None if v is None else repr(v) for v in values.to_pylist()], pa.string())

@@ -1,0 +1,1 @@
+"""The demo: generated lending data and the walk-through `setpoint demo` runs."""

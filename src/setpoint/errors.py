@@ -1,0 +1,128 @@
+"""The one error hierarchy.
+
+Every error a user can cause or meet is a :class:`SetpointError`. It carries a
+message meant for a person (what went wrong and how to fix it), a stable
+machine-readable ``code``, the HTTP status an API edge answers with, and the exit
+code the CLI ends with. Errors are translated only at the edges: one handler in the
+CLI entry point and one in the HTTP app; everywhere else they are raised and left
+alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class SetpointError(Exception):
+    """Base class of every error setpoint raises on purpose."""
+
+    code: ClassVar[str] = "setpoint_error"
+    http_status: ClassVar[int] = 400
+    exit_code: ClassVar[int] = 1
+
+    def __init__(self, message: str, *, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def to_dict(self) -> dict[str, Any]:
+        """The one JSON error shape: ``{"error": {"code", "message", "details"}}``."""
+        return {"error": {"code": self.code, "message": self.message, "details": self.details}}
+
+
+class ConfigError(SetpointError):
+    """A setting is missing, malformed or contradicts another."""
+
+    code = "config_error"
+    http_status = 500
+    exit_code = 2
+
+
+class UsageError(SetpointError):
+    """The caller asked for something that cannot be done as asked."""
+
+    code = "usage_error"
+    exit_code = 2
+
+
+class NotFoundError(SetpointError):
+    """A named thing (workspace, dataset, model, version, alias) does not exist."""
+
+    code = "not_found"
+    http_status = 404
+    exit_code = 3
+
+
+class ConflictError(SetpointError):
+    """The request clashes with the current state (e.g. a name already taken)."""
+
+    code = "conflict"
+    http_status = 409
+    exit_code = 4
+
+
+class InvalidDataError(SetpointError):
+    """Data could not be read or does not have the shape a step needs."""
+
+    code = "invalid_data"
+    http_status = 422
+    exit_code = 5
+
+
+class ContractViolationError(InvalidDataError):
+    """A batch broke its contract; ``details`` lists every violation."""
+
+    code = "contract_violation"
+
+
+class InvalidSpecError(SetpointError):
+    """A training spec or contract file is not valid."""
+
+    code = "invalid_spec"
+    http_status = 422
+    exit_code = 2
+
+
+class ModelInputError(InvalidDataError):
+    """A model was asked to predict on input it cannot take."""
+
+    code = "invalid_model_input"
+
+
+class TrainingError(SetpointError):
+    """Fitting or evaluating a model failed."""
+
+    code = "training_failed"
+    http_status = 500
+    exit_code = 6
+
+
+class ArtifactCorruptedError(SetpointError):
+    """A stored artifact does not match its content hash: it was changed or damaged."""
+
+    code = "artifact_corrupted"
+    http_status = 500
+    exit_code = 7
+
+
+class StoreError(SetpointError):
+    """The metadata store cannot be reached, or its schema is not one this version reads."""
+
+    code = "store_error"
+    http_status = 503
+    exit_code = 8
+
+
+class DependencyMissingError(SetpointError):
+    """An optional dependency (an extra) is needed but not installed."""
+
+    code = "dependency_missing"
+    http_status = 500
+    exit_code = 2
+
+    @classmethod
+    def for_extra(cls, package: str, extra: str) -> DependencyMissingError:
+        return cls(
+            f"{package} is not installed; install it with: pip install 'setpoint[{extra}]'",
+            details={"package": package, "extra": extra},
+        )

@@ -1,0 +1,1 @@
+"""Where everything setpoint knows is kept: the metadata database and the artifact store."""

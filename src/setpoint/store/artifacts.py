@@ -1,0 +1,96 @@
+"""Content-addressed artifact storage.
+
+A file is stored under the sha256 of its bytes (``sha256/ab/abcdef…``), through
+fsspec so that the same code writes to a local folder or an object-store URI. Content
+is never rewritten in place: storing the same bytes twice keeps one file. Every read
+checks the bytes against their address, so a damaged or tampered file is refused
+with :class:`ArtifactCorruptedError` and never turns into a wrong model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+from setpoint.errors import ArtifactCorruptedError, ConfigError
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class ArtifactStore:
+    """Bytes in, a sha256 address out; the address back, the same bytes or an error."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        try:
+            self._fs, self._root = fsspec.core.url_to_fs(uri)
+        except (ValueError, ImportError) as exc:
+            raise ConfigError(f"cannot open artifact store {uri!r}: {exc}") from None
+        self._local = isinstance(self._fs, LocalFileSystem)
+
+    def path(self, digest: str) -> str:
+        return f"{self._root.rstrip('/')}/sha256/{digest[:2]}/{digest}"
+
+    def put(self, data: bytes) -> str:
+        """Store ``data`` and return its sha256; durable when this returns."""
+        digest = sha256(data)
+        target = self.path(digest)
+        if self._fs.exists(target):
+            return digest
+        if self._local:
+            _write_durably(Path(target), data)
+        else:
+            self._fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+            self._fs.pipe_file(target, data)
+        return digest
+
+    def get(self, digest: str) -> bytes:
+        """The bytes stored under ``digest``, verified against it."""
+        target = self.path(digest)
+        try:
+            data: bytes = self._fs.cat_file(target)
+        except FileNotFoundError:
+            raise ArtifactCorruptedError(
+                f"artifact {digest} is missing from {self.uri} (expected at {target}); "
+                "restore the artifact store from a backup or register the object again",
+                details={"artifact": digest, "path": target},
+            ) from None
+        actual = sha256(data)
+        if actual != digest:
+            raise ArtifactCorruptedError(
+                f"artifact {digest} at {target} does not match its hash (found {actual}): "
+                "the file was changed or damaged after it was stored, so it is refused; "
+                "restore it from a backup or register the object again",
+                details={"artifact": digest, "path": target, "actual": actual},
+            )
+        return data
+
+    def exists(self, digest: str) -> bool:
+        return bool(self._fs.exists(self.path(digest)))
+
+
+def _write_durably(target: Path, data: bytes) -> None:
+    """Write to a temporary file, fsync it, then rename it into place (atomic)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

@@ -1,0 +1,156 @@
+"""The tables of the metadata store (SQLAlchemy Core).
+
+This module is the target the Alembic migrations must reach; a test compares the two.
+Timestamps are UTC. Bulk content (datasets, models, quarantined rows) lives in the
+artifact stores; these tables hold what points at it.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _when() -> sa.Column[object]:
+    return sa.Column("created_at", sa.DateTime(timezone=True), nullable=False)
+
+
+audit_events = sa.Table(
+    "audit_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("action", sa.String(100), nullable=False),
+    sa.Column("entity_type", sa.String(50), nullable=False),
+    sa.Column("entity", sa.String(300), nullable=False),
+    sa.Column("before", sa.JSON),
+    sa.Column("after", sa.JSON),
+    sa.Index(None, "entity_type", "entity"),
+)
+
+datasets = sa.Table(
+    "datasets",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(100), nullable=False, unique=True),
+    _when(),
+)
+
+dataset_versions = sa.Table(
+    "dataset_versions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("dataset_id", sa.ForeignKey("datasets.id"), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("artifact", sa.String(64), nullable=False),
+    sa.Column("row_count", sa.Integer, nullable=False),
+    sa.Column("columns", sa.JSON, nullable=False),
+    sa.Column("profile", sa.JSON, nullable=False),
+    sa.Column("owner", sa.String(200), nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("tags", sa.JSON, nullable=False),
+    sa.Column("pii_columns", sa.JSON, nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    _when(),
+    sa.UniqueConstraint("dataset_id", "version"),
+    sa.UniqueConstraint("dataset_id", "content_hash"),
+)
+
+contracts = sa.Table(
+    "contracts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("dataset_version_id", sa.ForeignKey("dataset_versions.id"), nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("body", sa.JSON, nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    _when(),
+    sa.UniqueConstraint("dataset_version_id", "revision"),
+)
+
+quarantine_batches = sa.Table(
+    "quarantine_batches",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("contract_id", sa.ForeignKey("contracts.id"), nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("n_rows", sa.Integer, nullable=False),
+    sa.Column("n_rejected", sa.Integer, nullable=False),
+    sa.Column("artifact", sa.String(64), nullable=False),
+    sa.Column("summary", sa.JSON, nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    _when(),
+)
+
+models = sa.Table(
+    "models",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(100), nullable=False, unique=True),
+    sa.Column("description", sa.Text, nullable=False),
+    _when(),
+)
+
+model_versions = sa.Table(
+    "model_versions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model_id", sa.ForeignKey("models.id"), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("flavor", sa.String(50), nullable=False),
+    sa.Column("task", sa.String(50), nullable=False),
+    sa.Column("artifacts", sa.JSON, nullable=False),
+    sa.Column("flavor_metadata", sa.JSON, nullable=False),
+    sa.Column("contract", sa.JSON),
+    sa.Column("spec", sa.JSON),
+    sa.Column("evaluation", sa.JSON, nullable=False),
+    sa.Column("lineage", sa.JSON, nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    _when(),
+    sa.UniqueConstraint("model_id", "version"),
+)
+
+model_version_datasets = sa.Table(
+    "model_version_datasets",
+    metadata,
+    sa.Column("model_version_id", sa.ForeignKey("model_versions.id"), primary_key=True),
+    sa.Column("dataset_version_id", sa.ForeignKey("dataset_versions.id"), primary_key=True),
+    sa.Column("role", sa.String(50), primary_key=True),
+    sa.Index(None, "dataset_version_id"),
+)
+
+aliases = sa.Table(
+    "aliases",
+    metadata,
+    sa.Column("model_id", sa.ForeignKey("models.id"), primary_key=True),
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("model_version_id", sa.ForeignKey("model_versions.id"), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_by", sa.String(200), nullable=False),
+)
+
+alias_history = sa.Table(
+    "alias_history",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model_id", sa.ForeignKey("models.id"), nullable=False),
+    sa.Column("alias", sa.String(100), nullable=False),
+    sa.Column("action", sa.String(20), nullable=False),
+    sa.Column("from_version_id", sa.ForeignKey("model_versions.id")),
+    sa.Column("to_version_id", sa.ForeignKey("model_versions.id")),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Index(None, "model_id", "alias"),
+)

@@ -1,0 +1,421 @@
+"""A workspace: one folder (or URI) plus one metadata database, and the verbs on them.
+
+Everything setpoint knows lives in those two places, so any number of processes can
+share a workspace. :class:`Workspace` is the Python API's front door; the CLI is a thin
+layer over it.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+
+from setpoint import __version__
+from setpoint.data import io
+from setpoint.data._batch import to_table
+from setpoint.data.catalog import DatasetCatalog, DatasetVersion
+from setpoint.data.contract import Contract
+from setpoint.data.quarantine import Quarantine, QuarantineBatch
+from setpoint.data.validation import ValidationReport
+from setpoint.errors import ContractViolationError, NotFoundError, UsageError
+from setpoint.models import flavors
+from setpoint.models.evaluation import evaluate
+from setpoint.models.predictor import Predictor
+from setpoint.models.registry import CHAMPION, AliasMove, ModelRegistry, ModelVersion
+from setpoint.models.spec import TrainSpec
+from setpoint.models.training import fit
+from setpoint.settings import SETTINGS_FILE, Settings
+from setpoint.store import audit
+from setpoint.store.artifacts import ArtifactStore
+from setpoint.store.db import Database, sqlite_url
+
+Mode = Literal["reject", "quarantine", "warn"]
+Progress = Callable[[str, float], None]
+
+_SETTINGS_HEADER = """\
+# setpoint workspace settings. Every setting is listed in docs/settings.md;
+# `setpoint settings` shows the value in force and where it came from.
+# Environment variables SETPOINT_<NAME> and command-line flags take precedence.
+[setpoint]
+"""
+
+
+@dataclass(frozen=True)
+class ValidationOutcome:
+    """What :meth:`Workspace.validate` made of a batch."""
+
+    mode: Mode
+    report: ValidationReport
+    accepted: pa.Table
+    quarantine: QuarantineBatch | None
+
+    def to_dict(self, *, limit: int = 100) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "ok": self.report.ok,
+            "n_rows": self.report.n_rows,
+            "n_accepted": self.accepted.num_rows,
+            "n_violations": self.report.n_violations,
+            "summary": self.report.summary(),
+            "violations": self.report.to_details(limit=limit),
+            "quarantine": self.quarantine.to_dict() if self.quarantine else None,
+        }
+
+
+class Workspace:
+    """Datasets, contracts, models and their history, in one folder and one database."""
+
+    def __init__(self, root: Path, settings: Settings) -> None:
+        self.root = root
+        self.settings = settings
+        self.db = Database(
+            settings.database_url or sqlite_url(root / "setpoint.db"),
+            busy_timeout=settings.sqlite_busy_timeout,
+        )
+        self.db.migrate()
+        self.actor: str = settings.actor
+        self.artifacts = ArtifactStore(settings.artifacts_uri or str(root / "artifacts"))
+        self.data_store = ArtifactStore(settings.data_uri or str(root / "data"))
+        self.datasets = DatasetCatalog(
+            self.db,
+            self.data_store,
+            actor=self.actor,
+            range_tolerance=settings.range_tolerance,
+            max_categories=settings.max_categories,
+            unknown_columns=settings.unknown_columns,
+        )
+        self.quarantine = Quarantine(self.db, self.data_store, actor=self.actor)
+        self.registry = ModelRegistry(self.db, self.artifacts, actor=self.actor)
+
+    # -- opening -------------------------------------------------------------------
+
+    @classmethod
+    def init(cls, path: str | Path = ".", **settings: Any) -> Workspace:
+        """Create a workspace at ``path`` (or open the one already there).
+
+        ``settings`` given here (e.g. ``database_url``) are written to its
+        ``setpoint.toml`` so that every later open uses them.
+        """
+        root = Path(path).expanduser().resolve()
+        if root.exists() and not root.is_dir():
+            raise UsageError(f"{root} exists and is not a folder")
+        root.mkdir(parents=True, exist_ok=True)
+        settings_file = root / SETTINGS_FILE
+        created = not settings_file.exists()
+        if created:
+            lines = [_SETTINGS_HEADER]
+            lines += [f"{k} = {_toml_value(v)}\n" for k, v in settings.items() if v is not None]
+            settings_file.write_text("".join(lines), encoding="utf-8")
+        for folder in ("artifacts", "data"):
+            (root / folder).mkdir(exist_ok=True)
+        workspace = cls(root, Settings.resolve(root, settings))
+        if created:
+            with workspace.db.write() as conn:
+                audit.record(
+                    conn,
+                    actor=workspace.actor,
+                    action="workspace.init",
+                    entity_type="workspace",
+                    entity=str(root),
+                    after={"database": workspace.db.safe_url, "setpoint": __version__},
+                )
+        return workspace
+
+    @classmethod
+    def open(cls, path: str | Path | None = None, **settings: Any) -> Workspace:
+        """Open the workspace at ``path``, ``$SETPOINT_WORKSPACE`` or the nearest folder
+        at or above the current one holding a ``setpoint.toml``."""
+        root = find_root(path)
+        return cls(root, Settings.resolve(root, settings))
+
+    def close(self) -> None:
+        self.db.dispose()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- data ----------------------------------------------------------------------
+
+    def add_dataset(
+        self,
+        name: str,
+        data: Any,
+        *,
+        description: str = "",
+        owner: str | None = None,
+        tags: dict[str, str] | None = None,
+        pii_columns: list[str] | None = None,
+        source: str = "",
+    ) -> DatasetVersion:
+        """Register ``data`` (a DataFrame, an Arrow table, or a path to CSV/Parquet)."""
+        if isinstance(data, str | Path):
+            path = Path(data)
+            data = io.read_file(path)
+            source = source or str(path.resolve())
+        return self.datasets.add(
+            name,
+            data,
+            description=description,
+            owner=owner,
+            tags=tags,
+            pii_columns=pii_columns,
+            source=source,
+        )
+
+    def dataset(self, ref: str) -> DatasetVersion:
+        return self.datasets.get(ref)
+
+    def load_dataset(self, ref: str) -> pa.Table:
+        return self.datasets.load(self.datasets.get(ref))
+
+    def contract(self, ref: str) -> Contract:
+        return self.datasets.contract(self.datasets.get(ref))[0]
+
+    def attach_contract(self, ref: str, contract: Contract | str, *, note: str = "") -> int:
+        """Make ``contract`` (a Contract or its YAML text) current for a dataset version."""
+        if isinstance(contract, str):
+            contract = Contract.from_yaml(contract)
+        return self.datasets.attach_contract(self.datasets.get(ref), contract, note=note)
+
+    def validate(
+        self,
+        ref: str,
+        batch: Any,
+        *,
+        mode: Mode | None = None,
+        source: str = "",
+    ) -> ValidationOutcome:
+        """Check ``batch`` against the contract of dataset ``ref``.
+
+        ``reject`` raises :class:`ContractViolationError` listing the violations when
+        there is any; ``quarantine`` keeps the invalid rows with their reasons and
+        returns the valid ones; ``warn`` returns every row with the report.
+        """
+        mode = mode or self.settings.validation_mode
+        if mode not in ("reject", "quarantine", "warn"):
+            raise UsageError(f"validation mode {mode!r}: use reject, quarantine or warn")
+        if isinstance(batch, str | Path):
+            path = Path(batch)
+            batch = io.read_file(path)
+            source = source or str(path.resolve())
+        table = to_table(batch)
+        version = self.datasets.get(ref)
+        contract, revision = self.datasets.contract(version)
+        report = contract.validate(table)
+        if report.ok:
+            return ValidationOutcome(mode, report, report.accepted(table), None)
+        if mode == "reject":
+            raise ContractViolationError(
+                f"{report.n_violations} contract violation(s) in {report.invalid_rows.size} "
+                f"of {report.n_rows} row(s) against {version.ref} (contract revision "
+                f"{revision}); fix the data, edit the contract, or validate with "
+                "mode 'quarantine' to keep the valid rows",
+                details={
+                    "summary": report.summary(),
+                    "violations": report.to_details(limit=100),
+                },
+            )
+        kept = None
+        if mode == "quarantine":
+            with self.db.write() as conn:
+                kept = self.quarantine.keep(
+                    conn,
+                    contract_id=self.datasets.contract_id(conn, version),
+                    dataset=version.ref,
+                    report=report,
+                    batch=table,
+                    source=source,
+                )
+            return ValidationOutcome(mode, report, report.accepted(table), kept)
+        return ValidationOutcome(mode, report, table, None)
+
+    # -- models ----------------------------------------------------------------------
+
+    def train(
+        self, spec: TrainSpec | str | Path | dict[str, Any], *, progress: Progress | None = None
+    ) -> ModelVersion:
+        """Fit a model from a spec (a TrainSpec, a dict, YAML text or a YAML file) and
+        register it with its evaluation and lineage."""
+        spec = _load_spec(spec)
+        version = self.datasets.get(spec.dataset)
+        table = self.datasets.load(version)
+        result = fit(spec, table, progress=progress)
+        predictor = flavors.from_object(
+            result.estimator,
+            features=result.features,
+            task=result.task,
+            kinds=result.kinds,
+            categories=result.categories,
+        )
+        contract = self.datasets.contract(version)[0].restrict(result.features)
+        lineage = {
+            "datasets": [{"ref": version.ref, "id": version.id, "role": "train"}],
+            "spec": result.spec,
+            "git": result.git,
+            "packages": result.packages,
+            "setpoint": __version__,
+            "host": platform.node(),
+            "train_seconds": result.train_seconds,
+            "cpu_seconds": result.cpu_seconds,
+        }
+        evaluation = {
+            "metrics": result.metrics,
+            "segments": result.segments,
+            "gap": result.gap,
+            "n_train": result.n_train,
+            "n_validation": result.n_validation,
+        }
+        return self.registry.register(
+            spec.model,
+            predictor,
+            contract=contract.to_dict(),
+            evaluation=evaluation,
+            lineage=lineage,
+            datasets_used=[(version, "train")],
+            spec=result.spec,
+            description=spec.description or "",
+        )
+
+    def register_model(
+        self,
+        name: str,
+        model: Any,
+        *,
+        reference: Any,
+        target: str | None = None,
+        features: list[str] | None = None,
+        task: Literal["classification", "regression"] | None = None,
+        description: str = "",
+    ) -> ModelVersion:
+        """Register a model fitted elsewhere, with its reference data.
+
+        ``reference`` is a dataset ref (``loans@3``) or data (DataFrame, Arrow table,
+        path) registered as dataset ``<name>-reference``. Features default to every
+        reference column but ``target``. When ``target`` is given the model is
+        evaluated on the reference data (in-sample: say so when reading the figures).
+        """
+        if isinstance(reference, str) and "@" in reference and not Path(reference).exists():
+            version = self.datasets.get(reference)
+        else:
+            version = self.add_dataset(f"{name}-reference", reference, source="register_model")
+        table = self.datasets.load(version)
+        features = features or [c for c in table.column_names if c != target]
+        missing = [
+            c for c in [*features, *([target] if target else [])] if c not in table.column_names
+        ]
+        if missing:
+            raise UsageError(
+                f"column(s) {', '.join(missing)} are not in the reference data {version.ref}; "
+                f"its columns are {', '.join(table.column_names)}"
+            )
+        contract = self.datasets.contract(version)[0].restrict(features)
+        kinds = {name: rule.kind for name, rule in contract.columns.items()}
+        predictor = flavors.from_object(model, features=features, task=task, kinds=kinds)
+        evaluation: dict[str, Any] = {"metrics": {}}
+        if target is not None:
+            frame = table.select(features).to_pandas()
+            y = table.column(target).to_numpy(zero_copy_only=False)
+            evaluation = {
+                "metrics": {
+                    "reference": evaluate(
+                        y,
+                        predictor.predict(frame),
+                        predictor.predict_proba(frame),
+                        task=predictor.task,
+                        classes=predictor.classes,
+                    )
+                },
+                "note": "in-sample: measured on the reference data the model was given with",
+            }
+        return self.registry.register(
+            name,
+            predictor,
+            contract=contract.to_dict(),
+            evaluation=evaluation,
+            lineage={
+                "datasets": [{"ref": version.ref, "id": version.id, "role": "reference"}],
+                "registered_object": f"{type(model).__module__}.{type(model).__qualname__}",
+                "setpoint": __version__,
+            },
+            datasets_used=[(version, "reference")],
+            description=description,
+        )
+
+    def model(self, ref: str) -> ModelVersion:
+        return self.registry.get(ref)
+
+    def load_model(self, ref: str) -> Predictor:
+        """The predictor of ``NAME[@VERSION|@ALIAS]``, verified against its hashes."""
+        return self.registry.load(self.registry.get(ref))
+
+    def promote(self, name: str, version: int, alias: str = CHAMPION) -> AliasMove:
+        return self.registry.promote(name, version, alias)
+
+    def rollback(self, name: str, alias: str = CHAMPION) -> AliasMove:
+        return self.registry.rollback(name, alias)
+
+    def audit(
+        self,
+        *,
+        entity_type: str | None = None,
+        entity: str | None = None,
+        action: str | None = None,
+        limit: int | None = 100,
+    ) -> list[audit.AuditEvent]:
+        with self.db.read() as conn:
+            return audit.events(
+                conn, entity_type=entity_type, entity=entity, action=action, limit=limit
+            )
+
+
+def find_root(path: str | Path | None) -> Path:
+    if path is not None:
+        root = Path(path).expanduser().resolve()
+        if not (root / SETTINGS_FILE).is_file():
+            raise NotFoundError(
+                f"{root} is not a setpoint workspace (no {SETTINGS_FILE}); "
+                f"create one with: setpoint init {path}"
+            )
+        return root
+    env = os.environ.get("SETPOINT_WORKSPACE")
+    if env:
+        return find_root(env)
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / SETTINGS_FILE).is_file():
+            return folder
+    raise NotFoundError(
+        f"no setpoint workspace at {here} or above it; create one with: setpoint init, "
+        "or point at one with --workspace PATH or SETPOINT_WORKSPACE"
+    )
+
+
+def _load_spec(spec: TrainSpec | str | Path | dict[str, Any]) -> TrainSpec:
+    if isinstance(spec, TrainSpec):
+        return spec
+    if isinstance(spec, dict):
+        return TrainSpec.from_dict(spec)
+    if isinstance(spec, Path) or (isinstance(spec, str) and "\n" not in spec):
+        path = Path(spec)
+        if not path.is_file():
+            raise UsageError(f"{path}: no such spec file")
+        return TrainSpec.from_yaml(path.read_text(encoding="utf-8"))
+    return TrainSpec.from_yaml(spec)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'

@@ -1,0 +1,151 @@
+"""The ``setpoint`` command end to end (in-process), on every storage backend."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from setpoint.cli.main import app
+
+SPEC = """\
+model: risk
+dataset: loans@latest
+target: defaulted
+estimator:
+  class: sklearn.linear_model.LogisticRegression
+  params: {max_iter: 500}
+segments: [grade]
+seed: 1
+"""
+
+
+class Cli:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, code: int = 0) -> Any:
+        result = self.runner.invoke(app, ["-w", str(self.root), *args], catch_exceptions=False)
+        assert result.exit_code == code, result.output
+        return result
+
+    def json(self, *args: str, code: int = 0) -> Any:
+        return json.loads(self(*args, "--json", code=code).stdout)
+
+
+def loans(n: int = 300, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    income = rng.normal(50_000, 10_000, n).round()
+    grade = rng.choice(["A", "B", "C"], n)
+    risk = (grade == "C") * 1.5 - (income - 50_000) / 10_000 + rng.normal(0, 1, n)
+    return pd.DataFrame({"income": income, "grade": grade, "defaulted": (risk > 0.5).astype(int)})
+
+
+@pytest.fixture
+def cli(tmp_path: Path, database_url: str | None) -> Cli:
+    root = tmp_path / "ws"
+    args = ["init", str(root)] + (["--database-url", database_url] if database_url else [])
+    result = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return Cli(root)
+
+
+def test_the_whole_foundation_path(cli: Cli, tmp_path: Path) -> None:
+    data = tmp_path / "loans.csv"
+    loans().to_csv(data, index=False)
+
+    added = cli.json(
+        "data", "add", "loans", str(data), "--description", "loan book", "--tag", "team=risk"
+    )
+    assert (added["ref"], added["created"], added["row_count"]) == ("loans@1", True, 300)
+    assert cli.json("data", "add", "loans", str(data))["created"] is False
+    assert "Unchanged" in cli("data", "add", "loans", str(data)).stdout
+
+    listed = cli.json("data", "list")
+    assert [d["ref"] for d in listed] == ["loans@1"]
+    shown = cli.json("data", "show", "loans@1")
+    assert shown["contract"]["columns"]["grade"]["categories"] == ["A", "B", "C"]
+    assert {c["name"] for c in shown["profile"]["columns"]} == {"income", "grade", "defaulted"}
+    assert "Profile" in cli("data", "show", "loans").stdout
+
+    batch = tmp_path / "batch.csv"
+    pd.DataFrame({"income": [50_000.0, 1e9], "grade": ["A", "Q"], "defaulted": [0, 1]}).to_csv(
+        batch, index=False
+    )
+    rejected = cli.json("data", "validate", "loans", str(batch), code=5)
+    assert rejected["error"]["code"] == "contract_violation"
+    rules = {(v["row"], v["column"], v["rule"]) for v in rejected["error"]["details"]["violations"]}
+    assert rules == {(1, "income", "max"), (1, "grade", "category")}
+    kept = cli.json("data", "validate", "loans", str(batch), "--mode", "quarantine")
+    assert (kept["n_accepted"], kept["quarantine"]["n_rejected"]) == (1, 1)
+    assert cli.json("data", "quarantine", "list")[0]["id"] == kept["quarantine"]["id"]
+    out = tmp_path / "rejected.csv"
+    cli("data", "quarantine", "export", str(kept["quarantine"]["id"]), "-o", str(out))
+    exported = pd.read_csv(out)
+    assert exported["_row"].tolist() == [1]
+    assert "category" in exported["_reasons"][0]
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC, encoding="utf-8")
+    trained = cli.json("train", str(spec))
+    assert trained["ref"] == "risk@1"
+    assert trained["lineage"]["datasets"][0]["ref"] == "loans@1"
+    assert trained["evaluation"]["metrics"]["validation"]["roc_auc"] > 0.7
+    cli.json("train", str(spec), "--promote", "champion")
+
+    assert [m["ref"] for m in cli.json("models", "list")] == ["risk@2"]
+    assert cli.json("models", "show", "risk")["aliases"] == ["champion"]
+    assert cli.json("models", "promote", "risk", "1")["to_version"] == 1
+    moved = cli.json("models", "rollback", "risk")
+    assert (moved["from_version"], moved["to_version"]) == (1, 2)
+    assert "risk@2" in cli("models", "show", "risk@champion").stdout
+
+    actions = [e["action"] for e in cli.json("audit")]
+    assert actions[:3] == ["alias.rollback", "alias.promote", "alias.promote"]
+    assert {"workspace.init", "dataset.add", "quarantine.add", "model.register"} <= set(actions)
+    assert "alias.rollback" in cli("audit", "--entity", "risk@champion").stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["data", "show", "nothing"], 3, "no dataset 'nothing'"),
+        (["data", "add", "loans", "missing.csv"], 2, "no such file"),
+        (["models", "promote", "risk", "1"], 3, "no model 'risk'"),
+        (["train", "missing.yaml"], 2, "no such spec file"),
+        (["data", "add", "Bad Name!", "x.csv"], 2, "dataset name"),
+    ],
+)
+def test_mistakes_get_a_message_and_an_exit_code_not_a_traceback(
+    cli: Cli, args: list[str], code: int, message: str
+) -> None:
+    result = cli(*args, code=code)
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+    error = cli.json(*args, code=code)["error"]
+    assert message in error["message"]
+
+
+def test_no_workspace_is_a_clear_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["-w", str(tmp_path / "none"), "data", "list"])
+    assert result.exit_code == 3
+    assert "setpoint init" in result.stderr
+
+
+def test_settings_show_their_source(cli: Cli) -> None:
+    rows = {r["name"]: r for r in cli.json("--max-categories", "7", "settings")}
+    assert (rows["max_categories"]["value"], rows["max_categories"]["source"]) == (7, "flag")
+    assert rows["validation_mode"]["source"] == "default"
+
+
+def test_help_reads_well() -> None:
+    result = CliRunner().invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("init", "data", "train", "models", "audit", "demo"):
+        assert command in result.stdout

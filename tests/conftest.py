@@ -1,0 +1,76 @@
+"""Shared fixtures: a real workspace on every storage backend.
+
+Tests that take ``workspace`` (or ``database_url``) run once on SQLite and once on
+the real PostgreSQL server, each in a database of its own that is dropped afterwards.
+Without a reachable PostgreSQL the PostgreSQL runs skip with the reason, except when
+``SETPOINT_REQUIRE_POSTGRES=1`` (set by CI), where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+import sqlalchemy as sa
+
+if TYPE_CHECKING:
+    from setpoint.workspace import Workspace
+
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "SETPOINT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+REQUIRE_POSTGRES = os.environ.get("SETPOINT_REQUIRE_POSTGRES", "") not in ("", "0")
+_RUN = uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="session")
+def postgres_admin() -> Iterator[sa.Engine]:
+    engine = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("select 1"))
+    except Exception as exc:  # any failure to connect means "not available here"
+        engine.dispose()
+        reason = (
+            f"PostgreSQL is not reachable at {engine.url.render_as_string()}: {exc}. "
+            "Start it, or point SETPOINT_TEST_POSTGRES_URL at one."
+        )
+        if REQUIRE_POSTGRES:
+            pytest.fail(reason + " (SETPOINT_REQUIRE_POSTGRES is set, so this fails)")
+        pytest.skip(reason)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def postgres_url(postgres_admin: sa.Engine) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    name = f"setpoint_test_{_RUN}_{uuid.uuid4().hex[:8]}"
+    with postgres_admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    yield postgres_admin.url.set(database=name).render_as_string(hide_password=False)
+    with postgres_admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
+    """None for the default (SQLite in the workspace), or a PostgreSQL URL."""
+    if request.param == "sqlite":
+        return None
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, database_url: str | None) -> Iterator[Workspace]:
+    from setpoint.workspace import Workspace
+
+    ws = Workspace.init(tmp_path / "ws", database_url=database_url, actor="tester")
+    yield ws
+    ws.close()

@@ -1,0 +1,217 @@
+"""Datasets, contracts and the quarantine through the workspace, on every backend."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from setpoint.errors import ContractViolationError, NotFoundError, SetpointError, UsageError
+from setpoint.workspace import Workspace
+
+
+def loans(n: int = 50, shift: int = 0) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "age": [20 + (i + shift) % 50 for i in range(n)],
+            "income": [1000.0 + 10 * i for i in range(n)],
+            "grade": [("A", "B", "C")[i % 3] for i in range(n)],
+        }
+    )
+
+
+def test_same_content_twice_is_one_version(workspace: Workspace, tmp_path: Path) -> None:
+    path = tmp_path / "loans.csv"
+    loans().to_csv(path, index=False)
+    first = workspace.add_dataset("loans", path)
+    again = workspace.add_dataset("loans", path)
+    assert (first.version, first.created) == (1, True)
+    assert (again.id, again.version, again.created) == (first.id, 1, False)
+    assert len(workspace.datasets.list("loans")) == 1
+
+
+def test_changed_content_is_a_new_version(workspace: Workspace, tmp_path: Path) -> None:
+    path = tmp_path / "loans.csv"
+    loans().to_csv(path, index=False)
+    first = workspace.add_dataset("loans", path)
+    loans(shift=1).to_csv(path, index=False)
+    second = workspace.add_dataset("loans", path, description="fixed ages")
+    assert second.version == 2
+    assert second.content_hash != first.content_hash
+    assert workspace.dataset("loans").ref == "loans@2"
+    assert workspace.dataset("loans@latest").ref == "loans@2"
+    assert workspace.dataset("loans@1").content_hash == first.content_hash
+
+
+def test_a_dataframe_and_its_arrow_table_are_the_same_content(workspace: Workspace) -> None:
+    frame = loans()
+    first = workspace.add_dataset("loans", frame)
+    assert not workspace.add_dataset(
+        "loans", pa.Table.from_pandas(frame, preserve_index=False)
+    ).created
+    assert workspace.load_dataset(first.ref).to_pandas().equals(frame)
+
+
+def test_a_version_keeps_its_facts_and_profile(workspace: Workspace) -> None:
+    version = workspace.add_dataset(
+        "loans",
+        loans(),
+        description="Loan book",
+        owner="risk-team",
+        tags={"region": "eu"},
+        source="warehouse",
+    )
+    again = workspace.dataset(version.ref)
+    assert (again.owner, again.description, again.tags, again.source) == (
+        "risk-team",
+        "Loan book",
+        {"region": "eu"},
+        "warehouse",
+    )
+    assert again.row_count == 50
+    assert again.profile.column("income").mean == pytest.approx(1245.0)
+    assert [e.action for e in workspace.audit(entity=version.ref)] == ["dataset.add"]
+
+
+def test_pii_columns_keep_no_values_in_the_metadata(workspace: Workspace) -> None:
+    version = workspace.add_dataset("loans", loans(), pii_columns=["age"])
+    age = version.profile.column("age")
+    assert (age.min, age.max, age.mean, age.quantiles) == (None, None, None, None)
+    assert workspace.contract(version.ref).columns["age"].pii
+    assert workspace.contract(version.ref).columns["age"].min is None
+    with pytest.raises(UsageError, match="PII column"):
+        workspace.add_dataset("loans", loans(), pii_columns=["ssn"])
+
+
+def test_unknown_datasets_and_versions_say_what_exists(workspace: Workspace) -> None:
+    with pytest.raises(NotFoundError, match="the workspace has none yet"):
+        workspace.dataset("loans")
+    workspace.add_dataset("loans", loans())
+    with pytest.raises(NotFoundError, match="known datasets: loans"):
+        workspace.dataset("lons")
+    with pytest.raises(NotFoundError, match="loans has versions 1"):
+        workspace.dataset("loans@7")
+    with pytest.raises(UsageError):
+        workspace.dataset("loans@seven")
+
+
+def test_an_edited_contract_is_a_new_revision(workspace: Workspace) -> None:
+    version = workspace.add_dataset("loans", loans())
+    text = workspace.contract(version.ref).to_yaml().replace("- C\n", "- C\n    - D\n")
+    assert workspace.attach_contract(version.ref, text, note="grade D launched") == 2
+    assert workspace.attach_contract(version.ref, text) == 2  # unchanged: no new revision
+    assert workspace.contract(version.ref).columns["grade"].categories == ("A", "B", "C", "D")
+    assert [e.action for e in workspace.audit(entity=version.ref)] == [
+        "contract.edit",
+        "dataset.add",
+    ]
+
+
+def bad_batch() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "age": [30, 200, 40, None],
+            "income": [1200.0, 1300.0, -5.0, 1100.0],
+            "grade": ["A", "B", "Z", "C"],
+        }
+    )
+
+
+def test_reject_mode_lists_every_violation(workspace: Workspace) -> None:
+    version = workspace.add_dataset("loans", loans())
+    with pytest.raises(ContractViolationError) as caught:
+        workspace.validate(version.ref, bad_batch(), mode="reject")
+    violations = {(v["row"], v["column"], v["rule"]) for v in caught.value.details["violations"]}
+    assert violations == {
+        (1, "age", "max"),
+        (2, "income", "min"),
+        (2, "grade", "category"),
+        (3, "age", "not_null"),
+    }
+    assert workspace.quarantine.list() == []
+
+
+def test_quarantine_mode_keeps_every_rejected_row_with_its_reasons(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    version = workspace.add_dataset("loans", loans())
+    outcome = workspace.validate(version.ref, bad_batch(), mode="quarantine", source="batch-7")
+    assert outcome.accepted.to_pylist() == [{"age": 30, "income": 1200.0, "grade": "A"}]
+    kept = outcome.quarantine
+    assert kept is not None
+    assert (kept.n_rows, kept.n_rejected, kept.source) == (4, 3, "batch-7")
+    assert [b.id for b in workspace.quarantine.list("loans")] == [kept.id]
+    rows = workspace.quarantine.rows(kept.id).to_pylist()
+    assert [r["_row"] for r in rows] == [1, 2, 3]
+    reasons = {r["_row"]: {x["rule"] for x in json.loads(r["_reasons"])} for r in rows}
+    assert reasons == {1: {"max"}, 2: {"min", "category"}, 3: {"not_null"}}
+    assert rows[1]["grade"] == "Z"  # the row is kept as it came
+    assert workspace.audit(entity="loans@1")[0].action == "quarantine.add"
+
+
+def test_warn_mode_passes_every_row(workspace: Workspace) -> None:
+    version = workspace.add_dataset("loans", loans())
+    outcome = workspace.validate(version.ref, bad_batch(), mode="warn")
+    assert outcome.accepted.num_rows == 4
+    assert outcome.report.n_violations == 4
+
+
+def test_validate_reads_files(workspace: Workspace, tmp_path: Path) -> None:
+    version = workspace.add_dataset("loans", loans())
+    path = tmp_path / "batch.csv"
+    bad_batch().to_csv(path, index=False)
+    outcome = workspace.validate(version.ref, path, mode="quarantine")
+    assert outcome.quarantine is not None
+    assert outcome.quarantine.source == str(path.resolve())
+    with pytest.raises(UsageError, match="unsupported file type"):
+        workspace.validate(version.ref, tmp_path / "batch.xlsx")
+    with pytest.raises(UsageError, match="mode"):
+        workspace.validate(version.ref, path, mode="ignore")  # type: ignore[arg-type]
+
+
+cells = st.one_of(
+    st.none(),
+    st.integers(-1000, 1000),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(["A", "B", "Z", "", "12", "x"]),
+    st.booleans(),
+)
+
+
+@pytest.fixture(scope="module")
+def sqlite_workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    ws = Workspace.init(tmp_path_factory.mktemp("prop") / "ws", actor="tester")
+    ws.add_dataset("loans", loans())
+    return ws
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.fixed_dictionaries({"age": cells, "income": cells, "grade": cells}),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_every_row_is_accepted_or_quarantined_with_a_reason(
+    sqlite_workspace: Workspace, rows: list[dict[str, Any]]
+) -> None:
+    try:
+        outcome = sqlite_workspace.validate("loans@1", rows, mode="quarantine")
+    except SetpointError:
+        return  # refused whole, with our error: nothing was accepted, nothing lost
+    rejected = (
+        sqlite_workspace.quarantine.rows(outcome.quarantine.id) if outcome.quarantine else None
+    )
+    n_rejected = 0 if rejected is None else rejected.num_rows
+    assert outcome.accepted.num_rows + n_rejected == len(rows)
+    if rejected is not None:
+        assert all(json.loads(r) for r in rejected.column("_reasons").to_pylist())

@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from setpoint.data._batch import to_table
+from setpoint.data.contract import ColumnRule, Contract
+from setpoint.data.profile import profile_table
+from setpoint.errors import InvalidSpecError
+
+
+@pytest.fixture
+def contract() -> Contract:
+    reference = pa.table(
+        {
+            "age": [20, 40, 60, None],
+            "income": [1000.0, 2000.0, 3000.0, 4000.0],
+            "grade": ["A", "B", "C", "A"],
+            "owner": [True, False, True, False],
+            "signed": pa.array([0, 1, 2, 3], pa.timestamp("s")),
+        }
+    )
+    return Contract.infer(profile_table(reference), range_tolerance=0.1)
+
+
+def test_inference_reads_the_reference(contract: Contract) -> None:
+    assert contract.columns["age"] == ColumnRule("integer", nullable=True, min=16, max=64)
+    assert contract.columns["income"] == ColumnRule(
+        "numeric", nullable=False, min=700.0, max=4300.0
+    )
+    assert contract.columns["grade"].categories == ("A", "B", "C")
+    assert contract.columns["owner"].kind == "boolean"
+    assert contract.columns["signed"].kind == "datetime"
+    assert contract.unknown_columns == "reject"
+
+
+def test_yaml_round_trip_keeps_every_rule(contract: Contract) -> None:
+    text = contract.to_yaml()
+    assert text.startswith("# setpoint data contract")
+    assert Contract.from_yaml(text) == contract
+
+
+def test_a_person_can_edit_the_yaml(contract: Contract) -> None:
+    edited = contract.to_yaml().replace("- C\n", "- C\n    - D\n")
+    assert Contract.from_yaml(edited).columns["grade"].categories == ("A", "B", "C", "D")
+
+
+def test_a_file_with_many_errors_reports_every_error_in_one_go(contract: Contract) -> None:
+    batch = to_table(
+        [
+            {"age": 30, "income": 1500.0, "grade": "A", "owner": True, "signed": "2024-01-01"},
+            {"age": "old", "income": None, "grade": "Z", "owner": "maybe", "signed": "never"},
+            {"age": 99, "income": float("inf"), "grade": "B", "owner": False, "signed": None},
+            {"age": 2.5, "income": -5.0, "grade": None, "owner": 1, "signed": "2024-02-30"},
+        ]
+    )
+    report = contract.validate(batch)
+    found = {(v["row"], v["column"], v["rule"]) for v in report.to_details(limit=None)}
+    assert found == {
+        (1, "age", "type"),
+        (1, "income", "not_null"),
+        (1, "grade", "category"),
+        (1, "owner", "type"),
+        (1, "signed", "type"),
+        (2, "age", "max"),
+        (2, "income", "not_finite"),
+        (2, "signed", "not_null"),
+        (3, "age", "type"),
+        (3, "income", "min"),
+        (3, "grade", "not_null"),
+    }
+    assert report.invalid_rows.tolist() == [1, 2, 3]
+    by_rule = {(s["column"], s["rule"]): s for s in report.summary()}
+    assert by_rule[("age", "type")]["count"] == 2
+    assert by_rule[("grade", "category")]["example"] == "Z"
+
+
+def test_missing_and_unknown_columns_fail_the_whole_batch(contract: Contract) -> None:
+    batch = pa.table(
+        {"age": [30], "income": [1.0e3], "grade": ["A"], "owner": [True], "extra": [1]}
+    )
+    report = contract.validate(batch)
+    rules = {(v["column"], v["rule"], v["row"]) for v in report.to_details()}
+    assert rules == {("signed", "missing_column", None), ("extra", "unknown_column", None)}
+    assert report.accepted(batch).num_rows == 0
+
+
+def test_unknown_column_policies(contract: Contract) -> None:
+    row = {"age": 30, "income": 1.0e3, "grade": "A", "owner": True, "signed": "2024-01-01"}
+    batch = to_table([{**row, "extra": 1}])
+    dropping = Contract(contract.columns, "drop")
+    assert dropping.validate(batch).ok
+    assert "extra" not in dropping.validate(batch).accepted(batch).column_names
+    allowing = Contract(contract.columns, "allow")
+    assert "extra" in allowing.validate(batch).accepted(batch).column_names
+
+
+def test_optional_columns_may_be_absent(contract: Contract) -> None:
+    columns = dict(contract.columns)
+    columns["signed"] = ColumnRule("datetime", required=False)
+    batch = pa.table({"age": [30], "income": [1.0e3], "grade": ["A"], "owner": [True]})
+    assert Contract(columns).validate(batch).ok
+
+
+def test_text_that_holds_good_values_is_accepted(contract: Contract) -> None:
+    # What a CSV or JSON client sends: numbers and booleans as text.
+    batch = to_table(
+        {
+            "age": [" 30", "+41"],
+            "income": ["1.5e3", "2000"],
+            "grade": ["A", "C"],
+            "owner": ["true", "No"],
+            "signed": ["2024-01-01T10:00:00Z", "2024-01-01 10:00"],
+        }
+    )
+    assert contract.validate(batch).to_details() == []
+
+
+def test_pii_columns_keep_no_values(contract: Contract) -> None:
+    masked = contract.without_values(["grade", "income"])
+    assert masked.columns["grade"] == ColumnRule("categorical", nullable=False, pii=True)
+    assert masked.columns["income"].min is None
+    assert masked.columns["age"] == contract.columns["age"]
+
+
+def test_restrict_keeps_the_named_columns_in_order(contract: Contract) -> None:
+    assert list(contract.restrict(["grade", "age"]).columns) == ["grade", "age"]
+
+
+def test_invalid_yaml_lists_every_problem_by_path() -> None:
+    text = """
+unknown_columns: sometimes
+colour: blue
+columns:
+  age: {kind: integr, min: ten}
+  grade: {kind: categorical, categories: [], nullable: maybe}
+  income: {kind: numeric, min: 5, max: 1, frobnicate: 1}
+  name: just text
+"""
+    with pytest.raises(InvalidSpecError) as caught:
+        Contract.from_yaml(text)
+    problems = caught.value.details
+    assert any(p.startswith("unknown_columns:") for p in problems)
+    assert any(p.startswith("colour: unknown key") for p in problems)
+    assert any(p.startswith("columns.age.kind:") for p in problems)
+    assert any(p.startswith("columns.age.min:") for p in problems)
+    assert any(p.startswith("columns.grade.categories:") for p in problems)
+    assert any(p.startswith("columns.grade.nullable:") for p in problems)
+    assert any("min 5 is greater than max 1" in p for p in problems)
+    assert any(p.startswith("columns.income.frobnicate:") for p in problems)
+    assert any(p.startswith("columns.name:") for p in problems)
+    assert len(problems) == 9
+
+
+@pytest.mark.parametrize("text", ["columns: [", "- a list", ""])
+def test_text_that_is_not_a_contract(text: str) -> None:
+    with pytest.raises(InvalidSpecError):
+        Contract.from_yaml(text)
