@@ -19,19 +19,22 @@ import pyarrow.compute as pc
 import pyarrow.types as pat
 import yaml
 
-from setpoint.data.kinds import KINDS, Kind, is_text
+from setpoint.data.kinds import (
+    BOOLEAN_TEXT,
+    DATETIME_TEXT,
+    FLOAT_TEXT,
+    INTEGER_TEXT,
+    KINDS,
+    TRUE_TEXT,
+    Kind,
+    is_text,
+)
 from setpoint.data.profile import ColumnProfile, Profile
 from setpoint.data.validation import ValidationReport, ViolationBuilder
 from setpoint.errors import InvalidSpecError, UsageError
 
 UnknownColumns = Literal["reject", "drop", "allow"]
 UNKNOWN_POLICIES: tuple[str, ...] = get_args(UnknownColumns)
-
-_FLOAT = r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$"
-_INT = r"^\s*[+-]?\d+\s*$"
-_BOOL = r"(?i)^\s*(true|false|yes|no|t|f|y|n|0|1)\s*$"
-_TRUE = r"(?i)^\s*(true|yes|t|y|1)\s*$"
-_DATETIME = r"^\s*\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?\s*$"
 
 _ARROW_TYPE: dict[str, pa.DataType] = {
     "numeric": pa.float64(),
@@ -343,7 +346,7 @@ def _coerce(column: pa.ChunkedArray, kind: Kind) -> tuple[pa.ChunkedArray, pa.Ch
                 return values, fraction
             return values, None
         if is_text(type_):
-            good = pc.match_substring_regex(column, _INT if kind == "integer" else _FLOAT)
+            good = pc.match_substring_regex(column, INTEGER_TEXT if kind == "integer" else FLOAT_TEXT)
             bad = pc.and_kleene(pc.invert(good), pc.is_valid(column))
             kept = pc.if_else(good, pc.utf8_trim_whitespace(column), None)
             target = pa.int64() if kind == "integer" else pa.float64()
@@ -359,15 +362,15 @@ def _coerce(column: pa.ChunkedArray, kind: Kind) -> tuple[pa.ChunkedArray, pa.Ch
             bad = pc.invert(pc.is_in(column, value_set=pa.array([0, 1], type_)))
             return pc.equal(column, 1), pc.fill_null(bad, False)
         if is_text(type_):
-            good = pc.match_substring_regex(column, _BOOL)
+            good = pc.match_substring_regex(column, BOOLEAN_TEXT)
             bad = pc.and_kleene(pc.invert(good), pc.is_valid(column))
-            return pc.if_else(good, pc.match_substring_regex(column, _TRUE), None), bad
+            return pc.if_else(good, pc.match_substring_regex(column, TRUE_TEXT), None), bad
         return _all_bad(column, pa.bool_())
     if kind == "datetime":
         if pat.is_timestamp(type_) or pat.is_date(type_):
             return column, None
         if is_text(type_):
-            good = pc.match_substring_regex(column, _DATETIME)
+            good = pc.match_substring_regex(column, DATETIME_TEXT)
             bad = pc.and_kleene(pc.invert(good), pc.is_valid(column))
             return pc.if_else(good, column, None), bad
         return _all_bad(column, pa.timestamp("us"))

@@ -20,6 +20,18 @@ NUMBER_KINDS: frozenset[str] = frozenset({"numeric", "integer"})
 TEXT_KINDS: frozenset[str] = frozenset({"categorical", "string"})
 
 
+# How numbers, booleans and datetimes may be written as text (CSV files, JSON
+# clients). The contract and the model input conversion both read text this way, so
+# a value the contract accepts is a value the model can take.
+FLOAT_TEXT = r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$"
+INTEGER_TEXT = r"^\s*[+-]?\d+\s*$"
+BOOLEAN_TEXT = r"(?i)^\s*(true|false|yes|no|t|f|y|n|0|1)\s*$"
+TRUE_TEXT = r"(?i)^\s*(true|yes|t|y|1)\s*$"
+DATETIME_TEXT = (
+    r"^\s*\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?\s*$"
+)
+
+
 def is_text(type_: pa.DataType) -> bool:
     return bool(
         pat.is_string(type_)
