@@ -17,6 +17,7 @@ from typing import Any, Literal
 import pyarrow as pa
 
 from setpoint import __version__
+from setpoint._names import check_name
 from setpoint.data import io
 from setpoint.data._batch import to_table
 from setpoint.data.catalog import DatasetCatalog, DatasetVersion
@@ -157,6 +158,7 @@ class Workspace:
         source: str = "",
     ) -> DatasetVersion:
         """Register ``data`` (a DataFrame, an Arrow table, or a path to CSV/Parquet)."""
+        check_name("dataset", name)  # before reading a possibly large file
         if isinstance(data, str | Path):
             path = Path(data)
             data = io.read_file(path)
@@ -248,15 +250,10 @@ class Workspace:
         spec = _load_spec(spec)
         version = self.datasets.get(spec.dataset)
         table = self.datasets.load(version)
-        result = fit(spec, table, progress=progress)
-        predictor = flavors.from_object(
-            result.estimator,
-            features=result.features,
-            task=result.task,
-            kinds=result.kinds,
-            categories=result.categories,
-        )
-        contract = self.datasets.contract(version)[0].restrict(result.features)
+        contract = self.datasets.contract(version)[0]
+        kinds = {name: rule.kind for name, rule in contract.columns.items()}
+        result = fit(spec, table, kinds=kinds, progress=progress)
+        contract = contract.restrict(result.features)
         lineage = {
             "datasets": [{"ref": version.ref, "id": version.id, "role": "train"}],
             "spec": result.spec,
@@ -273,10 +270,12 @@ class Workspace:
             "gap": result.gap,
             "n_train": result.n_train,
             "n_validation": result.n_validation,
+            "dropped_rows": result.dropped_rows,
+            "notes": result.notes,
         }
         return self.registry.register(
             spec.model,
-            predictor,
+            result.predictor,
             contract=contract.to_dict(),
             evaluation=evaluation,
             lineage=lineage,

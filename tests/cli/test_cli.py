@@ -99,7 +99,10 @@ def test_the_whole_foundation_path(cli: Cli, tmp_path: Path) -> None:
     assert trained["evaluation"]["metrics"]["validation"]["roc_auc"] > 0.7
     cli.json("train", str(spec), "--promote", "champion")
 
-    assert [m["ref"] for m in cli.json("models", "list")] == ["risk@2"]
+    listed = cli.json("models", "list")
+    assert [(m["name"], m["latest"], m["aliases"]) for m in listed] == [
+        ("risk", 2, {"champion": 2})
+    ]
     assert cli.json("models", "show", "risk")["aliases"] == ["champion"]
     assert cli.json("models", "promote", "risk", "1")["to_version"] == 1
     moved = cli.json("models", "rollback", "risk")

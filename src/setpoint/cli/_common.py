@@ -35,7 +35,7 @@ def stderr() -> Console:
 class Group(TyperGroup):
     """Translates :class:`SetpointError` into a message and an exit code: the CLI edge."""
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
             return super().invoke(ctx)
         except SetpointError as error:
@@ -121,5 +121,7 @@ def fmt(value: Any, digits: int = 4) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
+        if 1e4 <= abs(value) < 1e15:
+            return f"{value:,.0f}"
         return f"{value:.{digits}g}"
     return str(value)

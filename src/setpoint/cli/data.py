@@ -15,6 +15,7 @@ from rich.table import Table
 
 from setpoint.cli._common import Group as CommandGroup
 from setpoint.cli._common import JsonFlag, emit, fmt, state
+from setpoint.data.profile import ColumnProfile
 from setpoint.errors import ContractViolationError, UsageError
 
 data_app = typer.Typer(
@@ -142,28 +143,11 @@ def show(ctx: typer.Context, ref: Ref, json_: JsonFlag = False) -> None:
             ("models trained on it", ", ".join(m.ref for m in used_by) or "-"),
         ):
             facts.add_row(f"[bold]{key}[/]", str(value))
-        profile = Table(
-            "column",
-            "kind",
-            "nulls",
-            "distinct",
-            "min",
-            "mean",
-            "max",
-            "top values",
-            title="Profile",
-        )
-        for col in version.profile.to_dict()["columns"]:
-            top = col.get("top") or []
+        profile = Table("column", "kind", "nulls", "distinct", "values", title="Profile")
+        for col in version.profile.columns:
+            nulls = "0" if not col.nulls else f"{col.nulls} ({col.null_fraction:.1%})"
             profile.add_row(
-                col["name"],
-                col["kind"],
-                f"{col['nulls']} ({col['null_fraction']:.1%})",
-                fmt(col.get("distinct")),
-                fmt(col.get("min")),
-                fmt(col.get("mean")),
-                fmt(col.get("max")),
-                ", ".join(f"{v} ({n})" for v, n in top[:3]),
+                col.name, col.kind, nulls, fmt(col.distinct), _values(col, version.pii_columns)
             )
         c.print(Panel(facts, title=f"dataset {version.ref}", expand=False))
         c.print(profile)
@@ -270,6 +254,21 @@ def validate(
             c.print(f"[yellow]warn[/]: {outcome.report.n_violations} violations; rows kept.")
 
     emit(ctx, data, render)
+
+
+def _values(col: ColumnProfile, pii: list[str]) -> str:
+    """One cell that says what a column holds: its range, or its commonest values."""
+    if col.name in pii:
+        return "(PII: values not kept)"
+    if col.kind in ("numeric", "integer") and col.min is not None:
+        return f"{fmt(col.min)} .. {fmt(col.max)}, mean {fmt(col.mean)}"
+    if col.kind == "datetime" and col.min is not None:
+        return f"{str(col.min)[:19]} .. {str(col.max)[:19]}"
+    if col.top:
+        count = max(col.count, 1)
+        shown = ", ".join(f"{v} {n / count:.0%}" for v, n in col.top[:4])
+        return shown + (", ..." if len(col.top) > 4 else "")
+    return "-"
 
 
 def _render_violations(

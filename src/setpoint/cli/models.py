@@ -16,6 +16,12 @@ models_app = typer.Typer(
     cls=Group, help="Registered models, their versions, aliases and lineage.", no_args_is_help=True
 )
 
+# The few metrics a per-segment table shows; every metric is in --json.
+_SEGMENT_METRICS = {
+    "classification": ("roc_auc", "accuracy", "f1", "log_loss"),
+    "regression": ("rmse", "mae", "r2"),
+}
+
 Alias = Annotated[str, typer.Option("--alias", "-a", help="Alias to move.")]
 
 
@@ -23,7 +29,7 @@ Alias = Annotated[str, typer.Option("--alias", "-a", help="Alias to move.")]
 def list_(ctx: typer.Context, json_: JsonFlag = False) -> None:
     """List models with their latest version and aliases."""
     ws = state(ctx).workspace()
-    latest = ws.registry.list()
+    latest = ws.registry.latest()
     rows = []
     for m in latest:
         aliases = {v.version: v.aliases for v in ws.registry.versions(m.name) if v.aliases}
@@ -140,15 +146,12 @@ def render_version(
             f"on the hold-out (a {fmt(gap.get('relative_gap'))} relative gap)"
         )
     segments = version.evaluation.get("segments") or {}
+    shown = _SEGMENT_METRICS.get(version.task, ())
     for column, values in segments.items():
-        table = Table(
-            column,
-            "n",
-            *[k for k in next(iter(values.values()), {}) if k != "n"],
-            title=f"Hold-out by {column}",
-        )
+        names = [n for n in shown if any(n in m for m in values.values())]
+        table = Table(column, "n", *names, title=f"Hold-out by {column}")
         for value, m in values.items():
-            table.add_row(str(value), str(m.get("n")), *(fmt(v) for k, v in m.items() if k != "n"))
+            table.add_row(str(value), str(m.get("n")), *(fmt(m.get(n)) for n in names))
         c.print(table)
     if history:
         table = Table("when (UTC)", "action", "from", "to", "actor", title="champion history")

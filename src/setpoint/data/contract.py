@@ -282,6 +282,7 @@ def _check_column(
         column = column.cast(column.type.value_type)
     values, type_bad = _coerce(column, rule.kind)
     if type_bad is not None:
+        type_bad = pc.fill_null(type_bad, False)
         found.rows(name, "type", type_bad, column)
     if not rule.nullable and (values.null_count or pat.is_floating(values.type)):
         nulls = pc.is_null(values, nan_is_null=True)
@@ -346,7 +347,9 @@ def _coerce(column: pa.ChunkedArray, kind: Kind) -> tuple[pa.ChunkedArray, pa.Ch
                 return values, fraction
             return values, None
         if is_text(type_):
-            good = pc.match_substring_regex(column, INTEGER_TEXT if kind == "integer" else FLOAT_TEXT)
+            good = pc.match_substring_regex(
+                column, INTEGER_TEXT if kind == "integer" else FLOAT_TEXT
+            )
             bad = pc.and_kleene(pc.invert(good), pc.is_valid(column))
             kept = pc.if_else(good, pc.utf8_trim_whitespace(column), None)
             target = pa.int64() if kind == "integer" else pa.float64()

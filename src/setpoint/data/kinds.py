@@ -27,9 +27,7 @@ FLOAT_TEXT = r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$"
 INTEGER_TEXT = r"^\s*[+-]?\d+\s*$"
 BOOLEAN_TEXT = r"(?i)^\s*(true|false|yes|no|t|f|y|n|0|1)\s*$"
 TRUE_TEXT = r"(?i)^\s*(true|yes|t|y|1)\s*$"
-DATETIME_TEXT = (
-    r"^\s*\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?\s*$"
-)
+DATETIME_TEXT = r"^\s*\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?\s*$"
 
 
 def is_text(type_: pa.DataType) -> bool:

@@ -24,6 +24,16 @@ from setpoint.workspace import Workspace
 Step = Callable[[str], None]
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
+_PARAMS: dict[str, dict[str, Any]] = {
+    "lightgbm.LGBMClassifier": {
+        "n_estimators": 300,
+        "learning_rate": 0.03,
+        "num_leaves": 15,
+        "min_child_samples": 80,
+        "reg_lambda": 5.0,
+    },
+    "sklearn.ensemble.HistGradientBoostingClassifier": {"max_iter": 300, "learning_rate": 0.05},
+}
 
 
 @dataclass
@@ -49,7 +59,7 @@ def spec(estimator: str) -> dict[str, Any]:
         "dataset": "loans@latest",
         "target": lending.TARGET,
         "exclude": [lending.TIME_COLUMN],
-        "estimator": {"class": estimator, "params": {"n_estimators": 200, "learning_rate": 0.05}},
+        "estimator": {"class": estimator, "params": _PARAMS.get(estimator, {})},
         "split": {"method": "time", "time_column": lending.TIME_COLUMN, "test_size": 0.2},
         "segments": ["channel", "grade"],
         "seed": 7,

@@ -226,7 +226,7 @@ class ModelRegistry:
             model_id = self._model_id(conn, check_name("model", name))
             return self._many(conn, model_versions.c.model_id == model_id)
 
-    def list(self) -> list[ModelVersion]:
+    def latest(self) -> list[ModelVersion]:
         """The latest version of every model."""
         with self._db.read() as conn:
             latest = (

@@ -129,7 +129,7 @@ class Database:
 
     def migrate(self, revision: str = "head") -> None:
         """Bring the schema to ``revision`` (the newest by default)."""
-        with self._connect() as conn:
+        with self._connect() as conn, conn.begin():
             config = self._alembic_config(conn)
             script = ScriptDirectory.from_config(config)
             current = MigrationContext.configure(conn).get_current_revision()
@@ -139,8 +139,7 @@ class Database:
                     "which this version of setpoint does not know: it was written by a newer "
                     "setpoint; upgrade setpoint to open it",
                 )
-            with conn.begin():
-                command.upgrade(config, revision)
+            command.upgrade(config, revision)
 
     def dispose(self) -> None:
         self.engine.dispose()
