@@ -78,9 +78,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "range_tolerance",
         float,
-        0.0,
-        "Default widening of inferred contract ranges, as a fraction of (max - min) "
-        "on each side. 0.1 accepts values up to 10% of the range outside it.",
+        0.1,
+        "Widening of inferred contract ranges, as a fraction of (max - min) on each "
+        "side: 0.1 accepts values up to 10% of the training range beyond it. 0 makes "
+        "the training range itself the limit.",
     ),
     Setting(
         "max_categories",

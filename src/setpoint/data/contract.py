@@ -323,6 +323,9 @@ def _check_range(
     low, high = bounds["min"].as_py(), bounds["max"].as_py()
     if low is None:
         return
+    if (rule.min is not None and low < rule.min) or (rule.max is not None and high > rule.max):
+        # Compare as floats: Arrow refuses to cast integers beyond 2**53 for a float bound.
+        values = values.cast(pa.float64(), safe=False)
     if rule.min is not None and low < rule.min:
         found.rows(name, "min", pc.less(values, rule.min), column)
     if rule.max is not None and high > rule.max:

@@ -181,6 +181,15 @@ class BasePredictor(ABC):
             )
         return files[role]
 
+    def relabel(self, classes: Sequence[Any]) -> None:
+        """Name the classes of a classifier fitted on codes 0..k-1 (as XGBoost needs)."""
+        if self.classes is None or len(classes) != len(self.classes):
+            raise UsageError(
+                f"cannot name {len(classes)} classes for a model with "
+                f"{'no' if self.classes is None else len(self.classes)} classes"
+            )
+        self.classes = [_plain(c) for c in classes]
+
     def labels(self, indices: npt.NDArray[np.intp]) -> npt.NDArray[Any]:
         """Class labels for class indices (argmax of the probabilities)."""
         assert self.classes is not None

@@ -115,7 +115,8 @@ class TrainSpec:
         task = data.get("task")
         if task is not None and task not in TASKS:
             p.add("task", f"{task!r} is not one of {', '.join(TASKS)}")
-        estimator = p.step(data.get("estimator"), "estimator") if "estimator" in data else None
+        raw_estimator = data.get("estimator")
+        estimator = None if raw_estimator is None else p.step(raw_estimator, "estimator")
         preprocessing = p.preprocessing(data.get("preprocessing", "auto"))
         split = p.split(data.get("split", {}))
         metrics = p.names(data, "metrics")

@@ -137,7 +137,12 @@ def fit(
     train_seconds = time.perf_counter() - wall
     cpu_seconds = time.process_time() - cpu
     predictor = flavors.from_object(
-        model, features=features, task=task, kinds=kinds_used, categories=categories or None
+        model,
+        features=features,
+        task=task,
+        kinds=kinds_used,
+        categories=categories or None,
+        classes=classes,
     )
 
     report("evaluating", 0.85)
@@ -383,10 +388,7 @@ def _fit(
         target = y
         if classes is not None:  # XGBoost wants 0..k-1; keep the labels on the model
             target = np.searchsorted(np.asarray(classes), y)
-        estimator.fit(matrix, target)
-        if classes is not None:
-            estimator.classes_ = np.asarray(classes)
-        return estimator
+        return estimator.fit(matrix, target)
     frame = to_frame(train, features, kinds)
     if spec.preprocessing == "none":
         return estimator.fit(frame, y)

@@ -55,20 +55,25 @@ def from_object(
     task: Task | None = None,
     kinds: Mapping[str, Kind] | None = None,
     categories: Mapping[str, Sequence[str]] | None = None,
+    classes: Sequence[Any] | None = None,
 ) -> Predictor:
     """The predictor of a fitted model ``obj`` taking ``features`` in this order.
 
     ``task`` is inferred when None (classification when the model has classes or
-    probabilities). ``kinds`` defaults to numeric for every feature, except that a
+    probabilities). ``classes`` names the classes of a classifier fitted on codes
+    0..k-1 (the model's own labels otherwise). ``kinds`` defaults to numeric for every feature, except that a
     feature with ``categories`` defaults to categorical.
     """
     kinds = {
         name: (kinds or {}).get(name, "categorical" if name in (categories or {}) else "numeric")
         for name in features
     }
-    return FLAVORS[flavor_of(obj)].wrap(
+    predictor = FLAVORS[flavor_of(obj)].wrap(
         obj, features=list(features), task=task, kinds=kinds, categories=categories
     )
+    if classes is not None:
+        predictor.relabel(classes)
+    return predictor
 
 
 def load(flavor: str, files: Mapping[str, bytes], metadata: Mapping[str, Any]) -> Predictor:
