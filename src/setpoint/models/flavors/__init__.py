@@ -61,8 +61,8 @@ def from_object(
 
     ``task`` is inferred when None (classification when the model has classes or
     probabilities). ``classes`` names the classes of a classifier fitted on codes
-    0..k-1 (the model's own labels otherwise). ``kinds`` defaults to numeric for every feature, except that a
-    feature with ``categories`` defaults to categorical.
+    0..k-1 (the model's own labels otherwise). ``kinds`` defaults to numeric for
+    every feature, except that a feature with ``categories`` defaults to categorical.
     """
     kinds = {
         name: (kinds or {}).get(name, "categorical" if name in (categories or {}) else "numeric")
