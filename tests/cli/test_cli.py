@@ -74,6 +74,14 @@ def test_the_whole_foundation_path(cli: Cli, tmp_path: Path) -> None:
     assert {c["name"] for c in shown["profile"]["columns"]} == {"income", "grade", "defaulted"}
     assert "Profile" in cli("data", "show", "loans").stdout
 
+    contract = tmp_path / "contract.yaml"
+    cli("data", "contract", "loans@1", "-o", str(contract))
+    edited = contract.read_text(encoding="utf-8").replace("- C\n", "- C\n    - D\n")
+    contract.write_text(edited, encoding="utf-8")
+    attached = cli.json("data", "attach-contract", "loans@1", str(contract), "--note", "grade D")
+    assert attached == {"dataset": "loans@1", "revision": 2}
+    assert cli.json("data", "contract", "loans")["columns"]["grade"]["categories"][-1] == "D"
+
     batch = tmp_path / "batch.csv"
     pd.DataFrame({"income": [50_000.0, 1e9], "grade": ["A", "Q"], "defaulted": [0, 1]}).to_csv(
         batch, index=False

@@ -39,7 +39,7 @@ class Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except SetpointError as error:
-            if ctx.meta.get(_JSON):
+            if is_json(ctx):
                 print(json.dumps(error.to_dict(), default=str, indent=2))
             stderr().print(f"[bold red]error:[/] {error.message}", markup=True)
             raise typer.Exit(error.exit_code) from None
@@ -71,6 +71,11 @@ def state(ctx: typer.Context) -> State:
     return obj
 
 
+def is_json(ctx: typer.Context) -> bool:
+    """True when the command was asked for --json output."""
+    return bool(ctx.meta.get(_JSON))
+
+
 def _set_json(ctx: typer.Context, value: bool) -> bool:
     if value:
         ctx.meta[_JSON] = True
@@ -90,7 +95,7 @@ JsonFlag = Annotated[
 
 def emit(ctx: typer.Context, data: Any, render: Callable[[Console], None]) -> None:
     """JSON on stdout under --json, else the human rendering."""
-    if ctx.meta.get(_JSON):
+    if is_json(ctx):
         print(json.dumps(data, default=str, indent=2))
     else:
         render(stdout())
@@ -99,7 +104,7 @@ def emit(ctx: typer.Context, data: Any, render: Callable[[Console], None]) -> No
 @contextmanager
 def progress_bar(ctx: typer.Context, title: str) -> Iterator[Callable[[str, float], None]]:
     """A progress callback ``(step, fraction)``; silent under --json."""
-    if ctx.meta.get(_JSON):
+    if is_json(ctx):
         yield lambda _step, _fraction: None
         return
     columns = (

@@ -14,7 +14,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from setpoint.cli._common import Group as CommandGroup
-from setpoint.cli._common import JsonFlag, emit, fmt, state
+from setpoint.cli._common import JsonFlag, emit, fmt, is_json, state
 from setpoint.data.profile import ColumnProfile
 from setpoint.errors import ContractViolationError, UsageError
 
@@ -231,7 +231,7 @@ def validate(
     try:
         outcome = ws.validate(ref, file, mode=mode, source=str(file))  # type: ignore[arg-type]
     except ContractViolationError as error:
-        if not ctx.meta.get("setpoint_json"):
+        if not is_json(ctx):
             _render_violations(
                 Console(stderr=True), error.details["summary"], error.details["violations"][:limit]
             )

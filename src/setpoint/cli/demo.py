@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from setpoint.cli._common import JsonFlag, emit, fmt, stderr
+from setpoint.cli._common import JsonFlag, emit, fmt, is_json, stderr
 from setpoint.errors import UsageError
 
 
@@ -41,7 +41,7 @@ def demo(
         path = Path(tempfile.mkdtemp(prefix="setpoint-demo-"))
     elif path.exists() and any(path.iterdir()):
         raise UsageError(f"{path} exists and is not empty; give --path a new folder")
-    quiet = bool(ctx.meta.get("setpoint_json"))
+    quiet = is_json(ctx)
     err = stderr()
 
     def step(message: str) -> None:

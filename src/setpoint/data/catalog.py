@@ -242,35 +242,18 @@ class DatasetCatalog:
     def contract(self, version: DatasetVersion) -> tuple[Contract, int]:
         """The current contract of a version and its revision number."""
         with self._db.read() as conn:
-            row = conn.execute(
-                sa.select(contracts.c.body, contracts.c.revision)
-                .where(contracts.c.dataset_version_id == version.id)
-                .order_by(contracts.c.revision.desc())
-                .limit(1)
-            ).one()
+            row = _current_contract(conn, version)
         return Contract.from_dict(row.body), int(row.revision)
 
     def contract_id(self, conn: Connection, version: DatasetVersion) -> int:
-        return int(
-            conn.execute(
-                sa.select(contracts.c.id)
-                .where(contracts.c.dataset_version_id == version.id)
-                .order_by(contracts.c.revision.desc())
-                .limit(1)
-            ).scalar_one()
-        )
+        return int(_current_contract(conn, version).id)
 
     def attach_contract(
         self, version: DatasetVersion, contract: Contract, *, note: str = ""
     ) -> int:
         """Make ``contract`` the current one of ``version``; returns the new revision."""
         with self._db.write() as conn:
-            current = conn.execute(
-                sa.select(contracts.c.body, contracts.c.revision)
-                .where(contracts.c.dataset_version_id == version.id)
-                .order_by(contracts.c.revision.desc())
-                .limit(1)
-            ).one()
+            current = _current_contract(conn, version)
             body = contract.to_dict()
             if body == current.body:
                 return int(current.revision)
@@ -327,6 +310,16 @@ class DatasetCatalog:
             .all()
         )
         return f"no version {ref!r}; {name} has versions {', '.join(map(str, versions))}"
+
+
+def _current_contract(conn: Connection, version: DatasetVersion) -> Row[Any, Any, Any]:
+    """The newest revision of a version's contract (id, body, revision)."""
+    return conn.execute(
+        sa.select(contracts.c.id, contracts.c.body, contracts.c.revision)
+        .where(contracts.c.dataset_version_id == version.id)
+        .order_by(contracts.c.revision.desc())
+        .limit(1)
+    ).one()
 
 
 def _version(row: Row[Any]) -> DatasetVersion:
