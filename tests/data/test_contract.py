@@ -34,6 +34,13 @@ def test_inference_reads_the_reference(contract: Contract) -> None:
     assert contract.unknown_columns == "reject"
 
 
+def test_widened_ranges_do_not_cross_zero_for_non_negative_columns() -> None:
+    reference = pa.table({"amount": [0.5, 100.0], "delta": [-1.0, 9.0]})
+    contract = Contract.infer(profile_table(reference), range_tolerance=0.5)
+    assert (contract.columns["amount"].min, contract.columns["amount"].max) == (0.0, 149.75)
+    assert contract.columns["delta"].min == -6.0
+
+
 def test_yaml_round_trip_keeps_every_rule(contract: Contract) -> None:
     text = contract.to_yaml()
     assert text.startswith("# setpoint data contract")

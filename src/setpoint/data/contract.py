@@ -96,7 +96,8 @@ class Contract:
         unknown_columns: str = "reject",
     ) -> Contract:
         """The tightest contract the profiled data meets, ranges widened by
-        ``range_tolerance`` * (max - min) on each side."""
+        ``range_tolerance`` * (max - min) on each side (but not below zero for a
+        column that has no negative values)."""
         if unknown_columns not in UNKNOWN_POLICIES:
             raise UsageError(
                 f"unknown_columns {unknown_columns!r}: use one of {', '.join(UNKNOWN_POLICIES)}"
@@ -208,9 +209,12 @@ def _infer_rule(column: ColumnProfile, tolerance: float, max_categories: int) ->
     if column.kind in ("numeric", "integer") and column.min is not None:
         low, high = float(column.min), float(column.max)
         pad = tolerance * (high - low)
+        # A column never seen negative (amounts, counts, ages) stays non-negative.
+        floor = 0.0 if low >= 0 else -math.inf
+        lowest, highest = max(low - pad, floor), high + pad
         if column.kind == "integer":
-            return replace(rule, min=math.floor(low - pad), max=math.ceil(high + pad))
-        return replace(rule, min=low - pad, max=high + pad)
+            return replace(rule, min=math.floor(lowest), max=math.ceil(highest))
+        return replace(rule, min=lowest, max=highest)
     if (
         column.kind == "categorical"
         and column.top is not None
