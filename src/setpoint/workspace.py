@@ -31,6 +31,7 @@ from setpoint.models.predictor import Predictor
 from setpoint.models.registry import CHAMPION, AliasMove, ModelRegistry, ModelVersion
 from setpoint.models.spec import TrainSpec
 from setpoint.models.training import fit
+from setpoint.serving.deployments import Deployment, DeploymentStore
 from setpoint.settings import SETTINGS_FILE, Settings
 from setpoint.store import audit
 from setpoint.store.artifacts import ArtifactStore
@@ -93,6 +94,7 @@ class Workspace:
         )
         self.quarantine = Quarantine(self.db, self.data_store, actor=self.actor)
         self.registry = ModelRegistry(self.db, self.artifacts, actor=self.actor)
+        self.deployments = DeploymentStore(self.db, self.registry, actor=self.actor)
 
     # -- opening -------------------------------------------------------------------
 
@@ -361,6 +363,16 @@ class Workspace:
 
     def rollback(self, name: str, alias: str = CHAMPION) -> AliasMove:
         return self.registry.rollback(name, alias)
+
+    # -- serving ---------------------------------------------------------------------
+
+    def deploy(self, endpoint: str, *, note: str = "", **changes: Any) -> Deployment:
+        """Create or change an endpoint: ``deploy("credit", model="credit-risk@champion")``.
+
+        Settings not given keep their current values; see
+        :class:`~setpoint.serving.config.DeploymentConfig` for them all.
+        """
+        return self.deployments.deploy(endpoint, note=note, **changes)
 
     def audit(
         self,

@@ -154,3 +154,24 @@ alias_history = sa.Table(
     sa.Column("actor", sa.String(200), nullable=False),
     sa.Index(None, "model_id", "alias"),
 )
+
+endpoints = sa.Table(
+    "endpoints",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(100), nullable=False, unique=True),
+    _when(),
+)
+
+deployment_revisions = sa.Table(
+    "deployment_revisions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("endpoint_id", sa.ForeignKey("endpoints.id"), nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("config", sa.JSON, nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    _when(),
+    sa.UniqueConstraint("endpoint_id", "revision"),
+)

@@ -1,0 +1,240 @@
+"""``setpoint deploy`` and ``setpoint deployments``: endpoints and what they serve."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from setpoint.cli._common import Group, JsonFlag, emit, fmt, state
+from setpoint.errors import UsageError
+from setpoint.serving.config import Fallback
+from setpoint.serving.deployments import Deployment
+
+deployments_app = typer.Typer(
+    cls=Group, help="Endpoints, their configuration and its history.", no_args_is_help=True
+)
+
+Endpoint = Annotated[str, typer.Argument(help="Endpoint name, e.g. credit.", show_default=False)]
+_TUNING = "Hot path"
+
+
+def deploy(
+    ctx: typer.Context,
+    endpoint: Endpoint,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="What serves: NAME@ALIAS follows the alias (NAME alone means NAME@champion), "
+            "NAME@VERSION pins a version. Required for a new endpoint."
+        ),
+    ] = None,
+    challenger: Annotated[
+        str | None, typer.Option(help="A second model that gets traffic by --mode.")
+    ] = None,
+    mode: Annotated[
+        str | None,
+        typer.Option(
+            help="shadow: the challenger gets a copy of each request, off the caller's "
+            "path; canary: it answers --share of the requests."
+        ),
+    ] = None,
+    share: Annotated[float | None, typer.Option(help="Share of requests a canary answers.")] = None,
+    sticky_key: Annotated[
+        str | None, typer.Option(help="Request field that keeps a caller on one route.")
+    ] = None,
+    no_challenger: Annotated[
+        bool, typer.Option("--no-challenger", help="Remove the challenger.")
+    ] = False,
+    fallback_model: Annotated[
+        str | None, typer.Option(help="Model that answers while the model cannot.")
+    ] = None,
+    fallback_value: Annotated[
+        str | None,
+        typer.Option(help='Constant answer (JSON) while the model cannot, e.g. 0 or "review".'),
+    ] = None,
+    no_fallback: Annotated[
+        bool, typer.Option("--no-fallback", help="Remove the fallback.")
+    ] = False,
+    max_batch_size: Annotated[
+        int | None, typer.Option(help="Most rows predicted in one call.", rich_help_panel=_TUNING)
+    ] = None,
+    max_wait_ms: Annotated[
+        float | None,
+        typer.Option(
+            help="Most a request waits for others to batch with.", rich_help_panel=_TUNING
+        ),
+    ] = None,
+    cache: Annotated[
+        bool | None,
+        typer.Option(
+            "--cache/--no-cache",
+            help="Answer repeated inputs from a cache.",
+            rich_help_panel=_TUNING,
+        ),
+    ] = None,
+    cache_size: Annotated[
+        int | None, typer.Option(help="Cached answers kept.", rich_help_panel=_TUNING)
+    ] = None,
+    cache_ttl: Annotated[
+        float | None, typer.Option(help="Seconds a cached answer lives.", rich_help_panel=_TUNING)
+    ] = None,
+    latency_budget_ms: Annotated[
+        float | None,
+        typer.Option(
+            help="Past this, the fallback answers (and the breaker counts a failure).",
+            rich_help_panel=_TUNING,
+        ),
+    ] = None,
+    on_error: Annotated[
+        str | None,
+        typer.Option(
+            help="A batch with bad rows: reject it whole (422), or per_row: answer the good "
+            "rows and list errors for the others.",
+            rich_help_panel=_TUNING,
+        ),
+    ] = None,
+    log: Annotated[
+        str | None,
+        typer.Option(
+            help="durable: a prediction is on disk before it is answered; async: lower "
+            "latency, the last few milliseconds can be lost in a crash.",
+            rich_help_panel=_TUNING,
+        ),
+    ] = None,
+    note: Annotated[str, typer.Option(help="Why (kept in the audit log).")] = "",
+    json_: JsonFlag = False,
+) -> None:
+    """Create an endpoint or change what it serves and how. Settings not given keep
+    their current values; every change is a new revision."""
+    if fallback_model is not None and fallback_value is not None:
+        raise UsageError("give --fallback-model or --fallback-value, not both")
+    fallback = None
+    if fallback_model is not None:
+        fallback = Fallback(model=fallback_model)
+    elif fallback_value is not None:
+        try:
+            fallback = Fallback(value=json.loads(fallback_value))
+        except json.JSONDecodeError:
+            raise UsageError(
+                f"--fallback-value {fallback_value!r} is not JSON; quote text: '\"review\"'"
+            ) from None
+    deployment = (
+        state(ctx)
+        .workspace()
+        .deploy(
+            endpoint,
+            note=note,
+            model=model,
+            challenger=challenger,
+            mode=mode,
+            share=share,
+            sticky_key=sticky_key,
+            no_challenger=no_challenger or None,
+            fallback=fallback,
+            no_fallback=no_fallback or None,
+            max_batch_size=max_batch_size,
+            max_wait_ms=max_wait_ms,
+            cache_enabled=cache,
+            cache_size=cache_size,
+            cache_ttl_s=cache_ttl,
+            latency_budget_ms=latency_budget_ms,
+            on_error=on_error.replace("-", "_") if on_error else None,
+            log=log,
+        )
+    )
+    emit(ctx, deployment.to_dict(), lambda c: _render(c, deployment))
+
+
+@deployments_app.command("list")
+def list_(ctx: typer.Context, json_: JsonFlag = False) -> None:
+    """List endpoints with what they serve."""
+    found = state(ctx).workspace().deployments.current()
+
+    def render(c: Console) -> None:
+        if not found:
+            c.print(
+                "No endpoints yet. Create one with: setpoint deploy NAME --model MODEL@champion"
+            )
+            return
+        table = Table("endpoint", "revision", "model", "challenger", "fallback", "updated (UTC)")
+        for d in found:
+            cfg = d.config
+            table.add_row(
+                d.endpoint,
+                str(d.revision),
+                cfg.model,
+                f"{cfg.challenger} ({cfg.mode})" if cfg.challenger else "-",
+                _fallback(d),
+                d.created_at.strftime("%Y-%m-%d %H:%M"),
+            )
+        c.print(table)
+
+    emit(ctx, [d.to_dict() for d in found], render)
+
+
+@deployments_app.command("show")
+def show(ctx: typer.Context, endpoint: Endpoint, json_: JsonFlag = False) -> None:
+    """Show an endpoint's current configuration."""
+    deployment = state(ctx).workspace().deployments.get(endpoint)
+    emit(ctx, deployment.to_dict(), lambda c: _render(c, deployment))
+
+
+@deployments_app.command("history")
+def history(ctx: typer.Context, endpoint: Endpoint, json_: JsonFlag = False) -> None:
+    """Every revision of an endpoint, oldest first."""
+    revisions = state(ctx).workspace().deployments.history(endpoint)
+
+    def render(c: Console) -> None:
+        table = Table("revision", "when (UTC)", "by", "model", "challenger", "note")
+        for d in revisions:
+            table.add_row(
+                str(d.revision),
+                d.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                d.created_by,
+                d.config.model,
+                f"{d.config.challenger} ({d.config.mode})" if d.config.challenger else "-",
+                d.note,
+            )
+        c.print(table)
+
+    emit(ctx, [d.to_dict() for d in revisions], render)
+
+
+def _fallback(d: Deployment) -> str:
+    fb = d.config.fallback
+    if fb is None:
+        return "-"
+    return fb.model if fb.model else f"constant {json.dumps(fb.value)}"
+
+
+def _render(c: Console, d: Deployment) -> None:
+    cfg = d.config
+    rows: list[tuple[str, Any]] = [
+        ("endpoint", f"{d.endpoint} (revision {d.revision})"),
+        ("model", cfg.model),
+        (
+            "challenger",
+            f"{cfg.challenger} ({cfg.mode}, share {cfg.share})" if cfg.challenger else "-",
+        ),
+        ("fallback", _fallback(d)),
+        (
+            "batching",
+            f"up to {cfg.batching.max_batch_size} rows, wait <= {fmt(cfg.batching.max_wait_ms)} ms",
+        ),
+        (
+            "cache",
+            f"{cfg.cache.size} entries, {fmt(cfg.cache.ttl_s)} s" if cfg.cache.enabled else "off",
+        ),
+        ("latency budget", f"{fmt(cfg.latency_budget_ms)} ms"),
+        ("bad rows", "reject the batch" if cfg.on_error == "reject" else "answer per row"),
+        ("prediction log", cfg.log),
+        ("changed", f"{d.created_at.isoformat(timespec='seconds')} by {d.created_by}"),
+    ]
+    table = Table.grid(padding=(0, 2))
+    for key, value in rows:
+        table.add_row(f"[bold]{key}[/]", str(value))
+    c.print(table)

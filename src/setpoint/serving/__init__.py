@@ -1,0 +1,1 @@
+"""The serving layer: deployments, the HTTP server and the prediction log."""

@@ -1,0 +1,134 @@
+"""What an endpoint serves and how: the deployment configuration.
+
+A deployment names the model (``NAME@champion`` follows the alias, ``NAME@3`` pins
+a version), an optional challenger in shadow or canary mode, a fallback answer for
+when the model cannot answer, and the knobs of the hot path: micro-batching, cache,
+latency budget, how a batch with bad rows is answered, and whether the prediction
+log is durable. Every change is a new revision, so what served when is never lost.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+from setpoint._names import split_ref
+from setpoint.errors import SetpointError, UsageError
+
+Mode = Literal["shadow", "canary"]
+OnError = Literal["reject", "per_row"]
+LogMode = Literal["durable", "async"]
+
+
+@dataclass(frozen=True)
+class Batching:
+    max_batch_size: int = 64
+    max_wait_ms: float = 2.0  # the most a request waits for others; adapted down when idle
+
+
+@dataclass(frozen=True)
+class Cache:
+    enabled: bool = False
+    size: int = 10_000
+    ttl_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class Fallback:
+    """Answer with another model, or with a constant, while the model cannot answer."""
+
+    model: str | None = None
+    value: Any = None
+
+
+@dataclass(frozen=True)
+class DeploymentConfig:
+    model: str
+    challenger: str | None = None
+    mode: Mode | None = None
+    share: float = 0.1  # of requests the canary answers
+    sticky_key: str | None = None  # a request field that keeps a caller on one route
+    fallback: Fallback | None = None
+    batching: Batching = field(default_factory=Batching)
+    cache: Cache = field(default_factory=Cache)
+    latency_budget_ms: float = 1000.0
+    on_error: OnError = "reject"  # a batch with bad rows: fail whole, or answer per row
+    log: LogMode = "durable"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DeploymentConfig:
+        fallback = data.get("fallback")
+        return cls(
+            model=data["model"],
+            challenger=data.get("challenger"),
+            mode=data.get("mode"),
+            share=float(data.get("share", 0.1)),
+            sticky_key=data.get("sticky_key"),
+            fallback=None if fallback is None else Fallback(**fallback),
+            batching=Batching(**data.get("batching", {})),
+            cache=Cache(**data.get("cache", {})),
+            latency_budget_ms=float(data.get("latency_budget_ms", 1000.0)),
+            on_error=data.get("on_error", "reject"),
+            log=data.get("log", "durable"),
+        )
+
+    def updated(self, **changes: Any) -> DeploymentConfig:
+        """This config with ``changes`` (None values leave a field as it is); nested
+        settings are given flat: ``max_batch_size``, ``cache_enabled``, ``cache_ttl_s``…"""
+        nested = {
+            "batching": {"max_batch_size", "max_wait_ms"},
+            "cache": {"cache_enabled", "cache_size", "cache_ttl_s"},
+        }
+        given = {k: v for k, v in changes.items() if v is not None}
+        batching = replace(
+            self.batching, **{k: given.pop(k) for k in list(given) if k in nested["batching"]}
+        )
+        cache = replace(
+            self.cache,
+            **{k.removeprefix("cache_"): given.pop(k) for k in list(given) if k in nested["cache"]},
+        )
+        if given.pop("no_challenger", False):
+            given |= {"challenger": None, "mode": None}
+        if given.pop("no_fallback", False):
+            given["fallback"] = None
+        return replace(self, batching=batching, cache=cache, **given)
+
+    def check(self) -> None:
+        """Every problem with this config at once, as a UsageError naming the fix."""
+        problems: list[str] = []
+        for label, ref in (("--model", self.model), ("--challenger", self.challenger)):
+            if ref is not None:
+                try:
+                    split_ref("model", ref)
+                except SetpointError as error:
+                    problems.append(f"{label}: {error.message}")
+        if self.fallback is not None and self.fallback.model is not None:
+            try:
+                split_ref("model", self.fallback.model)
+            except SetpointError as error:
+                problems.append(f"--fallback-model: {error.message}")
+        if (self.challenger is None) != (self.mode is None):
+            problems.append("a challenger needs a mode, and a mode a challenger: give both")
+        if self.mode not in (None, "shadow", "canary"):
+            problems.append(f"--mode {self.mode!r}: use shadow or canary")
+        if not 0.0 < self.share < 1.0:
+            problems.append(f"--share {self.share}: give a share of traffic between 0 and 1")
+        if not 1 <= self.batching.max_batch_size <= 10_000:
+            problems.append("--max-batch-size: between 1 and 10000")
+        if not 0.0 <= self.batching.max_wait_ms <= 1000.0:
+            problems.append("--max-wait-ms: between 0 and 1000")
+        if self.cache.size < 1 or not self.cache.ttl_s > 0:
+            problems.append("--cache-size and --cache-ttl must be positive")
+        if not (self.latency_budget_ms > 0 and math.isfinite(self.latency_budget_ms)):
+            problems.append("--latency-budget-ms must be a positive number")
+        if self.on_error not in ("reject", "per_row"):
+            problems.append(f"--on-error {self.on_error!r}: use reject or per_row")
+        if self.log not in ("durable", "async"):
+            problems.append(f"--log {self.log!r}: use durable or async")
+        if problems:
+            raise UsageError("; ".join(problems), details=problems)
