@@ -45,6 +45,27 @@ class UsageError(SetpointError):
     exit_code = 2
 
 
+class MalformedRequestError(SetpointError):
+    """An HTTP request body that cannot be read: not JSON, or not the expected shape."""
+
+    code = "malformed_request"
+
+
+class PayloadTooLargeError(SetpointError):
+    """An HTTP request body over the size limit."""
+
+    code = "payload_too_large"
+    http_status = 413
+
+
+class NotReadyError(SetpointError):
+    """The server cannot answer for this yet (a model is loading, or failed to load)."""
+
+    code = "not_ready"
+    http_status = 503
+    exit_code = 8
+
+
 class NotFoundError(SetpointError):
     """A named thing (workspace, dataset, model, version, alias) does not exist."""
 

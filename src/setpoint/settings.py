@@ -106,6 +106,19 @@ SETTINGS: tuple[Setting, ...] = (
         choices=("reject", "quarantine", "warn"),
     ),
     Setting(
+        "max_request_bytes",
+        int,
+        4 * 1024 * 1024,
+        "Largest HTTP request body the server reads; larger ones get 413.",
+    ),
+    Setting(
+        "refresh_seconds",
+        float,
+        2.0,
+        "How often a running server re-reads its deployments and model aliases, so that "
+        "a promotion or a deploy takes effect within this many seconds.",
+    ),
+    Setting(
         "sqlite_busy_timeout",
         float,
         30.0,

@@ -25,7 +25,9 @@ LogMode = Literal["durable", "async"]
 @dataclass(frozen=True)
 class Batching:
     max_batch_size: int = 64
-    max_wait_ms: float = 2.0  # the most a request waits for others; adapted down when idle
+    # 0: never wait on a timer; requests that arrive while a batch is predicted form the
+    # next batch. Above 0: an idle model waits this long for more requests first.
+    max_wait_ms: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,224 @@
+"""Files of the prediction log: layout, segment files, and the fsync discipline.
+
+Layout under a workspace folder::
+
+    logs/<kind>/segments/<segment-id>.open    being written by a live writer (flock held)
+    logs/<kind>/segments/<segment-id>.seg     closed: complete, waiting for compaction
+    logs/<kind>/endpoint=<E>/date=<YYYY-MM-DD>/part-<segment-id>.parquet
+
+A segment id is ``<UTC start>-p<pid>-<random>-<sequence>``, unique across processes and
+hosts, so every worker process writes files of its own and no lock is shared between
+writers. The writer holds an exclusive ``flock`` on its ``.open`` file for as long as it
+writes; an ``.open`` file nobody holds a lock on belongs to a process that died, and
+compaction adopts it. POSIX only (``fcntl``); use a local file system (flock over NFS
+is not reliable).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import secrets
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+from setpoint.errors import StoreError
+
+OPEN_SUFFIX = ".open"
+SEALED_SUFFIX = ".seg"
+PART_PREFIX = "part-"
+PART_SUFFIX = ".parquet"
+
+
+def kind_dir(root: Path, kind: str) -> Path:
+    return root / "logs" / kind
+
+
+def segments_dir(root: Path, kind: str) -> Path:
+    return kind_dir(root, kind) / "segments"
+
+
+def partition_dir(root: Path, kind: str, endpoint: str, date: str) -> Path:
+    return kind_dir(root, kind) / f"endpoint={quote(endpoint, safe='')}" / f"date={date}"
+
+
+def endpoint_of(directory: Path) -> str:
+    return unquote(directory.name.removeprefix("endpoint="))
+
+
+def part_path(directory: Path, segment_id: str) -> Path:
+    return directory / f"{PART_PREFIX}{segment_id}{PART_SUFFIX}"
+
+
+def new_segment_id(sequence: int, token: str) -> str:
+    started = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return f"{started}-p{os.getpid()}-{token}-{sequence:06d}"
+
+
+def new_token() -> str:
+    return secrets.token_hex(3)
+
+
+# ---------------------------------------------------------------------------- fsync
+
+
+def fsync_fd(fd: int) -> None:
+    """Make the file's written data durable (F_FULLFSYNC on macOS, where fsync is not)."""
+    if sys.platform == "darwin":
+        fcntl.fcntl(fd, fcntl.F_FULLFSYNC)
+    else:
+        os.fdatasync(fd)
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make the directory's entries (created, renamed, deleted files) durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def make_dirs_durably(directory: Path) -> None:
+    """``mkdir -p`` that also fsyncs the parent of every folder it creates."""
+    missing: list[Path] = []
+    while not directory.is_dir():
+        missing.append(directory)
+        directory = directory.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue  # another process made it; it fsyncs the parent
+        fsync_dir(folder.parent)
+
+
+def write_durably(path: Path, write: Callable[[Path], None]) -> None:
+    """Write a file through ``write(temp_path)``, fsync it, rename it into place, fsync the dir.
+
+    Readers see the old file or the whole new one, before and after a crash.
+    """
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        write(temp)
+        fd = os.open(temp, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def io_error(action: str, path: Path, exc: OSError) -> StoreError:
+    """A StoreError that names the path and what to do about it."""
+    if exc.errno == errno.ENOSPC:
+        fix = "free disk space on that volume"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        fix = "make the folder writable by the server's user"
+    else:
+        fix = "check the disk and the folder; the server log has the cause"
+    return StoreError(
+        f"prediction log: cannot {action} {path}: {exc.strerror or exc}; {fix}",
+        details={"path": str(path), "errno": exc.errno},
+    )
+
+
+# ---------------------------------------------------------------------------- segments
+
+
+class SegmentFile:
+    """One segment being written: an exclusively locked ``.open`` file, append-only."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self.fd = fd
+        self.size = 0
+
+    @classmethod
+    def create(cls, directory: Path, sequence: int, token: str) -> SegmentFile:
+        """A new segment, its directory entry fsynced so the file survives a power loss."""
+        while True:
+            path = directory / (new_segment_id(sequence, token) + OPEN_SUFFIX)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
+            try:
+                fd = os.open(path, flags, 0o644)
+            except FileExistsError:
+                sequence += 1
+                continue
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            # Compaction adopts unlocked .open files; if it took this one between the
+            # open and the lock, it is now deleted: start over with another name.
+            if os.fstat(fd).st_nlink == 0:
+                os.close(fd)
+                sequence += 1
+                continue
+            try:
+                fsync_dir(directory)
+            except BaseException:
+                os.close(fd)
+                raise
+            return cls(path, fd)
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.write(self.fd, view)
+            view = view[written:]
+            self.size += written
+
+    def sync(self) -> None:
+        fsync_fd(self.fd)
+
+    def seal(self) -> None:
+        """Rename to ``.seg`` (closed, ready for compaction) and release the file.
+
+        Everything written was fsynced before; if the rename is lost in a crash, the
+        file stays ``.open`` with no lock on it, which compaction treats the same.
+        """
+        sealed = self.path.with_suffix(SEALED_SUFFIX)
+        try:
+            os.rename(self.path, sealed)
+            fsync_dir(self.path.parent)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def try_lock(path: Path) -> int | None:
+    """An fd holding the exclusive lock of an ``.open`` file, or None while a writer lives."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def segment_id(path: Path) -> str:
+    return path.name.rsplit(".", 1)[0]
+
+
+def read_segment(path: Path) -> bytes | None:
+    """The bytes of a segment, following a rename from ``.open`` to ``.seg``; None if gone."""
+    for candidate in (path, path.with_suffix(SEALED_SUFFIX)):
+        try:
+            return candidate.read_bytes()
+        except FileNotFoundError:
+            continue
+    return None

@@ -1,0 +1,248 @@
+"""The HTTP server: one Starlette app serving every endpoint of a workspace.
+
+The app loads each endpoint's model at start-up, then follows the workspace: every
+``refresh_seconds`` it re-reads the deployments and resolves their model references,
+loads a changed model beside the old one and swaps it in between batches, so no
+request fails during a change. Errors leave the app only as the one JSON error
+shape, with the status the error class carries; a bug is a 500 in the same shape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from setpoint import __version__
+from setpoint.data.contract import Contract
+from setpoint.errors import NotFoundError, NotReadyError, PayloadTooLargeError, SetpointError
+from setpoint.serving import native
+from setpoint.serving.deployments import Deployment
+from setpoint.serving.runtime import EndpointRuntime, LoadedModel, Log
+from setpoint.workspace import Workspace
+
+logger = logging.getLogger("setpoint.serving")
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def error_response(error: SetpointError, headers: dict[str, str] | None = None) -> Response:
+    return json_response(error.to_dict(), error.http_status, headers)
+
+
+class ServingState:
+    """The endpoints a server answers for, kept in step with the workspace."""
+
+    def __init__(self, workspace: Workspace, log: Log) -> None:
+        self.workspace = workspace
+        self.log = log
+        self.runtimes: dict[str, EndpointRuntime] = {}
+        self.failures: dict[str, str] = {}  # endpoint -> why it cannot serve
+
+    def runtime(self, endpoint: str) -> EndpointRuntime:
+        found = self.runtimes.get(endpoint)
+        if found is not None:
+            return found
+        if endpoint in self.failures:
+            raise NotReadyError(f"endpoint {endpoint!r} cannot serve: {self.failures[endpoint]}")
+        raise NotFoundError(
+            f"no endpoint {endpoint!r}; this server has "
+            f"{', '.join(sorted(self.runtimes)) or 'none'}; create one with: "
+            f"setpoint deploy {endpoint} --model NAME@champion"
+        )
+
+    def refresh(self) -> None:
+        """Load new endpoints and changed models; runs in a worker thread."""
+        for deployment in self.workspace.deployments.current():
+            try:
+                self._follow(deployment)
+                self.failures.pop(deployment.endpoint, None)
+            except SetpointError as error:
+                self.failures[deployment.endpoint] = error.message
+                logger.error("endpoint %s: %s", deployment.endpoint, error.message)
+
+    def _follow(self, deployment: Deployment) -> None:
+        version = self.workspace.registry.get(deployment.config.model)
+        current = self.runtimes.get(deployment.endpoint)
+        if current is None or current.deployment.config.batching != deployment.config.batching:
+            model = current.model if current and current.model.version.id == version.id else None
+            self.runtimes[deployment.endpoint] = EndpointRuntime(
+                deployment, model or self._load(version.ref), self.log
+            )
+            return
+        if current.model.version.id != version.id:
+            current.swap(model=self._load(version.ref))
+            logger.info("endpoint %s now serves %s", deployment.endpoint, version.ref)
+        if current.deployment.revision != deployment.revision:
+            current.swap(deployment=deployment)
+
+    def _load(self, ref: str) -> LoadedModel:
+        version = self.workspace.registry.get(ref)
+        predictor = self.workspace.registry.load(version)
+        if version.contract is None:
+            raise NotReadyError(f"{version.ref} has no contract; register it with reference data")
+        return LoadedModel(version, predictor, Contract.from_dict(version.contract))
+
+
+def create_app(
+    workspace: Workspace,
+    log: Log,
+    *,
+    refresh_seconds: float | None = None,
+    max_request_bytes: int | None = None,
+) -> Starlette:
+    """The app for every endpoint of ``workspace``, recording predictions in ``log``."""
+    state = ServingState(workspace, log)
+    refresh_every = refresh_seconds or workspace.settings.refresh_seconds
+    limit = max_request_bytes or workspace.settings.max_request_bytes
+
+    async def follow() -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(refresh_every)
+            try:
+                await loop.run_in_executor(None, state.refresh)
+            except Exception:  # the store may be unreachable for a moment: keep serving
+                logger.exception("refreshing the deployments failed; serving what is loaded")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await asyncio.get_running_loop().run_in_executor(None, state.refresh)
+        task = asyncio.ensure_future(follow())
+        try:
+            yield
+        finally:
+            task.cancel()
+            for runtime in state.runtimes.values():
+                await runtime.batcher.drain()
+                runtime.batcher.close()
+
+    async def healthz(_request: Request) -> Response:
+        return json_response({"status": "alive", "version": __version__})
+
+    async def readyz(_request: Request) -> Response:
+        if state.failures:
+            return error_response(
+                NotReadyError(
+                    f"{len(state.failures)} endpoint(s) cannot serve",
+                    details=state.failures,
+                )
+            )
+        return json_response(
+            {
+                "status": "ready",
+                "endpoints": {n: r.model.version.ref for n, r in state.runtimes.items()},
+            }
+        )
+
+    async def list_endpoints(_request: Request) -> Response:
+        return json_response([_describe(r) for _, r in sorted(state.runtimes.items())])
+
+    async def show_endpoint(request: Request) -> Response:
+        return json_response(_describe(state.runtime(request.path_params["endpoint"]), schema=True))
+
+    async def predict(request: Request) -> Response:
+        runtime = state.runtime(request.path_params["endpoint"])
+        body = await _read_body(request, limit)
+        answer = await runtime.predict(native.decode(body))
+        return Response(native.encode(answer, endpoint=runtime.name), media_type="application/json")
+
+    routes = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/v1/endpoints", list_endpoints),
+        Route("/v1/endpoints/{endpoint}", show_endpoint),
+        Route("/v1/endpoints/{endpoint}/predict", predict, methods=["POST"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            SetpointError: _setpoint_error,  # type: ignore[dict-item]
+            HTTPException: _http_error,  # type: ignore[dict-item]
+            Exception: _internal_error,
+        },
+    )
+    app.state.serving = state
+    return app
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(_too_large(limit))
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(_too_large(limit))
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> str:
+    return f"the body is over {limit:,} bytes; send fewer rows per request (max_request_bytes)"
+
+
+def _describe(runtime: EndpointRuntime, *, schema: bool = False) -> dict[str, Any]:
+    model, config = runtime.model, runtime.deployment.config
+    out: dict[str, Any] = {
+        "endpoint": runtime.name,
+        "revision": runtime.deployment.revision,
+        "model": model.version.name,
+        "version": model.version.version,
+        "follows": config.model,
+        "task": model.version.task,
+    }
+    if schema:
+        out["inputs"] = model.contract.to_dict()
+        out["outputs"] = model.predictor.output_schema()
+    return out
+
+
+async def _setpoint_error(_request: Request, error: SetpointError) -> Response:
+    return error_response(error)
+
+
+_HTTP_CODES: dict[int, str] = {404: "not_found", 405: "method_not_allowed"}
+
+
+async def _http_error(request: Request, error: HTTPException) -> Response:
+    code = _HTTP_CODES.get(error.status_code, "http_error")
+    message = (
+        f"no route {request.method} {request.url.path}; see /docs for the API"
+        if error.status_code == 404
+        else f"{request.method} is not allowed on {request.url.path}"
+        if error.status_code == 405
+        else str(error.detail)
+    )
+    body = {"error": {"code": code, "message": message, "details": None}}
+    return json_response(body, error.status_code, dict(error.headers or {}))
+
+
+async def _internal_error(_request: Request, error: Exception) -> Response:
+    logger.exception("unexpected error", exc_info=error)
+    body = {
+        "error": {
+            "code": "internal",
+            "message": "the server failed on this request; it is logged, please report it",
+            "details": None,
+        }
+    }
+    return json_response(body, 500)

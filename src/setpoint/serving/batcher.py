@@ -1,0 +1,143 @@
+"""Adaptive micro-batching: concurrent requests for one model share one predict call.
+
+There is no fixed timer by default. A request that finds the model idle is run at
+once, so light traffic is never delayed; requests that arrive while a batch is being
+predicted queue up and go together as the next batch, so the batch size follows the
+load by itself. ``max_wait_ms`` > 0 adds a short wait at an idle model for callers
+that prefer fuller batches to the lowest latency. The batch function runs in a
+worker thread, off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+@dataclass
+class BatchStats:
+    batches: int = 0
+    items: int = 0
+    last_batch_size: int = 0
+    last_batch_seconds: float = 0.0
+
+
+class MicroBatcher(Generic[Item, Result]):
+    """Groups ``submit``-ted items into calls of ``run(items) -> results`` (same order).
+
+    ``after`` (optional) is awaited with the batch's results on the event loop before
+    any caller is answered: the prediction log's group commit goes there. ``size``
+    tells how many rows an item holds, so that a batch stays under ``max_rows``.
+    """
+
+    def __init__(
+        self,
+        run: Callable[[Sequence[Item]], Sequence[Result]],
+        *,
+        max_rows: int,
+        max_wait_ms: float = 0.0,
+        size: Callable[[Item], int] = lambda _item: 1,
+        after: Callable[[Sequence[Result]], Awaitable[None]] | None = None,
+        executor: ThreadPoolExecutor | None = None,
+    ) -> None:
+        self._run = run
+        self._max_rows = max_rows
+        self._max_wait = max_wait_ms / 1000.0
+        self._size = size
+        self._after = after
+        self._executor = executor or ThreadPoolExecutor(1, thread_name_prefix="setpoint-predict")
+        self._queue: deque[tuple[Item, asyncio.Future[Result]]] = deque()
+        self._busy = False
+        self._tasks: set[asyncio.Task[None]] = set()  # held so they are not collected
+        self.stats = BatchStats()
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._queue)
+
+    async def submit(self, item: Item) -> Result:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Result] = loop.create_future()
+        self._queue.append((item, future))
+        if not self._busy:
+            self._busy = True
+            self._spawn(self._drain())
+        return await future
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            if self._max_wait > 0:
+                await asyncio.sleep(self._max_wait)
+            while self._queue:
+                batch = self._take()
+                items = [item for item, _ in batch]
+                started = time.perf_counter()
+                try:
+                    results = await loop.run_in_executor(self._executor, self._run, items)
+                except Exception as exc:  # the whole batch failed: every caller hears why
+                    _fail(batch, exc)
+                    continue
+                self._record(len(items), time.perf_counter() - started)
+                # Answer after the log commit, but predict the next batch meanwhile.
+                self._spawn(self._finish(batch, results))
+        finally:
+            self._busy = False
+            if self._queue:  # arrived while we were finishing: start again
+                self._busy = True
+                self._spawn(self._drain())
+
+    async def _finish(
+        self, batch: list[tuple[Item, asyncio.Future[Result]]], results: Sequence[Result]
+    ) -> None:
+        try:
+            if self._after is not None:
+                await self._after(results)
+        except Exception as exc:  # not logged, so not acknowledged
+            _fail(batch, exc)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+
+    def _take(self) -> list[tuple[Item, asyncio.Future[Result]]]:
+        batch = [self._queue.popleft()]
+        rows = self._size(batch[0][0])
+        while self._queue and rows + self._size(self._queue[0][0]) <= self._max_rows:
+            item = self._queue.popleft()
+            rows += self._size(item[0])
+            batch.append(item)
+        return batch
+
+    def _record(self, n: int, seconds: float) -> None:
+        self.stats.batches += 1
+        self.stats.items += n
+        self.stats.last_batch_size = n
+        self.stats.last_batch_seconds = seconds
+
+    async def drain(self) -> None:
+        """Wait until every submitted item is answered (graceful shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+
+def _fail(batch: Sequence[tuple[object, asyncio.Future[Result]]], exc: BaseException) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(exc)

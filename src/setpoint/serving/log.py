@@ -1,0 +1,358 @@
+"""The prediction log: every answered prediction, durable before the caller is answered.
+
+:class:`RecordLog` appends records as JSON lines to segment files of its own. In the
+default durable mode, ``append`` returns only once the records are written and
+fsynced, so an acknowledged record survives SIGKILL and power loss. Concurrent callers
+share that cost by group commit: the first caller to find the log idle becomes the
+leader, takes everything queued, writes it with one ``write`` and one fsync, and wakes
+the callers whose records went with it; callers arriving meanwhile queue for the next
+group. ``append_async`` queues the same way and is answered through the event loop, a
+background thread leading for it. With ``durable=False`` appends only queue: the
+background thread writes and fsyncs at least every ``flush_interval`` seconds, and a
+crash loses the records of that window.
+
+:func:`compact` turns closed segments into Parquet partitioned by endpoint and date,
+and :func:`read_log` reads both, each record once. See ``_logfiles`` for the layout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import os
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from setpoint._names import check_name
+from setpoint.errors import StoreError, UsageError
+from setpoint.serving._logfiles import SegmentFile, io_error, make_dirs_durably, segments_dir
+from setpoint.serving._logformat import encode_records, schema_for
+from setpoint.serving._logtables import CompactionResult, compact, read_log
+
+__all__ = ["CompactionResult", "LogStats", "RecordLog", "compact", "read_log"]
+
+MiB = 1024 * 1024
+# In async mode a writer is woken early once this much is queued, and appends wait
+# (backpressure) while eight times as much is.
+_EARLY_FLUSH_BYTES = 1 * MiB
+
+
+@dataclass
+class LogStats:
+    """Counters of one RecordLog (read them; do not write)."""
+
+    appends: int = 0  # calls of append / append_async
+    records: int = 0  # records written
+    groups: int = 0  # group commits: one write each
+    fsyncs: int = 0  # fsync calls, files and directories
+    bytes: int = 0  # bytes written
+    segments: int = 0  # segment files created
+
+
+class _Waiter:
+    """One append waiting for its group commit."""
+
+    __slots__ = ("done", "error", "future", "loop")
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop | None = None,
+        future: asyncio.Future[None] | None = None,
+    ) -> None:
+        self.done = False
+        self.error: StoreError | None = None
+        self.loop = loop
+        self.future = future
+
+
+@dataclass
+class _Group:
+    chunks: list[bytes]
+    records: int
+    waiters: list[_Waiter]
+
+
+class RecordLog:
+    """Appends records of one ``kind`` (``predictions``, ``feedback``) under a workspace.
+
+    Thread-safe; create one per process (after a fork). ``close`` (or ``with``) flushes,
+    fsyncs and seals the current segment; appending afterwards raises UsageError.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        kind: str = "predictions",
+        durable: bool = True,
+        max_segment_bytes: int = 64 * MiB,
+        flush_interval: float = 0.005,
+    ) -> None:
+        if max_segment_bytes < 1 or flush_interval <= 0:
+            raise UsageError("max_segment_bytes and flush_interval must be positive")
+        self.root = Path(root)
+        self.kind = check_name("log kind", kind)
+        self.durable = durable
+        self.max_segment_bytes = max_segment_bytes
+        self.flush_interval = flush_interval
+        self.stats = LogStats()
+        self._schema = schema_for(kind)
+        self._dir = segments_dir(self.root, kind)
+        try:
+            make_dirs_durably(self._dir)
+        except OSError as exc:
+            raise io_error("create the folder", self._dir, exc) from exc
+        self._pid = os.getpid()
+        self._token = os.urandom(3).hex()
+        self._sequence = 0
+        self._segment: SegmentFile | None = None  # owned by the current leader
+
+        self._lock = threading.Lock()
+        self._followers = threading.Condition(self._lock)
+        self._flusher_wake = threading.Condition(self._lock)
+        self._pending: list[bytes] = []
+        self._pending_waiters: list[_Waiter] = []
+        self._pending_records = 0
+        self._pending_bytes = 0
+        self._pending_async = 0  # waiters that only the flusher thread will lead for
+        self._pending_since = 0.0
+        self._leading = False
+        self._closed = False
+        self._lost: StoreError | None = None  # a background failure not yet reported
+        self._flusher = threading.Thread(
+            target=self._flush_loop, name=f"setpoint-log-{kind}", daemon=True
+        )
+        self._flusher.start()
+        atexit.register(self.close)
+
+    # ------------------------------------------------------------------ appending
+
+    def append(self, records: Sequence[Mapping[str, Any]]) -> None:
+        """Store ``records``; when durable, return only once they are written and fsynced.
+
+        Raises InvalidDataError for a record that cannot be stored (the others of the
+        call are not stored either) and StoreError when writing or fsyncing fails: then
+        the records must not be acknowledged.
+        """
+        data, count = encode_records(records, self._schema)
+        waiter = _Waiter() if self.durable else None
+        group = None
+        with self._lock:
+            self._enqueue(data, count, waiter)
+            if waiter is None:
+                self._throttle()
+                return
+            while not waiter.done and self._leading:
+                self._followers.wait()
+            if not waiter.done:
+                group = self._take()
+        if group is not None:
+            self._commit(group)
+        if waiter.error is not None:
+            raise waiter.error
+
+    async def append_async(self, records: Sequence[Mapping[str, Any]]) -> None:
+        """``append`` for event-loop callers: awaits the same group commit without blocking.
+
+        If the awaiting task is cancelled, the records are stored all the same.
+        """
+        data, count = encode_records(records, self._schema)
+        if not self.durable:
+            with self._lock:
+                self._enqueue(data, count, None)
+                wait = self._pending_bytes > 8 * _EARLY_FLUSH_BYTES
+            if wait:  # backpressure without blocking the loop
+                await asyncio.to_thread(self._wait_drained)
+            return
+        loop = asyncio.get_running_loop()
+        waiter = _Waiter(loop, loop.create_future())
+        with self._lock:
+            self._enqueue(data, count, waiter)
+            self._pending_async += 1
+            if not self._leading:
+                self._flusher_wake.notify()
+        assert waiter.future is not None
+        await asyncio.shield(waiter.future)
+
+    def _enqueue(self, data: bytes, count: int, waiter: _Waiter | None) -> None:
+        """Queue one append's lines (lock held)."""
+        if self._closed:
+            raise UsageError(f"the {self.kind} log at {self._dir} is closed")
+        if os.getpid() != self._pid:
+            raise UsageError(
+                f"this {self.kind} log was opened in process {self._pid} and used in "
+                f"{os.getpid()} after a fork; open a RecordLog in each worker process"
+            )
+        if self._lost is not None:
+            lost, self._lost = self._lost, None
+            raise lost
+        self.stats.appends += 1
+        if not self._pending:
+            self._pending_since = time.monotonic()
+        self._pending.append(data)
+        self._pending_records += count
+        self._pending_bytes += len(data)
+        if waiter is not None:
+            self._pending_waiters.append(waiter)
+
+    def _throttle(self) -> None:
+        """Async mode (lock held): wake the writer early; wait while far too much is queued."""
+        if self._pending_bytes >= _EARLY_FLUSH_BYTES:
+            self._flusher_wake.notify()
+        while self._pending_bytes > 8 * _EARLY_FLUSH_BYTES and not self._closed:
+            self._followers.wait()
+
+    def _wait_drained(self) -> None:
+        with self._lock:
+            self._throttle()
+
+    def _take(self) -> _Group:
+        """Become the leader and take everything queued (lock held)."""
+        self._leading = True
+        group = _Group(self._pending, self._pending_records, self._pending_waiters)
+        self._pending, self._pending_waiters = [], []
+        self._pending_records = self._pending_bytes = self._pending_async = 0
+        return group
+
+    # ------------------------------------------------------------------ group commit
+
+    def _commit(self, group: _Group) -> None:
+        """Write and fsync one group, then answer its waiters (the leader, lock not held)."""
+        error: StoreError | None = None
+        try:
+            self._write(b"".join(group.chunks), group.records)
+        except StoreError as exc:
+            error = exc
+        with self._lock:
+            self._leading = False
+            for waiter in group.waiters:
+                waiter.done = True
+                waiter.error = error
+            if error is not None and not group.waiters and group.records:
+                self._lost = StoreError(
+                    f"{group.records} {self.kind} records queued in async mode were lost: "
+                    + error.message,
+                    details=error.details,
+                )
+            self._followers.notify_all()
+            if self._pending_async or (not self.durable and self._pending):
+                self._flusher_wake.notify()
+        for waiter in group.waiters:
+            if waiter.loop is not None:
+                self._answer(waiter)
+
+    @staticmethod
+    def _answer(waiter: _Waiter) -> None:
+        def resolve() -> None:
+            future = waiter.future
+            if future is None or future.done():
+                return
+            if waiter.error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(StoreError(waiter.error.message, details=waiter.error.details))
+
+        assert waiter.loop is not None
+        try:
+            waiter.loop.call_soon_threadsafe(resolve)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            pass
+
+    def _write(self, data: bytes, records: int) -> None:
+        """Append to the current segment (rotating when full) and fsync it."""
+        segment = self._segment
+        try:
+            if segment is not None and segment.size and segment.size + len(data) > (
+                self.max_segment_bytes
+            ):
+                self._segment = None
+                segment.seal()
+                self.stats.fsyncs += 1
+                segment = None
+            if segment is None:
+                self._sequence += 1
+                segment = self._segment = SegmentFile.create(self._dir, self._sequence, self._token)
+                self.stats.segments += 1
+                self.stats.fsyncs += 1
+            segment.write(data)
+            segment.sync()
+        except OSError as exc:
+            path = segment.path if segment is not None else self._dir
+            if segment is not None:
+                # Start a new segment next time: what this one holds after a failed
+                # write or fsync is unknown. Unlocked, it is adopted by compaction.
+                self._segment = None
+                segment.close()
+            raise io_error("write to", path, exc) from exc
+        self.stats.fsyncs += 1
+        self.stats.groups += 1
+        self.stats.records += records
+        self.stats.bytes += len(data)
+
+    def _flush_loop(self) -> None:
+        """Leads for append_async callers, and for every append in async mode."""
+        while True:
+            with self._lock:
+                while True:
+                    if self._pending and not self._leading:
+                        if self._closed or self._pending_async:
+                            break
+                        if not self.durable:
+                            due = self._pending_since + self.flush_interval - time.monotonic()
+                            if due <= 0 or self._pending_bytes >= _EARLY_FLUSH_BYTES:
+                                break
+                            self._flusher_wake.wait(due)
+                            continue
+                    elif self._closed and not self._pending and not self._leading:
+                        return
+                    self._flusher_wake.wait()
+                group = self._take()
+            self._commit(group)
+
+    # ------------------------------------------------------------------ closing
+
+    def close(self) -> None:
+        """Write and fsync everything queued, seal the segment; idempotent.
+
+        Raises StoreError if the last records or the seal could not be made durable.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._flusher_wake.notify()
+            self._followers.notify_all()
+        atexit.unregister(self.close)
+        if os.getpid() != self._pid:
+            return  # a forked copy: the segment belongs to the parent
+        self._flusher.join()
+        segment, self._segment = self._segment, None
+        if segment is not None:
+            try:
+                segment.seal()
+            except OSError as exc:
+                raise io_error("seal", segment.path, exc) from exc
+            self.stats.fsyncs += 1
+        lost, self._lost = self._lost, None
+        if lost is not None:
+            raise lost
+
+    def __enter__(self) -> RecordLog:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        mode = "durable" if self.durable else f"async, every {self.flush_interval * 1000:g} ms"
+        return f"RecordLog({str(self.root)!r}, kind={self.kind!r}, {mode})"

@@ -1,0 +1,100 @@
+"""The native protocol: ``{"records": [...]}`` or ``{"columns": {...}}`` in, JSON out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from setpoint.errors import MalformedRequestError
+from setpoint.serving.runtime import Answer, PredictRequest
+
+_SHAPE = 'send {"records": [{"column": value, ...}, ...]} or {"columns": {"column": [values]}}'
+MAX_ROWS = 100_000
+
+
+def decode(body: bytes) -> PredictRequest:
+    """A predict request from the body, or a MalformedRequestError saying what to send."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedRequestError(f"the body is not valid JSON ({exc}); {_SHAPE}") from None
+    if not isinstance(data, dict):
+        raise MalformedRequestError(f"the body is a JSON {_kind(data)}; {_SHAPE}")
+    extra = sorted(set(data) - {"records", "columns", "request_id"})
+    if extra or ("records" in data) == ("columns" in data):
+        raise MalformedRequestError(
+            f"the body has {', '.join(map(repr, sorted(data))) or 'no keys'}; {_SHAPE}"
+            + (" (and optionally request_id)" if not extra else f"; unknown: {', '.join(extra)}")
+        )
+    request_id = data.get("request_id")
+    if request_id is not None and (
+        not isinstance(request_id, str) or not 0 < len(request_id) <= 200
+    ):
+        raise MalformedRequestError("request_id must be text of 1 to 200 characters")
+    columns = (
+        _from_records(data["records"]) if "records" in data else _from_columns(data["columns"])
+    )
+    n_rows = len(next(iter(columns.values())))
+    request = PredictRequest(columns, n_rows)
+    if request_id is not None:
+        request.request_id = request_id
+    return request
+
+
+def encode(answer: Answer, *, endpoint: str) -> bytes:
+    body: dict[str, Any] = {
+        "request_id": answer.request_id,
+        "endpoint": endpoint,
+        "model": answer.model,
+        "version": answer.version,
+        "predictions": answer.predictions,
+    }
+    if answer.probabilities is not None:
+        body["classes"] = answer.classes
+        body["probabilities"] = answer.probabilities
+    if answer.errors:
+        body["errors"] = answer.errors
+    body["flags"] = {"fallback": False, "cached": False}
+    return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def _from_records(records: Any) -> dict[str, list[Any]]:
+    if not isinstance(records, list) or not records:
+        raise MalformedRequestError(f"records must be a non-empty list of objects; {_SHAPE}")
+    if len(records) > MAX_ROWS:
+        raise MalformedRequestError(f"at most {MAX_ROWS} records per request; split the batch")
+    bad = [i for i, r in enumerate(records) if not isinstance(r, dict)]
+    if bad:
+        raise MalformedRequestError(
+            f"record(s) {', '.join(map(str, bad[:10]))} are not objects of column: value pairs"
+        )
+    names: dict[str, None] = {}
+    for record in records:
+        names.update(dict.fromkeys(record))
+    if not names:
+        raise MalformedRequestError("the records have no fields")
+    return {name: [r.get(name) for r in records] for name in names}
+
+
+def _from_columns(columns: Any) -> dict[str, list[Any]]:
+    if not isinstance(columns, dict) or not columns:
+        raise MalformedRequestError(f"columns must be a non-empty object of lists; {_SHAPE}")
+    not_lists = [n for n, v in columns.items() if not isinstance(v, list)]
+    if not_lists:
+        raise MalformedRequestError(f"column(s) {', '.join(not_lists)} must be lists of values")
+    lengths = {len(v) for v in columns.values()}
+    if len(lengths) != 1 or 0 in lengths:
+        raise MalformedRequestError(
+            "every column must hold the same, non-zero number of values; got "
+            + ", ".join(f"{n}={len(v)}" for n, v in columns.items())
+        )
+    if lengths.pop() > MAX_ROWS:
+        raise MalformedRequestError(f"at most {MAX_ROWS} rows per request; split the batch")
+    return dict(columns)
+
+
+def _kind(value: Any) -> str:
+    return {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}.get(
+        type(value), "null"
+    )

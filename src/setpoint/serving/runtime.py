@@ -1,0 +1,272 @@
+"""One endpoint at run time: its loaded model, its micro-batcher, and what a batch does.
+
+A batch is validated against the model's contract once, with Arrow, and each
+violation is traced back to the request (and the row within it) it came from. The
+valid rows are predicted in one call; the records of what was answered go to the
+prediction log before anyone is answered. The loaded model is swapped as a whole
+(`swap`) between batches, so a batch is never split across two versions.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import numpy as np
+import pyarrow as pa
+
+from setpoint.data._batch import to_table
+from setpoint.data.contract import Contract
+from setpoint.errors import ContractViolationError, SetpointError
+from setpoint.models.predictor import Predictor
+from setpoint.models.registry import ModelVersion
+from setpoint.serving.batcher import MicroBatcher
+from setpoint.serving.deployments import Deployment
+
+PII_MASK = "***"
+
+
+class Log(Protocol):
+    async def append_async(self, records: Sequence[Mapping[str, Any]]) -> None: ...
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    version: ModelVersion
+    predictor: Predictor
+    contract: Contract
+
+    @property
+    def pii(self) -> frozenset[str]:
+        return frozenset(n for n, rule in self.contract.columns.items() if rule.pii)
+
+
+@dataclass
+class PredictRequest:
+    """What a protocol decoded: column -> values, all columns the same length."""
+
+    columns: dict[str, list[Any]]
+    n_rows: int
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    received: float = field(default_factory=time.perf_counter)
+
+
+@dataclass
+class Answer:
+    request_id: str
+    model: str
+    version: int
+    predictions: list[Any]  # None where a row was rejected (per-row mode)
+    probabilities: list[list[float]] | None
+    classes: list[Any] | None
+    errors: list[dict[str, Any]]  # violations, rows relative to the request
+    error: SetpointError | None = None  # the request failed whole
+    records: list[dict[str, Any]] = field(default_factory=list)  # for the log
+
+
+class EndpointRuntime:
+    def __init__(self, deployment: Deployment, model: LoadedModel, log: Log) -> None:
+        self.deployment = deployment
+        self.model = model
+        self._log = log
+        config = deployment.config
+        self.batcher: MicroBatcher[PredictRequest, Answer] = MicroBatcher(
+            self._run,
+            max_rows=config.batching.max_batch_size,
+            max_wait_ms=config.batching.max_wait_ms,
+            size=lambda request: request.n_rows,
+            after=self._commit,
+        )
+
+    @property
+    def name(self) -> str:
+        return self.deployment.endpoint
+
+    def swap(self, model: LoadedModel | None = None, deployment: Deployment | None = None) -> None:
+        """Serve ``model`` (and/or ``deployment``) from the next batch on."""
+        if model is not None:
+            self.model = model
+        if deployment is not None:
+            self.deployment = deployment
+
+    def check_columns(self, request: PredictRequest) -> None:
+        """The cheap per-request check: a missing or undeclared column fails this request
+        alone, before it joins a batch with others."""
+        contract = self.model.contract
+        missing = [
+            n for n, r in contract.columns.items() if r.required and n not in request.columns
+        ]
+        unknown = (
+            [n for n in request.columns if n not in contract.columns]
+            if contract.unknown_columns == "reject"
+            else []
+        )
+        if missing or unknown:
+            details = [
+                {"row": None, "column": n, "rule": "missing_column", "value": None} for n in missing
+            ] + [
+                {"row": None, "column": n, "rule": "unknown_column", "value": None} for n in unknown
+            ]
+            parts = []
+            if missing:
+                parts.append(f"missing column(s) {', '.join(missing)}")
+            if unknown:
+                parts.append(f"column(s) {', '.join(unknown)} that the model does not take")
+            raise ContractViolationError(
+                f"the request has {' and '.join(parts)}; the model takes "
+                f"{', '.join(contract.columns)}",
+                details={"violations": details},
+            )
+
+    async def predict(self, request: PredictRequest) -> Answer:
+        self.check_columns(request)
+        answer = await self.batcher.submit(request)
+        if answer.error is not None:
+            raise answer.error
+        return answer
+
+    # -- in the worker thread -------------------------------------------------------------
+
+    def _run(self, requests: Sequence[PredictRequest]) -> list[Answer]:
+        model, config = self.model, self.deployment.config
+        names = list(model.contract.columns)
+        combined: dict[str, list[Any]] = {name: [] for name in names}
+        for request in requests:
+            for name in names:
+                combined[name].extend(request.columns.get(name) or [None] * request.n_rows)
+        starts = np.cumsum([0] + [r.n_rows for r in requests])
+        table = to_table(combined)
+        report = model.contract.validate(table)
+        bad_rows = report.invalid_rows
+        owner = np.searchsorted(starts, bad_rows, side="right") - 1
+        rejected_requests = set(owner.tolist()) if config.on_error == "reject" else set()
+        valid = np.ones(table.num_rows, dtype=bool)
+        valid[bad_rows] = False
+        for index in rejected_requests:
+            valid[starts[index] : starts[index + 1]] = False
+
+        predictions: np.ndarray | None = None
+        proba: np.ndarray | None = None
+        if valid.any():
+            rows = table.filter(pa.array(valid))
+            predictions = np.asarray(model.predictor.predict(rows))
+            proba = model.predictor.predict_proba(rows)
+        position = np.cumsum(valid) - 1  # index into predictions for each valid row
+
+        violations = report.violations.to_pylist() if not report.ok else []
+        by_request: dict[int, list[dict[str, Any]]] = {}
+        for v in violations:
+            index = int(np.searchsorted(starts, v["row"], side="right") - 1)
+            by_request.setdefault(index, []).append({**v, "row": v["row"] - int(starts[index])})
+
+        now = datetime.now(UTC)
+        version = model.version
+        answers = []
+        for index, request in enumerate(requests):
+            errors = by_request.get(index, [])
+            if index in rejected_requests:
+                answers.append(
+                    Answer(
+                        request.request_id,
+                        version.name,
+                        version.version,
+                        [],
+                        None,
+                        None,
+                        errors,
+                        error=ContractViolationError(
+                            f"{len(errors)} contract violation(s) in the request; every one is "
+                            "listed in details (rows count from 0)",
+                            details={"violations": errors},
+                        ),
+                    )
+                )
+                continue
+            answers.append(
+                self._answer(
+                    model,
+                    request,
+                    int(starts[index]),
+                    valid,
+                    position,
+                    predictions,
+                    proba,
+                    errors,
+                    now,
+                )
+            )
+        return answers
+
+    def _answer(
+        self,
+        model: LoadedModel,
+        request: PredictRequest,
+        start: int,
+        valid: np.ndarray,
+        position: np.ndarray,
+        predictions: np.ndarray | None,
+        proba: np.ndarray | None,
+        errors: list[dict[str, Any]],
+        now: datetime,
+    ) -> Answer:
+        version = model.version
+        preds: list[Any] = []
+        probs: list[list[float]] | None = [] if proba is not None else None
+        records = []
+        latency_ms = (time.perf_counter() - request.received) * 1000.0
+        pii = model.pii
+        for offset in range(request.n_rows):
+            row = start + offset
+            if not valid[row] or predictions is None:
+                preds.append(None)
+                if probs is not None:
+                    probs.append([])
+                continue
+            at = int(position[row])
+            prediction = (
+                predictions[at].item() if hasattr(predictions[at], "item") else predictions[at]
+            )
+            preds.append(prediction)
+            output: dict[str, Any] = {"prediction": prediction}
+            if probs is not None and proba is not None:
+                row_proba = proba[at].tolist()
+                probs.append(row_proba)
+                output["probabilities"] = row_proba
+            records.append(
+                {
+                    "request_id": request.request_id,
+                    "row": offset,
+                    "ts": now,
+                    "endpoint": self.name,
+                    "model": version.name,
+                    "version": version.version,
+                    "route": "champion",
+                    "inputs": {
+                        n: (PII_MASK if n in pii else values[offset])
+                        for n, values in request.columns.items()
+                    },
+                    "outputs": output,
+                    "latency_ms": latency_ms,
+                    "cached": False,
+                    "fallback": False,
+                }
+            )
+        return Answer(
+            request.request_id,
+            version.name,
+            version.version,
+            preds,
+            probs,
+            model.predictor.classes,
+            errors,
+            records=records,
+        )
+
+    async def _commit(self, answers: Sequence[Answer]) -> None:
+        records = [r for a in answers for r in a.records]
+        if records:
+            await self._log.append_async(records)

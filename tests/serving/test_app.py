@@ -1,0 +1,223 @@
+"""The server in-process: every route, every kind of mistake, the model swap."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from starlette.testclient import TestClient
+
+from conftest import SPEC, MemoryLog, requests_of
+from setpoint.serving.app import create_app
+from setpoint.workspace import Workspace
+
+
+@pytest.fixture
+def client(served: Workspace, memory_log: MemoryLog) -> Iterator[TestClient]:
+    with TestClient(create_app(served, memory_log, refresh_seconds=0.05)) as test_client:
+        yield test_client
+
+
+def assert_error_shape(response: Any, status: int, code: str | None = None) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message", "details"}
+    assert body["error"]["message"]
+    if code is not None:
+        assert body["error"]["code"] == code
+    return dict(body["error"])
+
+
+def test_predictions_match_the_model_in_process(
+    client: TestClient, served: Workspace, history: pd.DataFrame, memory_log: MemoryLog
+) -> None:
+    rows = requests_of(history.tail(20))
+    response = client.post("/v1/endpoints/credit/predict", json={"records": rows})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["endpoint"], body["model"], body["version"]) == ("credit", "credit-risk", 1)
+    expected = served.load_model("credit-risk@1").predict_proba(pd.DataFrame(rows))
+    assert expected is not None
+    np.testing.assert_allclose(body["probabilities"], expected, atol=1e-6)
+    assert body["classes"] == [0, 1]
+    assert body["flags"] == {"fallback": False, "cached": False}
+    assert len(memory_log.records) == 20
+    assert {r["request_id"] for r in memory_log.records} == {body["request_id"]}
+
+    columns = {k: [r[k] for r in rows] for k in rows[0]}
+    by_columns = client.post("/v1/endpoints/credit/predict", json={"columns": columns}).json()
+    assert by_columns["probabilities"] == body["probabilities"]
+
+
+def test_pii_columns_are_masked_in_the_log(
+    workspace: Workspace, history: pd.DataFrame, memory_log: MemoryLog
+) -> None:
+    workspace.add_dataset("loans", history, pii_columns=["age"])
+    version = workspace.train({**SPEC})
+    workspace.promote(version.name, version.version)
+    workspace.deploy("credit", model="credit-risk")
+    with TestClient(create_app(workspace, memory_log)) as client:
+        response = client.post(
+            "/v1/endpoints/credit/predict", json={"records": requests_of(history.head(2))}
+        )
+    assert response.status_code == 200, response.text
+    assert {r["inputs"]["age"] for r in memory_log.records} == {"***"}
+
+
+def test_bad_rows_get_every_violation(client: TestClient, history: pd.DataFrame) -> None:
+    rows = requests_of(history.head(3))
+    rows[1]["grade"] = "Z"
+    rows[2]["income"] = "lots"
+    rows[2]["term"] = None
+    error = assert_error_shape(
+        client.post("/v1/endpoints/credit/predict", json={"records": rows}),
+        422,
+        "contract_violation",
+    )
+    found = {(v["row"], v["column"], v["rule"]) for v in error["details"]["violations"]}
+    assert found == {(1, "grade", "category"), (2, "income", "type"), (2, "term", "not_null")}
+
+
+def test_per_row_mode_answers_the_good_rows(
+    client: TestClient, served: Workspace, history: pd.DataFrame
+) -> None:
+    served.deploy("credit", on_error="per_row")
+    deadline = time.monotonic() + 10
+    while client.get("/v1/endpoints/credit").json()["revision"] != 2:
+        assert time.monotonic() < deadline, "the server did not follow the deployment"
+    rows = requests_of(history.head(3))
+    rows[1]["grade"] = "Z"
+    body = client.post("/v1/endpoints/credit/predict", json={"records": rows}).json()
+    assert body["predictions"][1] is None
+    assert body["predictions"][0] is not None
+    assert body["errors"] == [{"row": 1, "column": "grade", "rule": "category", "value": "Z"}]
+
+
+def test_a_bad_request_does_not_fail_its_batch_neighbours(
+    client: TestClient, history: pd.DataFrame
+) -> None:
+    good = requests_of(history.head(1))
+    bad = [{**good[0], "grade": "Z"}]
+    responses = [
+        client.post("/v1/endpoints/credit/predict", json={"records": rows})
+        for rows in (good, bad, good)
+    ]
+    assert [r.status_code for r in responses] == [200, 422, 200]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        (b"{not json", 400, "malformed_request"),
+        (b"[1, 2]", 400, "malformed_request"),
+        (b'{"records": []}', 400, "malformed_request"),
+        (b'{"records": [1]}', 400, "malformed_request"),
+        (b'{"rows": [{}]}', 400, "malformed_request"),
+        (b'{"columns": {"a": [1], "b": [1, 2]}}', 400, "malformed_request"),
+        (b'{"records": [{"age": NaN}]}', 400, "malformed_request"),
+        (b'{"records": [{"age": 1e999}]}', 400, "malformed_request"),
+        (b'{"records": [{"nope": 1}]}', 422, "contract_violation"),
+        ('{"records": [{"\u00e9": "\u2603"}]}'.encode(), 422, "contract_violation"),
+    ],
+)
+def test_malformed_bodies_get_a_clear_4xx(
+    client: TestClient, body: bytes, status: int, code: str
+) -> None:
+    response = client.post(
+        "/v1/endpoints/credit/predict", content=body, headers={"content-type": "application/json"}
+    )
+    assert_error_shape(response, status, code)
+
+
+def test_routes_and_limits(client: TestClient) -> None:
+    assert client.get("/healthz").json()["status"] == "alive"
+    assert client.get("/readyz").json() == {
+        "status": "ready",
+        "endpoints": {"credit": "credit-risk@1"},
+    }
+    assert [e["endpoint"] for e in client.get("/v1/endpoints").json()] == ["credit"]
+    shown = client.get("/v1/endpoints/credit").json()
+    assert "income" in shown["inputs"]["columns"]
+    assert_error_shape(client.get("/v1/endpoints/nope"), 404, "not_found")
+    assert_error_shape(
+        client.post("/v1/endpoints/nope/predict", json={"records": [{}]}), 404, "not_found"
+    )
+    assert_error_shape(client.get("/nowhere"), 404, "not_found")
+    assert_error_shape(client.get("/v1/endpoints/credit/predict"), 405, "method_not_allowed")
+    huge = b'{"records": [' + b'{"age": 1},' * 500_000 + b'{"age": 1}]}'
+    assert_error_shape(
+        client.post("/v1/endpoints/credit/predict", content=huge), 413, "payload_too_large"
+    )
+
+
+def test_a_promotion_is_followed_without_a_restart(
+    client: TestClient, served: Workspace, history: pd.DataFrame
+) -> None:
+    rows = {"records": requests_of(history.head(1))}
+    assert client.post("/v1/endpoints/credit/predict", json=rows).json()["version"] == 1
+    second = served.train({**SPEC, "seed": 2})
+    served.promote("credit-risk", second.version)
+    deadline = time.monotonic() + 10
+    while client.post("/v1/endpoints/credit/predict", json=rows).json()["version"] != 2:
+        assert time.monotonic() < deadline, "the server did not follow the promotion"
+
+
+def _dumps(value: Any) -> bytes:
+    # The standard library writes what orjson refuses (huge integers, Infinity): good input.
+    return json.dumps(value).encode()
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+bodies = st.one_of(
+    st.binary(max_size=200),
+    json_values.map(_dumps),
+    st.fixed_dictionaries(
+        {
+            "records": st.lists(
+                st.dictionaries(
+                    st.sampled_from(["age", "income", "grade", "term", "x"]),
+                    json_values,
+                    max_size=5,
+                ),
+                max_size=4,
+            )
+        }
+    ).map(_dumps),
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    body=bodies,
+    route=st.sampled_from(
+        [
+            "/v1/endpoints/credit/predict",
+            "/v1/endpoints/credit",
+            "/healthz",
+            "/readyz",
+            "/v1/endpoints",
+        ]
+    ),
+)
+def test_no_body_ever_gets_a_500(client: TestClient, body: bytes, route: str) -> None:
+    response = client.post(route, content=body, headers={"content-type": "application/json"})
+    assert response.status_code < 500, response.text
+    if response.status_code >= 400:
+        assert_error_shape(response, response.status_code)
