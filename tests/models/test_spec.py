@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from setpoint.errors import InvalidSpecError
+from setpoint.models.evaluation import METRICS
 from setpoint.models.spec import Split, Step, TrainSpec
 
 FULL = """\
@@ -27,34 +28,62 @@ seed: 42
 description: Default risk.
 """
 
+MINIMAL = {"model": "m", "dataset": "d", "target": "y"}
+
+
+def problems(data: Any) -> list[str]:
+    with pytest.raises(InvalidSpecError) as caught:
+        TrainSpec.from_dict(data)
+    details: list[str] = caught.value.details
+    assert caught.value.message.startswith(f"the training spec has {len(details)} problem(s)")
+    return details
+
 
 def test_a_full_spec_reads_and_round_trips() -> None:
     spec = TrainSpec.from_yaml(FULL)
     assert spec.estimator == Step("lightgbm.LGBMClassifier", {"n_estimators": 50})
     assert spec.split == Split("time", 0.25, "applied_at", True)
     assert (spec.exclude, spec.segments, spec.seed) == (("applied_at", "id"), ("channel",), 42)
+    assert (spec.metrics, spec.overfit_threshold) == (("roc_auc", "accuracy"), 0.1)
+    assert (spec.dataset_name, spec.dataset_version) == ("loans", 3)
     assert TrainSpec.from_dict(spec.to_dict()) == spec
     assert TrainSpec.from_yaml(spec.to_yaml()) == spec
 
 
 def test_defaults_are_sensible() -> None:
-    spec = TrainSpec.from_dict({"model": "m", "dataset": "d", "target": "y"})
-    assert spec.split == Split()
-    assert spec.preprocessing == "auto"
+    spec = TrainSpec.from_dict(MINIMAL)
+    assert spec.split == Split(method="random", test_size=0.2, time_column=None, stratify=True)
+    assert (spec.features, spec.exclude, spec.task, spec.metrics) == (None, (), None, None)
+    assert (spec.preprocessing, spec.overfit_threshold, spec.seed) == ("auto", 0.05, 0)
     assert spec.estimator_for("classification").cls.endswith("HistGradientBoostingClassifier")
     assert spec.estimator_for("regression").cls.endswith("HistGradientBoostingRegressor")
+    assert TrainSpec.from_dict(spec.to_dict()) == spec
+
+
+def test_shorthands() -> None:
+    spec = TrainSpec.from_dict(
+        MINIMAL | {"estimator": "sklearn.linear_model.Ridge", "features": "a", "description": None}
+    )
+    assert spec.estimator == Step("sklearn.linear_model.Ridge", {})
+    assert (spec.features, spec.description) == (("a",), "")
 
 
 def test_an_explicit_pipeline() -> None:
     spec = TrainSpec.from_dict(
-        {
-            "model": "m",
-            "dataset": "d",
-            "target": "y",
-            "preprocessing": {"pipeline": [{"class": "sklearn.preprocessing.StandardScaler"}]},
+        MINIMAL
+        | {
+            "preprocessing": {
+                "pipeline": [
+                    {"class": "sklearn.impute.SimpleImputer", "params": {"strategy": "mean"}},
+                    "sklearn.preprocessing.StandardScaler",
+                ]
+            }
         }
     )
-    assert spec.preprocessing == (Step("sklearn.preprocessing.StandardScaler", {}),)
+    assert spec.preprocessing == (
+        Step("sklearn.impute.SimpleImputer", {"strategy": "mean"}),
+        Step("sklearn.preprocessing.StandardScaler", {}),
+    )
     assert TrainSpec.from_dict(spec.to_dict()) == spec
 
 
@@ -62,19 +91,21 @@ def test_every_problem_is_reported_together_by_path() -> None:
     bad = {
         "model": "Bad Name",
         "dataset": "loans@",
-        "features": ["a", "y"],
+        "features": ["a", "y", "a"],
         "exclude": ["b"],
         "task": "ranking",
         "estimator": {"class": "nodots", "params": [1], "kwargs": {}},
+        "preprocessing": {"pipeline": []},
         "split": {"method": "time", "test_size": 1.5, "shuffle": True},
         "metrics": ["auc"],
+        "segments": [1],
+        "overfit_threshold": float("nan"),
         "seed": -1,
+        "description": 3,
         "learning_rate": 0.1,
         "target": "y",
     }
-    with pytest.raises(InvalidSpecError) as caught:
-        TrainSpec.from_dict(bad)
-    paths = {p.split(":")[0] for p in caught.value.details}
+    paths = {p.split(":")[0] for p in problems(bad)}
     assert paths == {
         "model",
         "dataset",
@@ -84,45 +115,189 @@ def test_every_problem_is_reported_together_by_path() -> None:
         "estimator.class",
         "estimator.params",
         "estimator.kwargs",
+        "preprocessing.pipeline",
         "split.test_size",
         "split.time_column",
         "split.shuffle",
         "metrics",
+        "segments",
+        "overfit_threshold",
         "seed",
+        "description",
         "learning_rate",
     }
-    assert "learning_rate: unknown key" in caught.value.message
+
+
+def test_a_typo_is_named_with_the_valid_keys_and_the_likely_one() -> None:
+    [problem] = problems(MINIMAL | {"segmnts": ["region"]})
+    assert problem.startswith("segmnts: unknown key; did you mean 'segments'?")
+    assert "valid keys are model, dataset, target, features, exclude" in problem
+    [nested] = problems(MINIMAL | {"split": {"tset_size": 0.3}})
+    assert nested.startswith("split.tset_size: unknown key; did you mean 'test_size'?")
+    [step] = problems(MINIMAL | {"estimator": {"class": "a.B", "param": {}}})
+    assert step.startswith("estimator.param: unknown key; did you mean 'params'?")
 
 
 def test_required_keys_are_named() -> None:
-    with pytest.raises(InvalidSpecError, match="target: is required"):
-        TrainSpec.from_dict({"model": "m", "dataset": "d"})
+    assert problems({"model": "m"}) == ["dataset: is required", "target: is required"]
+    assert problems(MINIMAL | {"target": None}) == ["target: is required"]
 
 
-@pytest.mark.parametrize("text", ["model: [", "- a\n- b", "42"])
+@pytest.mark.parametrize("ref", ["loans", "loans@3", "loans@latest", "loans-2024.v2@12"])
+def test_dataset_refs_that_are_accepted(ref: str) -> None:
+    spec = TrainSpec.from_dict(MINIMAL | {"dataset": ref})
+    assert spec.dataset == ref
+    assert spec.dataset_name == ref.partition("@")[0]
+
+
+@pytest.mark.parametrize(
+    ("ref", "why"),
+    [
+        ("loans@", "nothing after '@'"),
+        ("loans@champion", "version number or 'latest'"),
+        ("loans@0", "numbered from 1"),
+        ("Loans", "not a valid dataset name"),
+        ("", "non-empty text"),
+    ],
+)
+def test_dataset_refs_that_are_refused(ref: str, why: str) -> None:
+    [problem] = problems(MINIMAL | {"dataset": ref})
+    assert problem.startswith("dataset: ")
+    assert why in problem
+
+
+def test_metrics_must_fit_a_given_task() -> None:
+    [problem] = problems(MINIMAL | {"task": "regression", "metrics": ["rmse", "roc_auc"]})
+    assert problem.startswith("metrics: roc_auc do not apply to regression; use mae, rmse")
+    # Without a task either kind is fine: training picks the task's own.
+    assert TrainSpec.from_dict(MINIMAL | {"metrics": ["rmse", "roc_auc"]}).metrics
+
+
+def test_the_time_column_cannot_be_a_feature_or_the_target() -> None:
+    split = {"method": "time", "time_column": "t"}
+    [problem] = problems(MINIMAL | {"features": ["a", "t"], "split": split})
+    assert problem.startswith("split.time_column: 't' orders the split")
+    [target] = problems(MINIMAL | {"split": split | {"time_column": "y"}})
+    assert target == "split.time_column: cannot be the target"
+    [random] = problems(MINIMAL | {"split": {"time_column": "t"}})
+    assert random == "split.time_column: only applies when split.method is time"
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"seed": 2**32}, "seed: must be a whole number from 0 to 4294967295"),
+        ({"seed": 1.0}, "seed: must be a whole number"),
+        ({"seed": True}, "seed: must be a whole number"),
+        ({"overfit_threshold": "high"}, "overfit_threshold: must be a number, got 'high'"),
+        ({"overfit_threshold": float("inf")}, "overfit_threshold: must be a number 0.0 or more"),
+        ({"split": {"test_size": 0}}, "split.test_size: must be the validation share"),
+        ({"split": {"stratify": "yes"}}, "split.stratify: must be true or false"),
+        ({"split": "time"}, "split: must be a mapping"),
+        ({"preprocessing": "scale"}, "preprocessing: 'scale': use auto, none"),
+        ({"features": []}, "features: lists no columns"),
+        ({"features": "y"}, "features: the target 'y' cannot also be a feature"),
+        ({"estimator": {"class": "sklearn..Ridge"}}, "estimator.class: must be an import path"),
+        ({"estimator": {"class": "a.B", "params": {1: 2}}}, "estimator.params: must map"),
+    ],
+)
+def test_values_are_checked_with_readable_messages(changes: dict[str, Any], expected: str) -> None:
+    found = problems(MINIMAL | changes)
+    assert any(p.startswith(expected) for p in found), found
+
+
+@pytest.mark.parametrize("text", ["model: [", "- a\n- b", "42", ""])
 def test_text_that_is_not_a_spec(text: str) -> None:
     with pytest.raises(InvalidSpecError):
         TrainSpec.from_yaml(text)
 
 
-values = st.recursive(
+# -- any input: a spec that round-trips, or InvalidSpecError ---------------------------------
+
+junk = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
     lambda inner: (
         st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
     ),
     max_leaves=8,
 )
-keys = st.sampled_from(
-    ["model", "dataset", "target", "features", "exclude", "task", "estimator", "split",
-     "preprocessing", "metrics", "segments", "seed", "overfit_threshold", "description", "x"]
-)  # fmt: skip
+scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5)
+columns = st.lists(st.sampled_from(["a", "b", "c"]), max_size=3, unique=True)
+step = st.sampled_from(["sklearn.linear_model.Ridge", "a.b.C"]) | st.fixed_dictionaries(
+    {"class": st.sampled_from(["lightgbm.LGBMClassifier", "x.Y"])},
+    optional={"params": st.dictionaries(st.text(max_size=5), scalars | junk, max_size=3)},
+)
+# Values a spec may hold; any of them may be swapped for a wrong one or for junk.
+valid: dict[str, st.SearchStrategy[Any]] = {
+    "model": st.sampled_from(["m", "credit-risk"]),
+    "dataset": st.sampled_from(["d", "d@1", "d@latest"]),
+    "target": st.sampled_from(["y", "z"]),
+    "features": columns,
+    "exclude": columns,
+    "task": st.sampled_from(["classification", "regression", None]),
+    "estimator": step,
+    "preprocessing": st.sampled_from(["auto", "none"])
+    | st.fixed_dictionaries({"pipeline": st.lists(step, min_size=1, max_size=2)}),
+    "split": st.fixed_dictionaries(
+        {},
+        optional={
+            "method": st.just("random"),
+            "test_size": st.floats(0.01, 0.99),
+            "stratify": st.booleans(),
+        },
+    )
+    | st.fixed_dictionaries(
+        {"method": st.just("time"), "time_column": st.sampled_from(["t", "u"])},
+        optional={"test_size": st.floats(0.01, 0.99)},
+    ),
+    "metrics": st.lists(st.sampled_from(list(METRICS)), min_size=1, max_size=3, unique=True),
+    "segments": columns,
+    "overfit_threshold": st.floats(0, 10) | st.integers(0, 3),
+    "seed": st.integers(0, 2**32 - 1),
+    "description": st.text(max_size=10) | st.none(),
+}
+wrong: dict[str, st.SearchStrategy[Any]] = {
+    "model": st.sampled_from(["Bad Name", ""]),
+    "dataset": st.sampled_from(["d@", "d@x", "d@0", "D"]),
+    "task": st.just("ranking"),
+    "preprocessing": st.just("scaled"),
+    "split": st.fixed_dictionaries(
+        {},
+        optional={
+            "method": st.sampled_from(["random", "time", "both"]),
+            "test_size": scalars,
+            "time_column": st.sampled_from(["t", "y", ""]) | scalars,
+            "stratify": scalars,
+            "shuffle": scalars,
+        },
+    ),
+    "metrics": st.lists(st.sampled_from([*METRICS, "auc"]), max_size=3),
+    "seed": scalars,
+}
+required = ("model", "dataset", "target")
+mostly_valid = st.fixed_dictionaries(
+    {key: valid[key] for key in required},
+    optional={key: values for key, values in valid.items() if key not in required},
+)
+anything = st.fixed_dictionaries(
+    {},
+    optional={key: values | wrong.get(key, st.nothing()) | junk for key, values in valid.items()},
+)
+specs = mostly_valid | anything | st.dictionaries(st.text(max_size=10) | st.integers(), junk)
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.dictionaries(keys, values, max_size=8))
-def test_any_dict_is_a_spec_or_our_error(data: dict[str, Any]) -> None:
+@settings(max_examples=500, deadline=None)
+@given(specs | junk)
+def test_any_input_is_a_spec_that_round_trips_or_our_error(data: Any) -> None:
     try:
         spec = TrainSpec.from_dict(data)
-    except InvalidSpecError:
+    except InvalidSpecError as caught:
+        error: InvalidSpecError | None = caught
+    else:
+        error = None
+    if error is not None:
+        assert error.details, "a spec error lists its problems"
         return
-    assert TrainSpec.from_dict(spec.to_dict()) == spec
+    again = TrainSpec.from_dict(spec.to_dict())
+    assert repr(again) == repr(spec)  # repr: NaN parameter values compare unequal
+    assert repr(TrainSpec.from_yaml(spec.to_yaml())) == repr(spec)

@@ -41,9 +41,13 @@ class MemoryLog:
 
     def __init__(self) -> None:
         self.records: list[Mapping[str, Any]] = []
+        self.closed = False
 
     async def append_async(self, records: Sequence[Mapping[str, Any]]) -> None:
         self.records.extend(records)
+
+    def close(self) -> None:
+        self.closed = True
 
 
 @pytest.fixture

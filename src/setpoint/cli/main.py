@@ -15,7 +15,7 @@ from setpoint.cli._common import Group, JsonFlag, State, emit, fmt, progress_bar
 from setpoint.cli.data import data_app
 from setpoint.cli.demo import demo
 from setpoint.cli.models import models_app, render_version
-from setpoint.cli.serving import deploy, deployments_app
+from setpoint.cli.serving import deploy, deployments_app, serve
 from setpoint.settings import SETTINGS, Setting
 
 app = typer.Typer(
@@ -33,6 +33,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(models_app, name="models")
 app.command()(demo)
 app.command()(deploy)
+app.command()(serve)
 app.add_typer(deployments_app, name="deployments")
 
 

@@ -238,3 +238,42 @@ def _render(c: Console, d: Deployment) -> None:
     for key, value in rows:
         table.add_row(f"[bold]{key}[/]", str(value))
     c.print(table)
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Server processes (one core each).")] = 1,
+    insecure: Annotated[
+        bool,
+        typer.Option(
+            "--insecure", help="Allow listening on a non-loopback address without API keys."
+        ),
+    ] = False,
+) -> None:
+    """Serve every endpoint of the workspace over HTTP until interrupted (Ctrl-C drains
+    in-flight requests and flushes the prediction log)."""
+    from setpoint.serving.server import serve as run
+
+    st = state(ctx)
+    ws = st.workspace()
+    endpoints = ws.deployments.current()
+    if not endpoints:
+        raise UsageError(
+            "the workspace has no endpoints to serve; create one with: "
+            "setpoint deploy NAME --model MODEL@champion"
+        )
+    stderr_console = Console(stderr=True)
+    stderr_console.print(
+        f"Serving {', '.join(d.endpoint for d in endpoints)} on http://{host}:{port} "
+        f"({workers} worker{'s' if workers > 1 else ''}); Ctrl-C to stop."
+    )
+    run(
+        str(ws.root),
+        host=host,
+        port=port,
+        workers=workers,
+        insecure=insecure,
+        overrides=st.overrides,
+    )

@@ -59,10 +59,6 @@ def new_segment_id(sequence: int, token: str) -> str:
     return f"{started}-p{os.getpid()}-{token}-{sequence:06d}"
 
 
-def new_token() -> str:
-    return secrets.token_hex(3)
-
-
 # ---------------------------------------------------------------------------- fsync
 
 

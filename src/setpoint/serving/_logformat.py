@@ -65,6 +65,7 @@ _SCHEMAS = {
         "predictions",
         (
             *_COMMON,
+            ("row", "int"),  # the row of a multi-row request
             ("model", "str"),
             ("version", "int"),
             ("route", "str"),
@@ -99,7 +100,7 @@ def _matches(type_: FieldType, value: Any) -> bool:
     return True  # json: anything orjson can encode; checked by encoding
 
 
-def _utc_timestamp(value: Any) -> dt.datetime:
+def _utc_timestamp(value: object) -> dt.datetime:
     if isinstance(value, str):
         try:
             value = dt.datetime.fromisoformat(value)
@@ -202,7 +203,7 @@ def to_table(records: Sequence[Mapping[str, Any]], schema: LogSchema) -> pa.Tabl
     columns: list[pa.Array] = []
     for field in arrow_schema:
         values = [record.get(field.name) for record in records]
-        if field.name not in known or field.type == pa.string() and _is_json(schema, field.name):
+        if field.name not in known or (field.type == pa.string() and _is_json(schema, field.name)):
             columns.append(pa.array([_json_text(v) for v in values], pa.string()))
         elif pa.types.is_timestamp(field.type):
             columns.append(pa.array(values, pa.string()).cast(field.type))

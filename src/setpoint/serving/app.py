@@ -129,9 +129,10 @@ def create_app(
             yield
         finally:
             task.cancel()
-            for runtime in state.runtimes.values():
+            for runtime in state.runtimes.values():  # answer what was accepted
                 await runtime.batcher.drain()
                 runtime.batcher.close()
+            await asyncio.get_running_loop().run_in_executor(None, log.close)
 
     async def healthz(_request: Request) -> Response:
         return json_response({"status": "alive", "version": __version__})

@@ -3,13 +3,16 @@
 :class:`RecordLog` appends records as JSON lines to segment files of its own. In the
 default durable mode, ``append`` returns only once the records are written and
 fsynced, so an acknowledged record survives SIGKILL and power loss. Concurrent callers
-share that cost by group commit: the first caller to find the log idle becomes the
-leader, takes everything queued, writes it with one ``write`` and one fsync, and wakes
-the callers whose records went with it; callers arriving meanwhile queue for the next
-group. ``append_async`` queues the same way and is answered through the event loop, a
-background thread leading for it. With ``durable=False`` appends only queue: the
-background thread writes and fsyncs at least every ``flush_interval`` seconds, and a
-crash loses the records of that window.
+share that cost by group commit. A caller that finds the log idle writes and fsyncs
+its records itself (no hand-off: the lowest latency at light load). Callers arriving
+while a group is being written queue up; when it is done, the log's writer thread
+takes everything queued and commits it as the next group with one ``write`` and one
+fsync, and keeps doing so while groups keep queuing, so the disk never waits for a
+caller's thread to be scheduled. Each waiting caller is woken alone once its group is
+durable. ``append_async`` queues the same way and is answered on its event loop (one
+wake-up per loop and group). With ``durable=False`` appends only queue: the writer
+thread writes and fsyncs at least every ``flush_interval`` seconds, and a crash loses
+the records of that window.
 
 :func:`compact` turns closed segments into Parquet partitioned by endpoint and date,
 and :func:`read_log` reads both, each record once. See ``_logfiles`` for the layout.
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import os
 import threading
 import time
@@ -55,9 +59,13 @@ class LogStats:
 
 
 class _Waiter:
-    """One append waiting for its group commit."""
+    """One append waiting for its group commit.
 
-    __slots__ = ("done", "error", "future", "loop")
+    A thread waits on its own lock (held from the start, released to wake it), so a
+    leader wakes exactly the callers of its group and the next leader, not everyone.
+    """
+
+    __slots__ = ("done", "error", "future", "loop", "signaled", "wake")
 
     def __init__(
         self,
@@ -68,6 +76,29 @@ class _Waiter:
         self.error: StoreError | None = None
         self.loop = loop
         self.future = future
+        self.signaled = False
+        self.wake: threading.Lock | None = None
+        if loop is None:
+            self.wake = threading.Lock()
+            self.wake.acquire()
+
+    def signal(self) -> None:
+        """Wake the waiting thread (log lock held); at most once per wait."""
+        if self.wake is not None and not self.signaled:
+            self.signaled = True
+            self.wake.release()
+
+
+def _resolve(waiters: list[_Waiter]) -> None:
+    """Answer append_async callers (on their event loop)."""
+    for waiter in waiters:
+        future = waiter.future
+        if future is None or future.done():  # cancelled
+            continue
+        if waiter.error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(StoreError(waiter.error.message, details=waiter.error.details))
 
 
 @dataclass
@@ -82,6 +113,8 @@ class RecordLog:
 
     Thread-safe; create one per process (after a fork). ``close`` (or ``with``) flushes,
     fsyncs and seals the current segment; appending afterwards raises UsageError.
+    Segments are sealed at ``max_segment_bytes``; ``flush_interval`` (seconds) is the
+    longest a record waits to be written in async mode (``durable=False``).
     """
 
     def __init__(
@@ -113,13 +146,12 @@ class RecordLog:
         self._segment: SegmentFile | None = None  # owned by the current leader
 
         self._lock = threading.Lock()
-        self._followers = threading.Condition(self._lock)
+        self._drained = threading.Condition(self._lock)  # async mode backpressure
         self._flusher_wake = threading.Condition(self._lock)
         self._pending: list[bytes] = []
         self._pending_waiters: list[_Waiter] = []
         self._pending_records = 0
         self._pending_bytes = 0
-        self._pending_async = 0  # waiters that only the flusher thread will lead for
         self._pending_since = 0.0
         self._leading = False
         self._closed = False
@@ -137,24 +169,33 @@ class RecordLog:
 
         Raises InvalidDataError for a record that cannot be stored (the others of the
         call are not stored either) and StoreError when writing or fsyncing fails: then
-        the records must not be acknowledged.
+        the records must not be acknowledged. Blocks: on an event loop, use
+        :meth:`append_async`.
         """
         data, count = encode_records(records, self._schema)
-        waiter = _Waiter() if self.durable else None
-        group = None
+        if not self.durable:
+            with self._lock:
+                self._enqueue(data, count, None)
+                self._throttle()
+            return
+        waiter = _Waiter()
+        wake = waiter.wake
+        assert wake is not None
         with self._lock:
             self._enqueue(data, count, waiter)
-            if waiter is None:
-                self._throttle()
-                return
-            while not waiter.done and self._leading:
-                self._followers.wait()
-            if not waiter.done:
-                group = self._take()
+            group = None if self._leading else self._take()
+        while group is None:
+            wake.acquire()  # until our group is done, or we are the next leader
+            with self._lock:
+                waiter.signaled = False  # consumed: a new signal may come
+                if waiter.done:
+                    break
+                group = None if self._leading else self._take()
         if group is not None:
-            self._commit(group)
+            self._commit(group)  # ours is in it
         if waiter.error is not None:
-            raise waiter.error
+            # a fresh exception per caller: one instance raised in many threads shares a traceback
+            raise StoreError(waiter.error.message, details=waiter.error.details) from waiter.error
 
     async def append_async(self, records: Sequence[Mapping[str, Any]]) -> None:
         """``append`` for event-loop callers: awaits the same group commit without blocking.
@@ -173,11 +214,10 @@ class RecordLog:
         waiter = _Waiter(loop, loop.create_future())
         with self._lock:
             self._enqueue(data, count, waiter)
-            self._pending_async += 1
             if not self._leading:
                 self._flusher_wake.notify()
         assert waiter.future is not None
-        await asyncio.shield(waiter.future)
+        await waiter.future
 
     def _enqueue(self, data: bytes, count: int, waiter: _Waiter | None) -> None:
         """Queue one append's lines (lock held)."""
@@ -194,6 +234,8 @@ class RecordLog:
         self.stats.appends += 1
         if not self._pending:
             self._pending_since = time.monotonic()
+            if not self.durable:
+                self._flusher_wake.notify()  # to start the flush_interval clock
         self._pending.append(data)
         self._pending_records += count
         self._pending_bytes += len(data)
@@ -205,7 +247,7 @@ class RecordLog:
         if self._pending_bytes >= _EARLY_FLUSH_BYTES:
             self._flusher_wake.notify()
         while self._pending_bytes > 8 * _EARLY_FLUSH_BYTES and not self._closed:
-            self._followers.wait()
+            self._drained.wait()
 
     def _wait_drained(self) -> None:
         with self._lock:
@@ -216,59 +258,59 @@ class RecordLog:
         self._leading = True
         group = _Group(self._pending, self._pending_records, self._pending_waiters)
         self._pending, self._pending_waiters = [], []
-        self._pending_records = self._pending_bytes = self._pending_async = 0
+        self._pending_records = self._pending_bytes = 0
         return group
 
     # ------------------------------------------------------------------ group commit
 
     def _commit(self, group: _Group) -> None:
         """Write and fsync one group, then answer its waiters (the leader, lock not held)."""
-        error: StoreError | None = None
+        error: StoreError | None = StoreError(f"writing to the {self.kind} log was interrupted")
         try:
             self._write(b"".join(group.chunks), group.records)
+            error = None
         except StoreError as exc:
             error = exc
+        finally:
+            self._finish(group, error)
+
+    def _finish(self, group: _Group, error: StoreError | None) -> None:
+        """Step down as leader and answer the group's waiters."""
         with self._lock:
             self._leading = False
+            if self._pending or self._closed:
+                # queued meanwhile: the flusher thread commits it at once and keeps
+                # leading while groups queue up, so the disk never waits for a caller
+                # thread to be scheduled
+                self._flusher_wake.notify()
             for waiter in group.waiters:
                 waiter.done = True
                 waiter.error = error
+                waiter.signal()
             if error is not None and not group.waiters and group.records:
                 self._lost = StoreError(
                     f"{group.records} {self.kind} records queued in async mode were lost: "
                     + error.message,
                     details=error.details,
                 )
-            self._followers.notify_all()
-            if self._pending_async or (not self.durable and self._pending):
-                self._flusher_wake.notify()
+            if not self.durable:
+                self._drained.notify_all()
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Waiter]] = {}
         for waiter in group.waiters:
             if waiter.loop is not None:
-                self._answer(waiter)
-
-    @staticmethod
-    def _answer(waiter: _Waiter) -> None:
-        def resolve() -> None:
-            future = waiter.future
-            if future is None or future.done():
-                return
-            if waiter.error is None:
-                future.set_result(None)
-            else:
-                future.set_exception(StoreError(waiter.error.message, details=waiter.error.details))
-
-        assert waiter.loop is not None
-        try:
-            waiter.loop.call_soon_threadsafe(resolve)
-        except RuntimeError:  # the loop is closed: nobody is waiting any more
-            pass
+                by_loop.setdefault(waiter.loop, []).append(waiter)
+        for loop, waiters in by_loop.items():  # one wake-up per event loop, not per caller
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+                loop.call_soon_threadsafe(_resolve, waiters)
 
     def _write(self, data: bytes, records: int) -> None:
         """Append to the current segment (rotating when full) and fsync it."""
         segment = self._segment
         try:
-            if segment is not None and segment.size and segment.size + len(data) > (
-                self.max_segment_bytes
+            if (
+                segment is not None
+                and segment.size
+                and segment.size + len(data) > self.max_segment_bytes
             ):
                 self._segment = None
                 segment.seal()
@@ -295,22 +337,21 @@ class RecordLog:
         self.stats.bytes += len(data)
 
     def _flush_loop(self) -> None:
-        """Leads for append_async callers, and for every append in async mode."""
+        """The writer thread: commits what queues behind a group, and all of async mode."""
         while True:
             with self._lock:
                 while True:
                     if self._pending and not self._leading:
-                        if self._closed or self._pending_async:
+                        if self._closed or self.durable:
                             break
-                        if not self.durable:
-                            due = self._pending_since + self.flush_interval - time.monotonic()
-                            if due <= 0 or self._pending_bytes >= _EARLY_FLUSH_BYTES:
-                                break
-                            self._flusher_wake.wait(due)
-                            continue
+                        due = self._pending_since + self.flush_interval - time.monotonic()
+                        if due <= 0 or self._pending_bytes >= _EARLY_FLUSH_BYTES:
+                            break
+                        self._flusher_wake.wait(due)
                     elif self._closed and not self._pending and not self._leading:
                         return
-                    self._flusher_wake.wait()
+                    else:
+                        self._flusher_wake.wait()
                 group = self._take()
             self._commit(group)
 
@@ -321,15 +362,16 @@ class RecordLog:
 
         Raises StoreError if the last records or the seal could not be made durable.
         """
+        atexit.unregister(self.close)
+        if os.getpid() != self._pid:
+            self._closed = True  # a forked copy: the segment belongs to the parent
+            return
         with self._lock:
             if self._closed:
                 return
             self._closed = True
             self._flusher_wake.notify()
-            self._followers.notify_all()
-        atexit.unregister(self.close)
-        if os.getpid() != self._pid:
-            return  # a forked copy: the segment belongs to the parent
+            self._drained.notify_all()
         self._flusher.join()
         segment, self._segment = self._segment, None
         if segment is not None:

@@ -31,7 +31,11 @@ PII_MASK = "***"
 
 
 class Log(Protocol):
+    """Where answered predictions go (``serving.log.RecordLog``)."""
+
     async def append_async(self, records: Sequence[Mapping[str, Any]]) -> None: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)

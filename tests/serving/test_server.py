@@ -1,0 +1,123 @@
+"""The real server on a real socket: `setpoint serve` in a child process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import SPEC, requests_of
+from setpoint.serving.log import read_log
+from setpoint.workspace import Workspace
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(
+    tmp_path: Path, history: pd.DataFrame
+) -> Iterator[tuple[str, Workspace, subprocess.Popen[bytes]]]:
+    ws = Workspace.init(tmp_path / "ws", actor="tester")
+    ws.add_dataset("loans", history)
+    version = ws.train(SPEC)
+    ws.promote(version.name, version.version)
+    ws.deploy("credit", model="credit-risk")
+    port = free_port()
+    errors = (tmp_path / "server.log").open("wb")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from setpoint.cli import main; main()",
+            "-w",
+            str(ws.root),
+            "serve",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=errors,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        assert process.poll() is None, (tmp_path / "server.log").read_text()
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "the server did not become ready"
+    yield url, ws, process
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+    errors.close()
+    ws.close()
+
+
+def test_a_plain_json_client_gets_what_the_model_says(
+    server: tuple[str, Workspace, Any], history: pd.DataFrame
+) -> None:
+    url, ws, _ = server
+    rows = requests_of(history.tail(50))
+    response = httpx.post(f"{url}/v1/endpoints/credit/predict", json={"records": rows}, timeout=30)
+    assert response.status_code == 200, response.text
+    expected = ws.load_model("credit-risk").predict_proba(pd.DataFrame(rows))
+    assert expected is not None
+    np.testing.assert_allclose(response.json()["probabilities"], expected, atol=1e-6)
+
+
+def test_sigkill_under_load_loses_no_acknowledged_prediction(
+    server: tuple[str, Workspace, subprocess.Popen[bytes]], history: pd.DataFrame
+) -> None:
+    url, ws, process = server
+    rows = requests_of(history.head(200))
+    acknowledged: list[str] = []
+    lock = threading.Lock()
+    enough = threading.Event()
+
+    def client(offset: int) -> None:
+        with httpx.Client(timeout=10) as http:
+            for i in range(10_000):
+                try:
+                    response = http.post(
+                        f"{url}/v1/endpoints/credit/predict",
+                        json={"records": [rows[(offset + i) % len(rows)]]},
+                    )
+                except httpx.TransportError:
+                    return  # the server is gone
+                if response.status_code == 200:
+                    with lock:
+                        acknowledged.append(response.json()["request_id"])
+                        if len(acknowledged) >= 300:
+                            enough.set()
+
+    threads = [threading.Thread(target=client, args=(n * 7,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    assert enough.wait(timeout=120), "the server did not answer 300 requests"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    for t in threads:
+        t.join(timeout=60)
+    with lock:
+        answered = set(acknowledged)
+    logged = set(read_log(ws.root).column("request_id").to_pylist())
+    assert answered <= logged, f"{len(answered - logged)} acknowledged predictions were lost"
