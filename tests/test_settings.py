@@ -27,8 +27,11 @@ def test_precedence_is_flag_env_file_default(tmp_path: Path) -> None:
     [
         (
             {"SETPOINT_MAX_CATEGORIES": "many"},
-            "'max_categories' from SETPOINT_MAX_CATEGORIES must be a int",
+            "'max_categories' from SETPOINT_MAX_CATEGORIES must be a finite int of 0 or more",
         ),
+        ({"SETPOINT_RANGE_TOLERANCE": "nan"}, "'range_tolerance' .* must be a finite float"),
+        ({"SETPOINT_RANGE_TOLERANCE": "inf"}, "must be a finite float"),
+        ({"SETPOINT_SQLITE_BUSY_TIMEOUT": "-1"}, "of 0 or more"),
         ({"SETPOINT_VALIDATION_MODE": "drop"}, "must be one of reject, quarantine, warn"),
     ],
 )

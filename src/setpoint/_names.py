@@ -31,11 +31,21 @@ def split_ref(kind: str, ref: str) -> tuple[str, str | None]:
     return name, (selector or None)
 
 
+MAX_VERSION = 2**31 - 1  # fits every database's INTEGER
+
+
+def check_number(kind: str, number: int) -> int:
+    """A version or id given as a number, within what the store can hold."""
+    if not 1 <= number <= MAX_VERSION:
+        raise UsageError(f"{kind} {number}: give a number from 1 to {MAX_VERSION}")
+    return number
+
+
 def version_number(ref: str, selector: str) -> int | None:
     """The version a selector names, or None when it is not a number (an alias, latest)."""
     if not selector.isdigit():
         return None
     number = int(selector)
-    if number < 1:
-        raise UsageError(f"{ref!r}: versions are numbered from 1")
+    if not 1 <= number <= MAX_VERSION:
+        raise UsageError(f"{ref!r}: versions are numbered from 1 to {MAX_VERSION}")
     return number

@@ -12,6 +12,7 @@ value came from.
 from __future__ import annotations
 
 import getpass
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -140,10 +141,17 @@ def _coerce(setting: Setting, raw: Any, source: str) -> Any:
             raise ValueError(raw)
         else:
             value = setting.type(raw)
+        if setting.type in (int, float) and not (math.isfinite(value) and value >= 0):
+            raise ValueError(raw)  # every number setting is a size, a share or a time
     except (TypeError, ValueError):
         raise ConfigError(
-            f"setting {setting.name!r} from {source} must be a {setting.type.__name__}, "
-            f"got {raw!r}",
+            f"setting {setting.name!r} from {source} must be "
+            + (
+                f"a finite {setting.type.__name__} of 0 or more"
+                if setting.type in (int, float)
+                else f"a {setting.type.__name__}"
+            )
+            + f", got {raw!r}",
             details={"setting": setting.name, "source": source},
         ) from None
     if setting.choices and value not in setting.choices:

@@ -111,13 +111,15 @@ class Workspace:
         root.mkdir(parents=True, exist_ok=True)
         settings_file = root / SETTINGS_FILE
         created = not settings_file.exists()
+        # Open (and migrate) the database first: a settings file is written only for a
+        # workspace that works, so a wrong URL can simply be given again.
+        workspace = cls(root, Settings.resolve(root, settings))
         if created:
             lines = [_SETTINGS_HEADER]
             lines += [f"{k} = {_toml_value(v)}\n" for k, v in settings.items() if v is not None]
             settings_file.write_text("".join(lines), encoding="utf-8")
         for folder in ("artifacts", "data"):
             (root / folder).mkdir(exist_ok=True)
-        workspace = cls(root, Settings.resolve(root, settings))
         if created:
             with workspace.db.write() as conn:
                 audit.record(
@@ -419,7 +421,10 @@ def _load_spec(spec: TrainSpec | str | Path | dict[str, Any]) -> TrainSpec:
         path = Path(spec)
         if not path.is_file():
             raise UsageError(f"{path}: no such spec file")
-        return TrainSpec.from_yaml(path.read_text(encoding="utf-8"))
+        try:
+            return TrainSpec.from_yaml(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise UsageError(f"{path}: not UTF-8 text; save it as UTF-8") from None
     return TrainSpec.from_yaml(spec)
 
 

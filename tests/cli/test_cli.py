@@ -131,6 +131,10 @@ def test_the_whole_foundation_path(cli: Cli, tmp_path: Path) -> None:
         (["models", "promote", "risk", "1"], 3, "no model 'risk'"),
         (["train", "missing.yaml"], 2, "no such spec file"),
         (["data", "add", "Bad Name!", "x.csv"], 2, "dataset name"),
+        (["data", "show", "loans@99999999999999999999"], 2, "versions are numbered"),
+        (["--range-tolerance", "nan", "data", "list"], 2, "finite float"),
+        (["train", "missing.yaml", "--promote", "5"], 2, "cannot be an alias"),
+        (["data", "attach-contract", "loans", "missing.yaml"], 2, "no such file"),
     ],
 )
 def test_mistakes_get_a_message_and_an_exit_code_not_a_traceback(
@@ -141,6 +145,17 @@ def test_mistakes_get_a_message_and_an_exit_code_not_a_traceback(
     assert "Traceback" not in result.output
     error = cli.json(*args, code=code)["error"]
     assert message in error["message"]
+
+
+def test_a_default_spec_trains_and_shows(cli: Cli, tmp_path: Path) -> None:
+    data = tmp_path / "loans.csv"
+    loans().to_csv(data, index=False)
+    cli("data", "add", "loans", str(data))
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("model: plain\ndataset: loans\ntarget: defaulted\n", encoding="utf-8")
+    assert "default for the task" in cli("train", str(spec)).stdout
+    assert "default for the task" in cli("models", "show", "plain").stdout
+    cli("data", "contract", "loans", "-o", str(tmp_path / "no" / "such" / "c.yaml"), code=2)
 
 
 def test_no_workspace_is_a_clear_error(tmp_path: Path) -> None:

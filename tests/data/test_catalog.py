@@ -215,3 +215,42 @@ def test_every_row_is_accepted_or_quarantined_with_a_reason(
     assert outcome.accepted.num_rows + n_rejected == len(rows)
     if rejected is not None:
         assert all(json.loads(r) for r in rejected.column("_reasons").to_pylist())
+
+
+def test_violations_never_show_pii_values(workspace: Workspace) -> None:
+    version = workspace.add_dataset("loans", loans(), pii_columns=["age"])
+    outcome = workspace.validate(version.ref, bad_batch(), mode="quarantine")
+    assert outcome.quarantine is not None
+    age = [s for s in outcome.quarantine.summary if s["column"] == "age"]
+    assert age
+    assert {s["example"] for s in age} == {"***"}
+    assert all(v["value"] == "***" for v in outcome.report.to_details() if v["column"] == "age")
+
+
+def test_a_batch_using_the_quarantine_column_names_is_refused_whole(workspace: Workspace) -> None:
+    version = workspace.add_dataset("loans", loans())
+    batch = bad_batch().assign(_reasons="mine")
+    with pytest.raises(SetpointError, match="_reasons"):
+        workspace.validate(version.ref, batch, mode="quarantine")
+    assert workspace.quarantine.list() == []
+
+
+def test_a_csv_and_its_dataframe_are_the_same_content(workspace: Workspace, tmp_path: Path) -> None:
+    path = tmp_path / "loans.csv"
+    loans().to_csv(path, index=False)
+    first = workspace.add_dataset("loans", path)
+    assert not workspace.add_dataset("loans", pd.read_csv(path)).created
+    assert workspace.dataset("loans").version == first.version
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"\xff\xfe,b\n1,2\n", "header is not UTF-8"), (b"a,b\ncaf\xe9,2\n", "not UTF-8")],
+)
+def test_files_that_are_not_utf8_are_refused(
+    workspace: Workspace, tmp_path: Path, content: bytes, message: str
+) -> None:
+    path = tmp_path / "latin.csv"
+    path.write_bytes(content)
+    with pytest.raises(SetpointError, match=message):
+        workspace.add_dataset("loans", path)

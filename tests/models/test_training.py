@@ -432,3 +432,15 @@ def test_git_revision_names_the_commit_and_whether_tracked_files_changed(tmp_pat
     assert git_revision(str(tmp_path)) == {"revision": git("rev-parse", "HEAD"), "dirty": False}
     (tmp_path / "train.py").write_text("print(2)\n")
     assert git_revision(str(tmp_path)) == {"revision": git("rev-parse", "HEAD"), "dirty": True}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_rare_class_always_has_a_training_row(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    labels = ["a"] * 50 + ["b"] * 49 + ["c"]
+    table = pa.table({"x": rng.normal(size=100), "y": labels})
+    result = fit(
+        TrainSpec.from_dict({"model": "m", "dataset": "d", "target": "y", "seed": seed}), table
+    )
+    assert result.classes == ["a", "b", "c"]
+    assert result.predictor.classes == ["a", "b", "c"]

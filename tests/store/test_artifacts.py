@@ -43,3 +43,14 @@ def test_an_fsspec_uri_works(tmp_path: Path) -> None:
 def test_an_unknown_protocol_is_a_setpoint_error() -> None:
     with pytest.raises(SetpointError, match="cannot open artifact store"):
         ArtifactStore("nosuchprotocol://bucket/x")
+
+
+def test_storing_an_object_again_repairs_its_damaged_file(tmp_path: Path) -> None:
+    store = ArtifactStore(str(tmp_path / "a"))
+    digest = store.put(b"model bytes")
+    path = Path(store.path(digest))
+    path.write_bytes(b"model bytez")
+    with pytest.raises(ArtifactCorruptedError):
+        store.get(digest)
+    assert store.put(b"model bytes") == digest
+    assert store.get(digest) == b"model bytes"

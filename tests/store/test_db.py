@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -90,3 +93,21 @@ def test_bad_urls_get_clear_errors(tmp_path: Path) -> None:
     unreachable = Database("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2")
     with pytest.raises(StoreError, match="cannot reach"):
         unreachable.revision()
+
+
+def test_processes_opening_a_new_workspace_at_once_migrate_it_once(tmp_path: Path) -> None:
+    root = tmp_path / "shared"
+    root.mkdir()
+    (root / "setpoint.toml").write_text("[setpoint]\n")
+    script = f"from setpoint.workspace import Workspace; Workspace.open(r'{root}').close()"
+
+    def open_in_a_process(_: int) -> subprocess.CompletedProcess[bytes]:
+        command = [sys.executable, "-c", script]
+        return subprocess.run(command, capture_output=True, timeout=120, check=False)
+
+    with ThreadPoolExecutor(6) as pool:
+        runs = list(pool.map(open_in_a_process, range(6)))
+    assert [run.stderr.decode() for run in runs if run.returncode] == []
+    database = Database(sqlite_url(root / "setpoint.db"))
+    assert database.revision() == database.head()
+    database.dispose()

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from typer.core import TyperGroup
 
-from setpoint.errors import SetpointError
+from setpoint.errors import SetpointError, UsageError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -120,6 +120,29 @@ def progress_bar(ctx: typer.Context, title: str) -> Iterator[Callable[[str, floa
             bar.update(task, completed=fraction, step=step)
 
         yield update
+
+
+def read_text(path: Path) -> str:
+    """A UTF-8 text file the user named, or a UsageError saying what is wrong with it."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not UTF-8 text; save it as UTF-8") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read it ({exc.strerror})") from None
+
+
+@contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """Turn a failure to write a file the user named into a UsageError naming it."""
+    try:
+        yield
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write {path} ({exc.strerror}); check that its folder exists and is writable"
+        ) from None
 
 
 def fmt(value: Any, digits: int = 4) -> str:

@@ -14,7 +14,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from setpoint.cli._common import Group as CommandGroup
-from setpoint.cli._common import JsonFlag, emit, fmt, is_json, state
+from setpoint.cli._common import JsonFlag, emit, fmt, is_json, read_text, state, writing
 from setpoint.data.profile import ColumnProfile
 from setpoint.errors import ContractViolationError, UsageError
 
@@ -175,7 +175,8 @@ def contract_cmd(
     contract = state(ctx).workspace().contract(ref)
     text = contract.to_yaml()
     if output:
-        output.write_text(text, encoding="utf-8")
+        with writing(output):
+            output.write_text(text, encoding="utf-8")
     emit(
         ctx,
         contract.to_dict(),
@@ -199,10 +200,8 @@ def attach_contract(
     json_: JsonFlag = False,
 ) -> None:
     """Make an edited contract the current one of a dataset version (a new revision)."""
-    if not file.is_file():
-        raise UsageError(f"{file}: no such file")
     ws = state(ctx).workspace()
-    revision = ws.attach_contract(ref, file.read_text(encoding="utf-8"), note=note)
+    revision = ws.attach_contract(ref, read_text(file), note=note)
     emit(
         ctx,
         {"dataset": ws.dataset(ref).ref, "revision": revision},
@@ -322,12 +321,13 @@ def quarantine_export(
     """Write a quarantined batch (its rows, original row numbers and reasons) to a file."""
     rows = state(ctx).workspace().quarantine.rows(batch_id)
     suffix = output.suffix.lower()
-    if suffix == ".csv":
-        pa_csv.write_csv(rows, output)
-    elif suffix in (".parquet", ".pq"):
-        pq.write_table(rows, output)
-    else:
+    if suffix not in (".csv", ".parquet", ".pq"):
         raise UsageError(f"{output}: write to a .csv or .parquet file")
+    with writing(output):
+        if suffix == ".csv":
+            pa_csv.write_csv(rows, output)
+        else:
+            pq.write_table(rows, output)
     emit(
         ctx,
         {"id": batch_id, "rows": rows.num_rows, "output": str(output)},

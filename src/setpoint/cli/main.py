@@ -16,6 +16,7 @@ from setpoint.cli.data import data_app
 from setpoint.cli.demo import demo
 from setpoint.cli.models import models_app, render_version
 from setpoint.cli.serving import deploy, deployments_app, serve
+from setpoint.models.registry import check_alias
 from setpoint.settings import SETTINGS, Setting
 
 app = typer.Typer(
@@ -161,6 +162,8 @@ def train(
     json_: JsonFlag = False,
 ) -> None:
     """Fit a model from a spec, evaluate it on the hold-out and register it with lineage."""
+    if promote:
+        check_alias(promote)  # before training, so a typo does not leave a stray version
     ws = state(ctx).workspace()
     with progress_bar(ctx, f"training {spec.name}") as progress:
         version = ws.train(spec, progress=progress)

@@ -111,9 +111,9 @@ def render_version(
         ),
         (
             "estimator",
-            (version.spec or {})
-            .get("estimator", {})
-            .get("class", lineage.get("registered_object", "-")),
+            ((version.spec or {}).get("estimator") or {}).get("class")
+            or lineage.get("registered_object")
+            or "default for the task",
         ),
         (
             "git",

@@ -253,6 +253,12 @@ class DatasetCatalog:
     ) -> int:
         """Make ``contract`` the current one of ``version``; returns the new revision."""
         with self._db.write() as conn:
+            if not self._db.is_sqlite:  # SQLite's BEGIN IMMEDIATE already serializes writers
+                conn.execute(
+                    sa.select(dataset_versions.c.id)
+                    .where(dataset_versions.c.id == version.id)
+                    .with_for_update()
+                )
             current = _current_contract(conn, version)
             body = contract.to_dict()
             if body == current.body:

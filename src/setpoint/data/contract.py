@@ -33,6 +33,7 @@ from setpoint.data.profile import ColumnProfile, Profile
 from setpoint.data.validation import ValidationReport, ViolationBuilder
 from setpoint.errors import InvalidSpecError, UsageError
 
+PII_MASK = "***"
 UnknownColumns = Literal["reject", "drop", "allow"]
 UNKNOWN_POLICIES: tuple[str, ...] = get_args(UnknownColumns)
 
@@ -285,21 +286,23 @@ def _check_column(
     if pat.is_dictionary(column.type):
         column = column.cast(column.type.value_type)
     values, type_bad = _coerce(column, rule.kind)
+    # What a violation shows as the offending value: never the value of a PII column.
+    shown = pa.chunked_array([pa.repeat(pa.scalar(PII_MASK), len(column))]) if rule.pii else column
     if type_bad is not None:
         type_bad = pc.fill_null(type_bad, False)
-        found.rows(name, "type", type_bad, column)
+        found.rows(name, "type", type_bad, shown)
     if not rule.nullable and (values.null_count or pat.is_floating(values.type)):
         nulls = pc.is_null(values, nan_is_null=True)
         if type_bad is not None:  # a value of the wrong type was reported as such
             nulls = pc.and_kleene(nulls, pc.invert(type_bad))
-        found.rows(name, "not_null", nulls, column)
+        found.rows(name, "not_null", nulls, shown)
     if rule.kind in ("numeric", "integer"):
-        _check_range(found, name, rule, values, column)
+        _check_range(found, name, rule, values, shown)
     elif rule.kind == "categorical" and rule.categories is not None:
         # null is in the value set: a missing value is a matter for `nullable`.
         allowed = pa.array([*rule.categories, None], pa.string())
         outside = pc.invert(pc.is_in(values, value_set=allowed, skip_nulls=False))
-        found.rows(name, "category", outside, column)
+        found.rows(name, "category", outside, shown)
 
 
 def _check_range(

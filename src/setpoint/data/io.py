@@ -32,15 +32,42 @@ def read_file(path: Path) -> pa.Table:
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
     try:
-        if kind == "csv":
-            return pa_csv.read_csv(path)
-        return pq.read_table(path)
+        table = pa_csv.read_csv(path) if kind == "csv" else pq.read_table(path)
+        names = table.column_names  # decoding a non-UTF-8 header fails here
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
         raise InvalidDataError(f"{path}: cannot read it as {kind.upper()}: {exc}") from None
+    except UnicodeDecodeError:
+        raise InvalidDataError(f"{path}: the header is not UTF-8 text; save it as UTF-8") from None
+    undecoded = [n for n in names if pa.types.is_binary(table.column(n).type)]
+    if kind == "csv" and undecoded:
+        raise InvalidDataError(
+            f"{path}: column(s) {', '.join(undecoded)} hold text that is not UTF-8 "
+            "(perhaps Latin-1 or Windows-1252); save the file as UTF-8"
+        )
+    return table
+
+
+# Types that hold the same values as a plainer type: the hash must not depend on
+# which one a reader chose (pandas gives large_string where a CSV reader gives string).
+_PLAIN = {
+    pa.large_string(): pa.string(),
+    pa.string_view(): pa.string(),
+    pa.large_binary(): pa.binary(),
+}
 
 
 def normalise(table: pa.Table) -> pa.Table:
-    return table.replace_schema_metadata(None).combine_chunks()
+    """One chunk per column, no schema metadata, plain string types."""
+    columns = []
+    for column in table.columns:
+        type_ = column.type
+        if pa.types.is_dictionary(type_):
+            column = column.cast(type_.value_type)
+            type_ = column.type
+        if type_ in _PLAIN:
+            column = column.cast(_PLAIN[type_])
+        columns.append(column)
+    return pa.table(columns, names=table.column_names).combine_chunks()
 
 
 def content_hash(table: pa.Table) -> str:

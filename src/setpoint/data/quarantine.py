@@ -16,6 +16,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from setpoint._names import check_number
 from setpoint.data import io
 from setpoint.data.validation import ValidationReport
 from setpoint.errors import NotFoundError
@@ -110,6 +111,7 @@ class Quarantine:
             return [_batch(r) for r in conn.execute(query)]
 
     def get(self, batch_id: int) -> QuarantineBatch:
+        check_number("quarantine batch", batch_id)
         with self._db.read() as conn:
             return self._get(conn, batch_id)
 

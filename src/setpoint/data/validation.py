@@ -18,6 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from setpoint.errors import InvalidDataError
+
 RULES = (
     "missing_column",
     "unknown_column",
@@ -76,6 +78,13 @@ class ValidationReport:
     def rejected(self, batch: pa.Table) -> pa.Table:
         """The invalid rows of ``batch`` with ``_row`` (their position in the batch) and
         ``_reasons`` (a JSON list of {column, rule, value})."""
+        clash = [n for n in ("_row", "_reasons") if n in batch.column_names]
+        if clash:
+            raise InvalidDataError(
+                f"the batch has column(s) {', '.join(clash)}, names the quarantine uses for "
+                "each row's position and reasons; rename them and validate again",
+                details=[{"column": n, "problem": "reserved name"} for n in clash],
+            )
         rows = self.invalid_rows
         reasons = self._reasons(rows)
         return (

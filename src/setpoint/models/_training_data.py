@@ -200,7 +200,32 @@ def metric_names(spec: TrainSpec, task: Task, notes: list[str]) -> list[str] | N
 def split_rows(
     spec: TrainSpec, table: pa.Table, y: Array, task: Task, notes: list[str]
 ) -> tuple[Array, Array]:
-    """Row indices of the training and validation sets, each in table order."""
+    """Row indices of the training and validation sets, each in table order; every
+    class of a classification target has at least one training row."""
+    train, valid = _split(spec, table, y, task, notes)
+    if task == "classification":
+        train, valid = _cover_classes(train, valid, y, notes)
+    return train, valid
+
+
+def _cover_classes(train: Array, valid: Array, y: Array, notes: list[str]) -> tuple[Array, Array]:
+    """Move the first validation row of each class the training rows lack into training:
+    a model cannot learn, or be asked about, a class it never saw."""
+    missing = [c for c in np.unique(y[valid]) if c not in set(np.unique(y[train]).tolist())]
+    if not missing:
+        return train, valid
+    moved = np.array([valid[np.flatnonzero(y[valid] == c)[0]] for c in missing])
+    notes.append(
+        f"class(es) {', '.join(map(repr, missing))} had no training row; one row of each "
+        "was moved from the hold-out into training"
+    )
+    keep = ~np.isin(valid, moved)
+    return np.sort(np.concatenate([train, moved])), valid[keep]
+
+
+def _split(
+    spec: TrainSpec, table: pa.Table, y: Array, task: Task, notes: list[str]
+) -> tuple[Array, Array]:
     if spec.split.method == "time":
         assert spec.split.time_column is not None
         return _time_split(table.column(spec.split.time_column), spec.split.test_size)

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
-from setpoint._names import LATEST, check_name, split_ref, version_number
+from setpoint._names import LATEST, check_name, check_number, split_ref, version_number
 from setpoint.data.catalog import DatasetVersion
 from setpoint.errors import NotFoundError, UsageError
 from setpoint.models import flavors
@@ -36,6 +36,14 @@ from setpoint.store.schema import (
 )
 
 CHAMPION = "champion"
+
+
+def check_alias(alias: str) -> str:
+    """An alias name that cannot be mistaken for a version selector."""
+    check_name("alias", alias)
+    if alias == LATEST or alias.isdigit():
+        raise UsageError(f"{alias!r} cannot be an alias: it reads as a version selector")
+    return alias
 
 
 @dataclass(frozen=True)
@@ -268,9 +276,8 @@ class ModelRegistry:
 
     def promote(self, name: str, version: int, alias: str = CHAMPION) -> AliasMove:
         """Point ``alias`` of model ``name`` at ``version``, in one transaction."""
-        check_name("alias", alias)
-        if alias == LATEST or alias.isdigit():
-            raise UsageError(f"{alias!r} cannot be an alias: it reads as a version selector")
+        check_alias(alias)
+        check_number("version", version)
         with self._db.write() as conn:
             model_id = self._lock_model(conn, name)
             target = self._first(

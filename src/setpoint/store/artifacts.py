@@ -42,8 +42,12 @@ class ArtifactStore:
         """Store ``data`` and return its sha256; durable when this returns."""
         digest = sha256(data)
         target = self.path(digest)
-        if self._fs.exists(target):
-            return digest
+        if self._fs.exists(target) and self._fs.size(target) == len(data):
+            try:
+                self.get(digest)
+                return digest
+            except ArtifactCorruptedError:
+                pass  # damaged: storing the object again repairs it
         if self._local:
             _write_durably(Path(target), data)
         else:

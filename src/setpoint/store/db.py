@@ -103,7 +103,13 @@ class Database:
                 f"cannot reach the metadata database {self.safe_url}: {exc.orig}",
             ) from None
         with conn:
-            yield conn
+            try:
+                yield conn
+            except sa.exc.OperationalError as exc:
+                raise StoreError(
+                    f"the metadata database {self.safe_url} failed: {exc.orig}; if another "
+                    "process held the write lock, retry (or raise sqlite_busy_timeout)",
+                ) from None
 
     @property
     def safe_url(self) -> str:
@@ -128,18 +134,33 @@ class Database:
         return head
 
     def migrate(self, revision: str = "head") -> None:
-        """Bring the schema to ``revision`` (the newest by default)."""
-        with self._connect() as conn, conn.begin():
-            config = self._alembic_config(conn)
-            script = ScriptDirectory.from_config(config)
-            current = MigrationContext.configure(conn).get_current_revision()
-            if current is not None and current not in {s.revision for s in script.walk_revisions()}:
-                raise StoreError(
-                    f"the metadata database {self.safe_url} is at schema revision {current!r}, "
-                    "which this version of setpoint does not know: it was written by a newer "
-                    "setpoint; upgrade setpoint to open it",
-                )
-            command.upgrade(config, revision)
+        """Bring the schema to ``revision`` (the newest by default).
+
+        Opening an up-to-date workspace only reads. Otherwise the migration runs under
+        the write lock (``BEGIN IMMEDIATE`` on SQLite, an advisory lock on PostgreSQL)
+        and checks the revision again, so processes opening one workspace at once
+        migrate it once.
+        """
+        if revision == "head" and self.revision() == self.head():
+            return
+        with self._connect() as conn:
+            conn.execution_options(**{_IMMEDIATE: True})
+            with conn.begin():
+                if not self.is_sqlite:
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(74120001)"))
+                self._upgrade(conn, revision)
+
+    def _upgrade(self, conn: Connection, revision: str) -> None:
+        config = self._alembic_config(conn)
+        script = ScriptDirectory.from_config(config)
+        current = MigrationContext.configure(conn).get_current_revision()
+        if current is not None and current not in {s.revision for s in script.walk_revisions()}:
+            raise StoreError(
+                f"the metadata database {self.safe_url} is at schema revision {current!r}, "
+                "which this version of setpoint does not know: it was written by a newer "
+                "setpoint; upgrade setpoint to open it",
+            )
+        command.upgrade(config, revision)
 
     def dispose(self) -> None:
         self.engine.dispose()
