@@ -138,6 +138,24 @@ def test_malformed_bodies_get_a_clear_4xx(
     assert_error_shape(response, status, code)
 
 
+def test_metrics_count_requests_batches_and_the_served_version(
+    client: TestClient, history: pd.DataFrame
+) -> None:
+    rows = {"records": requests_of(history.head(2))}
+    for _ in range(3):
+        assert client.post("/v1/endpoints/credit/predict", json=rows).status_code == 200
+    client.post("/v1/endpoints/credit/predict", json={"records": [{"x": 1}]})
+    text = client.get("/metrics").text
+    assert (
+        'setpoint_requests_total{endpoint="credit",protocol="native",status="200",version="1"} 3.0'
+        in text
+    )
+    assert 'status="422"' in text
+    assert 'setpoint_served_version{endpoint="credit",model="credit-risk"} 1.0' in text
+    assert 'setpoint_batched_requests_total{endpoint="credit"} 3.0' in text
+    assert "setpoint_request_seconds_bucket" in text
+
+
 def test_routes_and_limits(client: TestClient) -> None:
     assert client.get("/healthz").json()["status"] == "alive"
     assert client.get("/readyz").json() == {

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -27,6 +28,8 @@ from setpoint.data.contract import Contract
 from setpoint.errors import NotFoundError, NotReadyError, PayloadTooLargeError, SetpointError
 from setpoint.serving import native
 from setpoint.serving.deployments import Deployment
+from setpoint.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from setpoint.serving.metrics import ServingMetrics
 from setpoint.serving.runtime import EndpointRuntime, LoadedModel, Log
 from setpoint.workspace import Workspace
 
@@ -54,6 +57,7 @@ class ServingState:
         self.log = log
         self.runtimes: dict[str, EndpointRuntime] = {}
         self.failures: dict[str, str] = {}  # endpoint -> why it cannot serve
+        self.metrics = ServingMetrics(lambda: self.runtimes)
 
     def runtime(self, endpoint: str) -> EndpointRuntime:
         found = self.runtimes.get(endpoint)
@@ -159,14 +163,33 @@ def create_app(
         return json_response(_describe(state.runtime(request.path_params["endpoint"]), schema=True))
 
     async def predict(request: Request) -> Response:
-        runtime = state.runtime(request.path_params["endpoint"])
-        body = await _read_body(request, limit)
-        answer = await runtime.predict(native.decode(body))
-        return Response(native.encode(answer, endpoint=runtime.name), media_type="application/json")
+        started = time.perf_counter()
+        endpoint = request.path_params["endpoint"]
+        status, version = 500, None
+        try:
+            runtime = state.runtime(endpoint)
+            body = await _read_body(request, limit)
+            answer = await runtime.predict(native.decode(body))
+            status, version = 200, answer.version
+            return Response(
+                native.encode(answer, endpoint=runtime.name), media_type="application/json"
+            )
+        except SetpointError as error:
+            status = error.http_status
+            raise
+        finally:
+            if endpoint in state.runtimes:  # no label per unknown name a caller invents
+                state.metrics.observe(
+                    endpoint, version, "native", status, time.perf_counter() - started
+                )
+
+    async def metrics(_request: Request) -> Response:
+        return Response(state.metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
     routes = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
+        Route("/metrics", metrics),
         Route("/v1/endpoints", list_endpoints),
         Route("/v1/endpoints/{endpoint}", show_endpoint),
         Route("/v1/endpoints/{endpoint}/predict", predict, methods=["POST"]),
