@@ -20,8 +20,16 @@ from setpoint.workspace import Workspace
 
 
 @pytest.fixture
-def client(served: Workspace, memory_log: MemoryLog) -> Iterator[TestClient]:
-    with TestClient(create_app(served, memory_log, refresh_seconds=0.05)) as test_client:
+def feedback_log() -> MemoryLog:
+    return MemoryLog()
+
+
+@pytest.fixture
+def client(
+    served: Workspace, memory_log: MemoryLog, feedback_log: MemoryLog
+) -> Iterator[TestClient]:
+    app = create_app(served, memory_log, feedback_log=feedback_log, refresh_seconds=0.05)
+    with TestClient(app) as test_client:
         yield test_client
 
 
@@ -156,6 +164,36 @@ def test_metrics_count_requests_batches_and_the_served_version(
     assert "setpoint_request_seconds_bucket" in text
 
 
+def test_feedback_is_stored_one_or_many_at_a_time(
+    client: TestClient, feedback_log: MemoryLog, history: pd.DataFrame
+) -> None:
+    answer = client.post(
+        "/v1/endpoints/credit/predict", json={"records": requests_of(history.head(2))}
+    ).json()
+    one = client.post(
+        "/v1/endpoints/credit/feedback", json={"request_id": answer["request_id"], "label": 1}
+    )
+    assert one.json() == {"endpoint": "credit", "accepted": 1}
+    many = client.post(
+        "/v1/endpoints/credit/feedback",
+        json={
+            "feedback": [{"request_id": answer["request_id"], "row": r, "label": 0} for r in (0, 1)]
+        },
+    )
+    assert many.json()["accepted"] == 2
+    assert [(r["row"], r["label"]) for r in feedback_log.records] == [(0, 1), (0, 0), (1, 0)]
+    bad = client.post(
+        "/v1/endpoints/credit/feedback",
+        json={"feedback": [{"request_id": "", "label": 1}, {"label": [1]}, 3]},
+    )
+    error = assert_error_shape(bad, 400, "malformed_request")
+    assert len(error["details"]) == 3
+    assert len(feedback_log.records) == 3  # nothing of a refused request is kept
+    assert_error_shape(
+        client.post("/v1/endpoints/nope/feedback", json={"request_id": "r", "label": 1}), 404
+    )
+
+
 def test_routes_and_limits(client: TestClient) -> None:
     assert client.get("/healthz").json()["status"] == "alive"
     assert client.get("/readyz").json() == {
@@ -227,7 +265,9 @@ bodies = st.one_of(
     route=st.sampled_from(
         [
             "/v1/endpoints/credit/predict",
+            "/v1/endpoints/credit/feedback",
             "/v1/endpoints/credit",
+            "/metrics",
             "/healthz",
             "/readyz",
             "/v1/endpoints",

@@ -202,7 +202,7 @@ def test_feedback_has_a_label(tmp_path: Path) -> None:
         )
 
     table = read_log(tmp_path, kind="feedback")
-    assert table.schema.names == ["request_id", "ts", "endpoint", "label"]
+    assert table.schema.names == ["request_id", "ts", "endpoint", "row", "label"]
     assert json.loads(table.column("label")[0].as_py()) == {"default": 1}
     assert read_log(tmp_path).num_rows == 0  # the predictions log is another one
 

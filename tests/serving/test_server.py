@@ -82,6 +82,10 @@ def test_a_plain_json_client_gets_what_the_model_says(
     expected = ws.load_model("credit-risk").predict_proba(pd.DataFrame(rows))
     assert expected is not None
     np.testing.assert_allclose(response.json()["probabilities"], expected, atol=1e-6)
+    label = {"request_id": response.json()["request_id"], "row": 3, "label": 1}
+    assert httpx.post(f"{url}/v1/endpoints/credit/feedback", json=label).status_code == 200
+    stored = read_log(ws.root, kind="feedback").to_pylist()
+    assert [(r["request_id"], r["row"]) for r in stored] == [(label["request_id"], 3)]
 
 
 def test_sigkill_under_load_loses_no_acknowledged_prediction(

@@ -76,7 +76,7 @@ _SCHEMAS = {
             ("outputs", "json"),
         ),
     ),
-    "feedback": LogSchema("feedback", (*_COMMON, ("label", "json"))),
+    "feedback": LogSchema("feedback", (*_COMMON, ("row", "int"), ("label", "json"))),
 }
 
 

@@ -26,6 +26,7 @@ from starlette.routing import Route
 from setpoint import __version__
 from setpoint.data.contract import Contract
 from setpoint.errors import NotFoundError, NotReadyError, PayloadTooLargeError, SetpointError
+from setpoint.serving import feedback as feedback_codec
 from setpoint.serving import native
 from setpoint.serving.deployments import Deployment
 from setpoint.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -108,10 +109,12 @@ def create_app(
     workspace: Workspace,
     log: Log,
     *,
+    feedback_log: Log | None = None,
     refresh_seconds: float | None = None,
     max_request_bytes: int | None = None,
 ) -> Starlette:
-    """The app for every endpoint of ``workspace``, recording predictions in ``log``."""
+    """The app for every endpoint of ``workspace``, recording predictions in ``log``
+    and ground truth in ``feedback_log``."""
     state = ServingState(workspace, log)
     refresh_every = refresh_seconds or workspace.settings.refresh_seconds
     limit = max_request_bytes or workspace.settings.max_request_bytes
@@ -137,6 +140,8 @@ def create_app(
                 await runtime.batcher.drain()
                 runtime.batcher.close()
             await asyncio.get_running_loop().run_in_executor(None, log.close)
+            if feedback_log is not None:
+                await asyncio.get_running_loop().run_in_executor(None, feedback_log.close)
 
     async def healthz(_request: Request) -> Response:
         return json_response({"status": "alive", "version": __version__})
@@ -183,6 +188,14 @@ def create_app(
                     endpoint, version, "native", status, time.perf_counter() - started
                 )
 
+    async def feedback(request: Request) -> Response:
+        runtime = state.runtime(request.path_params["endpoint"])
+        if feedback_log is None:
+            raise NotReadyError("this server was started without a feedback log")
+        records = feedback_codec.decode(await _read_body(request, limit), runtime.name)
+        await feedback_log.append_async(records)
+        return json_response({"endpoint": runtime.name, "accepted": len(records)})
+
     async def metrics(_request: Request) -> Response:
         return Response(state.metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
@@ -193,6 +206,7 @@ def create_app(
         Route("/v1/endpoints", list_endpoints),
         Route("/v1/endpoints/{endpoint}", show_endpoint),
         Route("/v1/endpoints/{endpoint}/predict", predict, methods=["POST"]),
+        Route("/v1/endpoints/{endpoint}/feedback", feedback, methods=["POST"]),
     ]
     app = Starlette(
         routes=routes,

@@ -43,7 +43,11 @@ def app_from_environment() -> Starlette:
 
     overrides: dict[str, Any] = json.loads(os.environ.get(_OVERRIDES, "{}"))
     workspace = Workspace.open(os.environ[_WORKSPACE], **overrides)
-    return create_app(workspace, RecordLog(workspace.root, kind="predictions"))
+    return create_app(
+        workspace,
+        RecordLog(workspace.root, kind="predictions"),
+        feedback_log=RecordLog(workspace.root, kind="feedback"),
+    )
 
 
 def serve(
