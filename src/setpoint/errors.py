@@ -66,6 +66,31 @@ class NotReadyError(SetpointError):
     exit_code = 8
 
 
+class UnauthorizedError(SetpointError):
+    """No API key, or one the server does not know (or that was revoked)."""
+
+    code = "unauthorized"
+    http_status = 401
+
+
+class ForbiddenError(SetpointError):
+    """A valid API key whose scope or endpoint does not cover the request."""
+
+    code = "forbidden"
+    http_status = 403
+
+
+class RateLimitedError(SetpointError):
+    """A key sent more requests than its rate limit allows; retry after ``retry_after`` s."""
+
+    code = "rate_limited"
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after: int, details: Any = None) -> None:
+        super().__init__(message, details=details)
+        self.retry_after = retry_after
+
+
 class NotFoundError(SetpointError):
     """A named thing (workspace, dataset, model, version, alias) does not exist."""
 

@@ -32,6 +32,7 @@ from setpoint.models.registry import CHAMPION, AliasMove, ModelRegistry, ModelVe
 from setpoint.models.spec import TrainSpec
 from setpoint.models.training import fit
 from setpoint.serving.deployments import Deployment, DeploymentStore
+from setpoint.serving.keys import KeyStore
 from setpoint.settings import SETTINGS_FILE, Settings
 from setpoint.store import audit
 from setpoint.store.artifacts import ArtifactStore
@@ -95,6 +96,7 @@ class Workspace:
         self.quarantine = Quarantine(self.db, self.data_store, actor=self.actor)
         self.registry = ModelRegistry(self.db, self.artifacts, actor=self.actor)
         self.deployments = DeploymentStore(self.db, self.registry, actor=self.actor)
+        self.keys = KeyStore(self.db, actor=self.actor)
 
     # -- opening -------------------------------------------------------------------
 

@@ -275,5 +275,81 @@ def serve(
         port=port,
         workers=workers,
         insecure=insecure,
+        has_keys=bool(ws.keys.list()),
         overrides=st.overrides,
     )
+
+
+keys_app = typer.Typer(
+    cls=Group,
+    help="API keys for the server: with any active key, every request needs one.",
+    no_args_is_help=True,
+)
+
+
+@keys_app.command("create")
+def keys_create(
+    ctx: typer.Context,
+    scope: Annotated[str, typer.Option(help="predict, feedback, or admin (everything).")],
+    endpoint: Annotated[
+        str | None, typer.Option(help="Only this endpoint (default: every endpoint).")
+    ] = None,
+    rate: Annotated[
+        float | None, typer.Option(help="Most requests per second for this key.")
+    ] = None,
+    note: Annotated[str, typer.Option(help="Who or what the key is for.")] = "",
+    json_: JsonFlag = False,
+) -> None:
+    """Create an API key. Its text is shown this once: store it where the client reads it."""
+    key, token = (
+        state(ctx)
+        .workspace()
+        .keys.create(scope, endpoint=endpoint, rate_per_second=rate, note=note)
+    )
+
+    def render(c: Console) -> None:
+        c.print(f"API key {key.key_id} ({key.scope}, {key.endpoint or 'every endpoint'}):")
+        c.print(token, markup=False, highlight=False)
+        c.print("It is not stored anywhere; if it is lost, revoke it and create another.")
+
+    emit(ctx, key.to_dict() | {"key": token}, render)
+
+
+@keys_app.command("list")
+def keys_list(
+    ctx: typer.Context,
+    all_: Annotated[bool, typer.Option("--all", help="Include revoked keys.")] = False,
+    json_: JsonFlag = False,
+) -> None:
+    """List API keys (never their secret part)."""
+    found = state(ctx).workspace().keys.list(include_revoked=all_)
+
+    def render(c: Console) -> None:
+        if not found:
+            c.print("No API keys: the server answers without one (on loopback only).")
+            return
+        table = Table("key id", "scope", "endpoint", "rate/s", "note", "created (UTC)", "revoked")
+        for k in found:
+            table.add_row(
+                k.key_id,
+                k.scope,
+                k.endpoint or "*",
+                fmt(k.rate_per_second),
+                k.note,
+                k.created_at.strftime("%Y-%m-%d %H:%M"),
+                k.revoked_at.strftime("%Y-%m-%d %H:%M") if k.revoked_at else "-",
+            )
+        c.print(table)
+
+    emit(ctx, [k.to_dict() for k in found], render)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    ctx: typer.Context,
+    key_id: Annotated[str, typer.Argument(help="The key id (from keys list).", show_default=False)],
+    json_: JsonFlag = False,
+) -> None:
+    """Revoke an API key; running servers refuse it within refresh_seconds."""
+    key = state(ctx).workspace().keys.revoke(key_id)
+    emit(ctx, key.to_dict(), lambda c: c.print(f"Revoked API key {key.key_id}."))

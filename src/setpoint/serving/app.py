@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -28,6 +29,7 @@ from setpoint.data.contract import Contract
 from setpoint.errors import NotFoundError, NotReadyError, PayloadTooLargeError, SetpointError
 from setpoint.serving import feedback as feedback_codec
 from setpoint.serving import native
+from setpoint.serving.auth import AuthMiddleware, Guard
 from setpoint.serving.deployments import Deployment
 from setpoint.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from setpoint.serving.metrics import ServingMetrics
@@ -59,6 +61,7 @@ class ServingState:
         self.runtimes: dict[str, EndpointRuntime] = {}
         self.failures: dict[str, str] = {}  # endpoint -> why it cannot serve
         self.metrics = ServingMetrics(lambda: self.runtimes)
+        self.guard = Guard()
 
     def runtime(self, endpoint: str) -> EndpointRuntime:
         found = self.runtimes.get(endpoint)
@@ -73,7 +76,8 @@ class ServingState:
         )
 
     def refresh(self) -> None:
-        """Load new endpoints and changed models; runs in a worker thread."""
+        """Load new endpoints, changed models and API keys; runs in a worker thread."""
+        self.guard.update(self.workspace.keys.list())
         for deployment in self.workspace.deployments.current():
             try:
                 self._follow(deployment)
@@ -211,6 +215,7 @@ def create_app(
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
+        middleware=[Middleware(AuthMiddleware, guard=state.guard)],
         exception_handlers={
             SetpointError: _setpoint_error,  # type: ignore[dict-item]
             HTTPException: _http_error,  # type: ignore[dict-item]

@@ -57,12 +57,14 @@ def serve(
     port: int,
     workers: int,
     insecure: bool,
+    has_keys: bool,
     overrides: dict[str, Any],
 ) -> None:
-    if not is_loopback(host) and not insecure:
+    if not is_loopback(host) and not has_keys and not insecure:
         raise UsageError(
             f"refusing to listen on {host}, which other machines can reach, without API keys; "
-            "serve on 127.0.0.1 behind a proxy, or pass --insecure if this network is trusted"
+            "create one (setpoint keys create --scope predict), serve on 127.0.0.1 behind a "
+            "proxy, or pass --insecure if this network is trusted"
         )
     if workers < 1:
         raise UsageError("--workers must be 1 or more")

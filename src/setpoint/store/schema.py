@@ -175,3 +175,18 @@ deployment_revisions = sa.Table(
     _when(),
     sa.UniqueConstraint("endpoint_id", "revision"),
 )
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key_id", sa.String(32), nullable=False, unique=True),  # the public part
+    sa.Column("secret_hash", sa.String(64), nullable=False),  # sha256 of the secret part
+    sa.Column("scope", sa.String(20), nullable=False),
+    sa.Column("endpoint", sa.String(100)),  # None: every endpoint
+    sa.Column("rate_per_second", sa.Float),  # None: no limit
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    _when(),
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+)
