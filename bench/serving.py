@@ -1,0 +1,232 @@
+"""Serving throughput and latency: the full server against two bare baselines.
+
+    python bench/serving.py [--duration 10] [--connections 1,16,64]
+
+Three servers, each one uvicorn process pinned to core 0, loaded in turn by wrk (a C
+load generator, Debian package ``wrk``) pinned to core 1, with single-row requests:
+
+- full: ``setpoint serve`` — API key auth, contract validation, micro-batching, the
+  durable prediction log (fsync before answering) and metrics, all on;
+- bare predict: a bare Starlette endpoint calling the same model's predict_proba per
+  request;
+- constant: a bare Starlette endpoint returning a constant (HTTP cost alone).
+
+Prints requests/s, p50 and p99 per concurrency, and the full server's ratios to the
+constant endpoint. Target at concurrency 64: at least 50% of the constant endpoint's
+throughput, p99 under 3x its p99.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from setpoint.demo import lending
+from setpoint.workspace import Workspace
+
+HERE = Path(__file__).resolve().parent
+SPEC = {
+    "model": "credit-risk",
+    "dataset": "loans@latest",
+    "target": lending.TARGET,
+    "exclude": [lending.TIME_COLUMN],
+    "estimator": {"class": "lightgbm.LGBMClassifier", "params": {"n_estimators": 100}},
+    "seed": 1,
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def running(
+    command: list[str], ready_url: str, env: dict[str, str], headers: dict[str, str]
+) -> Iterator[None]:
+    process = subprocess.Popen(
+        ["taskset", "-c", "0", *command],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(ready_url, timeout=1, headers=headers).status_code < 500:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise SystemExit(f"server did not start: {' '.join(command)}")
+            time.sleep(0.2)
+        yield
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def wrk(url: str, script: Path, connections: int, duration: int) -> tuple[float, float, float, int]:
+    """(requests/s, p50 ms, p99 ms, non-2xx responses)."""
+    out = subprocess.run(
+        ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
+         "-s", str(script), url],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+
+    def percentile(p: str) -> float:
+        value, unit = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
+        return float(value) * _UNITS[unit]
+
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return rate, percentile("50"), percentile("99"), int(errors.group(1)) if errors else 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per run")
+    parser.add_argument("--connections", default="1,16,64")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed; install the Debian package: apt-get install wrk")
+    levels = [int(c) for c in args.connections.split(",")]
+    console = Console()
+
+    with tempfile.TemporaryDirectory(prefix="setpoint-bench-") as tmp:
+        root = Path(tmp)
+        with console.status("training and deploying the model"):
+            ws = Workspace.init(root / "ws", actor="bench")
+            history = lending.applications(20_000, start=datetime(2026, 1, 1, tzinfo=UTC), seed=3)
+            ws.add_dataset("loans", history)
+            version = ws.train(SPEC)
+            ws.promote(version.name, version.version)
+            ws.deploy("credit", model="credit-risk")
+            _, key = ws.keys.create("predict", note="bench")
+            ws.close()
+        record = {
+            k: (None if v != v else v)
+            for k, v in history.drop(columns=[lending.TARGET, lending.TIME_COLUMN])
+            .iloc[0]
+            .to_dict()
+            .items()
+        }  # noqa: E501
+        body = root / "body.json"
+        body.write_bytes(orjson.dumps({"records": [record]}, option=orjson.OPT_SERIALIZE_NUMPY))
+        auth = {"Authorization": f"Bearer {key}"}
+        script = root / "post.lua"
+        script.write_text(
+            'wrk.method = "POST"\n'
+            f'wrk.body = io.open("{body}"):read("*a")\n'
+            'wrk.headers["Content-Type"] = "application/json"\n'
+            f'wrk.headers["Authorization"] = "Bearer {key}"\n'
+        )
+        env = dict(os.environ, SETPOINT_WORKSPACE=str(root / "ws"), BENCH_MODEL="credit-risk")
+        python = sys.executable
+        servers = {}
+        for name in ("full", "bare predict", "constant"):
+            port = free_port()
+            if name == "full":
+                command = [
+                    python,
+                    "-c",
+                    "from setpoint.cli import main; main()",
+                    "-w",
+                    str(root / "ws"),
+                    "serve",
+                    "--port",
+                    str(port),
+                ]  # noqa: E501
+                url, ready = (
+                    f"http://127.0.0.1:{port}/v1/endpoints/credit/predict",
+                    f"http://127.0.0.1:{port}/readyz",
+                )
+            else:
+                factory = "constant_app" if name == "constant" else "bare_predict_app"
+                command = [
+                    python,
+                    "-m",
+                    "uvicorn",
+                    "--app-dir",
+                    str(HERE),
+                    f"_servers:{factory}",
+                    "--factory",
+                    "--port",
+                    str(port),
+                    "--log-level",
+                    "warning",
+                    "--no-access-log",
+                ]  # noqa: E501
+                url = ready = f"http://127.0.0.1:{port}/predict"
+            results = {}
+            with running(command, ready, env, auth), console.status(f"loading {name}"):
+                wrk(url, script, 16, 2)  # warm up
+                for c in levels:
+                    results[c] = wrk(url, script, c, args.duration)
+            servers[name] = results
+
+    table = Table(
+        title=f"Single-row requests, one uvicorn worker on one core, wrk on the other ({args.duration} s each)"
+    )
+    for column in (
+        "server",
+        "connections",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "non-2xx",
+        "req/s vs constant",
+        "p99 vs constant",
+    ):
+        table.add_column(column, justify="left" if column == "server" else "right")
+    for name, results in servers.items():
+        for c, (rate, p50, p99, errors) in results.items():
+            base_rate, _, base_p99, _ = servers["constant"][c]
+            table.add_row(
+                name,
+                str(c),
+                f"{rate:,.0f}",
+                f"{p50:.2f}",
+                f"{p99:.2f}",
+                str(errors),
+                f"{rate / base_rate:.0%}",
+                f"{p99 / base_p99:.1f}x",
+            )
+    console.print(table)
+    top = max(levels)
+    rate, _, p99, _ = servers["full"][top]
+    base_rate, _, base_p99, _ = servers["constant"][top]
+    ok = rate >= 0.5 * base_rate and p99 <= 3 * base_p99
+    console.print(
+        f"target at {top} connections (>= 50% of constant req/s, p99 <= 3x): "
+        f"{'met' if ok else 'NOT met'} ({rate / base_rate:.0%}, {p99 / base_p99:.1f}x)"
+    )
+
+
+if __name__ == "__main__":
+    main()
