@@ -135,7 +135,7 @@ def main() -> None:
             .iloc[0]
             .to_dict()
             .items()
-        }  # noqa: E501
+        }
         body = root / "body.json"
         body.write_bytes(orjson.dumps({"records": [record]}, option=orjson.OPT_SERIALIZE_NUMPY))
         auth = {"Authorization": f"Bearer {key}"}
@@ -161,7 +161,7 @@ def main() -> None:
                     "serve",
                     "--port",
                     str(port),
-                ]  # noqa: E501
+                ]
                 url, ready = (
                     f"http://127.0.0.1:{port}/v1/endpoints/credit/predict",
                     f"http://127.0.0.1:{port}/readyz",
@@ -181,7 +181,7 @@ def main() -> None:
                     "--log-level",
                     "warning",
                     "--no-access-log",
-                ]  # noqa: E501
+                ]
                 url = ready = f"http://127.0.0.1:{port}/predict"
             results = {}
             with running(command, ready, env, auth), console.status(f"loading {name}"):
@@ -191,7 +191,8 @@ def main() -> None:
             servers[name] = results
 
     table = Table(
-        title=f"Single-row requests, one uvicorn worker on one core, wrk on the other ({args.duration} s each)"
+        title=f"Single-row requests, one uvicorn worker on one core, wrk on the other "
+        f"({args.duration} s each)"
     )
     for column in (
         "server",
