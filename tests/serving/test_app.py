@@ -279,3 +279,23 @@ def test_no_body_ever_gets_a_500(client: TestClient, body: bytes, route: str) ->
     assert response.status_code < 500, response.text
     if response.status_code >= 400:
         assert_error_shape(response, response.status_code)
+
+
+def test_a_native_tree_model_answers_labels_and_probabilities_from_one_call(
+    workspace: Workspace, history: pd.DataFrame, memory_log: MemoryLog
+) -> None:
+    workspace.add_dataset("loans", history)
+    spec = {
+        **SPEC,
+        "estimator": {"class": "lightgbm.LGBMClassifier", "params": {"n_estimators": 20}},
+    }
+    version = workspace.train(spec)
+    workspace.promote(version.name, version.version)
+    workspace.deploy("credit", model="credit-risk")
+    rows = requests_of(history.tail(30))
+    with TestClient(create_app(workspace, memory_log)) as client:
+        body = client.post("/v1/endpoints/credit/predict", json={"records": rows}).json()
+    model = workspace.load_model("credit-risk")
+    frame = pd.DataFrame(rows)
+    assert body["predictions"] == model.predict(frame).tolist()
+    np.testing.assert_allclose(body["probabilities"], model.predict_proba(frame), atol=1e-6)

@@ -157,8 +157,7 @@ class EndpointRuntime:
         proba: np.ndarray | None = None
         if valid.any():
             rows = table.filter(pa.array(valid))
-            predictions = np.asarray(model.predictor.predict(rows))
-            proba = model.predictor.predict_proba(rows)
+            predictions, proba = _predict(model.predictor, rows)
         position = np.cumsum(valid) - 1  # index into predictions for each valid row
 
         violations = report.violations.to_pylist() if not report.ok else []
@@ -274,3 +273,16 @@ class EndpointRuntime:
         records = [r for a in answers for r in a.records]
         if records:
             await self._log.append_async(records)
+
+
+# Flavors whose predicted label is by construction the most probable class: one
+# booster call gives both (a scikit-learn model's predict may differ from the argmax).
+_ARGMAX_FLAVORS = frozenset({"lightgbm", "xgboost"})
+
+
+def _predict(predictor: Predictor, rows: pa.Table) -> tuple[np.ndarray, np.ndarray | None]:
+    if predictor.task == "classification" and predictor.flavor in _ARGMAX_FLAVORS:
+        proba = predictor.predict_proba(rows)
+        if proba is not None and predictor.classes is not None:
+            return np.asarray(predictor.classes)[np.argmax(proba, axis=1)], proba
+    return np.asarray(predictor.predict(rows)), predictor.predict_proba(rows)
