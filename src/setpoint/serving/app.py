@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from setpoint import __version__
 from setpoint.data.contract import Contract
@@ -203,7 +203,7 @@ def create_app(
     async def metrics(_request: Request) -> Response:
         return Response(state.metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics),
@@ -212,6 +212,10 @@ def create_app(
         Route("/v1/endpoints/{endpoint}/predict", predict, methods=["POST"]),
         Route("/v1/endpoints/{endpoint}/feedback", feedback, methods=["POST"]),
     ]
+    # The other protocols build on this module's helpers, so they load here, not at the top.
+    from setpoint.serving import oip
+
+    routes += oip.routes(state)
     app = Starlette(
         routes=routes,
         lifespan=lifespan,

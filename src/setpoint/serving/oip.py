@@ -1,0 +1,443 @@
+"""The Open Inference Protocol v2 (KServe / Triton REST) over the setpoint endpoints.
+
+An OIP *model* is a setpoint endpoint, its one *version* the model version it serves.
+Routes: ``/v2/health/live``, ``/v2/health/ready``, ``/v2`` (server metadata),
+``/v2/models/{name}[/versions/{v}]`` (model metadata), ``.../ready`` and ``.../infer``.
+Each input tensor is one feature column (shape ``[N]`` or ``[N, 1]``). ``infer`` takes
+JSON tensors and the binary tensor data extension (``Inference-Header-Content-Length``:
+a JSON header, then the raw tensors in input order; numbers little-endian, BYTES
+elements as a 4-byte little-endian length and the bytes) and answers the same way.
+Outputs: ``predictions`` (BYTES labels, or FP64 for regression) and, for classifiers,
+``probabilities`` (FP64 ``[N, n_classes]``). Rows a per-row endpoint rejected come back
+as ``""`` / NaN, with the violations under the response's ``parameters.errors``.
+Every malformed request is a MalformedRequestError (400); data the model cannot take
+is a contract error (422).
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from typing import Any
+
+import numpy as np
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from setpoint import __version__
+from setpoint.errors import (
+    ContractViolationError,
+    MalformedRequestError,
+    NotFoundError,
+    NotReadyError,
+)
+from setpoint.serving.app import ServingState, _read_body, error_response, json_response
+from setpoint.serving.native import MAX_ROWS
+from setpoint.serving.runtime import Answer, EndpointRuntime, PredictRequest
+
+HEADER = "Inference-Header-Content-Length"
+_DTYPES: dict[str, str] = {
+    "BOOL": "<?",
+    "UINT8": "<u1",
+    "UINT16": "<u2",
+    "UINT32": "<u4",
+    "UINT64": "<u8",
+    "INT8": "<i1",
+    "INT16": "<i2",
+    "INT32": "<i4",
+    "INT64": "<i8",
+    "FP16": "<f2",
+    "FP32": "<f4",
+    "FP64": "<f8",
+}
+_INTEGERS = frozenset(d for d in _DTYPES if "INT" in d)
+_FLOATS = frozenset({"FP16", "FP32", "FP64"})
+_DATATYPE_OF_KIND: dict[str, str] = {
+    "numeric": "FP64",
+    "integer": "INT64",
+    "boolean": "BOOL",
+    "categorical": "BYTES",
+    "string": "BYTES",
+    "datetime": "BYTES",
+}
+_ACCEPTS: dict[str, frozenset[str]] = {
+    "numeric": _INTEGERS | _FLOATS,
+    "integer": _INTEGERS,
+    "boolean": frozenset({"BOOL"}),
+    "categorical": frozenset({"BYTES"}),
+    "string": frozenset({"BYTES"}),
+    "datetime": frozenset({"BYTES"}),
+}
+_SHAPE = (
+    'send {"inputs": [{"name": COLUMN, "shape": [N], "datatype": TYPE, "data": [...]}, ...]}'
+    " with one tensor per feature column; see GET /v2/models/{name} for the inputs"
+)
+
+
+def routes(state: ServingState) -> list[BaseRoute]:
+    """The OIP v2 routes answering for every endpoint ``state`` serves."""
+    limit = state.workspace.settings.max_request_bytes
+
+    async def live(_request: Request) -> Response:
+        return json_response({"live": True})
+
+    async def ready(_request: Request) -> Response:
+        if state.failures or not state.runtimes:
+            why = dict(state.failures) or {"": "no endpoint is loaded yet"}
+            return error_response(
+                NotReadyError(f"{len(why)} endpoint(s) cannot serve", details=why)
+            )
+        return json_response({"ready": True})
+
+    async def server_metadata(_request: Request) -> Response:
+        return json_response(
+            {"name": "setpoint", "version": __version__, "extensions": ["binary_tensor_data"]}
+        )
+
+    async def model_metadata(request: Request) -> Response:
+        return json_response(_metadata(_model(state, request)))
+
+    async def model_ready(request: Request) -> Response:
+        runtime = _model(state, request)
+        return json_response({"name": runtime.name, "ready": True})
+
+    async def infer(request: Request) -> Response:
+        runtime = _model(state, request)
+        body = await _read_body(request, limit)
+        header, tensors = _split(body, request.headers.get(HEADER))
+        predict, outputs = _decode(header, tensors, runtime)
+        _check_outputs(outputs, runtime)
+        answer = await runtime.predict(predict)
+        return _encode(answer, runtime, header, outputs)
+
+    paths = ("/v2/models/{name}", "/v2/models/{name}/versions/{version}")
+    found: list[BaseRoute] = [
+        Route("/v2/health/live", live),
+        Route("/v2/health/ready", ready),
+        Route("/v2", server_metadata),
+    ]
+    for path in paths:
+        found.append(Route(path, model_metadata))
+        found.append(Route(f"{path}/ready", model_ready))
+        found.append(Route(f"{path}/infer", infer, methods=["POST"]))
+    return found
+
+
+def _model(state: ServingState, request: Request) -> EndpointRuntime:
+    runtime = state.runtime(request.path_params["name"])
+    version = request.path_params.get("version")
+    served = str(runtime.model.version.version)
+    if version is not None and version != served:
+        raise NotFoundError(
+            f"model {runtime.name!r} has no version {version!r}; it serves version {served}"
+        )
+    return runtime
+
+
+def _check_outputs(outputs: list[dict[str, Any]] | None, runtime: EndpointRuntime) -> None:
+    names = [o["name"] for o in _metadata(runtime)["outputs"]]
+    for output in outputs or []:
+        if output["name"] not in names:
+            raise MalformedRequestError(
+                f"output {output['name'][:40]!r} does not exist; model {runtime.name!r} has "
+                + ", ".join(names)
+            )
+        _parameters(output)
+
+
+def _metadata(runtime: EndpointRuntime) -> dict[str, Any]:
+    model = runtime.model
+    classes = model.predictor.classes
+    outputs: list[dict[str, Any]] = [
+        {
+            "name": "predictions",
+            "datatype": "FP64" if classes is None else "BYTES",
+            "shape": [-1],
+        }
+    ]
+    if classes is not None:
+        outputs.append({"name": "probabilities", "datatype": "FP64", "shape": [-1, len(classes)]})
+    return {
+        "name": runtime.name,
+        "versions": [str(model.version.version)],
+        "platform": "setpoint",
+        "inputs": [
+            {"name": name, "datatype": _DATATYPE_OF_KIND.get(rule.kind, "BYTES"), "shape": [-1]}
+            for name, rule in model.contract.columns.items()
+        ],
+        "outputs": outputs,
+    }
+
+
+# -- request --------------------------------------------------------------------------
+
+
+def _split(body: bytes, declared: str | None) -> tuple[dict[str, Any], bytes]:
+    """The JSON header and the binary tail (empty without the extension)."""
+    if declared is None:
+        head, tail = body, b""
+    else:
+        if not declared.isdigit() or int(declared) > len(body):
+            raise MalformedRequestError(
+                f"{HEADER} is {declared[:40]!r}; it must be the byte length of the JSON "
+                f"header, at most the body's {len(body)} bytes"
+            )
+        head, tail = body[: int(declared)], body[int(declared) :]
+    try:
+        header = orjson.loads(head)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedRequestError(
+            f"the JSON header is not valid JSON ({exc}); {_SHAPE}"
+        ) from None
+    if not isinstance(header, dict):
+        raise MalformedRequestError(f"the JSON header is not an object; {_SHAPE}")
+    return header, tail
+
+
+def _decode(
+    header: dict[str, Any], tail: bytes, runtime: EndpointRuntime
+) -> tuple[PredictRequest, list[dict[str, Any]] | None]:
+    inputs = header.get("inputs")
+    if not isinstance(inputs, list) or not inputs:
+        raise MalformedRequestError(f"the request has no inputs list; {_SHAPE}")
+    request_id = header.get("id")
+    if request_id is not None and (not isinstance(request_id, str) or len(request_id) > 200):
+        raise MalformedRequestError("id must be text of at most 200 characters")
+    outputs = header.get("outputs")
+    if outputs is not None and (
+        not isinstance(outputs, list)
+        or not all(isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs)
+    ):
+        raise MalformedRequestError('outputs must be a list of {"name": ..., "parameters": {...}}')
+    _parameters(header)
+    rules = runtime.model.contract.columns
+    columns: dict[str, list[Any]] = {}
+    n_rows: int | None = None
+    offset = 0
+    for index, tensor in enumerate(inputs):
+        if not isinstance(tensor, dict):
+            raise MalformedRequestError(f"input {index} is not an object; {_SHAPE}")
+        name, datatype, n = _describe(tensor, index)
+        if name in columns:
+            raise MalformedRequestError(f"input {name!r} is given twice")
+        if n_rows is not None and n != n_rows:
+            raise MalformedRequestError(
+                f"input {name!r} has {n} rows but the inputs before it have {n_rows}; "
+                "every input is one column of the same rows"
+            )
+        n_rows = n
+        size = _parameters(tensor).get("binary_data_size")
+        if size is None:
+            if "data" not in tensor:
+                raise MalformedRequestError(f"input {name!r} has neither data nor binary_data_size")
+            values = _from_json(tensor["data"], datatype, n, name)
+        else:
+            if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+                raise MalformedRequestError(f"input {name!r}: binary_data_size must be a count")
+            if offset + size > len(tail):
+                raise MalformedRequestError(
+                    f"input {name!r} declares {size} bytes but only {len(tail) - offset} "
+                    "are left after the JSON header"
+                )
+            values = _from_binary(tail[offset : offset + size], datatype, n, name)
+            offset += size
+        rule = rules.get(name)
+        if rule is None:
+            raise ContractViolationError(
+                f"input {name!r} is not a column the model takes; it takes {', '.join(rules)}",
+                details={"violations": [_violation(name, "unknown_column")]},
+            )
+        if datatype not in _ACCEPTS.get(rule.kind, frozenset({datatype})):
+            raise ContractViolationError(
+                f"input {name!r} is {datatype} but the column is {rule.kind}; send it as "
+                f"{_DATATYPE_OF_KIND.get(rule.kind, 'BYTES')}",
+                details={"violations": [_violation(name, "datatype")]},
+            )
+        if rule.kind == "numeric":
+            values = [None if v is None else float(v) for v in values]
+        columns[name] = [None if isinstance(v, float) and math.isnan(v) else v for v in values]
+    if offset != len(tail):
+        raise MalformedRequestError(
+            f"the binary data after the JSON header is {len(tail)} bytes but the inputs' "
+            f"binary_data_size add up to {offset}"
+        )
+    assert n_rows is not None
+    predict = PredictRequest(columns, n_rows)
+    if request_id:
+        predict.request_id = request_id
+    return predict, outputs
+
+
+def _violation(column: str, rule: str) -> dict[str, Any]:
+    return {"row": None, "column": column, "rule": rule, "value": None}
+
+
+def _parameters(obj: dict[str, Any]) -> dict[str, Any]:
+    found = obj.get("parameters")
+    if found is None:
+        return {}
+    if not isinstance(found, dict):
+        raise MalformedRequestError("parameters must be a JSON object")
+    return found
+
+
+def _describe(tensor: dict[str, Any], index: int) -> tuple[str, str, int]:
+    name, datatype, shape = tensor.get("name"), tensor.get("datatype"), tensor.get("shape")
+    if not isinstance(name, str) or not name:
+        raise MalformedRequestError(f"input {index} has no name; {_SHAPE}")
+    if datatype != "BYTES" and datatype not in _DTYPES:
+        raise MalformedRequestError(
+            f"input {name!r} has datatype {str(datatype)[:40]!r}; use one of BYTES, "
+            + ", ".join(_DTYPES)
+        )
+    if (
+        not isinstance(shape, list)
+        or not 1 <= len(shape) <= 2
+        or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+        or (len(shape) == 2 and shape[1] != 1)
+    ):
+        raise MalformedRequestError(
+            f"input {name!r} has shape {str(shape)[:60]}; an input is one column: [N] or [N, 1]"
+        )
+    n = int(shape[0])
+    if not 1 <= n <= MAX_ROWS:
+        raise MalformedRequestError(f"input {name!r} has {n} rows; send 1 to {MAX_ROWS:,}")
+    return name, str(datatype), n
+
+
+def _from_json(data: Any, datatype: str, n: int, name: str) -> list[Any]:
+    if not isinstance(data, list):
+        raise MalformedRequestError(f"input {name!r}: data must be a list")
+    flat: list[Any] = []
+    for item in data:
+        if isinstance(item, list):
+            flat.extend(item)
+        else:
+            flat.append(item)
+    if len(flat) != n:
+        raise MalformedRequestError(f"input {name!r} has {len(flat)} values but its shape says {n}")
+    for value in flat:
+        if value is not None and not _fits(value, datatype):
+            raise MalformedRequestError(
+                f"input {name!r} is {datatype} but holds {str(value)[:40]!r} "
+                f"({type(value).__name__})"
+            )
+    return flat
+
+
+def _fits(value: Any, datatype: str) -> bool:
+    if datatype == "BYTES":
+        return isinstance(value, str)
+    if datatype == "BOOL":
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    if datatype in _FLOATS:
+        return isinstance(value, int | float)
+    info = np.iinfo(np.dtype(_DTYPES[datatype]))
+    return isinstance(value, int) and int(info.min) <= value <= int(info.max)
+
+
+def _from_binary(raw: bytes, datatype: str, n: int, name: str) -> list[Any]:
+    if datatype != "BYTES":
+        dtype = np.dtype(_DTYPES[datatype])
+        if len(raw) != n * dtype.itemsize:
+            raise MalformedRequestError(
+                f"input {name!r} has {len(raw)} bytes but {n} {datatype} values take "
+                f"{n * dtype.itemsize}"
+            )
+        values: list[Any] = np.frombuffer(raw, dtype=dtype).tolist()
+        return values
+    out: list[Any] = []
+    at = 0
+    while at < len(raw):
+        if len(out) == n or at + 4 > len(raw):
+            raise MalformedRequestError(f"input {name!r}: the BYTES data do not hold {n} elements")
+        (length,) = struct.unpack_from("<I", raw, at)
+        at += 4
+        if at + length > len(raw):
+            raise MalformedRequestError(f"input {name!r}: a BYTES element runs past its data")
+        try:
+            out.append(raw[at : at + length].decode("utf-8"))
+        except UnicodeDecodeError:
+            raise MalformedRequestError(f"input {name!r}: a BYTES element is not UTF-8") from None
+        at += length
+    if len(out) != n:
+        raise MalformedRequestError(
+            f"input {name!r} has {len(out)} BYTES elements but its shape says {n}"
+        )
+    return out
+
+
+# -- response -------------------------------------------------------------------------
+
+
+def _encode(
+    answer: Answer,
+    runtime: EndpointRuntime,
+    header: dict[str, Any],
+    requested: list[dict[str, Any]] | None,
+) -> Response:
+    n = len(answer.predictions)
+    tensors: dict[str, tuple[str, list[int], np.ndarray | list[str]]] = {}
+    if answer.classes is None:
+        tensors["predictions"] = (
+            "FP64",
+            [n],
+            np.array([math.nan if p is None else p for p in answer.predictions], dtype="<f8"),
+        )
+    else:
+        labels = ["" if p is None else str(p) for p in answer.predictions]
+        tensors["predictions"] = ("BYTES", [n], labels)
+    if answer.probabilities is not None:
+        width = len(answer.classes or [])
+        rows = [row if row else [math.nan] * width for row in answer.probabilities]
+        tensors["probabilities"] = ("FP64", [n, width], np.array(rows, dtype="<f8"))
+    default_binary = _parameters(header).get("binary_data_output") is True
+    wanted: list[tuple[str, bool]] = []
+    for output in requested if requested is not None else [{"name": t} for t in tensors]:
+        name = output["name"]
+        binary = _parameters(output).get("binary_data", default_binary)
+        wanted.append((name, binary is True))
+    described: list[dict[str, Any]] = []
+    blobs: list[bytes] = []
+    for name, binary in wanted:
+        datatype, shape, data = tensors[name]
+        entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": shape}
+        if binary:
+            blob = _to_binary(data)
+            blobs.append(blob)
+            entry["parameters"] = {"binary_data_size": len(blob)}
+        elif isinstance(data, np.ndarray):
+            entry["data"] = [None if math.isnan(v) else v for v in data.reshape(-1).tolist()]
+        else:
+            entry["data"] = data
+        described.append(entry)
+    body: dict[str, Any] = {
+        "model_name": runtime.name,
+        "model_version": str(answer.version),
+        "id": header.get("id") or answer.request_id,
+        "outputs": described,
+    }
+    if answer.errors:
+        body["parameters"] = {"errors": orjson.dumps(answer.errors).decode()}
+    head = orjson.dumps(body)
+    if not blobs:
+        return Response(head, media_type="application/json")
+    return Response(
+        head + b"".join(blobs),
+        media_type="application/octet-stream",
+        headers={HEADER: str(len(head))},
+    )
+
+
+def _to_binary(data: np.ndarray | list[str]) -> bytes:
+    if isinstance(data, np.ndarray):
+        return data.astype("<f8").tobytes()
+    parts: list[bytes] = []
+    for text in data:
+        encoded = text.encode("utf-8")
+        parts.append(struct.pack("<I", len(encoded)) + encoded)
+    return b"".join(parts)
