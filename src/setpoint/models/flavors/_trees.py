@@ -9,6 +9,7 @@ seen in training, so those categories are part of the model's metadata.
 
 from __future__ import annotations
 
+import importlib
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -17,11 +18,20 @@ import numpy as np
 import numpy.typing as npt
 
 from setpoint.data.kinds import TEXT_KINDS, Kind
-from setpoint.errors import UsageError
+from setpoint.errors import DependencyMissingError, UsageError
 from setpoint.models.inputs import MatrixEncoder
 from setpoint.models.predictor import BasePredictor, Task
 
 FloatArray = npt.NDArray[np.float64]
+
+
+def optional_import(module: str, *, package: str, extra: str) -> Any:
+    """A model library, imported only when one of its models is used; a missing one is
+    a DependencyMissingError saying which extra installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise DependencyMissingError.for_extra(package, extra) from exc
 
 
 class TreePredictor(BasePredictor):

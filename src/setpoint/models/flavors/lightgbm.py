@@ -14,11 +14,12 @@ import numpy as np
 from sklearn.exceptions import NotFittedError
 
 from setpoint.data.kinds import Kind
-from setpoint.errors import ArtifactCorruptedError, DependencyMissingError, UsageError
+from setpoint.errors import ArtifactCorruptedError, UsageError
 from setpoint.models.flavors._trees import (
     FloatArray,
     TreePredictor,
     check_feature_count,
+    optional_import,
     resolve_categories,
     resolve_task,
 )
@@ -29,11 +30,7 @@ _CLASSIFIER_OBJECTIVES = frozenset({"binary", "multiclass", "multiclassova"})
 
 def import_lightgbm() -> Any:
     """The lightgbm module, imported only when a LightGBM model is used."""
-    try:
-        import lightgbm
-    except ImportError as exc:
-        raise DependencyMissingError.for_extra("lightgbm", "lightgbm") from exc
-    return lightgbm
+    return optional_import("lightgbm", package="lightgbm", extra="lightgbm")
 
 
 class LightGBMPredictor(TreePredictor):

@@ -16,11 +16,12 @@ import numpy as np
 from sklearn.exceptions import NotFittedError
 
 from setpoint.data.kinds import Kind
-from setpoint.errors import ArtifactCorruptedError, DependencyMissingError, UsageError
+from setpoint.errors import ArtifactCorruptedError, UsageError
 from setpoint.models.flavors._trees import (
     FloatArray,
     TreePredictor,
     check_feature_count,
+    optional_import,
     resolve_categories,
     resolve_task,
 )
@@ -34,11 +35,7 @@ _MARGIN_OBJECTIVES = frozenset({"binary:logitraw", "multi:softmax"})
 
 def import_xgboost() -> Any:
     """The xgboost module, imported only when an XGBoost model is used."""
-    try:
-        import xgboost
-    except ImportError as exc:
-        raise DependencyMissingError.for_extra("xgboost-cpu", "xgboost") from exc
-    return xgboost
+    return optional_import("xgboost", package="xgboost-cpu", extra="xgboost")
 
 
 class XGBoostPredictor(TreePredictor):
