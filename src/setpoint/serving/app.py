@@ -213,9 +213,9 @@ def create_app(
         Route("/v1/endpoints/{endpoint}/feedback", feedback, methods=["POST"]),
     ]
     # The other protocols build on this module's helpers, so they load here, not at the top.
-    from setpoint.serving import oip
+    from setpoint.serving import mlflow, oip
 
-    routes += oip.routes(state)
+    routes += oip.routes(state) + mlflow.routes(state)
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
