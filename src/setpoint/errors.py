@@ -86,7 +86,7 @@ class RateLimitedError(SetpointError):
     code = "rate_limited"
     http_status = 429
 
-    def __init__(self, message: str, *, retry_after: int, details: Any = None) -> None:
+    def __init__(self, message: str, *, retry_after: int = 1, details: Any = None) -> None:
         super().__init__(message, details=details)
         self.retry_after = retry_after
 
