@@ -62,3 +62,21 @@ def requests_of(frame: pd.DataFrame) -> list[dict[str, Any]]:
         {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
         for row in features.to_dict(orient="records")
     ]
+
+
+def assert_error_shape(
+    response: Any, status: int | None = None, code: str | None = None
+) -> dict[str, Any]:
+    """The one JSON error shape, with ``status`` (any 4xx when None) and ``code``."""
+    if status is None:
+        assert 400 <= response.status_code < 500, response.text
+    else:
+        assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message", "details"}
+    assert body["error"]["message"]
+    if code is not None:
+        assert body["error"]["code"] == code
+    return dict(body["error"])

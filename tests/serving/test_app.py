@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from conftest import SPEC, MemoryLog, requests_of
+from conftest import SPEC, MemoryLog, assert_error_shape, requests_of
 from setpoint.serving.app import create_app
 from setpoint.workspace import Workspace
 
@@ -31,18 +31,6 @@ def client(
     app = create_app(served, memory_log, feedback_log=feedback_log, refresh_seconds=0.05)
     with TestClient(app) as test_client:
         yield test_client
-
-
-def assert_error_shape(response: Any, status: int, code: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/json"
-    body = response.json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message", "details"}
-    assert body["error"]["message"]
-    if code is not None:
-        assert body["error"]["code"] == code
-    return dict(body["error"])
 
 
 def test_predictions_match_the_model_in_process(

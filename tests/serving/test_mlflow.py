@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from conftest import MemoryLog, requests_of
+from conftest import MemoryLog, assert_error_shape, requests_of
 from setpoint import __version__
 from setpoint.serving import mlflow
 from setpoint.serving.app import create_app
@@ -36,18 +36,6 @@ def client(served: Workspace, memory_log: MemoryLog) -> Iterator[TestClient]:
 @pytest.fixture
 def rows(history: pd.DataFrame) -> list[dict[str, Any]]:
     return requests_of(history.tail(25))
-
-
-def assert_error_shape(response: Any, status: int, code: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/json"
-    body = response.json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message", "details"}
-    assert body["error"]["message"]
-    if code is not None:
-        assert body["error"]["code"] == code
-    return dict(body["error"])
 
 
 def _columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from conftest import MemoryLog, requests_of
+from conftest import MemoryLog, assert_error_shape, requests_of
 from setpoint.serving import oip
 from setpoint.serving.app import create_app
 from setpoint.serving.log import RecordLog
@@ -39,16 +39,6 @@ def app_of(workspace: Workspace, log: Any) -> Starlette:
 def client(served: Workspace, memory_log: MemoryLog) -> Iterator[TestClient]:
     with TestClient(app_of(served, memory_log)) as test_client:
         yield test_client
-
-
-def assert_error_shape(response: Any, status: int | None = None) -> None:
-    if status is not None:
-        assert response.status_code == status, response.text
-    assert 400 <= response.status_code < 500, response.text
-    body = response.json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message", "details"}
-    assert body["error"]["message"]
 
 
 def datatype_of(name: str) -> str:

@@ -61,6 +61,7 @@ class ServingState:
         self.runtimes: dict[str, EndpointRuntime] = {}
         self.failures: dict[str, str] = {}  # endpoint -> why it cannot serve
         self.metrics = ServingMetrics(lambda: self.runtimes)
+        self.max_request_bytes = workspace.settings.max_request_bytes
         self.guard = Guard()
 
     def runtime(self, endpoint: str) -> EndpointRuntime:
@@ -120,8 +121,9 @@ def create_app(
     """The app for every endpoint of ``workspace``, recording predictions in ``log``
     and ground truth in ``feedback_log``."""
     state = ServingState(workspace, log)
+    if max_request_bytes is not None:
+        state.max_request_bytes = max_request_bytes
     refresh_every = refresh_seconds or workspace.settings.refresh_seconds
-    limit = max_request_bytes or workspace.settings.max_request_bytes
 
     async def follow() -> None:
         loop = asyncio.get_running_loop()
@@ -177,7 +179,7 @@ def create_app(
         status, version = 500, None
         try:
             runtime = state.runtime(endpoint)
-            body = await _read_body(request, limit)
+            body = await read_body(request, state.max_request_bytes)
             answer = await runtime.predict(native.decode(body))
             status, version = 200, answer.version
             return Response(
@@ -196,7 +198,9 @@ def create_app(
         runtime = state.runtime(request.path_params["endpoint"])
         if feedback_log is None:
             raise NotReadyError("this server was started without a feedback log")
-        records = feedback_codec.decode(await _read_body(request, limit), runtime.name)
+        records = feedback_codec.decode(
+            await read_body(request, state.max_request_bytes), runtime.name
+        )
         await feedback_log.append_async(records)
         return json_response({"endpoint": runtime.name, "accepted": len(records)})
 
@@ -230,7 +234,7 @@ def create_app(
     return app
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLargeError(_too_large(limit))

@@ -28,8 +28,8 @@ from starlette.routing import BaseRoute, Route
 
 from setpoint import __version__
 from setpoint.errors import MalformedRequestError, NotReadyError, SetpointError
-from setpoint.serving.app import ServingState, _read_body, error_response, json_response
-from setpoint.serving.native import MAX_ROWS, _from_columns, _from_records
+from setpoint.serving.app import ServingState, error_response, json_response, read_body
+from setpoint.serving.native import MAX_ROWS, columns_from_lists, columns_from_records
 from setpoint.serving.runtime import Answer, EndpointRuntime, PredictRequest
 
 JSON_TYPE, CSV_TYPE = "application/json", "text/csv"
@@ -52,7 +52,6 @@ class UnsupportedMediaTypeError(SetpointError):
 
 def routes(state: ServingState) -> list[BaseRoute]:
     """The MLflow scoring routes answering for every endpoint ``state`` serves."""
-    limit = state.workspace.settings.max_request_bytes
 
     async def ping(_request: Request) -> Response:
         if state.failures or not state.runtimes:
@@ -69,7 +68,7 @@ def routes(state: ServingState) -> list[BaseRoute]:
         started, status, served = time.perf_counter(), 500, None
         try:
             kind = _media_type(request)
-            body = await _read_body(request, limit)
+            body = await read_body(request, state.max_request_bytes)
             columns = _decode_csv(body) if kind == CSV_TYPE else _decode_json(body)
             n_rows = len(next(iter(columns.values())))
             answer = await runtime.predict(PredictRequest(columns, n_rows))
@@ -142,11 +141,11 @@ def _decode_json(body: bytes) -> dict[str, list[Any]]:
     if given[0] == "dataframe_split":
         return _from_split(value)
     if given[0] == "dataframe_records":
-        return _from_records(value)
+        return columns_from_records(value)
     if isinstance(value, dict):
-        return _from_columns(value)
+        return columns_from_lists(value)
     if isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
-        return _from_records(value)
+        return columns_from_records(value)
     raise MalformedRequestError(
         f"{given[0]} must be a non-empty list of records or an object of column lists; "
         "tensor inputs are not supported by tabular endpoints"

@@ -33,7 +33,9 @@ def decode(body: bytes) -> PredictRequest:
     ):
         raise MalformedRequestError("request_id must be text of 1 to 200 characters")
     columns = (
-        _from_records(data["records"]) if "records" in data else _from_columns(data["columns"])
+        columns_from_records(data["records"])
+        if "records" in data
+        else columns_from_lists(data["columns"])
     )
     n_rows = len(next(iter(columns.values())))
     request = PredictRequest(columns, n_rows)
@@ -59,7 +61,7 @@ def encode(answer: Answer, *, endpoint: str) -> bytes:
     return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-def _from_records(records: Any) -> dict[str, list[Any]]:
+def columns_from_records(records: Any) -> dict[str, list[Any]]:
     if not isinstance(records, list) or not records:
         raise MalformedRequestError(f"records must be a non-empty list of objects; {_SHAPE}")
     if len(records) > MAX_ROWS:
@@ -77,7 +79,7 @@ def _from_records(records: Any) -> dict[str, list[Any]]:
     return {name: [r.get(name) for r in records] for name in names}
 
 
-def _from_columns(columns: Any) -> dict[str, list[Any]]:
+def columns_from_lists(columns: Any) -> dict[str, list[Any]]:
     if not isinstance(columns, dict) or not columns:
         raise MalformedRequestError(f"columns must be a non-empty object of lists; {_SHAPE}")
     not_lists = [n for n, v in columns.items() if not isinstance(v, list)]

@@ -33,7 +33,7 @@ from setpoint.errors import (
     NotFoundError,
     NotReadyError,
 )
-from setpoint.serving.app import ServingState, _read_body, error_response, json_response
+from setpoint.serving.app import ServingState, error_response, json_response, read_body
 from setpoint.serving.native import MAX_ROWS
 from setpoint.serving.runtime import Answer, EndpointRuntime, PredictRequest
 
@@ -78,7 +78,6 @@ _SHAPE = (
 
 def routes(state: ServingState) -> list[BaseRoute]:
     """The OIP v2 routes answering for every endpoint ``state`` serves."""
-    limit = state.workspace.settings.max_request_bytes
 
     async def live(_request: Request) -> Response:
         return json_response({"live": True})
@@ -105,7 +104,7 @@ def routes(state: ServingState) -> list[BaseRoute]:
 
     async def infer(request: Request) -> Response:
         runtime = _model(state, request)
-        body = await _read_body(request, limit)
+        body = await read_body(request, state.max_request_bytes)
         header, tensors = _split(body, request.headers.get(HEADER))
         predict, outputs = _decode(header, tensors, runtime)
         _check_outputs(outputs, runtime)
