@@ -19,6 +19,8 @@ class SetpointError(Exception):
     code: ClassVar[str] = "setpoint_error"
     http_status: ClassVar[int] = 400
     exit_code: ClassVar[int] = 1
+    # Seconds after which retrying may succeed (sent as Retry-After), when known.
+    retry_after: int | None = None
 
     def __init__(self, message: str, *, details: Any = None) -> None:
         super().__init__(message)
@@ -85,6 +87,18 @@ class RateLimitedError(SetpointError):
 
     code = "rate_limited"
     http_status = 429
+
+    def __init__(self, message: str, *, retry_after: int = 1, details: Any = None) -> None:
+        super().__init__(message, details=details)
+        self.retry_after = retry_after
+
+
+class OverloadedError(SetpointError):
+    """The server is at capacity and sheds this request; retry after ``retry_after`` s."""
+
+    code = "overloaded"
+    http_status = 503
+    exit_code = 8
 
     def __init__(self, message: str, *, retry_after: int = 1, details: Any = None) -> None:
         super().__init__(message, details=details)

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pandas as pd
 import pytest
 
@@ -80,3 +89,72 @@ def assert_error_shape(
     if code is not None:
         assert body["error"]["code"] == code
     return dict(body["error"])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Served:
+    """A running ``setpoint serve`` child process."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    stderr: Path
+
+    def output(self) -> str:
+        """What the server wrote to stderr so far (for assertion messages)."""
+        return self.stderr.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def setpoint_serve(
+    root: Path, stderr: Path, env: Mapping[str, str] | None = None
+) -> Iterator[Served]:
+    """Run ``setpoint serve`` on a free loopback port for the workspace at ``root`` until
+    /readyz answers 200; stop it with SIGINT (a graceful drain) on exit. ``env`` replaces
+    the child's environment (pass ``{**os.environ, "SETPOINT_...": ...}`` to add to it)."""
+    port = free_port()
+    with stderr.open("wb") as errors:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from setpoint.cli import main; main()",
+                "-w",
+                str(root),
+                "serve",
+                "--port",
+                str(port),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+            env=None if env is None else dict(env),
+        )
+        try:
+            served = Served(f"http://127.0.0.1:{port}", process, stderr)
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(f"{served.url}/readyz", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "the server did not become ready"
+                # Waits on the server exiting, which would fail the next line; else polls.
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=0.05)
+                assert process.poll() is None, served.output()
+            yield served
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(timeout=30)
+                    raise AssertionError("the server did not stop within 30 s of SIGINT") from None

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,15 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import SPEC, requests_of
+from conftest import SPEC, requests_of, setpoint_serve
 from setpoint.serving.log import read_log
 from setpoint.workspace import Workspace
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -38,37 +29,8 @@ def server(
     version = ws.train(SPEC)
     ws.promote(version.name, version.version)
     ws.deploy("credit", model="credit-risk")
-    port = free_port()
-    errors = (tmp_path / "server.log").open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from setpoint.cli import main; main()",
-            "-w",
-            str(ws.root),
-            "serve",
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=errors,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        assert process.poll() is None, (tmp_path / "server.log").read_text()
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "the server did not become ready"
-    yield url, ws, process
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
-    errors.close()
+    with setpoint_serve(ws.root, tmp_path / "server.log") as served:
+        yield served.url, ws, served.process
     ws.close()
 
 

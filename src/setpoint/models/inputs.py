@@ -140,7 +140,9 @@ class MatrixEncoder:
 
     def __call__(self, data: Any) -> FloatArray:
         if not self._has_datetime:
-            if type(data) is dict:
+            if type(data) is dict and data and type(next(iter(data.values()))) is list:
+                fast = self._fast_columns(data)
+            elif type(data) is dict:
                 fast = self._fast((data,))
             elif type(data) is list and data and type(data[0]) is dict:
                 fast = self._fast(data)
@@ -167,6 +169,20 @@ class MatrixEncoder:
             return None
         if matrix is None or np.isinf(matrix).any():
             return None  # the general path names the problem
+        return matrix
+
+    def _fast_columns(self, columns: dict[str, list[Any]]) -> FloatArray | None:
+        """The matrix of a dict of plain lists (what the server batches), or None."""
+        try:
+            picked = [columns[name] for name in self.features]
+            n_rows = len(picked[0])
+            if not n_rows or any(type(c) is not list or len(c) != n_rows for c in picked):
+                return None
+            matrix = self._encode_columns(picked, n_rows)
+        except (KeyError, TypeError, ValueError, OverflowError):
+            return None
+        if matrix is None or np.isinf(matrix).any():
+            return None
         return matrix
 
     def _row_wise(self, records: Sequence[dict[str, Any]]) -> FloatArray | None:
@@ -197,7 +213,10 @@ class MatrixEncoder:
             columns: list[Sequence[Any]] = [[record[self.features[0]] for record in records]]
         else:
             columns = list(zip(*map(itemgetter(*self.features), records), strict=True))
-        matrix = np.empty((len(records), len(self._plan)), dtype=np.float64)
+        return self._encode_columns(columns, len(records))
+
+    def _encode_columns(self, columns: Sequence[Sequence[Any]], n_rows: int) -> FloatArray | None:
+        matrix = np.empty((n_rows, len(self._plan)), dtype=np.float64)
         for j, ((_, tag, codes), column) in enumerate(zip(self._plan, columns, strict=True)):
             if codes is not None:
                 encoded = list(map(codes.get, column))

@@ -29,6 +29,7 @@ from setpoint.data.contract import Contract
 from setpoint.errors import NotFoundError, NotReadyError, PayloadTooLargeError, SetpointError
 from setpoint.serving import feedback as feedback_codec
 from setpoint.serving import native
+from setpoint.serving._hotpath import HotPath, error_reply, too_large
 from setpoint.serving.auth import AuthMiddleware, Guard
 from setpoint.serving.deployments import Deployment
 from setpoint.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -48,8 +49,14 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
     )
 
 
-def error_response(error: SetpointError, headers: dict[str, str] | None = None) -> Response:
-    return json_response(error.to_dict(), error.http_status, headers)
+def error_response(error: SetpointError) -> Response:
+    status, body, headers = error_reply(error)
+    return Response(
+        body,
+        status_code=status,
+        media_type="application/json",
+        headers={k.decode(): v.decode() for k, v in headers},
+    )
 
 
 class ServingState:
@@ -173,18 +180,15 @@ def create_app(
     async def show_endpoint(request: Request) -> Response:
         return json_response(_describe(state.runtime(request.path_params["endpoint"]), schema=True))
 
-    async def predict(request: Request) -> Response:
+    async def answer_native(endpoint: str, body: bytes) -> tuple[int, bytes, list[Any]]:
+        """The native predict route, shared by the Starlette route and the hot path."""
         started = time.perf_counter()
-        endpoint = request.path_params["endpoint"]
         status, version = 500, None
         try:
             runtime = state.runtime(endpoint)
-            body = await read_body(request, state.max_request_bytes)
             answer = await runtime.predict(native.decode(body))
             status, version = 200, answer.version
-            return Response(
-                native.encode(answer, endpoint=runtime.name), media_type="application/json"
-            )
+            return 200, native.encode(answer, endpoint=runtime.name), []
         except SetpointError as error:
             status = error.http_status
             raise
@@ -193,6 +197,11 @@ def create_app(
                 state.metrics.observe(
                     endpoint, version, "native", status, time.perf_counter() - started
                 )
+
+    async def predict(request: Request) -> Response:
+        body = await read_body(request, state.max_request_bytes)
+        status, payload, _ = await answer_native(request.path_params["endpoint"], body)
+        return Response(payload, status_code=status, media_type="application/json")
 
     async def feedback(request: Request) -> Response:
         runtime = state.runtime(request.path_params["endpoint"])
@@ -217,13 +226,19 @@ def create_app(
         Route("/v1/endpoints/{endpoint}/feedback", feedback, methods=["POST"]),
     ]
     # The other protocols build on this module's helpers, so they load here, not at the top.
-    from setpoint.serving import mlflow, oip
+    from setpoint.serving import mlflow, oip, openapi
 
     routes += oip.routes(state) + mlflow.routes(state)
+    routes += openapi.routes(state)
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(AuthMiddleware, guard=state.guard)],
+        middleware=[
+            Middleware(AuthMiddleware, guard=state.guard),
+            Middleware(
+                HotPath, handler=answer_native, max_request_bytes=lambda: state.max_request_bytes
+            ),
+        ],
         exception_handlers={
             SetpointError: _setpoint_error,  # type: ignore[dict-item]
             HTTPException: _http_error,  # type: ignore[dict-item]
@@ -237,18 +252,14 @@ def create_app(
 async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLargeError(_too_large(limit))
+        raise PayloadTooLargeError(too_large(limit))
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise PayloadTooLargeError(_too_large(limit))
+            raise PayloadTooLargeError(too_large(limit))
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _too_large(limit: int) -> str:
-    return f"the body is over {limit:,} bytes; send fewer rows per request (max_request_bytes)"
 
 
 def _describe(runtime: EndpointRuntime, *, schema: bool = False) -> dict[str, Any]:

@@ -15,7 +15,6 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from setpoint.errors import (
@@ -24,13 +23,15 @@ from setpoint.errors import (
     SetpointError,
     UnauthorizedError,
 )
+from setpoint.serving._hotpath import error_reply, reply
 from setpoint.serving.keys import ApiKey, parse
 from setpoint.serving.keys import Scope as KeyScope
 
 OPEN_PATHS = frozenset(
     {"/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready", "/ping",
-     "/health", "/version"}
+     "/health", "/version", "/openapi.json", "/docs"}
 )  # fmt: skip
+_MAX_VERIFIED = 10_000
 _ENDPOINT = re.compile(r"^/(?:v1/endpoints|v2/models|endpoints)/([^/]+)")
 
 
@@ -62,6 +63,9 @@ class Guard:
     def __init__(self) -> None:
         self._keys: dict[str, ApiKey] = {}
         self._buckets: dict[str, TokenBucket] = {}
+        # Tokens already checked against their key's hash, so that a busy caller does
+        # not pay a SHA-256 per request; emptied whenever the keys are re-read.
+        self._verified: dict[str, ApiKey] = {}
 
     @property
     def required(self) -> bool:
@@ -69,6 +73,7 @@ class Guard:
 
     def update(self, keys: Iterable[ApiKey]) -> None:
         self._keys = {k.key_id: k for k in keys if k.active}
+        self._verified = {}
         self._buckets = {
             key_id: self._buckets.get(key_id) or TokenBucket(key.rate_per_second)
             for key_id, key in self._keys.items()
@@ -84,10 +89,14 @@ class Guard:
                 "(create one with: setpoint keys create --scope predict)"
             )
         token = header.removeprefix("Bearer ").strip()
-        parsed = parse(token)
-        key = self._keys.get(parsed[0]) if parsed else None
-        if key is None or parsed is None or not key.matches(parsed[1]):
-            raise UnauthorizedError("the API key is not valid (unknown, mistyped or revoked)")
+        key = self._verified.get(token)
+        if key is None:
+            parsed = parse(token)
+            key = self._keys.get(parsed[0]) if parsed else None
+            if key is None or parsed is None or not key.matches(parsed[1]):
+                raise UnauthorizedError("the API key is not valid (unknown, mistyped or revoked)")
+            if len(self._verified) < _MAX_VERIFIED:
+                self._verified[token] = key
         if not key.allows(scope, endpoint):
             where = f"endpoint {key.endpoint!r}" if key.endpoint else "every endpoint"
             raise ForbiddenError(
@@ -130,11 +139,4 @@ class AuthMiddleware:
 
 
 async def _reply(send: Send, error: SetpointError) -> None:
-    body = orjson.dumps(error.to_dict())
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    if isinstance(error, RateLimitedError):
-        headers.append((b"retry-after", str(error.retry_after).encode()))
-    if isinstance(error, UnauthorizedError):
-        headers.append((b"www-authenticate", b'Bearer realm="setpoint"'))
-    await send({"type": "http.response.start", "status": error.http_status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await reply(send, *error_reply(error))

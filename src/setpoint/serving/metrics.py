@@ -11,7 +11,7 @@ workers each process reports its own figures; aggregate them in Prometheus
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -74,12 +74,22 @@ class ServingMetrics:
             registry=self.registry,
         )
         self.registry.register(_Endpoints(runtimes))
+        # The labelled children, looked up once per label set: labels() costs more
+        # than the increment itself.
+        self._children: dict[tuple[str, int | None, str, int], tuple[Any, Any]] = {}
 
     def observe(
         self, endpoint: str, version: int | None, protocol: str, status: int, seconds: float
     ) -> None:
-        self.requests.labels(endpoint, str(version or ""), protocol, str(status)).inc()
-        self.latency.labels(endpoint, protocol).observe(seconds)
+        key = (endpoint, version, protocol, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self.requests.labels(endpoint, str(version or ""), protocol, str(status)),
+                self.latency.labels(endpoint, protocol),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))

@@ -9,17 +9,20 @@ prediction log before anyone is answered. The loaded model is swapped as a whole
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
 
 from setpoint.data._batch import to_table
+from setpoint.data._fastcheck import FastCheck
 from setpoint.data.contract import Contract
 from setpoint.errors import ContractViolationError, SetpointError
 from setpoint.models.predictor import Predictor
@@ -28,6 +31,15 @@ from setpoint.serving.batcher import MicroBatcher
 from setpoint.serving.deployments import Deployment
 
 PII_MASK = "***"
+
+# Request ids: a random prefix per process and a counter. Unique across workers and
+# restarts like a UUID, at a fraction of uuid4's cost on the hot path.
+_ID_PREFIX = uuid.uuid4().hex[:16]
+_id_counter = itertools.count(1)
+
+
+def new_request_id() -> str:
+    return f"{_ID_PREFIX}{next(_id_counter):016x}"
 
 
 class Log(Protocol):
@@ -44,9 +56,17 @@ class LoadedModel:
     predictor: Predictor
     contract: Contract
 
-    @property
+    @cached_property
+    def names(self) -> list[str]:
+        return list(self.contract.columns)
+
+    @cached_property
     def pii(self) -> frozenset[str]:
         return frozenset(n for n, rule in self.contract.columns.items() if rule.pii)
+
+    @cached_property
+    def fast_check(self) -> FastCheck:
+        return FastCheck(self.contract)
 
 
 @dataclass
@@ -55,7 +75,7 @@ class PredictRequest:
 
     columns: dict[str, list[Any]]
     n_rows: int
-    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    request_id: str = field(default_factory=lambda: new_request_id())
     received: float = field(default_factory=time.perf_counter)
 
 
@@ -136,42 +156,67 @@ class EndpointRuntime:
     # -- in the worker thread -------------------------------------------------------------
 
     def _run(self, requests: Sequence[PredictRequest]) -> list[Answer]:
-        model, config = self.model, self.deployment.config
-        names = list(model.contract.columns)
+        model = self.model
+        names = model.names
         combined: dict[str, list[Any]] = {name: [] for name in names}
         for request in requests:
             for name in names:
                 combined[name].extend(request.columns.get(name) or [None] * request.n_rows)
-        starts = np.cumsum([0] + [r.n_rows for r in requests])
+        starts = [0]
+        for request in requests:
+            starts.append(starts[-1] + request.n_rows)
+        now = datetime.now(UTC)
+        if model.fast_check.clean(combined):  # the usual case: no Arrow round trip
+            predictions, proba = _predict(model.predictor, combined)
+            return [
+                self._answer(model, request, starts[i], None, predictions, proba, [], now)
+                for i, request in enumerate(requests)
+            ]
+        return self._run_checked(model, requests, combined, np.asarray(starts), now)
+
+    def _run_checked(
+        self,
+        model: LoadedModel,
+        requests: Sequence[PredictRequest],
+        combined: dict[str, list[Any]],
+        starts: np.ndarray,
+        now: datetime,
+    ) -> list[Answer]:
+        """A batch with a value the quick check was not sure of: the contract finds
+        every violation, and each is traced back to its request and row."""
         table = to_table(combined)
         report = model.contract.validate(table)
         bad_rows = report.invalid_rows
         owner = np.searchsorted(starts, bad_rows, side="right") - 1
-        rejected_requests = set(owner.tolist()) if config.on_error == "reject" else set()
+        on_error = self.deployment.config.on_error
+        rejected_requests = set(owner.tolist()) if on_error == "reject" else set()
         valid = np.ones(table.num_rows, dtype=bool)
         valid[bad_rows] = False
         for index in rejected_requests:
             valid[starts[index] : starts[index + 1]] = False
 
-        predictions: np.ndarray | None = None
-        proba: np.ndarray | None = None
+        predictions: list[Any] | None = None
+        proba: list[list[float]] | None = None
         if valid.any():
-            rows = table.filter(pa.array(valid))
-            predictions, proba = _predict(model.predictor, rows)
-        position = np.cumsum(valid) - 1  # index into predictions for each valid row
+            predictions, proba = _predict(model.predictor, table.filter(pa.array(valid)))
+        # Index into predictions for each valid row, -1 for a rejected one.
+        position = np.where(valid, np.cumsum(valid) - 1, -1).tolist()
 
-        violations = report.violations.to_pylist() if not report.ok else []
         by_request: dict[int, list[dict[str, Any]]] = {}
-        for v in violations:
+        for v in report.violations.to_pylist() if not report.ok else []:
             index = int(np.searchsorted(starts, v["row"], side="right") - 1)
             by_request.setdefault(index, []).append({**v, "row": v["row"] - int(starts[index])})
 
-        now = datetime.now(UTC)
-        version = model.version
         answers = []
+        version = model.version
         for index, request in enumerate(requests):
             errors = by_request.get(index, [])
             if index in rejected_requests:
+                error = ContractViolationError(
+                    f"{len(errors)} contract violation(s) in the request; every one is "
+                    "listed in details (rows count from 0)",
+                    details={"violations": errors},
+                )
                 answers.append(
                     Answer(
                         request.request_id,
@@ -181,21 +226,17 @@ class EndpointRuntime:
                         None,
                         None,
                         errors,
-                        error=ContractViolationError(
-                            f"{len(errors)} contract violation(s) in the request; every one is "
-                            "listed in details (rows count from 0)",
-                            details={"violations": errors},
-                        ),
+                        error=error,
                     )
                 )
                 continue
+            start = int(starts[index])
             answers.append(
                 self._answer(
                     model,
                     request,
-                    int(starts[index]),
-                    valid,
-                    position,
+                    start,
+                    position[start : start + request.n_rows],
                     predictions,
                     proba,
                     errors,
@@ -209,34 +250,37 @@ class EndpointRuntime:
         model: LoadedModel,
         request: PredictRequest,
         start: int,
-        valid: np.ndarray,
-        position: np.ndarray,
-        predictions: np.ndarray | None,
-        proba: np.ndarray | None,
+        positions: list[int] | None,
+        predictions: list[Any] | None,
+        proba: list[list[float]] | None,
         errors: list[dict[str, Any]],
         now: datetime,
     ) -> Answer:
+        """The answer to ``request``, whose rows start at ``start`` in the batch.
+        ``positions`` maps its rows into ``predictions`` (-1: rejected row); None
+        when every row of the batch was predicted in order."""
         version = model.version
+        if positions is None:
+            positions = list(range(start, start + request.n_rows))
         preds: list[Any] = []
         probs: list[list[float]] | None = [] if proba is not None else None
         records = []
         latency_ms = (time.perf_counter() - request.received) * 1000.0
         pii = model.pii
-        for offset in range(request.n_rows):
-            row = start + offset
-            if not valid[row] or predictions is None:
+        inputs = [(n, values) for n, values in request.columns.items() if n not in pii] + [
+            (n, [PII_MASK] * request.n_rows) for n in request.columns if n in pii
+        ]
+        for offset, at in enumerate(positions):
+            if at < 0 or predictions is None:
                 preds.append(None)
                 if probs is not None:
                     probs.append([])
                 continue
-            at = int(position[row])
-            prediction = (
-                predictions[at].item() if hasattr(predictions[at], "item") else predictions[at]
-            )
+            prediction = predictions[at]
             preds.append(prediction)
             output: dict[str, Any] = {"prediction": prediction}
             if probs is not None and proba is not None:
-                row_proba = proba[at].tolist()
+                row_proba = proba[at]
                 probs.append(row_proba)
                 output["probabilities"] = row_proba
             records.append(
@@ -248,10 +292,7 @@ class EndpointRuntime:
                     "model": version.name,
                     "version": version.version,
                     "route": "champion",
-                    "inputs": {
-                        n: (PII_MASK if n in pii else values[offset])
-                        for n, values in request.columns.items()
-                    },
+                    "inputs": {n: values[offset] for n, values in inputs},
                     "outputs": output,
                     "latency_ms": latency_ms,
                     "cached": False,
@@ -280,9 +321,12 @@ class EndpointRuntime:
 _ARGMAX_FLAVORS = frozenset({"lightgbm", "xgboost"})
 
 
-def _predict(predictor: Predictor, rows: pa.Table) -> tuple[np.ndarray, np.ndarray | None]:
+def _predict(predictor: Predictor, rows: Any) -> tuple[list[Any], list[list[float]] | None]:
+    """Labels and class probabilities (None for a regressor) of ``rows``, as lists."""
     if predictor.task == "classification" and predictor.flavor in _ARGMAX_FLAVORS:
         proba = predictor.predict_proba(rows)
         if proba is not None and predictor.classes is not None:
-            return np.asarray(predictor.classes)[np.argmax(proba, axis=1)], proba
-    return np.asarray(predictor.predict(rows)), predictor.predict_proba(rows)
+            labels = np.asarray(predictor.classes)[np.argmax(proba, axis=1)]
+            return labels.tolist(), proba.tolist()
+    proba = predictor.predict_proba(rows)
+    return np.asarray(predictor.predict(rows)).tolist(), None if proba is None else proba.tolist()

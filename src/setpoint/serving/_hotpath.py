@@ -1,0 +1,111 @@
+"""The native predict route, answered below the web framework.
+
+Measured on one core (``bench/serving.py``), Starlette's per-request layers (the
+exception middlewares, the route table scan, the Request and Response objects) cost
+about as much as everything setpoint does for a single-row prediction once batching
+has spread the model call, the validation and the fsync over many requests. So the
+one route that carries the traffic, ``POST /v1/endpoints/{endpoint}/predict``, is
+answered by this small ASGI middleware with the same functions the Starlette route
+uses (``answer_native``); every other request, including a GET on that path (405),
+goes on to Starlette. Authentication has already run: this sits inside
+``AuthMiddleware``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from setpoint.errors import PayloadTooLargeError, SetpointError, UnauthorizedError
+
+logger = logging.getLogger("setpoint.serving")
+
+_PREDICT = re.compile(r"^/v1/endpoints/([^/]+)/predict$")
+_JSON = [(b"content-type", b"application/json")]
+
+# endpoint, body -> (status, body, extra headers)
+Handler = Callable[[str, bytes], Awaitable[tuple[int, bytes, list[tuple[bytes, bytes]]]]]
+
+
+class ClientGone(Exception):
+    """The client disconnected before its body arrived: nobody to answer."""
+
+
+class HotPath:
+    def __init__(
+        self, app: ASGIApp, handler: Handler, max_request_bytes: Callable[[], int]
+    ) -> None:
+        self.app = app
+        self._handler = handler
+        self._limit = max_request_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            match = _PREDICT.match(scope["path"])
+            if match is not None:
+                await self._predict(match.group(1), scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    async def _predict(self, endpoint: str, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            body = await read_body(scope, receive, self._limit())
+            status, payload, headers = await self._handler(endpoint, body)
+        except ClientGone:
+            return
+        except SetpointError as error:
+            status, payload, headers = error_reply(error)
+        await reply(send, status, payload, headers)
+
+
+async def reply(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    """Send a JSON response."""
+    content = [*_JSON, (b"content-length", str(len(body)).encode()), *headers]
+    await send({"type": "http.response.start", "status": status, "headers": content})
+    await send({"type": "http.response.body", "body": body})
+
+
+def error_reply(error: SetpointError) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    """Status, body (the one error shape) and headers that answer ``error``."""
+    headers = []
+    if error.retry_after is not None:
+        headers.append((b"retry-after", str(error.retry_after).encode()))
+    if isinstance(error, UnauthorizedError):
+        headers.append((b"www-authenticate", b'Bearer realm="setpoint"'))
+    return error.http_status, orjson.dumps(error.to_dict()), headers
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The request body, refusing more than ``limit`` bytes (declared or sent)."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            if value.isdigit() and int(value) > limit:
+                raise PayloadTooLargeError(too_large(limit))
+            break
+    message: Message = await receive()
+    if message["type"] != "http.request":
+        raise ClientGone
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body", False):
+        if len(body) > limit:
+            raise PayloadTooLargeError(too_large(limit))
+        return body
+    chunks, size = [body], len(body)
+    while message.get("more_body", False):
+        message = await receive()
+        if message["type"] != "http.request":
+            raise ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(too_large(limit))
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def too_large(limit: int) -> str:
+    return f"the body is over {limit:,} bytes; send fewer rows per request (max_request_bytes)"

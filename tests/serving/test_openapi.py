@@ -1,0 +1,244 @@
+"""/openapi.json and /docs: request schemas made from the contract, and the server agrees."""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from starlette.testclient import TestClient
+
+from conftest import MemoryLog, assert_error_shape
+from setpoint import __version__
+from setpoint.data.contract import ColumnRule, Contract
+from setpoint.serving.app import create_app
+from setpoint.serving.openapi import example_record, render
+from setpoint.serving.openapi import record_schema as record_schema_of
+from setpoint.workspace import Workspace
+
+PREDICT = "/v1/endpoints/credit/predict"
+
+
+@pytest.fixture
+def client(served: Workspace, memory_log: MemoryLog) -> Iterator[TestClient]:
+    app = create_app(served, memory_log, feedback_log=MemoryLog(), refresh_seconds=0.05)
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def doc(client: TestClient) -> dict[str, Any]:
+    response = client.get("/openapi.json")
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def record_schema(doc: dict[str, Any]) -> dict[str, Any]:
+    return dict(doc["components"]["schemas"]["credit.Record"])
+
+
+def example(doc: dict[str, Any]) -> dict[str, Any]:
+    content = doc["paths"][PREDICT]["post"]["requestBody"]["content"]["application/json"]
+    return dict(content["examples"]["records"]["value"]["records"][0])
+
+
+def refs(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref":
+                yield value
+            else:
+                yield from refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from refs(value)
+
+
+def test_the_document_is_openapi_3_1(doc: dict[str, Any]) -> None:
+    # openapi-spec-validator is not a dependency here: check what it would check.
+    assert doc["openapi"] == "3.1.0"
+    assert doc["info"] == {**doc["info"], "title": "setpoint", "version": __version__}
+    for ref in refs(doc):
+        assert ref.startswith("#/components/schemas/"), ref
+        assert ref.removeprefix("#/components/schemas/") in doc["components"]["schemas"], ref
+    schemes = doc["components"]["securitySchemes"]
+    assert schemes["bearer"] == {**schemes["bearer"], "type": "http", "scheme": "bearer"}
+    operation_ids = []
+    for path, item in doc["paths"].items():
+        assert path.startswith("/")
+        for method, operation in item.items():
+            assert method in ("get", "post")
+            operation_ids.append(operation["operationId"])
+            assert operation["responses"], path
+            for status, response in operation["responses"].items():
+                assert re.fullmatch(r"[1-5]\d\d", status)
+                assert response["description"]
+                if int(status) >= 400:
+                    schema = response["content"]["application/json"]["schema"]
+                    assert schema == {"$ref": "#/components/schemas/Error"}
+            declared = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
+            assert declared == set(re.findall(r"{(\w+)}", path)), path
+            for name in sorted(scheme for req in operation["security"] for scheme in req):
+                assert name in schemes
+    assert len(operation_ids) == len(set(operation_ids))
+    assert {"/v1/endpoints/credit/feedback", "/v2/models/{name}/infer", "/invocations"} <= set(
+        doc["paths"]
+    )
+
+
+def test_the_record_schema_follows_the_contract(doc: dict[str, Any], served: Workspace) -> None:
+    contract = served.registry.get("credit-risk@champion").contract
+    assert contract is not None
+    schema = record_schema(doc)
+    assert list(schema["properties"]) == list(contract["columns"])
+    assert schema["additionalProperties"] is False  # the contract rejects unknown columns
+    assert schema["properties"]["age"] == {
+        **schema["properties"]["age"],
+        "type": "integer",
+        "minimum": 11,
+        "maximum": 87,
+    }
+    assert schema["properties"]["employment_years"]["type"] == ["number", "null"]
+    assert schema["properties"]["grade"]["enum"] == list("ABCDEFG")
+    request = doc["components"]["schemas"]["credit.PredictRequest"]
+    assert [form["required"] for form in request["oneOf"]] == [["records"], ["columns"]]
+
+
+def test_the_examples_are_accepted(client: TestClient, doc: dict[str, Any]) -> None:
+    content = doc["paths"][PREDICT]["post"]["requestBody"]["content"]["application/json"]
+    for form in ("records", "columns"):
+        response = client.post(PREDICT, json=content["examples"][form]["value"])
+        assert response.status_code == 200, response.text
+        body = response.json()
+        response_schema = doc["components"]["schemas"]["credit.PredictResponse"]
+        assert set(response_schema["required"]) <= set(body)
+        assert set(body) <= set(response_schema["properties"])
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("age", "maximum"), ("income", "minimum"), ("term", "wrong type"), ("grade", "enum")],
+)
+def test_values_outside_the_schema_are_rejected(
+    client: TestClient, doc: dict[str, Any], column: str, value: str
+) -> None:
+    schema = record_schema(doc)["properties"][column]
+    bad: Any = {
+        "maximum": schema.get("maximum", 0) + 1,
+        "minimum": schema.get("minimum", 0) - 1,
+        "wrong type": "lots",
+        "enum": "not-a-category",
+    }[value]
+    record = {**example(doc), column: bad}
+    error = assert_error_shape(client.post(PREDICT, json={"records": [record]}), 422)
+    assert [v["column"] for v in error["details"]["violations"]] == [column]
+
+
+def test_an_unknown_column_is_rejected(client: TestClient, doc: dict[str, Any]) -> None:
+    record = {**example(doc), "surprise": 1}
+    assert_error_shape(client.post(PREDICT, json={"records": [record]}), 422)
+
+
+def test_docs_list_every_column_and_load_nothing_from_elsewhere(
+    client: TestClient, doc: dict[str, Any]
+) -> None:
+    response = client.get("/docs")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    page = response.text
+    for column in record_schema(doc)["properties"]:
+        assert f"<td>{column}</td>" in page
+    assert "<script" not in page.lower()
+    assert "http://" not in page
+    assert "https://" not in page
+    assert "openapi.json" in page
+    assert "curl" in page
+
+
+def test_docs_and_document_need_no_key(
+    client: TestClient, served: Workspace, doc: dict[str, Any]
+) -> None:
+    served.keys.create("predict", endpoint="credit")
+    deadline = time.monotonic() + 10
+    while client.post(PREDICT, json={"records": [example(doc)]}).status_code != 401:
+        assert time.monotonic() < deadline, "the server did not pick up the key"
+    assert client.get("/openapi.json").json() == doc
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assert "This server needs an API key" in page.text
+
+
+def test_docs_escape_what_they_show() -> None:
+    contract = Contract({"<b>x": ColumnRule("categorical", categories=("<i>y",))})
+    path = "/v1/endpoints/e/predict"
+    body = {"records": [example_record(contract)]}
+    operation = {
+        "tags": ["e"],
+        "operationId": "predict_e",
+        "summary": "<script>",
+        "requestBody": {
+            "content": {"application/json": {"examples": {"records": {"value": body}}}}
+        },
+    }
+    page = render(
+        {
+            "info": {"version": "<v>"},
+            "paths": {path: {"post": operation}},
+            "components": {"schemas": {"e.Record": record_schema_of(contract)}},
+        },
+        host="<h>",
+        keys=False,
+    )
+    assert not re.search(r"<(b|i|v|h|script)>", page), page
+    assert "&lt;b&gt;x" in page
+    assert "&lt;i&gt;y" in page
+
+
+def values(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
+    """Values one property schema of the document allows (the subset it uses)."""
+    if "enum" in schema:
+        return st.sampled_from(schema["enum"])
+    types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+    low, high = schema.get("minimum"), schema.get("maximum")
+    choices: list[st.SearchStrategy[Any]] = []
+    for type_ in types:
+        if type_ == "null":
+            choices.append(st.none())
+        elif type_ == "integer":
+            choices.append(
+                st.integers(
+                    None if low is None else math.ceil(low),
+                    None if high is None else math.floor(high),
+                )
+            )
+        elif type_ == "number":
+            choices.append(st.floats(low, high, allow_nan=False, allow_infinity=False))
+        elif type_ == "boolean":
+            choices.append(st.booleans())
+        else:
+            choices.append(st.text(max_size=20))
+    return st.one_of(choices)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_every_record_the_schema_allows_is_accepted(
+    client: TestClient, doc: dict[str, Any], data: st.DataObject
+) -> None:
+    schema = record_schema(doc)
+    record = st.fixed_dictionaries(
+        {name: values(schema["properties"][name]) for name in schema["required"]},
+        optional={
+            n: values(p) for n, p in schema["properties"].items() if n not in schema["required"]
+        },
+    )
+    rows = data.draw(st.lists(record, min_size=1, max_size=5))
+    response = client.post(PREDICT, json={"records": rows})
+    assert response.status_code == 200, (rows, response.text)
