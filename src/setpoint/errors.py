@@ -105,6 +105,19 @@ class OverloadedError(SetpointError):
         self.retry_after = retry_after
 
 
+class ModelUnavailableError(SetpointError):
+    """The model cannot answer now (its circuit is open, or it failed) and the endpoint
+    has no fallback; retry after ``retry_after`` s."""
+
+    code = "model_unavailable"
+    http_status = 503
+    exit_code = 8
+
+    def __init__(self, message: str, *, retry_after: int = 1, details: Any = None) -> None:
+        super().__init__(message, details=details)
+        self.retry_after = retry_after
+
+
 class NotFoundError(SetpointError):
     """A named thing (workspace, dataset, model, version, alias) does not exist."""
 

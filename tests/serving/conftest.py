@@ -112,7 +112,7 @@ class Served:
 
 @contextlib.contextmanager
 def setpoint_serve(
-    root: Path, stderr: Path, env: Mapping[str, str] | None = None
+    root: Path, stderr: Path, env: Mapping[str, str] | None = None, args: Sequence[str] = ()
 ) -> Iterator[Served]:
     """Run ``setpoint serve`` on a free loopback port for the workspace at ``root`` until
     /readyz answers 200; stop it with SIGINT (a graceful drain) on exit. ``env`` replaces
@@ -129,6 +129,7 @@ def setpoint_serve(
                 "serve",
                 "--port",
                 str(port),
+                *args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=errors,

@@ -70,7 +70,7 @@ def test_a_failing_batch_fails_each_of_its_callers_and_the_next_batch_runs() -> 
 def test_callers_are_answered_only_after_the_commit_hook_and_fail_with_it() -> None:
     committed: list[list[int]] = []
 
-    async def commit(results: Sequence[int]) -> None:
+    async def commit(results: Sequence[int], _items: Sequence[int]) -> None:
         if -1 in results:
             raise OSError("disk full")
         committed.append(list(results))

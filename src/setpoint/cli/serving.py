@@ -89,6 +89,14 @@ def deploy(
             rich_help_panel=_TUNING,
         ),
     ] = None,
+    max_queue_rows: Annotated[
+        int | None,
+        typer.Option(
+            help="Rows that may wait for the model; beyond them (or beyond what the "
+            "latency budget allows) new requests get 503 with Retry-After.",
+            rich_help_panel=_TUNING,
+        ),
+    ] = None,
     on_error: Annotated[
         str | None,
         typer.Option(
@@ -142,6 +150,7 @@ def deploy(
             cache_size=cache_size,
             cache_ttl_s=cache_ttl,
             latency_budget_ms=latency_budget_ms,
+            max_queue_rows=max_queue_rows,
             on_error=on_error.replace("-", "_") if on_error else None,
             log=log,
         )
@@ -230,6 +239,7 @@ def _render(c: Console, d: Deployment) -> None:
             f"{cfg.cache.size} entries, {fmt(cfg.cache.ttl_s)} s" if cfg.cache.enabled else "off",
         ),
         ("latency budget", f"{fmt(cfg.latency_budget_ms)} ms"),
+        ("max queued rows", fmt(cfg.max_queue_rows)),
         ("bad rows", "reject the batch" if cfg.on_error == "reject" else "answer per row"),
         ("prediction log", cfg.log),
         ("changed", f"{d.created_at.isoformat(timespec='seconds')} by {d.created_by}"),

@@ -62,14 +62,16 @@ def error_response(error: SetpointError) -> Response:
 class ServingState:
     """The endpoints a server answers for, kept in step with the workspace."""
 
-    def __init__(self, workspace: Workspace, log: Log) -> None:
+    def __init__(self, workspace: Workspace, log: Log, async_log: Log | None = None) -> None:
         self.workspace = workspace
         self.log = log
+        self.async_log = async_log
         self.runtimes: dict[str, EndpointRuntime] = {}
         self.failures: dict[str, str] = {}  # endpoint -> why it cannot serve
-        self.metrics = ServingMetrics(lambda: self.runtimes)
+        self.metrics = ServingMetrics(lambda: self.runtimes, log=log)
         self.max_request_bytes = workspace.settings.max_request_bytes
         self.guard = Guard()
+        self.retired: list[EndpointRuntime] = []  # replaced, to be closed on the loop
 
     def runtime(self, endpoint: str) -> EndpointRuntime:
         found = self.runtimes.get(endpoint)
@@ -95,19 +97,59 @@ class ServingState:
                 logger.error("endpoint %s: %s", deployment.endpoint, error.message)
 
     def _follow(self, deployment: Deployment) -> None:
-        version = self.workspace.registry.get(deployment.config.model)
+        config = deployment.config
         current = self.runtimes.get(deployment.endpoint)
-        if current is None or current.deployment.config.batching != deployment.config.batching:
-            model = current.model if current and current.model.version.id == version.id else None
-            self.runtimes[deployment.endpoint] = EndpointRuntime(
-                deployment, model or self._load(version.ref), self.log
+        refs = {
+            "champion": config.model,
+            "challenger": config.challenger,
+            "fallback": config.fallback.model if config.fallback else None,
+        }
+        if current is None or current.deployment.revision != deployment.revision:
+            loaded = (
+                {}
+                if current is None
+                else {lane.model.version.id: lane.model for lane in current.lanes()}
             )
+            models = {
+                role: None if ref is None else self._resolve(ref, loaded)
+                for role, ref in refs.items()
+            }
+            champion = models["champion"]
+            assert champion is not None
+            self.runtimes[deployment.endpoint] = EndpointRuntime(
+                deployment,
+                champion,
+                self.log,
+                async_log=self.async_log,
+                challenger=models["challenger"],
+                fallback=models["fallback"],
+                events=self.metrics,
+            )
+            if current is not None:
+                self.retired.append(current)  # closed on the event loop once idle
             return
-        if current.model.version.id != version.id:
-            current.swap(model=self._load(version.ref))
-            logger.info("endpoint %s now serves %s", deployment.endpoint, version.ref)
-        if current.deployment.revision != deployment.revision:
-            current.swap(deployment=deployment)
+        lanes = {
+            "champion": current.champion,
+            "challenger": current.challenger,
+            "fallback": current.fallback,
+        }
+        for role, ref in refs.items():
+            lane = lanes[role]
+            if ref is None or lane is None:
+                continue
+            version = self.workspace.registry.get(ref)
+            if lane.model.version.id == version.id:
+                continue
+            model = self._load(version.ref)
+            if role == "champion":
+                current.swap(model)
+            else:
+                lane.model = model
+            logger.info("endpoint %s: the %s is now %s", deployment.endpoint, role, version.ref)
+
+    def _resolve(self, ref: str, loaded: dict[int, LoadedModel]) -> LoadedModel:
+        version = self.workspace.registry.get(ref)
+        return loaded.get(version.id) or self._load(version.ref)
 
     def _load(self, ref: str) -> LoadedModel:
         version = self.workspace.registry.get(ref)
@@ -122,12 +164,14 @@ def create_app(
     log: Log,
     *,
     feedback_log: Log | None = None,
+    async_log: Log | None = None,
     refresh_seconds: float | None = None,
     max_request_bytes: int | None = None,
 ) -> Starlette:
     """The app for every endpoint of ``workspace``, recording predictions in ``log``
-    and ground truth in ``feedback_log``."""
-    state = ServingState(workspace, log)
+    (or in ``async_log``, for endpoints deployed with ``log=async``) and ground truth
+    in ``feedback_log``."""
+    state = ServingState(workspace, log, async_log)
     if max_request_bytes is not None:
         state.max_request_bytes = max_request_bytes
     refresh_every = refresh_seconds or workspace.settings.refresh_seconds
@@ -140,19 +184,24 @@ def create_app(
                 await loop.run_in_executor(None, state.refresh)
             except Exception:  # the store may be unreachable for a moment: keep serving
                 logger.exception("refreshing the deployments failed; serving what is loaded")
+            while state.retired:  # requests already in them finish there
+                await state.retired.pop().close()
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await asyncio.get_running_loop().run_in_executor(None, state.refresh)
         task = asyncio.ensure_future(follow())
+        state.metrics.start()
         try:
             yield
         finally:
             task.cancel()
-            for runtime in state.runtimes.values():  # answer what was accepted
-                await runtime.batcher.drain()
-                runtime.batcher.close()
+            for runtime in [*state.runtimes.values(), *state.retired]:
+                await runtime.close()  # answer what was accepted
+            state.metrics.close()
             await asyncio.get_running_loop().run_in_executor(None, log.close)
+            if async_log is not None:
+                await asyncio.get_running_loop().run_in_executor(None, async_log.close)
             if feedback_log is not None:
                 await asyncio.get_running_loop().run_in_executor(None, feedback_log.close)
 

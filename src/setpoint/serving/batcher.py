@@ -28,14 +28,18 @@ class BatchStats:
     items: int = 0
     last_batch_size: int = 0
     last_batch_seconds: float = 0.0
+    # Moving average of a batch's time, from the second batch on (the first pays for a
+    # cold model); 0 until then.
+    batch_seconds: float = 0.0
 
 
 class MicroBatcher(Generic[Item, Result]):
     """Groups ``submit``-ted items into calls of ``run(items) -> results`` (same order).
 
-    ``after`` (optional) is awaited with the batch's results on the event loop before
-    any caller is answered: the prediction log's group commit goes there. ``size``
-    tells how many rows an item holds, so that a batch stays under ``max_rows``.
+    ``after`` (optional) is awaited with the batch's results and items on the event
+    loop before any caller is answered: the prediction log's group commit goes there.
+    ``failed`` (optional) hears, on the event loop, of each batch whose ``run`` raised.
+    ``size`` tells how many rows an item holds, so that a batch stays under ``max_rows``.
     """
 
     def __init__(
@@ -45,7 +49,8 @@ class MicroBatcher(Generic[Item, Result]):
         max_rows: int,
         max_wait_ms: float = 0.0,
         size: Callable[[Item], int] = lambda _item: 1,
-        after: Callable[[Sequence[Result]], Awaitable[None]] | None = None,
+        after: Callable[[Sequence[Result], Sequence[Item]], Awaitable[None]] | None = None,
+        failed: Callable[[BaseException], None] | None = None,
         executor: ThreadPoolExecutor | None = None,
     ) -> None:
         self._run = run
@@ -53,6 +58,8 @@ class MicroBatcher(Generic[Item, Result]):
         self._max_wait = max_wait_ms / 1000.0
         self._size = size
         self._after = after
+        self._failed = failed
+        self._queued_rows = 0
         self._executor = executor or ThreadPoolExecutor(1, thread_name_prefix="setpoint-predict")
         self._queue: deque[tuple[Item, asyncio.Future[Result]]] = deque()
         self._busy = False
@@ -63,10 +70,19 @@ class MicroBatcher(Generic[Item, Result]):
     def queue_depth(self) -> int:
         return len(self._queue)
 
+    @property
+    def queued_rows(self) -> int:
+        return self._queued_rows
+
+    @property
+    def busy(self) -> bool:
+        return self._busy
+
     async def submit(self, item: Item) -> Result:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Result] = loop.create_future()
         self._queue.append((item, future))
+        self._queued_rows += self._size(item)
         if not self._busy:
             self._busy = True
             self._spawn(self._drain())
@@ -89,9 +105,11 @@ class MicroBatcher(Generic[Item, Result]):
                 try:
                     results = await loop.run_in_executor(self._executor, self._run, items)
                 except Exception as exc:  # the whole batch failed: every caller hears why
+                    if self._failed is not None:
+                        self._failed(exc)
                     _fail(batch, exc)
                     continue
-                self._record(len(items), time.perf_counter() - started)
+                self._record(items, time.perf_counter() - started)
                 # Answer after the log commit, but predict the next batch meanwhile.
                 self._spawn(self._finish(batch, results))
         finally:
@@ -105,7 +123,7 @@ class MicroBatcher(Generic[Item, Result]):
     ) -> None:
         try:
             if self._after is not None:
-                await self._after(results)
+                await self._after(results, [item for item, _ in batch])
         except Exception as exc:  # not logged, so not acknowledged
             _fail(batch, exc)
             return
@@ -120,13 +138,19 @@ class MicroBatcher(Generic[Item, Result]):
             item = self._queue.popleft()
             rows += self._size(item[0])
             batch.append(item)
+        self._queued_rows -= rows
         return batch
 
-    def _record(self, n: int, seconds: float) -> None:
-        self.stats.batches += 1
-        self.stats.items += n
-        self.stats.last_batch_size = n
-        self.stats.last_batch_seconds = seconds
+    def _record(self, items: list[Item], seconds: float) -> None:
+        stats = self.stats
+        stats.batches += 1
+        stats.items += len(items)
+        stats.last_batch_size = len(items)
+        stats.last_batch_seconds = seconds
+        if stats.batches == 2:
+            stats.batch_seconds = seconds
+        elif stats.batches > 2:
+            stats.batch_seconds = 0.8 * stats.batch_seconds + 0.2 * seconds
 
     async def drain(self) -> None:
         """Wait until every submitted item is answered (graceful shutdown)."""

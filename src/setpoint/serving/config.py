@@ -56,6 +56,7 @@ class DeploymentConfig:
     batching: Batching = field(default_factory=Batching)
     cache: Cache = field(default_factory=Cache)
     latency_budget_ms: float = 1000.0
+    max_queue_rows: int = 4096  # rows waiting for a batch before new work is shed (503)
     on_error: OnError = "reject"  # a batch with bad rows: fail whole, or answer per row
     log: LogMode = "durable"
 
@@ -75,6 +76,7 @@ class DeploymentConfig:
             batching=Batching(**data.get("batching", {})),
             cache=Cache(**data.get("cache", {})),
             latency_budget_ms=float(data.get("latency_budget_ms", 1000.0)),
+            max_queue_rows=int(data.get("max_queue_rows", 4096)),
             on_error=data.get("on_error", "reject"),
             log=data.get("log", "durable"),
         )
@@ -128,6 +130,8 @@ class DeploymentConfig:
             problems.append("--cache-size and --cache-ttl must be positive")
         if not (self.latency_budget_ms > 0 and math.isfinite(self.latency_budget_ms)):
             problems.append("--latency-budget-ms must be a positive number")
+        if not 1 <= self.max_queue_rows <= 10_000_000:
+            problems.append("--max-queue-rows: between 1 and 10000000")
         if self.on_error not in ("reject", "per_row"):
             problems.append(f"--on-error {self.on_error!r}: use reject or per_row")
         if self.log not in ("durable", "async"):

@@ -1,82 +1,191 @@
-"""Prometheus metrics of one server process.
+"""Prometheus metrics of a server, correct with one worker or several.
 
-Request counts by endpoint, model version, protocol and status, and a latency
-histogram, are recorded as requests finish; batching figures, queue depth and the
-served version are read from the endpoints at scrape time. Each app has its own
-registry, so several apps (tests) in one process do not collide. With several
-workers each process reports its own figures; aggregate them in Prometheus
-(``sum by (endpoint)``).
+Requests (by endpoint, model version, protocol and status), their latency, cache
+lookups, fallbacks, shed requests and routing are counted as they happen. Figures
+that live in the endpoints and the prediction log (batches, queue depth, latest
+batch size, served version, circuit state, log lag) are copied into metrics by
+``sample()``: at every scrape, and once a second while several workers serve.
+
+One worker, and every app a test builds: each app records into a registry of its
+own, so several apps in one process do not collide.
+
+Several workers (``setpoint serve --workers N``): ``serve`` points
+``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory before the workers start, so
+prometheus_client in each worker records into per-process files there, and
+``/metrics`` merges them all: whichever worker answers reports the totals of every
+worker. Gauges say how the workers' values combine (queue depths add up, the others
+take the largest) and count only live workers. One app per process in this mode:
+two would write the same per-process slots.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+import asyncio
+import contextlib
+import glob
+import logging
+import os
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Literal
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.registry import Collector
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+    values,
+)
 
 if TYPE_CHECKING:
+    from setpoint.serving.batcher import BatchStats
     from setpoint.serving.runtime import EndpointRuntime
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
+SAMPLE_SECONDS = 1.0
+FALLBACK_REASONS = frozenset({"circuit_open", "model_error", "latency_budget"})
+ROUTES = frozenset({"champion", "canary", "shadow", "fallback", "cache"})
+_Mode = Literal["livesum", "livemax"]
+_CIRCUIT_STATES = {"closed": 0, "half_open": 1, "open": 2}
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 
+logger = logging.getLogger("setpoint.serving")
 
-class _Endpoints(Collector):
-    def __init__(self, runtimes: Callable[[], Mapping[str, EndpointRuntime]]) -> None:
-        self._runtimes = runtimes
 
-    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
-        batches = CounterMetricFamily(
-            "setpoint_batches", "Predict calls made by the micro-batcher.", labels=["endpoint"]
-        )
-        batched = CounterMetricFamily(
-            "setpoint_batched_requests", "Requests answered through a batch.", labels=["endpoint"]
-        )
-        depth = GaugeMetricFamily(
-            "setpoint_queue_depth", "Requests waiting for the next batch.", labels=["endpoint"]
-        )
-        last = GaugeMetricFamily(
-            "setpoint_last_batch_requests", "Requests in the latest batch.", labels=["endpoint"]
-        )
-        version = GaugeMetricFamily(
-            "setpoint_served_version",
-            "Model version an endpoint serves.",
-            labels=["endpoint", "model"],
-        )
-        for name, runtime in sorted(self._runtimes().items()):
-            stats = runtime.batcher.stats
-            batches.add_metric([name], stats.batches)
-            batched.add_metric([name], stats.items)
-            depth.add_metric([name], runtime.batcher.queue_depth)
-            last.add_metric([name], stats.last_batch_size)
-            model = runtime.model.version
-            version.add_metric([name, model.name], model.version)
-        yield from (batches, batched, depth, last, version)
+def multiprocess_dir() -> str | None:
+    """The directory this process records its metrics into; None when they stay in memory.
+
+    prometheus_client decides at import whether values go to files, so the variable
+    alone does not tell: set after the import, it changes nothing in this process.
+    """
+    path = os.environ.get(MULTIPROC_DIR)
+    return path if path and getattr(values.ValueClass, "_multiprocess", False) else None
+
+
+class _Sampled:
+    """One endpoint's sampled series, and the batch counts already added to its counters."""
+
+    def __init__(self, metrics: ServingMetrics, endpoint: str) -> None:
+        self.depth = metrics.queue_depth.labels(endpoint)
+        self.last = metrics.last_batch.labels(endpoint)
+        self.batches = metrics.batches.labels(endpoint)
+        self.batched = metrics.batched.labels(endpoint)
+        self.stats: BatchStats | None = None
+        self.seen_batches = 0
+        self.seen_items = 0
+        self.version: tuple[str, Gauge] | None = None  # (model, child)
+        self.circuit: tuple[str, Gauge] | None = None
 
 
 class ServingMetrics:
-    def __init__(self, runtimes: Callable[[], Mapping[str, EndpointRuntime]]) -> None:
-        self.registry = CollectorRegistry()
-        self.requests = Counter(
+    def __init__(
+        self,
+        runtimes: Callable[[], Mapping[str, EndpointRuntime]],
+        log: object = None,
+    ) -> None:
+        self._runtimes = runtimes
+        self._dir = multiprocess_dir()
+        # Metrics record here; with several workers the merged files are rendered instead.
+        recording = CollectorRegistry()
+        if self._dir is None:
+            self.registry = recording
+        else:
+            self.registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(self.registry, path=self._dir)  # type: ignore[no-untyped-call]
+
+        def counter(name: str, doc: str, labels: list[str]) -> Counter:
+            return Counter(name, doc, labels, registry=recording)
+
+        def gauge(name: str, doc: str, labels: list[str], mode: _Mode) -> Gauge:
+            return Gauge(name, doc, labels, registry=recording, multiprocess_mode=mode)
+
+        endpoint = ["endpoint"]
+        self.requests = counter(
             "setpoint_requests",
             "Prediction requests answered, by endpoint, model version, protocol and status.",
             ["endpoint", "version", "protocol", "status"],
-            registry=self.registry,
         )
         self.latency = Histogram(
             "setpoint_request_seconds",
             "Time from a prediction request's arrival to its answer.",
             ["endpoint", "protocol"],
             buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
+            registry=recording,
         )
-        self.registry.register(_Endpoints(runtimes))
-        # The labelled children, looked up once per label set: labels() costs more
-        # than the increment itself.
-        self._children: dict[tuple[str, int | None, str, int], tuple[Any, Any]] = {}
+        self.cache_requests = counter(
+            "setpoint_cache_requests", "Prediction cache lookups, by result.", [*endpoint, "result"]
+        )
+        self.fallbacks = counter(
+            "setpoint_fallbacks",
+            "Requests answered by the fallback, by reason.",
+            [*endpoint, "reason"],
+        )
+        self.shed_requests = counter(
+            "setpoint_shed_requests", "Requests refused with 503 to shed load.", endpoint
+        )
+        self.routed_requests = counter(
+            "setpoint_routed_requests",
+            "Requests by the route that answered them (champion, canary, shadow, fallback, cache).",
+            [*endpoint, "route"],
+        )
+        self.batches = counter(
+            "setpoint_batches", "Predict calls made by the micro-batcher.", endpoint
+        )
+        self.batched = counter(
+            "setpoint_batched_requests", "Requests answered through a batch.", endpoint
+        )
+        self.queue_depth = gauge(
+            "setpoint_queue_depth", "Requests waiting for the next batch.", endpoint, "livesum"
+        )
+        self.last_batch = gauge(
+            "setpoint_last_batch_requests",
+            "Requests in the latest batch (the largest of the workers').",
+            endpoint,
+            "livemax",
+        )
+        self.served_version = gauge(
+            "setpoint_served_version",
+            "Model version an endpoint serves (the highest of the workers').",
+            [*endpoint, "model"],
+            "livemax",
+        )
+        self.circuit = gauge(
+            "setpoint_circuit_state",
+            "Circuit breaker state: 0 closed, 1 half-open, 2 open (the worst of the workers').",
+            [*endpoint, "model"],
+            "livemax",
+        )
+        # The log's lag is reported only when the log can tell it.
+        self._pending_age: Callable[[], float | None] | None = getattr(log, "pending_age", None)
+        self.log_lag = (
+            None
+            if self._pending_age is None
+            else Gauge(
+                "setpoint_log_lag_seconds",
+                "Age of the oldest prediction record not yet durable in the log "
+                "(the oldest of the workers').",
+                registry=recording,
+                multiprocess_mode="livemax",
+            )
+        )
+        # Labelled children, looked up once per label set: labels() costs more than
+        # the increment itself.
+        self._children: dict[tuple[str, int | None, str, int], tuple[Counter, Histogram]] = {}
+        self._cache: dict[tuple[str, bool], Counter] = {}
+        self._fallback: dict[tuple[str, str], Counter] = {}
+        self._shed: dict[str, Counter] = {}
+        self._routed: dict[tuple[str, str], Counter] = {}
+        self._sampled: dict[str, _Sampled] = {}
+        self._sampler: asyncio.Task[None] | None = None
+
+    @property
+    def multiprocess(self) -> bool:
+        """Whether this process records into files shared with other workers."""
+        return self._dir is not None
+
+    # Recording, on the hot path.
 
     def observe(
         self, endpoint: str, version: int | None, protocol: str, status: int, seconds: float
@@ -91,5 +200,151 @@ class ServingMetrics:
         children[0].inc()
         children[1].observe(seconds)
 
+    def cache(self, endpoint: str, hit: bool) -> None:
+        """One prediction cache lookup."""
+        key = (endpoint, hit)
+        child = self._cache.get(key)
+        if child is None:
+            child = self._cache[key] = self.cache_requests.labels(
+                endpoint, "hit" if hit else "miss"
+            )
+        child.inc()
+
+    def fallback(self, endpoint: str, reason: str) -> None:
+        """One request answered by the fallback: circuit_open, model_error or latency_budget."""
+        key = (endpoint, reason)
+        child = self._fallback.get(key)
+        if child is None:
+            _check("fallback reason", reason, FALLBACK_REASONS)
+            child = self._fallback[key] = self.fallbacks.labels(endpoint, reason)
+        child.inc()
+
+    def shed(self, endpoint: str) -> None:
+        """One request refused with 503 to shed load."""
+        child = self._shed.get(endpoint)
+        if child is None:
+            child = self._shed[endpoint] = self.shed_requests.labels(endpoint)
+        child.inc()
+
+    def routed(self, endpoint: str, route: str, n: int = 1) -> None:
+        """``n`` requests answered by ``route`` (champion, canary, shadow, fallback, cache)."""
+        key = (endpoint, route)
+        child = self._routed.get(key)
+        if child is None:
+            _check("route", route, ROUTES)
+            child = self._routed[key] = self.routed_requests.labels(endpoint, route)
+        child.inc(n)
+
+    # Sampling the live figures.
+
+    def sample(self) -> None:
+        """Copy the endpoints' and the log's current figures into the metrics."""
+        for name, runtime in self._runtimes().items():
+            sampled = self._sampled.get(name)
+            if sampled is None:
+                sampled = self._sampled[name] = _Sampled(self, name)
+            stats = runtime.batcher.stats
+            if stats is not sampled.stats:  # a new runtime (batching changed) counts from 0
+                sampled.stats, sampled.seen_batches, sampled.seen_items = stats, 0, 0
+            sampled.batches.inc(stats.batches - sampled.seen_batches)
+            sampled.batched.inc(stats.items - sampled.seen_items)
+            sampled.seen_batches, sampled.seen_items = stats.batches, stats.items
+            sampled.depth.set(runtime.batcher.queue_depth)
+            sampled.last.set(stats.last_batch_size)
+            model = runtime.model.version
+            sampled.version = self._set(
+                self.served_version, sampled.version, name, model.name, model.version
+            )
+            circuit_state = getattr(runtime, "circuit_state", None)  # not every runtime has one
+            code = None if circuit_state is None else _circuit_code(circuit_state())
+            if code is not None:
+                sampled.circuit = self._set(self.circuit, sampled.circuit, name, model.name, code)
+        if self._pending_age is not None and self.log_lag is not None:
+            self.log_lag.set(self._pending_age() or 0.0)
+
+    def _set(
+        self,
+        gauge: Gauge,
+        current: tuple[str, Gauge] | None,
+        endpoint: str,
+        model: str,
+        value: float,
+    ) -> tuple[str, Gauge]:
+        """Set the endpoint's series for ``model``, retiring the one of a model it left."""
+        if current is None or current[0] != model:
+            if current is not None:
+                if self.multiprocess:  # prometheus_client cannot remove a series from the files
+                    current[1].set(0)
+                else:
+                    gauge.remove(endpoint, current[0])
+            current = (model, gauge.labels(endpoint, model))
+        current[1].set(value)
+        return current
+
+    def start(self) -> None:
+        """With several workers, sample once a second (on the running event loop), so
+        whichever worker answers a scrape reports this one's live figures fresh."""
+        if self.multiprocess and self._sampler is None:
+            self._sampler = asyncio.ensure_future(self._sample_forever())
+
+    async def _sample_forever(self) -> None:
+        while True:
+            await asyncio.sleep(SAMPLE_SECONDS)
+            try:
+                self.sample()
+            except Exception:  # a failing figure must not stop the others being sampled
+                logger.exception("sampling the serving metrics failed")
+
+    def close(self) -> None:
+        """Stop sampling. With several workers, add the last batch counts and drop this
+        worker's live gauges, which would otherwise outlive it."""
+        if self._sampler is not None:
+            self._sampler.cancel()
+            self._sampler = None
+        if self._dir is not None:
+            self.sample()
+            multiprocess.mark_process_dead(os.getpid(), self._dir)  # type: ignore[no-untyped-call]
+
     def render(self) -> bytes:
+        self.sample()
+        if self._dir is not None:
+            self._forget_dead_workers(self._dir)
         return bytes(generate_latest(self.registry))
+
+    @staticmethod
+    def _forget_dead_workers(path: str) -> None:
+        """Drop the live gauges of workers that died without closing (killed)."""
+        if os.name != "posix":  # os.kill(pid, 0) probes only on POSIX
+            return
+        for file in glob.glob(os.path.join(path, "gauge_live*_*.db")):
+            pid = os.path.basename(file)[: -len(".db")].rpartition("_")[2]
+            if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+                with contextlib.suppress(FileNotFoundError):  # another worker was quicker
+                    multiprocess.mark_process_dead(int(pid), path)  # type: ignore[no-untyped-call]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _check(what: str, value: str, allowed: frozenset[str]) -> None:
+    if value not in allowed:
+        raise ValueError(f"unknown {what} {value!r}; expected one of {', '.join(sorted(allowed))}")
+
+
+def _circuit_code(state: object) -> int | None:
+    """0 closed, 1 half-open, 2 open, from a name, an enum or a number; None if unknown."""
+    for candidate in (getattr(state, "name", None), state, getattr(state, "value", None)):
+        if isinstance(candidate, str):
+            code = _CIRCUIT_STATES.get(candidate.lower().replace("-", "_").replace(" ", "_"))
+            if code is not None:
+                return code
+        elif isinstance(candidate, int) and not isinstance(candidate, bool) and 0 <= candidate <= 2:
+            return candidate
+    return None

@@ -57,7 +57,7 @@ def encode(answer: Answer, *, endpoint: str) -> bytes:
         body["probabilities"] = answer.probabilities
     if answer.errors:
         body["errors"] = answer.errors
-    body["flags"] = {"fallback": False, "cached": False}
+    body["flags"] = {"fallback": answer.fallback, "cached": answer.cached}
     return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
@@ -71,6 +71,10 @@ def columns_from_records(records: Any) -> dict[str, list[Any]]:
         raise MalformedRequestError(
             f"record(s) {', '.join(map(str, bad[:10]))} are not objects of column: value pairs"
         )
+    if len(records) == 1:  # the common single-row request
+        if not records[0]:
+            raise MalformedRequestError("the records have no fields")
+        return {name: [value] for name, value in records[0].items()}
     names: dict[str, None] = {}
     for record in records:
         names.update(dict.fromkeys(record))

@@ -1,121 +1,172 @@
-"""One endpoint at run time: its loaded model, its micro-batcher, and what a batch does.
+"""One endpoint at run time: which lane answers a request, and what happens when it cannot.
 
-A batch is validated against the model's contract once, with Arrow, and each
-violation is traced back to the request (and the row within it) it came from. The
-valid rows are predicted in one call; the records of what was answered go to the
-prediction log before anyone is answered. The loaded model is swapped as a whole
-(`swap`) between batches, so a batch is never split across two versions.
+The runtime holds the champion's lane and, as the deployment says, a challenger's
+(shadow or canary) and a fallback model's (see ``serving/lane.py``). For each
+request it checks the column set, tries the cache, picks the lane (canary share,
+sticky by a column), refuses work the lane could not finish within the latency
+budget (503), skips a lane whose circuit is open, and lets the fallback answer when
+the model fails or is late. Shadow copies go to the challenger after the caller's
+answer is settled, off the caller's path. The design is in docs/architecture.md,
+"Routes, cache and resilience".
 """
 
 from __future__ import annotations
 
-import itertools
+import asyncio
+import math
+import random
 import time
-import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+import zlib
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from functools import cached_property
 from typing import Any, Protocol
 
-import numpy as np
-import pyarrow as pa
-
-from setpoint.data._batch import to_table
-from setpoint.data._fastcheck import FastCheck
-from setpoint.data.contract import Contract
-from setpoint.errors import ContractViolationError, SetpointError
-from setpoint.models.predictor import Predictor
-from setpoint.models.registry import ModelVersion
-from setpoint.serving.batcher import MicroBatcher
+from setpoint.errors import (
+    ContractViolationError,
+    ModelUnavailableError,
+    OverloadedError,
+    SetpointError,
+)
+from setpoint.serving.cache import Cached, PredictionCache
 from setpoint.serving.deployments import Deployment
+from setpoint.serving.lane import (
+    PII_MASK,
+    Answer,
+    Lane,
+    LoadedModel,
+    Log,
+    PredictRequest,
+    Route,
+    log_records,
+    new_request_id,
+)
 
-PII_MASK = "***"
+__all__ = [
+    "PII_MASK",
+    "Answer",
+    "EndpointRuntime",
+    "LoadedModel",
+    "Log",
+    "PredictRequest",
+    "new_request_id",
+]
 
-# Request ids: a random prefix per process and a counter. Unique across workers and
-# restarts like a UUID, at a fraction of uuid4's cost on the hot path.
-_ID_PREFIX = uuid.uuid4().hex[:16]
-_id_counter = itertools.count(1)
-
-
-def new_request_id() -> str:
-    return f"{_ID_PREFIX}{next(_id_counter):016x}"
-
-
-class Log(Protocol):
-    """Where answered predictions go (``serving.log.RecordLog``)."""
-
-    async def append_async(self, records: Sequence[Mapping[str, Any]]) -> None: ...
-
-    def close(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    version: ModelVersion
-    predictor: Predictor
-    contract: Contract
-
-    @cached_property
-    def names(self) -> list[str]:
-        return list(self.contract.columns)
-
-    @cached_property
-    def pii(self) -> frozenset[str]:
-        return frozenset(n for n, rule in self.contract.columns.items() if rule.pii)
-
-    @cached_property
-    def fast_check(self) -> FastCheck:
-        return FastCheck(self.contract)
+# Shadow copies waiting for the challenger, in batches' worth: beyond this the
+# challenger has fallen behind and copies are dropped (and counted), not queued.
+_SHADOW_BACKLOG_BATCHES = 4
 
 
-@dataclass
-class PredictRequest:
-    """What a protocol decoded: column -> values, all columns the same length."""
+class Events(Protocol):
+    """What the runtime reports to the metrics (``serving.metrics.ServingMetrics``)."""
 
-    columns: dict[str, list[Any]]
-    n_rows: int
-    request_id: str = field(default_factory=lambda: new_request_id())
-    received: float = field(default_factory=time.perf_counter)
+    def cache(self, endpoint: str, hit: bool) -> None: ...
+
+    def fallback(self, endpoint: str, reason: str) -> None: ...
+
+    def shed(self, endpoint: str) -> None: ...
+
+    def routed(self, endpoint: str, route: str, n: int = 1) -> None: ...
 
 
-@dataclass
-class Answer:
-    request_id: str
-    model: str
-    version: int
-    predictions: list[Any]  # None where a row was rejected (per-row mode)
-    probabilities: list[list[float]] | None
-    classes: list[Any] | None
-    errors: list[dict[str, Any]]  # violations, rows relative to the request
-    error: SetpointError | None = None  # the request failed whole
-    records: list[dict[str, Any]] = field(default_factory=list)  # for the log
+class _Silent:
+    def cache(self, endpoint: str, hit: bool) -> None:
+        pass
+
+    def fallback(self, endpoint: str, reason: str) -> None:
+        pass
+
+    def shed(self, endpoint: str) -> None:
+        pass
+
+    def routed(self, endpoint: str, route: str, n: int = 1) -> None:
+        pass
+
+
+class _Late(Exception):
+    """The answer missed the latency budget; the fallback answers instead."""
 
 
 class EndpointRuntime:
-    def __init__(self, deployment: Deployment, model: LoadedModel, log: Log) -> None:
+    def __init__(
+        self,
+        deployment: Deployment,
+        model: LoadedModel,
+        log: Log,
+        *,
+        async_log: Log | None = None,
+        challenger: LoadedModel | None = None,
+        fallback: LoadedModel | None = None,
+        events: Events | None = None,
+    ) -> None:
         self.deployment = deployment
-        self.model = model
-        self._log = log
+        # An endpoint deployed with log=async trades durability for latency, when the
+        # server has an async log to give it; otherwise it gets the durable one.
+        self._log = async_log if deployment.config.log == "async" and async_log else log
+        self.events: Events = events or _Silent()
         config = deployment.config
-        self.batcher: MicroBatcher[PredictRequest, Answer] = MicroBatcher(
-            self._run,
-            max_rows=config.batching.max_batch_size,
-            max_wait_ms=config.batching.max_wait_ms,
-            size=lambda request: request.n_rows,
-            after=self._commit,
+        self.budget_s = config.latency_budget_ms / 1000.0
+        self.champion = self._lane(model)
+        self.challenger = None if challenger is None else self._lane(challenger)
+        self.fallback = None if fallback is None else self._lane(fallback)
+        self.cache = (
+            PredictionCache(config.cache.size, config.cache.ttl_s) if config.cache.enabled else None
         )
+        self.shadow_dropped = 0
+        self._background: set[asyncio.Future[Any]] = set()
+
+    def _lane(self, model: LoadedModel) -> Lane:
+        config = self.deployment.config
+        return Lane(
+            self.name,
+            model,
+            self._log,
+            max_batch_size=config.batching.max_batch_size,
+            max_wait_ms=config.batching.max_wait_ms,
+            on_error=config.on_error,
+            budget_s=self.budget_s,
+        )
+
+    # -- what the server reads -------------------------------------------------------------
 
     @property
     def name(self) -> str:
         return self.deployment.endpoint
 
-    def swap(self, model: LoadedModel | None = None, deployment: Deployment | None = None) -> None:
-        """Serve ``model`` (and/or ``deployment``) from the next batch on."""
-        if model is not None:
-            self.model = model
-        if deployment is not None:
-            self.deployment = deployment
+    @property
+    def model(self) -> LoadedModel:
+        """The champion's model: what the endpoint serves."""
+        return self.champion.model
+
+    @property
+    def batcher(self) -> Any:
+        return self.champion.batcher
+
+    def lanes(self) -> Iterable[Lane]:
+        return [lane for lane in (self.champion, self.challenger, self.fallback) if lane]
+
+    def circuit_state(self) -> int:
+        """The champion's circuit: 0 closed, 1 half-open, 2 open."""
+        return int(self.champion.breaker.state)
+
+    def swap(self, model: LoadedModel) -> None:
+        """Serve ``model`` from the next batch on; cached answers of the old one go."""
+        self.champion.model = model
+        if self.cache is not None:
+            self.cache.clear()
+
+    async def close(self) -> None:
+        """Answer what was accepted, finish shadow work, stop the worker threads."""
+        if self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+        for lane in self.lanes():
+            await lane.batcher.drain()
+        if self._background:  # shadow copies of the last answers
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+        for lane in self.lanes():
+            await lane.batcher.drain()
+            lane.batcher.close()
+
+    # -- a request -------------------------------------------------------------------------
 
     def check_columns(self, request: PredictRequest) -> None:
         """The cheap per-request check: a missing or undeclared column fails this request
@@ -148,185 +199,197 @@ class EndpointRuntime:
 
     async def predict(self, request: PredictRequest) -> Answer:
         self.check_columns(request)
-        answer = await self.batcher.submit(request)
+        key = None
+        if self.cache is not None:
+            model = self.champion.model
+            key = PredictionCache.key(model.version.id, model.names, request.columns)
+            hit = None if key is None else self.cache.get(key)
+            self.events.cache(self.name, hit is not None)
+            if hit is not None:
+                return await self._cached(request, hit)
+        lane, route = self._route(request)
+        request.route = route
+        if not lane.breaker.allow():
+            return await self._fall_back(request, "circuit_open", lane.breaker.retry_after())
+        self._shed_if_full(lane, request)
+        try:
+            answer = await self._ask(lane, request)
+        except _Late:
+            return await self._fall_back(request, "latency_budget")
+        except SetpointError:
+            raise
+        except Exception as exc:  # the model failed on this batch
+            return await self._fall_back(request, "model_error", cause=exc)
         if answer.error is not None:
             raise answer.error
+        self.events.routed(self.name, route)
+        if key is not None and self.cache is not None and not answer.errors and route == "champion":
+            self.cache.put(
+                key,
+                Cached(
+                    answer.model,
+                    answer.version,
+                    answer.predictions,
+                    answer.probabilities,
+                    answer.classes,
+                ),
+            )
+        if self.challenger is not None and self.deployment.config.mode == "shadow":
+            self._shadow(request)
         return answer
 
-    # -- in the worker thread -------------------------------------------------------------
+    def _route(self, request: PredictRequest) -> tuple[Lane, Route]:
+        config = self.deployment.config
+        if self.challenger is None or config.mode != "canary":
+            return self.champion, "champion"
+        sticky = config.sticky_key
+        values = request.columns.get(sticky) if sticky else None
+        # The same key always takes the same route; without one, a coin flip.
+        draw = zlib.crc32(str(values[0]).encode()) / 2**32 if values else random.random()
+        if draw < config.share:
+            return self.challenger, "canary"
+        return self.champion, "champion"
 
-    def _run(self, requests: Sequence[PredictRequest]) -> list[Answer]:
-        model = self.model
-        names = model.names
-        combined: dict[str, list[Any]] = {name: [] for name in names}
-        for request in requests:
-            for name in names:
-                combined[name].extend(request.columns.get(name) or [None] * request.n_rows)
-        starts = [0]
-        for request in requests:
-            starts.append(starts[-1] + request.n_rows)
-        now = datetime.now(UTC)
-        if model.fast_check.clean(combined):  # the usual case: no Arrow round trip
-            predictions, proba = _predict(model.predictor, combined)
-            return [
-                self._answer(model, request, starts[i], None, predictions, proba, [], now)
-                for i, request in enumerate(requests)
-            ]
-        return self._run_checked(model, requests, combined, np.asarray(starts), now)
-
-    def _run_checked(
-        self,
-        model: LoadedModel,
-        requests: Sequence[PredictRequest],
-        combined: dict[str, list[Any]],
-        starts: np.ndarray,
-        now: datetime,
-    ) -> list[Answer]:
-        """A batch with a value the quick check was not sure of: the contract finds
-        every violation, and each is traced back to its request and row."""
-        table = to_table(combined)
-        report = model.contract.validate(table)
-        bad_rows = report.invalid_rows
-        owner = np.searchsorted(starts, bad_rows, side="right") - 1
-        on_error = self.deployment.config.on_error
-        rejected_requests = set(owner.tolist()) if on_error == "reject" else set()
-        valid = np.ones(table.num_rows, dtype=bool)
-        valid[bad_rows] = False
-        for index in rejected_requests:
-            valid[starts[index] : starts[index + 1]] = False
-
-        predictions: list[Any] | None = None
-        proba: list[list[float]] | None = None
-        if valid.any():
-            predictions, proba = _predict(model.predictor, table.filter(pa.array(valid)))
-        # Index into predictions for each valid row, -1 for a rejected one.
-        position = np.where(valid, np.cumsum(valid) - 1, -1).tolist()
-
-        by_request: dict[int, list[dict[str, Any]]] = {}
-        for v in report.violations.to_pylist() if not report.ok else []:
-            index = int(np.searchsorted(starts, v["row"], side="right") - 1)
-            by_request.setdefault(index, []).append({**v, "row": v["row"] - int(starts[index])})
-
-        answers = []
-        version = model.version
-        for index, request in enumerate(requests):
-            errors = by_request.get(index, [])
-            if index in rejected_requests:
-                error = ContractViolationError(
-                    f"{len(errors)} contract violation(s) in the request; every one is "
-                    "listed in details (rows count from 0)",
-                    details={"violations": errors},
-                )
-                answers.append(
-                    Answer(
-                        request.request_id,
-                        version.name,
-                        version.version,
-                        [],
-                        None,
-                        None,
-                        errors,
-                        error=error,
-                    )
-                )
-                continue
-            start = int(starts[index])
-            answers.append(
-                self._answer(
-                    model,
-                    request,
-                    start,
-                    position[start : start + request.n_rows],
-                    predictions,
-                    proba,
-                    errors,
-                    now,
-                )
+    def _shed_if_full(self, lane: Lane, request: PredictRequest) -> None:
+        """Refuse work that would wait longer than the latency budget to be predicted:
+        the batches ahead of it (and the one being predicted) at the recent batch time."""
+        batcher = lane.batcher
+        if not batcher.busy:
+            return
+        config = self.deployment.config
+        queued = batcher.queued_rows + request.n_rows
+        batches = math.ceil(queued / config.batching.max_batch_size) + 1
+        expected = batches * batcher.stats.batch_seconds
+        if queued > config.max_queue_rows or expected > self.budget_s:
+            self.events.shed(self.name)
+            raise OverloadedError(
+                f"endpoint {self.name!r} is at capacity: {queued:,} rows are waiting "
+                f"(about {expected * 1000:.0f} ms of work, budget "
+                f"{config.latency_budget_ms:g} ms); retry shortly or add workers",
+                retry_after=1,
             )
-        return answers
 
-    def _answer(
-        self,
-        model: LoadedModel,
-        request: PredictRequest,
-        start: int,
-        positions: list[int] | None,
-        predictions: list[Any] | None,
-        proba: list[list[float]] | None,
-        errors: list[dict[str, Any]],
-        now: datetime,
-    ) -> Answer:
-        """The answer to ``request``, whose rows start at ``start`` in the batch.
-        ``positions`` maps its rows into ``predictions`` (-1: rejected row); None
-        when every row of the batch was predicted in order."""
-        version = model.version
-        if positions is None:
-            positions = list(range(start, start + request.n_rows))
-        preds: list[Any] = []
-        probs: list[list[float]] | None = [] if proba is not None else None
-        records = []
-        latency_ms = (time.perf_counter() - request.received) * 1000.0
-        pii = model.pii
-        inputs = [(n, values) for n, values in request.columns.items() if n not in pii] + [
-            (n, [PII_MASK] * request.n_rows) for n in request.columns if n in pii
-        ]
-        for offset, at in enumerate(positions):
-            if at < 0 or predictions is None:
-                preds.append(None)
-                if probs is not None:
-                    probs.append([])
-                continue
-            prediction = predictions[at]
-            preds.append(prediction)
-            output: dict[str, Any] = {"prediction": prediction}
-            if probs is not None and proba is not None:
-                row_proba = proba[at]
-                probs.append(row_proba)
-                output["probabilities"] = row_proba
-            records.append(
-                {
-                    "request_id": request.request_id,
-                    "row": offset,
-                    "ts": now,
-                    "endpoint": self.name,
-                    "model": version.name,
-                    "version": version.version,
-                    "route": "champion",
-                    "inputs": {n: values[offset] for n, values in inputs},
-                    "outputs": output,
-                    "latency_ms": latency_ms,
-                    "cached": False,
-                    "fallback": False,
-                }
-            )
-        return Answer(
+    async def _ask(self, lane: Lane, request: PredictRequest) -> Answer:
+        """The lane's answer; with a fallback to turn to, no later than the budget."""
+        if self.fallback is None and self.deployment.config.fallback is None:
+            return await lane.predict(request)
+        loop = asyncio.get_running_loop()
+        outcome: asyncio.Future[Answer] = loop.create_future()
+        pending = asyncio.ensure_future(lane.predict(request))
+
+        def settle(done: asyncio.Future[Answer]) -> None:
+            if outcome.done():
+                if not done.cancelled():
+                    done.exception()  # retrieved: an abandoned request's error is no news
+                return
+            if done.cancelled():
+                outcome.cancel()
+            elif done.exception() is not None:
+                outcome.set_exception(done.exception())  # type: ignore[arg-type]
+            else:
+                outcome.set_result(done.result())
+
+        def late() -> None:
+            if not outcome.done() and not request.committing:
+                request.abandoned = True  # the model's answer, if it comes, is not logged
+                outcome.set_exception(_Late())
+
+        pending.add_done_callback(settle)
+        remaining = self.budget_s - (time.perf_counter() - request.received)
+        timer = loop.call_later(max(0.0, remaining), late)
+        try:
+            return await outcome
+        finally:
+            timer.cancel()
+
+    # -- answers not from the chosen lane ----------------------------------------------------
+
+    async def _cached(self, request: PredictRequest, hit: Cached) -> Answer:
+        answer = Answer(
             request.request_id,
-            version.name,
-            version.version,
-            preds,
-            probs,
-            model.predictor.classes,
-            errors,
-            records=records,
+            hit.model,
+            hit.version,
+            hit.predictions,
+            hit.probabilities,
+            hit.classes,
+            [],
+            cached=True,
         )
+        await self._log.append_async(log_records(self.name, request, answer, self.model.pii))
+        self.events.routed(self.name, "cache")
+        return answer
 
-    async def _commit(self, answers: Sequence[Answer]) -> None:
-        records = [r for a in answers for r in a.records]
-        if records:
+    async def _fall_back(
+        self,
+        request: PredictRequest,
+        reason: str,
+        retry_after: int = 1,
+        cause: BaseException | None = None,
+    ) -> Answer:
+        config = self.deployment.config
+        if self.fallback is None and config.fallback is None:
+            why = {
+                "circuit_open": "its circuit is open after repeated failures",
+                "model_error": f"it failed ({type(cause).__name__}: {cause})",
+                "latency_budget": "it missed the latency budget",
+            }[reason]
+            raise ModelUnavailableError(
+                f"endpoint {self.name!r} cannot answer: {why}; it has no fallback "
+                "(setpoint deploy ... --fallback-model REF or --fallback-value VALUE)",
+                retry_after=retry_after,
+            ) from cause
+        self.events.fallback(self.name, reason)
+        copy = PredictRequest(
+            request.columns,
+            request.n_rows,
+            request_id=request.request_id,
+            received=request.received,
+            route="fallback",
+        )
+        if self.fallback is not None:
+            if not self.fallback.breaker.allow():
+                raise ModelUnavailableError(
+                    f"endpoint {self.name!r}: both the model and its fallback model are failing",
+                    retry_after=max(retry_after, self.fallback.breaker.retry_after()),
+                )
+            answer = await self.fallback.predict(copy)
+            if answer.error is not None:
+                raise answer.error
+        else:
+            assert config.fallback is not None
+            answer = Answer(
+                request.request_id,
+                self.model.version.name,
+                self.model.version.version,
+                [config.fallback.value] * request.n_rows,
+                None,
+                None,
+                [],
+                route="fallback",
+            )
+            records = log_records(self.name, copy, answer, self.model.pii, now=datetime.now(UTC))
             await self._log.append_async(records)
+        self.events.routed(self.name, "fallback")
+        return answer
 
+    def _shadow(self, request: PredictRequest) -> None:
+        """Queue a copy for the challenger; the caller does not wait for it."""
+        assert self.challenger is not None
+        batcher = self.challenger.batcher
+        backlog = _SHADOW_BACKLOG_BATCHES * self.deployment.config.batching.max_batch_size
+        if batcher.queued_rows >= backlog or not self.challenger.breaker.allow():
+            self.shadow_dropped += 1
+            return
+        copy = PredictRequest(
+            request.columns, request.n_rows, request_id=request.request_id, route="shadow"
+        )
+        task = asyncio.ensure_future(self.challenger.predict(copy))
+        self._background.add(task)
+        task.add_done_callback(self._shadow_done)
 
-# Flavors whose predicted label is by construction the most probable class: one
-# booster call gives both (a scikit-learn model's predict may differ from the argmax).
-_ARGMAX_FLAVORS = frozenset({"lightgbm", "xgboost"})
-
-
-def _predict(predictor: Predictor, rows: Any) -> tuple[list[Any], list[list[float]] | None]:
-    """Labels and class probabilities (None for a regressor) of ``rows``, as lists."""
-    if predictor.task == "classification" and predictor.flavor in _ARGMAX_FLAVORS:
-        proba = predictor.predict_proba(rows)
-        if proba is not None and predictor.classes is not None:
-            labels = np.asarray(predictor.classes)[np.argmax(proba, axis=1)]
-            return labels.tolist(), proba.tolist()
-    proba = predictor.predict_proba(rows)
-    return np.asarray(predictor.predict(rows)).tolist(), None if proba is None else proba.tolist()
+    def _shadow_done(self, task: asyncio.Future[Any]) -> None:
+        self._background.discard(task)
+        if task.cancelled() or task.exception() is not None:
+            self.shadow_dropped += 1
+            return
+        self.events.routed(self.name, "shadow")

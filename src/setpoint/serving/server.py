@@ -2,20 +2,28 @@
 
 With several workers uvicorn starts one process each; every process builds its app
 from the environment (``app_from_environment``), opens the workspace and writes its
-own prediction-log segments, so workers share nothing but the workspace.
+own prediction-log segments, so workers share nothing but the workspace and, with
+several workers, a metrics directory (see ``serving.metrics``).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
+import shutil
+import signal
 import socket
+import tempfile
+import threading
+from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
 
 from setpoint.errors import UsageError
+from setpoint.serving.metrics import MULTIPROC_DIR
 
 _WORKSPACE = "SETPOINT_WORKSPACE"
 _OVERRIDES = "SETPOINT_SERVE_OVERRIDES"
@@ -47,6 +55,7 @@ def app_from_environment() -> Starlette:
         workspace,
         RecordLog(workspace.root, kind="predictions"),
         feedback_log=RecordLog(workspace.root, kind="feedback"),
+        async_log=RecordLog(workspace.root, kind="predictions", durable=False),
     )
 
 
@@ -72,13 +81,49 @@ def serve(
 
     os.environ[_WORKSPACE] = workspace_root
     os.environ[_OVERRIDES] = json.dumps(overrides)
-    uvicorn.run(
-        "setpoint.serving.server:app_from_environment",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=30,
-    )
+    # uvicorn handles SIGTERM itself while it serves (a graceful drain), then re-raises
+    # it; with the default action that kills the process and a clean stop exits -15.
+    # A SIGTERM outside uvicorn's handler (re-raised after the drain, or before uvicorn
+    # starts) exits with status 0 instead.
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _exit_cleanly) if main else None
+    forget_metrics = _share_metrics(workers)
+    try:
+        uvicorn.run(
+            "setpoint.serving.server:app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=30,
+        )
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
+        forget_metrics()
+
+
+def _exit_cleanly(_signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
+def _share_metrics(workers: int) -> Callable[[], None]:
+    """With several workers, a fresh metrics directory they all record into (named in
+    the environment they inherit), so any of them can report the totals of all; returns
+    what removes it when the server stops. A left-over directory would carry old counts."""
+    if workers == 1:
+        return lambda: None
+    previous = os.environ.get(MULTIPROC_DIR)
+    path = tempfile.mkdtemp(prefix="setpoint-metrics-")
+    os.environ[MULTIPROC_DIR] = path
+
+    def forget() -> None:
+        if previous is None:
+            os.environ.pop(MULTIPROC_DIR, None)
+        else:
+            os.environ[MULTIPROC_DIR] = previous
+        shutil.rmtree(path, ignore_errors=True)
+
+    return forget

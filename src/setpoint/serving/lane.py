@@ -1,0 +1,355 @@
+"""A model lane: one loaded model, its micro-batcher and its circuit breaker.
+
+An endpoint has a lane for its champion and, when configured, for a challenger and a
+fallback model. A lane turns a batch of requests into answers: the batch is checked
+against the model's contract (a quick check for clean batches of plain values, the
+Arrow validation otherwise, with each violation traced back to its request and row),
+the valid rows are predicted in one call, and the records of what was answered go to
+the prediction log before anyone is answered. The model is swapped as a whole
+(``swap``) between batches, so a batch is never split across two versions.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import pyarrow as pa
+
+from setpoint.data._batch import to_table
+from setpoint.data._fastcheck import FastCheck
+from setpoint.data.contract import Contract
+from setpoint.errors import ContractViolationError, SetpointError
+from setpoint.models.predictor import Predictor
+from setpoint.models.registry import ModelVersion
+from setpoint.serving.batcher import MicroBatcher
+from setpoint.serving.breaker import CircuitBreaker
+
+PII_MASK = "***"
+Route = Literal["champion", "canary", "shadow", "fallback"]
+
+# Request ids: a random prefix per process and a counter. Unique across workers and
+# restarts like a UUID, at a fraction of uuid4's cost on the hot path.
+_ID_PREFIX = uuid.uuid4().hex[:16]
+_id_counter = itertools.count(1)
+
+
+def new_request_id() -> str:
+    return f"{_ID_PREFIX}{next(_id_counter):016x}"
+
+
+class Log(Protocol):
+    """Where answered predictions go (``serving.log.RecordLog``)."""
+
+    async def append_async(self, records: Sequence[Mapping[str, Any]]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    version: ModelVersion
+    predictor: Predictor
+    contract: Contract
+
+    @cached_property
+    def names(self) -> list[str]:
+        return list(self.contract.columns)
+
+    @cached_property
+    def pii(self) -> frozenset[str]:
+        return frozenset(n for n, rule in self.contract.columns.items() if rule.pii)
+
+    @cached_property
+    def fast_check(self) -> FastCheck:
+        return FastCheck(self.contract)
+
+
+@dataclass
+class PredictRequest:
+    """What a protocol decoded: column -> values, all columns the same length."""
+
+    columns: dict[str, list[Any]]
+    n_rows: int
+    request_id: str = field(default_factory=new_request_id)
+    received: float = field(default_factory=time.perf_counter)
+    route: Route = "champion"
+    # Set on the event loop: the answer is being logged (it will be given), or the
+    # caller was answered otherwise (by the fallback) and this answer must not be logged.
+    committing: bool = False
+    abandoned: bool = False
+
+
+@dataclass
+class Answer:
+    request_id: str
+    model: str
+    version: int
+    predictions: list[Any]  # None where a row was rejected (per-row mode)
+    probabilities: list[list[float]] | None
+    classes: list[Any] | None
+    errors: list[dict[str, Any]]  # violations, rows relative to the request
+    error: SetpointError | None = None  # the request failed whole
+    records: list[dict[str, Any]] = field(default_factory=list)  # for the log
+    route: Route = "champion"
+    cached: bool = False
+
+    @property
+    def fallback(self) -> bool:
+        return self.route == "fallback"
+
+
+def log_records(
+    endpoint: str,
+    request: PredictRequest,
+    answer: Answer,
+    pii: frozenset[str],
+    rows: Sequence[int] | None = None,
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """The prediction-log records of ``answer``'s ``rows`` (default: all), with the
+    values of ``pii`` columns masked."""
+    now = now or datetime.now(UTC)
+    latency_ms = (time.perf_counter() - request.received) * 1000.0
+    inputs = [(n, values) for n, values in request.columns.items() if n not in pii] + [
+        (n, [PII_MASK] * request.n_rows) for n in request.columns if n in pii
+    ]
+    probs = answer.probabilities
+    records = []
+    for row in range(request.n_rows) if rows is None else rows:
+        output: dict[str, Any] = {"prediction": answer.predictions[row]}
+        if probs is not None:
+            output["probabilities"] = probs[row]
+        records.append(
+            {
+                "request_id": request.request_id,
+                "row": row,
+                "ts": now,
+                "endpoint": endpoint,
+                "model": answer.model,
+                "version": answer.version,
+                "route": answer.route,
+                "inputs": {n: values[row] for n, values in inputs},
+                "outputs": output,
+                "latency_ms": latency_ms,
+                "cached": answer.cached,
+                "fallback": answer.fallback,
+            }
+        )
+    return records
+
+
+class Lane:
+    """``model`` behind a micro-batcher; answers are logged before they are given."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        model: LoadedModel,
+        log: Log,
+        *,
+        max_batch_size: int,
+        max_wait_ms: float,
+        on_error: str = "reject",
+        budget_s: float = 1.0,
+        on_batch: Callable[[int, float], None] | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.model = model
+        self.on_error = on_error
+        self.budget_s = budget_s
+        self.breaker = CircuitBreaker()
+        self._log = log
+        self._on_batch = on_batch
+        self.batcher: MicroBatcher[PredictRequest, Answer] = MicroBatcher(
+            self._run,
+            max_rows=max_batch_size,
+            max_wait_ms=max_wait_ms,
+            size=lambda request: request.n_rows,
+            after=self._commit,
+            failed=self._failed,
+        )
+
+    async def predict(self, request: PredictRequest) -> Answer:
+        return await self.batcher.submit(request)
+
+    # -- in the worker thread -------------------------------------------------------------
+
+    def _run(self, requests: Sequence[PredictRequest]) -> list[Answer]:
+        model = self.model
+        names = model.names
+        combined: dict[str, list[Any]] = {name: [] for name in names}
+        for request in requests:
+            for name in names:
+                combined[name].extend(request.columns.get(name) or [None] * request.n_rows)
+        starts = [0]
+        for request in requests:
+            starts.append(starts[-1] + request.n_rows)
+        now = datetime.now(UTC)
+        if model.fast_check.clean(combined):  # the usual case: no Arrow round trip
+            predictions, proba = _predict(model.predictor, combined)
+            return [
+                self._answer(model, request, starts[i], None, predictions, proba, [], now)
+                for i, request in enumerate(requests)
+            ]
+        return self._run_checked(model, requests, combined, np.asarray(starts), now)
+
+    def _run_checked(
+        self,
+        model: LoadedModel,
+        requests: Sequence[PredictRequest],
+        combined: dict[str, list[Any]],
+        starts: np.ndarray,
+        now: datetime,
+    ) -> list[Answer]:
+        """A batch with a value the quick check was not sure of: the contract finds
+        every violation, and each is traced back to its request and row."""
+        table = to_table(combined)
+        report = model.contract.validate(table)
+        bad_rows = report.invalid_rows
+        owner = np.searchsorted(starts, bad_rows, side="right") - 1
+        on_error = self.on_error
+        rejected_requests = set(owner.tolist()) if on_error == "reject" else set()
+        valid = np.ones(table.num_rows, dtype=bool)
+        valid[bad_rows] = False
+        for index in rejected_requests:
+            valid[starts[index] : starts[index + 1]] = False
+
+        predictions: list[Any] | None = None
+        proba: list[list[float]] | None = None
+        if valid.any():
+            predictions, proba = _predict(model.predictor, table.filter(pa.array(valid)))
+        # Index into predictions for each valid row, -1 for a rejected one.
+        position = np.where(valid, np.cumsum(valid) - 1, -1).tolist()
+
+        by_request: dict[int, list[dict[str, Any]]] = {}
+        for v in report.violations.to_pylist() if not report.ok else []:
+            index = int(np.searchsorted(starts, v["row"], side="right") - 1)
+            by_request.setdefault(index, []).append({**v, "row": v["row"] - int(starts[index])})
+
+        answers = []
+        version = model.version
+        for index, request in enumerate(requests):
+            errors = by_request.get(index, [])
+            if index in rejected_requests:
+                error = ContractViolationError(
+                    f"{len(errors)} contract violation(s) in the request; every one is "
+                    "listed in details (rows count from 0)",
+                    details={"violations": errors},
+                )
+                answers.append(
+                    Answer(
+                        request.request_id,
+                        version.name,
+                        version.version,
+                        [],
+                        None,
+                        None,
+                        errors,
+                        error=error,
+                    )
+                )
+                continue
+            start = int(starts[index])
+            answers.append(
+                self._answer(
+                    model,
+                    request,
+                    start,
+                    position[start : start + request.n_rows],
+                    predictions,
+                    proba,
+                    errors,
+                    now,
+                )
+            )
+        return answers
+
+    def _answer(
+        self,
+        model: LoadedModel,
+        request: PredictRequest,
+        start: int,
+        positions: list[int] | None,
+        predictions: list[Any] | None,
+        proba: list[list[float]] | None,
+        errors: list[dict[str, Any]],
+        now: datetime,
+    ) -> Answer:
+        """The answer to ``request``, whose rows start at ``start`` in the batch.
+        ``positions`` maps its rows into ``predictions`` (-1: rejected row); None
+        when every row of the batch was predicted in order."""
+        version = model.version
+        if positions is None:
+            positions = list(range(start, start + request.n_rows))
+        preds: list[Any] = []
+        probs: list[list[float]] | None = [] if proba is not None else None
+        answered: list[int] = []
+        for offset, at in enumerate(positions):
+            if at < 0 or predictions is None:
+                preds.append(None)
+                if probs is not None:
+                    probs.append([])
+                continue
+            answered.append(offset)
+            preds.append(predictions[at])
+            if probs is not None and proba is not None:
+                probs.append(proba[at])
+        answer = Answer(
+            request.request_id,
+            version.name,
+            version.version,
+            preds,
+            probs,
+            model.predictor.classes,
+            errors,
+            route=request.route,
+        )
+        answer.records = log_records(self.endpoint, request, answer, model.pii, answered, now)
+        return answer
+
+    # -- on the event loop ------------------------------------------------------------------
+
+    async def _commit(self, answers: Sequence[Answer], requests: Sequence[PredictRequest]) -> None:
+        """Log the batch's records (not those of callers already answered otherwise)."""
+        records = []
+        for answer, request in zip(answers, requests, strict=True):
+            if not request.abandoned:
+                request.committing = True
+                records.extend(answer.records)
+        stats = self.batcher.stats
+        if stats.last_batch_seconds > self.budget_s:
+            self.breaker.failure()  # too slow counts as failing
+        else:
+            self.breaker.success()
+        if self._on_batch is not None:
+            self._on_batch(stats.last_batch_size, stats.last_batch_seconds)
+        if records:
+            await self._log.append_async(records)
+
+    def _failed(self, error: BaseException) -> None:
+        if not isinstance(error, SetpointError):  # a caller's bad input is not the model failing
+            self.breaker.failure()
+
+
+# Flavors whose predicted label is by construction the most probable class: one
+# booster call gives both (a scikit-learn model's predict may differ from the argmax).
+_ARGMAX_FLAVORS = frozenset({"lightgbm", "xgboost"})
+
+
+def _predict(predictor: Predictor, rows: Any) -> tuple[list[Any], list[list[float]] | None]:
+    """Labels and class probabilities (None for a regressor) of ``rows``, as lists."""
+    if predictor.task == "classification" and predictor.flavor in _ARGMAX_FLAVORS:
+        proba = predictor.predict_proba(rows)
+        if proba is not None and predictor.classes is not None:
+            labels = np.asarray(predictor.classes)[np.argmax(proba, axis=1)]
+            return labels.tolist(), proba.tolist()
+    proba = predictor.predict_proba(rows)
+    return np.asarray(predictor.predict(rows)).tolist(), None if proba is None else proba.tolist()
