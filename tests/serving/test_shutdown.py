@@ -191,11 +191,22 @@ def logged(root: Path, kind: str) -> Counter[tuple[str, int]]:
     )
 
 
+@pytest.mark.parametrize("log_mode", ["durable", "async"])
 def test_sigterm_under_load_drains_in_flight_requests_and_flushes_the_logs(
-    served: Workspace, history: pd.DataFrame, tmp_path: Path
+    served: Workspace, history: pd.DataFrame, tmp_path: Path, log_mode: str
 ) -> None:
+    """With ``log: async`` predictions are acknowledged before they are written: the
+    graceful shutdown must still flush that queue, so the same assertions hold."""
     root = served.root
+    if log_mode == "async":
+        served.deploy("credit", model="credit-risk", log="async")
+    (deployment,) = served.deployments.current()
+    assert deployment.config.log == log_mode
     with setpoint_serve(root, tmp_path / "server.log") as server:
+        # The server runs the revision with this log mode (which log a record went to
+        # is not observable from outside: both write the same segments).
+        described = httpx.get(f"{server.url}/v1/endpoints/credit", timeout=CLIENT_TIMEOUT)
+        assert described.json()["revision"] == deployment.revision, described.text
         load = Load(server.url, requests_of(history.head(300)))
         load.start()
         try:

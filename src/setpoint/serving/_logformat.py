@@ -89,6 +89,15 @@ def schema_for(kind: str) -> LogSchema:
 
 
 def _matches(type_: FieldType, value: Any) -> bool:
+    exact = type(value)  # the usual types first: the ABC checks below are slow
+    if exact is str:
+        return type_ in ("str", "json")
+    if exact is int:
+        return type_ in ("int", "float", "json")
+    if exact is float:
+        return type_ in ("float", "json")
+    if exact is bool:
+        return type_ in ("bool", "json")
     if type_ == "str":
         return isinstance(value, str)
     if type_ == "bool":
@@ -101,6 +110,8 @@ def _matches(type_: FieldType, value: Any) -> bool:
 
 
 def _utc_timestamp(value: object) -> dt.datetime:
+    if type(value) is dt.datetime and value.tzinfo is dt.UTC:  # what the server writes
+        return value
     if isinstance(value, str):
         try:
             value = dt.datetime.fromisoformat(value)

@@ -26,7 +26,7 @@ class CircuitBreaker:
         self.cooldown_s = cooldown_s
         self._failures = 0
         self._opened_at: float | None = None
-        self._trial = False  # a half-open trial is in flight
+        self._trial_at: float | None = None  # when the half-open trial was let through
         self.opened = 0  # how many times the circuit opened
 
     @property
@@ -42,9 +42,13 @@ class CircuitBreaker:
         state = self.state
         if state is State.CLOSED:
             return True
-        if state is State.HALF_OPEN and not self._trial:
-            self._trial = True
-            return True
+        if state is State.HALF_OPEN:
+            now = time.monotonic()
+            # One trial at a time; a trial that never reported back (its request was
+            # shed, or failed on its own bad input) is replaced after a cool-down.
+            if self._trial_at is None or now - self._trial_at >= self.cooldown_s:
+                self._trial_at = now
+                return True
         return False
 
     def retry_after(self) -> int:
@@ -55,12 +59,14 @@ class CircuitBreaker:
         return max(1, math.ceil(left))
 
     def success(self) -> None:
+        if self.state is State.OPEN:
+            return  # a batch from before the circuit opened: the cool-down still holds
         self._failures = 0
         self._opened_at = None
-        self._trial = False
+        self._trial_at = None
 
     def failure(self) -> None:
-        self._trial = False
+        self._trial_at = None
         self._failures += 1
         if self._opened_at is not None or self._failures >= self.threshold:
             if self._opened_at is None or self.state is not State.OPEN:

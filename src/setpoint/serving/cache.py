@@ -10,6 +10,7 @@ lives on the event loop thread, so it needs no lock.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -44,8 +45,14 @@ class PredictionCache:
         version_id: int, names: Sequence[str], columns: Mapping[str, list[Any]]
     ) -> bytes | None:
         """The canonical key of a request, or None when its values cannot be keyed."""
+        values = [columns.get(name) for name in names]
+        for column in values:
+            # orjson writes NaN and infinities as null: such a request must not share
+            # null's key (an infinity is a contract violation, not a cache hit).
+            if column and any(type(v) is float and not math.isfinite(v) for v in column):
+                return None
         try:
-            return orjson.dumps([version_id, [columns.get(name) for name in names]])
+            return orjson.dumps([version_id, values])
         except TypeError:  # a value orjson cannot write: do not cache
             return None
 

@@ -159,7 +159,7 @@ class Lane:
         max_wait_ms: float,
         on_error: str = "reject",
         budget_s: float = 1.0,
-        on_batch: Callable[[int, float], None] | None = None,
+        routed: Callable[[str, str, int], None] | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.model = model
@@ -167,7 +167,7 @@ class Lane:
         self.budget_s = budget_s
         self.breaker = CircuitBreaker()
         self._log = log
-        self._on_batch = on_batch
+        self._routed = routed  # (endpoint, route, answers): counted once per batch
         self.batcher: MicroBatcher[PredictRequest, Answer] = MicroBatcher(
             self._run,
             max_rows=max_batch_size,
@@ -320,17 +320,21 @@ class Lane:
     async def _commit(self, answers: Sequence[Answer], requests: Sequence[PredictRequest]) -> None:
         """Log the batch's records (not those of callers already answered otherwise)."""
         records = []
+        routes: dict[str, int] = {}
         for answer, request in zip(answers, requests, strict=True):
             if not request.abandoned:
                 request.committing = True
                 records.extend(answer.records)
+                if answer.error is None:
+                    routes[request.route] = routes.get(request.route, 0) + 1
         stats = self.batcher.stats
         if stats.last_batch_seconds > self.budget_s:
             self.breaker.failure()  # too slow counts as failing
         else:
             self.breaker.success()
-        if self._on_batch is not None:
-            self._on_batch(stats.last_batch_size, stats.last_batch_seconds)
+        if self._routed is not None:
+            for route, n in routes.items():
+                self._routed(self.endpoint, route, n)
         if records:
             await self._log.append_async(records)
 

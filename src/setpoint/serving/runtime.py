@@ -124,6 +124,7 @@ class EndpointRuntime:
             max_wait_ms=config.batching.max_wait_ms,
             on_error=config.on_error,
             budget_s=self.budget_s,
+            routed=self.events.routed,
         )
 
     # -- what the server reads -------------------------------------------------------------
@@ -209,9 +210,9 @@ class EndpointRuntime:
                 return await self._cached(request, hit)
         lane, route = self._route(request)
         request.route = route
+        self._shed_if_full(lane, request)
         if not lane.breaker.allow():
             return await self._fall_back(request, "circuit_open", lane.breaker.retry_after())
-        self._shed_if_full(lane, request)
         try:
             answer = await self._ask(lane, request)
         except _Late:
@@ -222,7 +223,6 @@ class EndpointRuntime:
             return await self._fall_back(request, "model_error", cause=exc)
         if answer.error is not None:
             raise answer.error
-        self.events.routed(self.name, route)
         if key is not None and self.cache is not None and not answer.errors and route == "champion":
             self.cache.put(
                 key,
@@ -369,7 +369,7 @@ class EndpointRuntime:
             )
             records = log_records(self.name, copy, answer, self.model.pii, now=datetime.now(UTC))
             await self._log.append_async(records)
-        self.events.routed(self.name, "fallback")
+            self.events.routed(self.name, "fallback")
         return answer
 
     def _shadow(self, request: PredictRequest) -> None:
@@ -391,5 +391,3 @@ class EndpointRuntime:
         self._background.discard(task)
         if task.cancelled() or task.exception() is not None:
             self.shadow_dropped += 1
-            return
-        self.events.routed(self.name, "shadow")

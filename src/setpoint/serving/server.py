@@ -56,6 +56,7 @@ def app_from_environment() -> Starlette:
         RecordLog(workspace.root, kind="predictions"),
         feedback_log=RecordLog(workspace.root, kind="feedback"),
         async_log=RecordLog(workspace.root, kind="predictions", durable=False),
+        freeze_heap=True,
     )
 
 
