@@ -52,7 +52,9 @@ class MemoryLog:
         self.records: list[Mapping[str, Any]] = []
         self.closed = False
 
-    async def append_async(self, records: Sequence[Mapping[str, Any]]) -> None:
+    async def append_async(
+        self, records: Sequence[Mapping[str, Any]], *, checked: bool = False
+    ) -> None:
         self.records.extend(records)
 
     def close(self) -> None:

@@ -44,7 +44,11 @@ def deploy(
     ] = None,
     share: Annotated[float | None, typer.Option(help="Share of requests a canary answers.")] = None,
     sticky_key: Annotated[
-        str | None, typer.Option(help="Request field that keeps a caller on one route.")
+        str | None,
+        typer.Option(
+            help="Input column whose value keeps a caller on one route (canary); "
+            "without it the share is drawn per request."
+        ),
     ] = None,
     no_challenger: Annotated[
         bool, typer.Option("--no-challenger", help="Remove the challenger.")

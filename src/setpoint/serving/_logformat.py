@@ -9,6 +9,7 @@ does not know are kept as JSON text columns.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -160,17 +161,37 @@ def _default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def encode_records(records: Iterable[Mapping[str, Any]], schema: LogSchema) -> tuple[bytes, int]:
-    """The records as JSON lines, and their count; InvalidDataError names the bad field."""
+def encode_records(
+    records: Iterable[Mapping[str, Any]], schema: LogSchema, *, checked: bool = False
+) -> tuple[bytes, int]:
+    """The records as JSON lines, and their count; InvalidDataError names the bad field.
+    ``checked`` records are known to have the schema's types and a UTC ``ts``."""
     lines = []
     for record in records:
         try:
             lines.append(
-                orjson.dumps(_normalized(record, schema), default=_default, option=_DUMP_OPTIONS)
+                orjson.dumps(
+                    record if checked else _normalized(record, schema),
+                    default=_default,
+                    option=_DUMP_OPTIONS,
+                )
             )
         except orjson.JSONEncodeError as exc:
-            raise InvalidDataError(f"a {schema.kind} log record cannot be stored: {exc}") from exc
+            lines.append(_encode_slowly(record, schema, exc))
     return b"".join(lines), len(lines)
+
+
+def _encode_slowly(record: Mapping[str, Any], schema: LogSchema, exc: Exception) -> bytes:
+    """What orjson refuses but a request may legally carry (an integer beyond 64 bits
+    in a text column): the standard library writes it, so one odd value does not fail
+    the group commit of every request batched with it."""
+    normal = dict(_normalized(record, schema))
+    normal["ts"] = _utc_timestamp(normal["ts"]).isoformat().replace("+00:00", "Z")
+    try:
+        text = json.dumps(normal, default=_default, allow_nan=False, ensure_ascii=False)
+    except (TypeError, ValueError):
+        raise InvalidDataError(f"a {schema.kind} log record cannot be stored: {exc}") from exc
+    return text.encode() + b"\n"
 
 
 # ---------------------------------------------------------------------------- reading

@@ -33,6 +33,7 @@ from setpoint.serving.batcher import MicroBatcher
 from setpoint.serving.breaker import CircuitBreaker
 
 PII_MASK = "***"
+_NONE = [None]  # a one-row column that is absent
 Route = Literal["champion", "canary", "shadow", "fallback"]
 
 # Request ids: a random prefix per process and a counter. Unique across workers and
@@ -48,7 +49,10 @@ def new_request_id() -> str:
 class Log(Protocol):
     """Where answered predictions go (``serving.log.RecordLog``)."""
 
-    async def append_async(self, records: Sequence[Mapping[str, Any]]) -> None: ...
+    async def append_async(
+        self, records: Sequence[Mapping[str, Any]], *, checked: bool = False
+    ) -> None:
+        """``checked``: the records were built by the server with the log's field types."""
 
     def close(self) -> None: ...
 
@@ -62,6 +66,10 @@ class LoadedModel:
     @cached_property
     def names(self) -> list[str]:
         return list(self.contract.columns)
+
+    @cached_property
+    def required(self) -> frozenset[str]:
+        return frozenset(n for n, rule in self.contract.columns.items() if rule.required)
 
     @cached_property
     def pii(self) -> frozenset[str]:
@@ -185,21 +193,51 @@ class Lane:
     def _run(self, requests: Sequence[PredictRequest]) -> list[Answer]:
         model = self.model
         names = model.names
-        combined: dict[str, list[Any]] = {name: [] for name in names}
-        for request in requests:
-            for name in names:
-                combined[name].extend(request.columns.get(name) or [None] * request.n_rows)
+        if all(r.n_rows == 1 for r in requests):  # single rows: one pass per column
+            combined = {
+                name: [(r.columns.get(name) or _NONE)[0] for r in requests] for name in names
+            }
+        else:
+            combined = {name: [] for name in names}
+            for request in requests:
+                for name in names:
+                    combined[name].extend(request.columns.get(name) or [None] * request.n_rows)
+        now = datetime.now(UTC)
+        if model.fast_check.clean(combined):  # the usual case: no Arrow round trip
+            return self._run_clean(model, requests, combined, now)
         starts = [0]
         for request in requests:
             starts.append(starts[-1] + request.n_rows)
-        now = datetime.now(UTC)
-        if model.fast_check.clean(combined):  # the usual case: no Arrow round trip
-            predictions, proba = _predict(model.predictor, combined)
-            return [
-                self._answer(model, request, starts[i], None, predictions, proba, [], now)
-                for i, request in enumerate(requests)
-            ]
         return self._run_checked(model, requests, combined, np.asarray(starts), now)
+
+    def _run_clean(
+        self,
+        model: LoadedModel,
+        requests: Sequence[PredictRequest],
+        combined: dict[str, list[Any]],
+        now: datetime,
+    ) -> list[Answer]:
+        """A batch with no violation: every row is predicted, in order."""
+        predictions, proba = _predict(model.predictor, combined)
+        version, classes, pii = model.version, model.predictor.classes, model.pii
+        answers = []
+        start = 0
+        for request in requests:
+            end = start + request.n_rows
+            answer = Answer(
+                request.request_id,
+                version.name,
+                version.version,
+                predictions[start:end],
+                None if proba is None else proba[start:end],
+                classes,
+                [],
+                route=request.route,
+            )
+            answer.records = log_records(self.endpoint, request, answer, pii, None, now)
+            answers.append(answer)
+            start = end
+        return answers
 
     def _run_checked(
         self,
@@ -336,7 +374,7 @@ class Lane:
             for route, n in routes.items():
                 self._routed(self.endpoint, route, n)
         if records:
-            await self._log.append_async(records)
+            await self._log.append_async(records, checked=True)
 
     def _failed(self, error: BaseException) -> None:
         if not isinstance(error, SetpointError):  # a caller's bad input is not the model failing

@@ -197,12 +197,16 @@ class RecordLog:
             # a fresh exception per caller: one instance raised in many threads shares a traceback
             raise StoreError(waiter.error.message, details=waiter.error.details) from waiter.error
 
-    async def append_async(self, records: Sequence[Mapping[str, Any]]) -> None:
+    async def append_async(
+        self, records: Sequence[Mapping[str, Any]], *, checked: bool = False
+    ) -> None:
         """``append`` for event-loop callers: awaits the same group commit without blocking.
 
         If the awaiting task is cancelled, the records are stored all the same.
+        ``checked`` skips re-checking the fields of records the server built itself
+        with the log's types (a UTC ``ts``, an int ``version``...); the hot path's.
         """
-        data, count = encode_records(records, self._schema)
+        data, count = encode_records(records, self._schema, checked=checked)
         if not self.durable:
             with self._lock:
                 self._enqueue(data, count, None)
