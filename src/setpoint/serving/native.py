@@ -11,6 +11,7 @@ from setpoint.serving.runtime import Answer, PredictRequest
 
 _SHAPE = 'send {"records": [{"column": value, ...}, ...]} or {"columns": {"column": [values]}}'
 MAX_ROWS = 100_000
+_KEYS = frozenset({"records", "columns", "request_id"})
 
 
 def decode(body: bytes) -> PredictRequest:
@@ -21,7 +22,7 @@ def decode(body: bytes) -> PredictRequest:
         raise MalformedRequestError(f"the body is not valid JSON ({exc}); {_SHAPE}") from None
     if not isinstance(data, dict):
         raise MalformedRequestError(f"the body is a JSON {_kind(data)}; {_SHAPE}")
-    extra = sorted(set(data) - {"records", "columns", "request_id"})
+    extra = [] if data.keys() <= _KEYS else sorted(set(data) - _KEYS)
     if extra or ("records" in data) == ("columns" in data):
         raise MalformedRequestError(
             f"the body has {', '.join(map(repr, sorted(data))) or 'no keys'}; {_SHAPE}"
@@ -32,16 +33,17 @@ def decode(body: bytes) -> PredictRequest:
         not isinstance(request_id, str) or not 0 < len(request_id) <= 200
     ):
         raise MalformedRequestError("request_id must be text of 1 to 200 characters")
-    columns = (
-        columns_from_records(data["records"])
-        if "records" in data
-        else columns_from_lists(data["columns"])
-    )
+    records = data.get("records")
+    if type(records) is list and len(records) == 1 and type(records[0]) is dict and records[0]:
+        columns = {name: [value] for name, value in records[0].items()}  # one row: the usual
+    elif records is not None:
+        columns = columns_from_records(records)
+    else:
+        columns = columns_from_lists(data["columns"])
     n_rows = len(next(iter(columns.values())))
-    request = PredictRequest(columns, n_rows)
     if request_id is not None:
-        request.request_id = request_id
-    return request
+        return PredictRequest(columns, n_rows, request_id)
+    return PredictRequest(columns, n_rows)
 
 
 def encode(answer: Answer, *, endpoint: str) -> bytes:
