@@ -82,40 +82,40 @@ class ForbiddenError(SetpointError):
     http_status = 403
 
 
-class RateLimitedError(SetpointError):
-    """A key sent more requests than its rate limit allows; retry after ``retry_after`` s."""
+class RetryLaterError(SetpointError):
+    """A request refused for now; retrying after ``retry_after`` seconds may succeed."""
 
-    code = "rate_limited"
-    http_status = 429
+    code = "retry_later"
+    http_status = 503
+    exit_code = 8
 
     def __init__(self, message: str, *, retry_after: int = 1, details: Any = None) -> None:
         super().__init__(message, details=details)
         self.retry_after = retry_after
 
 
-class OverloadedError(SetpointError):
-    """The server is at capacity and sheds this request; retry after ``retry_after`` s."""
+class RateLimitedError(RetryLaterError):
+    """A key sent more requests than its rate limit allows."""
+
+    code = "rate_limited"
+    http_status = 429
+
+
+class OverloadedError(RetryLaterError):
+    """The server is at capacity and sheds this request."""
 
     code = "overloaded"
     http_status = 503
     exit_code = 8
 
-    def __init__(self, message: str, *, retry_after: int = 1, details: Any = None) -> None:
-        super().__init__(message, details=details)
-        self.retry_after = retry_after
 
-
-class ModelUnavailableError(SetpointError):
+class ModelUnavailableError(RetryLaterError):
     """The model cannot answer now (its circuit is open, or it failed) and the endpoint
-    has no fallback; retry after ``retry_after`` s."""
+    has no fallback."""
 
     code = "model_unavailable"
     http_status = 503
     exit_code = 8
-
-    def __init__(self, message: str, *, retry_after: int = 1, details: Any = None) -> None:
-        super().__init__(message, details=details)
-        self.retry_after = retry_after
 
 
 class NotFoundError(SetpointError):

@@ -17,8 +17,10 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
+from starlette.testclient import TestClient
 
 from setpoint.demo import lending
+from setpoint.serving.app import create_app
 from setpoint.workspace import Workspace
 
 SPEC = {
@@ -64,6 +66,14 @@ class MemoryLog:
 @pytest.fixture
 def memory_log() -> MemoryLog:
     return MemoryLog()
+
+
+@pytest.fixture
+def client(served: Workspace, memory_log: MemoryLog) -> Iterator[TestClient]:
+    """The app in-process (a module may define its own ``client``)."""
+    app = create_app(served, memory_log, feedback_log=MemoryLog(), refresh_seconds=0.05)
+    with TestClient(app) as test_client:
+        yield test_client
 
 
 def requests_of(frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -4,27 +4,17 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
-import pytest
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
-from conftest import MemoryLog, requests_of
+from conftest import requests_of
 from setpoint.cli.main import app as cli_app
-from setpoint.serving.app import create_app
 from setpoint.workspace import Workspace
 
 PREDICT = "/v1/endpoints/credit/predict"
-
-
-@pytest.fixture
-def client(served: Workspace, memory_log: MemoryLog) -> Iterator[TestClient]:
-    app = create_app(served, memory_log, feedback_log=MemoryLog(), refresh_seconds=0.05)
-    with TestClient(app) as test_client:
-        yield test_client
 
 
 def wait_for(condition: Any) -> None:

@@ -13,22 +13,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from conftest import MemoryLog, assert_error_shape
+from conftest import assert_error_shape
 from setpoint import __version__
 from setpoint.data.contract import ColumnRule, Contract
-from setpoint.serving.app import create_app
 from setpoint.serving.openapi import example_record, render
 from setpoint.serving.openapi import record_schema as record_schema_of
 from setpoint.workspace import Workspace
 
 PREDICT = "/v1/endpoints/credit/predict"
-
-
-@pytest.fixture
-def client(served: Workspace, memory_log: MemoryLog) -> Iterator[TestClient]:
-    app = create_app(served, memory_log, feedback_log=MemoryLog(), refresh_seconds=0.05)
-    with TestClient(app) as test_client:
-        yield test_client
 
 
 @pytest.fixture
