@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import signal
 import socket
 import subprocess
@@ -83,6 +85,15 @@ def requests_of(frame: pd.DataFrame) -> list[dict[str, Any]]:
         {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
         for row in features.to_dict(orient="records")
     ]
+
+
+def csv_body(rows: list[dict[str, Any]]) -> bytes:
+    """Rows as a CSV body with a header line, missing values as empty fields."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows([{k: "" if v is None else v for k, v in r.items()} for r in rows])
+    return out.getvalue().encode()
 
 
 def assert_error_shape(

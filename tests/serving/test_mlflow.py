@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +14,7 @@ from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from conftest import MemoryLog, assert_error_shape, requests_of
+from conftest import MemoryLog, assert_error_shape, csv_body, requests_of
 from setpoint import __version__
 from setpoint.serving import mlflow
 from setpoint.serving.app import create_app
@@ -40,14 +38,6 @@ def rows(history: pd.DataFrame) -> list[dict[str, Any]]:
 
 def _columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
     return {k: [r[k] for r in rows] for k in rows[0]}
-
-
-def _csv(rows: list[dict[str, Any]]) -> bytes:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows([{k: "" if v is None else v for k, v in r.items()} for r in rows])
-    return out.getvalue().encode()
 
 
 def _bodies(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -100,7 +90,7 @@ def test_csv_matches_native(
 ) -> None:
     native = client.post("/v1/endpoints/credit/predict", json={"records": rows}).json()
     response = client.post(
-        "/invocations", content=_csv(rows), headers={"content-type": content_type}
+        "/invocations", content=csv_body(rows), headers={"content-type": content_type}
     )
     assert response.status_code == 200, response.text
     body = response.json()

@@ -3,8 +3,6 @@ says in-process: native JSON, OIP v2 through the official Triton client, MLflow 
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import SPEC, requests_of, setpoint_serve
+from conftest import SPEC, csv_body, requests_of, setpoint_serve
 from setpoint.workspace import Workspace
 
 pytestmark = pytest.mark.slow
@@ -125,18 +123,10 @@ def test_oip_with_the_official_triton_client_defaults(server: Server, requested:
         assert predictions is None  # only what was asked for
 
 
-def _csv(rows: list[dict[str, Any]]) -> bytes:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows([{k: "" if v is None else v for k, v in r.items()} for r in rows])
-    return out.getvalue().encode()
-
-
 def _mlflow_request(rows: list[dict[str, Any]], fmt: str) -> dict[str, Any]:
     """httpx keyword arguments posting ``rows`` in MLflow scoring format ``fmt``."""
     if fmt == "csv":
-        return {"content": _csv(rows), "headers": {"content-type": "text/csv"}}
+        return {"content": csv_body(rows), "headers": {"content-type": "text/csv"}}
     if fmt == "dataframe_records":
         return {"json": {"dataframe_records": rows}}
     names = list(rows[0])

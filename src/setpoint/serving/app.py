@@ -21,16 +21,17 @@ import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from setpoint import __version__
 from setpoint.data.contract import Contract
-from setpoint.errors import NotFoundError, NotReadyError, PayloadTooLargeError, SetpointError
+from setpoint.errors import NotFoundError, NotReadyError, SetpointError
 from setpoint.serving import feedback as feedback_codec
 from setpoint.serving import native
-from setpoint.serving._hotpath import HotPath, error_reply, too_large
+from setpoint.serving._hotpath import ClientGone, HotPath, error_reply
+from setpoint.serving._hotpath import read_body as read_asgi_body
 from setpoint.serving.auth import AuthMiddleware, Guard
 from setpoint.serving.deployments import Deployment
 from setpoint.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -325,16 +326,11 @@ def _freeze_heap() -> None:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLargeError(too_large(limit))
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError(too_large(limit))
-        chunks.append(chunk)
-    return b"".join(chunks)
+    """The body of ``request``, refusing more than ``limit`` bytes (413)."""
+    try:
+        return await read_asgi_body(request.scope, request.receive, limit)
+    except ClientGone:
+        raise ClientDisconnect from None
 
 
 def _describe(runtime: EndpointRuntime, *, schema: bool = False) -> dict[str, Any]:

@@ -300,7 +300,6 @@ class Lane:
                 self._answer(
                     model,
                     request,
-                    start,
                     position[start : start + request.n_rows],
                     predictions,
                     proba,
@@ -314,19 +313,15 @@ class Lane:
         self,
         model: LoadedModel,
         request: PredictRequest,
-        start: int,
-        positions: list[int] | None,
+        positions: list[int],
         predictions: list[Any] | None,
         proba: list[list[float]] | None,
         errors: list[dict[str, Any]],
         now: datetime,
     ) -> Answer:
-        """The answer to ``request``, whose rows start at ``start`` in the batch.
-        ``positions`` maps its rows into ``predictions`` (-1: rejected row); None
-        when every row of the batch was predicted in order."""
+        """The answer to ``request`` in a batch with rejected rows: ``positions`` maps
+        its rows into ``predictions`` (-1: a rejected row)."""
         version = model.version
-        if positions is None:
-            positions = list(range(start, start + request.n_rows))
         preds: list[Any] = []
         probs: list[list[float]] | None = [] if proba is not None else None
         answered: list[int] = []
