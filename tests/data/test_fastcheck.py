@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from setpoint.data._batch import to_table
-from setpoint.data._fastcheck import FastCheck
+from setpoint.data._fastcheck import FastCheck, _compile, _compile_column
 from setpoint.data.contract import ColumnRule, Contract
 from setpoint.data.profile import profile_table
 from setpoint.demo import lending
@@ -97,3 +97,24 @@ def test_anything_unusual_is_left_to_the_contract() -> None:
     assert not check.clean({"n": [1], "c": ["z"]})  # outside the categories
     assert not check.clean({"n": [1]})  # a column missing
     assert not FastCheck(contract).clean({"n": [1], "c": ["a"], "t": ["2026-01-01"]})
+
+
+homogeneous = st.one_of(
+    st.lists(st.one_of(st.none(), st.integers(-(2**70), 2**70)), max_size=8),
+    st.lists(st.one_of(st.none(), st.integers(-1200, 1200)), max_size=8),
+    st.lists(st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)), max_size=8),
+    st.lists(st.one_of(st.none(), st.integers(-1200, 1200), st.floats(-2000, 2000)), max_size=8),
+    st.lists(st.one_of(st.none(), st.booleans()), max_size=8),
+    st.lists(st.one_of(st.none(), st.text(max_size=3)), max_size=8),
+    st.just([10**400, 1.5]),  # an integer no float holds, beside a float
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(rule=rules(), values=homogeneous)
+def test_the_per_column_check_never_passes_what_the_per_value_check_fails(
+    rule: ColumnRule, values: list[Any]
+) -> None:
+    """The whole-column shortcut (type set, min, max) agrees with the per-value rule."""
+    if _compile_column(rule)(values):
+        assert all(map(_compile(rule), values)), (rule, values)

@@ -203,6 +203,26 @@ def test_routes_and_limits(client: TestClient) -> None:
     )
 
 
+def test_an_unexpected_failure_is_a_500_in_the_error_shape_and_is_logged(
+    client: TestClient,
+    history: pd.DataFrame,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from setpoint.serving import native
+
+    def broken(_body: bytes) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(native, "decode", broken)
+    rows = {"records": requests_of(history.head(1))}
+    with caplog.at_level("ERROR", logger="setpoint.serving"):
+        answer = client.post("/v1/endpoints/credit/predict", json=rows)
+    assert_error_shape(answer, 500, "internal")
+    assert any(r.exc_info and "a bug" in str(r.exc_info[1]) for r in caplog.records)
+    assert client.get("/healthz").status_code == 200  # the server goes on
+
+
 def test_a_promotion_is_followed_without_a_restart(
     client: TestClient, served: Workspace, history: pd.DataFrame
 ) -> None:

@@ -30,7 +30,13 @@ from setpoint.data.contract import Contract
 from setpoint.errors import NotFoundError, NotReadyError, SetpointError
 from setpoint.serving import feedback as feedback_codec
 from setpoint.serving import native
-from setpoint.serving._hotpath import ClientGone, HotPath, error_reply
+from setpoint.serving._hotpath import (
+    INTERNAL_ERROR,
+    ClientGone,
+    HotPath,
+    ServingApp,
+    error_reply,
+)
 from setpoint.serving._hotpath import read_body as read_asgi_body
 from setpoint.serving.auth import AuthMiddleware, Guard
 from setpoint.serving.deployments import Deployment
@@ -290,21 +296,17 @@ def create_app(
 
     routes += oip.routes(state) + mlflow.routes(state)
     routes += openapi.routes(state)
-    app = Starlette(
+    app = ServingApp(
         routes=routes,
         lifespan=lifespan,
-        middleware=[
-            Middleware(AuthMiddleware, guard=state.guard),
-            Middleware(
-                HotPath, handler=answer_native, max_request_bytes=lambda: state.max_request_bytes
-            ),
-        ],
+        middleware=[Middleware(AuthMiddleware, guard=state.guard)],
         exception_handlers={
             SetpointError: _setpoint_error,  # type: ignore[dict-item]
             HTTPException: _http_error,  # type: ignore[dict-item]
             Exception: _internal_error,
         },
     )
+    app.hot = HotPath(answer_native, state.guard, lambda: state.max_request_bytes)
     app.state.serving = state
     return app
 
@@ -371,11 +373,4 @@ async def _http_error(request: Request, error: HTTPException) -> Response:
 
 async def _internal_error(_request: Request, error: Exception) -> Response:
     logger.exception("unexpected error", exc_info=error)
-    body = {
-        "error": {
-            "code": "internal",
-            "message": "the server failed on this request; it is logged, please report it",
-            "details": None,
-        }
-    }
-    return json_response(body, 500)
+    return Response(INTERNAL_ERROR, 500, media_type="application/json")

@@ -80,6 +80,17 @@ class Guard:
             if key.rate_per_second is not None
         }
 
+    def authorize(self, request: Scope, scope: KeyScope, endpoint: str | None) -> None:
+        """``check`` the API key an ASGI ``request`` carries (Authorization: Bearer, or
+        X-API-Key)."""
+        if not self._keys:
+            return
+        header = None
+        for name, value in request["headers"]:
+            if name == b"authorization" or (name == b"x-api-key" and header is None):
+                header = value.decode("latin-1")
+        self.check(header, scope, endpoint)
+
     def check(self, header: str | None, scope: KeyScope, endpoint: str | None) -> None:
         if not self._keys:
             return
@@ -126,12 +137,8 @@ class AuthMiddleware:
         path: str = scope["path"]
         match = _ENDPOINT.match(path)
         needed: KeyScope = "feedback" if path.endswith("/feedback") else "predict"
-        header = None
-        for name, value in scope["headers"]:
-            if name == b"authorization" or (name == b"x-api-key" and header is None):
-                header = value.decode("latin-1")
         try:
-            self.guard.check(header, needed, match.group(1) if match else None)
+            self.guard.authorize(scope, needed, match.group(1) if match else None)
         except SetpointError as error:
             await _reply(send, error)
             return

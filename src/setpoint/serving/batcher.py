@@ -61,7 +61,7 @@ class MicroBatcher(Generic[Item, Result]):
         self._failed = failed
         self._queued_rows = 0
         self._executor = executor or ThreadPoolExecutor(1, thread_name_prefix="setpoint-predict")
-        self._queue: deque[tuple[Item, asyncio.Future[Result]]] = deque()
+        self._queue: deque[tuple[Item, asyncio.Future[Result], int]] = deque()  # and its rows
         self._busy = False
         self._tasks: set[asyncio.Task[None]] = set()  # held so they are not collected
         self.stats = BatchStats()
@@ -81,8 +81,9 @@ class MicroBatcher(Generic[Item, Result]):
     async def submit(self, item: Item) -> Result:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Result] = loop.create_future()
-        self._queue.append((item, future))
-        self._queued_rows += self._size(item)
+        rows = self._size(item)
+        self._queue.append((item, future, rows))
+        self._queued_rows += rows
         if not self._busy:
             self._busy = True
             self._spawn(self._drain())
@@ -132,12 +133,13 @@ class MicroBatcher(Generic[Item, Result]):
                 future.set_result(result)
 
     def _take(self) -> list[tuple[Item, asyncio.Future[Result]]]:
-        batch = [self._queue.popleft()]
-        rows = self._size(batch[0][0])
-        while self._queue and rows + self._size(self._queue[0][0]) <= self._max_rows:
-            item = self._queue.popleft()
-            rows += self._size(item[0])
-            batch.append(item)
+        queue = self._queue
+        item, future, rows = queue.popleft()
+        batch = [(item, future)]
+        while queue and rows + queue[0][2] <= self._max_rows:
+            item, future, size = queue.popleft()
+            rows += size
+            batch.append((item, future))
         self._queued_rows -= rows
         return batch
 

@@ -39,6 +39,8 @@ class CircuitBreaker:
 
     def allow(self) -> bool:
         """May a request go to the model now? In half-open, only one trial at a time."""
+        if self._opened_at is None:
+            return True  # closed: the usual case, decided without the clock
         state = self.state
         if state is State.CLOSED:
             return True

@@ -14,11 +14,12 @@ from __future__ import annotations
 import itertools
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, KeysView, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import Any, Literal, Protocol
+from operator import itemgetter
+from typing import Any, Literal, Protocol, cast
 
 import numpy as np
 import pyarrow as pa
@@ -80,19 +81,63 @@ class LoadedModel:
         return FastCheck(self.contract)
 
 
-@dataclass
 class PredictRequest:
-    """What a protocol decoded: column -> values, all columns the same length."""
+    """What a protocol decoded: column -> values, all columns the same length.
 
-    columns: dict[str, list[Any]]
-    n_rows: int
-    request_id: str = field(default_factory=new_request_id)
-    received: float = field(default_factory=time.perf_counter)
-    route: Route = "champion"
-    # Set on the event loop: the answer is being logged (it will be given), or the
-    # caller was answered otherwise (by the fallback) and this answer must not be logged.
-    committing: bool = False
-    abandoned: bool = False
+    A one-row request may be given as its record instead (``row``, column -> value, as
+    decoded; never modified): the batch and the log read it directly, and the columns
+    are made from it only if something asks for them (the cache, a canary key, a
+    copy for the shadow or the fallback).
+    """
+
+    __slots__ = (
+        "_columns",
+        "abandoned",
+        "committing",
+        "n_rows",
+        "received",
+        "request_id",
+        "route",
+        "row",
+    )
+
+    def __init__(
+        self,
+        columns: dict[str, list[Any]] | None,
+        n_rows: int = 1,
+        request_id: str | None = None,
+        *,
+        row: dict[str, Any] | None = None,
+        received: float | None = None,
+        route: Route = "champion",
+    ) -> None:
+        if columns is None and row is None:
+            raise ValueError("a PredictRequest needs its columns or its one row")
+        self._columns = columns
+        self.row = row
+        self.n_rows = n_rows
+        self.request_id = request_id or new_request_id()
+        self.received = time.perf_counter() if received is None else received
+        self.route = route
+        # Set on the event loop: the answer is being logged (it will be given), or the
+        # caller was answered otherwise (by the fallback) and this answer must not be
+        # logged.
+        self.committing = False
+        self.abandoned = False
+
+    @property
+    def columns(self) -> dict[str, list[Any]]:
+        columns = self._columns
+        if columns is None:
+            assert self.row is not None
+            columns = self._columns = {name: [value] for name, value in self.row.items()}
+        return columns
+
+    def names(self) -> KeysView[str]:
+        """The request's column names (without making the columns of a row)."""
+        if self._columns is None and self.row is not None:
+            return self.row.keys()
+        return self.columns.keys()
 
 
 @dataclass
@@ -126,32 +171,39 @@ def log_records(
     values of ``pii`` columns masked."""
     now = now or datetime.now(UTC)
     latency_ms = (time.perf_counter() - request.received) * 1000.0
-    inputs = [(n, values) for n, values in request.columns.items() if n not in pii] + [
-        (n, [PII_MASK] * request.n_rows) for n in request.columns if n in pii
-    ]
     probs = answer.probabilities
-    records = []
-    for row in range(request.n_rows) if rows is None else rows:
+
+    def record(row: int, inputs: dict[str, Any]) -> dict[str, Any]:
         output: dict[str, Any] = {"prediction": answer.predictions[row]}
         if probs is not None:
             output["probabilities"] = probs[row]
-        records.append(
-            {
-                "request_id": request.request_id,
-                "row": row,
-                "ts": now,
-                "endpoint": endpoint,
-                "model": answer.model,
-                "version": answer.version,
-                "route": answer.route,
-                "inputs": {n: values[row] for n, values in inputs},
-                "outputs": output,
-                "latency_ms": latency_ms,
-                "cached": answer.cached,
-                "fallback": answer.fallback,
-            }
-        )
-    return records
+        return {
+            "request_id": request.request_id,
+            "row": row,
+            "ts": now,
+            "endpoint": endpoint,
+            "model": answer.model,
+            "version": answer.version,
+            "route": answer.route,
+            "inputs": inputs,
+            "outputs": output,
+            "latency_ms": latency_ms,
+            "cached": answer.cached,
+            "fallback": answer.route == "fallback",
+        }
+
+    if request.n_rows == 1 and rows is None and pii.isdisjoint(request.names()):  # the usual
+        row = request.row
+        if row is None:
+            row = {n: values[0] for n, values in request.columns.items()}
+        return [record(0, row)]
+    columns = request.columns
+    masked = [n for n in columns if n in pii]
+    shown = [(n, values) for n, values in columns.items() if n not in pii]
+    return [
+        record(row, {**{n: values[row] for n, values in shown}, **dict.fromkeys(masked, PII_MASK)})
+        for row in (range(request.n_rows) if rows is None else rows)
+    ]
 
 
 class Lane:
@@ -193,15 +245,9 @@ class Lane:
     def _run(self, requests: Sequence[PredictRequest]) -> list[Answer]:
         model = self.model
         names = model.names
-        if all(r.n_rows == 1 for r in requests):  # single rows: one pass per column
-            combined = {
-                name: [(r.columns.get(name) or _NONE)[0] for r in requests] for name in names
-            }
-        else:
-            combined = {name: [] for name in names}
-            for request in requests:
-                for name in names:
-                    combined[name].extend(request.columns.get(name) or [None] * request.n_rows)
+        combined = _transpose([r.row for r in requests], names)
+        if combined is None:
+            combined = _combine(requests, names)
         now = datetime.now(UTC)
         if model.fast_check.clean(combined):  # the usual case: no Arrow round trip
             return self._run_clean(model, requests, combined, now)
@@ -374,6 +420,32 @@ class Lane:
     def _failed(self, error: BaseException) -> None:
         if not isinstance(error, SetpointError):  # a caller's bad input is not the model failing
             self.breaker.failure()
+
+
+def _combine(requests: Sequence[PredictRequest], names: list[str]) -> dict[str, list[Any]]:
+    """Column -> values of the batch, None where a request left an optional column out."""
+    if all(r.n_rows == 1 for r in requests):  # single rows: one pass per column
+        return {name: [(r.columns.get(name) or _NONE)[0] for r in requests] for name in names}
+    combined: dict[str, list[Any]] = {name: [] for name in names}
+    for request in requests:
+        for name in names:
+            combined[name].extend(request.columns.get(name) or [None] * request.n_rows)
+    return combined
+
+
+def _transpose(rows: list[dict[str, Any] | None], names: list[str]) -> dict[str, list[Any]] | None:
+    """Column -> values of one-row requests' records that all have every one of
+    ``names``; else None."""
+    if None in rows:
+        return None
+    records = cast(list[dict[str, Any]], rows)
+    try:
+        if len(names) == 1:
+            return {names[0]: [record[names[0]] for record in records]}
+        columns = zip(*map(itemgetter(*names), records), strict=True)
+        return dict(zip(names, map(list, columns), strict=True))
+    except KeyError:  # an optional column left out: the general way
+        return None
 
 
 # Flavors whose predicted label is by construction the most probable class: one

@@ -38,6 +38,8 @@ from prometheus_client import (
     values,
 )
 
+from setpoint.serving._requests import RequestTally
+
 if TYPE_CHECKING:
     from setpoint.serving.batcher import BatchStats
     from setpoint.serving.runtime import EndpointRuntime
@@ -102,18 +104,26 @@ class ServingMetrics:
             return Gauge(name, doc, labels, registry=recording, multiprocess_mode=mode)
 
         endpoint = ["endpoint"]
-        self.requests = counter(
+        requests = (
             "setpoint_requests",
             "Prediction requests answered, by endpoint, model version, protocol and status.",
-            ["endpoint", "version", "protocol", "status"],
         )
-        self.latency = Histogram(
+        latency = (
             "setpoint_request_seconds",
             "Time from a prediction request's arrival to its answer.",
-            ["endpoint", "protocol"],
-            buckets=_LATENCY_BUCKETS,
-            registry=recording,
         )
+        # One process: a plain tally, read at scrape (``_requests``). Several: values in
+        # the shared files as they happen, so that any worker's scrape counts them all.
+        self._tally: RequestTally | None = None
+        self._children: dict[tuple[str, int | None, str, int], tuple[Counter, Histogram]] = {}
+        if self._dir is None:
+            self._tally = RequestTally(requests, latency, _LATENCY_BUCKETS)
+            recording.register(self._tally)
+        else:
+            self.requests = counter(*requests, ["endpoint", "version", "protocol", "status"])
+            self.latency = Histogram(
+                *latency, ["endpoint", "protocol"], buckets=_LATENCY_BUCKETS, registry=recording
+            )
         self.cache_requests = counter(
             "setpoint_cache_requests", "Prediction cache lookups, by result.", [*endpoint, "result"]
         )
@@ -172,7 +182,6 @@ class ServingMetrics:
         )
         # Labelled children, looked up once per label set: labels() costs more than
         # the increment itself.
-        self._children: dict[tuple[str, int | None, str, int], tuple[Counter, Histogram]] = {}
         self._cache: dict[tuple[str, bool], Counter] = {}
         self._fallback: dict[tuple[str, str], Counter] = {}
         self._shed: dict[str, Counter] = {}
@@ -190,6 +199,9 @@ class ServingMetrics:
     def observe(
         self, endpoint: str, version: int | None, protocol: str, status: int, seconds: float
     ) -> None:
+        if self._tally is not None:
+            self._tally.observe((endpoint, str(version or ""), protocol, str(status)), seconds)
+            return
         key = (endpoint, version, protocol, status)
         children = self._children.get(key)
         if children is None:

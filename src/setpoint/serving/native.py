@@ -20,6 +20,10 @@ def decode(body: bytes) -> PredictRequest:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise MalformedRequestError(f"the body is not valid JSON ({exc}); {_SHAPE}") from None
+    if type(data) is dict and len(data) == 1:  # the usual request: one record, no id
+        records = data.get("records")
+        if type(records) is list and len(records) == 1 and type(records[0]) is dict and records[0]:
+            return PredictRequest(None, 1, row=records[0])
     if not isinstance(data, dict):
         raise MalformedRequestError(f"the body is a JSON {_kind(data)}; {_SHAPE}")
     extra = [] if data.keys() <= _KEYS else sorted(set(data) - _KEYS)
@@ -34,9 +38,7 @@ def decode(body: bytes) -> PredictRequest:
     ):
         raise MalformedRequestError("request_id must be text of 1 to 200 characters")
     records = data.get("records")
-    if type(records) is list and len(records) == 1 and type(records[0]) is dict and records[0]:
-        columns = {name: [value] for name, value in records[0].items()}  # one row: the usual
-    elif records is not None:
+    if records is not None:
         columns = columns_from_records(records)
     else:
         columns = columns_from_lists(data["columns"])

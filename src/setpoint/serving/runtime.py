@@ -173,17 +173,15 @@ class EndpointRuntime:
         """The cheap per-request check: a missing or undeclared column fails this request
         alone, before it joins a batch with others."""
         model = self.model
-        given = request.columns.keys()
+        given = request.names()
         if model.required <= given and (
             model.contract.unknown_columns != "reject" or given <= model.contract.columns.keys()
         ):
             return  # the usual case, in two set comparisons
         contract = model.contract
-        missing = [
-            n for n, r in contract.columns.items() if r.required and n not in request.columns
-        ]
+        missing = [n for n, r in contract.columns.items() if r.required and n not in given]
         unknown = (
-            [n for n in request.columns if n not in contract.columns]
+            [n for n in given if n not in contract.columns]
             if contract.unknown_columns == "reject"
             else []
         )
@@ -214,8 +212,11 @@ class EndpointRuntime:
             self.events.cache(self.name, hit is not None)
             if hit is not None:
                 return await self._cached(request, hit)
-        lane, route = self._route(request)
-        request.route = route
+        if self.challenger is None:
+            lane, route = self.champion, "champion"
+        else:
+            lane, route = self._route(request)
+            request.route = route
         self._shed_if_full(lane, request)
         if not lane.breaker.allow():
             return await self._fall_back(request, "circuit_open", lane.breaker.retry_after())
@@ -278,7 +279,7 @@ class EndpointRuntime:
     async def _ask(self, lane: Lane, request: PredictRequest) -> Answer:
         """The lane's answer; with a fallback to turn to, no later than the budget."""
         if self.fallback is None and self.deployment.config.fallback is None:
-            return await lane.predict(request)
+            return await lane.batcher.submit(request)
         loop = asyncio.get_running_loop()
         outcome: asyncio.Future[Answer] = loop.create_future()
         pending = asyncio.ensure_future(lane.predict(request))

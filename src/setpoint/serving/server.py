@@ -99,6 +99,11 @@ def serve(
             log_level="warning",
             access_log=False,
             timeout_graceful_shutdown=30,
+            # Nothing here reads the client's address (keys, not addresses, are
+            # authenticated and rate-limited), so X-Forwarded-* need no parsing; and
+            # the response does not advertise the server software.
+            proxy_headers=False,
+            server_header=False,
         )
     finally:
         if main:
