@@ -1,0 +1,186 @@
+"""An endpoint's traffic as typed Arrow tables: what monitors read from the logs.
+
+The prediction log stores each record's inputs and outputs as JSON text (a request
+may carry any column); monitors need typed columns. The JSON of a whole window is
+parsed at once by Arrow's JSON reader, with the contract's kinds as the schema, in
+C++; only a window holding a value the reader will not take as its kind (a number
+sent as text, which the contract accepts) is parsed row by row instead.
+
+Feedback joins by request id and row; the latest label given for a prediction wins.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
+
+from setpoint.data._batch import to_table
+from setpoint.data.kinds import Kind
+from setpoint.serving._logtables import read_log
+
+# How each kind is read from JSON: every number as a float (an integer column may
+# hold 3.0), text as text, booleans as booleans; datetimes stay text.
+_ARROW: dict[str, pa.DataType] = {
+    "numeric": pa.float64(),
+    "integer": pa.float64(),
+    "boolean": pa.bool_(),
+    "categorical": pa.string(),
+    "string": pa.string(),
+    "datetime": pa.string(),
+}
+_FIXED = [
+    "request_id",
+    "row",
+    "ts",
+    "model",
+    "version",
+    "route",
+    "latency_ms",
+    "cached",
+    "fallback",
+]
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """One window of an endpoint's answered predictions, row for row."""
+
+    log: pa.Table  # request_id, row, ts, model, version, route, latency_ms, cached, fallback
+    inputs: pa.Table  # one typed column per feature the kinds name
+    predictions: pa.Array  # the label (classifier) or value (regressor) answered
+    probabilities: npt.NDArray[np.float64] | None  # rows x classes, where answered
+    labels: pa.Array | None = None  # the ground truth given as feedback; null where none
+    label_ts: pa.Array | None = None  # when it was given
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.log.num_rows)
+
+
+def read_traffic(
+    root: Path,
+    endpoint: str,
+    kinds: Mapping[str, Kind],
+    *,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    with_labels: bool = True,
+) -> Traffic:
+    """The predictions ``endpoint`` answered in [since, until) except shadow copies
+    (a challenger's answers that nobody received), oldest first, with their inputs
+    typed by ``kinds`` and, with ``with_labels``, the feedback given for them so far
+    (whenever it was given)."""
+    log = read_log(root, kind="predictions", endpoint=endpoint, since=since, until=until)
+    log = log.filter(pc.not_equal(log.column("route"), "shadow"))
+    inputs = parse_json_column(log.column("inputs"), kinds)
+    outputs = log.column("outputs").to_pylist()
+    predictions, probabilities = _outputs(outputs)
+    traffic = Traffic(log.select(_FIXED), inputs, predictions, probabilities)
+    if not with_labels or log.num_rows == 0:
+        return traffic
+    labels, label_ts = _labels(root, endpoint, log)
+    return Traffic(traffic.log, inputs, predictions, probabilities, labels, label_ts)
+
+
+def parse_json_column(column: pa.ChunkedArray | pa.Array, kinds: Mapping[str, Kind]) -> pa.Table:
+    """A JSON-object-per-row text column as a table with one typed column per kind;
+    a key a row lacks is null there."""
+    schema = pa.schema([pa.field(name, _ARROW[kind]) for name, kind in kinds.items()])
+    texts = pc.fill_null(column, "{}")
+    if len(texts) == 0:
+        return schema.empty_table()
+    data = "\n".join(texts.to_pylist()).encode()
+    try:
+        table = pj.read_json(
+            pa.BufferReader(data),
+            parse_options=pj.ParseOptions(
+                explicit_schema=schema, unexpected_field_behavior="ignore"
+            ),
+        )
+        return table.select(schema.names).cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # e.g. a number sent as text
+        return _parse_slowly(texts.to_pylist(), kinds, schema)
+
+
+def _parse_slowly(texts: list[str], kinds: Mapping[str, Kind], schema: pa.Schema) -> pa.Table:
+    rows = [orjson.loads(text) for text in texts]
+    columns: dict[str, pa.Array] = {}
+    for name, kind in kinds.items():
+        values = [row.get(name) for row in rows]
+        target = _ARROW[kind]
+        try:
+            columns[name] = pa.array(values, type=target, from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            # Mixed or textual values: as text first, then the kind's reading of text.
+            raw = to_table({name: values}).column(name)
+            as_text = pc.cast(raw, pa.string()) if raw.type != pa.string() else raw
+            if target == pa.bool_():
+                words = pc.utf8_lower(pc.utf8_trim_whitespace(as_text))
+                columns[name] = pc.is_in(words, pa.array(["true", "yes", "t", "y", "1"]))
+            else:
+                columns[name] = _to_number(as_text) if target == pa.float64() else as_text
+    return pa.table(columns, schema=schema)
+
+
+def _to_number(text: Any) -> pa.Array:
+    """Text as numbers; what does not read as one is null (the contract let it through
+    only if it reads)."""
+    values = []
+    for item in text.to_pylist():
+        try:
+            values.append(float(item) if item is not None else None)
+        except ValueError:
+            values.append(None)
+    return pa.array(values, type=pa.float64())
+
+
+def _outputs(outputs: list[str | None]) -> tuple[pa.Array, npt.NDArray[np.float64] | None]:
+    parsed = [orjson.loads(text) if text else {} for text in outputs]
+    predictions = pa.array([p.get("prediction") for p in parsed])
+    probabilities = [p.get("probabilities") for p in parsed]
+    if not probabilities or any(p is None for p in probabilities):
+        return predictions, None
+    widths = {len(p) for p in probabilities}
+    if len(widths) != 1:  # versions with different classes in one window
+        return predictions, None
+    return predictions, np.asarray(probabilities, dtype=np.float64)
+
+
+def _labels(root: Path, endpoint: str, log: pa.Table) -> tuple[pa.Array, pa.Array]:
+    """Each prediction's latest label (and when it came), null where none came yet."""
+    feedback = read_log(root, kind="feedback", endpoint=endpoint)  # oldest first
+    stamp_type = pa.timestamp("us", tz="UTC")
+    if feedback.num_rows == 0:
+        return pa.nulls(log.num_rows), pa.nulls(log.num_rows, stamp_type)
+    latest = (
+        pa.table({"key": _keys(feedback), "label": feedback["label"], "given": feedback["ts"]})
+        .group_by("key", use_threads=False)  # in order, so "last" is the latest label
+        .aggregate([("label", "last"), ("given", "last")])
+    )
+    wanted = pa.table({"key": _keys(log), "at": pa.array(np.arange(log.num_rows))})
+    joined = wanted.join(latest, "key", join_type="left outer").sort_by("at")
+    return _json_values(joined["label_last"]), joined["given_last"].combine_chunks()
+
+
+def _keys(table: pa.Table) -> pa.ChunkedArray:
+    row = pc.cast(pc.fill_null(table["row"], 0), pa.string())
+    return pc.binary_join_element_wise(table["request_id"], row, "#")
+
+
+def _json_values(texts: pa.ChunkedArray) -> pa.Array:
+    """JSON scalars (labels: numbers, text, booleans) as one Arrow array."""
+    values = [None if text is None else orjson.loads(text) for text in texts.to_pylist()]
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # labels of mixed types: as text
+        return pa.array([None if v is None else str(v) for v in values], pa.string())
