@@ -11,8 +11,9 @@ import os
 import platform
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
 
@@ -37,6 +38,9 @@ from setpoint.settings import SETTINGS_FILE, Settings
 from setpoint.store import audit
 from setpoint.store.artifacts import ArtifactStore
 from setpoint.store.db import Database, sqlite_url
+
+if TYPE_CHECKING:
+    from setpoint.monitoring.monitor import Monitors
 
 Mode = Literal["reject", "quarantine", "warn"]
 Progress = Callable[[str, float], None]
@@ -97,6 +101,13 @@ class Workspace:
         self.registry = ModelRegistry(self.db, self.artifacts, actor=self.actor)
         self.deployments = DeploymentStore(self.db, self.registry, actor=self.actor)
         self.keys = KeyStore(self.db, actor=self.actor)
+
+    @cached_property
+    def monitors(self) -> Monitors:
+        """Drift, quality and performance monitors of the endpoints (``monitoring/``)."""
+        from setpoint.monitoring.monitor import Monitors  # scipy and friends load on use
+
+        return Monitors(self)
 
     # -- opening -------------------------------------------------------------------
 

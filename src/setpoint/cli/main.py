@@ -15,6 +15,7 @@ from setpoint.cli._common import Group, JsonFlag, State, emit, fmt, progress_bar
 from setpoint.cli.data import data_app
 from setpoint.cli.demo import demo
 from setpoint.cli.models import models_app, render_version
+from setpoint.cli.monitoring import alerts_app, monitor_app, report
 from setpoint.cli.serving import deploy, deployments_app, keys_app, serve
 from setpoint.models.registry import check_alias
 from setpoint.settings import SETTINGS, Setting
@@ -37,6 +38,9 @@ app.command()(deploy)
 app.command()(serve)
 app.add_typer(deployments_app, name="deployments")
 app.add_typer(keys_app, name="keys")
+app.add_typer(monitor_app, name="monitor")
+app.add_typer(alerts_app, name="alerts")
+app.command()(report)
 
 
 def _flag(setting: Setting) -> str:

@@ -190,3 +190,80 @@ api_keys = sa.Table(
     _when(),
     sa.Column("revoked_at", sa.DateTime(timezone=True)),
 )
+
+# -- monitoring ---------------------------------------------------------------------
+
+monitors = sa.Table(
+    "monitors",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("endpoint", sa.String(100), nullable=False, unique=True),
+    sa.Column("config", sa.JSON, nullable=False),
+    sa.Column("reference", sa.JSON, nullable=False),  # the reference summary, built once
+    _when(),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False),
+)
+
+monitor_windows = sa.Table(
+    "monitor_windows",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("monitor_id", sa.ForeignKey("monitors.id"), nullable=False),
+    sa.Column("start", sa.DateTime(timezone=True), nullable=False),  # inclusive
+    sa.Column("end", sa.DateTime(timezone=True), nullable=False),  # exclusive
+    sa.Column("n_rows", sa.Integer, nullable=False),
+    sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("results", sa.JSON, nullable=False),
+    # A window is computed once: `monitor run` skips the starts it finds here.
+    sa.UniqueConstraint("monitor_id", "start"),
+)
+
+# While an alert is not resolved, raising its key again updates it instead of adding
+# one; a partial unique index makes that hold under concurrent writers too.
+_UNRESOLVED = "state != 'resolved'"
+
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("endpoint", sa.String(100), nullable=False),
+    sa.Column("key", sa.String(300), nullable=False),  # the condition, e.g. drift:feature:age
+    sa.Column("severity", sa.String(20), nullable=False),  # warning | critical
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("evidence", sa.JSON, nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),  # open | acknowledged | resolved
+    sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),  # times raised
+    sa.Column("notified_at", sa.DateTime(timezone=True)),  # the cooldown runs from here
+    sa.Column("acked_by", sa.String(200)),
+    sa.Column("acked_at", sa.DateTime(timezone=True)),
+    sa.Column("note", sa.Text),
+    sa.Column("resolved_at", sa.DateTime(timezone=True)),
+    sa.Index(
+        "uq_alerts_endpoint_key_unresolved",
+        "endpoint",
+        "key",
+        unique=True,
+        sqlite_where=sa.text(_UNRESOLVED),
+        postgresql_where=sa.text(_UNRESOLVED),
+    ),
+    sa.Index(None, "state", "last_seen"),
+)
+
+# The outbox of webhook notifications: one row per alert notification and webhook.
+alert_deliveries = sa.Table(
+    "alert_deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("alert_id", sa.ForeignKey("alerts.id"), nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),  # attempts started
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True)),  # None: delivered or given up
+    sa.Column("delivered_at", sa.DateTime(timezone=True)),
+    sa.Column("last_error", sa.Text),
+    _when(),
+    sa.Index(None, "alert_id"),
+    sa.Index(None, "next_attempt_at"),
+)

@@ -1,0 +1,292 @@
+"""``setpoint monitor`` and ``setpoint alerts``: is each endpoint still on target."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from setpoint.cli._common import Group, JsonFlag, emit, fmt, progress_bar, state, writing
+from setpoint.errors import UsageError
+
+monitor_app = typer.Typer(
+    cls=Group,
+    help="Drift, data quality and performance of an endpoint's traffic, window by window.",
+    no_args_is_help=True,
+)
+alerts_app = typer.Typer(cls=Group, help="Alerts the monitors raised.", no_args_is_help=True)
+
+Endpoint = Annotated[str, typer.Argument(help="Endpoint name, e.g. credit.", show_default=False)]
+
+
+@monitor_app.command("create")
+def create(
+    ctx: typer.Context,
+    endpoint: Endpoint,
+    window: Annotated[
+        str, typer.Option(help="Window length: a span of time such as 30m, 1h or 1d.")
+    ] = "1d",
+    reference: Annotated[
+        str | None,
+        typer.Option(
+            help="Reference dataset NAME@VERSION (default: the served model's training data)."
+        ),
+    ] = None,
+    webhook: Annotated[
+        list[str] | None,
+        typer.Option(help="URL to post alerts to (repeatable); add ,slack for Slack's format."),
+    ] = None,
+    no_multivariate: Annotated[
+        bool, typer.Option("--no-multivariate", help="Skip the domain classifier.")
+    ] = False,
+    static_thresholds: Annotated[
+        bool,
+        typer.Option(
+            "--static-thresholds", help="Do not learn thresholds from the reference's noise."
+        ),
+    ] = False,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Rebuild an existing monitor (its windows go).")
+    ] = False,
+    json_: JsonFlag = False,
+) -> None:
+    """Create the monitor of an endpoint; its reference is summarized once, now."""
+    from setpoint.monitoring.alerts import WebhookConfig
+    from setpoint.monitoring.monitor import MonitorConfig
+
+    hooks = []
+    for spec in webhook or []:
+        url, _, form = spec.partition(",")
+        hooks.append(WebhookConfig(url=url, format=form or "json"))
+    config = MonitorConfig(
+        window=window,
+        multivariate=not no_multivariate,
+        learn_thresholds=not static_thresholds,
+        webhooks=tuple(hooks),
+    )
+    ws = state(ctx).workspace()
+    with progress_bar(ctx, f"summarizing the reference of {endpoint}") as update:
+        update("reading the data and scoring it", 0.1)
+        monitor = ws.monitors.create(endpoint, config, reference=reference, replace=replace)
+        update("done", 1.0)
+
+    def render(c: Console) -> None:
+        ref = monitor.reference
+        c.print(
+            f"Monitor for [bold]{endpoint}[/]: windows of {config.window}, reference "
+            f"{ref.dataset} ({ref.n_rows:,} rows) scored by {ref.model}; "
+            f"{len(ref.features)} features. Compute it with: setpoint monitor run {endpoint}"
+        )
+
+    emit(ctx, monitor.to_dict(), render)
+
+
+@monitor_app.command("run")
+def run(
+    ctx: typer.Context,
+    endpoint: Annotated[
+        str | None, typer.Argument(help="Endpoint name (default: every monitored endpoint).")
+    ] = None,
+    until: Annotated[
+        datetime | None,
+        typer.Option(help="Compute windows that end by this time (UTC; default: now)."),
+    ] = None,
+    recompute: Annotated[
+        bool, typer.Option("--recompute", help="Compute windows already computed again.")
+    ] = False,
+    json_: JsonFlag = False,
+) -> None:
+    """Compute every complete window not computed yet, and raise or resolve alerts."""
+    ws = state(ctx).workspace()
+    names = [endpoint] if endpoint else [m.endpoint for m in ws.monitors.all()]
+    if not names:
+        raise UsageError(
+            "no endpoint has a monitor; create one with: setpoint monitor create ENDPOINT"
+        )
+    computed: dict[str, list[dict[str, Any]]] = {}
+    for name in names:
+        with progress_bar(ctx, f"monitoring {name}") as update:
+
+            def report(done: int, total: int, update: Any = update) -> None:
+                update(f"window {done}/{total}", done / total)
+
+            windows = ws.monitors.run(name, until=until, recompute=recompute, progress=report)
+        computed[name] = [_brief(w.to_dict()) for w in windows]
+
+    def render(c: Console) -> None:
+        for name, windows in computed.items():
+            if not windows:
+                c.print(f"{name}: no new complete window.")
+                continue
+            _table(c, name, windows)
+
+    emit(ctx, computed, render)
+
+
+@monitor_app.command("show")
+def show(
+    ctx: typer.Context,
+    endpoint: Endpoint,
+    last: Annotated[int, typer.Option(help="How many of the latest windows.")] = 10,
+    json_: JsonFlag = False,
+) -> None:
+    """The latest windows of an endpoint: drift, quality, performance, latency."""
+    ws = state(ctx).workspace()
+    monitor = ws.monitors.get(endpoint)
+    windows = [w.to_dict() for w in ws.monitors.windows(endpoint, limit=last)]
+
+    def render(c: Console) -> None:
+        ref = monitor.reference
+        c.print(
+            f"[bold]{endpoint}[/]: windows of {monitor.config.window} against {ref.dataset} "
+            f"scored by {ref.model}"
+        )
+        if not windows:
+            c.print(f"No window computed yet: setpoint monitor run {endpoint}")
+            return
+        _table(c, endpoint, [_brief(w) for w in windows])
+        latest = windows[-1]
+        drifted = latest["drift"]["drifted_features"]
+        for name in drifted:
+            reasons = "; ".join(latest["drift"]["features"][name]["reasons"])
+            c.print(f"  [yellow]{name}[/]: {reasons}")
+
+    emit(ctx, {"monitor": monitor.to_dict(), "windows": windows}, render)
+
+
+def report(
+    ctx: typer.Context,
+    endpoint: Endpoint,
+    output: Annotated[Path, typer.Option("-o", "--output", help="The HTML file to write.")] = Path(
+        "report.html"
+    ),
+    last: Annotated[
+        int | None, typer.Option(help="Only the latest windows (default: all).")
+    ] = None,
+    json_: JsonFlag = False,
+) -> None:
+    """Write one self-contained HTML report of an endpoint: drift over time, the
+    distributions that moved, estimated and realized performance, data quality,
+    latency and volume, and alerts. It opens offline in any browser."""
+    from setpoint.monitoring.report import ReportData, write_report
+
+    ws = state(ctx).workspace()
+    data = ReportData.from_dict(ws.monitors.report_data(endpoint, last=last))
+    with writing(output):
+        path = write_report(output, data)
+    emit(
+        ctx,
+        {"report": str(path), "windows": len(data.windows)},
+        lambda c: c.print(f"Wrote {path} ({len(data.windows)} windows of {endpoint})."),
+    )
+
+
+@alerts_app.command("list")
+def alerts_list(
+    ctx: typer.Context,
+    endpoint: Annotated[str | None, typer.Option(help="Only this endpoint's alerts.")] = None,
+    state_: Annotated[
+        str | None, typer.Option("--state", help="open, acknowledged or resolved.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, most recent first.")] = 50,
+    json_: JsonFlag = False,
+) -> None:
+    """List alerts, most recently seen first, with how their notifications went."""
+    ws = state(ctx).workspace()
+    found = ws.monitors.alerts.list(endpoint=endpoint, state=state_, limit=limit)
+    deliveries = {a.id: ws.monitors.alerts.list_deliveries(a.id) for a in found}
+
+    def render(c: Console) -> None:
+        if not found:
+            c.print("No alerts.")
+            return
+        table = Table(
+            "id", "endpoint", "severity", "state", "seen", "last seen (UTC)", "message", "sent"
+        )
+        for a in found:
+            sent = ", ".join(d.status for d in deliveries[a.id]) or "-"
+            table.add_row(
+                str(a.id),
+                a.endpoint,
+                a.severity,
+                a.state,
+                str(a.count),
+                a.last_seen.strftime("%Y-%m-%d %H:%M"),
+                a.message,
+                sent,
+            )
+        c.print(table)
+
+    emit(
+        ctx,
+        [{**a.to_dict(), "deliveries": [d.to_dict() for d in deliveries[a.id]]} for a in found],
+        render,
+    )
+
+
+@alerts_app.command("ack")
+def alerts_ack(
+    ctx: typer.Context,
+    alert_id: Annotated[
+        int, typer.Argument(help="The alert id (from alerts list).", show_default=False)
+    ],
+    note: Annotated[str, typer.Option(help="Why, for whoever reads it next.")] = "",
+    json_: JsonFlag = False,
+) -> None:
+    """Acknowledge an alert: it stays open but stops sending reminders."""
+    ws = state(ctx).workspace()
+    alert = ws.monitors.alerts.acknowledge(alert_id, ws.actor, note)
+    emit(ctx, alert.to_dict(), lambda c: c.print(f"Acknowledged alert {alert.id}: {alert.message}"))
+
+
+def _brief(window: dict[str, Any]) -> dict[str, Any]:
+    """The figures of a window a table row shows."""
+    drift = window["drift"]
+    performance = window["performance"]
+    estimated = (performance.get("estimated") or {}).get("accuracy")
+    realized = performance.get("realized") or {}
+    domain = window.get("multivariate")
+    return {
+        "start": window["start"],
+        "end": window["end"],
+        "rows": window["n_rows"],
+        "judged": window.get("judged", True),
+        "drifted": drift["drifted_features"],
+        "drift_share": drift["drift_share"],
+        "domain_auc": None if not domain else domain["auc"],
+        "estimated_accuracy": None if estimated is None else estimated["value"],
+        "realized_accuracy": realized.get("accuracy"),
+        "labels": realized.get("labels"),
+        "p99_ms": window["latency"]["p99_ms"],
+    }
+
+
+def _table(c: Console, endpoint: str, windows: list[dict[str, Any]]) -> None:
+    table = Table(
+        "window (UTC)",
+        "rows",
+        "drifted features",
+        "domain AUC",
+        "est. accuracy",
+        "accuracy",
+        "labels",
+        "p99 ms",
+        title=endpoint,
+    )
+    for w in windows:
+        drifted = ", ".join(w["drifted"]) if w["judged"] else "(too few rows)"
+        table.add_row(
+            f"{w['start'][:16].replace('T', ' ')}",
+            f"{w['rows']:,}",
+            drifted or "-",
+            fmt(w["domain_auc"], 3),
+            fmt(w["estimated_accuracy"], 3),
+            fmt(w["realized_accuracy"], 3),
+            fmt(w["labels"]),
+            fmt(w["p99_ms"], 3),
+        )
+    c.print(table)

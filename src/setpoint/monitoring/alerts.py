@@ -1,0 +1,714 @@
+"""Alerts: one per condition while it lasts, and webhooks that cannot slow monitoring.
+
+A monitor raises an alert each window a condition holds (``drift:feature:income``).
+Raising a key whose alert is not resolved updates that alert (count, last seen,
+evidence) instead of adding one, and asks for a notification only when the cooldown
+since the last one has passed, so a condition that lasts a day notifies a few times,
+not once per window. Acknowledging an alert silences those reminders; a rise in
+severity notifies at once and reopens it. ``resolve`` closes it when the condition
+clears, and the next raise of the key starts a new alert.
+
+Notifications go through an outbox (``alert_deliveries``): the rows are written in the
+same transaction as the alert change, so a notification is never lost between the
+two, and then sent from a background thread pool with short timeouts. A failed
+attempt is recorded (attempts, last error) and retried with exponential backoff by
+later :meth:`Notifier.deliver_due` calls. Nothing waits for a receiver: a receiver
+that is down or hangs costs a worker thread, never the caller.
+
+Times are the caller's (``now``), so monitors replaying old windows and tests are
+deterministic; they are stored in UTC.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import logging
+import math
+import urllib.error
+import urllib.request
+from collections.abc import Collection, Sequence
+from concurrent import futures
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from threading import Lock
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection, Row
+
+from setpoint._names import check_name
+from setpoint.errors import ConfigError, ConflictError, NotFoundError, UsageError
+from setpoint.store import audit
+from setpoint.store.db import Database
+from setpoint.store.schema import alert_deliveries, alerts
+
+log = logging.getLogger(__name__)
+
+SEVERITIES: tuple[str, ...] = ("warning", "critical")  # in rising order
+STATES: tuple[str, ...] = ("open", "acknowledged", "resolved")
+DEFAULT_COOLDOWN = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Alert:
+    id: int
+    endpoint: str
+    key: str
+    severity: str
+    message: str
+    evidence: Any
+    state: str
+    first_seen: datetime
+    last_seen: datetime
+    count: int
+    notified_at: datetime | None
+    acked_by: str | None
+    acked_at: datetime | None
+    note: str | None
+    resolved_at: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The alert as webhooks and ``--json`` output send it."""
+        return {
+            "id": self.id,
+            "endpoint": self.endpoint,
+            "key": self.key,
+            "severity": self.severity,
+            "message": self.message,
+            "evidence": self.evidence,
+            "state": self.state,
+            "first_seen": self.first_seen.isoformat(),
+            "last_seen": self.last_seen.isoformat(),
+            "count": self.count,
+            "acked_by": self.acked_by,
+            "acked_at": _iso(self.acked_at),
+            "note": self.note,
+            "resolved_at": _iso(self.resolved_at),
+        }
+
+    def summary(self) -> str:
+        """One line a person reads in a chat channel."""
+        seen = "once" if self.count == 1 else f"{self.count} times"
+        return (
+            f"[{self.severity.upper()}] {self.endpoint}: {self.key}: {self.message} "
+            f"(alert {self.id}, {self.state}, seen {seen} since "
+            f"{self.first_seen:%Y-%m-%d %H:%M} UTC)"
+        )
+
+
+@dataclass(frozen=True)
+class Delivery:
+    id: int
+    alert_id: int
+    url: str
+    attempts: int
+    next_attempt_at: datetime | None
+    delivered_at: datetime | None
+    last_error: str | None
+    created_at: datetime
+
+    @property
+    def status(self) -> str:
+        """``delivered``, ``pending`` (not tried yet), ``retrying``, or ``failed`` (given up)."""
+        if self.delivered_at is not None:
+            return "delivered"
+        if self.next_attempt_at is None:
+            return "failed"
+        return "retrying" if self.attempts and self.last_error else "pending"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "alert_id": self.alert_id,
+            "url": self.url,
+            "status": self.status,
+            "attempts": self.attempts,
+            "next_attempt_at": _iso(self.next_attempt_at),
+            "delivered_at": _iso(self.delivered_at),
+            "last_error": self.last_error,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+class AlertStore:
+    """Alerts and their outbox in the metadata store; each change is one transaction."""
+
+    def __init__(self, db: Database, *, actor: str = "setpoint") -> None:
+        self._db = db
+        self._actor = actor
+
+    def raise_alert(
+        self,
+        endpoint: str,
+        key: str,
+        severity: str,
+        message: str,
+        evidence: Any = None,
+        *,
+        now: datetime | None = None,
+        cooldown: timedelta = DEFAULT_COOLDOWN,
+        notify: Sequence[str] = (),
+    ) -> Alert | None:
+        """Record that ``key`` holds on ``endpoint``; the alert when a notification is due.
+
+        A notification is due for a new alert, when ``cooldown`` has passed since the
+        alert last notified (unless it is acknowledged), and when its severity rises.
+        Then one delivery per URL in ``notify`` is queued in the same transaction; each
+        sends the alert as it is when the delivery goes out.
+        """
+        check_name("endpoint", endpoint)
+        if not key or len(key) > 300:
+            raise UsageError(f"alert key {key!r}: give 1 to 300 characters")
+        if severity not in SEVERITIES:
+            raise UsageError(f"alert severity {severity!r}: use one of {', '.join(SEVERITIES)}")
+        at = _utc(now)
+        evidence = _json_document({} if evidence is None else evidence)
+        with self._db.write() as conn:
+            row = self._unresolved(conn, endpoint, key)
+            if row is None:
+                alert_id = self._insert(conn, endpoint, key, severity, message, evidence, at)
+                if alert_id is not None:
+                    self._enqueue(conn, alert_id, notify, at)
+                    audit.record(
+                        conn,
+                        actor=self._actor,
+                        action="alert.open",
+                        entity_type="alert",
+                        entity=f"{endpoint}:{key}",
+                        after={"id": alert_id, "severity": severity, "message": message},
+                    )
+                    return self._get(conn, alert_id)
+                # A concurrent writer created it between our read and insert.
+                row = self._unresolved(conn, endpoint, key)
+                assert row is not None
+            escalated = SEVERITIES.index(severity) > SEVERITIES.index(row.severity)
+            if row.state == "acknowledged":
+                due = escalated
+            else:
+                notified = _maybe_utc(row.notified_at)
+                due = escalated or notified is None or at - notified >= cooldown
+            values: dict[str, Any] = {
+                "severity": severity,
+                "message": message,
+                "evidence": evidence,
+                "last_seen": max(audit.as_utc(row.last_seen), at),
+                "count": alerts.c.count + 1,
+            }
+            if due:
+                values["notified_at"] = at
+            if escalated and row.state == "acknowledged":
+                values.update(state="open", acked_by=None, acked_at=None, note=None)
+            conn.execute(alerts.update().where(alerts.c.id == row.id).values(**values))
+            if escalated:
+                audit.record(
+                    conn,
+                    actor=self._actor,
+                    action="alert.escalate",
+                    entity_type="alert",
+                    entity=f"{endpoint}:{key}",
+                    before={"id": row.id, "severity": row.severity, "state": row.state},
+                    after={"id": row.id, "severity": severity, "state": "open"},
+                )
+            if not due:
+                return None
+            self._enqueue(conn, row.id, notify, at)
+            return self._get(conn, row.id)
+
+    def resolve(self, endpoint: str, key: str, *, now: datetime | None = None) -> Alert | None:
+        """Close the alert of ``key`` because its condition cleared; None if none was open."""
+        at = _utc(now)
+        with self._db.write() as conn:
+            row = self._unresolved(conn, check_name("endpoint", endpoint), key)
+            if row is None:
+                return None
+            conn.execute(
+                alerts.update()
+                .where(alerts.c.id == row.id)
+                .values(state="resolved", resolved_at=at)
+            )
+            audit.record(
+                conn,
+                actor=self._actor,
+                action="alert.resolve",
+                entity_type="alert",
+                entity=f"{endpoint}:{key}",
+                before={"id": row.id, "state": row.state, "count": row._mapping["count"]},
+                after={"id": row.id, "state": "resolved"},
+            )
+            return self._get(conn, row.id)
+
+    def acknowledge(
+        self, alert_id: int, actor: str, note: str = "", *, now: datetime | None = None
+    ) -> Alert:
+        """Someone is on it: no more cooldown reminders until the severity rises."""
+        at = _utc(now)
+        with self._db.write() as conn:
+            before = self._get(conn, alert_id, lock=True)
+            if before.state == "resolved":
+                raise ConflictError(
+                    f"alert {alert_id} ({before.endpoint}: {before.key}) is already resolved; "
+                    "there is nothing to acknowledge"
+                )
+            conn.execute(
+                alerts.update()
+                .where(alerts.c.id == alert_id)
+                .values(state="acknowledged", acked_by=actor, acked_at=at, note=note)
+            )
+            audit.record(
+                conn,
+                actor=actor,
+                action="alert.acknowledge",
+                entity_type="alert",
+                entity=f"{before.endpoint}:{before.key}",
+                before={"id": alert_id, "state": before.state},
+                after={"id": alert_id, "state": "acknowledged", "note": note},
+            )
+            return self._get(conn, alert_id)
+
+    def get(self, alert_id: int) -> Alert:
+        with self._db.read() as conn:
+            return self._get(conn, alert_id)
+
+    def list(
+        self, endpoint: str | None = None, state: str | None = None, limit: int | None = 100
+    ) -> builtins.list[Alert]:
+        """Most recently seen first."""
+        if state is not None and state not in STATES:
+            raise UsageError(f"alert state {state!r}: use one of {', '.join(STATES)}")
+        query = sa.select(alerts).order_by(alerts.c.last_seen.desc(), alerts.c.id.desc())
+        if endpoint is not None:
+            query = query.where(alerts.c.endpoint == endpoint)
+        if state is not None:
+            query = query.where(alerts.c.state == state)
+        if limit:
+            query = query.limit(limit)
+        with self._db.read() as conn:
+            return [_alert(row) for row in conn.execute(query)]
+
+    def list_deliveries(
+        self, alert_id: int | None = None, *, undelivered: bool = False, limit: int | None = 100
+    ) -> builtins.list[Delivery]:
+        """Newest first; ``undelivered`` keeps those pending, retrying or given up."""
+        query = sa.select(alert_deliveries).order_by(alert_deliveries.c.id.desc())
+        if alert_id is not None:
+            query = query.where(alert_deliveries.c.alert_id == alert_id)
+        if undelivered:
+            query = query.where(alert_deliveries.c.delivered_at.is_(None))
+        if limit:
+            query = query.limit(limit)
+        with self._db.read() as conn:
+            return [_delivery(row) for row in conn.execute(query)]
+
+    # -- the outbox, for the Notifier ------------------------------------------------
+
+    def claim_due(
+        self,
+        urls: Sequence[str],
+        *,
+        now: datetime | None = None,
+        lease: timedelta,
+        limit: int,
+        skip: Collection[int] = (),
+    ) -> builtins.list[tuple[Delivery, Alert]]:
+        """Take the deliveries to ``urls`` whose next attempt is due, for one attempt each.
+
+        Claiming counts the attempt and moves the next attempt ``lease`` ahead, so
+        another process calling this meanwhile does not send them too, and a process
+        that dies mid-attempt leaves them to be retried when the lease runs out. The
+        lease is on the caller's clock, so a caller jumping ahead also skips the ids
+        it has in flight (``skip``).
+        """
+        at = _utc(now)
+        d = alert_deliveries
+        query = (
+            sa.select(d.c.id)
+            .where(
+                d.c.delivered_at.is_(None),
+                d.c.next_attempt_at <= at,
+                d.c.url.in_(list(urls)),
+                d.c.id.not_in(list(skip)),
+            )
+            .order_by(d.c.next_attempt_at, d.c.id)
+            .limit(limit)
+        )
+        if not self._db.is_sqlite:
+            query = query.with_for_update(skip_locked=True)
+        with self._db.write() as conn:
+            ids = builtins.list(conn.execute(query).scalars())
+            if not ids:
+                return []
+            conn.execute(
+                d.update()
+                .where(d.c.id.in_(ids))
+                .values(attempts=d.c.attempts + 1, next_attempt_at=at + lease)
+            )
+            deliveries = [
+                _delivery(row)
+                for row in conn.execute(sa.select(d).where(d.c.id.in_(ids)).order_by(d.c.id))
+            ]
+            alert_ids = {delivery.alert_id for delivery in deliveries}
+            found = {
+                row.id: _alert(row)
+                for row in conn.execute(sa.select(alerts).where(alerts.c.id.in_(alert_ids)))
+            }
+            return [(delivery, found[delivery.alert_id]) for delivery in deliveries]
+
+    def record_attempt(
+        self,
+        delivery: Delivery,
+        *,
+        error: str | None,
+        retry_at: datetime | None,
+        now: datetime | None = None,
+    ) -> None:
+        """The outcome of the attempt ``delivery`` was claimed for (``error`` None: sent).
+
+        A failure is recorded only if no later claim took the delivery over (its lease
+        ran out), so an old attempt cannot overwrite a newer one's schedule.
+        """
+        d = alert_deliveries
+        with self._db.write() as conn:
+            if error is None:
+                conn.execute(
+                    d.update()
+                    .where(d.c.id == delivery.id, d.c.delivered_at.is_(None))
+                    .values(delivered_at=_utc(now), next_attempt_at=None)
+                )
+            else:
+                conn.execute(
+                    d.update()
+                    .where(
+                        d.c.id == delivery.id,
+                        d.c.attempts == delivery.attempts,
+                        d.c.delivered_at.is_(None),
+                    )
+                    .values(last_error=error, next_attempt_at=retry_at)
+                )
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _unresolved(self, conn: Connection, endpoint: str, key: str) -> Row[Any] | None:
+        query = sa.select(alerts).where(
+            alerts.c.endpoint == endpoint, alerts.c.key == key, alerts.c.state != "resolved"
+        )
+        if not self._db.is_sqlite:
+            query = query.with_for_update()
+        return conn.execute(query).first()
+
+    def _insert(
+        self,
+        conn: Connection,
+        endpoint: str,
+        key: str,
+        severity: str,
+        message: str,
+        evidence: Any,
+        at: datetime,
+    ) -> int | None:
+        """The new alert's id, or None when an unresolved one exists after all."""
+        insert = sqlite_insert if self._db.is_sqlite else postgresql_insert
+        statement = (
+            insert(alerts)
+            .values(
+                endpoint=endpoint,
+                key=key,
+                severity=severity,
+                message=message,
+                evidence=evidence,
+                state="open",
+                first_seen=at,
+                last_seen=at,
+                count=1,
+                notified_at=at,
+            )
+            .on_conflict_do_nothing(
+                # The index's own predicate, as literal SQL: with a bound parameter,
+                # PostgreSQL cannot match the partial index once psycopg prepares the
+                # statement (from its fifth execution on a connection).
+                index_elements=["endpoint", "key"],
+                index_where=sa.text("state != 'resolved'"),
+            )
+            .returning(alerts.c.id)
+        )
+        found = conn.execute(statement).scalar()
+        return None if found is None else int(found)
+
+    def _enqueue(self, conn: Connection, alert_id: int, urls: Sequence[str], at: datetime) -> None:
+        # One row per notification, never merged into a waiting one: that one may be in
+        # flight with the older state already in its body.
+        rows = [
+            {
+                "alert_id": alert_id,
+                "url": url,
+                "attempts": 0,
+                "next_attempt_at": at,
+                "created_at": at,
+            }
+            for url in dict.fromkeys(urls)
+        ]
+        if rows:
+            conn.execute(alert_deliveries.insert(), rows)
+
+    def _get(self, conn: Connection, alert_id: int, *, lock: bool = False) -> Alert:
+        query = sa.select(alerts).where(alerts.c.id == alert_id)
+        if lock and not self._db.is_sqlite:
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        if row is None:
+            raise NotFoundError(
+                f"there is no alert {alert_id}; list the alerts to find the id you want",
+                details={"alert_id": alert_id},
+            )
+        return _alert(row)
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """Where to send notifications: ``json`` posts the alert, ``slack`` a ``{"text"}``
+    line that Slack, Mattermost and most chat incoming webhooks accept."""
+
+    url: str
+    format: str = "json"
+    timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        # urllib would also open file:// and ftp:// URLs; a webhook is HTTP only.
+        if not self.url.startswith(("http://", "https://")):
+            raise ConfigError(f"webhook url {self.url!r}: give an http:// or https:// URL")
+        if self.format not in ("json", "slack"):
+            raise ConfigError(f"webhook {self.url}: format {self.format!r}: use json or slack")
+        if not 0 < self.timeout <= 60:
+            raise ConfigError(f"webhook {self.url}: timeout {self.timeout}: give 0 to 60 seconds")
+
+    def body(self, alert: Alert) -> bytes:
+        document = {"text": alert.summary()} if self.format == "slack" else alert.to_dict()
+        return json.dumps(document, default=str).encode()
+
+
+class Notifier:
+    """Raises alerts through an :class:`AlertStore` and sends them to webhooks.
+
+    Deliveries run in a pool of background threads; :meth:`flush` waits for them (a
+    CLI command calls it before exiting) and :meth:`close` stops the pool, leaving
+    unsent deliveries in the outbox for the next run.
+    """
+
+    def __init__(
+        self,
+        store: AlertStore,
+        webhooks: Sequence[WebhookConfig],
+        *,
+        workers: int = 4,
+        backoff: timedelta = timedelta(seconds=30),
+        max_backoff: timedelta = timedelta(hours=1),
+        max_attempts: int = 10,
+    ) -> None:
+        self.store = store
+        self.webhooks = {hook.url: hook for hook in webhooks}
+        self._backoff = backoff
+        self._max_backoff = max_backoff
+        self._max_attempts = max_attempts
+        # A claimed delivery not finished within the lease (the process died) is retried.
+        longest = max((hook.timeout for hook in webhooks), default=5.0)
+        self._lease = timedelta(seconds=60 + 2 * longest)
+        self._pool = futures.ThreadPoolExecutor(workers, thread_name_prefix="setpoint-webhook")
+        self._in_flight: dict[futures.Future[None], int] = {}  # -> delivery id
+        self._lock = Lock()
+        self._closed = False
+
+    def raise_alert(
+        self,
+        endpoint: str,
+        key: str,
+        severity: str,
+        message: str,
+        evidence: Any = None,
+        *,
+        now: datetime | None = None,
+        cooldown: timedelta = DEFAULT_COOLDOWN,
+    ) -> Alert | None:
+        """:meth:`AlertStore.raise_alert`, then start sending what is due. Never waits."""
+        at = _utc(now)
+        alert = self.store.raise_alert(
+            endpoint,
+            key,
+            severity,
+            message,
+            evidence,
+            now=at,
+            cooldown=cooldown,
+            notify=builtins.list(self.webhooks),
+        )
+        if alert is not None:
+            self.deliver_due(now=at)
+        return alert
+
+    def deliver_due(self, *, now: datetime | None = None, limit: int = 100) -> int:
+        """Start every delivery whose next attempt is due; the number started."""
+        if self._closed:
+            raise UsageError("this notifier is closed; create a new one to send alerts")
+        if not self.webhooks:
+            return 0
+        at = _utc(now)
+        with self._lock:
+            busy = set(self._in_flight.values())
+        claimed = self.store.claim_due(
+            builtins.list(self.webhooks), now=at, lease=self._lease, limit=limit, skip=busy
+        )
+        for delivery, alert in claimed:
+            future = self._pool.submit(self._attempt, delivery, alert, at)
+            with self._lock:
+                self._in_flight[future] = delivery.id
+            future.add_done_callback(self._done)
+        return len(claimed)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait up to ``timeout`` seconds for the deliveries in flight; True if all ended."""
+        with self._lock:
+            pending = set(self._in_flight)
+        _done, not_done = futures.wait(pending, timeout=timeout)
+        return not not_done
+
+    def close(self) -> None:
+        """Stop taking work; deliveries not started stay in the outbox for a later run."""
+        self._closed = True
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def __enter__(self) -> Notifier:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def _done(self, future: futures.Future[None]) -> None:
+        with self._lock:
+            self._in_flight.pop(future, None)
+
+    def _attempt(self, delivery: Delivery, alert: Alert, at: datetime) -> None:
+        hook = self.webhooks[delivery.url]
+        try:
+            _post(hook, hook.body(alert))
+        except Exception as exc:  # whatever the receiver did, it is this attempt's error
+            error = _describe(exc)
+            retry_at = None
+            if delivery.attempts < self._max_attempts:
+                delay = self._backoff * 2 ** (delivery.attempts - 1)
+                retry_at = at + min(delay, self._max_backoff)
+            log.warning(
+                "alert %s: webhook %s failed (attempt %s): %s%s",
+                alert.id,
+                hook.url,
+                delivery.attempts,
+                error,
+                "" if retry_at else "; giving up",
+            )
+            self._record(delivery, error=error, retry_at=retry_at, now=at)
+        else:
+            self._record(delivery, error=None, retry_at=None, now=at)
+
+    def _record(self, delivery: Delivery, **outcome: Any) -> None:
+        try:
+            self.store.record_attempt(delivery, **outcome)
+        except Exception:  # the store is down: the lease runs out and it is retried
+            log.exception("cannot record the outcome of webhook delivery %s", delivery.id)
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    # urllib turns a redirected POST into a GET without the body; call it a failure.
+    def redirect_request(self, *_args: Any, **_kwargs: Any) -> None:
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirects)
+
+
+def _post(hook: WebhookConfig, body: bytes) -> None:
+    request = urllib.request.Request(
+        hook.url,
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json", "User-Agent": "setpoint-alerts"},
+    )
+    with _opener.open(request, timeout=hook.timeout) as response:
+        response.read()
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, urllib.error.HTTPError):
+        detail = exc.read(200).decode(errors="replace").strip()
+        exc.close()
+        return f"HTTP {exc.code} {exc.reason}" + (f": {detail}" if detail else "")
+    if isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, Exception):
+        return f"{type(exc.reason).__name__}: {exc.reason}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _alert(row: Row[Any]) -> Alert:
+    m = row._mapping
+    return Alert(
+        id=m["id"],
+        endpoint=m["endpoint"],
+        key=m["key"],
+        severity=m["severity"],
+        message=m["message"],
+        evidence=m["evidence"],
+        state=m["state"],
+        first_seen=audit.as_utc(m["first_seen"]),
+        last_seen=audit.as_utc(m["last_seen"]),
+        count=m["count"],
+        notified_at=_maybe_utc(m["notified_at"]),
+        acked_by=m["acked_by"],
+        acked_at=_maybe_utc(m["acked_at"]),
+        note=m["note"],
+        resolved_at=_maybe_utc(m["resolved_at"]),
+    )
+
+
+def _delivery(row: Row[Any]) -> Delivery:
+    m = row._mapping
+    return Delivery(
+        id=m["id"],
+        alert_id=m["alert_id"],
+        url=m["url"],
+        attempts=m["attempts"],
+        next_attempt_at=_maybe_utc(m["next_attempt_at"]),
+        delivered_at=_maybe_utc(m["delivered_at"]),
+        last_error=m["last_error"],
+        created_at=audit.as_utc(m["created_at"]),
+    )
+
+
+def _json_document(value: Any) -> Any:
+    """``value`` as plain JSON that both backends store alike.
+
+    Statistics arrive as numpy scalars and may be NaN or infinite, which PostgreSQL's
+    JSON type refuses (SQLite would keep them): those become None.
+    """
+    if isinstance(value, dict):
+        return {str(k): _json_document(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_document(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _utc(now: datetime | None) -> datetime:
+    # SQLite keeps timestamps without their offset: store every one in UTC.
+    if now is None:
+        return audit.now()
+    return now.astimezone(UTC) if now.tzinfo else now.replace(tzinfo=UTC)
+
+
+def _maybe_utc(value: datetime | None) -> datetime | None:
+    return None if value is None else audit.as_utc(value)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()

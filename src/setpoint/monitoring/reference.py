@@ -1,0 +1,215 @@
+"""A monitor's reference: the champion's training data, summarized once.
+
+By default an endpoint is compared with the data its model was trained on: the
+dataset version its lineage names, with the model's own answers on it (so that
+prediction drift has a reference too). What is kept:
+
+- the summary of every feature and of the model's outputs (``summary.py``), which
+  every window is compared with;
+- a random sample of at most ``SAMPLE_ROWS`` rows of features, for the domain
+  classifier and for learning thresholds, stored as a Parquet artifact;
+- for a classifier, its probabilities and the true labels on the rows it was *not*
+  trained on (the training run's hold-out, recomputed from the stored spec and seed),
+  to calibrate the performance estimate: on its own training rows a model is more
+  sure of itself than it will ever be on new traffic.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from setpoint.errors import UsageError
+from setpoint.models import _training_data as training_data
+from setpoint.models.evaluation import evaluate
+from setpoint.models.spec import TrainSpec
+from setpoint.monitoring.summary import ReferenceSummary
+
+if TYPE_CHECKING:
+    from setpoint.models.predictor import Predictor
+    from setpoint.models.registry import ModelVersion
+    from setpoint.workspace import Workspace
+
+SAMPLE_ROWS = 5_000
+PREDICTION = "__prediction__"  # the answered label or value, as an extra column
+SCORE = "__score__"  # a binary classifier's probability of the positive class
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What a monitor compares each window with (stored in its ``reference`` column)."""
+
+    model: str  # NAME@VERSION the reference was built from
+    dataset: str  # NAME@VERSION
+    task: str
+    classes: list[Any] | None
+    features: dict[str, str]  # name -> kind, the model's contract columns
+    summary: ReferenceSummary
+    sample: str  # artifact digest of the feature sample (Parquet)
+    calibration: str | None  # artifact digest: probabilities and labels of the hold-out
+    performance: dict[str, float | None]  # the model's figures on the hold-out
+    n_rows: int
+
+    @property
+    def output_kinds(self) -> dict[str, str]:
+        """The extra columns a window adds for the model's outputs."""
+        return output_kinds(self.task, self.classes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "dataset": self.dataset,
+            "task": self.task,
+            "classes": self.classes,
+            "features": self.features,
+            "summary": self.summary.to_dict(),
+            "sample": self.sample,
+            "calibration": self.calibration,
+            "performance": self.performance,
+            "n_rows": self.n_rows,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Reference:
+        return cls(
+            model=data["model"],
+            dataset=data["dataset"],
+            task=data["task"],
+            classes=data["classes"],
+            features=dict(data["features"]),
+            summary=ReferenceSummary.from_dict(data["summary"]),
+            sample=data["sample"],
+            calibration=data["calibration"],
+            performance=dict(data["performance"]),
+            n_rows=int(data["n_rows"]),
+        )
+
+
+def build_reference(
+    workspace: Workspace, model_ref: str, dataset_ref: str | None = None
+) -> Reference:
+    """The reference of ``model_ref`` (NAME@ALIAS or NAME@VERSION): its training dataset
+    (or ``dataset_ref``), its contract's features and its answers on that data."""
+    version = workspace.model(model_ref)
+    if version.contract is None:
+        raise UsageError(f"model {version.ref} has no input contract to monitor against")
+    features = {name: rule["kind"] for name, rule in version.contract["columns"].items()}
+    dataset = dataset_ref or _training_dataset(version)
+    table = workspace.load_dataset(dataset)
+    missing = [name for name in features if name not in table.column_names]
+    if missing:
+        raise UsageError(
+            f"dataset {dataset} lacks the model's feature(s) {', '.join(missing)}; "
+            "give a reference dataset that has them"
+        )
+    predictor = workspace.load_model(version.ref)
+    with_outputs = add_outputs(table.select(list(features)), predictor)
+    reference_kinds = {**features, **output_kinds(version.task, predictor.classes)}
+    summary = ReferenceSummary.build(with_outputs, reference_kinds)
+    rng = np.random.default_rng(0)
+    rows = np.sort(rng.choice(table.num_rows, size=min(SAMPLE_ROWS, table.num_rows), replace=False))
+    sample = workspace.artifacts.put(_parquet(table.select(list(features)).take(pa.array(rows))))
+    calibration, performance = _holdout(workspace, version, predictor, table)
+    return Reference(
+        model=version.ref,
+        dataset=workspace.dataset(dataset).ref,
+        task=version.task,
+        classes=predictor.classes,
+        features=features,
+        summary=summary,
+        sample=sample,
+        calibration=calibration,
+        performance=performance,
+        n_rows=table.num_rows,
+    )
+
+
+def add_outputs(inputs: pa.Table, predictor: Predictor) -> pa.Table:
+    """``inputs`` with the model's answers on them as the output columns."""
+    proba = predictor.predict_proba(inputs) if predictor.task == "classification" else None
+    if proba is not None and predictor.classes is not None:
+        labels = np.asarray(predictor.classes, dtype=object)[np.argmax(proba, axis=1)]
+    else:
+        labels = np.asarray(predictor.predict(inputs))
+    table = inputs.append_column(PREDICTION, pa.array(_plain(labels)))
+    if proba is not None and proba.shape[1] == 2:
+        table = table.append_column(SCORE, pa.array(proba[:, 1], pa.float64()))
+    return table
+
+
+def load_sample(workspace: Workspace, reference: Reference) -> pa.Table:
+    return pq.read_table(io.BytesIO(workspace.artifacts.get(reference.sample)))
+
+
+def load_calibration(
+    workspace: Workspace, reference: Reference
+) -> tuple[np.ndarray, list[Any]] | None:
+    """The hold-out's probabilities (rows x classes) and true labels, if stored."""
+    if reference.calibration is None:
+        return None
+    table = pq.read_table(io.BytesIO(workspace.artifacts.get(reference.calibration)))
+    proba = np.column_stack(
+        [table.column(f"p{j}").to_numpy() for j in range(table.num_columns - 1)]
+    )
+    return proba, table.column("label").to_pylist()
+
+
+def _training_dataset(version: ModelVersion) -> str:
+    for entry in version.lineage.get("datasets", []):
+        if entry.get("role") == "train":
+            return str(entry["ref"])
+    raise UsageError(
+        f"model {version.ref} records no training dataset; give the reference dataset "
+        "(setpoint monitor create ENDPOINT --reference NAME@VERSION)"
+    )
+
+
+def output_kinds(task: str, classes: list[Any] | None) -> dict[str, str]:
+    """The output columns: the answer (a label or a value), and a binary classifier's
+    probability of its positive class."""
+    kinds = {PREDICTION: "categorical" if task == "classification" else "numeric"}
+    if task == "classification" and classes is not None and len(classes) == 2:
+        kinds[SCORE] = "numeric"
+    return kinds
+
+
+def _holdout(
+    workspace: Workspace, version: ModelVersion, predictor: Predictor, table: pa.Table
+) -> tuple[str | None, dict[str, float | None]]:
+    """The hold-out rows of the training run (same spec, same seed), scored: the
+    calibration artifact of a classifier, and the model's figures there."""
+    if version.spec is None:
+        return None, {}
+    spec = TrainSpec.from_dict(version.spec)
+    if spec.target not in table.column_names:
+        return None, {}
+    notes: list[str] = []
+    kept = training_data.rows_to_use(spec, table, notes)
+    y = training_data.target_values(kept.column(spec.target))
+    task = version.task
+    _, valid = training_data.split_rows(spec, kept, y, task, notes)  # type: ignore[arg-type]
+    holdout = kept.take(pa.array(valid))
+    truth = y[valid]
+    proba = predictor.predict_proba(holdout) if task == "classification" else None
+    predicted = np.asarray(predictor.predict(holdout))
+    performance = evaluate(truth, predicted, proba, task=task, classes=predictor.classes)
+    if proba is None:
+        return None, performance
+    columns = {f"p{j}": pa.array(proba[:, j], pa.float64()) for j in range(proba.shape[1])}
+    columns["label"] = pa.array(_plain(truth))
+    return workspace.artifacts.put(_parquet(pa.table(columns))), performance
+
+
+def _plain(values: np.ndarray) -> list[Any]:
+    return [v.item() if isinstance(v, np.generic) else v for v in values.tolist()]
+
+
+def _parquet(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()

@@ -1,0 +1,204 @@
+"""Monitors end to end: a served model, logged traffic over days, windows and alerts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from setpoint.demo import lending
+from setpoint.errors import ConflictError, NotFoundError, UsageError
+from setpoint.monitoring.monitor import MonitorConfig
+from setpoint.serving.log import RecordLog
+from setpoint.workspace import Workspace
+
+SPEC = {
+    "model": "credit-risk",
+    "dataset": "loans@latest",
+    "target": lending.TARGET,
+    "exclude": [lending.TIME_COLUMN],
+    "estimator": {"class": "sklearn.linear_model.LogisticRegression", "params": {"max_iter": 500}},
+    "seed": 1,
+}
+DAY = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def served(workspace: Workspace) -> Workspace:
+    history = lending.applications(4_000, start=datetime(2026, 1, 1, tzinfo=UTC), seed=11)
+    workspace.add_dataset("loans", history)
+    version = workspace.train(SPEC)
+    workspace.promote(version.name, version.version)
+    workspace.deploy("credit", model="credit-risk")
+    return workspace
+
+
+def replay(ws: Workspace, frame: pd.DataFrame) -> list[str]:
+    """Log the model's answers to ``frame`` as the server would, at the rows' times;
+    the request ids."""
+    model = ws.load_model("credit-risk@champion")
+    features = frame.drop(columns=[lending.TARGET, lending.TIME_COLUMN])
+    proba = model.predict_proba(features)
+    assert proba is not None
+    records: list[dict[str, Any]] = []
+    for i, (row, when) in enumerate(
+        zip(features.to_dict(orient="records"), frame[lending.TIME_COLUMN], strict=True)
+    ):
+        inputs = {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
+        records.append(
+            {
+                "request_id": f"{when.isoformat()}-{i}",
+                "row": 0,
+                "ts": when.floor("us").to_pydatetime(),
+                "endpoint": "credit",
+                "model": "credit-risk",
+                "version": 1,
+                "route": "champion",
+                "inputs": inputs,
+                "outputs": {
+                    "prediction": int(proba[i, 1] >= 0.5),
+                    "probabilities": proba[i].tolist(),
+                },
+                "latency_ms": 2.0 + i % 5,
+                "cached": False,
+                "fallback": False,
+            }
+        )
+    log = RecordLog(ws.root, kind="predictions")
+    log.append(records)
+    log.close()
+    return [r["request_id"] for r in records]
+
+
+def give_labels(ws: Workspace, ids: list[str], labels: np.ndarray, when: datetime) -> None:
+    log = RecordLog(ws.root, kind="feedback")
+    log.append(
+        [
+            {"request_id": i, "row": 0, "ts": when, "endpoint": "credit", "label": int(y)}
+            for i, y in zip(ids, labels, strict=True)
+        ]
+    )
+    log.close()
+
+
+def test_daily_windows_find_the_shift_and_raise_alerts_once(served: Workspace) -> None:
+    monitors = served.monitors
+    monitors.create("credit", MonitorConfig(window="1d", multivariate=True))
+    calm = lending.applications(1_500, start=DAY, days=1, seed=21)
+    shifted = lending.applications(
+        1_500,
+        start=DAY + timedelta(days=1),
+        days=1,
+        drift=lending.Drift(start=DAY, covariate=1.0),
+        seed=22,
+    )
+    calm_ids = replay(served, calm)
+    replay(served, shifted)
+    give_labels(
+        served, calm_ids[:800], calm[lending.TARGET].to_numpy()[:800], DAY + timedelta(days=2)
+    )
+
+    windows = monitors.run("credit", until=DAY + timedelta(days=2))
+    assert [w.start for w in windows] == [DAY, DAY + timedelta(days=1)]
+    first, second = windows
+    assert first.n_rows == 1_500
+    assert first.results["drift"]["drifted_features"] == []
+    assert not first.results["multivariate"]["drifted"]
+    # The shifted day: younger applicants, bigger loans, a new channel mix.
+    drifted = set(second.results["drift"]["drifted_features"])
+    assert {"age", "loan_amount", "channel"} <= drifted
+    assert second.results["multivariate"]["drifted"]
+    # Labels came for the first day only; its realized figures and coverage say so.
+    realized = first.results["performance"]["realized"]
+    assert realized["labels"] == 800
+    assert realized["coverage"] == pytest.approx(800 / 1_500)
+    assert realized["accuracy"] is not None
+    assert realized["label_delay_hours"] > 24
+    assert second.results["performance"]["realized"]["labels"] == 0
+    estimated = first.results["performance"]["estimated"]["accuracy"]
+    assert estimated["low"] <= estimated["value"] <= estimated["high"]
+    assert first.results["latency"]["p50_ms"] == pytest.approx(4.0)
+    assert first.results["quality"]["volume"] == 1_500
+    assert first.results["quality"]["expected_volume"] is None  # nothing before it
+    assert second.results["quality"]["expected_volume"] == 1_500
+    freshness = second.results["freshness"]
+    now = datetime.now(UTC)
+    newest = (now - (DAY + timedelta(days=2))).total_seconds() / 3600
+    assert freshness["prediction_age_hours"] == pytest.approx(newest, abs=0.5)
+    assert freshness["label_age_hours"] == pytest.approx(newest, abs=0.5)  # given at day 2
+    assert 0 <= freshness["training_data_age_hours"] < 1  # registered by the fixture
+
+    keys = {a.key for a in monitors.alerts.list(endpoint="credit")}
+    assert {"drift:feature:age", "drift:feature:channel", "drift:multivariate"} <= keys
+    # Nothing new to compute: a second run does nothing and raises nothing new.
+    assert monitors.run("credit", until=DAY + timedelta(days=2)) == []
+    assert len(monitors.windows("credit")) == 2
+    assert all(a.count == 1 for a in monitors.alerts.list(endpoint="credit"))
+
+
+def test_recompute_replaces_windows_instead_of_adding(served: Workspace) -> None:
+    served.monitors.create("credit", MonitorConfig(window="12h", multivariate=False))
+    replay(served, lending.applications(600, start=DAY, days=1, seed=3))
+    assert len(served.monitors.run("credit", until=DAY + timedelta(days=1))) == 2
+    again = served.monitors.run("credit", until=DAY + timedelta(days=1), recompute=True)
+    assert len(again) == 2
+    assert len(served.monitors.windows("credit")) == 2
+
+
+def test_mistakes_are_named(served: Workspace) -> None:
+    with pytest.raises(NotFoundError, match="setpoint monitor create credit"):
+        served.monitors.get("credit")
+    with pytest.raises(UsageError, match="span of time"):
+        MonitorConfig(window="weekly")
+    with pytest.raises(UsageError, match="unknown monitor setting"):
+        MonitorConfig.from_dict({"windw": "1d"})
+    served.monitors.create("credit", MonitorConfig(multivariate=False))
+    with pytest.raises(ConflictError, match="--replace"):
+        served.monitors.create("credit")
+    assert served.monitors.create("credit", replace=True).endpoint == "credit"
+    assert served.monitors.run("credit") == []  # no traffic yet: nothing to compute
+    events = served.audit(entity_type="monitor")
+    assert [e.action for e in events][:2] == ["monitor.replace", "monitor.create"]
+
+
+def test_the_commands_create_run_show_and_acknowledge(served: Workspace) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from setpoint.cli.main import app
+
+    def cli(*args: str, code: int = 0) -> str:
+        result = CliRunner().invoke(app, ["-w", str(served.root), *args], catch_exceptions=False)
+        assert result.exit_code == code, result.output
+        return result.stdout if code == 0 else " ".join(result.output.split())
+
+    assert "setpoint monitor create credit" in cli("monitor", "show", "credit", code=3)
+    created = json.loads(cli("monitor", "create", "credit", "--window", "1d", "--json"))
+    assert created["reference"]["dataset"] == "loans@1"
+    shifted = lending.Drift(start=DAY, covariate=1.0)
+    replay(served, lending.applications(800, start=DAY, days=1, drift=shifted, seed=5))
+    until = "2026-06-02T00:00:00"
+    ran = json.loads(cli("monitor", "run", "credit", "--until", until, "--json"))
+    assert [w["rows"] for w in ran["credit"]] == [800]
+    assert "age" in ran["credit"][0]["drifted"]
+    assert "no new complete window" in cli("monitor", "run", "--until", until)
+    shown = json.loads(cli("monitor", "show", "credit", "--json"))
+    assert [w["start"] for w in shown["windows"]] == ["2026-06-01T00:00:00+00:00"]
+    assert "age: distribution moved" in cli("monitor", "show", "credit")
+    alerts = json.loads(cli("alerts", "list", "--endpoint", "credit", "--json"))
+    age = next(a for a in alerts if a["key"] == "drift:feature:age")
+    assert age["state"] == "open"
+    cli("alerts", "ack", str(age["id"]), "--note", "expected: the new partner channel")
+    acknowledged = json.loads(cli("alerts", "list", "--state", "acknowledged", "--json"))
+    assert [a["id"] for a in acknowledged] == [age["id"]]
+    assert "there is no alert 99999" in cli("alerts", "ack", "99999", code=3)
+    page = served.root / "reports" / "credit.html"
+    written = json.loads(cli("report", "credit", "-o", str(page), "--json"))
+    assert written == {"report": str(page), "windows": 1}
+    html = page.read_text()
+    assert "credit-risk" in html
+    assert html.count("<svg") >= 4
