@@ -59,3 +59,15 @@ def test_too_few_rows_is_a_clear_error() -> None:
         domain_classifier(frame(rng, 10, 0.0), frame(rng, 1_000, 0.0), KINDS)
     with pytest.raises(InvalidDataError, match="at least one feature"):
         domain_classifier(frame(rng, 100, 0.0), frame(rng, 100, 0.0), {})
+
+
+def test_a_feature_with_hundreds_of_categories_is_taken_too() -> None:
+    rng = np.random.default_rng(5)
+    kinds = {"a": "numeric", "zip": "categorical"}
+
+    def table(n: int, shift: float) -> pa.Table:
+        codes = rng.zipf(1.3, n) % 400 + (shift * 50)
+        return pa.table({"a": rng.normal(size=n), "zip": [f"z{int(c)}" for c in codes]})
+
+    assert not domain_classifier(table(5_000, 0), table(5_000, 0), kinds).drifted
+    assert domain_classifier(table(5_000, 0), table(5_000, 1), kinds).drifted

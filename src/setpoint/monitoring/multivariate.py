@@ -29,6 +29,7 @@ from setpoint.errors import InvalidDataError
 
 MIN_ROWS = 50  # per side; fewer cannot be told apart meaningfully in 5 folds
 DEFAULT_THRESHOLD = 0.55
+MAX_CATEGORIES = 255  # HistGradientBoostingClassifier's limit per categorical feature
 
 
 @dataclass(frozen=True)
@@ -80,8 +81,7 @@ def domain_classifier(
     categorical = [kinds[name] in TEXT_KINDS for name in names]
     for name, is_text in zip(names, categorical, strict=True):
         if is_text:  # the same codes on both sides: one category set over the pair
-            frame[name] = frame[name].astype("string").astype("category").cat.codes
-            frame[name] = frame[name].where(frame[name] >= 0)
+            frame[name] = _codes(frame[name])
         else:
             frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
     target = np.concatenate([np.zeros(n, dtype=np.int64), np.ones(n, dtype=np.int64)])
@@ -112,3 +112,14 @@ def _sample(
             frame[name] = None
     selected: pd.DataFrame = frame[list(names)]
     return selected
+
+
+def _codes(values: pd.Series) -> pd.Series:
+    """Category codes over both samples, missing values as NaN; beyond the
+    ``MAX_CATEGORIES`` most frequent categories (the most the gradient-boosting model
+    takes), the rest share one code."""
+    text = values.astype("string")
+    frequent = text.value_counts().index[: MAX_CATEGORIES - 1]
+    kept = text.where(text.isin(frequent) | text.isna(), "\x00other")
+    codes = kept.astype("category").cat.codes
+    return codes.where(codes >= 0).astype("float64")
