@@ -20,7 +20,8 @@ import pytest
 import sqlalchemy as sa
 
 from setpoint.errors import ConfigError, ConflictError, NotFoundError, UsageError
-from setpoint.monitoring.alerts import AlertStore, Notifier, WebhookConfig
+from setpoint.monitoring.alerts import AlertStore
+from setpoint.monitoring.webhooks import Notifier, WebhookConfig
 from setpoint.store.schema import alerts
 from setpoint.workspace import Workspace
 

@@ -15,15 +15,17 @@ from scipy import stats as sps
 
 from setpoint.errors import InvalidDataError, UsageError
 from setpoint.monitoring import stats
-from setpoint.monitoring.summary import (
+from setpoint.monitoring.counts import (
     MAX_UNSEEN,
     CategoricalCounts,
-    CategoricalReference,
     NumericCounts,
+    counts_from_dict,
+)
+from setpoint.monitoring.summary import (
+    CategoricalReference,
     NumericReference,
     ReferenceSummary,
     WindowSummary,
-    counts_from_dict,
     summarize,
 )
 

@@ -55,8 +55,8 @@ def create(
     json_: JsonFlag = False,
 ) -> None:
     """Create the monitor of an endpoint; its reference is summarized once, now."""
-    from setpoint.monitoring.alerts import WebhookConfig
     from setpoint.monitoring.monitor import MonitorConfig
+    from setpoint.monitoring.webhooks import WebhookConfig
 
     hooks = []
     for spec in webhook or []:

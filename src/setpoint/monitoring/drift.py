@@ -29,10 +29,9 @@ import numpy as np
 
 from setpoint.errors import UsageError
 from setpoint.monitoring import stats
+from setpoint.monitoring.counts import CategoricalCounts, NumericCounts
 from setpoint.monitoring.summary import (
-    CategoricalCounts,
     CategoricalReference,
-    NumericCounts,
     NumericReference,
     ReferenceSummary,
     WindowSummary,

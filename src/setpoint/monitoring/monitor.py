@@ -16,34 +16,24 @@ arrived, and, for classifiers, estimated performance with its band.
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
-import numpy as np
-import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from setpoint.data.kinds import Kind
-from setpoint.errors import ConflictError, InvalidDataError, NotFoundError, UsageError
+from setpoint.errors import ConflictError, NotFoundError, UsageError
 from setpoint.monitoring import reference as references
-from setpoint.monitoring.alerts import AlertStore, Notifier, WebhookConfig
-from setpoint.monitoring.drift import DriftSettings, detect
-from setpoint.monitoring.multivariate import MIN_ROWS as DOMAIN_MIN_ROWS
-from setpoint.monitoring.multivariate import domain_classifier
-from setpoint.monitoring.performance import ConfidenceEstimator, realized
-from setpoint.monitoring.summary import (
-    CategoricalCounts,
-    NumericCounts,
-    NumericReference,
-    summarize,
-)
-from setpoint.monitoring.thresholds import learn_effect_thresholds
-from setpoint.monitoring.traffic import Traffic, read_traffic
+from setpoint.monitoring.alerts import AlertStore
+from setpoint.monitoring.conditions import OWN_PREFIXES, conditions
+from setpoint.monitoring.drift import DriftSettings
+from setpoint.monitoring.traffic import read_traffic
+from setpoint.monitoring.webhooks import Notifier, WebhookConfig
+from setpoint.monitoring.window import VOLUME_WINDOWS, Measurement, Window, aware
 from setpoint.store import audit
 from setpoint.store.schema import monitor_windows, monitors
 
@@ -52,10 +42,6 @@ if TYPE_CHECKING:
 
 _WINDOW = re.compile(r"^\s*(\d+)\s*(m|h|d)\s*$")
 _UNITS = {"m": 60, "h": 3600, "d": 86400}
-# The metric whose drop raises a performance alert, by what the model has.
-_WATCHED = ("accuracy", "rmse")
-_LOWER_IS_BETTER = frozenset({"rmse", "mae", "log_loss", "brier", "calibration_error"})
-_VOLUME_WINDOWS = 7
 
 
 @dataclass(frozen=True)
@@ -142,22 +128,6 @@ class Monitor:
         }
 
 
-@dataclass(frozen=True)
-class Window:
-    start: datetime
-    end: datetime
-    n_rows: int
-    results: dict[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "start": self.start.isoformat(),
-            "end": self.end.isoformat(),
-            "n_rows": self.n_rows,
-            **self.results,
-        }
-
-
 class Monitors:
     """The monitors of a workspace."""
 
@@ -230,7 +200,7 @@ class Monitors:
             endpoint=row.endpoint,
             config=MonitorConfig.from_dict(row.config),
             reference=references.Reference.from_dict(row.reference),
-            created_at=_aware(row.created_at),
+            created_at=aware(row.created_at),
             created_by=row.created_by,
         )
 
@@ -254,8 +224,7 @@ class Monitors:
         with self._ws.db.read() as conn:
             rows = list(conn.execute(query))
         return [
-            Window(_aware(r.start), _aware(r.end), r.n_rows, dict(r.results))
-            for r in reversed(rows)
+            Window(aware(r.start), aware(r.end), r.n_rows, dict(r.results)) for r in reversed(rows)
         ]
 
     def report_data(self, endpoint: str, *, last: int | None = None) -> dict[str, Any]:
@@ -288,7 +257,7 @@ class Monitors:
         """Compute every complete window up to ``until`` (default: now) not computed
         yet, store them, and raise or resolve alerts; the new windows, oldest first."""
         monitor = self.get(endpoint)
-        until = _aware(until or datetime.now(UTC))
+        until = aware(until or datetime.now(UTC))
         span = monitor.config.window_seconds
         first = self._first_prediction(endpoint)
         if first is None:
@@ -305,8 +274,8 @@ class Monitors:
             since=starts[0],
             until=starts[-1] + timedelta(seconds=span),
         )
-        previous = [w.n_rows for w in self.windows(endpoint, limit=_VOLUME_WINDOWS)]
-        context = _Context(self._ws, monitor, traffic, previous)
+        previous = [w.n_rows for w in self.windows(endpoint, limit=VOLUME_WINDOWS)]
+        context = Measurement(self._ws, monitor, traffic, previous)
         own = notifier is None
         notifier = notifier or Notifier(self.alerts, monitor.config.webhooks)
         computed = []
@@ -330,7 +299,7 @@ class Monitors:
         log = read_log(self._ws.root, kind="predictions", endpoint=endpoint)
         if log.num_rows == 0:
             return None
-        return _aware(pc.min(log.column("ts")).as_py())
+        return aware(pc.min(log.column("ts")).as_py())
 
     def _store(self, monitor: Monitor, window: Window, *, replace: bool) -> None:
         with self._ws.db.write() as conn:
@@ -354,7 +323,7 @@ class Monitors:
 
     def _alert(self, monitor: Monitor, window: Window, notifier: Notifier) -> None:
         """Raise what holds in this window; resolve what held before and no longer does."""
-        holding = dict(_conditions(monitor, window))
+        holding = dict(conditions(monitor, window))
         cooldown = timedelta(hours=monitor.config.cooldown_hours)
         for key, (severity, message, evidence) in holding.items():
             notifier.raise_alert(
@@ -366,275 +335,9 @@ class Monitors:
             if (
                 alert.state != "resolved"
                 and alert.key not in holding
-                and alert.key.startswith(_OWN)
+                and alert.key.startswith(OWN_PREFIXES)
             ):
                 self.alerts.resolve(monitor.endpoint, alert.key)
-
-
-_OWN = ("drift:", "performance:", "quality:")
-
-
-class _Context:
-    """What every window of one run shares: the reference pieces, loaded once."""
-
-    def __init__(
-        self, workspace: Workspace, monitor: Monitor, traffic: Traffic, volumes: list[int]
-    ) -> None:
-        self.ws = workspace
-        self.monitor = monitor
-        self.ref = monitor.reference
-        self.traffic = traffic
-        self.ts = traffic.log.column("ts")
-        self.volumes = list(volumes)  # rows of the latest windows, for the expected volume
-        self.trained_on = workspace.dataset(self.ref.dataset).created_at
-        self._sample: pa.Table | None = None
-        self._learned: dict[int, dict[str, float]] = {}
-        self._estimator: ConfidenceEstimator | None = None
-        calibration = references.load_calibration(workspace, self.ref)
-        if calibration is not None and self.ref.classes is not None:
-            proba, labels = calibration
-            try:
-                self._estimator = ConfidenceEstimator(self.ref.classes).fit(proba, labels)
-            except InvalidDataError:
-                self._estimator = None  # too few hold-out rows to calibrate on
-
-    @property
-    def sample(self) -> pa.Table:
-        if self._sample is None:
-            self._sample = references.load_sample(self.ws, self.ref)
-        return self._sample
-
-    def window(self, start: datetime, end: datetime) -> Window:
-        inside = pc.and_(
-            pc.greater_equal(self.ts, pa.scalar(start)), pc.less(self.ts, pa.scalar(end))
-        )
-        rows = pc.indices_nonzero(inside)
-        n = len(rows)
-        inputs = self.traffic.inputs.take(rows)
-        predictions = self.traffic.predictions.take(rows)
-        proba = (
-            None
-            if self.traffic.probabilities is None
-            else self.traffic.probabilities[rows.to_numpy()]
-        )
-        with_outputs = _with_outputs(inputs, predictions, proba, self.ref)
-        summary = summarize(with_outputs, self.ref.summary)
-        settings = self._settings(n)
-        drift = detect(self.ref.summary, summary, settings)
-        results: dict[str, Any] = {
-            "judged": drift.judged,
-            "drift": drift.to_dict(),
-            "multivariate": self._multivariate(inputs) if drift.judged else None,
-            "quality": _quality(self.ref, summary, inputs, n),
-            "latency": _latency(self.traffic.log.column("latency_ms").take(rows)),
-            "performance": self._performance(rows, predictions, proba),
-            "freshness": self._freshness(),
-        }
-        # Volume against what the latest windows received (the median of up to 7).
-        recent = self.volumes[-_VOLUME_WINDOWS:]
-        results["quality"]["expected_volume"] = float(np.median(recent)) if recent else None
-        self.volumes.append(n)
-        return Window(start, end, n, results)
-
-    def _freshness(self) -> dict[str, float | None]:
-        """Hours, when the window was computed, since the newest prediction and the newest
-        label the run read, and since the reference (training) data was registered."""
-        now = datetime.now(UTC)
-
-        def hours(when: Any) -> float | None:
-            return None if when is None else (now - _aware(when)).total_seconds() / 3600
-
-        labels = self.traffic.label_ts
-        newest_label = None if labels is None or not len(labels) else pc.max(labels).as_py()
-        newest = pc.max(self.ts).as_py() if len(self.ts) else None
-        return {
-            "prediction_age_hours": hours(newest),
-            "label_age_hours": hours(newest_label),
-            "training_data_age_hours": hours(self.trained_on),
-        }
-
-    def _settings(self, n: int) -> DriftSettings:
-        base = self.monitor.config.drift
-        if not self.monitor.config.learn_thresholds or n < base.min_rows:
-            return base
-        bucket = 1 << max(0, math.ceil(math.log2(n)))  # one learning per size class
-        if bucket not in self._learned:
-            self._learned[bucket] = learn_effect_thresholds(
-                self.sample, self.ref.features, window_rows=min(bucket, 50_000), settings=base
-            )
-        learned = {**self._learned[bucket], **base.effects}  # explicit overrides win
-        return DriftSettings(**{**base.to_dict(), "effects": learned})
-
-    def _multivariate(self, inputs: pa.Table) -> dict[str, Any] | None:
-        if not self.monitor.config.multivariate:
-            return None
-        if min(inputs.num_rows, self.sample.num_rows) < DOMAIN_MIN_ROWS:
-            return None
-        return domain_classifier(self.sample, inputs, self.ref.features).to_dict()  # type: ignore[arg-type]
-
-    def _performance(
-        self, rows: pa.Array, predictions: pa.Array, proba: np.ndarray | None
-    ) -> dict[str, Any]:
-        ref = self.ref
-        out: dict[str, Any] = {"reference": ref.performance, "estimated": None, "realized": None}
-        if self._estimator is not None and proba is not None and len(proba):
-            estimate = self._estimator.estimate(proba, predictions.to_pylist())
-            out["estimated"] = {name: e.to_dict() for name, e in estimate.items()}
-        labels = self.traffic.labels
-        if labels is None:
-            return out
-        window_labels = labels.take(rows)
-        has = pc.is_valid(window_labels)
-        count = pc.sum(has).as_py() or 0
-        coverage = count / len(rows) if len(rows) else 0.0
-        figures: dict[str, Any] = {"labels": count, "coverage": coverage}
-        if count:
-            mask = has.to_numpy(zero_copy_only=False)
-            truth = window_labels.filter(has).to_pylist()
-            answered = predictions.filter(has).to_pylist()
-            probs = None if proba is None else proba[mask]
-            figures.update(realized(truth, answered, probs, task=ref.task, classes=ref.classes))
-            delays = pc.subtract(
-                self.traffic.label_ts.take(rows).filter(has),  # type: ignore[union-attr]
-                self.traffic.log.column("ts").take(rows).filter(has),
-            )
-            seconds = pc.divide(pc.cast(delays, pa.int64()), 1_000_000).to_numpy(
-                zero_copy_only=False
-            )
-            figures["label_delay_hours"] = float(np.median(seconds) / 3600)
-        out["realized"] = figures
-        return out
-
-
-def _with_outputs(
-    inputs: pa.Table, predictions: pa.Array, proba: np.ndarray | None, ref: references.Reference
-) -> pa.Table:
-    kinds = ref.output_kinds
-    table = inputs
-    if references.PREDICTION in kinds:
-        values = (
-            predictions
-            if kinds[references.PREDICTION] == "numeric"
-            else pc.cast(predictions, pa.string())
-        )
-        table = table.append_column(references.PREDICTION, values)
-    if references.SCORE in kinds and proba is not None and proba.shape[1] == 2:
-        table = table.append_column(references.SCORE, pa.array(proba[:, 1], pa.float64()))
-    return table
-
-
-def _quality(ref: references.Reference, summary: Any, inputs: pa.Table, n: int) -> dict[str, Any]:
-    null_rates: dict[str, float] = {}
-    out_of_range: dict[str, int] = {}
-    unseen: dict[str, dict[str, int]] = {}
-    for name in ref.features:
-        counts = summary.columns.get(name)
-        reference = ref.summary.columns.get(name)
-        if isinstance(counts, NumericCounts) and isinstance(reference, NumericReference):
-            total = counts.count + counts.nulls + counts.non_finite
-            null_rates[name] = counts.nulls / total if total else 0.0
-            low, high = reference.counts.min, reference.counts.max
-            values = inputs.column(name) if name in inputs.column_names else None
-            outside = counts.non_finite
-            if values is not None and low is not None and high is not None:
-                beyond = pc.or_(pc.less(values, low), pc.greater(values, high))
-                outside += int(pc.sum(pc.fill_null(beyond, False)).as_py() or 0)
-            out_of_range[name] = outside
-        elif isinstance(counts, CategoricalCounts):
-            total = counts.count + counts.nulls
-            null_rates[name] = counts.nulls / total if total else 0.0
-            if counts.unseen:
-                unseen[name] = dict(counts.unseen)
-    return {
-        "null_rates": null_rates,
-        "out_of_range": out_of_range,
-        "unseen": unseen,
-        "rejected": None,  # requests the server refused are not stored yet
-        "volume": n,
-    }
-
-
-def _latency(values: pa.Array) -> dict[str, float | None]:
-    array = values.to_numpy(zero_copy_only=False)
-    array = array[np.isfinite(array)]
-    if not len(array):
-        return {"p50_ms": None, "p99_ms": None}
-    p50, p99 = np.percentile(array, [50, 99])
-    return {"p50_ms": float(p50), "p99_ms": float(p99)}
-
-
-def _conditions(monitor: Monitor, window: Window) -> Iterator[tuple[str, tuple[str, str, Any]]]:
-    """(key, (severity, message, evidence)) of each condition that holds in ``window``."""
-    results = window.results
-    when = f"{window.start:%Y-%m-%d %H:%M}-{window.end:%H:%M} UTC"
-    drift = results["drift"]
-    for name in drift["drifted_features"]:
-        feature = drift["features"][name]
-        output = name in monitor.reference.output_kinds
-        what = "the model's outputs" if output else f"feature {name!r}"
-        yield (
-            "drift:prediction" if output else f"drift:feature:{name}",
-            ("warning", f"{what} drifted in {when}: {'; '.join(feature['reasons'])}", feature),
-        )
-    if drift["drifted"]:
-        yield (
-            "drift:dataset",
-            (
-                "critical",
-                f"{drift['drift_share']:.0%} of the features drifted in {when}",
-                {"drifted_features": drift["drifted_features"]},
-            ),
-        )
-    domain = results.get("multivariate")
-    if domain and domain["drifted"]:
-        yield (
-            "drift:multivariate",
-            (
-                "warning",
-                f"a classifier tells {when} from the reference (AUC {domain['auc']:.2f})",
-                domain,
-            ),
-        )
-    performance = results["performance"]
-    reference = performance["reference"] or {}
-    drop = monitor.config.performance_drop
-    for metric in _WATCHED:
-        base = reference.get(metric)
-        if base is None:
-            continue
-        estimated = (performance.get("estimated") or {}).get(metric)
-        if estimated is not None and _worse(metric, estimated["high"], base, drop):
-            yield (
-                f"performance:estimated:{metric}",
-                (
-                    "critical",
-                    f"estimated {metric} {estimated['value']:.3f} ({estimated['low']:.3f}-"
-                    f"{estimated['high']:.3f}) in {when}, against {base:.3f} on the hold-out",
-                    estimated,
-                ),
-            )
-        labelled = performance.get("realized") or {}
-        value = labelled.get(metric)
-        if (
-            value is not None
-            and labelled.get("labels", 0) >= monitor.config.min_labels
-            and _worse(metric, value, base, drop)
-        ):
-            yield (
-                f"performance:realized:{metric}",
-                (
-                    "critical",
-                    f"{metric} {value:.3f} on {labelled['labels']} labels in {when}, "
-                    f"against {base:.3f} on the hold-out",
-                    labelled,
-                ),
-            )
-
-
-def _worse(metric: str, value: float, base: float, drop: float) -> bool:
-    if metric in _LOWER_IS_BETTER:
-        return value > base * (1 + drop) if base > 0 else value > drop
-    return value < base - drop
 
 
 def _starts(first: datetime, until: datetime, span: int) -> list[datetime]:
@@ -644,7 +347,3 @@ def _starts(first: datetime, until: datetime, span: int) -> list[datetime]:
     begin = int((first - epoch).total_seconds()) // span * span
     end = int((until - epoch).total_seconds()) // span * span
     return [epoch + timedelta(seconds=s) for s in range(begin, end, span)]
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
