@@ -146,6 +146,10 @@ def test_recompute_replaces_windows_instead_of_adding(served: Workspace) -> None
     again = served.monitors.run("credit", until=DAY + timedelta(days=1), recompute=True)
     assert len(again) == 2
     assert len(served.monitors.windows("credit")) == 2
+    # Later windows follow on from the last one, empty ones included: no traffic is news.
+    quiet = served.monitors.run("credit", until=DAY + timedelta(days=2))
+    assert [(w.n_rows, w.results["judged"]) for w in quiet] == [(0, False), (0, False)]
+    assert quiet[0].results["quality"]["expected_volume"] == 300
 
 
 def test_mistakes_are_named(served: Workspace) -> None:

@@ -207,6 +207,13 @@ def _decide(
     )
 
 
+def _null_p(ref_nulls: int, ref_total: int, cur_nulls: int, cur_total: int) -> float:
+    """The null-rate test's p-value; 1 (no evidence) when either side has no rows."""
+    if ref_total == 0 or cur_total == 0:
+        return 1.0
+    return stats.null_rate_test(ref_nulls, ref_total, cur_nulls, cur_total)
+
+
 def _null_fraction(nulls: int, total: int) -> float:
     return nulls / total if total else 0.0
 
@@ -220,7 +227,7 @@ def _numeric(
     # Non-finite values are neither missing nor comparable: they count as missing here
     # (the quality view reports them apart as out of range).
     ref_missing, cur_missing = base.nulls + base.non_finite, cur.nulls + cur.non_finite
-    null_p = stats.null_rate_test(ref_missing, ref_total, cur_missing, cur_total)
+    null_p = _null_p(ref_missing, ref_total, cur_missing, cur_total)
     details: dict[str, Any] = {}
     if cur.count == 0 or base.count == 0:
         statistic, p_value, effect, psi = 0.0, 1.0, 0.0, 0.0
@@ -276,7 +283,7 @@ def _categorical(
 ) -> FeatureDrift:
     base = ref.counts
     ref_total, cur_total = base.count + base.nulls, cur.count + cur.nulls
-    null_p = stats.null_rate_test(base.nulls, ref_total, cur.nulls, cur_total)
+    null_p = _null_p(base.nulls, ref_total, cur.nulls, cur_total)
     details: dict[str, Any] = {}
     if cur.count == 0 or base.count == 0:
         statistic, p_value, effect, psi = 0.0, 1.0, 0.0, 0.0

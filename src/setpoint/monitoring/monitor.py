@@ -259,10 +259,12 @@ class Monitors:
         monitor = self.get(endpoint)
         until = aware(until or datetime.now(UTC))
         span = monitor.config.window_seconds
-        first = self._first_prediction(endpoint)
+        done = set() if recompute else {w.start for w in self.windows(endpoint)}
+        # Windows go on from the last one computed; only a first run (or a recompute)
+        # reads the log to find where traffic began.
+        first = max(done) + timedelta(seconds=span) if done else self._first_prediction(endpoint)
         if first is None:
             return []
-        done = set() if recompute else {w.start for w in self.windows(endpoint)}
         starts = [s for s in _starts(first, until, span) if s not in done]
         if not starts:
             return []
