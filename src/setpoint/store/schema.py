@@ -267,3 +267,29 @@ alert_deliveries = sa.Table(
     sa.Index(None, "alert_id"),
     sa.Index(None, "next_attempt_at"),
 )
+
+# Persistent jobs (retraining, monitoring, reports): taken by exactly one worker at a
+# time under a lease; a job whose worker died is taken again when the lease runs out.
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(100), nullable=False),
+    sa.Column("key", sa.String(300), nullable=False),  # enqueueing a key twice is one job
+    sa.Column("args", sa.JSON, nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),  # queued|running|succeeded|failed|cancelled
+    sa.Column("attempts", sa.Integer, nullable=False),  # attempts started
+    sa.Column("max_attempts", sa.Integer, nullable=False),
+    sa.Column("run_after", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("lease_until", sa.DateTime(timezone=True)),  # while running
+    sa.Column("worker", sa.String(200)),  # who holds (or last held) it
+    sa.Column("log", sa.JSON, nullable=False),  # [{"at", "attempt", "message"}]
+    sa.Column("result", sa.JSON),
+    sa.Column("error", sa.Text),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    _when(),
+    sa.Column("started_at", sa.DateTime(timezone=True)),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.UniqueConstraint("kind", "key"),
+    sa.Index(None, "state", "run_after"),
+)
