@@ -21,7 +21,7 @@ window with fewer than ``min_rows`` rows is described but not judged.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -67,12 +67,7 @@ class DriftSettings:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DriftSettings:
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise UsageError(
-                f"unknown drift setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
+        check_settings("drift", data, cls.__dataclass_fields__)
         return cls(**dict(data))
 
     def to_dict(self) -> dict[str, Any]:
@@ -85,6 +80,16 @@ class DriftSettings:
             "min_rows": self.min_rows,
             "effects": dict(self.effects),
         }
+
+
+def check_settings(what: str, data: Mapping[str, Any], known: Iterable[str]) -> None:
+    """A UsageError naming every key of ``data`` that is not a ``what`` setting."""
+    names = set(known)
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise UsageError(
+            f"unknown {what} setting(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}"
+        )
 
 
 @dataclass(frozen=True)

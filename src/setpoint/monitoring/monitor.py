@@ -30,7 +30,7 @@ from setpoint.errors import ConflictError, NotFoundError, UsageError
 from setpoint.monitoring import reference as references
 from setpoint.monitoring.alerts import AlertStore
 from setpoint.monitoring.conditions import OWN_PREFIXES, conditions
-from setpoint.monitoring.drift import DriftSettings
+from setpoint.monitoring.drift import DriftSettings, check_settings
 from setpoint.monitoring.traffic import read_traffic
 from setpoint.monitoring.webhooks import Notifier, WebhookConfig
 from setpoint.monitoring.window import VOLUME_WINDOWS, Measurement, Window, aware
@@ -87,13 +87,7 @@ class MonitorConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MonitorConfig:
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise UsageError(
-                f"unknown monitor setting(s) {', '.join(unknown)}; "
-                f"known: {', '.join(sorted(known))}"
-            )
+        check_settings("monitor", data, cls.__dataclass_fields__)
         values = dict(data)
         if "drift" in values:
             values["drift"] = DriftSettings.from_dict(values["drift"])
