@@ -313,9 +313,21 @@ class JobStore:
             raise NotFoundError(f"there is no job {job_id}; list the jobs to find the id you want")
         return _job(row)
 
-    def _held(self, conn: Connection, job: Job) -> Job:
+    def hold(self, conn: Connection, job: Job) -> None:
+        """Inside another transaction: raise LeaseLostError unless ``job``'s attempt still
+        holds it, and keep the job row locked until that transaction ends (so the work it
+        commits cannot race a takeover)."""
+        self._held(conn, job, lock=True)
+
+    def _held(self, conn: Connection, job: Job, *, lock: bool = False) -> Job:
         """The job as stored, if ``job``'s attempt still holds it; else LeaseLostError."""
-        current = self._get(conn, job.id)
+        query = sa.select(jobs).where(jobs.c.id == job.id)
+        if lock and not self._db.is_sqlite:
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        if row is None:
+            raise NotFoundError(f"there is no job {job.id}")
+        current = _job(row)
         if current.state != "running" or current.attempts != job.attempts:
             raise LeaseLostError(
                 f"job {job.id} attempt {job.attempts} no longer runs (now {current.state}, "

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
+from sqlalchemy.engine import Connection
 
 from setpoint import __version__
 from setpoint._names import check_name
@@ -260,10 +261,16 @@ class Workspace:
     # -- models ----------------------------------------------------------------------
 
     def train(
-        self, spec: TrainSpec | str | Path | dict[str, Any], *, progress: Progress | None = None
+        self,
+        spec: TrainSpec | str | Path | dict[str, Any],
+        *,
+        progress: Progress | None = None,
+        lineage: dict[str, Any] | None = None,
+        guard: Callable[[Connection], None] | None = None,
     ) -> ModelVersion:
         """Fit a model from a spec (a TrainSpec, a dict, YAML text or a YAML file) and
-        register it with its evaluation and lineage."""
+        register it with its evaluation and lineage (``lineage`` adds to what is recorded;
+        ``guard`` see :meth:`ModelRegistry.register`)."""
         spec = _load_spec(spec)
         version = self.datasets.get(spec.dataset)
         table = self.datasets.load(version)
@@ -280,6 +287,7 @@ class Workspace:
             "host": platform.node(),
             "train_seconds": result.train_seconds,
             "cpu_seconds": result.cpu_seconds,
+            **(lineage or {}),
         }
         evaluation = {
             "metrics": result.metrics,
@@ -299,6 +307,7 @@ class Workspace:
             datasets_used=[(version, "train")],
             spec=result.spec,
             description=spec.description or "",
+            guard=guard,
         )
 
     def register_model(

@@ -30,10 +30,15 @@ def demo(
     ] = 30_000,
     json_: JsonFlag = False,
 ) -> None:
-    """Run the demo: generated lending data through contracts, training and the registry.
+    """Run the demo: the whole loop on generated lending data, in about two minutes.
 
-    Everything happens in a new workspace (SQLite + local files) that is kept
-    afterwards so you can look around in it with the other commands.
+    Registers three months of loan applications, trains and promotes a champion,
+    serves it on a loopback port, and replays ten weeks of applications over HTTP
+    with their outcomes a week later. The world changes in week four: the monitor
+    sees it, the policy retrains on post-change data, gates the candidate, runs it in
+    shadow and promotes it. Ends with a week-by-week table, the HTML report and the
+    audit trail. Everything happens in a new workspace (SQLite + local files) that is
+    kept afterwards so you can look around in it with the other commands.
     """
     from setpoint.demo.walkthrough import run
 
@@ -54,12 +59,33 @@ def demo(
         table = Table("", "", title="setpoint demo", show_header=False)
         for label, value in result.facts:
             table.add_row(label, value)
-        for name, value in result.metrics.items():
-            table.add_row(f"validation {name}", fmt(value))
         c.print(table)
+        weeks = Table(
+            "week",
+            "applications",
+            "drift share",
+            "served by",
+            "ROC AUC served",
+            "ROC AUC old champion",
+            title="week by week (AUC on the outcomes sent back)",
+        )
+        for week in result.weeks:
+            share = "-" if week.drift_share is None else f"{week.drift_share:.0%}"
+            weeks.add_row(
+                f"{week.start:%b %d}",
+                f"{week.rows:,}",
+                f"[bold red]{share}[/]" if week.drifted else share,
+                week.served_by,
+                fmt(week.served_auc, 3),
+                fmt(week.old_auc, 3),
+            )
+        c.print(weeks)
         c.print(
-            f"The workspace is at {path}. Look around with, for example:\n"
-            f"  setpoint -w {path} data show loans\n"
+            f"The workspace is at {path}.\n"
+            f"  report:      {result.report}\n"
+            f"  audit trail: {result.audit}\n"
+            "Look around with, for example:\n"
+            f"  setpoint -w {path} rollouts list\n"
             f"  setpoint -w {path} models show credit-risk\n"
             f"  setpoint -w {path} audit"
         )

@@ -14,6 +14,8 @@ from setpoint import __version__
 from setpoint.cli._common import Group, JsonFlag, State, emit, fmt, progress_bar, state
 from setpoint.cli.data import data_app
 from setpoint.cli.demo import demo
+from setpoint.cli.jobs import jobs_app, worker
+from setpoint.cli.loop import approve, loop, policy_app, reject, rollouts_app
 from setpoint.cli.models import models_app, render_version
 from setpoint.cli.monitoring import alerts_app, monitor_app, report
 from setpoint.cli.serving import deploy, deployments_app, keys_app, serve
@@ -41,6 +43,13 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(monitor_app, name="monitor")
 app.add_typer(alerts_app, name="alerts")
 app.command()(report)
+app.add_typer(jobs_app, name="jobs")
+app.command()(worker)
+app.add_typer(policy_app, name="policy")
+app.add_typer(rollouts_app, name="rollouts")
+app.command()(approve)
+app.command()(reject)
+app.command(name="loop")(loop)
 
 
 def _flag(setting: Setting) -> str:

@@ -69,8 +69,11 @@ def applications(
     ]
     home = _choice(rng, HOME, [0.45, 0.4, 0.15], n)
     purpose = _choice(rng, PURPOSES, [0.4, 0.2, 0.12, 0.1, 0.08, 0.1], n)
+    # Partners were a trickle (2%) before the change and bring half the business after.
     channel = np.where(
-        rng.random(n) < 0.5 * shift, "partner", _choice(rng, ("branch", "web"), [0.5, 0.5], n)
+        rng.random(n) < 0.02 + 0.48 * shift,
+        "partner",
+        _choice(rng, ("branch", "web"), [0.5, 0.5], n),
     )
 
     # Missing values, as real application forms have.

@@ -1,24 +1,40 @@
 """The steps `setpoint demo` takes, as a function that returns what it found.
 
-So far (the foundation): generate three months of loan applications, register them
-as a dataset (profile and contract inferred), check a new month against the contract
-with a few broken rows (quarantined, not lost), train a model from a spec with a
-time split and per-segment metrics, promote it to champion, reload it from the
-registry and check that it predicts what it predicted before it was stored.
+The whole loop on generated lending data, in a throwaway workspace: three months of
+loan applications registered (a broken batch quarantined, not lost), a champion
+trained and promoted, the real server started on a loopback port, then ten weeks of
+applications replayed over HTTP with their outcomes sent back a week later. In week
+four the world changes (younger applicants, bigger loans, a new channel, and a new
+relation between them and default). The monitor sees the drift in that week, the
+policy waits for a week of post-change labels, retrains on them, gates the candidate
+against the champion, runs it in shadow, and promotes it; the summary compares what
+was served with what the old champion would have done on the same weeks.
+
+Time is compressed: the server's clock is the demo's, so a week takes seconds.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
+import pyarrow as pa
+from sklearn.metrics import roc_auc_score
 
 from setpoint.demo import lending
+from setpoint.demo.replay import Answered, Client
+from setpoint.demo.server import Clock, serve
+from setpoint.loop.controller import Loop, TickReport
+from setpoint.loop.policy import Policy
+from setpoint.monitoring.monitor import MonitorConfig
+from setpoint.monitoring.report import ReportData, write_report
+from setpoint.monitoring.traffic import read_traffic
 from setpoint.workspace import Workspace
 
 Step = Callable[[str], None]
@@ -41,6 +57,10 @@ class DemoResult:
     workspace: Path
     facts: list[tuple[str, str]] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
+    weeks: list[Week] = field(default_factory=list)
+    rollouts: list[dict[str, Any]] = field(default_factory=list)
+    report: Path | None = None
+    audit: Path | None = None
 
     def add(self, label: str, value: object) -> None:
         self.facts.append((label, str(value)))
@@ -50,6 +70,10 @@ class DemoResult:
             "workspace": str(self.workspace),
             "facts": dict(self.facts),
             "metrics": self.metrics,
+            "weeks": [w.to_dict() for w in self.weeks],
+            "rollouts": self.rollouts,
+            "report": None if self.report is None else str(self.report),
+            "audit": None if self.audit is None else str(self.audit),
         }
 
 
@@ -67,62 +91,231 @@ def spec(estimator: str) -> dict[str, Any]:
     }
 
 
-def run(root: Path, *, rows: int = 30_000, step: Step = lambda _message: None) -> DemoResult:
+POLICY = """\
+triggers:
+  - drift_share: 0.3
+  - performance: {metric: roc_auc, source: estimated, drop: 0.05}
+actions: [alert, retrain, shadow, promote, rollback]
+retrain: {window: since_trigger, min_rows: 2000}
+gates:
+  metrics: {roc_auc: {min_delta: 0.01}}
+  confidence: 0.9
+  min_samples: 300
+  segments: [channel]
+  max_p99_latency_ms: 250
+rollout: {duration: 7d, min_samples: 500, min_labels: 300, max_metric_drop: 0.0}
+cooldown: 7d
+"""
+ENDPOINT = "credit"
+WEEK = timedelta(days=7)
+WEEKS = 10
+DRIFT_WEEK = 4  # the change starts with this week (1-based)
+
+
+@dataclass
+class Week:
+    start: datetime
+    rows: int
+    drift_share: float | None
+    drifted: bool
+    served_by: str
+    served_auc: float | None
+    old_auc: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "start": self.start.date().isoformat(),
+            "rows": self.rows,
+            "drift_share": self.drift_share,
+            "drifted": self.drifted,
+            "served_by": self.served_by,
+            "served_auc": self.served_auc,
+            "old_champion_auc": self.old_auc,
+        }
+
+
+def run(
+    root: Path, *, rows: int = 30_000, per_week: int = 2_500, step: Step = lambda _message: None
+) -> DemoResult:
     result = DemoResult(root)
     with Workspace.init(root, actor="demo") as ws:
         step("generating three months of loan applications")
         history = lending.applications(rows, start=START, days=90, seed=1)
-        step("registering them as dataset 'loans'")
+        step("registering them as dataset 'loans' (profile and contract inferred)")
         data = ws.add_dataset(
             "loans",
             history,
             description="Loan applications, January to March, with their outcome.",
-            pii_columns=["age"],
             tags={"source": "generated", "domain": "lending"},
         )
         result.add("dataset", f"{data.ref} ({data.row_count:,} rows)")
+        _check_a_broken_batch(ws, data.ref, rows, result)
 
-        step("checking April's applications against the contract")
-        april = lending.applications(
-            rows // 3, start=datetime(2026, 4, 1, tzinfo=UTC), days=30, seed=2
-        )
-        april = _break_some_rows(april)
-        outcome = ws.validate(data.ref, april, mode="quarantine", source="april.csv")
-        quarantined = outcome.quarantine.n_rejected if outcome.quarantine else 0
-        result.add(
-            "April batch", f"{outcome.accepted.num_rows:,} rows accepted, {quarantined} quarantined"
-        )
-        result.add(
-            "violations found",
-            ", ".join(f"{s['column']} {s['rule']} x{s['count']}" for s in outcome.report.summary()),
-        )
-
-        step("training a model from a spec (time split, per-segment metrics)")
+        step("training the champion from a spec (time split, per-segment metrics)")
         estimator = _estimator()
         model = ws.train(spec(estimator))
         validation = model.evaluation["metrics"]["validation"]
         result.metrics = {k: v for k, v in validation.items() if v is not None}
-        result.add("model", f"{model.ref} ({estimator.rsplit('.', 1)[-1]}, flavor {model.flavor})")
-        gap = model.evaluation.get("gap") or {}
-        if gap:
-            verdict = "likely overfit" if gap.get("likely_overfit") else "no sign of overfitting"
-            result.add("train/validation gap", f"{gap.get('relative_gap', 0):.1%} ({verdict})")
-
-        step("promoting it to champion")
         ws.promote(model.name, model.version)
-        result.add("champion", ws.model(model.name).ref)
+        result.add("champion", f"{model.ref} ({estimator.rsplit('.', 1)[-1]})")
 
-        step("reloading the champion from the registry")
-        predictor = ws.load_model(model.name)
-        sample = april.head(200)
-        reloaded = predictor.predict_proba(sample)
-        assert reloaded is not None
-        result.add(
-            "reloaded champion",
-            f"predicts {len(sample)} rows, p(default) mean {reloaded[:, -1].mean():.3f}",
+        step("deploying it, with a weekly monitor and a retraining policy")
+        ws.deploy(ENDPOINT, model=f"{model.name}@champion", note="the demo's endpoint")
+        ws.monitors.create(ENDPOINT, MonitorConfig(window="7d"))
+        loop = Loop(ws)
+        loop.policies.set(ENDPOINT, Policy.from_yaml(POLICY))
+
+        weeks = _weeks(START + timedelta(days=90), WEEKS)
+        change = weeks[DRIFT_WEEK - 1]
+        stream = lending.applications(
+            per_week * WEEKS,
+            start=weeks[0],
+            days=7 * WEEKS,
+            drift=lending.Drift(change, covariate=1.0, concept=1.0),
+            seed=5,
         )
-        result.add("audit events", len(ws.audit(limit=None)))
+        clock = Clock(weeks[0])
+        frames = [_within(stream, start, start + WEEK) for start in weeks]
+        answered: list[Answered] = []
+        with serve(ws, clock) as server:
+            step(f"serving on {server.url}; replaying {WEEKS} weeks of applications over HTTP")
+            client = Client(server.url, ENDPOINT)
+            try:
+                for k, start in enumerate(weeks):
+                    answered.append(client.predict(frames[k], clock))
+                    end = start + WEEK
+                    if k >= 1:  # last week's outcomes are known now
+                        client.feedback(answered[k - 1], clock, end - timedelta(hours=1))
+                    tick = loop.tick(end)
+                    server.follow()
+                    step(_week_line(k + 1, start, len(frames[k]), tick))
+                client.feedback(answered[-1], clock, weeks[-1] + WEEK)
+            finally:
+                client.close()
+
+        step("summarizing: what was served against what the old champion would have done")
+        old = ws.load_model(model.ref)
+        result.weeks = _summary(ws, weeks, frames, old)
+        _loop_facts(ws, loop, result, change)
+        report = write_report(
+            root / "report.html", ReportData.from_dict(ws.monitors.report_data(ENDPOINT))
+        )
+        trail = root / "audit.jsonl"
+        events = ws.audit(limit=None)
+        trail.write_text(
+            "".join(orjson.dumps(e.to_dict()).decode() + "\n" for e in reversed(events)),
+            encoding="utf-8",
+        )
+        result.report, result.audit = report, trail
+        result.add("audit events", f"{len(events)} (in {trail.name})")
     return result
+
+
+def _check_a_broken_batch(ws: Workspace, ref: str, rows: int, result: DemoResult) -> None:
+    april = lending.applications(
+        rows // 10, start=datetime(2026, 4, 1, tzinfo=UTC), days=30, seed=2
+    )
+    outcome = ws.validate(ref, _break_some_rows(april), mode="quarantine", source="april.csv")
+    quarantined = outcome.quarantine.n_rejected if outcome.quarantine else 0
+    result.add(
+        "a broken batch",
+        f"{outcome.accepted.num_rows:,} rows accepted, {quarantined} quarantined with reasons",
+    )
+
+
+def _weeks(after: datetime, n: int) -> list[datetime]:
+    """``n`` week starts from the first monitor window boundary after ``after`` (windows
+    are aligned to the epoch, so the replayed weeks are the monitor's windows)."""
+    span = int(WEEK.total_seconds())
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    first = (int((after - epoch).total_seconds()) // span + 1) * span
+    return [epoch + timedelta(seconds=first + i * span) for i in range(n)]
+
+
+def _within(frame: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame:
+    times = frame[lending.TIME_COLUMN]
+    return frame[(times >= pd.Timestamp(start)) & (times < pd.Timestamp(end))].reset_index(
+        drop=True
+    )
+
+
+def _week_line(number: int, start: datetime, rows: int, tick: TickReport) -> str:
+    parts = [f"week {number} ({start:%b %d}): {rows:,} applications"]
+    parts += [f["message"] for f in tick.fired[:1]]
+    parts += tick.moves
+    return "; ".join(parts)
+
+
+def _summary(
+    ws: Workspace, weeks: list[datetime], frames: list[pd.DataFrame], old: Any
+) -> list[Week]:
+    windows = {w.start: w for w in ws.monitors.windows(ENDPOINT)}
+    kinds = {
+        name: rule["kind"]
+        for name, rule in (ws.model("credit-risk@1").contract or {})["columns"].items()
+    }
+    out = []
+    for start, frame in zip(weeks, frames, strict=True):
+        traffic = read_traffic(ws.root, ENDPOINT, kinds, since=start, until=start + WEEK)
+        versions = sorted(set(traffic.log.column("version").to_pylist()))
+        served = _auc(traffic.labels, traffic.probabilities)
+        y = frame[lending.TARGET].to_numpy()
+        old_auc = _auc(pa.array(y), old.predict_proba(frame))
+        window = windows.get(start)
+        drift = (window.results.get("drift") or {}) if window else {}
+        out.append(
+            Week(
+                start=start,
+                rows=traffic.num_rows,
+                drift_share=drift.get("drift_share"),
+                drifted=bool(drift.get("drifted")),
+                served_by=", ".join(f"v{v}" for v in versions),
+                served_auc=served,
+                old_auc=old_auc,
+            )
+        )
+    return out
+
+
+def _auc(labels: Any, proba: Any) -> float | None:
+    if labels is None or proba is None:
+        return None
+    y = np.asarray(labels.to_pylist(), dtype=float)
+    have = ~np.isnan(y)
+    if have.sum() < 10 or len(set(y[have])) < 2:
+        return None
+    return float(roc_auc_score(y[have], np.asarray(proba)[have, -1]))
+
+
+def _loop_facts(ws: Workspace, loop: Loop, result: DemoResult, change: datetime) -> None:
+    rollouts = loop.rollouts.list(endpoint=ENDPOINT)
+    result.rollouts = [r.to_dict() for r in reversed(rollouts)]
+    if not rollouts:
+        result.add("closed loop", "no rollout started (nothing fired)")
+        return
+    first = rollouts[-1]
+    result.add("drift", first.trigger.get("message", ""))
+    if first.data_since is not None:
+        after = "after" if first.data_since >= change else "NOT after"
+        result.add(
+            "challenger trained on",
+            f"{first.dataset} (traffic from {first.data_since:%b %d}, {after} the change on "
+            f"{change:%b %d})",
+        )
+    gates = first.gates or {}
+    if gates:
+        result.add(
+            "gates",
+            "passed" if gates.get("passed") else "failed: " + "; ".join(gates.get("reasons", [])),
+        )
+    live = first.live or {}
+    if live.get("agreement") is not None:
+        result.add(
+            "shadow",
+            f"agreed with the champion on {live['agreement']:.0%} of {live['pairs']:,} requests",
+        )
+    result.add("rollout", f"{first.candidate or '-'}: {first.state} — {first.reason}")
+    result.add("champion now", ws.model("credit-risk@champion").ref)
 
 
 def _estimator() -> str:

@@ -10,6 +10,7 @@ second rollback goes one step further back.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -125,11 +126,16 @@ class ModelRegistry:
         datasets_used: list[tuple[DatasetVersion, str]],
         spec: dict[str, Any] | None = None,
         description: str = "",
+        guard: Callable[[Connection], None] | None = None,
     ) -> ModelVersion:
-        """Store ``predictor`` as the next version of model ``name``."""
+        """Store ``predictor`` as the next version of model ``name``. ``guard`` runs
+        first in the registering transaction and may raise to stop it (a job checks that
+        its attempt still holds its lease, so a stale attempt registers nothing)."""
         check_name("model", name)
         artifacts = {role: self._store.put(data) for role, data in predictor.save().items()}
         with self._db.write() as conn:
+            if guard is not None:
+                guard(conn)
             model_id = ensure_named(
                 self._db, conn, models, name, description="", created_at=audit.now()
             )

@@ -181,6 +181,30 @@ class Monitors:
             )
         return self.get(endpoint)
 
+    def rebase(self, endpoint: str) -> Monitor:
+        """Compare from now on with the model the endpoint serves now (after a promotion),
+        keeping the windows computed so far: they are the history of the endpoint, and
+        each names the reference it was measured against."""
+        monitor = self.get(endpoint)
+        deployment = self._ws.deployments.get(endpoint)
+        built = references.build_reference(self._ws, deployment.config.model)
+        with self._ws.db.write() as conn:
+            conn.execute(
+                sa.update(monitors)
+                .where(monitors.c.id == monitor.id)
+                .values(reference=built.to_dict(), updated_at=datetime.now(UTC))
+            )
+            audit.record(
+                conn,
+                actor=self._ws.actor,
+                action="monitor.rebase",
+                entity_type="monitor",
+                entity=endpoint,
+                before={"model": monitor.reference.model, "dataset": monitor.reference.dataset},
+                after={"model": built.model, "dataset": built.dataset},
+            )
+        return self.get(endpoint)
+
     def get(self, endpoint: str) -> Monitor:
         with self._ws.db.read() as conn:
             row = conn.execute(sa.select(monitors).where(monitors.c.endpoint == endpoint)).first()

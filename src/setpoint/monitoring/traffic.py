@@ -84,11 +84,11 @@ def read_traffic(
     log = log.filter(pc.not_equal(log.column("route"), "shadow"))
     inputs = parse_json_column(log.column("inputs"), kinds)
     outputs = log.column("outputs").to_pylist()
-    predictions, probabilities = _outputs(outputs)
+    predictions, probabilities = parse_outputs(outputs)
     traffic = Traffic(log.select(_FIXED), inputs, predictions, probabilities)
     if not with_labels or log.num_rows == 0:
         return traffic
-    labels, label_ts = _labels(root, endpoint, log)
+    labels, label_ts = labels_for(root, endpoint, log)
     return Traffic(traffic.log, inputs, predictions, probabilities, labels, label_ts)
 
 
@@ -144,7 +144,7 @@ def _to_number(text: Any) -> pa.Array:
     return pa.array(values, type=pa.float64())
 
 
-def _outputs(outputs: list[str | None]) -> tuple[pa.Array, npt.NDArray[np.float64] | None]:
+def parse_outputs(outputs: list[str | None]) -> tuple[pa.Array, npt.NDArray[np.float64] | None]:
     parsed = [orjson.loads(text) if text else {} for text in outputs]
     predictions = pa.array([p.get("prediction") for p in parsed])
     probabilities = [p.get("probabilities") for p in parsed]
@@ -156,7 +156,7 @@ def _outputs(outputs: list[str | None]) -> tuple[pa.Array, npt.NDArray[np.float6
     return predictions, np.asarray(probabilities, dtype=np.float64)
 
 
-def _labels(root: Path, endpoint: str, log: pa.Table) -> tuple[pa.Array, pa.Array]:
+def labels_for(root: Path, endpoint: str, log: pa.Table) -> tuple[pa.Array, pa.Array]:
     """Each prediction's latest label (and when it came), null where none came yet."""
     feedback = read_log(root, kind="feedback", endpoint=endpoint)  # oldest first
     stamp_type = pa.timestamp("us", tz="UTC")

@@ -102,6 +102,7 @@ class Measurement:
         drift = detect(self.ref.summary, summary, settings)
         results: dict[str, Any] = {
             "judged": drift.judged,
+            "reference": self.ref.model,
             "drift": drift.to_dict(),
             "multivariate": self._multivariate(inputs) if drift.judged else None,
             "quality": _quality(self.ref, summary, inputs, n),

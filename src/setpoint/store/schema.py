@@ -293,3 +293,46 @@ jobs = sa.Table(
     sa.UniqueConstraint("kind", "key"),
     sa.Index(None, "state", "run_after"),
 )
+
+policies = sa.Table(
+    "policies",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("endpoint", sa.String(200), nullable=False, unique=True),
+    sa.Column("config", sa.JSON, nullable=False),
+    # The end of the newest monitor window the policy has looked at (a window fires once),
+    # and when its schedule was last looked at.
+    sa.Column("cursor", sa.DateTime(timezone=True)),
+    sa.Column("checked_at", sa.DateTime(timezone=True)),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    _when(),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+rollouts = sa.Table(
+    "rollouts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("endpoint", sa.String(200), nullable=False),
+    sa.Column("key", sa.String(300), nullable=False),  # a trigger that fires twice is one rollout
+    # waiting|retraining|shadow|canary|awaiting_approval|promoted|rejected|rolled_back|failed
+    sa.Column("state", sa.String(30), nullable=False),
+    sa.Column("trigger", sa.JSON, nullable=False),  # what fired, with its evidence
+    sa.Column("data_since", sa.DateTime(timezone=True)),  # the training window's start
+    sa.Column("data_until", sa.DateTime(timezone=True)),
+    sa.Column("job_id", sa.Integer),
+    sa.Column("champion", sa.String(300)),  # NAME@VERSION when the rollout started
+    sa.Column("candidate", sa.String(300)),  # NAME@VERSION once trained
+    sa.Column("dataset", sa.String(300)),  # the training set's NAME@VERSION
+    sa.Column("mode", sa.String(20)),  # shadow|canary|None
+    sa.Column("gates", sa.JSON),  # the gate report
+    sa.Column("live", sa.JSON),  # the latest live comparison
+    sa.Column("contract_proposal", sa.JSON),
+    sa.Column("reason", sa.Text),  # why it ended as it did, for a person
+    sa.Column("live_since", sa.DateTime(timezone=True)),
+    _when(),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("decided_by", sa.String(200)),
+    sa.UniqueConstraint("endpoint", "key"),
+    sa.Index(None, "state"),
+)
