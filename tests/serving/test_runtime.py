@@ -9,6 +9,7 @@ does is then decided by the test, not by timing.
 from __future__ import annotations
 
 import threading
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -271,3 +272,150 @@ def _wait_for_shed(futures: list[Any], expected: int) -> int:
         assert finished, f"only {len(done)} requests were shed"
         done |= finished
     return len(done)
+
+
+# -- a failing canary ---------------------------------------------------------------------
+
+
+def canary_rows(rows: list[dict[str, Any]], share: float) -> list[dict[str, Any]]:
+    """The rows whose ``purpose`` (the sticky key) routes them to the canary."""
+    routed = [r for r in rows if zlib.crc32(str(r["purpose"]).encode()) / 2**32 < share]
+    assert routed, "no purpose in the rows routes to the canary; pick another share"
+    return routed
+
+
+def test_a_failing_canary_is_answered_by_the_champion_and_logged_as_its_failure(
+    challenged: Workspace, memory_log: MemoryLog, rows: list[dict[str, Any]]
+) -> None:
+    challenged.deploy("credit", challenger="credit-risk@2", mode="canary", share=0.5)
+    n = 100
+    with serve(challenged, memory_log) as client:
+        runtime = runtime_of(client)
+        canary = gate(runtime, "challenger")
+        canary.failing = True  # raises on every predict
+        answers = [post(client, rows[i % len(rows)]) for i in range(n)]
+        assert all(a.status_code == 200 for a in answers), answers[0].text
+        bodies = [a.json() for a in answers]
+        metrics = client.get("/metrics").text
+        # Its circuit opened after a few failed batches; the champion kept answering.
+        assert canary.calls == runtime.challenger.breaker.threshold  # type: ignore[union-attr]
+        assert runtime.challenger.breaker.state == 2  # type: ignore[union-attr]
+        assert runtime.circuit_state() == 0
+    assert {b["version"] for b in bodies} == {1}
+    routes = [(r["route"], r["fallback"], r["model"], r["version"]) for r in memory_log.records]
+    assert len(routes) == n
+    failed = routes.count(("canary", True, "credit-risk", 1))
+    # Binomial(100, 0.5): mean 50, sd 5; 5 sd either side.
+    assert 25 <= failed <= 75, failed
+    assert routes.count(("champion", False, "credit-risk", 1)) == n - failed
+    assert not [r for r in memory_log.records if r["route"] == "canary" and not r["fallback"]]
+    assert sum(b["flags"]["fallback"] for b in bodies) == failed
+    assert f'setpoint_fallbacks_total{{endpoint="credit",reason="canary_error"}} {failed}.0' in (
+        metrics
+    )
+    assert 'route="canary"} ' in metrics
+
+
+def test_a_canary_whose_circuit_is_open_keeps_answering_through_the_champion(
+    challenged: Workspace, memory_log: MemoryLog, rows: list[dict[str, Any]]
+) -> None:
+    share = 0.5
+    challenged.deploy(
+        "credit",
+        challenger="credit-risk@2",
+        mode="canary",
+        share=share,
+        sticky_key="purpose",
+        fallback=Fallback(value=0),
+    )
+    routed = canary_rows(rows, share)
+    with serve(challenged, memory_log) as client:
+        runtime = runtime_of(client)
+        assert runtime.challenger is not None
+        canary = gate(runtime, "challenger")
+        canary.failing = True
+        for i in range(runtime.challenger.breaker.threshold + 10):
+            response = post(client, routed[i % len(routed)])
+            assert response.status_code == 200, response.text
+            body = response.json()
+            # The champion answers, not the endpoint's fallback (a constant 0).
+            assert (body["version"], body["flags"]["fallback"]) == (1, True)
+        assert runtime.challenger.breaker.state == 2
+        assert canary.calls == runtime.challenger.breaker.threshold
+
+        # Healed, the canary answers again after its cool-down.
+        canary.failing = False
+        runtime.challenger.breaker.cooldown_s = 0.0
+        body = post(client, routed[0]).json()
+        assert (body["version"], body["flags"]["fallback"]) == (2, False)
+    records = [(r["route"], r["fallback"], r["version"]) for r in memory_log.records]
+    assert records == [("canary", True, 1)] * (len(records) - 1) + [("canary", False, 2)]
+
+
+def test_when_the_champion_fails_too_the_usual_fallback_answers(
+    challenged: Workspace, memory_log: MemoryLog, rows: list[dict[str, Any]]
+) -> None:
+    share = 0.5
+    challenged.deploy(
+        "credit", challenger="credit-risk@2", mode="canary", share=share, sticky_key="purpose"
+    )
+    routed = canary_rows(rows, share)
+    with serve(challenged, memory_log) as client:
+        runtime = runtime_of(client)
+        gate(runtime, "challenger").failing = True
+        gate(runtime).failing = True
+        assert_error_shape(post(client, routed[0]), 503, "model_unavailable")
+        assert memory_log.records == []
+
+    challenged.deploy("credit", fallback=Fallback(value=0))
+    with serve(challenged, memory_log) as client:
+        runtime = runtime_of(client)
+        gate(runtime, "challenger").failing = True
+        gate(runtime).failing = True
+        body = post(client, routed[0]).json()
+        assert (body["predictions"], body["flags"]["fallback"]) == ([0], True)
+        metrics = client.get("/metrics").text
+        assert 'reason="canary_error"} 1.0' in metrics
+        assert 'reason="model_error"} 1.0' in metrics
+    assert [(r["route"], r["fallback"]) for r in memory_log.records] == [("fallback", True)]
+
+
+def test_a_bad_request_routed_to_the_canary_is_not_retried_on_the_champion(
+    challenged: Workspace, memory_log: MemoryLog, rows: list[dict[str, Any]]
+) -> None:
+    share = 0.5
+    challenged.deploy(
+        "credit", challenger="credit-risk@2", mode="canary", share=share, sticky_key="purpose"
+    )
+    bad = {**canary_rows(rows, share)[0], "grade": "Z"}
+    with serve(challenged, memory_log) as client:
+        runtime = runtime_of(client)
+        champion = gate(runtime)
+        assert_error_shape(post(client, bad), 422, "contract_violation")
+        assert champion.calls == 0
+        assert runtime.challenger is not None
+        assert runtime.challenger.breaker.state == 0  # the caller's error, not the model's
+        assert "canary_error" not in client.get("/metrics").text
+    assert memory_log.records == []
+
+
+def test_a_canary_past_the_latency_budget_goes_to_the_fallback_as_before(
+    challenged: Workspace, memory_log: MemoryLog, rows: list[dict[str, Any]]
+) -> None:
+    share = 0.5
+    challenged.deploy(
+        "credit",
+        challenger="credit-risk@2",
+        mode="canary",
+        share=share,
+        sticky_key="purpose",
+        fallback=Fallback(value=0),
+        latency_budget_ms=50,
+    )
+    with serve(challenged, memory_log) as client:
+        canary = gate(runtime_of(client), "challenger")
+        canary.gate.clear()
+        body = post(client, canary_rows(rows, share)[0]).json()
+        assert (body["predictions"], body["flags"]["fallback"]) == ([0], True)
+        canary.gate.set()
+    assert [(r["route"], r["fallback"]) for r in memory_log.records] == [("fallback", True)]

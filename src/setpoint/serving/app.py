@@ -5,6 +5,8 @@ The app loads each endpoint's model at start-up, then follows the workspace: eve
 loads a changed model beside the old one and swaps it in between batches, so no
 request fails during a change. Errors leave the app only as the one JSON error
 shape, with the status the error class carries; a bug is a 500 in the same shape.
+Every timestamp the app writes to the prediction and feedback logs comes from its
+clock (``create_app(clock=...)``; the system's UTC time by default).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import contextlib
 import gc
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -40,6 +43,7 @@ from setpoint.serving._hotpath import (
 from setpoint.serving._hotpath import read_body as read_asgi_body
 from setpoint.serving.auth import AuthMiddleware, Guard
 from setpoint.serving.deployments import Deployment
+from setpoint.serving.lane import utc_clock
 from setpoint.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from setpoint.serving.metrics import ServingMetrics
 from setpoint.serving.runtime import EndpointRuntime, LoadedModel, Log
@@ -70,10 +74,17 @@ def error_response(error: SetpointError) -> Response:
 class ServingState:
     """The endpoints a server answers for, kept in step with the workspace."""
 
-    def __init__(self, workspace: Workspace, log: Log, async_log: Log | None = None) -> None:
+    def __init__(
+        self,
+        workspace: Workspace,
+        log: Log,
+        async_log: Log | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.workspace = workspace
         self.log = log
         self.async_log = async_log
+        self.clock = utc_clock(clock)  # stamps what is logged
         self.runtimes: dict[str, EndpointRuntime] = {}
         self.failures: dict[str, str] = {}  # endpoint -> why it cannot serve
         self.metrics = ServingMetrics(lambda: self.runtimes, log=log)
@@ -133,6 +144,7 @@ class ServingState:
                 challenger=models["challenger"],
                 fallback=models["fallback"],
                 events=self.metrics,
+                clock=self.clock,
             )
             if current is not None:
                 self.retired.append(current)  # closed on the event loop once idle
@@ -178,12 +190,18 @@ def create_app(
     refresh_seconds: float | None = None,
     max_request_bytes: int | None = None,
     freeze_heap: bool = False,
+    clock: Callable[[], datetime] | None = None,
 ) -> Starlette:
     """The app for every endpoint of ``workspace``, recording predictions in ``log``
     (or in ``async_log``, for endpoints deployed with ``log=async``) and ground truth
     in ``feedback_log``. ``freeze_heap`` (for a server process of its own) takes what
-    is loaded out of the garbage collector's full passes; see ``_freeze_heap``."""
-    state = ServingState(workspace, log, async_log)
+    is loaded out of the garbage collector's full passes; see ``_freeze_heap``.
+
+    ``clock`` gives the ``ts`` of every record the app logs — predictions (including
+    cached, fallback and shadow answers) and feedback; default: the system's time in
+    UTC. It is read once per batch; a naive datetime is taken as UTC. The demo runs
+    this app with a simulated clock, so weeks of traffic take seconds."""
+    state = ServingState(workspace, log, async_log, clock)
     if max_request_bytes is not None:
         state.max_request_bytes = max_request_bytes
     refresh_every = refresh_seconds or workspace.settings.refresh_seconds
@@ -274,7 +292,7 @@ def create_app(
         if feedback_log is None:
             raise NotReadyError("this server was started without a feedback log")
         records = feedback_codec.decode(
-            await read_body(request, state.max_request_bytes), runtime.name
+            await read_body(request, state.max_request_bytes), runtime.name, now=state.clock()
         )
         await feedback_log.append_async(records)
         return json_response({"endpoint": runtime.name, "accepted": len(records)})

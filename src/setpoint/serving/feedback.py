@@ -22,8 +22,9 @@ _SHAPE = (
 MAX_ITEMS = 10_000
 
 
-def decode(body: bytes, endpoint: str) -> list[dict[str, Any]]:
-    """Feedback records from a request body, ready for the feedback log."""
+def decode(body: bytes, endpoint: str, *, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Feedback records from a request body, ready for the feedback log, stamped
+    ``now`` (the server's clock; default: the system's UTC time)."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -36,7 +37,8 @@ def decode(body: bytes, endpoint: str) -> list[dict[str, Any]]:
             raise MalformedRequestError(f"at most {MAX_ITEMS} labels per request; split them")
     else:
         items = [data]
-    now = datetime.now(UTC)
+    if now is None:
+        now = datetime.now(UTC)
     records, problems = [], []
     for index, item in enumerate(items):
         problem = _problem(item)

@@ -7,6 +7,9 @@ Arrow validation otherwise, with each violation traced back to its request and r
 the valid rows are predicted in one call, and the records of what was answered go to
 the prediction log before anyone is answered. The model is swapped as a whole
 (``swap``) between batches, so a batch is never split across two versions.
+
+The records' ``ts`` comes from the server's clock (``Clock``, read once per batch): the
+system's UTC time, or one a caller sets (the demo runs weeks of traffic in seconds).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import uuid
 from collections.abc import Callable, KeysView, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cached_property
+from functools import cached_property, partial
 from operator import itemgetter
 from typing import Any, Literal, Protocol, cast
 
@@ -36,6 +39,7 @@ from setpoint.serving.breaker import CircuitBreaker
 PII_MASK = "***"
 _NONE = [None]  # a one-row column that is absent
 Route = Literal["champion", "canary", "shadow", "fallback"]
+Clock = Callable[[], datetime]
 
 # Request ids: a random prefix per process and a counter. Unique across workers and
 # restarts like a UUID, at a fraction of uuid4's cost on the hot path.
@@ -45,6 +49,35 @@ _id_counter = itertools.count(1)
 
 def new_request_id() -> str:
     return f"{_ID_PREFIX}{next(_id_counter):016x}"
+
+
+# The system's clock, in UTC: the server's clock unless it is given another.
+utc_now: Clock = partial(datetime.now, UTC)
+
+
+class _UTCClock:
+    """A caller's clock whose times are turned into UTC (naive ones are taken as UTC),
+    as the prediction log stores them."""
+
+    __slots__ = ("_clock",)
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+
+    def __call__(self) -> datetime:
+        now = self._clock()
+        if now.tzinfo is UTC:
+            return now
+        if now.tzinfo is None:
+            return now.replace(tzinfo=UTC)
+        return now.astimezone(UTC)
+
+
+def utc_clock(clock: Clock | None) -> Clock:
+    """``clock`` as a clock of UTC datetimes; None is the system's (``utc_now``)."""
+    if clock is None or clock is utc_now or isinstance(clock, _UTCClock):
+        return clock or utc_now
+    return _UTCClock(clock)
 
 
 class Log(Protocol):
@@ -94,6 +127,7 @@ class PredictRequest:
         "_columns",
         "abandoned",
         "committing",
+        "fallback",
         "n_rows",
         "received",
         "request_id",
@@ -110,6 +144,7 @@ class PredictRequest:
         row: dict[str, Any] | None = None,
         received: float | None = None,
         route: Route = "champion",
+        fallback: bool = False,
     ) -> None:
         if columns is None and row is None:
             raise ValueError("a PredictRequest needs its columns or its one row")
@@ -119,6 +154,7 @@ class PredictRequest:
         self.request_id = request_id or new_request_id()
         self.received = time.perf_counter() if received is None else received
         self.route = route
+        self.fallback = fallback  # answered by other than the model its route names
         # Set on the event loop: the answer is being logged (it will be given), or the
         # caller was answered otherwise (by the fallback) and this answer must not be
         # logged.
@@ -139,6 +175,18 @@ class PredictRequest:
             return self.row.keys()
         return self.columns.keys()
 
+    def copy(self, route: Route, *, fallback: bool) -> PredictRequest:
+        """The same request (id, inputs, time received) for another lane to answer."""
+        return PredictRequest(
+            self._columns,
+            self.n_rows,
+            self.request_id,
+            row=self.row,
+            received=self.received,
+            route=route,
+            fallback=fallback,
+        )
+
 
 @dataclass
 class Answer:
@@ -153,10 +201,10 @@ class Answer:
     records: list[dict[str, Any]] = field(default_factory=list)  # for the log
     route: Route = "champion"
     cached: bool = False
-
-    @property
-    def fallback(self) -> bool:
-        return self.route == "fallback"
+    # Not answered by the model the route names: the fallback's answer (route
+    # "fallback"), or the champion's for a canary request the canary failed (route
+    # "canary").
+    fallback: bool = False
 
 
 def log_records(
@@ -168,8 +216,9 @@ def log_records(
     now: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """The prediction-log records of ``answer``'s ``rows`` (default: all), with the
-    values of ``pii`` columns masked."""
-    now = now or datetime.now(UTC)
+    values of ``pii`` columns masked, stamped ``now`` (a UTC datetime; default: the
+    system's time)."""
+    now = now or utc_now()
     latency_ms = (time.perf_counter() - request.received) * 1000.0
     probs = answer.probabilities
 
@@ -189,7 +238,7 @@ def log_records(
             "outputs": output,
             "latency_ms": latency_ms,
             "cached": answer.cached,
-            "fallback": answer.route == "fallback",
+            "fallback": answer.fallback,
         }
 
     if request.n_rows == 1 and rows is None and pii.isdisjoint(request.names()):  # the usual
@@ -207,7 +256,8 @@ def log_records(
 
 
 class Lane:
-    """``model`` behind a micro-batcher; answers are logged before they are given."""
+    """``model`` behind a micro-batcher; answers are logged before they are given,
+    stamped with ``clock``'s time (read once per batch)."""
 
     def __init__(
         self,
@@ -220,6 +270,7 @@ class Lane:
         on_error: str = "reject",
         budget_s: float = 1.0,
         routed: Callable[[str, str, int], None] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.model = model
@@ -228,6 +279,7 @@ class Lane:
         self.breaker = CircuitBreaker()
         self._log = log
         self._routed = routed  # (endpoint, route, answers): counted once per batch
+        self._clock = utc_clock(clock)
         self.batcher: MicroBatcher[PredictRequest, Answer] = MicroBatcher(
             self._run,
             max_rows=max_batch_size,
@@ -248,7 +300,7 @@ class Lane:
         combined = _transpose([r.row for r in requests], names)
         if combined is None:
             combined = _combine(requests, names)
-        now = datetime.now(UTC)
+        now = self._clock()
         if model.fast_check.clean(combined):  # the usual case: no Arrow round trip
             return self._run_clean(model, requests, combined, now)
         starts = [0]
@@ -279,6 +331,7 @@ class Lane:
                 classes,
                 [],
                 route=request.route,
+                fallback=request.fallback,
             )
             answer.records = log_records(self.endpoint, request, answer, pii, None, now)
             answers.append(answer)
@@ -390,6 +443,7 @@ class Lane:
             model.predictor.classes,
             errors,
             route=request.route,
+            fallback=request.fallback,
         )
         answer.records = log_records(self.endpoint, request, answer, model.pii, answered, now)
         return answer

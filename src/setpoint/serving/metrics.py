@@ -47,7 +47,8 @@ if TYPE_CHECKING:
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 SAMPLE_SECONDS = 1.0
-FALLBACK_REASONS = frozenset({"circuit_open", "model_error", "latency_budget"})
+# canary_error: the champion answered a canary request the canary failed.
+FALLBACK_REASONS = frozenset({"circuit_open", "model_error", "latency_budget", "canary_error"})
 ROUTES = frozenset({"champion", "canary", "shadow", "fallback", "cache"})
 _Mode = Literal["livesum", "livemax"]
 _CIRCUIT_STATES = {"closed": 0, "half_open": 1, "open": 2}
@@ -223,7 +224,8 @@ class ServingMetrics:
         child.inc()
 
     def fallback(self, endpoint: str, reason: str) -> None:
-        """One request answered by the fallback: circuit_open, model_error or latency_budget."""
+        """One request answered by the fallback (circuit_open, model_error or
+        latency_budget), or by the champion for a failed canary (canary_error)."""
         key = (endpoint, reason)
         child = self._fallback.get(key)
         if child is None:

@@ -5,9 +5,12 @@ The runtime holds the champion's lane and, as the deployment says, a challenger'
 request it checks the column set, tries the cache, picks the lane (canary share,
 sticky by a column), refuses work the lane could not finish within the latency
 budget (503), skips a lane whose circuit is open, and lets the fallback answer when
-the model fails or is late. Shadow copies go to the challenger after the caller's
-answer is settled, off the caller's path. The design is in docs/architecture.md,
-"Routes, cache and resilience".
+the model fails or is late. A canary request the canary cannot answer (its model
+raised or its circuit is open) is answered by the champion instead, logged as
+``route="canary", fallback=True``: a failing canary never fails a request. Shadow
+copies go to the challenger after the caller's answer is settled, off the caller's
+path. Every record is stamped by the runtime's clock. The design is in
+docs/architecture.md, "Routes, cache and resilience".
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ import random
 import time
 import zlib
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from setpoint.errors import (
@@ -32,6 +34,7 @@ from setpoint.serving.deployments import Deployment
 from setpoint.serving.lane import (
     PII_MASK,
     Answer,
+    Clock,
     Lane,
     LoadedModel,
     Log,
@@ -39,6 +42,7 @@ from setpoint.serving.lane import (
     Route,
     log_records,
     new_request_id,
+    utc_clock,
 )
 
 __all__ = [
@@ -61,7 +65,9 @@ class Events(Protocol):
 
     def cache(self, endpoint: str, hit: bool) -> None: ...
 
-    def fallback(self, endpoint: str, reason: str) -> None: ...
+    def fallback(self, endpoint: str, reason: str) -> None:
+        """``reason``: circuit_open, model_error, latency_budget (the fallback answered)
+        or canary_error (the champion answered for a failed canary)."""
 
     def shed(self, endpoint: str) -> None: ...
 
@@ -97,8 +103,12 @@ class EndpointRuntime:
         challenger: LoadedModel | None = None,
         fallback: LoadedModel | None = None,
         events: Events | None = None,
+        clock: Clock | None = None,
     ) -> None:
+        """``clock`` stamps every record this endpoint logs (default: the system's
+        UTC time); it is read once per batch."""
         self.deployment = deployment
+        self._clock = utc_clock(clock)
         # An endpoint deployed with log=async trades durability for latency, when the
         # server has an async log to give it; otherwise it gets the durable one.
         self._log = async_log if deployment.config.log == "async" and async_log else log
@@ -125,6 +135,7 @@ class EndpointRuntime:
             on_error=config.on_error,
             budget_s=self.budget_s,
             routed=self.events.routed,
+            clock=self._clock,
         )
 
     # -- what the server reads -------------------------------------------------------------
@@ -217,6 +228,8 @@ class EndpointRuntime:
         else:
             lane, route = self._route(request)
             request.route = route
+            if route == "canary":
+                return await self._canary(lane, request)
         self._shed_if_full(lane, request)
         if not lane.breaker.allow():
             return await self._fall_back(request, "circuit_open", lane.breaker.retry_after())
@@ -256,6 +269,44 @@ class EndpointRuntime:
         if draw < config.share:
             return self.challenger, "canary"
         return self.champion, "champion"
+
+    async def _canary(self, lane: Lane, request: PredictRequest) -> Answer:
+        """The canary's answer; when its model raises or its circuit is open, the
+        champion's (its natural fallback), logged as ``route="canary", fallback=True``
+        with the champion's model, so the log gives the canary's error rate. A
+        contract violation is the caller's error, not retried; a canary past the
+        latency budget goes to the endpoint's fallback like the champion would."""
+        self._shed_if_full(lane, request)
+        if lane.breaker.allow():
+            try:
+                answer = await self._ask(lane, request)
+            except _Late:
+                return await self._fall_back(request, "latency_budget")
+            except SetpointError:
+                raise
+            except Exception:  # the canary failed on this batch: the champion answers
+                pass
+            else:
+                if answer.error is not None:
+                    raise answer.error
+                return answer
+        self.events.fallback(self.name, "canary_error")
+        champion = self.champion
+        copy = request.copy("canary", fallback=True)
+        self._shed_if_full(champion, copy)
+        if not champion.breaker.allow():
+            return await self._fall_back(request, "circuit_open", champion.breaker.retry_after())
+        try:
+            answer = await self._ask(champion, copy)
+        except _Late:
+            return await self._fall_back(request, "latency_budget")
+        except SetpointError:
+            raise
+        except Exception as exc:
+            return await self._fall_back(request, "model_error", cause=exc)
+        if answer.error is not None:
+            raise answer.error
+        return answer
 
     def _shed_if_full(self, lane: Lane, request: PredictRequest) -> None:
         """Refuse work that would wait longer than the latency budget to be predicted:
@@ -322,7 +373,8 @@ class EndpointRuntime:
             [],
             cached=True,
         )
-        await self._log.append_async(log_records(self.name, request, answer, self.model.pii))
+        records = log_records(self.name, request, answer, self.model.pii, now=self._clock())
+        await self._log.append_async(records)
         self.events.routed(self.name, "cache")
         return answer
 
@@ -346,13 +398,7 @@ class EndpointRuntime:
                 retry_after=retry_after,
             ) from cause
         self.events.fallback(self.name, reason)
-        copy = PredictRequest(
-            request.columns,
-            request.n_rows,
-            request_id=request.request_id,
-            received=request.received,
-            route="fallback",
-        )
+        copy = request.copy("fallback", fallback=True)
         if self.fallback is not None:
             if not self.fallback.breaker.allow():
                 raise ModelUnavailableError(
@@ -373,8 +419,9 @@ class EndpointRuntime:
                 None,
                 [],
                 route="fallback",
+                fallback=True,
             )
-            records = log_records(self.name, copy, answer, self.model.pii, now=datetime.now(UTC))
+            records = log_records(self.name, copy, answer, self.model.pii, now=self._clock())
             await self._log.append_async(records)
             self.events.routed(self.name, "fallback")
         return answer

@@ -1,0 +1,1105 @@
+"""Gates: may a candidate replace the champion?
+
+Both models answer the same labelled hold-out (the newest rows of the retraining
+window, which the candidate did not train on) and every check must pass:
+
+- per gated metric, the candidate beats the champion by at least a margin in the
+  metric's better direction (absolute, or a fraction of the champion's value; a
+  negative margin allows a small loss). The metrics are those of the registry in
+  :mod:`setpoint.models.evaluation`; none is configured means the task's primary one;
+- the difference is not noise: a paired bootstrap over the hold-out rows (the same
+  resampled rows for both models) gives a two-sided confidence interval of the
+  difference, whose lower bound must reach the margin too;
+- enough labelled rows (``min_samples``);
+- no segment (a value of a column such as ``channel``, with enough rows) where the
+  candidate is worse than the champion by more than ``max_segment_drop``: a model
+  that is better on average but collapses for one group of customers does not pass;
+- p99 latency and cost per 1,000 predictions, measured by :func:`measure_cost`,
+  within their budgets;
+- the hold-out meets the champion's contract.
+
+A metric that is undefined for either model (ROC AUC without probabilities or with
+one class) fails its check: a gate that cannot judge does not promote. The
+:class:`GateReport` says, for each check, what was measured against what, in a
+sentence a person reads; it is stored with the rollout.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from setpoint.errors import UsageError
+from setpoint.models.evaluation import METRICS, PRIMARY, evaluate, primary_metric, segment_metrics
+from setpoint.models.predictor import Predictor
+from setpoint.monitoring.drift import check_settings
+
+__all__ = [
+    "Check",
+    "GateConfig",
+    "GateReport",
+    "MetricGate",
+    "evaluate_gates",
+    "measure_cost",
+]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.intp]
+Array = npt.NDArray[Any]
+
+TASKS = ("classification", "regression")
+# Fewer resamples make the interval itself noise.
+MIN_BOOTSTRAP = 100
+# The share of bootstrap resamples on which a metric must be defined for its interval
+# to mean anything (ROC AUC is undefined on a resample without one of the classes).
+MIN_DEFINED_SHARE = 0.9
+# Bootstrap weight matrices are built in chunks of at most this many cells, so a large
+# hold-out does not need resamples x rows floats at once.
+_CHUNK_CELLS = 2_000_000
+# Flavors whose serving answer comes from one predict_proba call (the label is its
+# argmax); other classifiers are asked for both, as serving does.
+_ARGMAX_FLAVORS = frozenset({"lightgbm", "xgboost"})
+
+
+# --- configuration ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MetricGate:
+    """The candidate must beat the champion on ``metric`` by at least ``min_delta`` in
+    the metric's better direction (a negative value allows a small loss); with
+    ``relative``, ``min_delta`` is a fraction of the champion's value (0.01: 1 %)."""
+
+    metric: str
+    min_delta: float = 0.0
+    relative: bool = False
+
+    def __post_init__(self) -> None:
+        if self.metric not in METRICS:
+            raise UsageError(
+                f"unknown metric {self.metric!r} in the gates; known: {', '.join(METRICS)}"
+            )
+        if not _is_number(self.min_delta) or not math.isfinite(self.min_delta):
+            raise UsageError(
+                f"min_delta of {self.metric} must be a number (the least improvement "
+                f"the candidate needs, negative to allow a small loss), not {self.min_delta!r}"
+            )
+        if not isinstance(self.relative, bool):
+            raise UsageError(
+                f"relative of {self.metric} must be true (min_delta is a fraction of the "
+                f"champion's value) or false (an absolute difference), not {self.relative!r}"
+            )
+        object.__setattr__(self, "min_delta", float(self.min_delta))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"metric": self.metric, "min_delta": self.min_delta, "relative": self.relative}
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """What a candidate must show on the hold-out to replace the champion.
+
+    ``metrics`` empty gates the task's primary metric (see
+    :func:`~setpoint.models.evaluation.primary_metric`) at a margin of 0: not worse.
+    ``confidence`` is the level of the paired bootstrap interval of the difference
+    whose lower bound must reach each margin (None: the point estimate alone decides).
+    ``segments`` names hold-out columns whose values are checked one by one, where at
+    least ``min_segment_samples`` rows have the value; there the candidate may be worse
+    by at most ``max_segment_drop`` (absolute) on each gated metric. The budgets are
+    per one-row prediction (p99 latency, ms) and per 1,000 predictions (cost, in the
+    currency of ``cpu_hour_cost``, the price of one CPU-hour); None is no budget.
+    """
+
+    metrics: tuple[MetricGate, ...] = ()
+    min_samples: int = 200
+    confidence: float | None = 0.9
+    bootstrap: int = 500
+    seed: int = 0
+    segments: tuple[str, ...] = ()
+    max_segment_drop: float = 0.05
+    min_segment_samples: int = 100
+    max_p99_latency_ms: float | None = None
+    max_cost_per_1000: float | None = None
+    cpu_hour_cost: float = 0.05
+
+    def __post_init__(self) -> None:
+        metrics: Any = self.metrics
+        if isinstance(metrics, MetricGate) or not isinstance(metrics, Sequence):
+            raise UsageError(f"metrics must be a list of MetricGate, not {metrics!r}")
+        if not all(isinstance(m, MetricGate) for m in metrics):
+            raise UsageError(f"metrics must be a list of MetricGate, not {list(metrics)!r}")
+        names = [m.metric for m in metrics]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise UsageError(f"metric(s) {', '.join(twice)} gated twice; give each metric once")
+        tasks = {METRICS[n].task for n in names}
+        if len(tasks) > 1:
+            raise UsageError(
+                f"the gated metrics {', '.join(names)} mix classification and regression "
+                "metrics; gate only metrics of the model's task"
+            )
+        object.__setattr__(self, "metrics", tuple(metrics))
+        segments: Any = self.segments  # from Python, anything may come
+        if isinstance(segments, str) or not isinstance(segments, Sequence):
+            raise UsageError(f"segments must be a list of column names, not {segments!r}")
+        if not all(isinstance(s, str) and s for s in segments) or len(set(segments)) != len(
+            segments
+        ):
+            raise UsageError(
+                f"segments must be a list of distinct column names, not {list(segments)!r}"
+            )
+        object.__setattr__(self, "segments", tuple(segments))
+        _require_int(
+            "min_samples", self.min_samples, 1, "the labelled hold-out rows a decision needs"
+        )
+        _require_int("bootstrap", self.bootstrap, MIN_BOOTSTRAP, "bootstrap resamples")
+        _require_int("seed", self.seed, 0, "the seed of the bootstrap")
+        _require_int(
+            "min_segment_samples",
+            self.min_segment_samples,
+            1,
+            "the rows a segment value needs to be checked",
+        )
+        if self.confidence is not None and not (
+            _is_number(self.confidence) and 0 < self.confidence < 1
+        ):
+            raise UsageError(
+                "confidence must be a fraction between 0 and 1 such as 0.9 (for a 90% "
+                f"interval), or null to decide on the point estimate only, not {self.confidence!r}"
+            )
+        _require_float(
+            "max_segment_drop",
+            self.max_segment_drop,
+            "0 or more: the largest loss allowed in a segment, in the metric's units",
+        )
+        _require_float("cpu_hour_cost", self.cpu_hour_cost, "0 or more: the price of one CPU-hour")
+        if self.max_p99_latency_ms is not None:
+            _require_float(
+                "max_p99_latency_ms",
+                self.max_p99_latency_ms,
+                "more than 0 (milliseconds), or null for no latency budget",
+                positive=True,
+            )
+        if self.max_cost_per_1000 is not None:
+            _require_float(
+                "max_cost_per_1000",
+                self.max_cost_per_1000,
+                "0 or more (the price of 1,000 predictions), or null for no cost budget",
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values for YAML or JSON; :meth:`from_dict` reads them back."""
+        return {
+            # A list: its order survives serializers that sort mapping keys.
+            "metrics": [m.to_dict() for m in self.metrics],
+            "min_samples": self.min_samples,
+            "confidence": self.confidence,
+            "bootstrap": self.bootstrap,
+            "seed": self.seed,
+            "segments": list(self.segments),
+            "max_segment_drop": self.max_segment_drop,
+            "min_segment_samples": self.min_segment_samples,
+            "max_p99_latency_ms": self.max_p99_latency_ms,
+            "max_cost_per_1000": self.max_cost_per_1000,
+            "cpu_hour_cost": self.cpu_hour_cost,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> GateConfig:
+        """The gates of a policy file. ``metrics`` is a mapping
+        (``{roc_auc: {min_delta: 0.01, relative: false}}``; a bare number is the
+        ``min_delta``, nothing is a margin of 0) or a list of names,
+        ``{metric: roc_auc, min_delta: ...}`` or ``{roc_auc: {...}}`` items."""
+        if data is None:
+            return cls()
+        if not isinstance(data, Mapping):
+            raise UsageError(f"gates must be a mapping of settings, not {data!r}")
+        check_settings("gate", data, (f.name for f in fields(cls)))
+        values = dict(data)
+        if "metrics" in values:
+            values["metrics"] = _metric_gates(values["metrics"])
+        if "segments" in values:
+            segments = values["segments"]
+            if segments is None:
+                segments = ()
+            elif isinstance(segments, str):
+                segments = (segments,)
+            elif isinstance(segments, Sequence):
+                segments = tuple(segments)
+            values["segments"] = segments
+        return cls(**values)
+
+
+def _metric_gates(value: Any) -> tuple[MetricGate, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (MetricGate(value),)
+    if isinstance(value, Mapping):
+        return tuple(_metric_gate(name, spec) for name, spec in value.items())
+    if isinstance(value, Sequence):
+        gates: list[MetricGate] = []
+        for item in value:
+            if isinstance(item, str):
+                gates.append(MetricGate(item))
+            elif isinstance(item, Mapping) and "metric" in item:
+                check_settings("gate metric", item, ("metric", "min_delta", "relative"))
+                gates.append(MetricGate(**dict(item)))
+            elif isinstance(item, Mapping) and len(item) == 1:
+                ((name, spec),) = item.items()
+                gates.append(_metric_gate(name, spec))
+            else:
+                raise UsageError(_METRICS_FORMS + f"; got {item!r}")
+        return tuple(gates)
+    raise UsageError(_METRICS_FORMS + f"; got {value!r}")
+
+
+_METRICS_FORMS = (
+    "gate metrics are a mapping {roc_auc: {min_delta: 0.01, relative: false}} or a list "
+    "of names, {metric: roc_auc, min_delta: 0.01} or {roc_auc: {min_delta: 0.01}} items"
+)
+
+
+def _metric_gate(name: Any, spec: Any) -> MetricGate:
+    if not isinstance(name, str):
+        raise UsageError(_METRICS_FORMS + f"; got the metric name {name!r}")
+    if spec is None:
+        return MetricGate(name)
+    if _is_number(spec):
+        return MetricGate(name, min_delta=spec)
+    if isinstance(spec, Mapping):
+        check_settings(f"gate metric {name}", spec, ("min_delta", "relative"))
+        return MetricGate(name, **dict(spec))
+    raise UsageError(_METRICS_FORMS + f"; got {spec!r} for {name}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+
+
+def _require_int(name: str, value: Any, least: int, what: str) -> None:
+    if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < least:
+        raise UsageError(
+            f"{name} must be a whole number of {least} or more ({what}), not {value!r}"
+        )
+
+
+def _require_float(name: str, value: Any, what: str, *, positive: bool = False) -> None:
+    ok = _is_number(value) and math.isfinite(value) and (value > 0 if positive else value >= 0)
+    if not ok:
+        raise UsageError(f"{name} must be a number of {what}, not {value!r}")
+
+
+# --- the report ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check of a gate. For metric and segment checks ``value`` is the candidate's
+    improvement over the champion in the metric's better direction and ``threshold``
+    the least improvement allowed (``interval``: its bootstrap confidence interval);
+    for budgets ``value`` is the measurement and ``threshold`` the most allowed."""
+
+    name: str
+    passed: bool
+    value: float | None
+    threshold: float | None
+    detail: str
+    interval: tuple[float, float] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "passed": self.passed,
+            "value": self.value,
+            "threshold": self.threshold,
+            "detail": self.detail,
+            "interval": None if self.interval is None else list(self.interval),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Check:
+        interval = data.get("interval")
+        return cls(
+            name=str(data["name"]),
+            passed=bool(data["passed"]),
+            value=_float_or_none(data.get("value")),
+            threshold=_float_or_none(data.get("threshold")),
+            detail=str(data.get("detail", "")),
+            interval=None if interval is None else (float(interval[0]), float(interval[1])),
+        )
+
+
+@dataclass(frozen=True)
+class GateReport:
+    """The gate's decision: ``passed`` when every check passed. ``champion`` and
+    ``candidate`` are every metric of the task on the ``n_samples`` hold-out rows."""
+
+    passed: bool
+    checks: list[Check]
+    n_samples: int
+    champion: dict[str, float | None] = field(default_factory=dict)
+    candidate: dict[str, float | None] = field(default_factory=dict)
+
+    @property
+    def reasons(self) -> list[str]:
+        """Why the candidate did not pass: the detail of every failed check."""
+        return [check.detail for check in self.checks if not check.passed]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "n_samples": self.n_samples,
+            "reasons": self.reasons,
+            "checks": [check.to_dict() for check in self.checks],
+            "champion": dict(self.champion),
+            "candidate": dict(self.candidate),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GateReport:
+        return cls(
+            passed=bool(data["passed"]),
+            checks=[Check.from_dict(c) for c in data.get("checks", [])],
+            n_samples=int(data.get("n_samples", 0)),
+            champion={str(k): _float_or_none(v) for k, v in data.get("champion", {}).items()},
+            candidate={str(k): _float_or_none(v) for k, v in data.get("candidate", {}).items()},
+        )
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+# --- measuring latency and cost -----------------------------------------------------
+
+
+def measure_cost(
+    predictor: Predictor,
+    sample: pd.DataFrame,
+    *,
+    calls: int = 200,
+    cpu_hour_cost: float,
+) -> dict[str, float]:
+    """Latency and CPU cost of one-row predictions by ``predictor``.
+
+    ``calls`` predictions of one row each, cycling through the rows of ``sample``
+    (each row passed as one record, as a JSON request brings it), answered the way
+    serving answers: ``predict_proba`` for a classifier (with ``predict`` as well for
+    flavors whose label is not the argmax of the probabilities), ``predict`` for a
+    regressor. One untimed call first warms the model up.
+
+    This is a measurement on this machine, single-threaded and in-process: it
+    excludes HTTP, parsing, batching and queueing, and varies with the hardware and
+    whatever else the machine is doing. Use it to compare models measured the same
+    way and to catch a candidate that is many times slower or costlier, not as a
+    service-level figure. CPU time is the process's (``time.process_time``), so
+    threads a model starts count, and so would other busy threads of this process.
+
+    Returns ``calls``, ``p50_latency_ms``, ``p99_latency_ms``, ``mean_latency_ms``
+    (wall-clock per call), ``cpu_seconds_per_1000`` (CPU seconds per 1,000
+    predictions), ``cpu_hour_cost`` and ``cost_per_1000`` =
+    ``cpu_seconds_per_1000 / 3600 * cpu_hour_cost``.
+    """
+    _require_int("calls", calls, 1, "predictions to time")
+    _require_float("cpu_hour_cost", cpu_hour_cost, "0 or more: the price of one CPU-hour")
+    if len(sample) == 0:
+        raise UsageError("measuring latency and cost needs a sample with at least one row")
+    records = sample.iloc[: min(len(sample), calls)].to_dict(orient="records")
+    answer = _serving_call(predictor)
+    answer(records[0])
+    latencies = np.empty(calls, dtype=np.float64)
+    clock, cpu = time.perf_counter, time.process_time
+    cpu_start = cpu()
+    for k in range(calls):
+        record = records[k % len(records)]
+        start = clock()
+        answer(record)
+        latencies[k] = clock() - start
+    cpu_seconds = cpu() - cpu_start
+    cpu_per_1000 = cpu_seconds / calls * 1000
+    return {
+        "calls": calls,
+        "p50_latency_ms": float(np.percentile(latencies, 50) * 1000),
+        "p99_latency_ms": float(np.percentile(latencies, 99) * 1000),
+        "mean_latency_ms": float(latencies.mean() * 1000),
+        "cpu_seconds_per_1000": cpu_per_1000,
+        "cpu_hour_cost": float(cpu_hour_cost),
+        "cost_per_1000": cpu_per_1000 / 3600 * cpu_hour_cost,
+    }
+
+
+def _serving_call(predictor: Predictor) -> Callable[[Any], object]:
+    if predictor.task != "classification":
+        return predictor.predict
+    if predictor.flavor in _ARGMAX_FLAVORS:
+        return predictor.predict_proba
+
+    def both(record: Any) -> object:
+        return predictor.predict_proba(record), predictor.predict(record)
+
+    return both
+
+
+# --- evaluating the gates -----------------------------------------------------------
+
+
+def evaluate_gates(
+    config: GateConfig,
+    *,
+    task: str,
+    classes: Sequence[Any] | None,
+    y_true: Any,
+    champion: tuple[Any, Any],
+    candidate: tuple[Any, Any],
+    segments: Mapping[str, Any] | None = None,
+    candidate_cost: Mapping[str, Any] | None = None,
+    contract_problems: Sequence[str] | None = None,
+) -> GateReport:
+    """Judge ``candidate`` against ``champion`` on the same labelled hold-out rows.
+
+    ``champion`` and ``candidate`` are ``(predictions, probabilities)`` on the rows of
+    ``y_true`` (probabilities: one column per class in ``classes`` order, or None).
+    ``segments`` maps a segment column to its values on those rows; the columns
+    checked are ``config.segments`` (all given ones when that is empty), and a named
+    column that is not given fails its check. ``candidate_cost`` is what
+    :func:`measure_cost` returned for the candidate; the cost is recomputed from its
+    CPU seconds at ``config.cpu_hour_cost``, so the budget and the price agree. A
+    budget without a measurement fails. ``contract_problems``, when given, are the
+    contract violations of the hold-out: any fails the ``contract`` check.
+    """
+    if task not in TASKS:
+        raise UsageError(f"task must be 'classification' or 'regression', not {task!r}")
+    labels = None if classes is None else list(classes)
+    y = np.asarray(y_true)
+    n = len(y)
+    champ = _answers("champion", champion, n, task, labels)
+    cand = _answers("candidate", candidate, n, task, labels)
+    champ_all = evaluate(y, champ[0], champ[1], task=task, classes=labels)
+    cand_all = evaluate(y, cand[0], cand[1], task=task, classes=labels)
+
+    checks = [_min_samples_check(n, config.min_samples)]
+    gates = _gated(config, task, champ_all, cand_all)
+    if not gates:
+        checks.append(
+            Check(
+                PRIMARY[task],
+                False,
+                None,
+                None,
+                f"no metric is defined for both models on the {n} hold-out rows, so the "
+                "candidate cannot be compared with the champion",
+            )
+        )
+    defined = [
+        g
+        for g in gates
+        if champ_all.get(g.metric) is not None and cand_all.get(g.metric) is not None
+    ]
+    differences = (
+        _bootstrap([g.metric for g in defined], y, champ, cand, task, labels, config)
+        if config.confidence is not None and defined
+        else {}
+    )
+    for gate in gates:
+        checks.append(
+            _metric_check(
+                gate,
+                config,
+                champ_all.get(gate.metric),
+                cand_all.get(gate.metric),
+                differences.get(gate.metric),
+                champ,
+                cand,
+            )
+        )
+    checks += _segment_checks(
+        config, segments, [g.metric for g in gates], y, champ, cand, task, labels
+    )
+    checks += _budget_checks(config, candidate_cost)
+    if contract_problems is not None:
+        checks.append(_contract_check(list(contract_problems)))
+    return GateReport(
+        passed=all(check.passed for check in checks),
+        checks=checks,
+        n_samples=n,
+        champion=champ_all,
+        candidate=cand_all,
+    )
+
+
+Answers = tuple[Array, "FloatArray | None"]
+
+
+def _answers(
+    who: str, answers: tuple[Any, Any], n: int, task: str, classes: list[Any] | None
+) -> Answers:
+    try:
+        predictions, proba = answers
+    except (TypeError, ValueError):
+        raise UsageError(
+            f"the {who}'s answers must be a pair (predictions, probabilities or None)"
+        ) from None
+    pred = np.asarray(predictions)
+    if pred.ndim != 1 or len(pred) != n:
+        raise UsageError(
+            f"the {who} has {len(pred) if pred.ndim else 'no'} prediction(s) for {n} labelled "
+            "rows; pass one prediction per hold-out row"
+        )
+    if proba is None or task == "regression":
+        return pred, None
+    probabilities = np.asarray(proba, dtype=np.float64)
+    columns = None if classes is None else len(classes)
+    if (
+        probabilities.ndim != 2
+        or len(probabilities) != n
+        or (columns is not None and probabilities.shape[1] != columns)
+    ):
+        raise UsageError(
+            f"the {who}'s probabilities have shape {probabilities.shape}, but the hold-out "
+            f"has {n} rows"
+            + (f" and {columns} classes" if columns is not None else "")
+            + "; pass one row per hold-out row and one column per class"
+        )
+    return pred, probabilities
+
+
+def _gated(
+    config: GateConfig,
+    task: str,
+    champion: Mapping[str, float | None],
+    candidate: Mapping[str, float | None],
+) -> list[MetricGate]:
+    for gate in config.metrics:
+        if METRICS[gate.metric].task != task:
+            usable = ", ".join(m.name for m in METRICS.values() if m.task == task)
+            raise UsageError(
+                f"{gate.metric} is a {METRICS[gate.metric].task} metric but the models do "
+                f"{task}; gate one of {usable}"
+            )
+    if config.metrics:
+        return list(config.metrics)
+    primary = primary_metric(task, champion, candidate)
+    return [] if primary is None else [MetricGate(primary)]
+
+
+def _min_samples_check(n: int, least: int) -> Check:
+    if n < least:
+        detail = f"too few samples: {n} < {least} labelled hold-out rows"
+    else:
+        detail = f"{n} labelled hold-out rows, needs >= {least}"
+    return Check("min_samples", n >= least, float(n), float(least), detail)
+
+
+def _metric_check(
+    gate: MetricGate,
+    config: GateConfig,
+    champion: float | None,
+    candidate: float | None,
+    differences: FloatArray | None,
+    champ: Answers,
+    cand: Answers,
+) -> Check:
+    name = gate.metric
+    metric = METRICS[name]
+    label = name if metric.higher_is_better else f"{name} (lower is better)"
+    if champion is None or candidate is None:
+        which = [
+            who
+            for who, value, answers in (
+                ("champion", champion, champ),
+                ("candidate", candidate, cand),
+            )
+            if value is None
+        ]
+        missing_proba = [
+            who
+            for who, value, answers in (
+                ("champion", champion, champ),
+                ("candidate", candidate, cand),
+            )
+            if value is None and metric.needs_proba and answers[1] is None
+        ]
+        why = (
+            f"the {' and the '.join(missing_proba)} gave no probabilities"
+            if missing_proba
+            else "it cannot be computed on these rows (one class only, or a true zero)"
+        )
+        return Check(
+            name,
+            False,
+            None,
+            None,
+            f"{name} is undefined for the {' and the '.join(which)} on the hold-out: {why}; "
+            "the gate cannot compare the models on it",
+        )
+    improvement = _improvement(name, champion, candidate)
+    margin = gate.min_delta * abs(champion) if gate.relative else gate.min_delta
+    needs = f"needs >= {_num(margin, signed=True)}"
+    if gate.relative:
+        needs += f" ({gate.min_delta * 100:g}% of the champion's {_num(champion)})"
+    head = (
+        f"{label} {_num(candidate)} vs champion {_num(champion)}: {_num(improvement, signed=True)}"
+    )
+    point_ok = _at_least(improvement, margin)
+    if config.confidence is None or differences is None:
+        detail = f"{head}, {needs}" + ("" if point_ok else "; not enough")
+        return Check(name, point_ok, _finite(improvement), _finite(margin), detail)
+    level = f"{config.confidence * 100:g}% CI"
+    defined = differences[np.isfinite(differences)]
+    if len(defined) < MIN_DEFINED_SHARE * len(differences):
+        detail = (
+            f"{head}, {needs}; but {name} is undefined on {len(differences) - len(defined)} of "
+            f"{len(differences)} bootstrap resamples (too few rows of a class?), so its "
+            "confidence interval cannot be trusted; collect more labelled rows"
+        )
+        return Check(name, False, _finite(improvement), _finite(margin), detail)
+    tail = (1 - config.confidence) / 2
+    low, high = (float(q) for q in np.quantile(defined, [tail, 1 - tail]))
+    passed = point_ok and _at_least(low, margin)
+    detail = f"{head} ({level} {_num(low, signed=True)} to {_num(high, signed=True)}), {needs}"
+    if not point_ok:
+        detail += "; not enough"
+    elif not passed:
+        detail += "; the interval reaches below that, so the difference may be noise"
+    return Check(name, passed, _finite(improvement), _finite(margin), detail, (low, high))
+
+
+def _improvement(metric: str, champion: float, candidate: float) -> float:
+    """How much better the candidate is, positive whichever way the metric points."""
+    return candidate - champion if METRICS[metric].higher_is_better else champion - candidate
+
+
+def _at_least(value: float, threshold: float) -> bool:
+    """``value >= threshold``, forgiving the last bits of float arithmetic (an accuracy
+    of 0.75 against 0.74 is an improvement of 0.01 whatever the rounding says)."""
+    return value >= threshold or math.isclose(value, threshold, rel_tol=1e-9, abs_tol=0.0)
+
+
+def _segment_checks(
+    config: GateConfig,
+    segments: Mapping[str, Any] | None,
+    metrics: list[str],
+    y: Array,
+    champ: Answers,
+    cand: Answers,
+    task: str,
+    classes: list[Any] | None,
+) -> list[Check]:
+    given = dict(segments or {})
+    names = list(config.segments) or list(given)
+    checks: list[Check] = []
+    for column in names:
+        if column not in given:
+            checks.append(
+                Check(
+                    f"segments[{column}]",
+                    False,
+                    None,
+                    None,
+                    f"the hold-out has no segment column {column!r}, so the candidate cannot "
+                    "be checked per segment; add the column or remove it from the gates",
+                )
+            )
+            continue
+        values = np.asarray(given[column], dtype=object)
+        if values.ndim != 1 or len(values) != len(y):
+            raise UsageError(
+                f"segment column {column!r} has {values.size} values for {len(y)} hold-out "
+                "rows; pass one value per row"
+            )
+        kwargs: dict[str, Any] = {
+            "task": task,
+            "classes": classes,
+            "metrics": metrics,
+            "min_rows": config.min_segment_samples,
+        }
+        champ_seg = segment_metrics(y, champ[0], champ[1], values, **kwargs)
+        cand_seg = segment_metrics(y, cand[0], cand[1], values, **kwargs)
+        for value, row in champ_seg.items():
+            n_rows = int(row["n"])
+            if n_rows < config.min_segment_samples:
+                continue
+            for name in metrics:
+                checks.append(
+                    _segment_check(
+                        f"{name}[{column}={value}]",
+                        name,
+                        row.get(name),
+                        cand_seg[value].get(name),
+                        n_rows,
+                        config.max_segment_drop,
+                    )
+                )
+    return checks
+
+
+def _segment_check(
+    check: str,
+    name: str,
+    champion: float | None,
+    candidate: float | None,
+    n_rows: int,
+    max_drop: float,
+) -> Check:
+    allowed = f"allows a drop of at most {_num(max_drop)}"
+    if champion is None or candidate is None:
+        return Check(
+            check,
+            True,
+            None,
+            -max_drop,
+            f"{check}: {name} is undefined on these {n_rows} rows for the "
+            f"{'champion' if champion is None else 'candidate'}, so this segment is not judged",
+        )
+    improvement = _improvement(name, champion, candidate)
+    passed = _at_least(improvement, -max_drop)
+    label = check if METRICS[name].higher_is_better else f"{check} (lower is better)"
+    detail = (
+        f"{label} {_num(candidate)} vs champion {_num(champion)}: "
+        f"{_num(improvement, signed=True)} on {n_rows} rows, {allowed}"
+    )
+    if not passed:
+        detail += "; the candidate is much worse here"
+    return Check(check, passed, _finite(improvement), -max_drop, detail)
+
+
+def _budget_checks(config: GateConfig, cost: Mapping[str, Any] | None) -> list[Check]:
+    checks: list[Check] = []
+    how = "; measure it with measure_cost(candidate, sample) and pass candidate_cost"
+    if config.max_p99_latency_ms is not None:
+        budget = config.max_p99_latency_ms
+        p99 = None if cost is None else _float_or_none(cost.get("p99_latency_ms"))
+        if p99 is None:
+            checks.append(
+                Check("p99_latency_ms", False, None, budget, f"p99 latency was not measured{how}")
+            )
+        else:
+            passed = p99 <= budget
+            checks.append(
+                Check(
+                    "p99_latency_ms",
+                    passed,
+                    p99,
+                    budget,
+                    f"p99 latency {_num(p99)} ms per one-row prediction (measured in-process), "
+                    f"budget {_num(budget)} ms" + ("" if passed else "; over budget"),
+                )
+            )
+    if config.max_cost_per_1000 is not None:
+        budget = config.max_cost_per_1000
+        per_1000: float | None = None
+        if cost is not None and cost.get("cpu_seconds_per_1000") is not None:
+            per_1000 = float(cost["cpu_seconds_per_1000"]) / 3600 * config.cpu_hour_cost
+        elif cost is not None:
+            per_1000 = _float_or_none(cost.get("cost_per_1000"))
+        if per_1000 is None:
+            checks.append(
+                Check("cost_per_1000", False, None, budget, f"the cost was not measured{how}")
+            )
+        else:
+            passed = per_1000 <= budget
+            checks.append(
+                Check(
+                    "cost_per_1000",
+                    passed,
+                    per_1000,
+                    budget,
+                    f"cost {per_1000:.3g} per 1,000 predictions (CPU time at "
+                    f"{config.cpu_hour_cost:g} per CPU-hour), budget {budget:.3g}"
+                    + ("" if passed else "; over budget"),
+                )
+            )
+    return checks
+
+
+def _contract_check(problems: list[str]) -> Check:
+    if not problems:
+        return Check("contract", True, 0.0, 0.0, "the hold-out meets the champion's contract")
+    shown = "; ".join(problems[:5]) + (
+        f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
+    )
+    return Check(
+        "contract",
+        False,
+        float(len(problems)),
+        0.0,
+        f"{len(problems)} contract problem(s) on the hold-out: {shown}",
+    )
+
+
+def _num(value: float, *, signed: bool = False) -> str:
+    """Three decimals for the usual metric scale, four significant digits otherwise."""
+    sign = "+" if signed else ""
+    if value == 0 or 1e-3 <= abs(value) < 1e4:
+        return f"{value:{sign}.3f}"
+    return f"{value:{sign}.4g}"
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+# --- the paired bootstrap -----------------------------------------------------------
+
+# A resample's values of one model's metric: from the resamples' row counts (weights,
+# resamples x rows) or their row indices.
+Scorer = Callable[[FloatArray, IntArray], FloatArray]
+
+
+def _bootstrap(
+    names: list[str],
+    y: Array,
+    champion: Answers,
+    candidate: Answers,
+    task: str,
+    classes: list[Any] | None,
+    config: GateConfig,
+) -> dict[str, FloatArray]:
+    """Per metric, the candidate's improvement on each of ``config.bootstrap``
+    resamples of the rows (NaN where the metric is undefined on a resample).
+
+    Both models are scored on the same resamples (paired), which is what makes the
+    interval of the difference narrow when the two models err on the same rows.
+    """
+    n = len(y)
+    scorers = {
+        name: (
+            _scorer(name, y, champion[0], champion[1], task, classes),
+            _scorer(name, y, candidate[0], candidate[1], task, classes),
+        )
+        for name in names
+    }
+    out = {name: np.empty(config.bootstrap, dtype=np.float64) for name in names}
+    rng = np.random.default_rng(config.seed)
+    chunk = max(1, _CHUNK_CELLS // max(n, 1))
+    for start in range(0, config.bootstrap, chunk):
+        size = min(chunk, config.bootstrap - start)
+        idx: IntArray = rng.integers(0, n, size=(size, n)).astype(np.intp)
+        offsets = (idx + (np.arange(size) * n)[:, None]).ravel()
+        weights = np.bincount(offsets, minlength=size * n).reshape(size, n).astype(np.float64)
+        for name, (champ_score, cand_score) in scorers.items():
+            champ_values = champ_score(weights, idx)
+            cand_values = cand_score(weights, idx)
+            sign = 1.0 if METRICS[name].higher_is_better else -1.0
+            out[name][start : start + size] = sign * (cand_values - champ_values)
+    return out
+
+
+def _scorer(
+    name: str,
+    y: Array,
+    pred: Array,
+    proba: FloatArray | None,
+    task: str,
+    classes: list[Any] | None,
+) -> Scorer:
+    """The metric ``name`` of one model on resamples.
+
+    The registry's own function computes it, on each resample's rows. For the common
+    metrics a vectorized form over the resample weights is ~100 times faster; it is
+    used only when it gives the registry's value on the full hold-out (so the registry
+    stays the definition, and anything unusual takes the registry's way).
+    """
+
+    def registry(_weights: FloatArray, idx: IntArray) -> FloatArray:
+        values = np.empty(len(idx), dtype=np.float64)
+        for b, rows in enumerate(idx):
+            value = evaluate(
+                y[rows],
+                pred[rows],
+                None if proba is None else proba[rows],
+                task=task,
+                classes=classes,
+                metrics=[name],
+            )[name]
+            values[b] = math.nan if value is None else value
+        return values
+
+    with np.errstate(all="ignore"):  # a 0/0 term makes the full value differ: registry
+        fast = _vectorized(name, y, pred, proba, classes)
+    if fast is None:
+        return registry
+    expected = evaluate(y, pred, proba, task=task, classes=classes, metrics=[name])[name]
+    with np.errstate(all="ignore"):
+        got = float(fast(np.ones((1, len(y)), dtype=np.float64))[0])
+    if expected is None or not math.isclose(got, expected, rel_tol=1e-9, abs_tol=1e-12):
+        return registry
+    return lambda weights, _idx: _quietly(fast, weights)
+
+
+def _quietly(fn: Callable[[FloatArray], FloatArray], weights: FloatArray) -> FloatArray:
+    with np.errstate(all="ignore"):  # 0/0 on a degenerate resample is NaN: undefined
+        return fn(weights)
+
+
+def _vectorized(
+    name: str,
+    y: Array,
+    pred: Array,
+    proba: FloatArray | None,
+    classes: list[Any] | None,
+) -> Callable[[FloatArray], FloatArray] | None:
+    """The metric as a function of resample weights (each row sums to the row count),
+    or None when this metric or these data take the registry's way."""
+    n = len(y)
+    try:
+        if name in ("mae", "rmse", "r2", "mape"):
+            truth = y.astype(np.float64)
+            error = truth - pred.astype(np.float64)
+            if name == "mae":
+                return _mean_of(np.abs(error), n)
+            if name == "rmse":
+                squared = error**2
+                return lambda w: np.sqrt(w @ squared / n)
+            if name == "mape":
+                return _mean_of(np.abs(error) / np.abs(truth), n)
+            return _r2(truth, error, n)
+        if name == "accuracy":
+            return _mean_of((pred == y).astype(np.float64), n)
+    except (TypeError, ValueError):
+        return None
+    if classes is None or len(classes) < 2:
+        return None
+    if name in ("precision", "recall", "f1"):
+        return _averaged(name, y, pred, classes)
+    if name == "balanced_accuracy":
+        return _balanced_accuracy(y, pred, classes)
+    if proba is None:
+        return None
+    probabilities = _normalized(proba)
+    positive = y == classes[-1]
+    if name == "roc_auc" and len(classes) == 2:
+        return _roc_auc(probabilities[:, 1], positive)
+    if name == "roc_auc":  # one against the rest, the unweighted mean over classes
+        per_class = [_roc_auc(probabilities[:, k], y == c) for k, c in enumerate(classes)]
+        return lambda w: np.mean([auc(w) for auc in per_class], axis=0)
+    if name == "brier" and len(classes) == 2:
+        return _mean_of((probabilities[:, 1] - positive) ** 2, n)
+    if name == "log_loss":
+        codes = _codes(y, classes)
+        if codes is None:
+            return None
+        eps = np.finfo(np.float64).eps
+        true_class = np.clip(probabilities[np.arange(n), codes], eps, 1 - eps)
+        return _mean_of(-np.log(true_class), n)
+    return None
+
+
+def _mean_of(terms: FloatArray, n: int) -> Callable[[FloatArray], FloatArray]:
+    return lambda w: w @ terms / n
+
+
+def _r2(truth: FloatArray, error: FloatArray, n: int) -> Callable[[FloatArray], FloatArray]:
+    centred = truth - truth.mean()
+    squared_error = error**2
+
+    def r2(w: FloatArray) -> FloatArray:
+        total = w @ centred**2 - (w @ centred) ** 2 / n
+        scale = w @ centred**2
+        degenerate = total <= 1e-12 * np.maximum(scale, 1e-300)
+        return np.where(
+            degenerate, np.nan, 1 - (w @ squared_error) / np.where(degenerate, 1, total)
+        )
+
+    return r2
+
+
+def _averaged(
+    name: str, y: Array, pred: Array, classes: list[Any]
+) -> Callable[[FloatArray], FloatArray]:
+    """Precision, recall or F1 of the positive class (binary) or their unweighted mean
+    over ``classes`` (multiclass); 0 where a ratio has nothing to count."""
+    chosen = [classes[-1]] if len(classes) == 2 else list(classes)
+    actual = np.stack([y == c for c in chosen], axis=1)
+    predicted = np.stack([pred == c for c in chosen], axis=1)
+    hits = (actual & predicted).astype(np.float64)
+    false_pos = (~actual & predicted).astype(np.float64)
+    false_neg = (actual & ~predicted).astype(np.float64)
+
+    def score(w: FloatArray) -> FloatArray:
+        tp, fp, fn = w @ hits, w @ false_pos, w @ false_neg
+        if name == "precision":
+            num, den = tp, tp + fp
+        elif name == "recall":
+            num, den = tp, tp + fn
+        else:
+            num, den = 2 * tp, 2 * tp + fp + fn
+        ratio = np.where(den > 0, num / np.where(den > 0, den, 1), 0.0)
+        result: FloatArray = ratio.mean(axis=1)
+        return result
+
+    return score
+
+
+def _balanced_accuracy(
+    y: Array, pred: Array, classes: list[Any]
+) -> Callable[[FloatArray], FloatArray]:
+    """The mean recall over the classes present in the resample; undefined with fewer
+    than two."""
+    actual = np.stack([y == c for c in classes], axis=1)
+    hits = (actual & np.stack([pred == c for c in classes], axis=1)).astype(np.float64)
+    rows = actual.astype(np.float64)
+
+    def score(w: FloatArray) -> FloatArray:
+        tp, total = w @ hits, w @ rows
+        present = total > 0
+        recall = np.where(present, tp / np.where(present, total, 1), 0.0)
+        count = present.sum(axis=1)
+        result: FloatArray = np.where(count >= 2, recall.sum(axis=1) / np.maximum(count, 1), np.nan)
+        return result
+
+    return score
+
+
+def _roc_auc(
+    score: FloatArray, positive: npt.NDArray[np.bool_]
+) -> Callable[[FloatArray], FloatArray]:
+    """The area under the ROC curve as the weighted Mann-Whitney statistic: the chance
+    that a positive row scores above a negative one, ties counting half."""
+    order = np.argsort(score, kind="stable")
+    ranked = score[order]
+    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
+    is_positive = positive[order].astype(np.float64)
+    is_negative = 1.0 - is_positive
+
+    def auc(w: FloatArray) -> FloatArray:
+        sorted_weights = w[:, order]
+        pos = np.add.reduceat(sorted_weights * is_positive, starts, axis=1)
+        neg = np.add.reduceat(sorted_weights * is_negative, starts, axis=1)
+        below = np.cumsum(neg, axis=1) - neg
+        pairs = pos.sum(axis=1) * neg.sum(axis=1)
+        won = (pos * (below + 0.5 * neg)).sum(axis=1)
+        result: FloatArray = np.where(pairs > 0, won / np.where(pairs > 0, pairs, 1), np.nan)
+        return result
+
+    return auc
+
+
+def _normalized(proba: FloatArray) -> FloatArray:
+    """Rows summing to 1, the way the registry's ``evaluate`` normalizes them."""
+    totals = proba.sum(axis=1, keepdims=True)
+    normalized: FloatArray = np.divide(proba, totals, out=np.zeros_like(proba), where=totals > 0)
+    return normalized
+
+
+def _codes(y: Array, classes: list[Any]) -> IntArray | None:
+    """Each label's column in the probabilities; None when a label is not a class or
+    the classes are not in sorted order (scikit-learn's log loss sorts them)."""
+    try:
+        if list(classes) != sorted(classes):
+            return None
+    except TypeError:
+        return None
+    position = {c: i for i, c in enumerate(classes)}
+    try:
+        return np.fromiter((position[v] for v in y.tolist()), dtype=np.intp, count=len(y))
+    except (KeyError, TypeError):
+        return None
