@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from setpoint.cli._common import JsonFlag, emit, fmt, is_json, stderr
+from setpoint.cli._common import JsonFlag, emit, is_json, stderr
 from setpoint.errors import UsageError
 
 
@@ -76,8 +76,8 @@ def demo(
                 f"{week.rows:,}",
                 f"[bold red]{share}[/]" if week.drifted else share,
                 week.served_by,
-                fmt(week.served_auc, 3),
-                fmt(week.old_auc, 3),
+                "-" if week.served_auc is None else f"{week.served_auc:.3f}",
+                "-" if week.old_auc is None else f"{week.old_auc:.3f}",
             )
         c.print(weeks)
         c.print(

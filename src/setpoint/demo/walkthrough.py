@@ -61,6 +61,7 @@ class DemoResult:
     rollouts: list[dict[str, Any]] = field(default_factory=list)
     report: Path | None = None
     audit: Path | None = None
+    loop: dict[str, Any] = field(default_factory=dict)
 
     def add(self, label: str, value: object) -> None:
         self.facts.append((label, str(value)))
@@ -72,6 +73,7 @@ class DemoResult:
             "metrics": self.metrics,
             "weeks": [w.to_dict() for w in self.weeks],
             "rollouts": self.rollouts,
+            "loop": self.loop,
             "report": None if self.report is None else str(self.report),
             "audit": None if self.audit is None else str(self.audit),
         }
@@ -288,34 +290,61 @@ def _auc(labels: Any, proba: Any) -> float | None:
 
 
 def _loop_facts(ws: Workspace, loop: Loop, result: DemoResult, change: datetime) -> None:
+    """What the loop did, as facts for the table and as figures for a script (``loop``)."""
     rollouts = loop.rollouts.list(endpoint=ENDPOINT)
     result.rollouts = [r.to_dict() for r in reversed(rollouts)]
+    result.loop = {"change": change.isoformat()}
     if not rollouts:
         result.add("closed loop", "no rollout started (nothing fired)")
         return
     first = rollouts[-1]
-    result.add("drift", first.trigger.get("message", ""))
+    trigger_since = datetime.fromisoformat(first.trigger["since"])
+    result.add("drift detected", f"week of {trigger_since:%b %d}: {first.trigger['message']}")
+    result.loop |= {
+        "drift_detected_in": trigger_since.isoformat(),
+        "trained_since": None if first.data_since is None else first.data_since.isoformat(),
+        "dataset": first.dataset,
+        "candidate": first.candidate,
+        "state": first.state,
+        "gates_passed": bool((first.gates or {}).get("passed")),
+    }
     if first.data_since is not None:
         after = "after" if first.data_since >= change else "NOT after"
         result.add(
             "challenger trained on",
-            f"{first.dataset} (traffic from {first.data_since:%b %d}, {after} the change on "
-            f"{change:%b %d})",
+            f"{first.dataset}: labelled traffic from {first.data_since:%b %d} ({after} the "
+            f"change on {change:%b %d}) to {first.data_until:%b %d}",
         )
     gates = first.gates or {}
     if gates:
-        result.add(
-            "gates",
-            "passed" if gates.get("passed") else "failed: " + "; ".join(gates.get("reasons", [])),
-        )
+        verdict = "passed" if gates.get("passed") else "failed"
+        passed = [c["detail"] for c in gates.get("checks", []) if c["name"] == "roc_auc"]
+        result.add(f"gates {verdict}", passed[0] if passed else "; ".join(gates.get("reasons", [])))
     live = first.live or {}
     if live.get("agreement") is not None:
         result.add(
             "shadow",
             f"agreed with the champion on {live['agreement']:.0%} of {live['pairs']:,} requests",
         )
-    result.add("rollout", f"{first.candidate or '-'}: {first.state} — {first.reason}")
-    result.add("champion now", ws.model("credit-risk@champion").ref)
+    result.add("rollout", f"{first.candidate or '-'}: {first.state} ({first.reason})")
+    after_promotion = [
+        w
+        for w in result.weeks
+        if first.candidate and w.served_by == "v" + first.candidate.rsplit("@", 1)[-1]
+    ]
+    served = [w.served_auc for w in after_promotion if w.served_auc is not None]
+    old = [w.old_auc for w in after_promotion if w.old_auc is not None]
+    if served and old:
+        result.loop["after_promotion"] = {
+            "weeks": len(after_promotion),
+            "served_auc": float(np.mean(served)),
+            "old_champion_auc": float(np.mean(old)),
+        }
+        result.add(
+            "after promotion",
+            f"ROC AUC {np.mean(served):.3f} served by {first.candidate} against "
+            f"{np.mean(old):.3f} for the old champion on the same {len(after_promotion)} weeks",
+        )
 
 
 def _estimator() -> str:

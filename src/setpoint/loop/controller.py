@@ -90,10 +90,16 @@ class Loop:
             from setpoint.worker import Worker
 
             worker = Worker(self.ws, handlers(self), name=self._worker_name)
+            before = {r.id: r.state for r in self.rollouts.list(limit=1000) if r.active}
             for job in worker.drain(now=now):
                 say(f"job {job.id} ({job.kind}) {job.state}")
                 report.jobs.append({"id": job.id, "kind": job.kind, "state": job.state})
             if report.jobs:
+                for after in self.rollouts.list(limit=1000):
+                    if after.id in before and after.state != before[after.id]:
+                        report.moves.append(
+                            f"rollout {after.id}: {before[after.id]} -> {after.state}"
+                        )
                 self._advance_all(now, report)
         return report
 
