@@ -8,6 +8,7 @@ import sys
 import textwrap
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -254,3 +255,43 @@ def _env(ws: Workspace) -> dict[str, str]:
     if ws.settings.database_url:
         env["SETPOINT_DATABASE_URL"] = ws.settings.database_url
     return env
+
+
+@pytest.mark.slow
+def test_setpoint_serve_runs_the_retraining_beside_the_server(
+    waiting: tuple[Workspace, Rollout], tmp_path: Path
+) -> None:
+    import contextlib
+    import signal
+    import socket
+    import time
+
+    ws, rollout = waiting
+    assert rollout.job_id is not None
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    errors = tmp_path / "serve.err"
+    with errors.open("wb") as sink:
+        process = subprocess.Popen(
+            [
+                *(sys.executable, "-c", "from setpoint.cli import main; main()"),
+                *("-w", str(ws.root), "serve", "--port", str(port)),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+        )
+    jobs = JobStore(ws.db)
+    try:
+        deadline = time.monotonic() + 180
+        while jobs.get(rollout.job_id).state != "succeeded":
+            assert time.monotonic() < deadline, errors.read_text()
+            assert process.poll() is None, errors.read_text()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=0.2)  # waits on the server (it must not exit), else polls
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+    after = Loop(ws).rollouts.get(rollout.id)
+    assert (after.state, after.candidate) == ("shadow", "credit-risk@2")
+    assert ws.deployments.get("credit").config.challenger == "credit-risk@2"

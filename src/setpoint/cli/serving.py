@@ -265,9 +265,21 @@ def serve(
             "--insecure", help="Allow listening on a non-loopback address without API keys."
         ),
     ] = False,
+    background: Annotated[
+        str,
+        typer.Option(
+            help="What runs beside the server: worker (due jobs, e.g. retraining a policy "
+            "asked for), loop (also monitors, policies and rollouts, every --loop-every "
+            "seconds), or off (run `setpoint worker` / `setpoint loop` apart).",
+        ),
+    ] = "worker",
+    loop_every: Annotated[
+        float, typer.Option(help="Seconds between ticks of the loop (--background loop).")
+    ] = 300.0,
 ) -> None:
     """Serve every endpoint of the workspace over HTTP until interrupted (Ctrl-C drains
-    in-flight requests and flushes the prediction log)."""
+    in-flight requests and flushes the prediction log). The job worker runs beside it
+    unless --background off."""
     from setpoint.serving.server import serve as run
 
     st = state(ctx)
@@ -291,6 +303,8 @@ def serve(
         insecure=insecure,
         has_keys=bool(ws.keys.list()),
         overrides=st.overrides,
+        background=background,
+        loop_every=loop_every,
     )
 
 

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
@@ -191,6 +192,7 @@ def create_app(
     max_request_bytes: int | None = None,
     freeze_heap: bool = False,
     clock: Callable[[], datetime] | None = None,
+    background: Callable[[threading.Event], None] | None = None,
 ) -> Starlette:
     """The app for every endpoint of ``workspace``, recording predictions in ``log``
     (or in ``async_log``, for endpoints deployed with ``log=async``) and ground truth
@@ -200,7 +202,11 @@ def create_app(
     ``clock`` gives the ``ts`` of every record the app logs — predictions (including
     cached, fallback and shadow answers) and feedback; default: the system's time in
     UTC. It is read once per batch; a naive datetime is taken as UTC. The demo runs
-    this app with a simulated clock, so weeks of traffic take seconds."""
+    this app with a simulated clock, so weeks of traffic take seconds.
+
+    ``background`` runs in a thread for the server's lifetime and is told to stop (its
+    event is set) when the server stops: the job worker or the loop, see
+    ``setpoint.loop.background``."""
     state = ServingState(workspace, log, async_log, clock)
     if max_request_bytes is not None:
         state.max_request_bytes = max_request_bytes
@@ -227,9 +233,17 @@ def create_app(
             _freeze_heap()
         task = asyncio.ensure_future(follow())
         state.metrics.start()
+        stop = threading.Event()
+        helper = None
+        if background is not None:
+            helper = threading.Thread(
+                target=background, args=(stop,), name="setpoint-background", daemon=True
+            )
+            helper.start()
         try:
             yield
         finally:
+            stop.set()
             task.cancel()
             for runtime in [*state.runtimes.values(), *state.retired]:
                 await runtime.close()  # answer what was accepted
@@ -239,6 +253,8 @@ def create_app(
                 await asyncio.get_running_loop().run_in_executor(None, async_log.close)
             if feedback_log is not None:
                 await asyncio.get_running_loop().run_in_executor(None, feedback_log.close)
+            if helper is not None:  # a job under way is left to its lease
+                await asyncio.get_running_loop().run_in_executor(None, helper.join, 5.0)
 
     async def healthz(_request: Request) -> Response:
         return json_response({"status": "alive", "version": __version__})

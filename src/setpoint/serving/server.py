@@ -27,6 +27,7 @@ from setpoint.serving.metrics import MULTIPROC_DIR
 
 _WORKSPACE = "SETPOINT_WORKSPACE"
 _OVERRIDES = "SETPOINT_SERVE_OVERRIDES"
+_BACKGROUND = "SETPOINT_SERVE_BACKGROUND"  # MODE:SECONDS, see setpoint.loop.background
 
 
 def is_loopback(host: str) -> bool:
@@ -45,18 +46,21 @@ def app_from_environment() -> Starlette:
     """The app for the workspace named in ``SETPOINT_WORKSPACE`` (one per worker)."""
     import json
 
+    from setpoint.loop.background import background
     from setpoint.serving.app import create_app
     from setpoint.serving.log import RecordLog
     from setpoint.workspace import Workspace
 
     overrides: dict[str, Any] = json.loads(os.environ.get(_OVERRIDES, "{}"))
     workspace = Workspace.open(os.environ[_WORKSPACE], **overrides)
+    mode, every = os.environ.get(_BACKGROUND, "worker:300").split(":")
     return create_app(
         workspace,
         RecordLog(workspace.root, kind="predictions"),
         feedback_log=RecordLog(workspace.root, kind="feedback"),
         async_log=RecordLog(workspace.root, kind="predictions", durable=False),
         freeze_heap=True,
+        background=background(workspace, mode, every=float(every)),
     )
 
 
@@ -69,6 +73,8 @@ def serve(
     insecure: bool,
     has_keys: bool,
     overrides: dict[str, Any],
+    background: str = "worker",
+    loop_every: float = 300.0,
 ) -> None:
     if not is_loopback(host) and not has_keys and not insecure:
         raise UsageError(
@@ -78,10 +84,18 @@ def serve(
         )
     if workers < 1:
         raise UsageError("--workers must be 1 or more")
+    if background == "loop" and workers > 1:
+        raise UsageError(
+            "--background loop runs the monitors in one process; with --workers above 1 "
+            "use --background worker and run `setpoint loop` once beside the server"
+        )
+    if background not in ("off", "worker", "loop") or not loop_every > 0:
+        raise UsageError("--background: off, worker or loop; --loop-every: positive seconds")
     import json
 
     os.environ[_WORKSPACE] = workspace_root
     os.environ[_OVERRIDES] = json.dumps(overrides)
+    os.environ[_BACKGROUND] = f"{background}:{loop_every}"
     # uvicorn handles SIGTERM itself while it serves (a graceful drain), then re-raises
     # it; with the default action that kills the process and a clean stop exits -15.
     # A SIGTERM outside uvicorn's handler (re-raised after the drain, or before uvicorn
