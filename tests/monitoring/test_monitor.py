@@ -206,3 +206,35 @@ def test_the_commands_create_run_show_and_acknowledge(served: Workspace) -> None
     html = page.read_text()
     assert "credit-risk" in html
     assert html.count("<svg") >= 4
+
+
+def test_labels_that_come_after_a_window_bring_its_realized_performance_up_to_date(
+    served: Workspace,
+) -> None:
+    monitors = served.monitors
+    monitors.create("credit", MonitorConfig(window="1d", multivariate=False, late_label_windows=2))
+    day = lending.applications(1_000, start=DAY, days=1, seed=31)
+    ids = replay(served, day)
+    [computed] = monitors.run("credit", until=DAY + timedelta(days=1))
+    assert computed.results["performance"]["realized"]["labels"] == 0
+
+    # A day later the outcomes come; the next run (no new window yet) takes them in.
+    give_labels(served, ids, day[lending.TARGET].to_numpy(), DAY + timedelta(days=1, hours=2))
+    assert monitors.run("credit", until=DAY + timedelta(days=1, hours=3)) == []
+    [window] = monitors.windows("credit")
+    realized = window.results["performance"]["realized"]
+    assert realized["labels"] == 1_000
+    assert realized["roc_auc"] > 0.6
+    assert realized["label_delay_hours"] > 20
+
+
+def test_late_labels_are_not_looked_for_beyond_the_configured_windows(served: Workspace) -> None:
+    monitors = served.monitors
+    monitors.create("credit", MonitorConfig(window="1d", multivariate=False, late_label_windows=0))
+    day = lending.applications(500, start=DAY, days=1, seed=32)
+    ids = replay(served, day)
+    monitors.run("credit", until=DAY + timedelta(days=1))
+    give_labels(served, ids, day[lending.TARGET].to_numpy(), DAY + timedelta(days=1, hours=2))
+    monitors.run("credit", until=DAY + timedelta(days=1, hours=3))
+    [window] = monitors.windows("credit")
+    assert window.results["performance"]["realized"]["labels"] == 0

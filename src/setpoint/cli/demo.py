@@ -63,7 +63,7 @@ def demo(
         weeks = Table(
             "week",
             "applications",
-            "drift share",
+            "features drifted",
             "served by",
             "ROC AUC served",
             "ROC AUC old champion",

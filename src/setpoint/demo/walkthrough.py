@@ -96,7 +96,7 @@ def spec(estimator: str) -> dict[str, Any]:
 POLICY = """\
 triggers:
   - drift_share: 0.3
-  - performance: {metric: roc_auc, source: estimated, drop: 0.05}
+  - performance: {metric: roc_auc, source: realized, drop: 0.05}
 actions: [alert, retrain, shadow, promote, rollback]
 retrain: {window: since_trigger, min_rows: 2000}
 gates:
@@ -265,11 +265,13 @@ def _summary(
         old_auc = _auc(pa.array(y), old.predict_proba(frame))
         window = windows.get(start)
         drift = (window.results.get("drift") or {}) if window else {}
+        features = [f for f in drift.get("features", {}) if not f.startswith("__")]
+        drifted = [f for f in drift.get("drifted_features", []) if f in features]
         out.append(
             Week(
                 start=start,
                 rows=traffic.num_rows,
-                drift_share=drift.get("drift_share"),
+                drift_share=len(drifted) / len(features) if features else None,
                 drifted=bool(drift.get("drifted")),
                 served_by=", ".join(f"v{v}" for v in versions),
                 served_auc=served,
@@ -326,7 +328,7 @@ def _loop_facts(ws: Workspace, loop: Loop, result: DemoResult, change: datetime)
             "shadow",
             f"agreed with the champion on {live['agreement']:.0%} of {live['pairs']:,} requests",
         )
-    result.add("rollout", f"{first.candidate or '-'}: {first.state} ({first.reason})")
+    result.add("rollout", f"{first.state}: {first.reason}")
     after_promotion = [
         w
         for w in result.weeks

@@ -115,12 +115,32 @@ class Loop:
         except NotFoundError:
             monitor = None
         if monitor is not None:
-            windows = [
-                w for w in self.ws.monitors.windows(endpoint) if cursor is None or w.end > cursor
+            # Windows measured against another model (before a promotion) say nothing
+            # about the model serving now.
+            current = monitor.reference.model
+            computed = [
+                w
+                for w in self.ws.monitors.windows(endpoint)
+                if w.results.get("reference", current) == current
             ]
-            if windows:
-                cursor = windows[-1].end
-            firings += triggers.in_windows(policy, windows, list(monitor.reference.output_kinds))
+            fresh = [w for w in computed if cursor is None or w.end > cursor]
+            outputs = list(monitor.reference.output_kinds)
+            labels = monitor.config.min_labels
+            firings += triggers.in_windows(policy, fresh, outputs, min_labels=labels)
+            # Labels come late: realized performance of windows already looked at may
+            # have come in since (the monitor brings its latest windows up to date).
+            realized = [
+                t for t in policy.triggers if t.kind == "performance" and t.source == "realized"
+            ]
+            late = monitor.config.late_label_windows
+            looked = [w for w in computed if cursor is not None and w.end <= cursor]
+            looked = looked[-late:] if late else []
+            if realized and looked:
+                firings += triggers.in_windows(
+                    policy, looked, outputs, min_labels=labels, only=realized
+                )
+            if fresh:
+                cursor = fresh[-1].end
         firings += triggers.on_schedule(policy, stored.checked_at, now)
         if any(t.kind == "labels" for t in policy.triggers):
             since = self._last_retraining(endpoint) or stored.updated_at

@@ -36,13 +36,21 @@ class Firing:
         }
 
 
-def in_windows(policy: Policy, windows: Sequence[Window], outputs: Sequence[str]) -> list[Firing]:
-    """The firings of the window-based triggers in ``windows`` (oldest first);
-    ``outputs`` are the monitor's output columns, which are not features."""
+def in_windows(
+    policy: Policy,
+    windows: Sequence[Window],
+    outputs: Sequence[str],
+    *,
+    min_labels: int = 1,
+    only: Sequence[Trigger] | None = None,
+) -> list[Firing]:
+    """The firings of the window-based triggers in ``windows`` (oldest first), or of
+    ``only`` those triggers; ``outputs`` are the monitor's output columns, which are not
+    features; realized performance counts from ``min_labels`` labels in a window."""
     fired = []
     for window in windows:
-        for trigger in policy.triggers:
-            found = _in_window(trigger, window, outputs)
+        for trigger in policy.triggers if only is None else only:
+            found = _in_window(trigger, window, outputs, min_labels)
             if found is not None:
                 message, evidence = found
                 fired.append(
@@ -81,13 +89,15 @@ def on_schedule(policy: Policy, last_checked: datetime | None, now: datetime) ->
 
 
 def on_labels(policy: Policy, new_labels: int, since: datetime, now: datetime) -> list[Firing]:
-    """A firing when at least the trigger's count of labels came since ``since``."""
+    """A firing when at least the trigger's count of labels came since ``since``; keyed by
+    ``since`` (the last retraining), so the count seen again (a later tick, another loop)
+    is the same firing until a retraining moves ``since`` on."""
     fired = []
     for trigger in policy.triggers:
         if trigger.kind == "labels" and new_labels >= trigger.labels:
             fired.append(
                 Firing(
-                    key=f"labels:{now.isoformat()}",
+                    key=f"labels:{since.isoformat()}",
                     trigger=trigger.to_dict(),
                     message=f"{new_labels:,} new labels since {since:%Y-%m-%d %H:%M} UTC",
                     evidence={"labels": new_labels, "since": since.isoformat()},
@@ -98,7 +108,7 @@ def on_labels(policy: Policy, new_labels: int, since: datetime, now: datetime) -
 
 
 def _in_window(
-    trigger: Trigger, window: Window, outputs: Sequence[str]
+    trigger: Trigger, window: Window, outputs: Sequence[str], min_labels: int
 ) -> tuple[str, dict[str, Any]] | None:
     results = window.results
     drift = results.get("drift") or {}
@@ -109,7 +119,9 @@ def _in_window(
             return f"feature(s) {', '.join(hits)} drifted", {"drifted_features": hits}
         return None
     if trigger.kind == "drift_share":
-        share = drift.get("drift_share")
+        # The share of the features: the monitor's own share also counts the outputs.
+        judged = [f for f in drift.get("features") or {} if f not in outputs]
+        share = len(drifted) / len(judged) if judged else drift.get("drift_share")
         if share is not None and share >= trigger.share:
             return (
                 f"{share:.0%} of the features drifted (trigger at {trigger.share:.0%})",
@@ -117,19 +129,22 @@ def _in_window(
             )
         return None
     if trigger.kind == "performance":
-        return _performance(trigger, results.get("performance") or {})
+        return _performance(trigger, results.get("performance") or {}, min_labels)
     return None
 
 
 def _performance(
-    trigger: Trigger, performance: dict[str, Any]
+    trigger: Trigger, performance: dict[str, Any], min_labels: int
 ) -> tuple[str, dict[str, Any]] | None:
     metric = trigger.metric
     if trigger.source == "estimated":
         estimate = (performance.get("estimated") or {}).get(metric)
         value = None if estimate is None else estimate.get("value")
     else:
-        value = (performance.get("realized") or {}).get(metric)
+        realized = performance.get("realized") or {}
+        if realized.get("labels", 0) < min_labels:
+            return None
+        value = realized.get(metric)
     if value is None:
         return None
     higher = METRICS[metric].higher_is_better
@@ -141,7 +156,10 @@ def _performance(
         if base is None:
             return None
         assert trigger.drop is not None
-        limit = base * (1 - trigger.drop) if higher else base * (1 + trigger.drop)
+        # A fraction of the reference's size, away from its better side (also when the
+        # reference is negative, as an r2 can be).
+        margin = trigger.drop * abs(base)
+        limit = base - margin if higher else base + margin
         worse = value < limit if higher else value > limit
     if not worse:
         return None

@@ -54,6 +54,9 @@ class MonitorConfig:
     min_labels: int = 100  # realized performance is judged from this many labels on
     cooldown_hours: float = 24.0
     webhooks: tuple[WebhookConfig, ...] = ()
+    # Labels come late: each run brings the realized performance of this many latest
+    # computed windows up to date with the labels that came since.
+    late_label_windows: int = 4
 
     def __post_init__(self) -> None:
         self.window_seconds  # noqa: B018 - validates the window
@@ -61,6 +64,8 @@ class MonitorConfig:
             raise UsageError(f"performance_drop must be 0 or more, not {self.performance_drop}")
         if self.min_labels < 1:
             raise UsageError(f"min_labels must be 1 or more, not {self.min_labels}")
+        if self.late_label_windows < 0:
+            raise UsageError(f"late_label_windows must be 0 or more, not {self.late_label_windows}")
 
     @property
     def window_seconds(self) -> int:
@@ -80,6 +85,7 @@ class MonitorConfig:
             "performance_drop": self.performance_drop,
             "min_labels": self.min_labels,
             "cooldown_hours": self.cooldown_hours,
+            "late_label_windows": self.late_label_windows,
             "webhooks": [
                 {"url": h.url, "format": h.format, "timeout": h.timeout} for h in self.webhooks
             ],
@@ -284,18 +290,22 @@ class Monitors:
         if first is None:
             return []
         starts = [s for s in _starts(first, until, span) if s not in done]
-        if not starts:
+        late = monitor.config.late_label_windows
+        recent = [] if recompute or not late else self.windows(endpoint, limit=late)
+        if not starts and not recent:
             return []
         kinds = cast(dict[str, Kind], monitor.reference.features)
         traffic = read_traffic(
             self._ws.root,
             endpoint,
             kinds,
-            since=starts[0],
-            until=starts[-1] + timedelta(seconds=span),
+            since=min([*starts, *(w.start for w in recent)]),
+            until=max([*(s + timedelta(seconds=span) for s in starts), *(w.end for w in recent)]),
         )
         previous = [w.n_rows for w in self.windows(endpoint, limit=VOLUME_WINDOWS)]
         context = Measurement(self._ws, monitor, traffic, previous)
+        for window in recent:
+            self._bring_up_to_date(monitor, window, context)
         own = notifier is None
         notifier = notifier or Notifier(self.alerts, monitor.config.webhooks)
         computed = []
@@ -312,6 +322,23 @@ class Monitors:
                 notifier.flush(timeout=10)
                 notifier.close()
         return computed
+
+    def _bring_up_to_date(self, monitor: Monitor, window: Window, context: Measurement) -> None:
+        """Store a computed window's realized performance on the labels known now."""
+        performance = dict(window.results.get("performance") or {})
+        realized = context.realized_in(window.start, window.end)
+        if realized == performance.get("realized"):
+            return
+        results = {**window.results, "performance": {**performance, "realized": realized}}
+        with self._ws.db.write() as conn:
+            conn.execute(
+                sa.update(monitor_windows)
+                .where(
+                    (monitor_windows.c.monitor_id == monitor.id)
+                    & (monitor_windows.c.start == window.start)
+                )
+                .values(results=results)
+            )
 
     def _first_prediction(self, endpoint: str) -> datetime | None:
         from setpoint.serving._logtables import read_log

@@ -84,10 +84,7 @@ class Measurement:
         return self._sample
 
     def window(self, start: datetime, end: datetime) -> Window:
-        inside = pc.and_(
-            pc.greater_equal(self.ts, pa.scalar(start)), pc.less(self.ts, pa.scalar(end))
-        )
-        rows = pc.indices_nonzero(inside)
+        rows = self._rows(start, end)
         n = len(rows)
         inputs = self.traffic.inputs.take(rows)
         predictions = self.traffic.predictions.take(rows)
@@ -160,9 +157,34 @@ class Measurement:
         if self._estimator is not None and proba is not None and len(proba):
             estimate = self._estimator.estimate(proba, predictions.to_pylist())
             out["estimated"] = {name: e.to_dict() for name, e in estimate.items()}
+        out["realized"] = self._realized(rows, predictions, proba)
+        return out
+
+    def realized_in(self, start: datetime, end: datetime) -> dict[str, Any] | None:
+        """Realized performance of the answers in [start, end) on the labels known now
+        (a window computed before its labels came is brought up to date with this)."""
+        rows = self._rows(start, end)
+        predictions = self.traffic.predictions.take(rows)
+        proba = (
+            None
+            if self.traffic.probabilities is None
+            else self.traffic.probabilities[rows.to_numpy()]
+        )
+        return self._realized(rows, predictions, proba)
+
+    def _rows(self, start: datetime, end: datetime) -> pa.Array:
+        inside = pc.and_(
+            pc.greater_equal(self.ts, pa.scalar(start)), pc.less(self.ts, pa.scalar(end))
+        )
+        return pc.indices_nonzero(inside)
+
+    def _realized(
+        self, rows: pa.Array, predictions: pa.Array, proba: np.ndarray | None
+    ) -> dict[str, Any] | None:
+        ref = self.ref
         labels = self.traffic.labels
         if labels is None:
-            return out
+            return None
         window_labels = labels.take(rows)
         has = pc.is_valid(window_labels)
         count = pc.sum(has).as_py() or 0
@@ -182,8 +204,7 @@ class Measurement:
                 zero_copy_only=False
             )
             figures["label_delay_hours"] = float(np.median(seconds) / 3600)
-        out["realized"] = figures
-        return out
+        return figures
 
 
 def _with_outputs(
