@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from setpoint.demo import lending
+from setpoint.errors import ConflictError
 from setpoint.jobs import JobStore, LeaseLostError
 from setpoint.loop import retrain
 from setpoint.loop.controller import Loop
@@ -196,7 +197,9 @@ def test_a_worse_candidate_is_never_promoted(
     assert ws.model("credit-risk@champion").version == 1
 
 
-def _answer_and_label(ws: Workspace, frame: pd.DataFrame, *, labelled_at: datetime) -> None:
+def _answer_and_label(
+    ws: Workspace, frame: pd.DataFrame, *, labelled_at: datetime, prefix: str = "r"
+) -> None:
     """Log the champion's answers to ``frame`` at the rows' times, then their labels."""
     model = ws.load_model("credit-risk@champion")
     features = frame.drop(columns=[lending.TARGET, lending.TIME_COLUMN])
@@ -211,7 +214,7 @@ def _answer_and_label(ws: Workspace, frame: pd.DataFrame, *, labelled_at: dateti
             strict=True,
         )
     ):
-        request_id = f"r{i}"
+        request_id = f"{prefix}{i}"
         predictions.append(
             {
                 "request_id": request_id,
@@ -295,3 +298,34 @@ def test_setpoint_serve_runs_the_retraining_beside_the_server(
     after = Loop(ws).rollouts.get(rollout.id)
     assert (after.state, after.candidate) == ("shadow", "credit-risk@2")
     assert ws.deployments.get("credit").config.challenger == "credit-risk@2"
+
+
+def test_data_that_legitimately_changed_becomes_a_contract_proposal(
+    waiting: tuple[Workspace, Rollout],
+) -> None:
+    ws, rollout = waiting
+    more = lending.applications(60, start=CHANGE + timedelta(days=13), days=1, seed=9)
+    more["home_ownership"] = "council"  # a kind of tenure the contract never saw
+    more["income"] = 2_000_000.0  # past the largest income in the training data
+    _answer_and_label(ws, more, labelled_at=NOW, prefix="late")
+    loop = Loop(ws)
+    loop.tick(NOW)
+
+    after = loop.rollouts.get(rollout.id)
+    proposal = after.contract_proposal
+    assert proposal is not None
+    assert proposal["against"] == "loans@1"
+    assert any("home_ownership: new category council" in c for c in proposal["changes"])
+    assert any(c.startswith("income: max") for c in proposal["changes"])
+    assert {v["column"] for v in proposal["violations"]} >= {"home_ownership", "income"}
+    assert proposal["quarantine"]["n_rejected"] == 60  # kept with their reasons, not lost
+    assert "council" not in (ws.contract("loans@1").columns["home_ownership"].categories or ())
+
+    accepted = loop.decisions.accept_contract(after, actor="reviewer")
+    assert accepted.contract_proposal is not None
+    assert accepted.contract_proposal["accepted_by"] == "reviewer"
+    contract = ws.contract("loans@1")
+    assert "council" in (contract.columns["home_ownership"].categories or ())
+    assert (contract.columns["income"].max or 0) >= 2_000_000.0
+    with pytest.raises(ConflictError, match="already accepted"):
+        loop.decisions.accept_contract(accepted, actor="reviewer")

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from setpoint.cli._common import Group, JsonFlag, emit, fmt, read_text, state, stderr
@@ -52,8 +53,8 @@ def policy_set(
     stored = _loop(ctx).policies.set(endpoint, policy)
 
     def render(c: Console) -> None:
-        c.print(f"Policy of [bold]{endpoint}[/] set:")
-        c.print(policy.to_yaml().rstrip())
+        c.print(f"Policy of [bold]{escape(endpoint)}[/] set:")
+        c.print(policy.to_yaml().rstrip(), markup=False)
 
     emit(ctx, stored.to_dict(), render)
 
@@ -64,7 +65,7 @@ def policy_show(ctx: typer.Context, endpoint: Endpoint, json_: JsonFlag = False)
     stored = _loop(ctx).policies.get(endpoint)
 
     def render(c: Console) -> None:
-        c.print(stored.policy.to_yaml().rstrip())
+        c.print(stored.policy.to_yaml().rstrip(), markup=False)
         if stored.cursor:
             c.print(f"[dim]looked at windows up to {stored.cursor:%Y-%m-%d %H:%M} UTC[/]")
 
@@ -78,7 +79,7 @@ def policy_remove(ctx: typer.Context, endpoint: Endpoint, json_: JsonFlag = Fals
     emit(
         ctx,
         {"endpoint": endpoint, "removed": True},
-        lambda c: c.print(f"Policy of {endpoint} removed."),
+        lambda c: c.print(f"Policy of {endpoint} removed.", markup=False),
     )
 
 
@@ -103,12 +104,12 @@ def rollouts_list(
         for r in found:
             table.add_row(
                 str(r.id),
-                r.endpoint,
+                escape(r.endpoint),
                 r.state,
-                r.champion or "",
-                r.candidate or "",
+                escape(r.champion or ""),
+                escape(r.candidate or ""),
                 f"{r.created_at:%Y-%m-%d %H:%M}",
-                (r.reason or "")[:80],
+                escape((r.reason or "")[:80]),
             )
         c.print(table)
 
@@ -124,25 +125,30 @@ def rollouts_show(ctx: typer.Context, rollout: RolloutId, json_: JsonFlag = Fals
 
 def render_rollout(c: Console, r: dict[str, Any]) -> None:
     c.print(
-        f"[bold]Rollout {r['id']}[/] of {r['endpoint']}: [bold]{r['state']}[/] — "
-        f"{r['reason'] or ''}"
+        f"[bold]Rollout {r['id']}[/] of {escape(r['endpoint'])}: [bold]{r['state']}[/] — "
+        f"{escape(r['reason'] or '')}"
     )
     trigger = r["trigger"] or {}
-    c.print(f"  fired: {trigger.get('message', trigger)}")
-    c.print(f"  champion {r['champion']}, candidate {r['candidate'] or '(not trained yet)'}")
+    c.print(f"  fired: {trigger.get('message', trigger)}", markup=False)
+    c.print(
+        f"  champion {r['champion']}, candidate {r['candidate'] or '(not trained yet)'}",
+        markup=False,
+    )
     if r["dataset"]:
-        c.print(f"  trained on {r['dataset']}")
+        c.print(f"  trained on {r['dataset']}", markup=False)
     gates = r.get("gates")
     if gates:
         table = Table("check", "passed", "detail", title="gates")
         for check in gates.get("checks", []):
             table.add_row(
-                check["name"], "yes" if check["passed"] else "[red]no[/]", check.get("detail", "")
+                escape(check["name"]),
+                "yes" if check["passed"] else "[red]no[/]",
+                escape(check.get("detail") or ""),
             )
         c.print(table)
     liveinfo = r.get("live")
     if liveinfo:
-        c.print(f"  live ({liveinfo.get('mode')}): {liveinfo.get('verdict')}")
+        c.print(f"  live ({liveinfo.get('mode')}): {liveinfo.get('verdict')}", markup=False)
         if liveinfo.get("agreement") is not None:
             c.print(
                 f"    agreement with the champion {liveinfo['agreement']:.1%} "
@@ -154,10 +160,32 @@ def render_rollout(c: Console, r: dict[str, Any]) -> None:
             shown = ", ".join(f"{k} {fmt(v)}" for k, v in list(metrics.items())[:3])
             c.print(
                 f"    {side}: {info.get('rows', 0):,} answers, "
-                f"{info.get('labels', 0):,} labelled {shown}"
+                f"{info.get('labels', 0):,} labelled {shown}",
+                markup=False,
             )
     if r.get("contract_proposal"):
-        c.print("  [yellow]contract proposal[/]: " + str(r["contract_proposal"].get("violations")))
+        c.print(
+            "  [yellow]contract proposal[/]: "
+            + escape(str(r["contract_proposal"].get("violations")))
+        )
+
+
+@rollouts_app.command("accept-contract")
+def accept_contract(ctx: typer.Context, rollout: RolloutId, json_: JsonFlag = False) -> None:
+    """Accept the contract change a retraining proposed (new categories, moved ranges):
+    it becomes current for the champion's training data, so those rows count from now."""
+    loop = _loop(ctx)
+    found = loop.rollouts.get(rollout)
+    done = loop.decisions.accept_contract(found, actor=state(ctx).workspace().actor)
+    proposal = done.contract_proposal or {}
+
+    def render(c: Console) -> None:
+        c.print(
+            f"Contract revision {proposal.get('revision')} of {proposal.get('against')} "
+            f"accepted: {'; '.join(proposal.get('changes', [])) or 'no changes listed'}."
+        )
+
+    emit(ctx, done.to_dict(), render)
 
 
 def approve(ctx: typer.Context, rollout: RolloutId, json_: JsonFlag = False) -> None:
@@ -169,7 +197,7 @@ def approve(ctx: typer.Context, rollout: RolloutId, json_: JsonFlag = False) -> 
             f"rollout {rollout} is {found.state}; only a rollout awaiting approval is approved"
         )
     done = loop.decisions.promote(found, actor=state(ctx).workspace().actor)
-    emit(ctx, done.to_dict(), lambda c: c.print(f"Rollout {rollout}: {done.reason}."))
+    emit(ctx, done.to_dict(), lambda c: c.print(f"Rollout {rollout}: {done.reason}.", markup=False))
 
 
 def reject(
@@ -182,7 +210,11 @@ def reject(
     loop = _loop(ctx)
     found = loop.rollouts.get(rollout)
     done = loop.decisions.reject(found, reason, actor=state(ctx).workspace().actor)
-    emit(ctx, done.to_dict(), lambda c: c.print(f"Rollout {rollout} rejected: {reason}."))
+    emit(
+        ctx,
+        done.to_dict(),
+        lambda c: c.print(f"Rollout {rollout} rejected: {reason}.", markup=False),
+    )
 
 
 def loop(

@@ -509,6 +509,26 @@ class Decisions:
             reason="canary rolled back: " + "; ".join(live.get("reasons", [])),
         )
 
+    def accept_contract(self, rollout: Rollout, *, actor: str) -> Rollout:
+        """Make the contract the retraining proposed current for the champion's training
+        data: the rows it admits (a new category, a moved range) count from then on."""
+        from setpoint.data.contract import Contract
+
+        proposal = rollout.contract_proposal
+        if not proposal or "contract" not in proposal:
+            raise ConflictError(f"rollout {rollout.id} proposed no contract change")
+        if proposal.get("accepted_by"):
+            raise ConflictError(
+                f"rollout {rollout.id}'s contract was already accepted by {proposal['accepted_by']}"
+            )
+        revision = self.ws.attach_contract(
+            proposal["against"],
+            Contract.from_dict(proposal["contract"]),
+            note=f"proposed by rollout {rollout.id}: {'; '.join(proposal.get('changes', []))}",
+        )
+        accepted = {**proposal, "accepted_by": actor, "revision": revision}
+        return self.rollouts.update(rollout.id, contract_proposal=accepted)
+
     def _take_off(self, rollout: Rollout, note: str) -> None:
         """The endpoint without the candidate (when it is the one on it)."""
         deployment = self.ws.deployments.get(rollout.endpoint)

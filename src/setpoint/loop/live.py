@@ -51,8 +51,11 @@ def compare(
         pc.and_(on_canary, pc.invert(log.column("fallback"))), pc.equal(version, candidate[1])
     )
     champion_rows = pc.equal(route, "champion")
-    canary_requests = int(pc.sum(on_canary).as_py() or 0)
-    errors = int(pc.sum(failed).as_py() or 0)
+    # Requests, not log rows: a request of many rows is one answer that failed or not
+    # (all its rows share the route and the fallback), so a single failed batch of 50
+    # rows is 1 of 1 requests, not 50 of 50.
+    canary_requests = _requests(log.filter(on_canary))
+    errors = _requests(log.filter(failed))
     return {
         "mode": "canary",
         "requests": canary_requests,
@@ -112,6 +115,11 @@ def judge(live: dict[str, Any], settings: RolloutSettings, metric: str) -> tuple
     if waiting:
         return "wait", waiting
     return "pass", []
+
+
+def _requests(rows: pa.Table) -> int:
+    """How many requests ``rows`` (log records) are the answers of."""
+    return int(pc.count_distinct(rows.column("request_id")).as_py() or 0)
 
 
 def _shadow(

@@ -27,7 +27,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy.engine import Connection
 
+from setpoint.data.contract import Contract
 from setpoint.data.kinds import Kind
+from setpoint.data.validation import ValidationReport
 from setpoint.errors import InvalidDataError, UsageError
 from setpoint.models.registry import ModelVersion
 from setpoint.models.spec import TrainSpec
@@ -132,14 +134,16 @@ def register_training_set(
     )
     proposal = None
     if not outcome.report.ok:
+        contract, changes = propose_contract(workspace.contract(reference), outcome.report)
         proposal = {
             "against": reference,
             "violations": outcome.report.summary(),
             "quarantine": outcome.quarantine.to_dict() if outcome.quarantine else None,
+            "changes": changes,
+            "contract": contract.to_dict(),
             "note": "rows that break the contract were kept out of training; if the data "
-            "legitimately changed (a new category, a range that moved), accept the new "
-            "training set's inferred contract with: setpoint data contract ... / "
-            "setpoint data attach-contract",
+            "legitimately changed, accept the proposed contract with: setpoint rollouts "
+            "accept-contract ROLLOUT (the next retraining then trains on those rows too)",
         }
     when = "start" if data.since is None else data.since.isoformat()
     version = workspace.add_dataset(
@@ -158,6 +162,42 @@ def register_training_set(
         },
     )
     return version.ref, proposal
+
+
+def propose_contract(contract: Contract, report: ValidationReport) -> tuple[Contract, list[str]]:
+    """``contract`` widened to admit what the violations show where that is a change of
+    the world, not of the data's quality: new categories, values past a bound, missing
+    values. Other violations (a value of the wrong type) are left for the data to fix."""
+    columns = dict(contract.columns)
+    changes: list[str] = []
+    violations = report.violations.to_pylist()
+    for name in sorted({v["column"] for v in violations if v["column"] in columns}):
+        rule = columns[name]
+        mine = [v for v in violations if v["column"] == name]
+        seen = {v["rule"] for v in mine}
+        new_categories = sorted(
+            {str(v["value"]) for v in mine if v["rule"] == "category" and v["value"] is not None}
+        )
+        if new_categories and rule.categories is not None:
+            rule = replace(rule, categories=(*rule.categories, *new_categories))
+            changes.append(
+                f"{name}: new categor{'y' if len(new_categories) == 1 else 'ies'} "
+                f"{', '.join(new_categories)}"
+            )
+        for bound, pick in (("min", min), ("max", max)):
+            values = [_number(v["value"]) for v in mine if v["rule"] == bound]
+            found = [x for x in values if x is not None]
+            if found:
+                edge: float | int = pick(found)
+                if rule.kind == "integer" and float(edge).is_integer():
+                    edge = int(edge)
+                rule = replace(rule, min=edge) if bound == "min" else replace(rule, max=edge)
+                changes.append(f"{name}: {bound} {getattr(columns[name], bound)} -> {edge}")
+        if "not_null" in seen and not rule.nullable:
+            rule = replace(rule, nullable=True)
+            changes.append(f"{name}: may be missing")
+        columns[name] = rule
+    return replace(contract, columns=columns), changes
 
 
 def train_candidate(
@@ -213,6 +253,13 @@ def _as_kind(column: pa.ChunkedArray, kind: str) -> pa.Array | pa.ChunkedArray:
     if np.all(np.mod(values, 1) == 0):
         return pa.array(values.astype(np.int64))
     return column
+
+
+def _number(text: Any) -> float | None:
+    try:
+        return None if text is None else float(text)
+    except ValueError:
+        return None
 
 
 def _labels(labels: pa.Array) -> pa.Array:
