@@ -48,10 +48,12 @@ class TickReport:
     fired: list[dict[str, Any]] = field(default_factory=list)
     moves: list[str] = field(default_factory=list)  # "rollout 3: shadow -> promoted"
     jobs: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # what could not be done, and why
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "at": self.at.isoformat(),
+            "problems": self.problems,
             "windows": self.windows,
             "fired": self.fired,
             "moves": self.moves,
@@ -78,13 +80,23 @@ class Loop:
         now = _utc(now)
         report = TickReport(now)
         say = progress or (lambda _message: None)
+        # One endpoint's trouble (a deployment removed, a model that will not load) is
+        # reported and the others go on.
         for monitor in self.ws.monitors.all():
             say(f"monitor {monitor.endpoint}")
-            report.windows[monitor.endpoint] = len(
-                self.ws.monitors.run(monitor.endpoint, until=now)
-            )
+            try:
+                report.windows[monitor.endpoint] = len(
+                    self.ws.monitors.run(monitor.endpoint, until=now)
+                )
+            except SetpointError as error:
+                report.problems.append(f"monitor {monitor.endpoint}: {error.message}")
         for stored in self.policies.all():
-            report.fired += self._look(stored, now)
+            try:
+                report.fired += self._look(stored, now)
+            except SetpointError as error:
+                report.problems.append(f"policy of {stored.endpoint}: {error.message}")
+        for problem in report.problems:
+            logger.error("%s", problem)
         self._advance_all(now, report)
         if run_jobs:
             from setpoint.worker import Worker
