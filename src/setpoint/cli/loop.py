@@ -280,4 +280,5 @@ def _line(report: Any) -> str:
     parts += report.moves
     if report.jobs:
         parts.append(f"{len(report.jobs)} job(s) run")
+    parts += [f"[red]{escape(problem)}[/]" for problem in report.problems]
     return " · ".join(parts)

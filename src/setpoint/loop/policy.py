@@ -24,6 +24,7 @@ regressing canary off at once.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -111,10 +112,10 @@ class Trigger:
         if kind == "schedule":
             return cls("schedule", cron=_cron(value))
         if kind == "labels":
-            count = int(_number("labels", value))
-            if count < 1:
+            count = _number("labels", value)
+            if count < 1 or count != int(count):
                 raise UsageError(f"labels {value}: give the number of new labels, e.g. 5000")
-            return cls("labels", labels=count)
+            return cls("labels", labels=int(count))
         raise UsageError(
             f"unknown trigger {kind!r}; known: drift, drift_share, performance, schedule, labels"
         )
@@ -138,6 +139,11 @@ class Trigger:
             raise UsageError(
                 f"performance trigger on {metric}: give either below (a value) or drop "
                 "(a fraction of the reference figure), not both or neither"
+            )
+        if drop is not None and not _number("drop", drop) > 0:
+            raise UsageError(
+                f"performance trigger on {metric}: drop {drop} is the fraction of the reference "
+                "figure the metric may lose before it fires; give more than 0, e.g. 0.05"
             )
         return cls(
             "performance",
@@ -163,6 +169,14 @@ class RetrainSettings:
             raise UsageError(
                 f"retrain window {self.window!r}: use since_trigger, sliding or expanding"
             )
+        _number("retrain days", self.days)
+        _whole("retrain min_rows", self.min_rows)
+        _whole("retrain max_attempts", self.max_attempts)
+        if not isinstance(self.include_original, bool):
+            raise UsageError(
+                f"retrain include_original {self.include_original!r}: use true (add the "
+                "champion's own training data) or false"
+            )
         if not self.days > 0 or self.min_rows < 1 or self.max_attempts < 1:
             raise UsageError("retrain days, min_rows and max_attempts must be positive")
 
@@ -179,6 +193,10 @@ class RolloutSettings:
 
     def __post_init__(self) -> None:
         parse_span("rollout duration", self.duration)
+        for name in ("share", "max_metric_drop", "max_error_rate", "max_latency_ratio"):
+            _number(f"rollout {name}", getattr(self, name))
+        _whole("rollout min_samples", self.min_samples)
+        _whole("rollout min_labels", self.min_labels)
         if not 0 < self.share < 1:
             raise UsageError(f"rollout share {self.share}: between 0 and 1")
         if self.min_samples < 0 or self.min_labels < 0:
@@ -206,6 +224,15 @@ class Policy:
     def __post_init__(self) -> None:
         if not self.triggers:
             raise UsageError("a policy needs at least one trigger, e.g. '- drift_share: 0.3'")
+        actions: Any = self.actions  # from YAML or Python, anything may come
+        if isinstance(actions, str):
+            actions = (actions,)
+        if not isinstance(actions, Sequence) or not all(isinstance(a, str) for a in actions):
+            raise UsageError(
+                f"actions {actions!r}: give a list of actions, e.g. [alert, retrain, shadow]; "
+                f"known: {', '.join(ACTIONS)}"
+            )
+        object.__setattr__(self, "actions", tuple(actions))
         unknown = [a for a in self.actions if a not in ACTIONS]
         if unknown:
             raise UsageError(f"unknown action(s) {', '.join(unknown)}; known: {', '.join(ACTIONS)}")
@@ -272,11 +299,9 @@ class Policy:
         if not isinstance(triggers, Sequence) or isinstance(triggers, str):
             raise UsageError("triggers: give a list, e.g. [{drift_share: 0.3}]")
         actions = data.get("actions", cls.__dataclass_fields__["actions"].default)
-        if isinstance(actions, str):
-            actions = [actions]
         return cls(
             triggers=tuple(Trigger.from_dict(t) for t in triggers),
-            actions=tuple(actions),
+            actions=actions,
             retrain=_settings(RetrainSettings, "retrain", data.get("retrain")),
             gates=GateConfig.from_dict(data.get("gates") or {}),
             rollout=_settings(RolloutSettings, "rollout", data.get("rollout")),
@@ -306,9 +331,15 @@ def _settings(kind: Any, what: str, data: Any) -> Any:
 
 
 def _number(what: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise UsageError(f"{what} {value!r}: give a number")
     return float(value)
+
+
+def _whole(what: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UsageError(f"{what} {value!r}: give a whole number")
+    return value
 
 
 def _cron(expression: Any) -> str:
