@@ -370,7 +370,8 @@ def test_approve_promotes_the_candidate(cli: Cli, endpoint: str, ws: Workspace) 
 
 def test_loop_once_on_an_empty_workspace(cli: Cli) -> None:
     report = cli.json("loop", "--once")
-    assert set(report) == {"at", "windows", "fired", "moves", "jobs"}
+    assert set(report) == {"at", "windows", "fired", "moves", "jobs", "problems"}
+    assert report["problems"] == []
     assert (report["windows"], report["fired"], report["moves"], report["jobs"]) == (
         {},
         [],

@@ -225,7 +225,7 @@ def test_labels_that_come_after_a_window_bring_its_realized_performance_up_to_da
     realized = window.results["performance"]["realized"]
     assert realized["labels"] == 1_000
     assert realized["roc_auc"] > 0.6
-    assert realized["label_delay_hours"] > 20
+    assert 2 < realized["label_delay_hours"] < 26  # a day of traffic, labelled 2 h after it
 
 
 def test_late_labels_are_not_looked_for_beyond_the_configured_windows(served: Workspace) -> None:

@@ -148,9 +148,11 @@ class Loop:
             looked = [w for w in computed if cursor is not None and w.end <= cursor]
             looked = looked[-late:] if late else []
             if realized and looked:
-                firings += triggers.in_windows(
+                again = triggers.in_windows(
                     policy, looked, outputs, min_labels=labels, only=realized
                 )
+                # What already started a rollout is old news.
+                firings += [f for f in again if self.rollouts.find(endpoint, f.key) is None]
             if fresh:
                 cursor = fresh[-1].end
         firings += triggers.on_schedule(policy, stored.checked_at, now)
@@ -172,8 +174,9 @@ class Loop:
                 {"firings": [f.to_dict() for f in firings]},
                 now=now,
             )
-        if "retrain" in policy.actions:
-            self._start(endpoint, policy, firings[0], now)
+        new = [f for f in firings if self.rollouts.find(endpoint, f.key) is None]
+        if "retrain" in policy.actions and new:
+            self._start(endpoint, policy, new[0], now)
         return [f.to_dict() for f in firings]
 
     def _start(

@@ -214,6 +214,14 @@ class RolloutStore:
             ).first()
         return None if row is None else _rollout(row)
 
+    def find(self, endpoint: str, key: str) -> Rollout | None:
+        """The rollout a firing under ``key`` started, if any."""
+        with self._db.read() as conn:
+            row = conn.execute(
+                sa.select(rollouts).where(rollouts.c.endpoint == endpoint, rollouts.c.key == key)
+            ).first()
+        return None if row is None else _rollout(row)
+
     def latest(self, endpoint: str) -> Rollout | None:
         found = self.list(endpoint=endpoint, limit=1)
         return found[0] if found else None
