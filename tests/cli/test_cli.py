@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pandas as pd
 import pytest
+from cli_support import Cli, loans
 from typer.testing import CliRunner
 
 from setpoint.cli.main import app
@@ -23,37 +21,6 @@ estimator:
 segments: [grade]
 seed: 1
 """
-
-
-class Cli:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.runner = CliRunner()
-
-    def __call__(self, *args: str, code: int = 0) -> Any:
-        result = self.runner.invoke(app, ["-w", str(self.root), *args], catch_exceptions=False)
-        assert result.exit_code == code, result.output
-        return result
-
-    def json(self, *args: str, code: int = 0) -> Any:
-        return json.loads(self(*args, "--json", code=code).stdout)
-
-
-def loans(n: int = 300, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    income = rng.normal(50_000, 10_000, n).round()
-    grade = rng.choice(["A", "B", "C"], n)
-    risk = (grade == "C") * 1.5 - (income - 50_000) / 10_000 + rng.normal(0, 1, n)
-    return pd.DataFrame({"income": income, "grade": grade, "defaulted": (risk > 0.5).astype(int)})
-
-
-@pytest.fixture
-def cli(tmp_path: Path, database_url: str | None) -> Cli:
-    root = tmp_path / "ws"
-    args = ["init", str(root)] + (["--database-url", database_url] if database_url else [])
-    result = CliRunner().invoke(app, args, catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return Cli(root)
 
 
 def test_the_whole_foundation_path(cli: Cli, tmp_path: Path) -> None:

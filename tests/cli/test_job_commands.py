@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import types
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
+from cli_support import Cli
 from typer.testing import CliRunner
 
 from setpoint.cli.main import app
@@ -17,29 +15,6 @@ from setpoint.errors import TrainingError
 from setpoint.jobs import JobStore
 from setpoint.worker import JobContext
 from setpoint.workspace import Workspace
-
-
-class Cli:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.runner = CliRunner(env={"COLUMNS": "200"})  # tables unwrapped
-
-    def __call__(self, *args: str, code: int = 0) -> Any:
-        result = self.runner.invoke(app, ["-w", str(self.root), *args], catch_exceptions=False)
-        assert result.exit_code == code, result.output
-        return result
-
-    def json(self, *args: str, code: int = 0) -> Any:
-        return json.loads(self(*args, "--json", code=code).stdout)
-
-
-@pytest.fixture
-def cli(tmp_path: Path, database_url: str | None) -> Cli:
-    root = tmp_path / "ws"
-    args = ["init", str(root)] + (["--database-url", database_url] if database_url else [])
-    result = CliRunner().invoke(app, args, catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return Cli(root)
 
 
 @pytest.fixture

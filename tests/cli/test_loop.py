@@ -3,14 +3,12 @@ every storage backend."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
 import pytest
+from cli_support import Cli, loans
 from typer.testing import CliRunner
 
 from setpoint.cli.main import app
@@ -42,44 +40,6 @@ TRIGGER: dict[str, Any] = {
     "evidence": {"drift_share": 0.4},
     "since": "2024-01-01T00:00:00+00:00",
 }
-
-
-def loans(n: int = 300, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    income = rng.normal(50_000, 10_000, n).round()
-    grade = rng.choice(["A", "B", "C"], n)
-    risk = (grade == "C") * 1.5 - (income - 50_000) / 10_000 + rng.normal(0, 1, n)
-    return pd.DataFrame({"income": income, "grade": grade, "defaulted": (risk > 0.5).astype(int)})
-
-
-class Cli:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.runner = CliRunner(env={"COLUMNS": "200"})  # tables unwrapped
-
-    def __call__(self, *args: str, code: int = 0) -> Any:
-        result = self.runner.invoke(app, ["-w", str(self.root), *args], catch_exceptions=False)
-        assert result.exit_code == code, result.output
-        return result
-
-    def json(self, *args: str, code: int = 0) -> Any:
-        return json.loads(self(*args, "--json", code=code).stdout)
-
-    def fails(self, *args: str, code: int, message: str) -> None:
-        """The command exits with ``code`` and says ``message``, with and without --json."""
-        result = self(*args, code=code)
-        assert message in result.stderr, result.stderr
-        assert "Traceback" not in result.output
-        assert message in self.json(*args, code=code)["error"]["message"]
-
-
-@pytest.fixture
-def cli(tmp_path: Path, database_url: str | None) -> Cli:
-    root = tmp_path / "ws"
-    args = ["init", str(root)] + (["--database-url", database_url] if database_url else [])
-    result = CliRunner().invoke(app, args, catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return Cli(root)
 
 
 @pytest.fixture

@@ -16,9 +16,9 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from loop_support import DAY, ENDPOINT, HOUR, MODEL, T0, Served, logged
 from typer.testing import CliRunner
 
-from conftest import DAY, ENDPOINT, HOUR, MODEL, T0, Served, logged
 from setpoint.cli.main import app
 from setpoint.loop.controller import Loop
 from setpoint.loop.policy import Policy

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from loop_support import DAY, ENDPOINT, HOUR, MODEL, SPEC, T0, Served, into_canary, logged
 
-from conftest import DAY, ENDPOINT, HOUR, MODEL, SPEC, T0, Served, into_canary, logged
 from setpoint.demo import lending
 from setpoint.loop import live
 from setpoint.loop.controller import Loop, gated_metric

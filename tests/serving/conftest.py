@@ -2,37 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
-import csv
-import io
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
-import httpx
 import pandas as pd
 import pytest
+from serving_support import (
+    SPEC,
+    MemoryLog,
+)
 from starlette.testclient import TestClient
 
 from setpoint.demo import lending
 from setpoint.serving.app import create_app
 from setpoint.workspace import Workspace
-
-SPEC = {
-    "model": "credit-risk",
-    "dataset": "loans@latest",
-    "target": lending.TARGET,
-    "exclude": [lending.TIME_COLUMN],
-    "estimator": {"class": "sklearn.linear_model.LogisticRegression", "params": {"max_iter": 500}},
-    "seed": 1,
-}
 
 
 @pytest.fixture(scope="session")
@@ -49,22 +32,6 @@ def served(workspace: Workspace, history: pd.DataFrame) -> Workspace:
     return workspace
 
 
-class MemoryLog:
-    """Stands in for the prediction log where a test is about the app, not the log."""
-
-    def __init__(self) -> None:
-        self.records: list[Mapping[str, Any]] = []
-        self.closed = False
-
-    async def append_async(
-        self, records: Sequence[Mapping[str, Any]], *, checked: bool = False
-    ) -> None:
-        self.records.extend(records)
-
-    def close(self) -> None:
-        self.closed = True
-
-
 @pytest.fixture
 def memory_log() -> MemoryLog:
     return MemoryLog()
@@ -76,109 +43,3 @@ def client(served: Workspace, memory_log: MemoryLog) -> Iterator[TestClient]:
     app = create_app(served, memory_log, feedback_log=MemoryLog(), refresh_seconds=0.05)
     with TestClient(app) as test_client:
         yield test_client
-
-
-def requests_of(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as a JSON client sends them: no target, no time column, NaN as null."""
-    features = frame.drop(columns=[lending.TARGET, lending.TIME_COLUMN])
-    return [
-        {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
-        for row in features.to_dict(orient="records")
-    ]
-
-
-def csv_body(rows: list[dict[str, Any]]) -> bytes:
-    """Rows as a CSV body with a header line, missing values as empty fields."""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows([{k: "" if v is None else v for k, v in r.items()} for r in rows])
-    return out.getvalue().encode()
-
-
-def assert_error_shape(
-    response: Any, status: int | None = None, code: str | None = None
-) -> dict[str, Any]:
-    """The one JSON error shape, with ``status`` (any 4xx when None) and ``code``."""
-    if status is None:
-        assert 400 <= response.status_code < 500, response.text
-    else:
-        assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/json"
-    body = response.json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message", "details"}
-    assert body["error"]["message"]
-    if code is not None:
-        assert body["error"]["code"] == code
-    return dict(body["error"])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Served:
-    """A running ``setpoint serve`` child process."""
-
-    url: str
-    process: subprocess.Popen[bytes]
-    stderr: Path
-
-    def output(self) -> str:
-        """What the server wrote to stderr so far (for assertion messages)."""
-        return self.stderr.read_text(errors="replace")
-
-
-@contextlib.contextmanager
-def setpoint_serve(
-    root: Path, stderr: Path, env: Mapping[str, str] | None = None, args: Sequence[str] = ()
-) -> Iterator[Served]:
-    """Run ``setpoint serve`` on a free loopback port for the workspace at ``root`` until
-    /readyz answers 200; stop it with SIGINT (a graceful drain) on exit. ``env`` replaces
-    the child's environment (pass ``{**os.environ, "SETPOINT_...": ...}`` to add to it)."""
-    port = free_port()
-    with stderr.open("wb") as errors:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from setpoint.cli import main; main()",
-                "-w",
-                str(root),
-                "serve",
-                "--port",
-                str(port),
-                *args,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=errors,
-            env=None if env is None else dict(env),
-        )
-        try:
-            served = Served(f"http://127.0.0.1:{port}", process, stderr)
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{served.url}/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "the server did not become ready"
-                # Waits on the server exiting, which would fail the next line; else polls.
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    process.wait(timeout=0.05)
-                assert process.poll() is None, served.output()
-            yield served
-        finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(timeout=30)
-                    raise AssertionError("the server did not stop within 30 s of SIGINT") from None

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from serving_support import SPEC, MemoryLog, assert_error_shape, requests_of
 from starlette.testclient import TestClient
 
-from conftest import SPEC, MemoryLog, assert_error_shape, requests_of
 from setpoint.serving.app import create_app
 from setpoint.workspace import Workspace
 

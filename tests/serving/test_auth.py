@@ -7,10 +7,10 @@ import time
 from typing import Any
 
 import pandas as pd
+from serving_support import requests_of
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
-from conftest import requests_of
 from setpoint.cli.main import app as cli_app
 from setpoint.workspace import Workspace
 

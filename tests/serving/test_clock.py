@@ -12,9 +12,9 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from serving_support import SPEC, MemoryLog, requests_of
 from starlette.testclient import TestClient
 
-from conftest import SPEC, MemoryLog, requests_of
 from setpoint.serving.app import create_app
 from setpoint.serving.config import Fallback
 from setpoint.serving.lane import utc_clock, utc_now

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from serving_support import MemoryLog, assert_error_shape
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from conftest import MemoryLog, assert_error_shape
 from setpoint.serving.app import create_app
 from setpoint.workspace import Workspace
 
@@ -39,7 +39,7 @@ def app_client(
 ) -> Iterator[tuple[TestClient, list[tuple[str, str]]]]:
     from datetime import UTC, datetime
 
-    from conftest import SPEC
+    from serving_support import SPEC
     from setpoint.demo import lending
 
     workspace = Workspace.init(tmp_path_factory.mktemp("routes") / "ws", actor="test")

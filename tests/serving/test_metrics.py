@@ -17,9 +17,9 @@ from types import SimpleNamespace as NS
 import httpx
 import pandas as pd
 import pytest
+from serving_support import SPEC, MemoryLog, requests_of, setpoint_serve
 from starlette.testclient import TestClient
 
-from conftest import SPEC, MemoryLog, requests_of, setpoint_serve
 from setpoint.serving.app import create_app
 from setpoint.serving.metrics import ServingMetrics, _circuit_code
 from setpoint.workspace import Workspace

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from serving_support import MemoryLog, assert_error_shape, csv_body, requests_of
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from conftest import MemoryLog, assert_error_shape, csv_body, requests_of
 from setpoint import __version__
 from setpoint.serving import mlflow
 from setpoint.serving.app import create_app

@@ -17,10 +17,10 @@ import pytest
 import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from serving_support import MemoryLog, assert_error_shape, requests_of
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from conftest import MemoryLog, assert_error_shape, requests_of
 from setpoint.serving import oip
 from setpoint.serving.app import create_app
 from setpoint.serving.log import RecordLog

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from serving_support import assert_error_shape
 from starlette.testclient import TestClient
 
-from conftest import assert_error_shape
 from setpoint import __version__
 from setpoint.data.contract import ColumnRule, Contract
 from setpoint.serving.openapi import example_record, render

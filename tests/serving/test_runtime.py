@@ -15,9 +15,9 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from serving_support import SPEC, MemoryLog, assert_error_shape, requests_of
 from starlette.testclient import TestClient
 
-from conftest import SPEC, MemoryLog, assert_error_shape, requests_of
 from setpoint.serving.app import create_app
 from setpoint.serving.config import Fallback
 from setpoint.serving.lane import LoadedModel

@@ -11,8 +11,8 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from serving_support import SPEC, csv_body, requests_of, setpoint_serve
 
-from conftest import SPEC, csv_body, requests_of, setpoint_serve
 from setpoint.workspace import Workspace
 
 pytestmark = pytest.mark.slow

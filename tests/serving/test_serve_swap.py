@@ -15,8 +15,8 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from serving_support import SPEC, requests_of, setpoint_serve
 
-from conftest import SPEC, requests_of, setpoint_serve
 from setpoint.serving.log import read_log
 from setpoint.workspace import Workspace
 

@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
+from serving_support import requests_of, setpoint_serve
 
-from conftest import requests_of, setpoint_serve
 from setpoint.serving._logfiles import OPEN_SUFFIX, SEALED_SUFFIX, segments_dir
 from setpoint.serving.log import compact, read_log
 from setpoint.workspace import Workspace

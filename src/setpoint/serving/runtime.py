@@ -230,19 +230,9 @@ class EndpointRuntime:
             request.route = route
             if route == "canary":
                 return await self._canary(lane, request)
-        self._shed_if_full(lane, request)
-        if not lane.breaker.allow():
-            return await self._fall_back(request, "circuit_open", lane.breaker.retry_after())
-        try:
-            answer = await self._ask(lane, request)
-        except _Late:
-            return await self._fall_back(request, "latency_budget")
-        except SetpointError:
-            raise
-        except Exception as exc:  # the model failed on this batch
-            return await self._fall_back(request, "model_error", cause=exc)
-        if answer.error is not None:
-            raise answer.error
+        answer = await self._answer(lane, request, request)
+        if answer.route == "fallback":
+            return answer
         if key is not None and self.cache is not None and not answer.errors and route == "champion":
             self.cache.put(
                 key,
@@ -291,18 +281,21 @@ class EndpointRuntime:
                     raise answer.error
                 return answer
         self.events.fallback(self.name, "canary_error")
-        champion = self.champion
-        copy = request.copy("canary", fallback=True)
-        self._shed_if_full(champion, copy)
-        if not champion.breaker.allow():
-            return await self._fall_back(request, "circuit_open", champion.breaker.retry_after())
+        return await self._answer(self.champion, request.copy("canary", fallback=True), request)
+
+    async def _answer(self, lane: Lane, asked: PredictRequest, request: PredictRequest) -> Answer:
+        """``lane``'s answer to ``asked``; the endpoint's fallback answers ``request``
+        (the caller's) when the lane's circuit is open, it fails, or it is late."""
+        self._shed_if_full(lane, asked)
+        if not lane.breaker.allow():
+            return await self._fall_back(request, "circuit_open", lane.breaker.retry_after())
         try:
-            answer = await self._ask(champion, copy)
+            answer = await self._ask(lane, asked)
         except _Late:
             return await self._fall_back(request, "latency_budget")
         except SetpointError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # the model failed on this batch
             return await self._fall_back(request, "model_error", cause=exc)
         if answer.error is not None:
             raise answer.error
