@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from setpoint.errors import UsageError
-from setpoint.loop import gates
+from setpoint.loop import bootstrap
 from setpoint.loop.gates import (
     Check,
     GateConfig,
@@ -604,8 +604,8 @@ def test_every_metric_resamples_fast_and_like_the_registry(name: str) -> None:
     for y, pred, proba, classes in cases:
         if evaluate(y, pred, proba, task=task, classes=classes, metrics=[name])[name] is None:
             continue  # undefined here (Brier score of three classes): nothing to resample
-        assert gates._vectorized(name, y, pred, proba, classes) is not None, (name, classes)
-        scorer = gates._scorer(name, y, pred, proba, task, classes)
+        assert bootstrap._vectorized(name, y, pred, proba, classes) is not None, (name, classes)
+        scorer = bootstrap._scorer(name, y, pred, proba, task, classes)
         got = scorer(weights, idx)
         expected = _registry_values(name, y, pred, proba, task, classes, idx)
         np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
@@ -614,9 +614,9 @@ def test_every_metric_resamples_fast_and_like_the_registry(name: str) -> None:
 def test_without_classes_the_registry_computes_each_resample() -> None:
     y, signal = binary(300)
     pred, proba = scored(y, signal, 1.0, 3)
-    assert gates._vectorized("log_loss", y, pred, proba, None) is None
+    assert bootstrap._vectorized("log_loss", y, pred, proba, None) is None
     weights, idx = _resamples(300, 5)
-    scorer = gates._scorer("log_loss", y, pred, proba, "classification", None)
+    scorer = bootstrap._scorer("log_loss", y, pred, proba, "classification", None)
     expected = _registry_values("log_loss", y, pred, proba, "classification", None, idx)
     np.testing.assert_allclose(scorer(weights, idx), expected)
 
