@@ -40,6 +40,7 @@ def app_client(
     from datetime import UTC, datetime
 
     from serving_support import SPEC
+
     from setpoint.demo import lending
 
     workspace = Workspace.init(tmp_path_factory.mktemp("routes") / "ws", actor="test")
