@@ -238,3 +238,13 @@ def test_late_labels_are_not_looked_for_beyond_the_configured_windows(served: Wo
     monitors.run("credit", until=DAY + timedelta(days=1, hours=3))
     [window] = monitors.windows("credit")
     assert window.results["performance"]["realized"]["labels"] == 0
+
+
+def test_a_window_another_process_stored_first_counts_as_computed(served: Workspace) -> None:
+    monitors = served.monitors
+    monitor = monitors.create("credit", MonitorConfig(window="1d", multivariate=False))
+    replay(served, lending.applications(300, start=DAY, days=1, seed=33))
+    [window] = monitors.run("credit", until=DAY + timedelta(days=1))
+    # A second loop that computed the same window stores nothing and raises nothing.
+    assert monitors._store(monitor, window, replace=False) is False
+    assert [w.start for w in monitors.windows("credit")] == [DAY]

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pyarrow.compute as pc
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from setpoint.data.kinds import Kind
 from setpoint.errors import ConflictError, NotFoundError, UsageError
@@ -312,9 +314,9 @@ class Monitors:
         try:
             for done_count, start in enumerate(starts, 1):
                 window = context.window(start, start + timedelta(seconds=span))
-                self._store(monitor, window, replace=recompute)
-                computed.append(window)
-                self._alert(monitor, window, notifier)
+                if self._store(monitor, window, replace=recompute):
+                    computed.append(window)
+                    self._alert(monitor, window, notifier)
                 if progress is not None:
                     progress(done_count, len(starts))
         finally:
@@ -348,7 +350,10 @@ class Monitors:
             return None
         return aware(pc.min(log.column("ts")).as_py())
 
-    def _store(self, monitor: Monitor, window: Window, *, replace: bool) -> None:
+    def _store(self, monitor: Monitor, window: Window, *, replace: bool) -> bool:
+        """Store a computed window; False when another process (a second loop) stored
+        the same window first, which then counts as computed."""
+        insert = sqlite_insert if self._ws.db.is_sqlite else postgresql_insert
         with self._ws.db.write() as conn:
             if replace:
                 conn.execute(
@@ -357,8 +362,9 @@ class Monitors:
                         & (monitor_windows.c.start == window.start)
                     )
                 )
-            conn.execute(
-                sa.insert(monitor_windows).values(
+            stored = conn.execute(
+                insert(monitor_windows)
+                .values(
                     monitor_id=monitor.id,
                     start=window.start,
                     end=window.end,
@@ -366,7 +372,9 @@ class Monitors:
                     computed_at=datetime.now(UTC),
                     results=window.results,
                 )
+                .on_conflict_do_nothing(index_elements=["monitor_id", "start"])
             )
+            return bool(stored.rowcount)
 
     def _alert(self, monitor: Monitor, window: Window, notifier: Notifier) -> None:
         """Raise what holds in this window; resolve what held before and no longer does."""
