@@ -373,8 +373,9 @@ class Monitors:
                     results=window.results,
                 )
                 .on_conflict_do_nothing(index_elements=["monitor_id", "start"])
-            )
-            return bool(stored.rowcount)
+                .returning(monitor_windows.c.id)
+            ).scalar()
+            return stored is not None
 
     def _alert(self, monitor: Monitor, window: Window, notifier: Notifier) -> None:
         """Raise what holds in this window; resolve what held before and no longer does."""
