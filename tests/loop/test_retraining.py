@@ -329,3 +329,23 @@ def test_data_that_legitimately_changed_becomes_a_contract_proposal(
     assert (contract.columns["income"].max or 0) >= 2_000_000.0
     with pytest.raises(ConflictError, match="already accepted"):
         loop.decisions.accept_contract(accepted, actor="reviewer")
+
+
+def test_a_rollout_the_loop_cannot_take_further_fails_and_leaves_the_endpoint(
+    waiting: tuple[Workspace, Rollout],
+) -> None:
+    ws, rollout = waiting
+    loop = Loop(ws)
+    loop.tick(NOW)
+    assert loop.rollouts.get(rollout.id).state == "shadow"
+    assert ws.deployments.get("credit").config.challenger == "credit-risk@2"
+    loop.policies.remove("credit")  # a person took the policy away mid-rollout
+
+    report = loop.tick(NOW + timedelta(days=1))
+    after = loop.rollouts.get(rollout.id)
+    assert after.state == "failed"
+    assert after.reason is not None
+    assert "no policy" in after.reason
+    assert f"rollout {rollout.id}: shadow -> failed" in report.moves
+    assert ws.deployments.get("credit").config.challenger is None
+    assert ws.model("credit-risk@champion").version == 1

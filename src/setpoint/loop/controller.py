@@ -227,11 +227,8 @@ class Loop:
                 after = self.advance(rollout, now)
             except SetpointError as error:
                 logger.error("rollout %d: %s", rollout.id, error.message)
-                after = self.rollouts.move(
-                    rollout.id,
-                    "failed",
-                    now=now,
-                    reason=f"the loop could not go on: {error.message}",
+                after = self.decisions.fail(
+                    rollout, f"the loop could not go on: {error.message}", now=now
                 )
             if after.state != rollout.state:
                 report.moves.append(f"rollout {rollout.id}: {rollout.state} -> {after.state}")
@@ -277,12 +274,10 @@ class Loop:
             return rollout
         job = self.jobs.get(rollout.job_id)
         if job.state in ("failed", "cancelled"):
-            return self.rollouts.move(
-                rollout.id,
-                "failed",
-                expect=("retraining",),
+            return self.decisions.fail(
+                rollout,
+                f"the retraining job {job.id} {job.state}: {job.error or 'cancelled'}",
                 now=now,
-                reason=f"the retraining job {job.id} {job.state}: {job.error or 'cancelled'}",
             )
         return rollout
 
@@ -511,6 +506,13 @@ class Decisions:
         if live is not None:
             values["live"] = live
         return self.rollouts.move(rollout.id, "rejected", now=now, decided_by=actor, **values)
+
+    def fail(self, rollout: Rollout, reason: str, *, now: datetime) -> Rollout:
+        """End a rollout the loop cannot take further; a candidate it put on the endpoint
+        comes off (when the endpoint itself is still there to take it off)."""
+        with contextlib.suppress(SetpointError):
+            self._take_off(rollout, f"rollout {rollout.id} failed")
+        return self.rollouts.move(rollout.id, "failed", now=now, reason=reason)
 
     def roll_back(self, rollout: Rollout, live: dict[str, Any], *, now: datetime) -> Rollout:
         """Take a regressing canary off: the champion answers everything again."""
