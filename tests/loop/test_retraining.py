@@ -349,3 +349,29 @@ def test_a_rollout_the_loop_cannot_take_further_fails_and_leaves_the_endpoint(
     assert f"rollout {rollout.id}: shadow -> failed" in report.moves
     assert ws.deployments.get("credit").config.challenger is None
     assert ws.model("credit-risk@champion").version == 1
+
+
+def test_the_training_set_is_the_labelled_traffic_with_or_without_the_original_data(
+    waiting: tuple[Workspace, Rollout],
+) -> None:
+    ws, _ = waiting
+    champion = ws.model("credit-risk@champion")
+    alone = retrain.training_set(ws, "credit", champion, since=CHANGE, until=NOW)
+    assert (alone.from_log, alone.from_original) == (2_000, 0)
+    table = alone.table
+    assert set(table.column_names) == set(champion.contract["columns"]) | {
+        lending.TARGET,
+        lending.TIME_COLUMN,
+    }
+    assert table.column("age").type == "int64"  # whole numbers from JSON are integers again
+    assert table.column(lending.TARGET).null_count == 0
+    first_week = retrain.training_set(
+        ws, "credit", champion, since=CHANGE, until=CHANGE + timedelta(days=7)
+    )
+    assert 800 < first_week.from_log < 1_200  # half of two weeks
+
+    both = retrain.training_set(
+        ws, "credit", champion, since=CHANGE, until=NOW, include_original=True
+    )
+    assert (both.from_log, both.from_original) == (2_000, 4_000)
+    assert both.table.num_rows == 6_000

@@ -106,7 +106,7 @@ def training_set(
     inputs = traffic.inputs.filter(labelled)
     columns = {name: _as_kind(inputs.column(name), kinds[name]) for name in kinds}
     columns[spec.target] = (
-        _labels(traffic.labels.filter(labelled)) if traffic.labels else pa.array([])
+        pa.array([]) if traffic.labels is None else _labels(traffic.labels.filter(labelled))
     )
     time_column = spec.split.time_column if spec.split else None
     if time_column:
