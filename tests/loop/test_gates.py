@@ -424,14 +424,14 @@ def test_latency_and_cost_budgets(classifier: tuple[Any, pd.DataFrame]) -> None:
 def test_contract_problems_fail() -> None:
     y, signal = binary(300)
     a, b = _pair(y, signal)
-    problems = ["amount: 12 values above the maximum 10000", "channel: new category 'kiosk'"]
+    problems = ["the candidate also needs 'amount'", "'channel' is numeric for the candidate"]
     report = judge(GateConfig(), y, a, b, contract_problems=problems)
     assert not report.passed
     contract = check(report, "contract")
     assert contract.value == 2
     assert report.reasons == [
-        "2 contract problem(s) on the hold-out: amount: 12 values above the maximum 10000; "
-        "channel: new category 'kiosk'"
+        "2 input contract problem(s): the candidate also needs 'amount'; "
+        "'channel' is numeric for the candidate"
     ]
     clean = judge(GateConfig(), y, a, b, contract_problems=[])
     assert clean.passed

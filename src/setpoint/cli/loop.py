@@ -28,6 +28,8 @@ rollouts_app = typer.Typer(
 )
 
 Endpoint = Annotated[str, typer.Argument(help="Endpoint name, e.g. credit.", show_default=False)]
+# The live metrics a person reads first, as available.
+_SHOWN = ("roc_auc", "accuracy", "log_loss", "rmse", "mae", "r2")
 RolloutId = Annotated[int, typer.Argument(help="Rollout id (see setpoint rollouts list).")]
 
 
@@ -157,7 +159,8 @@ def render_rollout(c: Console, r: dict[str, Any]) -> None:
         for side in ("candidate", "champion"):
             info = liveinfo.get(side) or {}
             metrics = info.get("metrics") or {}
-            shown = ", ".join(f"{k} {fmt(v)}" for k, v in list(metrics.items())[:3])
+            first = [k for k in _SHOWN if metrics.get(k) is not None][:3]
+            shown = ", ".join(f"{k} {fmt(metrics[k])}" for k in first)
             c.print(
                 f"    {side}: {info.get('rows', 0):,} answers, "
                 f"{info.get('labels', 0):,} labelled {shown}",

@@ -16,7 +16,8 @@ window, which the candidate did not train on) and every check must pass:
   that is better on average but collapses for one group of customers does not pass;
 - p99 latency and cost per 1,000 predictions, measured by :func:`measure_cost`,
   within their budgets;
-- the hold-out meets the champion's contract.
+- the candidate takes the inputs the endpoint's callers send: its input contract
+  names the champion's features with the same kinds.
 
 A metric that is undefined for either model (ROC AUC without probabilities or with
 one class) fails its check: a gate that cannot judge does not promote. The
@@ -470,8 +471,9 @@ def evaluate_gates(
     column that is not given fails its check. ``candidate_cost`` is what
     :func:`measure_cost` returned for the candidate; the cost is recomputed from its
     CPU seconds at ``config.cpu_hour_cost``, so the budget and the price agree. A
-    budget without a measurement fails. ``contract_problems``, when given, are the
-    contract violations of the hold-out: any fails the ``contract`` check.
+    budget without a measurement fails. ``contract_problems``, when given, are what
+    would break the endpoint's callers (a feature added, dropped or of another kind):
+    any fails the ``contract`` check.
     """
     if task not in TASKS:
         raise UsageError(f"task must be 'classification' or 'regression', not {task!r}")
@@ -826,7 +828,9 @@ def _budget_checks(config: GateConfig, cost: Mapping[str, Any] | None) -> list[C
 
 def _contract_check(problems: list[str]) -> Check:
     if not problems:
-        return Check("contract", True, 0.0, 0.0, "the hold-out meets the champion's contract")
+        return Check(
+            "contract", True, 0.0, 0.0, "the candidate takes the same inputs as the champion"
+        )
     shown = "; ".join(problems[:5]) + (
         f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
     )
@@ -835,7 +839,7 @@ def _contract_check(problems: list[str]) -> Check:
         False,
         float(len(problems)),
         0.0,
-        f"{len(problems)} contract problem(s) on the hold-out: {shown}",
+        f"{len(problems)} input contract problem(s): {shown}",
     )
 
 
