@@ -181,8 +181,11 @@ def test_the_commands_create_run_show_and_acknowledge(served: Workspace) -> None
         return result.stdout if code == 0 else " ".join(result.output.split())
 
     assert "setpoint monitor create credit" in cli("monitor", "show", "credit", code=3)
-    created = json.loads(cli("monitor", "create", "credit", "--window", "1d", "--json"))
+    created = json.loads(
+        cli("monitor", "create", "credit", "--window", "1d", "--late-label-windows", "2", "--json")
+    )
     assert created["reference"]["dataset"] == "loans@1"
+    assert created["config"]["late_label_windows"] == 2
     shifted = lending.Drift(start=DAY, covariate=1.0)
     replay(served, lending.applications(800, start=DAY, days=1, drift=shifted, seed=5))
     until = "2026-06-02T00:00:00"

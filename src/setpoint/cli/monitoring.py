@@ -49,6 +49,14 @@ def create(
             "--static-thresholds", help="Do not learn thresholds from the reference's noise."
         ),
     ] = False,
+    late_label_windows: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Labels come late: each run updates the realized performance of this many "
+            "latest windows with the labels that came since (0: never).",
+        ),
+    ] = 4,
     replace: Annotated[
         bool, typer.Option("--replace", help="Rebuild an existing monitor (its windows go).")
     ] = False,
@@ -66,6 +74,7 @@ def create(
         window=window,
         multivariate=not no_multivariate,
         learn_thresholds=not static_thresholds,
+        late_label_windows=late_label_windows,
         webhooks=tuple(hooks),
     )
     ws = state(ctx).workspace()
