@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from setpoint.errors import ConflictError, NotFoundError, SetpointError, UsageError
+from setpoint.errors import ConflictError, NotFoundError, SetpointError
 from setpoint.jobs import JobStore
 from setpoint.loop import live, retrain, triggers
 from setpoint.loop.gates import evaluate_gates, measure_cost
@@ -377,14 +377,7 @@ class Loop:
         training set, which it did not train on)."""
         spec = retrain.champion_spec(candidate)
         table = self.ws.load_dataset(dataset)
-        notes: list[str] = []
-        kept = training_data.rows_to_use(spec, table, notes)
-        y = training_data.target_values(kept.column(spec.target))
-        _, valid = training_data.split_rows(spec, kept, y, candidate.task, notes)  # type: ignore[arg-type]
-        import pyarrow as pa
-
-        holdout = kept.take(pa.array(valid))
-        truth = y[valid]
+        holdout, truth = training_data.holdout(spec, table, candidate.task)  # type: ignore[arg-type]
         outputs = {}
         for role, version in (("champion", champion), ("candidate", candidate)):
             predictor = self.ws.load_model(version.ref)
@@ -581,6 +574,3 @@ def _utc(value: datetime | None) -> datetime:
     if value is None:
         return datetime.now(UTC)
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-__all__ = ["Decisions", "Loop", "TickReport", "UsageError", "handlers"]

@@ -239,9 +239,8 @@ def _kinds(version: ModelVersion) -> dict[str, Kind]:
 
 
 def _train_dataset(version: ModelVersion) -> str:
-    for entry in version.lineage.get("datasets", []):
-        if entry.get("role") == "train":
-            return str(entry["ref"])
+    if version.training_dataset is not None:
+        return version.training_dataset
     raise UsageError(f"{version.ref} records no training dataset to check new data against")
 
 

@@ -208,6 +208,17 @@ def split_rows(
     return train, valid
 
 
+def holdout(spec: TrainSpec, table: pa.Table, task: Task) -> tuple[pa.Table, Array]:
+    """The validation rows a training run with ``spec`` held out of ``table`` (same
+    rows, same split, same seed) and their target values: what a trained model is
+    judged on again later (its monitor's calibration, a retraining's gates)."""
+    notes: list[str] = []
+    kept = rows_to_use(spec, table, notes)
+    y = target_values(kept.column(spec.target))
+    _, valid = split_rows(spec, kept, y, task, notes)
+    return kept.take(pa.array(valid)), y[valid]
+
+
 def _cover_classes(train: Array, valid: Array, y: Array, notes: list[str]) -> tuple[Array, Array]:
     """Move the first validation row of each class the training rows lack into training:
     a model cannot learn, or be asked about, a class it never saw."""

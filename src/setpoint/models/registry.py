@@ -69,6 +69,14 @@ class ModelVersion:
     def ref(self) -> str:
         return f"{self.name}@{self.version}"
 
+    @property
+    def training_dataset(self) -> str | None:
+        """NAME@VERSION of the dataset its lineage says it was trained on, if any."""
+        for entry in self.lineage.get("datasets", []):
+            if entry.get("role") == "train":
+                return str(entry["ref"])
+        return None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,

@@ -160,9 +160,8 @@ def load_calibration(
 
 
 def _training_dataset(version: ModelVersion) -> str:
-    for entry in version.lineage.get("datasets", []):
-        if entry.get("role") == "train":
-            return str(entry["ref"])
+    if version.training_dataset is not None:
+        return version.training_dataset
     raise UsageError(
         f"model {version.ref} records no training dataset; give the reference dataset "
         "(setpoint monitor create ENDPOINT --reference NAME@VERSION)"
@@ -188,13 +187,8 @@ def _holdout(
     spec = TrainSpec.from_dict(version.spec)
     if spec.target not in table.column_names:
         return None, {}
-    notes: list[str] = []
-    kept = training_data.rows_to_use(spec, table, notes)
-    y = training_data.target_values(kept.column(spec.target))
     task = version.task
-    _, valid = training_data.split_rows(spec, kept, y, task, notes)  # type: ignore[arg-type]
-    holdout = kept.take(pa.array(valid))
-    truth = y[valid]
+    holdout, truth = training_data.holdout(spec, table, task)  # type: ignore[arg-type]
     proba = predictor.predict_proba(holdout) if task == "classification" else None
     predicted = np.asarray(predictor.predict(holdout))
     performance = evaluate(truth, predicted, proba, task=task, classes=predictor.classes)
