@@ -151,6 +151,7 @@ def test_an_alert_reaches_a_json_webhook(
             "state": "open",
             "first_seen": T0.isoformat(),
             "last_seen": T0.isoformat(),
+            "noticed_at": T0.isoformat(),
             "count": 1,
             "acked_by": None,
             "acked_at": None,

@@ -323,10 +323,16 @@ def _window(v: Any, path: str) -> WindowResult:
         str(k): _feature(x, str(k), f"{where}[{k!r}]")
         for k, x in _mapping(drift.get("features") or {}, where).items()
     }
-    # Monitors judge the model's outputs as extra columns (names from reference.py).
+    # Monitors judge the model's outputs as extra columns (names from reference.py),
+    # apart from the features (windows stored before that kept them among the features).
     pred = d.get("prediction")
+    outputs = _mapping(drift.get("prediction") or {}, f"{path}.drift.prediction")
     output = features.pop("__prediction__", None)
     features.pop("__score__", None)
+    if "__prediction__" in outputs:
+        output = _feature(
+            outputs["__prediction__"], "prediction", f"{path}.drift.prediction['__prediction__']"
+        )
     mv, lat = d.get("multivariate"), d.get("latency")
     if mv is not None:
         m = _mapping(mv, f"{path}.multivariate")
