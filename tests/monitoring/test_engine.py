@@ -1,0 +1,94 @@
+"""The engine: one window measured against a reference, with no workspace at all."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from setpoint.monitoring.drift import DriftSettings
+from setpoint.monitoring.engine import Baseline, Engine, EngineSettings
+from setpoint.monitoring.reference import PREDICTION
+from setpoint.monitoring.summary import ReferenceSummary
+
+FEATURES = {"income": "numeric", "grade": "categorical"}
+OUTPUTS = {PREDICTION: "categorical"}
+
+
+def frame(rng: np.random.Generator, n: int, shift: float = 0.0) -> pa.Table:
+    return pa.table(
+        {
+            "income": rng.normal(50 + shift, 10, n),
+            "grade": rng.choice(["A", "B", "C"], n),
+        }
+    )
+
+
+def answers(table: pa.Table) -> pa.Array:
+    income = table.column("income").to_numpy()
+    return pa.array(np.where(income > 55, "yes", "no"))
+
+
+def engine(rng: np.random.Generator, **settings: object) -> Engine:
+    reference = frame(rng, 5_000)
+    with_outputs = reference.append_column(PREDICTION, answers(reference))
+    baseline = Baseline(
+        summary=ReferenceSummary.build(with_outputs, {**FEATURES, **OUTPUTS}),
+        features=FEATURES,
+        outputs=OUTPUTS,
+        name="credit@1",
+        task="classification",
+        classes=["no", "yes"],
+        performance={"accuracy": 0.9},
+    )
+    return Engine(baseline, EngineSettings(**settings), sample=reference)  # type: ignore[arg-type]
+
+
+def test_a_window_is_measured_into_the_results_document_monitors_store() -> None:
+    rng = np.random.default_rng(0)
+    measure = engine(rng, multivariate=True)
+    window = frame(rng, 2_000, shift=8.0)
+    labels = pa.array(["yes"] * 1_000 + [None] * 1_000)
+    results = measure.measure(window, predictions=answers(window), labels=labels)
+    assert list(results) == [
+        "judged",
+        "reference",
+        "drift",
+        "multivariate",
+        "quality",
+        "performance",
+    ]
+    assert results["judged"] is True
+    assert results["reference"] == "credit@1"
+    drift = results["drift"]
+    assert drift["drifted_features"] == ["income"]
+    assert drift["drift_share"] == 0.5
+    # The model's answers are judged apart, never in the share.
+    assert set(drift["prediction"]) == {PREDICTION}
+    assert drift["prediction"][PREDICTION]["drifted"] is True
+    assert results["multivariate"]["drifted"] is True
+    assert results["quality"]["volume"] == 2_000
+    realized = results["performance"]["realized"]
+    assert realized["labels"] == 1_000
+    assert realized["coverage"] == 0.5
+    assert 0 < realized["accuracy"] < 1
+    assert results["performance"]["reference"] == {"accuracy": 0.9}
+
+
+def test_a_window_under_min_rows_is_not_judged_and_runs_no_classifier() -> None:
+    rng = np.random.default_rng(1)
+    measure = engine(rng, drift=DriftSettings(min_rows=100))
+    results = measure.measure(frame(rng, 60, shift=30.0))
+    assert results["judged"] is False
+    assert results["drift"]["drift_share"] is None
+    assert results["multivariate"] is None
+    assert results["performance"]["realized"] is None  # no label could be known
+
+
+def test_thresholds_are_learned_once_per_size_class() -> None:
+    rng = np.random.default_rng(2)
+    measure = engine(rng, multivariate=False)
+    first = measure.drift_settings(300)
+    assert measure.drift_settings(400) is not first  # a new settings object...
+    assert measure.drift_settings(400).effects == first.effects  # ...from one learning
+    assert len(measure._learned) == 1
+    assert engine(rng, learn_thresholds=False).drift_settings(300) == DriftSettings()
