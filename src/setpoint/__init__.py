@@ -10,6 +10,7 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 from setpoint.errors import SetpointError
 
 __all__ = [
+    "Comparison",
     "Contract",
     "DatasetVersion",
     "ModelVersion",
@@ -17,6 +18,7 @@ __all__ = [
     "TrainSpec",
     "Workspace",
     "__version__",
+    "compare",
 ]
 
 
@@ -26,6 +28,14 @@ def __getattr__(name: str) -> object:
         from setpoint.workspace import Workspace
 
         return Workspace
+    if name == "compare":
+        from setpoint.monitoring.compare import compare
+
+        return compare
+    if name == "Comparison":
+        from setpoint.monitoring.comparison import Comparison
+
+        return Comparison
     if name == "Contract":
         from setpoint.data.contract import Contract
 

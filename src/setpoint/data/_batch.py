@@ -1,8 +1,10 @@
 """Turning whatever a caller passes as a batch into one Arrow table.
 
-Accepted: a pandas DataFrame, an Arrow table or record batch, a dict of columns, or
-a list of records (dicts). Anything else, and anything Arrow cannot hold, is an
-:class:`~setpoint.errors.SetpointError` naming the problem, never a raw library error.
+Accepted: a pandas DataFrame, an Arrow table or record batch, anything that exports
+the Arrow C stream interface (a Polars DataFrame, a DuckDB relation: read without
+importing their library), a dict of columns, or a list of records (dicts). Anything
+else, and anything Arrow cannot hold, is an :class:`~setpoint.errors.SetpointError`
+naming the problem, never a raw library error.
 
 A column whose values do not share one type (``[1, "x"]``, as JSON requests often
 have) is kept as text instead of failing the whole batch, so that the contract can
@@ -29,14 +31,17 @@ def to_table(batch: Any) -> pa.Table:
         table = pa.Table.from_batches([batch])
     elif _is_dataframe(batch):
         table = _from_pandas(batch)
+    elif hasattr(batch, "__arrow_c_stream__"):
+        table = _from_stream(batch)
     elif isinstance(batch, Mapping):
         table = _from_columns(batch)
     elif isinstance(batch, Sequence) and not isinstance(batch, str | bytes):
         table = _from_records(batch)
     else:
         raise UsageError(
-            f"cannot read a batch from a {type(batch).__name__}; pass a pandas DataFrame, "
-            "an Arrow table, a dict of columns or a list of records"
+            f"cannot read a batch from a {type(batch).__name__}; pass a pandas or Polars "
+            "DataFrame, an Arrow table, a dict of columns or a list of records"
+            + (" (collect a lazy frame first)" if hasattr(batch, "collect") else "")
         )
     _check_names(table.column_names)
     return table
@@ -61,6 +66,15 @@ def _from_pandas(frame: Any) -> pa.Table:
         except _ARROW_ERRORS:
             columns[name] = _as_text(values.tolist())
     return pa.table(columns)
+
+
+def _from_stream(data: Any) -> pa.Table:
+    try:
+        return pa.table(data)
+    except _ARROW_ERRORS as exc:
+        raise InvalidDataError(
+            f"cannot read the {type(data).__name__} as an Arrow table: {exc}"
+        ) from None
 
 
 def _from_columns(columns: Mapping[Any, Any]) -> pa.Table:

@@ -13,6 +13,7 @@ never resolves a realized-performance alert, and an empty window never resolves 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -29,11 +30,30 @@ _LOWER_IS_BETTER = frozenset({"rmse", "mae", "log_loss", "brier", "calibration_e
 
 def conditions(monitor: Monitor, window: Window) -> dict[str, Holding | None]:
     """Each condition judged in ``window``: its key, and what holds (None: it does not)."""
+    config = monitor.config
+    return judge(
+        window.results,
+        span(window),
+        outputs=monitor.reference.output_kinds,
+        performance_drop=config.performance_drop,
+        min_labels=config.min_labels,
+    )
+
+
+def judge(
+    results: Mapping[str, Any],
+    when: str,
+    *,
+    outputs: Iterable[str],
+    performance_drop: float,
+    min_labels: int,
+) -> dict[str, Holding | None]:
+    """Each condition judged in a window's ``results`` (a monitor's, or a chunk of an
+    offline comparison): its key, and what holds (None: it does not). ``outputs``: the
+    model's output columns; ``when``: the window as messages name it."""
     judged: dict[str, Holding | None] = {}
-    when = span(window)
-    results = window.results
     if results.get("judged", True):
-        judged.update(_drift(monitor, results["drift"], when))
+        judged.update(_drift(set(outputs), results["drift"], when))
     domain = results.get("multivariate")
     if domain:
         judged["drift:multivariate"] = (
@@ -45,7 +65,7 @@ def conditions(monitor: Monitor, window: Window) -> dict[str, Holding | None]:
             if domain["drifted"]
             else None
         )
-    judged.update(_performance(monitor, results["performance"], when))
+    judged.update(_performance(results["performance"], when, performance_drop, min_labels))
     return judged
 
 
@@ -54,11 +74,13 @@ def span(window: Window) -> str:
     return f"{window.start:%Y-%m-%d %H:%M} to {window.end:%Y-%m-%d %H:%M} UTC"
 
 
-def _drift(monitor: Monitor, drift: dict[str, Any], when: str) -> dict[str, Holding | None]:
+def _drift(
+    output_names: set[str], drift: Mapping[str, Any], when: str
+) -> dict[str, Holding | None]:
     judged: dict[str, Holding | None] = {}
     outputs = dict(drift.get("prediction") or {})
     for name, feature in drift["features"].items():
-        if name in monitor.reference.output_kinds:  # a window stored before outputs stood apart
+        if name in output_names:  # a window stored before outputs stood apart
             outputs[name] = feature
             continue
         judged[f"drift:feature:{name}"] = (
@@ -93,11 +115,10 @@ def _drift(monitor: Monitor, drift: dict[str, Any], when: str) -> dict[str, Hold
 
 
 def _performance(
-    monitor: Monitor, performance: dict[str, Any], when: str
+    performance: Mapping[str, Any], when: str, drop: float, min_labels: int
 ) -> dict[str, Holding | None]:
     judged: dict[str, Holding | None] = {}
     reference = performance.get("reference") or {}
-    drop = monitor.config.performance_drop
     for metric in _WATCHED:
         base = reference.get(metric)
         if base is None:
@@ -116,7 +137,7 @@ def _performance(
             )
         labelled = performance.get("realized") or {}
         value = labelled.get(metric)
-        if value is not None and labelled.get("labels", 0) >= monitor.config.min_labels:
+        if value is not None and labelled.get("labels", 0) >= min_labels:
             judged[f"{REALIZED}{metric}"] = (
                 (
                     "critical",

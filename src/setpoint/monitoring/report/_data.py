@@ -127,6 +127,7 @@ class WindowResult:
     quality: Quality | None = None
     performance: Performance | None = None
     latency: Latency | None = None
+    label: str | None = None  # how the window is named, when not by its start (2024-03)
 
 
 @dataclass(frozen=True)
@@ -166,7 +167,7 @@ class ReportData:
         None)::
 
             {endpoint, model, version, reference?, generated_at?, alerts?: [alert],
-             windows: [{start, end, n_rows, features?: {name: feature}, drift_share?,
+             windows: [{start, end, n_rows, label?, features?: {name: feature}, drift_share?,
                         multivariate?: {auc, threshold, drifted}, prediction?: feature,
                         quality?: {null_rates?: {name: x}, out_of_range?: {name: n},
                                    unseen?: {name: n | {category: n}}, rejected?,
@@ -351,7 +352,7 @@ def _window(v: Any, path: str) -> WindowResult:
             _opt_number(m.get("p50_ms"), f"{path}.latency.p50_ms"),
             _opt_number(m.get("p99_ms"), f"{path}.latency.p99_ms"),
         )
-    quality, perf = d.get("quality"), d.get("performance")
+    quality, perf, label = d.get("quality"), d.get("performance"), d.get("label")
     return WindowResult(
         start=start,
         end=end,
@@ -363,6 +364,7 @@ def _window(v: Any, path: str) -> WindowResult:
         quality=None if quality is None else _quality(quality, f"{path}.quality"),
         performance=None if perf is None else _performance(perf, f"{path}.performance"),
         latency=lat,
+        label=None if label is None else _text(label, f"{path}.label"),
     )
 
 

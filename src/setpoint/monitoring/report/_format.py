@@ -37,7 +37,22 @@ def _day(t: datetime) -> str:
     return t.strftime("%Y-%m-%d") if (t.hour, t.minute) == (0, 0) else t.strftime("%Y-%m-%d %H:%M")
 
 
+def _when(window: WindowResult) -> str:
+    """A window as the text names it: its label, else its start."""
+    return window.label if window.label is not None else _day(window.start)
+
+
+def _span(windows: Sequence[WindowResult]) -> str:
+    """The first to the last window (to the end of the last one when named by time)."""
+    first, last = windows[0], windows[-1]
+    if first.label is not None and last.label is not None:
+        return first.label if len(windows) == 1 else f"{first.label} to {last.label}"
+    return f"{_day(first.start)} to {_day(last.end)}"
+
+
 def _window_labels(windows: Sequence[WindowResult]) -> list[str]:
+    if windows and all(w.label is not None for w in windows):
+        return [str(w.label) for w in windows]
     starts = [w.start.astimezone(UTC) for w in windows]
     if all((t.hour, t.minute) == (0, 0) for t in starts):
         return [t.strftime("%Y-%m-%d") for t in starts]

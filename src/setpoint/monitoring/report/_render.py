@@ -8,7 +8,7 @@ from importlib import resources
 from pathlib import Path
 
 from setpoint.monitoring.report._data import ReportData
-from setpoint.monitoring.report._format import _DASH, _E, _stamp, _window_labels
+from setpoint.monitoring.report._format import _DASH, _E, _span, _stamp, _window_labels
 from setpoint.monitoring.report._plots import _traffic_plot
 from setpoint.monitoring.report._sections import (
     _alerts_section,
@@ -38,9 +38,15 @@ def render_report(data: ReportData) -> str:
     """The whole report as one HTML document (no external references, no scripts)."""
     ws = data.windows
     labels = _window_labels(ws)
-    period = f"{_stamp(ws[0].start)} to {_stamp(ws[-1].end)}" if ws else "no windows yet"
+    if not ws:
+        period = "no windows yet"
+    elif ws[0].label is not None:
+        period = _span(ws)
+    else:
+        period = f"{_stamp(ws[0].start)} to {_stamp(ws[-1].end)}"
+    model = f"{data.model}, version {data.version}" if data.version else data.model
     meta = [
-        ("Model", f"{data.model}, version {data.version}"),
+        ("Model", model or _DASH),
         ("Reference data", data.reference or _DASH),
         ("Period", period),
         ("Generated", _stamp(data.generated_at)),

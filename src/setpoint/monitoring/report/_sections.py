@@ -17,11 +17,12 @@ from setpoint.monitoring.report._format import (
     _DASH,
     _E,
     _capital,
-    _day,
     _num,
     _p_value,
     _pct,
+    _span,
     _stamp,
+    _when,
 )
 from setpoint.monitoring.report._metrics import (
     _estimate,
@@ -77,7 +78,7 @@ def _verdict(data: ReportData) -> str:
             since -= 1
         parts.append(
             f"Input drift in {len(drifted)} of {len(last.features)} features "
-            f"since {_day(ws[since].start)}"
+            f"since {_when(ws[since])}"
         )
     elif last.multivariate is not None and last.multivariate.drifted:
         parts.append("The inputs shifted jointly (no single feature drifted)")
@@ -95,7 +96,7 @@ def _verdict(data: ReportData) -> str:
         # Against the model's own figure at training when known, else the first window.
         trained = _trained(ws, m)
         before, when = (trained, "at training") if trained is not None else (first.value, "")
-        when = when or f"on {_day(w0.start)}"
+        when = when or f"on {_when(w0)}"
         if trained is not None or len(est) > 1:
             gap = now.value - before
             text += (
@@ -120,7 +121,7 @@ def _verdict(data: ReportData) -> str:
 def _summary(data: ReportData) -> str:
     ws, last = data.windows, data.windows[-1]
     rows = [
-        ["Windows", f"{len(ws)} ({_day(ws[0].start)} to {_day(ws[-1].end)})"],
+        ["Windows", f"{len(ws)} ({_span(ws)})"],
         ["Rows", f"{sum(w.n_rows for w in ws):,} in total; {last.n_rows:,} in the latest window"],
     ]
     drifted = _drifted(last)
@@ -164,7 +165,7 @@ def _summary(data: ReportData) -> str:
             rea = f"realized {r[1]:.2f}" + (
                 f" from labels on {_pct(cover)} of predictions" if cover is not None else ""
             )
-            rea += "" if r[0] is last else f" (window of {_day(r[0].start)})"
+            rea += "" if r[0] is last else f" (window of {_when(r[0])})"
         rows.append([_E(_capital(_metric_words(m))), f"{est}; {rea}"])
     if last.quality is not None:
         q = last.quality
@@ -226,7 +227,7 @@ def _drift_section(ws: Sequence[WindowResult], labels: Sequence[str]) -> str:
         for f in sorted(last.features.values(), key=lambda f: (not f.drifted, -(f.ratio or 0)))
     ]
     head = ["Feature", "Kind", "Test", "Effect size", "Threshold", "p-value", "Verdict"]
-    table = _table(head, rows, f"Every feature in the latest window ({_E(_day(last.start))})")
+    table = _table(head, rows, f"Every feature in the latest window ({_E(_when(last))})")
     return intro + fig + table
 
 
