@@ -12,6 +12,7 @@ from rich.table import Table
 
 from setpoint import __version__
 from setpoint.cli._common import Group, JsonFlag, State, emit, fmt, progress_bar, state
+from setpoint.cli.compare import compare
 from setpoint.cli.data import data_app
 from setpoint.cli.demo import demo
 from setpoint.cli.jobs import jobs_app, worker
@@ -40,6 +41,7 @@ app.command()(deploy)
 app.command()(serve)
 app.add_typer(deployments_app, name="deployments")
 app.add_typer(keys_app, name="keys")
+monitor_app.command("compare")(compare)
 app.add_typer(monitor_app, name="monitor")
 app.add_typer(alerts_app, name="alerts")
 app.command()(report)

@@ -53,6 +53,7 @@ def compare(
     min_labels: int = 100,
     performance_drop: float = 0.05,
     progress: Progress | None = None,
+    names: tuple[str, str] | None = None,
 ) -> Comparison:
     """Compare ``current`` with ``reference``, chunk by chunk.
 
@@ -66,11 +67,14 @@ def compare(
     realized performance is measured where labels are present. ``drift``,
     ``multivariate``, ``learn_thresholds``, ``min_labels`` and ``performance_drop``
     are a monitor's settings of the same names. ``progress(done, total)`` is called
-    after each chunk."""
+    after each chunk; ``names`` name the two tables (default: their file names, or
+    "reference" and "current")."""
     settings = _settings(drift, multivariate, learn_thresholds, min_labels, performance_drop)
     size = None if chunk is None else parse_chunk(chunk)
     ref, ref_source = read_table(reference, "reference")
     cur, cur_source = read_table(current, "current")
+    if names is not None:
+        ref_source, cur_source = names
     notes: list[str] = []
     _check_named(ref, cur, time_column=time_column, target=target, prediction=prediction)
     kinds = _features(ref, features, {time_column, target, prediction} - {None}, notes)

@@ -9,6 +9,7 @@ a window's), and writes the same HTML report monitors have.
 from __future__ import annotations
 
 import html
+import textwrap
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -166,20 +167,20 @@ class Comparison:
 
     def table(self, width: int = WIDTH) -> str:
         """The chunks and their verdicts as plain text, at most ``width`` columns."""
-        head, cells = self._cells()
+        head, cells = self.cells()
         return "\n".join(_layout(head, cells, width))
 
     def __str__(self) -> str:
-        lines = [*_wrap(self.headline(), WIDTH), "", self.table()]
+        lines = [*wrap(self.headline(), WIDTH), "", self.table()]
         for note in self.notes:
-            lines += _wrap(f"Note: {note}", WIDTH)
+            lines += wrap(f"Note: {note}", WIDTH)
         return "\n".join(lines)
 
     def __repr__(self) -> str:
         return str(self)
 
     def _repr_html_(self) -> str:
-        head, cells = self._cells()
+        head, cells = self.cells()
         header = "".join(f"<th>{html.escape(h)}</th>" for h in head)
         body = "".join(
             "<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>" for row in cells
@@ -191,7 +192,8 @@ class Comparison:
             f"{notes}<p><small>The full report: .write_report(path)</small></p>"
         )
 
-    def _cells(self) -> tuple[list[str], list[list[str]]]:
+    def cells(self) -> tuple[list[str], list[list[str]]]:
+        """The table's head and rows, as text."""
         show_auc = bool(self.settings.get("multivariate"))
         head = ["chunk", "rows", "verdict", "drifted"]
         head += ["AUC"] if show_auc else []
@@ -265,9 +267,7 @@ def _fmt(value: float | None, digits: int) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def _wrap(text: str, width: int) -> list[str]:
-    import textwrap
-
+def wrap(text: str, width: int = WIDTH) -> list[str]:
     return textwrap.wrap(text, width) or [""]
 
 
