@@ -251,3 +251,42 @@ def test_a_window_another_process_stored_first_counts_as_computed(served: Worksp
     # A second loop that computed the same window stores nothing and raises nothing.
     assert monitors._store(monitor, window, replace=False) is False
     assert [w.start for w in monitors.windows("credit")] == [DAY]
+
+
+def test_a_monitor_learns_thresholds_from_its_reference_time(served: Workspace) -> None:
+    monitors = served.monitors
+    config = MonitorConfig(window="7d", multivariate=False, time_column=lending.TIME_COLUMN)
+    monitor = monitors.create("credit", config)
+    learned = monitor.reference.learned_for("7d")
+    assert monitor.reference.time_column == lending.TIME_COLUMN
+    assert learned is not None
+    assert learned.chunks >= 10  # about 13 weeks of history
+    assert set(learned.effects) == {*monitor.reference.features, "__prediction__", "__score__"}
+    assert monitor.to_dict()["reference"]["learned_from_time"] == learned.to_dict()
+    # A run judges its windows with them: no threshold below what time taught.
+    replay(served, lending.applications(2_000, start=DAY, days=7, seed=31))
+    [window] = monitors.run("credit", until=DAY + timedelta(days=7))
+    features = window.results["drift"]["features"]
+    assert all(f["threshold"] >= learned.effects[name] for name, f in features.items())
+    # Static thresholds learn nothing; a time column the data lacks is named.
+    static = MonitorConfig(window="7d", learn_thresholds=False, time_column=lending.TIME_COLUMN)
+    assert monitors.create("credit", static, replace=True).reference.learned == {}
+    with pytest.raises(UsageError, match="time column 'when' is not in the reference data"):
+        monitors.create("credit", MonitorConfig(time_column="when"), replace=True)
+
+
+def test_a_time_split_model_is_learned_from_by_its_split_column(served: Workspace) -> None:
+    spec = {
+        **SPEC,
+        "exclude": [],
+        "split": {"method": "time", "time_column": lending.TIME_COLUMN, "test_size": 0.3},
+    }
+    version = served.train(spec)
+    served.promote(version.name, version.version)
+    monitor = served.monitors.create("credit", MonitorConfig(window="7d", multivariate=False))
+    assert monitor.reference.time_column == lending.TIME_COLUMN
+    learned = monitor.reference.learned_for("7d")
+    assert learned is not None
+    # The hold-out (the last 30%: four weeks of 300 labelled rows) taught the allowed drop.
+    assert set(learned.performance_drop) == {"accuracy"}
+    assert learned.performance_drop["accuracy"] > 0

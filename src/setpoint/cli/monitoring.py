@@ -57,6 +57,13 @@ def create(
             "latest windows with the labels that came since (0: never).",
         ),
     ] = 4,
+    time_column: Annotated[
+        str | None,
+        typer.Option(
+            help="The reference's column of dates or times (default: the training spec's "
+            "time split column): thresholds are also learned from its own windows of time."
+        ),
+    ] = None,
     replace: Annotated[
         bool, typer.Option("--replace", help="Rebuild an existing monitor (its windows go).")
     ] = False,
@@ -75,6 +82,7 @@ def create(
         multivariate=not no_multivariate,
         learn_thresholds=not static_thresholds,
         late_label_windows=late_label_windows,
+        time_column=time_column,
         webhooks=tuple(hooks),
     )
     ws = state(ctx).workspace()
@@ -90,6 +98,12 @@ def create(
             f"{ref.dataset} ({ref.n_rows:,} rows) scored by {ref.model}; "
             f"{len(ref.features)} features. Compute it with: setpoint monitor run {endpoint}"
         )
+        learned = ref.learned_for(config.window)
+        if learned is not None:
+            c.print(
+                f"Thresholds are also learned from {learned.chunks} windows of "
+                f"{config.window} of the reference's own time ({ref.time_column})."
+            )
 
     emit(ctx, monitor.to_dict(), render)
 

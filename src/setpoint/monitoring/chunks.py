@@ -119,21 +119,27 @@ def times(table: pa.Table, column: str) -> tuple[IntArray, npt.NDArray[np.bool_]
         values = values.cast(type_.value_type)
         type_ = values.type
     if pa.types.is_null(type_):  # no row has a time
-        micros = pa.chunked_array([pa.nulls(len(values), pa.timestamp("us"))])
+        stamps = pa.chunked_array([pa.nulls(len(values), pa.timestamp("us"))])
     elif pa.types.is_timestamp(type_):
-        micros = values.cast(pa.timestamp("us", type_.tz))
+        stamps = values
     elif pa.types.is_date(type_):
-        micros = values.cast(pa.timestamp("us"))
+        stamps = values.cast(pa.timestamp("us"))
     elif pa.types.is_string(type_) or pa.types.is_large_string(type_):
-        micros = _parse_text(values, column)
+        stamps = _parse_text(values, column)
     else:
         raise UsageError(
             f"time column {column!r} holds {type_} values, not times; name a column of "
             "dates or times (ISO 8601 text such as 2024-03-01 or 2024-03-01T12:00:00Z)"
         )
-    valid = np.asarray(pc.is_valid(micros).to_numpy(zero_copy_only=False), dtype=bool)
-    as_int = pc.fill_null(micros.cast(pa.int64()), 0)
-    return np.asarray(as_int.to_numpy(), dtype=np.int64), valid
+    valid = np.asarray(pc.is_valid(stamps).to_numpy(zero_copy_only=False), dtype=bool)
+    ticks = np.asarray(pc.fill_null(stamps.cast(pa.int64()), 0).to_numpy(), dtype=np.int64)
+    # To microseconds, rounding down (nanoseconds before 1970 included).
+    unit = stamps.type.unit
+    if unit == "ns":
+        ticks = ticks // 1_000
+    elif unit != "us":
+        ticks = ticks * {"s": 1_000_000, "ms": 1_000}[unit]
+    return ticks, valid
 
 
 def _parse_text(values: pa.ChunkedArray, column: str) -> pa.ChunkedArray:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -27,13 +27,14 @@ from setpoint.data.kinds import Kind, is_text, kind_of
 from setpoint.errors import UsageError
 from setpoint.models import _training_data as training_data
 from setpoint.models.evaluation import evaluate
-from setpoint.monitoring.chunks import Chunk, Period, cut, parse_chunk
+from setpoint.monitoring.chunks import Chunk, ChunkSize, Period, cut, parse_chunk
 from setpoint.monitoring.comparison import Comparison
 from setpoint.monitoring.conditions import judge
 from setpoint.monitoring.drift import DriftSettings
 from setpoint.monitoring.engine import Baseline, Engine, EngineSettings
 from setpoint.monitoring.reference import PREDICTION, SAMPLE_ROWS
 from setpoint.monitoring.summary import ReferenceSummary
+from setpoint.monitoring.thresholds import MIN_CHUNKS, TimeThresholds, learn_from_time
 
 Progress = Callable[[int, int], None]
 
@@ -94,6 +95,23 @@ def compare(
     performance = _reference_performance(ref, target, prediction, task, classes)
     if target is not None and target not in cur.column_names:
         notes.append(f"the current data has no {target!r} column: no realized performance")
+    learned = None
+    if learn_thresholds and time_column is not None:
+        learned = _learn_from_time(
+            with_outputs.append_column(time_column, ref.column(time_column))
+            if time_column in ref.column_names
+            else with_outputs,
+            summary,
+            settings,
+            time_column=time_column,
+            size=size,
+            kinds=kinds,
+            labels=None
+            if target is None or prediction is None or task is None
+            else (ref.column(target), ref.column(prediction), task, classes),
+            performance=performance,
+            notes=notes,
+        )
     engine = Engine(
         Baseline(
             summary=summary,
@@ -103,6 +121,7 @@ def compare(
             task=task,
             classes=classes,
             performance=performance,
+            learned=learned,
         ),
         settings,
         sample=_sample(ref.select(list(kinds))),
@@ -123,6 +142,7 @@ def compare(
             "outputs": dict(outputs),
             "task": task,
             "performance": performance,
+            "learned_from_time": None if learned is None else learned.to_dict(),
         },
         current={"source": cur_source, "rows": cur.num_rows},
         time_column=time_column,
@@ -312,6 +332,54 @@ def _reference_performance(
     truth = training_data.target_values(both.column(target))
     answered = training_data.target_values(both.column(prediction))
     return evaluate(truth, answered, None, task=task, classes=classes)
+
+
+def _learn_from_time(
+    reference: pa.Table,
+    summary: ReferenceSummary,
+    settings: EngineSettings,
+    *,
+    time_column: str,
+    size: ChunkSize | None,
+    kinds: Mapping[str, str],
+    labels: tuple[pa.ChunkedArray, pa.ChunkedArray, str, list[Any] | None] | None,
+    performance: Mapping[str, float | None],
+    notes: list[str],
+) -> TimeThresholds | None:
+    """Thresholds from the reference's own chunks, cut as the current data is."""
+    if time_column not in reference.column_names:
+        notes.append(
+            f"the reference has no {time_column!r} column: thresholds are not learned from its time"
+        )
+        return None
+    if size is None:
+        notes.append(
+            "the current data is one chunk: thresholds are learned from the reference's "
+            "time only for chunks of a length (give a chunk)"
+        )
+        return None
+    chunks, _ = cut(reference, time_column=time_column, chunk=size)
+    learned = learn_from_time(
+        reference,
+        summary,
+        [c.rows for c in chunks],
+        settings=settings.drift,
+        features=cast(dict[str, Kind], kinds) if settings.multivariate else None,
+        labels=labels,
+        performance=performance,
+        min_labels=settings.min_labels,
+    )
+    if learned is None:
+        notes.append(
+            f"the reference has fewer than {MIN_CHUNKS} chunks of {size} with "
+            f"{settings.drift.min_rows} rows or more: thresholds are not learned from its time"
+        )
+    else:
+        notes.append(
+            f"thresholds are also learned from {learned.chunks} chunks of {size} of the "
+            "reference's own time"
+        )
+    return learned
 
 
 def _sample(features: pa.Table) -> pa.Table:

@@ -119,10 +119,15 @@ def _performance(
 ) -> dict[str, Holding | None]:
     judged: dict[str, Holding | None] = {}
     reference = performance.get("reference") or {}
+    learned = performance.get("learned_drop") or {}
+    floor = drop
     for metric in _WATCHED:
         base = reference.get(metric)
         if base is None:
             continue
+        # The drop the reference's own chunks of time showed, when larger (thresholds
+        # learned from time); the configured drop is the floor.
+        drop = max(floor, learned.get(metric, 0.0))
         estimated = (performance.get("estimated") or {}).get(metric)
         if estimated is not None:
             judged[f"performance:estimated:{metric}"] = (

@@ -5,7 +5,8 @@ its reference summary fixed (:mod:`setpoint.monitoring.summary`), per numeric fe
 :class:`NumericCounts` on the quantile edges, per categorical feature
 :class:`CategoricalCounts` on the most frequent categories. Memory is features x bins
 whatever the number of rows, two windows' counts add up (so windows can be computed
-in parallel, or hour by hour and merged into a day), and every statistic in
+in parallel, or hour by hour and merged into a day) and subtract (the reference
+without one of its chunks is its counts minus the chunk's), and every statistic in
 ``stats.py`` reads these counts.
 
 Conventions, shared with the rest of setpoint:
@@ -92,6 +93,26 @@ class NumericCounts:
             max=_add_optional(self.max, other.max, max),
         )
 
+    def __sub__(self, part: NumericCounts) -> NumericCounts:
+        """These counts without ``part`` (rows counted in them). The range cannot be
+        taken apart: it stays this one's, an outer bound of the rest's."""
+        if not isinstance(part, NumericCounts) or part.counts.size != self.counts.size:
+            raise UsageError("only counts over the same reference bins can be subtracted")
+        counts = self.counts - part.counts
+        if (counts < 0).any() or part.nulls > self.nulls or part.non_finite > self.non_finite:
+            raise UsageError("cannot subtract counts that are not part of these")
+        return NumericCounts(
+            counts,
+            np.where(counts > 0, self.sums - part.sums, 0.0),
+            nulls=self.nulls - part.nulls,
+            non_finite=self.non_finite - part.non_finite,
+            count=self.count - part.count,
+            sum=self.sum - part.sum,
+            sum_squares=max(self.sum_squares - part.sum_squares, 0.0),
+            min=self.min if self.count > part.count else None,
+            max=self.max if self.count > part.count else None,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
@@ -163,6 +184,17 @@ class CategoricalCounts:
             self.counts + other.counts, self.nulls + other.nulls, _top(unseen, MAX_UNSEEN)
         )
 
+    def __sub__(self, part: CategoricalCounts) -> CategoricalCounts:
+        """These counts without ``part`` (rows counted in them); unseen names are
+        taken off as far as both lists name them."""
+        if not isinstance(part, CategoricalCounts) or part.counts.size != self.counts.size:
+            raise UsageError("only counts over the same reference categories can be subtracted")
+        counts = self.counts - part.counts
+        if (counts < 0).any() or part.nulls > self.nulls:
+            raise UsageError("cannot subtract counts that are not part of these")
+        unseen = {name: n - part.unseen.get(name, 0) for name, n in self.unseen.items()}
+        return CategoricalCounts(counts, self.nulls - part.nulls, _top(unseen, MAX_UNSEEN, 1))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
@@ -196,9 +228,9 @@ def counts_from_dict(data: Mapping[str, Any]) -> ColumnCounts:
     raise InvalidDataError(f"not a column counts document (kind {kind!r})")
 
 
-def _top(counts: dict[str, int], limit: int) -> dict[str, int]:
+def _top(counts: dict[str, int], limit: int, least: int = 0) -> dict[str, int]:
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    return dict(ranked[:limit])
+    return {name: n for name, n in ranked[:limit] if n >= least}
 
 
 __all__ = [

@@ -27,12 +27,13 @@ import pyarrow.compute as pc
 from setpoint.monitoring.conditions import concept_drift
 from setpoint.monitoring.counts import CategoricalCounts, NumericCounts
 from setpoint.monitoring.drift import DriftSettings, detect
+from setpoint.monitoring.multivariate import DEFAULT_THRESHOLD as DOMAIN_THRESHOLD
 from setpoint.monitoring.multivariate import MIN_ROWS as DOMAIN_MIN_ROWS
 from setpoint.monitoring.multivariate import domain_classifier
 from setpoint.monitoring.performance import ConfidenceEstimator, realized
 from setpoint.monitoring.reference import PREDICTION, SCORE
 from setpoint.monitoring.summary import NumericReference, ReferenceSummary, WindowSummary, summarize
-from setpoint.monitoring.thresholds import learn_effect_thresholds
+from setpoint.monitoring.thresholds import TimeThresholds, learn_effect_thresholds
 
 LEARN_MAX_ROWS = 50_000  # windows larger than this learn the thresholds of this size
 
@@ -58,6 +59,7 @@ class Baseline:
     task: str | None = None  # "classification" or "regression", when a model answered
     classes: list[Any] | None = None
     performance: Mapping[str, float | None] = field(default_factory=dict)  # on the hold-out
+    learned: TimeThresholds | None = None  # from the reference's own chunks of time
 
 
 class Engine:
@@ -110,7 +112,8 @@ class Engine:
 
     def drift_settings(self, n: int) -> DriftSettings:
         """The settings a window of ``n`` rows is judged with: effect thresholds raised
-        to the reference's own noise at that size, once per power-of-two size."""
+        to the reference's own noise at that size (learned once per power-of-two size)
+        and to its swings over time (learned with the reference)."""
         base = self.settings.drift
         if not self.settings.learn_thresholds or n < base.min_rows:
             return base
@@ -122,8 +125,18 @@ class Engine:
                 window_rows=min(bucket, LEARN_MAX_ROWS),
                 settings=base,
             )
-        learned = {**self._learned[bucket], **base.effects}  # explicit overrides win
+        noise = self._learned[bucket]
+        over_time = self._time.effects if self._time is not None else {}
+        learned = {
+            name: max(noise.get(name, 0.0), over_time.get(name, 0.0))
+            for name in {**noise, **over_time}
+        }
+        learned.update(base.effects)  # explicit overrides win
         return DriftSettings(**{**base.to_dict(), "effects": learned})
+
+    @property
+    def _time(self) -> TimeThresholds | None:
+        return self.baseline.learned if self.settings.learn_thresholds else None
 
     def realized(
         self, labels: pa.Array, predictions: pa.Array | None, probabilities: np.ndarray | None
@@ -166,7 +179,15 @@ class Engine:
             return None
         if min(inputs.num_rows, self.sample.num_rows) < DOMAIN_MIN_ROWS:
             return None
-        return domain_classifier(self.sample, inputs, self.baseline.features).to_dict()  # type: ignore[arg-type]
+        threshold = DOMAIN_THRESHOLD
+        if self._time is not None and self._time.domain_auc is not None:
+            threshold = max(threshold, self._time.domain_auc)
+        return domain_classifier(
+            self.sample,
+            inputs,
+            self.baseline.features,  # type: ignore[arg-type]
+            threshold=threshold,
+        ).to_dict()
 
     def _performance(
         self, predictions: pa.Array | None, proba: np.ndarray | None, labels: pa.Array | None
@@ -184,6 +205,10 @@ class Engine:
         if labels is not None:
             out["realized"] = self.realized(labels, predictions, proba)
         out["concept_drift"] = concept_drift(out, min_labels=self.settings.min_labels)
+        if self._time is not None and self._time.performance_drop:
+            # How far the watched metric fell between the reference's own chunks of
+            # time: a performance alert needs a larger drop than this.
+            out["learned_drop"] = dict(self._time.performance_drop)
         return out
 
 

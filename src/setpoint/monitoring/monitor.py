@@ -59,6 +59,9 @@ class MonitorConfig:
     # Labels come late: each run brings the realized performance of this many latest
     # computed windows up to date with the labels that came since.
     late_label_windows: int = 4
+    # What orders the reference's rows (default: the training spec's time split
+    # column): thresholds are then also learned from its own chunks of time.
+    time_column: str | None = None
 
     def __post_init__(self) -> None:
         self.window_seconds  # noqa: B018 - validates the window
@@ -88,6 +91,7 @@ class MonitorConfig:
             "min_labels": self.min_labels,
             "cooldown_hours": self.cooldown_hours,
             "late_label_windows": self.late_label_windows,
+            "time_column": self.time_column,
             "webhooks": [
                 {"url": h.url, "format": h.format, "timeout": h.timeout} for h in self.webhooks
             ],
@@ -124,6 +128,8 @@ class Monitor:
                 "rows": ref.n_rows,
                 "features": ref.features,
                 "performance": ref.performance,
+                "time_column": ref.time_column,
+                "learned_from_time": ref.learned.get(self.config.window),
             },
             "created_at": self.created_at.isoformat(),
             "created_by": self.created_by,
@@ -152,7 +158,9 @@ class Monitors:
         (its computed windows are dropped: they were measured against another reference)."""
         config = config or MonitorConfig()
         deployment = self._ws.deployments.get(endpoint)
-        built = references.build_reference(self._ws, deployment.config.model, reference)
+        built = references.build_reference(
+            self._ws, deployment.config.model, reference, config=config
+        )
         now = datetime.now(UTC)
         row = {
             "endpoint": endpoint,
@@ -195,7 +203,7 @@ class Monitors:
         each names the reference it was measured against."""
         monitor = self.get(endpoint)
         deployment = self._ws.deployments.get(endpoint)
-        built = references.build_reference(self._ws, deployment.config.model)
+        built = references.build_reference(self._ws, deployment.config.model, config=monitor.config)
         with self._ws.db.write() as conn:
             conn.execute(
                 sa.update(monitors)

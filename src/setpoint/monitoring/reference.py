@@ -11,13 +11,17 @@ prediction drift has a reference too). What is kept:
 - for a classifier, its probabilities and the true labels on the rows it was *not*
   trained on (the training run's hold-out, recomputed from the stored spec and seed),
   to calibrate the performance estimate: on its own training rows a model is more
-  sure of itself than it will ever be on new traffic.
+  sure of itself than it will ever be on new traffic;
+- when the data has a time column (the monitor's, or the training spec's time split
+  column), thresholds learned from its own chunks of the window's length
+  (``thresholds.learn_from_time``), per window length, so that runs need not learn
+  them again.
 """
 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,11 +32,14 @@ from setpoint.errors import UsageError
 from setpoint.models import _training_data as training_data
 from setpoint.models.evaluation import evaluate
 from setpoint.models.spec import TrainSpec
+from setpoint.monitoring.chunks import Period, cut
 from setpoint.monitoring.summary import ReferenceSummary
+from setpoint.monitoring.thresholds import TimeThresholds, drops_from_time, learn_from_time
 
 if TYPE_CHECKING:
     from setpoint.models.predictor import Predictor
     from setpoint.models.registry import ModelVersion
+    from setpoint.monitoring.monitor import MonitorConfig
     from setpoint.workspace import Workspace
 
 SAMPLE_ROWS = 5_000
@@ -54,11 +61,18 @@ class Reference:
     calibration: str | None  # artifact digest: probabilities and labels of the hold-out
     performance: dict[str, float | None]  # the model's figures on the hold-out
     n_rows: int
+    time_column: str | None = None  # what orders the reference's rows, when known
+    learned: dict[str, dict[str, Any]] = field(default_factory=dict)  # window -> TimeThresholds
 
     @property
     def output_kinds(self) -> dict[str, str]:
         """The extra columns a window adds for the model's outputs."""
         return output_kinds(self.task, self.classes)
+
+    def learned_for(self, window: str) -> TimeThresholds | None:
+        """What was learned from the reference's time for windows of ``window``."""
+        found = self.learned.get(window)
+        return None if found is None else TimeThresholds.from_dict(found)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -72,6 +86,8 @@ class Reference:
             "calibration": self.calibration,
             "performance": self.performance,
             "n_rows": self.n_rows,
+            "time_column": self.time_column,
+            "learned": self.learned,
         }
 
     @classmethod
@@ -87,14 +103,21 @@ class Reference:
             calibration=data["calibration"],
             performance=dict(data["performance"]),
             n_rows=int(data["n_rows"]),
+            time_column=data.get("time_column"),
+            learned=dict(data.get("learned") or {}),
         )
 
 
 def build_reference(
-    workspace: Workspace, model_ref: str, dataset_ref: str | None = None
+    workspace: Workspace,
+    model_ref: str,
+    dataset_ref: str | None = None,
+    *,
+    config: MonitorConfig | None = None,
 ) -> Reference:
     """The reference of ``model_ref`` (NAME@ALIAS or NAME@VERSION): its training dataset
-    (or ``dataset_ref``), its contract's features and its answers on that data."""
+    (or ``dataset_ref``), its contract's features and its answers on that data; with a
+    monitor's ``config`` that learns thresholds, what its time says for its windows."""
     version = workspace.model(model_ref)
     if version.contract is None:
         raise UsageError(f"model {version.ref} has no input contract to monitor against")
@@ -114,7 +137,23 @@ def build_reference(
     rng = np.random.default_rng(0)
     rows = np.sort(rng.choice(table.num_rows, size=min(SAMPLE_ROWS, table.num_rows), replace=False))
     sample = workspace.artifacts.put(_parquet(table.select(list(features)).take(pa.array(rows))))
-    calibration, performance = _holdout(workspace, version, predictor, table)
+    calibration, performance, holdout = _holdout(workspace, version, predictor, table)
+    time_column = _time_column(version, table, config)
+    learned: dict[str, dict[str, Any]] = {}
+    if config is not None and config.learn_thresholds and time_column is not None:
+        found = _learn_from_time(
+            with_outputs.append_column(time_column, table.column(time_column)),
+            summary,
+            holdout,
+            time_column=time_column,
+            features=features,
+            task=version.task,
+            classes=predictor.classes,
+            performance=performance,
+            config=config,
+        )
+        if found is not None:
+            learned[config.window] = found.to_dict()
     return Reference(
         model=version.ref,
         dataset=workspace.dataset(dataset).ref,
@@ -126,7 +165,68 @@ def build_reference(
         calibration=calibration,
         performance=performance,
         n_rows=table.num_rows,
+        time_column=time_column,
+        learned=learned,
     )
+
+
+def _time_column(
+    version: ModelVersion, table: pa.Table, config: MonitorConfig | None
+) -> str | None:
+    """The monitor's time column, else the training spec's time split column, if the
+    reference data has it."""
+    given = None if config is None else config.time_column
+    if given is not None:
+        if given not in table.column_names:
+            raise UsageError(
+                f"time column {given!r} is not in the reference data; its columns are "
+                f"{', '.join(table.column_names)}"
+            )
+        return given
+    if version.spec is None:
+        return None
+    spec = TrainSpec.from_dict(version.spec)
+    column = spec.split.time_column
+    return column if column is not None and column in table.column_names else None
+
+
+def _learn_from_time(
+    reference: pa.Table,
+    summary: ReferenceSummary,
+    holdout: tuple[pa.Table, np.ndarray, np.ndarray] | None,
+    *,
+    time_column: str,
+    features: dict[str, str],
+    task: str,
+    classes: list[Any] | None,
+    performance: dict[str, float | None],
+    config: MonitorConfig,
+) -> TimeThresholds | None:
+    """Thresholds from the reference's chunks of the monitor's window length; the
+    allowed drop in performance from the hold-out's chunks (the rows with labels)."""
+    span = Period(config.window_seconds, "s")
+    chunks, _ = cut(reference, time_column=time_column, chunk=span)
+    learned = learn_from_time(
+        reference,
+        summary,
+        [c.rows for c in chunks],
+        settings=config.drift,
+        features=features if config.multivariate else None,  # type: ignore[arg-type]
+    )
+    if learned is None or holdout is None or time_column not in holdout[0].column_names:
+        return learned
+    rows, truth, predicted = holdout
+    held, _ = cut(rows, time_column=time_column, chunk=span)
+    drops = drops_from_time(
+        pa.array(_plain(truth)),
+        pa.array(_plain(predicted)),
+        [c.rows for c in held],
+        task=task,
+        classes=classes,
+        performance=performance,
+        min_labels=config.min_labels,
+    )
+    return replace(learned, performance_drop=drops)
 
 
 def add_outputs(inputs: pa.Table, predictor: Predictor) -> pa.Table:
@@ -179,24 +279,26 @@ def output_kinds(task: str, classes: list[Any] | None) -> dict[str, str]:
 
 def _holdout(
     workspace: Workspace, version: ModelVersion, predictor: Predictor, table: pa.Table
-) -> tuple[str | None, dict[str, float | None]]:
+) -> tuple[str | None, dict[str, float | None], tuple[pa.Table, np.ndarray, np.ndarray] | None]:
     """The hold-out rows of the training run (same spec, same seed), scored: the
-    calibration artifact of a classifier, and the model's figures there."""
+    calibration artifact of a classifier, the model's figures there, and the rows
+    with their true and answered values."""
     if version.spec is None:
-        return None, {}
+        return None, {}, None
     spec = TrainSpec.from_dict(version.spec)
     if spec.target not in table.column_names:
-        return None, {}
+        return None, {}, None
     task = version.task
     holdout, truth = training_data.holdout(spec, table, task)  # type: ignore[arg-type]
     proba = predictor.predict_proba(holdout) if task == "classification" else None
     predicted = np.asarray(predictor.predict(holdout))
     performance = evaluate(truth, predicted, proba, task=task, classes=predictor.classes)
+    rows = (holdout, truth, predicted)
     if proba is None:
-        return None, performance
+        return None, performance, rows
     columns = {f"p{j}": pa.array(proba[:, j], pa.float64()) for j in range(proba.shape[1])}
     columns["label"] = pa.array(_plain(truth))
-    return workspace.artifacts.put(_parquet(pa.table(columns))), performance
+    return workspace.artifacts.put(_parquet(pa.table(columns))), performance, rows
 
 
 def _plain(values: np.ndarray) -> list[Any]:

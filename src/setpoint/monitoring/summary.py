@@ -161,6 +161,26 @@ class ReferenceSummary:
                 columns[name] = _categorical_reference(name, kind, column, max_categories)
         return cls(columns, table.num_rows)
 
+    def without(self, part: WindowSummary) -> ReferenceSummary:
+        """The reference without some of its own rows, ``part`` (counted on its bins):
+        the same edges and categories, the counts subtracted, mean and spread from
+        what is left. No row is read again."""
+        if part.columns.keys() != self.columns.keys():
+            raise UsageError("only a summary of the reference's own columns can be taken out")
+        columns: dict[str, ColumnReference] = {}
+        for name, ref in self.columns.items():
+            counts = part.columns[name]
+            if isinstance(ref, NumericReference) and isinstance(counts, NumericCounts):
+                rest = ref.counts - counts
+                columns[name] = NumericReference(
+                    ref.kind, ref.edges, rest, rest.mean, rest.std, ref.exact
+                )
+            elif isinstance(ref, CategoricalReference) and isinstance(counts, CategoricalCounts):
+                columns[name] = CategoricalReference(ref.kind, ref.categories, ref.counts - counts)
+            else:
+                raise UsageError(f"column {name!r} is counted as another kind in the part")
+        return ReferenceSummary(columns, self.n_rows - part.n_rows)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "version": FORMAT_VERSION,

@@ -80,6 +80,7 @@ class Measurement:
                 task=self.ref.task,
                 classes=self.ref.classes,
                 performance=self.ref.performance,
+                learned=self.ref.learned_for(config.window),
             ),
             EngineSettings(
                 drift=config.drift,
