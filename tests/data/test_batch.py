@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import polars as pl
 import pyarrow as pa
 import pytest
 
@@ -18,8 +19,9 @@ from setpoint.errors import InvalidDataError, UsageError
         {"a": [1, 2], "b": ["x", "y"]},
         {"a": np.array([1, 2]), "b": ["x", "y"]},
         [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}],
+        pl.DataFrame({"a": [1, 2], "b": ["x", "y"]}),
     ],
-    ids=["pandas", "arrow", "record_batch", "columns", "numpy_columns", "records"],
+    ids=["pandas", "arrow", "record_batch", "columns", "numpy_columns", "records", "polars"],
 )
 def test_every_accepted_form_gives_the_same_table(batch: object) -> None:
     table = to_table(batch)
@@ -56,3 +58,8 @@ def test_malformed_batches_are_named(batch: object, message: str) -> None:
 def test_unsupported_containers_say_what_is_accepted() -> None:
     with pytest.raises(UsageError, match="pass a pandas DataFrame"):
         to_table("a,b\n1,2")
+
+
+def test_a_lazy_polars_frame_is_told_to_collect() -> None:
+    with pytest.raises(UsageError, match="collect a lazy frame first"):
+        to_table(pl.DataFrame({"a": [1]}).lazy())

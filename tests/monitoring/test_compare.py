@@ -176,5 +176,5 @@ def test_mistakes_are_named_with_their_fix() -> None:
         run("loans@1", current)
     with pytest.raises(UsageError, match="no such file"):
         run("missing.csv", current)
-    with pytest.raises(UsageError, match="Polars"):
+    with pytest.raises(UsageError, match="a Polars DataFrame"):
         run(object(), current)

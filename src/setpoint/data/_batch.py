@@ -39,8 +39,8 @@ def to_table(batch: Any) -> pa.Table:
         table = _from_records(batch)
     else:
         raise UsageError(
-            f"cannot read a batch from a {type(batch).__name__}; pass a pandas or Polars "
-            "DataFrame, an Arrow table, a dict of columns or a list of records"
+            f"cannot read a batch from a {type(batch).__name__}; pass a pandas DataFrame, "
+            "a Polars DataFrame, an Arrow table, a dict of columns or a list of records"
             + (" (collect a lazy frame first)" if hasattr(batch, "collect") else "")
         )
     _check_names(table.column_names)
