@@ -78,6 +78,7 @@ class Multivariate:
     auc: float
     threshold: float
     drifted: bool
+    auc_se: float | None = None  # its standard error (absent in older windows)
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,7 @@ class ReportData:
 
             {endpoint, model, version, reference?, generated_at?, alerts?: [alert],
              windows: [{start, end, n_rows, features?: {name: feature}, drift_share?,
-                        multivariate?: {auc, threshold, drifted}, prediction?: feature,
+                        multivariate?: {auc, auc_se?, threshold, drifted}, prediction?: feature,
                         quality?: {null_rates?: {name: x}, out_of_range?: {name: n},
                                    unseen?: {name: n | {category: n}}, rejected?,
                                    volume, expected_volume?},
@@ -338,6 +339,7 @@ def _window(v: Any, path: str) -> WindowResult:
             drifted=_bool(
                 _get(m, "drifted", f"{path}.multivariate"), f"{path}.multivariate.drifted"
             ),
+            auc_se=_opt_number(m.get("auc_se"), f"{path}.multivariate.auc_se"),
         )
     if lat is not None:
         m = _mapping(lat, f"{path}.latency")

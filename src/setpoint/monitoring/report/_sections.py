@@ -130,11 +130,12 @@ def _summary(data: ReportData) -> str:
         rows.append(["Drifted features now", count + (f": {names}" if drifted else "")])
     if last.multivariate is not None:
         mv = last.multivariate
+        se = "" if mv.auc_se is None else f" ± {mv.auc_se:.2f}"
         rows.append(
             [
                 "Features together",
                 f"{'shifted' if mv.drifted else 'no joint shift'} (a classifier tells the "
-                f"window from the reference with AUC {mv.auc:.2f}, where 0.5 is chance; "
+                f"window from the reference with AUC {mv.auc:.2f}{se}, where 0.5 is chance; "
                 f"the threshold is {mv.threshold:.2f})",
             ]
         )
