@@ -135,7 +135,7 @@ class ConfidenceEstimator:
 
     def calibrated(self, proba: Any) -> FloatArray:
         """Each row's calibrated probability of each class (rows sum to 1)."""
-        return self._window(proba, None).p
+        return np.ascontiguousarray(self._window(proba, None).p.T)
 
     def expected(self, proba: Any, predicted: Sequence[Any] | None = None) -> dict[str, float]:
         """The estimate alone, without its band (what :meth:`estimate` centres on)."""
@@ -159,9 +159,12 @@ class ConfidenceEstimator:
         for name, (value, gradient) in _figures(window, gradients=True).items():
             if value is None or gradient is None:
                 continue
-            spread = z * math.sqrt(
-                _label_variance(window.p, gradient) + self._calibration_variance(window, gradient)
-            )
+            # The metric's change when row i is of class c instead of its expectation...
+            expected_change = (window.p * gradient).sum(axis=0)
+            # ...varies with the row's class (the labels) and with the calibration.
+            labels = float((window.p * gradient**2).sum() - expected_change @ expected_change)
+            calibration = self._calibration_variance(window, gradient, expected_change)
+            spread = z * math.sqrt(max(labels, 0.0) + calibration)
             out[name] = Estimate(value, max(0.0, value - spread), min(1.0, value + spread))
         return out
 
@@ -175,40 +178,42 @@ class ConfidenceEstimator:
         if predicted is None:
             chosen = scores.argmax(axis=1).astype(np.intp)
         else:
-            chosen = pd.Index(self.classes).get_indexer(np.asarray(predicted, dtype=object))
+            labels = np.asarray(predicted, dtype=object)
+            chosen = pd.Index(self.classes).get_indexer(labels)
             if (chosen < 0).any():
-                label = np.asarray(predicted, dtype=object)[np.flatnonzero(chosen < 0)[0]]
                 raise InvalidDataError(
-                    f"predicted label {label!r} is not one of the classes {self.classes}"
+                    f"predicted label {labels[np.flatnonzero(chosen < 0)[0]]!r} is not one "
+                    f"of the classes {self.classes}"
                 )
         places = [
             iso.locate(scores[:, j])
             for iso, j in zip(self._calibrators, _scored_classes(k), strict=True)
         ]
-        raw = np.column_stack(
+        raw = np.vstack(
             [iso.value(place) for iso, place in zip(self._calibrators, places, strict=True)]
         )
         if k == 2:
-            p = np.column_stack([1.0 - raw[:, 0], raw[:, 0]])
-            totals = np.ones(len(raw))
+            p = np.vstack([1.0 - raw[0], raw[0]])
+            totals = np.ones(len(scores))
         else:
-            totals = raw.sum(axis=1)
+            totals = raw.sum(axis=0)
             # A row no calibrator gives any chance: the model's own probabilities.
             fallback = totals <= 0
-            p = np.where(fallback[:, None], scores, raw / np.where(fallback, 1.0, totals)[:, None])
+            p = np.where(fallback, scores.T, raw / np.where(fallback, 1.0, totals))
             totals = np.where(fallback, np.inf, totals)  # their calibration has no say
         return _Window(scores, chosen, p, places, totals)
 
-    def _calibration_variance(self, window: _Window, gradient: FloatArray) -> float:
+    def _calibration_variance(
+        self, window: _Window, gradient: FloatArray, expected_change: FloatArray
+    ) -> float:
         """The variance the calibration's own error adds to a metric whose change per
-        unit of each calibrated probability is ``gradient`` (rows x classes)."""
-        p, totals = window.p, window.totals
-        if p.shape[1] == 2:
-            per_raw = (gradient[:, 1] - gradient[:, 0])[:, None]
+        unit of each calibrated probability is ``gradient`` (classes x rows)."""
+        if len(gradient) == 2:
+            per_raw = (gradient[1] - gradient[0])[None, :]
         else:  # through the renormalization p = raw / raw.sum()
-            per_raw = (gradient - (gradient * p).sum(axis=1, keepdims=True)) / totals[:, None]
+            per_raw = (gradient - expected_change) / window.totals
         return sum(
-            iso.variance(place, per_raw[:, i])
+            iso.variance(place, per_raw[i])
             for i, (iso, place) in enumerate(zip(self._calibrators, window.places, strict=True))
         )
 
@@ -216,8 +221,9 @@ class ConfidenceEstimator:
 @dataclass(frozen=True)
 class _Window:
     """What the estimate and its band share about one window's rows: the model's
-    scores, the class it chose, the calibrated probabilities ``p``, where each scored
-    class fell in its calibration, and the rows' calibrated totals before they were
+    scores (rows x classes), the class it chose, the calibrated probabilities ``p``
+    (classes x rows: sums over classes are then sums of rows), where each scored class
+    fell in its calibration, and the rows' calibrated totals before they were
     renormalized (multiclass)."""
 
     scores: FloatArray
@@ -232,34 +238,26 @@ Figure = tuple[float | None, FloatArray | None]
 
 def _figures(window: _Window, *, gradients: bool) -> dict[str, Figure]:
     """Each metric's expected value and, with ``gradients``, its first-order change per
-    unit of each row's probability of each class (rows x classes)."""
+    unit of each row's probability of each class (classes x rows)."""
     p, chosen = window.p, window.chosen
-    n, k = p.shape
+    k, n = p.shape
     rows = np.arange(n)
     classes = np.asarray(_scored_classes(k))
     m = len(classes)
-    hit = p[rows, chosen]
+    hit = p[chosen, rows]
     tp = np.bincount(chosen, weights=hit, minlength=k)[classes]
     predicted = np.bincount(chosen, minlength=k).astype(np.float64)[classes]
-    actual = p[:, classes].sum(axis=0)
-    mine = (chosen[:, None] == classes[None, :]).astype(np.float64)  # rows x scored
+    actual = p[classes].sum(axis=1)
 
     def ratio(top: FloatArray, bottom: FloatArray) -> tuple[float, FloatArray]:
         """The class mean of top / bottom (0 where bottom is 0) and 1 / bottom."""
         inverse = np.divide(1.0, bottom, out=np.zeros_like(bottom), where=bottom > 0)
         return float(np.mean(top * inverse)), inverse
 
-    def spread(own: FloatArray, every: FloatArray) -> FloatArray:
-        """A gradient over the scored classes: ``own`` for the rows the model put in
-        that class, minus ``every`` for all rows."""
-        gradient = np.zeros((n, k))
-        gradient[:, classes] = (mine * own - every) / m
-        return gradient
-
     precision, per_predicted = ratio(tp, predicted)
     recall, per_actual = ratio(tp, actual)
     f1, per_both = ratio(2 * tp, predicted + actual)
-    auc = [_auc(p[:, j], window.scores[:, j], gradients) for j in classes]
+    auc = [_auc(p[j], window.scores[:, j], gradients) for j in classes]
     defined = all(value is not None for value, _ in auc)
     out: dict[str, Figure] = {
         "accuracy": (float(hit.mean()), None),
@@ -270,12 +268,21 @@ def _figures(window: _Window, *, gradients: bool) -> dict[str, Figure]:
     }
     if not gradients:
         return out
-    accuracy = np.zeros((n, k))
-    accuracy[rows, chosen] = 1.0 / n
-    roc = np.zeros((n, k))
+    mine = chosen[None, :] == classes[:, None]  # scored classes x rows
+
+    def spread(own: FloatArray, every: FloatArray) -> FloatArray:
+        """A change over the scored classes: ``own`` for the rows the model put in the
+        class, less ``every`` for all rows."""
+        change = np.zeros((k, n))
+        change[classes] = (mine * own[:, None] - every[:, None]) / m
+        return change
+
+    accuracy = np.zeros((k, n))
+    accuracy[chosen, rows] = 1.0 / n
+    roc = np.zeros((k, n))
     for j, (_, change) in zip(classes, auc, strict=True):
         if change is not None:
-            roc[:, j] = change / m
+            roc[j] = change / m
     changes = {
         "accuracy": accuracy,
         "precision": spread(per_predicted, np.zeros(m)),
@@ -309,13 +316,6 @@ def _auc(
     above = total_pos - np.cumsum(positive) + 0.5 * positive
     change = ((below - above)[group] - area * (total_neg - total_pos)) / (total_pos * total_neg)
     return area, change
-
-
-def _label_variance(p: FloatArray, gradient: FloatArray) -> float:
-    """The variance of a metric when each row's class is a draw from its probabilities,
-    to first order: the sum over rows of the variance of the row's own change."""
-    mean = (p * gradient).sum(axis=1)
-    return float(((p * gradient**2).sum(axis=1) - mean**2).sum())
 
 
 def _proba(proba: Any, k: int) -> FloatArray:
