@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from monitor_support import DAY
 from webhook_support import Receiver
 
 from setpoint.demo import lending
@@ -19,26 +20,6 @@ from setpoint.monitoring.monitor import MonitorConfig
 from setpoint.monitoring.webhooks import WebhookConfig
 from setpoint.serving.log import RecordLog
 from setpoint.workspace import Workspace
-
-SPEC = {
-    "model": "credit-risk",
-    "dataset": "loans@latest",
-    "target": lending.TARGET,
-    "exclude": [lending.TIME_COLUMN],
-    "estimator": {"class": "sklearn.linear_model.LogisticRegression", "params": {"max_iter": 500}},
-    "seed": 1,
-}
-DAY = datetime(2026, 6, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def served(workspace: Workspace) -> Workspace:
-    history = lending.applications(4_000, start=datetime(2026, 1, 1, tzinfo=UTC), seed=11)
-    workspace.add_dataset("loans", history)
-    version = workspace.train(SPEC)
-    workspace.promote(version.name, version.version)
-    workspace.deploy("credit", model="credit-risk")
-    return workspace
 
 
 def replay(ws: Workspace, frame: pd.DataFrame) -> list[str]:

@@ -143,6 +143,86 @@ def run(
     emit(ctx, computed, render)
 
 
+@monitor_app.command("backfill")
+def backfill(
+    ctx: typer.Context,
+    endpoint: Endpoint,
+    file: Annotated[
+        Path,
+        typer.Argument(help="Past traffic: a .csv or .parquet file.", show_default=False),
+    ],
+    time_column: Annotated[
+        str, typer.Option(help="The column that says when each row was served.")
+    ],
+    label_column: Annotated[
+        str | None,
+        typer.Option(help="The outcome of each row, sent as feedback at the row's time."),
+    ] = None,
+    prediction_column: Annotated[
+        str | None,
+        typer.Option(
+            help="The answer the model gave then (default: score the rows with the model)."
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="The model that served then, NAME@VERSION (default: the endpoint's)."),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Add a table that was backfilled before (counts twice)."),
+    ] = False,
+    json_: JsonFlag = False,
+) -> None:
+    """Write past traffic into an endpoint's logs at the data's own time, so that
+    monitor run computes its windows on that time. Rows that break a hard contract
+    rule are kept in the refused log with their reasons; rows outside what the model
+    saw are scored and marked. Backfill before the first monitor run (windows already
+    computed are not computed again unless run with --recompute)."""
+    from setpoint.data.io import read_file
+
+    ws = state(ctx).workspace()
+    table = read_file(file)
+    with progress_bar(ctx, f"backfilling {endpoint}") as update:
+
+        def report(done: int, total: int) -> None:
+            update(f"{done:,}/{total:,} rows", done / total)
+
+        result = ws.monitors.backfill(
+            endpoint,
+            table,
+            time_column=time_column,
+            label_column=label_column,
+            prediction_column=prediction_column,
+            model=model,
+            force=force,
+            progress=report,
+        )
+
+    def render(c: Console) -> None:
+        span = (
+            f"{result.first:%Y-%m-%d %H:%M} to {result.last:%Y-%m-%d %H:%M} UTC"
+            if result.first and result.last
+            else "no time"
+        )
+        c.print(
+            f"Backfilled {result.scored:,} of {result.rows:,} rows into {endpoint} "
+            f"({span}), answered by {result.model}."
+        )
+        if result.marked:
+            c.print(f"{result.marked:,} were outside what the model saw: scored and marked.")
+        if result.refused:
+            c.print(
+                f"{result.refused:,} broke a hard contract rule and were kept with their "
+                f"reasons: setpoint monitor refused {endpoint}"
+            )
+        if label_column:
+            c.print(f"{result.labels:,} outcomes sent as feedback.")
+        c.print(f"Next: setpoint monitor run {endpoint}")
+
+    emit(ctx, result.to_dict(), render)
+
+
 @monitor_app.command("show")
 def show(
     ctx: typer.Context,
