@@ -16,7 +16,7 @@ the current window). Two parts are measured, each pinned to one core:
   settings: ``ReferenceSummary.build`` + ``summarize`` + ``drift.detect`` (for every
   feature KS, Wasserstein, PSI, Jensen-Shannon, total variation, chi-square, the
   null-rate test, one Benjamini-Hochberg correction, and the decisions) + the domain
-  classifier (gradient boosting on 5,000-row samples, 5-fold cross-validated AUC).
+  classifier (gradient boosting on 5,000-row samples, 3-fold out-of-fold AUC).
 
 Targets: ours within 3x of the floor's wall time, and ours' peak working memory
 under 2x the in-memory size of the data (both tables).
@@ -28,7 +28,8 @@ thread counted: ``time.process_time``):
   pinned to a core (so threads it might start would run, and count). Target: at most
   one CPU-second.
 - estimated performance of a classifier (binary and three classes, windows of 2,500
-  and 50,000 rows, a 10,000-row labelled hold-out to calibrate on): the point estimate
+  and 50,000 rows, a 10,000-row labelled hold-out to calibrate on), in a fresh process
+  pinned to one core, each way in turn ``--repeat`` times: the point estimate
   alone (``ConfidenceEstimator.expected``) against the estimate with its band
   (``estimate``), on the same windows. Target: the band at most doubles the cost. With
   ``--previous`` (the default) the way the band was computed before (200 label draws
@@ -221,15 +222,18 @@ def _owned(batch: pa.RecordBatch) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(arrays, schema=batch.schema)
 
 
-def run_child(part: str, data_dir: Path, *, cores: list[int]) -> dict[str, Any]:
-    """One part in a fresh process on ``cores`` (the parent runs pinned to one)."""
+def run_child(
+    part: str, data_dir: Path, *, cores: list[int], extra: list[str] | None = None
+) -> Any:
+    """One part in a fresh process on ``cores`` (the parent runs pinned to one); what
+    it printed last, as JSON."""
 
     def place() -> None:
         if cores:
             os.sched_setaffinity(0, cores)
 
     completed = subprocess.run(
-        [sys.executable, __file__, "--child", part, "--data", str(data_dir)],
+        [sys.executable, __file__, "--child", part, "--data", str(data_dir), *(extra or [])],
         capture_output=True,
         text=True,
         check=False,
@@ -237,8 +241,7 @@ def run_child(part: str, data_dir: Path, *, cores: list[int]) -> dict[str, Any]:
     )
     if completed.returncode != 0:
         raise SystemExit(f"{part} run failed:\n{completed.stderr}")
-    result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
-    return result
+    return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -251,7 +254,9 @@ def main() -> None:
         default=True,
         help="also time the estimate's band the way it was computed before (slow)",
     )
-    parser.add_argument("--child", choices=["ours", "floor", "domain"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--child", choices=["ours", "floor", "domain", "estimate"], help=argparse.SUPPRESS
+    )
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -263,6 +268,9 @@ def main() -> None:
         os.sched_setaffinity(0, {cores[0]})
     pa.set_cpu_count(1)
     pa.set_io_thread_count(1)
+    if args.child == "estimate":
+        print(json.dumps(estimate_costs(args.repeat, previous=args.previous)))
+        return
     if args.child:
         child(args.child, args.data)
         return
@@ -287,7 +295,14 @@ def main() -> None:
                     where = cores if part == "domain" else cores[:1]
                     runs[part].append(run_child(part, data_dir, cores=where))
             status.update("measuring: estimated performance")
-            costs = estimate_costs(args.repeat, previous=args.previous)
+            flags = [
+                "--repeat",
+                str(args.repeat),
+                "--previous" if args.previous else "--no-previous",
+            ]
+            costs: list[dict[str, Any]] = run_child(
+                "estimate", data_dir, cores=cores[:1], extra=flags
+            )
 
     seconds = {part: statistics.median(r["seconds"] for r in rs) for part, rs in runs.items()}
     peaks = {
