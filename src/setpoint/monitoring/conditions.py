@@ -59,7 +59,8 @@ def judge(
         judged["drift:multivariate"] = (
             (
                 "warning",
-                f"a classifier tells {when} from the reference (AUC {domain['auc']:.2f})",
+                f"a classifier tells {when} from the reference (AUC {domain['auc']:.2f}"
+                + (f" ± {domain['auc_se']:.2f})" if domain.get("auc_se") is not None else ")"),
                 domain,
             )
             if domain["drifted"]

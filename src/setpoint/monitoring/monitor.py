@@ -31,6 +31,7 @@ from setpoint.data.kinds import Kind
 from setpoint.errors import ConflictError, NotFoundError, UsageError
 from setpoint.monitoring import reference as references
 from setpoint.monitoring.alerts import AlertStore
+from setpoint.monitoring.backfill import BackfillResult, backfill
 from setpoint.monitoring.conditions import REALIZED, concept_drift, conditions
 from setpoint.monitoring.drift import DriftSettings, check_settings
 from setpoint.monitoring.traffic import read_traffic
@@ -276,6 +277,34 @@ class Monitors:
             "windows": [w.to_dict() for w in self.windows(endpoint, limit=last)],
             "alerts": [a.to_dict() for a in self.alerts.list(endpoint=endpoint, limit=200)],
         }
+
+    def backfill(
+        self,
+        endpoint: str,
+        data: Any,
+        *,
+        time_column: str,
+        label_column: str | None = None,
+        prediction_column: str | None = None,
+        model: str | None = None,
+        force: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> BackfillResult:
+        """Write past traffic into ``endpoint``'s logs at the data's own time (see
+        ``monitoring/backfill.py``); ``run`` then computes its windows. Windows already
+        computed are not computed again: backfill before the first run, or run with
+        ``recompute``."""
+        return backfill(
+            self._ws,
+            endpoint,
+            data,
+            time_column=time_column,
+            label_column=label_column,
+            prediction_column=prediction_column,
+            model=model,
+            force=force,
+            progress=progress,
+        )
 
     # -- computing ------------------------------------------------------------------
 

@@ -316,7 +316,7 @@ class Lane:
         now: datetime,
     ) -> list[Answer]:
         """A batch with no violation: every row is predicted, in order."""
-        predictions, proba = _predict(model.predictor, combined)
+        predictions, proba = predict_rows(model.predictor, combined)
         version, classes, pii = model.version, model.predictor.classes, model.pii
         answers = []
         start = 0
@@ -362,7 +362,7 @@ class Lane:
         predictions: list[Any] | None = None
         proba: list[list[float]] | None = None
         if valid.any():
-            predictions, proba = _predict(model.predictor, table.filter(pa.array(valid)))
+            predictions, proba = predict_rows(model.predictor, table.filter(pa.array(valid)))
         # Index into predictions for each valid row, -1 for a rejected one.
         position = np.where(valid, np.cumsum(valid) - 1, -1).tolist()
 
@@ -507,7 +507,7 @@ def _transpose(rows: list[dict[str, Any] | None], names: list[str]) -> dict[str,
 _ARGMAX_FLAVORS = frozenset({"lightgbm", "xgboost"})
 
 
-def _predict(predictor: Predictor, rows: Any) -> tuple[list[Any], list[list[float]] | None]:
+def predict_rows(predictor: Predictor, rows: Any) -> tuple[list[Any], list[list[float]] | None]:
     """Labels and class probabilities (None for a regressor) of ``rows``, as lists."""
     if predictor.task == "classification" and predictor.flavor in _ARGMAX_FLAVORS:
         proba = predictor.predict_proba(rows)
