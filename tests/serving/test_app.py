@@ -91,23 +91,54 @@ def test_per_row_mode_answers_the_good_rows(
     while client.get("/v1/endpoints/credit").json()["revision"] != 2:
         assert time.monotonic() < deadline, "the server did not follow the deployment"
     rows = requests_of(history.head(3))
-    rows[1]["grade"] = "Z"
+    rows[1]["income"] = "lots"
+    rows[2]["grade"] = "Z"
     body = client.post("/v1/endpoints/credit/predict", json={"records": rows}).json()
     assert body["predictions"][1] is None
     assert body["predictions"][0] is not None
-    assert body["errors"] == [{"row": 1, "column": "grade", "rule": "category", "value": "Z"}]
+    assert body["predictions"][2] is not None  # an unseen category is scored, and marked
+    assert body["errors"] == [{"row": 1, "column": "income", "rule": "type", "value": "lots"}]
+    assert body["warnings"] == [{"row": 2, "column": "grade", "rule": "category", "value": "Z"}]
 
 
 def test_a_bad_request_does_not_fail_its_batch_neighbours(
     client: TestClient, history: pd.DataFrame
 ) -> None:
     good = requests_of(history.head(1))
-    bad = [{**good[0], "grade": "Z"}]
+    bad = [{**good[0], "income": "lots"}]
     responses = [
         client.post("/v1/endpoints/credit/predict", json={"records": rows})
         for rows in (good, bad, good)
     ]
     assert [r.status_code for r in responses] == [200, 422, 200]
+
+
+def test_rows_past_the_training_range_are_answered_and_marked(
+    client: TestClient, served: Workspace, history: pd.DataFrame, memory_log: MemoryLog
+) -> None:
+    contract = served.registry.get("credit-risk@champion").contract
+    assert contract is not None
+    top = contract["columns"]["loan_amount"]["max"]
+    rows = requests_of(history.head(3))
+    rows[0]["loan_amount"] = top * 1.2
+    rows[2]["grade"] = "Z"
+    response = client.post("/v1/endpoints/credit/predict", json={"records": rows})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert None not in body["predictions"]
+    assert "errors" not in body
+    assert [(w["row"], w["column"], w["rule"]) for w in body["warnings"]] == [
+        (0, "loan_amount", "max"),
+        (2, "grade", "category"),
+    ]
+    logged = {r["row"]: r.get("violations") for r in memory_log.records}
+    assert logged == {
+        0: [{"column": "loan_amount", "rule": "max"}],
+        1: None,
+        2: [{"column": "grade", "rule": "category"}],
+    }
+    clean = client.post("/v1/endpoints/credit/predict", json={"records": rows[1:2]}).json()
+    assert "warnings" not in clean
 
 
 MALFORMED: list[tuple[bytes, int, str]] = [

@@ -4,9 +4,13 @@ An endpoint has a lane for its champion and, when configured, for a challenger a
 fallback model. A lane turns a batch of requests into answers: the batch is checked
 against the model's contract (a quick check for clean batches of plain values, the
 Arrow validation otherwise, with each violation traced back to its request and row),
-the valid rows are predicted in one call, and the records of what was answered go to
-the prediction log before anyone is answered. The model is swapped as a whole
-(``swap``) between batches, so a batch is never split across two versions.
+the rows that can be scored are predicted in one call, and the records of what was
+answered go to the prediction log before anyone is answered. A row that breaks only
+soft rules of columns not enforced (past a bound, an unseen category) is answered and
+marked: its violations in the answer's ``warnings`` and in its record. A row with a
+hard or enforced violation is refused (with its request, under ``on_error: reject``).
+The model is swapped as a whole (``swap``) between batches, so a batch is never split
+across two versions.
 
 The records' ``ts`` comes from the server's clock (``Clock``, read once per batch): the
 system's UTC time, or one a caller sets (the demo runs weeks of traffic in seconds).
@@ -196,7 +200,7 @@ class Answer:
     predictions: list[Any]  # None where a row was rejected (per-row mode)
     probabilities: list[list[float]] | None
     classes: list[Any] | None
-    errors: list[dict[str, Any]]  # violations, rows relative to the request
+    errors: list[dict[str, Any]]  # violations of refused rows, rows relative to the request
     error: SetpointError | None = None  # the request failed whole
     records: list[dict[str, Any]] = field(default_factory=list)  # for the log
     route: Route = "champion"
@@ -205,6 +209,8 @@ class Answer:
     # "fallback"), or the champion's for a canary request the canary failed (route
     # "canary").
     fallback: bool = False
+    # Soft violations of rows that were answered, rows relative to the request.
+    warnings: Sequence[dict[str, Any]] = ()
 
 
 def log_records(
@@ -347,15 +353,16 @@ class Lane:
         now: datetime,
     ) -> list[Answer]:
         """A batch with a value the quick check was not sure of: the contract finds
-        every violation, and each is traced back to its request and row."""
+        every violation, and each is traced back to its request and row. Rows with a
+        refusing violation are refused; rows with only soft ones are answered, marked."""
         table = to_table(combined)
         report = model.contract.validate(table)
-        bad_rows = report.invalid_rows
-        owner = np.searchsorted(starts, bad_rows, side="right") - 1
-        on_error = self.on_error
-        rejected_requests = set(owner.tolist()) if on_error == "reject" else set()
+        refusing, _ = report.split()
+        refused_rows = refusing.invalid_rows
+        owner = np.searchsorted(starts, refused_rows, side="right") - 1
+        rejected_requests = set(owner.tolist()) if self.on_error == "reject" else set()
         valid = np.ones(table.num_rows, dtype=bool)
-        valid[bad_rows] = False
+        valid[refused_rows] = False
         for index in rejected_requests:
             valid[starts[index] : starts[index + 1]] = False
 
@@ -363,19 +370,25 @@ class Lane:
         proba: list[list[float]] | None = None
         if valid.any():
             predictions, proba = _predict(model.predictor, table.filter(pa.array(valid)))
-        # Index into predictions for each valid row, -1 for a rejected one.
+        # Index into predictions for each valid row, -1 for a refused one.
         position = np.where(valid, np.cumsum(valid) - 1, -1).tolist()
 
-        by_request: dict[int, list[dict[str, Any]]] = {}
-        for v in report.violations.to_pylist() if not report.ok else []:
-            index = int(np.searchsorted(starts, v["row"], side="right") - 1)
-            by_request.setdefault(index, []).append({**v, "row": v["row"] - int(starts[index])})
+        # Each request's violations (rows relative to it), and whether each refuses.
+        by_request: dict[int, list[tuple[dict[str, Any], bool]]] = {}
+        if not report.ok:
+            found = zip(report.violations.to_pylist(), report.refuses.tolist(), strict=True)
+            for v, refuses in found:
+                index = int(np.searchsorted(starts, v["row"], side="right") - 1)
+                relative = {**v, "row": v["row"] - int(starts[index])}
+                by_request.setdefault(index, []).append((relative, refuses))
 
         answers = []
         version = model.version
         for index, request in enumerate(requests):
-            errors = by_request.get(index, [])
+            found_here = by_request.get(index, [])
+            refused = {v["row"] for v, refuses in found_here if refuses}
             if index in rejected_requests:
+                errors = [v for v, _ in found_here]
                 error = ContractViolationError(
                     f"{len(errors)} contract violation(s) in the request; every one is "
                     "listed in details (rows count from 0)",
@@ -402,7 +415,8 @@ class Lane:
                     position[start : start + request.n_rows],
                     predictions,
                     proba,
-                    errors,
+                    [v for v, _ in found_here if v["row"] in refused],
+                    [v for v, _ in found_here if v["row"] not in refused],
                     now,
                 )
             )
@@ -416,10 +430,12 @@ class Lane:
         predictions: list[Any] | None,
         proba: list[list[float]] | None,
         errors: list[dict[str, Any]],
+        warnings: list[dict[str, Any]],
         now: datetime,
     ) -> Answer:
-        """The answer to ``request`` in a batch with rejected rows: ``positions`` maps
-        its rows into ``predictions`` (-1: a rejected row)."""
+        """The answer to ``request`` in a batch with violations: ``positions`` maps its
+        rows into ``predictions`` (-1: a refused row); ``warnings`` (soft violations of
+        answered rows) mark the answer and those rows' records."""
         version = model.version
         preds: list[Any] = []
         probs: list[list[float]] | None = [] if proba is not None else None
@@ -444,8 +460,16 @@ class Lane:
             errors,
             route=request.route,
             fallback=request.fallback,
+            warnings=warnings,
         )
         answer.records = log_records(self.endpoint, request, answer, model.pii, answered, now)
+        if warnings:
+            marks: dict[int, list[dict[str, str]]] = {}
+            for v in warnings:
+                marks.setdefault(v["row"], []).append({"column": v["column"], "rule": v["rule"]})
+            for record in answer.records:
+                if record["row"] in marks:
+                    record["violations"] = marks[record["row"]]
         return answer
 
     # -- on the event loop ------------------------------------------------------------------

@@ -233,7 +233,13 @@ class EndpointRuntime:
         answer = await self._answer(lane, request, request)
         if answer.route == "fallback":
             return answer
-        if key is not None and self.cache is not None and not answer.errors and route == "champion":
+        if (
+            key is not None
+            and self.cache is not None
+            and not answer.errors
+            and not answer.warnings  # a hit would not carry them
+            and route == "champion"
+        ):
             self.cache.put(
                 key,
                 Cached(
