@@ -25,10 +25,21 @@ def feedback_log() -> MemoryLog:
 
 
 @pytest.fixture
+def refused_log() -> MemoryLog:
+    return MemoryLog()
+
+
+@pytest.fixture
 def client(
-    served: Workspace, memory_log: MemoryLog, feedback_log: MemoryLog
+    served: Workspace, memory_log: MemoryLog, feedback_log: MemoryLog, refused_log: MemoryLog
 ) -> Iterator[TestClient]:
-    app = create_app(served, memory_log, feedback_log=feedback_log, refresh_seconds=0.05)
+    app = create_app(
+        served,
+        memory_log,
+        feedback_log=feedback_log,
+        refused_log=refused_log,
+        refresh_seconds=0.05,
+    )
     with TestClient(app) as test_client:
         yield test_client
 
@@ -69,7 +80,9 @@ def test_pii_columns_are_masked_in_the_log(
     assert {r["inputs"]["age"] for r in memory_log.records} == {"***"}
 
 
-def test_bad_rows_get_every_violation(client: TestClient, history: pd.DataFrame) -> None:
+def test_bad_rows_get_every_violation(
+    client: TestClient, history: pd.DataFrame, refused_log: MemoryLog, memory_log: MemoryLog
+) -> None:
     rows = requests_of(history.head(3))
     rows[1]["grade"] = "Z"
     rows[2]["income"] = "lots"
@@ -81,6 +94,32 @@ def test_bad_rows_get_every_violation(client: TestClient, history: pd.DataFrame)
     )
     found = {(v["row"], v["column"], v["rule"]) for v in error["details"]["violations"]}
     assert found == {(1, "grade", "category"), (2, "income", "type"), (2, "term", "not_null")}
+    # The row refused for its values is kept, with what refused it.
+    (kept,) = refused_log.records
+    assert (kept["row"], kept["model"], kept["version"]) == (2, "credit-risk", 1)
+    assert kept["inputs"] == rows[2]
+    assert kept["reasons"] == [
+        {"column": "income", "rule": "type", "value": "lots"},
+        {"column": "term", "rule": "not_null", "value": None},
+    ]
+    assert memory_log.records == []
+
+
+def test_a_request_refused_for_its_columns_keeps_every_row(
+    client: TestClient, history: pd.DataFrame, refused_log: MemoryLog
+) -> None:
+    rows = [{k: v for k, v in r.items() if k != "income"} for r in requests_of(history.head(2))]
+    rows[0]["colour"] = "blue"
+    response = client.post("/v1/endpoints/credit/predict", json={"records": rows})
+    assert_error_shape(response, 422, "contract_violation")
+    request_id = {r["request_id"] for r in refused_log.records}
+    assert len(request_id) == 1
+    assert [r["row"] for r in refused_log.records] == [0, 1]
+    assert refused_log.records[1]["reasons"] == [
+        {"column": "income", "rule": "missing_column", "value": None},
+        {"column": "colour", "rule": "unknown_column", "value": None},
+    ]
+    assert refused_log.records[0]["inputs"]["colour"] == "blue"
 
 
 def test_per_row_mode_answers_the_good_rows(

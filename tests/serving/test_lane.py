@@ -7,6 +7,7 @@ the records they carry for the logs are what is checked.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -22,7 +23,7 @@ from serving_support import MemoryLog
 from setpoint.data._batch import to_table
 from setpoint.data.contract import ColumnRule, Contract
 from setpoint.data.validation import HARD_RULES
-from setpoint.errors import ContractViolationError
+from setpoint.errors import ContractViolationError, StoreError
 from setpoint.models.registry import ModelVersion
 from setpoint.serving.lane import Answer, Lane, LoadedModel, PredictRequest
 
@@ -71,7 +72,9 @@ def version() -> ModelVersion:
     )
 
 
-def make_lane(contract: Contract = CONTRACT, on_error: str = "reject") -> Lane:
+def make_lane(
+    contract: Contract = CONTRACT, on_error: str = "reject", refused_log: Any = None
+) -> Lane:
     model = LoadedModel(version(), Doubler(), contract)  # type: ignore[arg-type]
     return Lane(
         "e",
@@ -81,6 +84,7 @@ def make_lane(contract: Contract = CONTRACT, on_error: str = "reject") -> Lane:
         max_wait_ms=0,
         on_error=on_error,
         clock=lambda: NOW,
+        refused_log=refused_log,
     )
 
 
@@ -167,6 +171,76 @@ def test_a_pii_column_is_masked_in_warnings_and_records(lane: Lane) -> None:
     assert answer.records[0]["violations"] == [{"column": "age", "rule": "max"}]
 
 
+# -- refused rows are kept -----------------------------------------------------------------
+
+
+def test_rows_refused_for_their_values_are_kept_with_the_reasons(lane: Lane) -> None:
+    bad = request({**CLEAN, "x": 20.0}, {**CLEAN, "x": "lots", "age": 100}, CLEAN)
+    (answer,) = lane._run([bad])
+    assert isinstance(answer.error, ContractViolationError)
+    # Only the row refused for its values: the others went down with their request.
+    assert answer.refused == [
+        {
+            "request_id": bad.request_id,
+            "ts": NOW,
+            "endpoint": "e",
+            "row": 1,
+            "model": "doubler",
+            "version": 3,
+            "inputs": {"x": "lots", "grade": "A", "age": "***"},
+            "reasons": [{"column": "x", "rule": "type", "value": "lots"}],
+        }
+    ]
+
+
+def test_per_row_keeps_the_refused_rows_and_answers_the_rest() -> None:
+    lane = make_lane(on_error="per_row")
+    try:
+        (answer,) = lane._run([request(CLEAN, {**CLEAN, "grade": 7, "x": None})])
+    finally:
+        lane.batcher.close()
+    assert answer.predictions == [10.0, None]
+    (kept,) = answer.refused
+    assert kept["row"] == 1
+    assert kept["reasons"] == [{"column": "x", "rule": "not_null", "value": None}]
+
+
+def test_a_shadow_copy_refused_keeps_nothing(lane: Lane) -> None:
+    copy = request({**CLEAN, "x": "lots"})
+    copy.route = "shadow"
+    (answer,) = lane._run([copy])
+    assert answer.error is not None
+    assert not answer.refused
+
+
+class FailingLog(MemoryLog):
+    async def append_async(self, records: Any, *, checked: bool = False) -> None:
+        raise StoreError("the disk is full")
+
+
+def test_a_refusal_is_durable_before_it_is_answered() -> None:
+    refused_log = MemoryLog()
+
+    async def ask(lane: Lane) -> tuple[Answer, list[Any]]:
+        answer = await lane.predict(request({**CLEAN, "x": "lots"}))
+        return answer, list(refused_log.records)  # what was stored when the answer came
+
+    lane = make_lane(refused_log=refused_log)
+    try:
+        answer, stored = asyncio.run(ask(lane))
+    finally:
+        lane.batcher.close()
+    assert answer.error is not None
+    assert [r["reasons"][0]["rule"] for r in stored] == ["type"]
+
+    failing = make_lane(refused_log=FailingLog())
+    try:
+        with pytest.raises(StoreError, match="disk is full"):  # no 422 without the record
+            asyncio.run(ask(failing))
+    finally:
+        failing.batcher.close()
+
+
 # -- property: what refuses is exactly the hard and enforced violations ------------------
 
 VALUES = {
@@ -212,6 +286,7 @@ def test_what_serving_refuses_is_exactly_the_hard_or_enforced_violations(
         if refused and on_error == "reject":
             assert isinstance(answer.error, ContractViolationError)
             assert _key(answer.errors) == sorted(found)  # every violation, soft ones too
+            assert sorted(r["row"] for r in answer.refused) == sorted(refused)
             continue
         assert answer.error is None
         answered = [i for i in range(len(rows)) if i not in refused]
@@ -221,6 +296,11 @@ def test_what_serving_refuses_is_exactly_the_hard_or_enforced_violations(
         assert _key(answer.warnings) == soft
         assert all(rule not in HARD_RULES and column not in enforced for _, column, rule in soft)
         assert [r["row"] for r in answer.records] == answered
+        assert sorted(r["row"] for r in answer.refused) == sorted(refused)
+        for kept in answer.refused:  # the reasons are the violations that refused the row
+            assert sorted((kept["row"], w["column"], w["rule"]) for w in kept["reasons"]) == sorted(
+                v for v in found if v[0] == kept["row"] and (v[2] in HARD_RULES or v[1] in enforced)
+            )
         marked = sorted(
             (r["row"], m["column"], m["rule"])
             for r in answer.records

@@ -8,7 +8,8 @@ the rows that can be scored are predicted in one call, and the records of what w
 answered go to the prediction log before anyone is answered. A row that breaks only
 soft rules of columns not enforced (past a bound, an unseen category) is answered and
 marked: its violations in the answer's ``warnings`` and in its record. A row with a
-hard or enforced violation is refused (with its request, under ``on_error: reject``).
+hard or enforced violation is refused (with its request, under ``on_error: reject``),
+and kept with its reasons in the refused log, durably, before the refusal is sent.
 The model is swapped as a whole (``swap``) between batches, so a batch is never split
 across two versions.
 
@@ -211,6 +212,8 @@ class Answer:
     fallback: bool = False
     # Soft violations of rows that were answered, rows relative to the request.
     warnings: Sequence[dict[str, Any]] = ()
+    # Records for the refused log: the rows refused for their values, with the reasons.
+    refused: Sequence[dict[str, Any]] = ()
 
 
 def log_records(
@@ -261,9 +264,35 @@ def log_records(
     ]
 
 
+def refused_records(
+    endpoint: str,
+    request: PredictRequest,
+    reasons: Mapping[int, list[dict[str, Any]]],
+    model: LoadedModel,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """The refused-log records of ``request``'s rows in ``reasons`` (row -> the
+    violations that refused it, ``{column, rule, value}``), PII values masked."""
+    columns, pii, version = request.columns, model.pii, model.version
+    return [
+        {
+            "request_id": request.request_id,
+            "ts": now,
+            "endpoint": endpoint,
+            "row": row,
+            "model": version.name,
+            "version": version.version,
+            "inputs": {n: PII_MASK if n in pii else values[row] for n, values in columns.items()},
+            "reasons": why,
+        }
+        for row, why in reasons.items()
+    ]
+
+
 class Lane:
-    """``model`` behind a micro-batcher; answers are logged before they are given,
-    stamped with ``clock``'s time (read once per batch)."""
+    """``model`` behind a micro-batcher; answers are logged before they are given (and
+    rows refused for their values to ``refused_log``, when given), stamped with
+    ``clock``'s time (read once per batch)."""
 
     def __init__(
         self,
@@ -277,6 +306,7 @@ class Lane:
         budget_s: float = 1.0,
         routed: Callable[[str, str, int], None] | None = None,
         clock: Clock | None = None,
+        refused_log: Log | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.model = model
@@ -284,6 +314,7 @@ class Lane:
         self.budget_s = budget_s
         self.breaker = CircuitBreaker()
         self._log = log
+        self._refused_log = refused_log
         self._routed = routed  # (endpoint, route, answers): counted once per batch
         self._clock = utc_clock(clock)
         self.batcher: MicroBatcher[PredictRequest, Answer] = MicroBatcher(
@@ -386,7 +417,18 @@ class Lane:
         version = model.version
         for index, request in enumerate(requests):
             found_here = by_request.get(index, [])
-            refused = {v["row"] for v, refuses in found_here if refuses}
+            reasons: dict[int, list[dict[str, Any]]] = {}
+            for v, refuses in found_here:
+                if refuses:
+                    reason = {"column": v["column"], "rule": v["rule"], "value": v["value"]}
+                    reasons.setdefault(v["row"], []).append(reason)
+            refused = reasons.keys()
+            # A shadow copy's refusal is nobody's answer: the caller had the champion's.
+            kept = (
+                refused_records(self.endpoint, request, reasons, model, now)
+                if reasons and request.route != "shadow"
+                else ()
+            )
             if index in rejected_requests:
                 errors = [v for v, _ in found_here]
                 error = ContractViolationError(
@@ -404,22 +446,23 @@ class Lane:
                         None,
                         errors,
                         error=error,
+                        refused=kept,
                     )
                 )
                 continue
             start = int(starts[index])
-            answers.append(
-                self._answer(
-                    model,
-                    request,
-                    position[start : start + request.n_rows],
-                    predictions,
-                    proba,
-                    [v for v, _ in found_here if v["row"] in refused],
-                    [v for v, _ in found_here if v["row"] not in refused],
-                    now,
-                )
+            answer = self._answer(
+                model,
+                request,
+                position[start : start + request.n_rows],
+                predictions,
+                proba,
+                [v for v, _ in found_here if v["row"] in refused],
+                [v for v, _ in found_here if v["row"] not in refused],
+                now,
             )
+            answer.refused = kept
+            answers.append(answer)
         return answers
 
     def _answer(
@@ -475,13 +518,17 @@ class Lane:
     # -- on the event loop ------------------------------------------------------------------
 
     async def _commit(self, answers: Sequence[Answer], requests: Sequence[PredictRequest]) -> None:
-        """Log the batch's records (not those of callers already answered otherwise)."""
+        """Log the batch's records (not those of callers already answered otherwise),
+        refused rows first."""
         records = []
+        refused: list[dict[str, Any]] = []
         routes: dict[str, int] = {}
         for answer, request in zip(answers, requests, strict=True):
             if not request.abandoned:
                 request.committing = True
                 records.extend(answer.records)
+                if answer.refused:
+                    refused.extend(answer.refused)
                 if answer.error is None:
                     routes[request.route] = routes.get(request.route, 0) + 1
         stats = self.batcher.stats
@@ -492,6 +539,8 @@ class Lane:
         if self._routed is not None:
             for route, n in routes.items():
                 self._routed(self.endpoint, route, n)
+        if refused and self._refused_log is not None:
+            await self._refused_log.append_async(refused, checked=True)
         if records:
             await self._log.append_async(records, checked=True)
 
