@@ -59,6 +59,26 @@ def create(
             "latest windows with the labels that came since (0: never).",
         ),
     ] = 4,
+    max_refused_share: Annotated[
+        float,
+        typer.Option(
+            "--max-refused",
+            min=0.0,
+            max=1.0,
+            help="Alert when the server refuses at least this share of a window's rows for "
+            "their values (listed by: setpoint monitor refused).",
+        ),
+    ] = 0.01,
+    max_out_of_contract_share: Annotated[
+        float,
+        typer.Option(
+            "--max-outside",
+            min=0.0,
+            max=1.0,
+            help="Alert when at least this share of a window's answered rows lie outside "
+            "the contract's ranges or categories (answered, with a warning).",
+        ),
+    ] = 0.05,
     replace: Annotated[
         bool, typer.Option("--replace", help="Rebuild an existing monitor (its windows go).")
     ] = False,
@@ -77,6 +97,8 @@ def create(
         multivariate=not no_multivariate,
         learn_thresholds=not static_thresholds,
         late_label_windows=late_label_windows,
+        max_refused_share=max_refused_share,
+        max_out_of_contract_share=max_out_of_contract_share,
         webhooks=tuple(hooks),
     )
     ws = state(ctx).workspace()

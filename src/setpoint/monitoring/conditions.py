@@ -2,7 +2,10 @@
 
 Keys name the condition, so that the alert store keeps one alert per condition and
 endpoint: ``drift:feature:NAME``, ``drift:prediction``, ``drift:dataset``,
-``drift:multivariate``, ``performance:estimated:METRIC``, ``performance:realized:METRIC``.
+``drift:multivariate``, ``performance:estimated:METRIC``, ``performance:realized:METRIC``,
+``quality:refused`` (a share of the rows refused for their values) and
+``quality:out_of_contract`` (a share of the answered rows outside the contract's
+ranges and categories).
 A condition that held and no longer does in a judged window is resolved by the monitor.
 """
 
@@ -87,6 +90,47 @@ def conditions(monitor: Monitor, window: Window) -> Iterator[tuple[str, tuple[st
                     labelled,
                 ),
             )
+    yield from contract_conditions(monitor, window, when)
+
+
+def contract_conditions(
+    monitor: Monitor, window: Window, when: str
+) -> Iterator[tuple[str, tuple[str, str, Any]]]:
+    """The window's rows refused by the data contract, and those answered outside it."""
+    counts = (window.results.get("quality") or {}).get("contract")
+    if not counts:
+        return
+    config = monitor.config
+    answered, refused, scored = window.n_rows, counts["refused"], counts["scored"]
+    if refused and refused / (answered + refused) >= config.max_refused_share:
+        share = refused / (answered + refused)
+        yield (
+            "quality:refused",
+            (
+                "warning",
+                f"{share:.1%} of the rows in {when} were refused by the data contract "
+                f"({refused:,} of {answered + refused:,}; threshold "
+                f"{config.max_refused_share:.1%}): {_top(counts['rules'], 'refused')}",
+                counts,
+            ),
+        )
+    if answered and scored and scored / answered >= config.max_out_of_contract_share:
+        yield (
+            "quality:out_of_contract",
+            (
+                "warning",
+                f"{scored / answered:.1%} of the rows answered in {when} were outside the "
+                f"data contract's ranges or categories ({scored:,} of {answered:,}; threshold "
+                f"{config.max_out_of_contract_share:.1%}): {_top(counts['rules'], 'scored')}",
+                counts,
+            ),
+        )
+
+
+def _top(rules: list[dict[str, Any]], which: str, n: int = 3) -> str:
+    """The ``n`` (column, rule) pairs with the most rows of ``which``, as words."""
+    ranked = sorted((r for r in rules if r[which]), key=lambda r: -int(r[which]))[:n]
+    return ", ".join(f"{r['column']} {r['rule']} ({r[which]:,} rows)" for r in ranked)
 
 
 def _worse(metric: str, value: float, base: float, drop: float) -> bool:

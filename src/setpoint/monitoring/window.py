@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 from setpoint.errors import InvalidDataError
 from setpoint.monitoring import reference as references
+from setpoint.monitoring.contract_counts import contract_quality, refused_in, with_refused
 from setpoint.monitoring.counts import CategoricalCounts, NumericCounts
 from setpoint.monitoring.drift import DriftSettings, detect
 from setpoint.monitoring.multivariate import MIN_ROWS as DOMAIN_MIN_ROWS
@@ -94,7 +95,8 @@ class Measurement:
             else self.traffic.probabilities[rows.to_numpy()]
         )
         with_outputs = _with_outputs(inputs, predictions, proba, self.ref)
-        summary = summarize(with_outputs, self.ref.summary)
+        refused = refused_in(self.traffic, start, end)
+        summary = with_refused(summarize(with_outputs, self.ref.summary), refused, self.ref)
         settings = self._settings(n)
         drift = detect(self.ref.summary, summary, settings)
         results: dict[str, Any] = {
@@ -102,7 +104,10 @@ class Measurement:
             "reference": self.ref.model,
             "drift": drift.to_dict(),
             "multivariate": self._multivariate(inputs) if drift.judged else None,
-            "quality": _quality(self.ref, summary, inputs, n),
+            "quality": {
+                **_quality(self.ref, summary, inputs, n),
+                **contract_quality(self.traffic, rows, refused),
+            },
             "latency": _latency(self.traffic.log.column("latency_ms").take(rows)),
             "performance": self._performance(rows, predictions, proba),
             "freshness": self._freshness(),
@@ -250,7 +255,6 @@ def _quality(ref: references.Reference, summary: Any, inputs: pa.Table, n: int) 
         "null_rates": null_rates,
         "out_of_range": out_of_range,
         "unseen": unseen,
-        "rejected": None,  # requests the server refused are not stored yet
         "volume": n,
     }
 
