@@ -8,6 +8,7 @@ the records they carry for the logs are what is checked.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -122,6 +123,15 @@ def test_rows_with_only_soft_violations_are_answered_and_marked(lane: Lane) -> N
         2: [{"column": "x", "rule": "min"}, {"column": "grade", "rule": "category"}],
     }
     assert "violations" not in answers[1].records[0]
+
+
+def test_values_far_past_the_range_are_scored_without_numpy_warnings(lane: Lane) -> None:
+    # Warnings are errors here, as they are in the whole test suite.
+    far = request({**CLEAN, "x": 1.7e308}, {**CLEAN, "x": -1.7e308})
+    (answer,) = lane._run([far])
+    assert answer.error is None
+    assert answer.predictions == [math.inf, -math.inf]
+    assert marks(answer) == [(0, "x", "max"), (1, "x", "min")]
 
 
 def test_a_hard_violation_refuses_its_request_with_every_violation(lane: Lane) -> None:

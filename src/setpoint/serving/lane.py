@@ -400,7 +400,10 @@ class Lane:
         predictions: list[Any] | None = None
         proba: list[list[float]] | None = None
         if valid.any():
-            predictions, proba = _predict(model.predictor, table.filter(pa.array(valid)))
+            # Rows past the training range may hold values far out (1e308): numpy's
+            # overflow warnings about them inside the model are not a failed batch.
+            with np.errstate(over="ignore", invalid="ignore"):
+                predictions, proba = _predict(model.predictor, table.filter(pa.array(valid)))
         # Index into predictions for each valid row, -1 for a refused one.
         position = np.where(valid, np.cumsum(valid) - 1, -1).tolist()
 
