@@ -27,7 +27,7 @@ from setpoint.workspace import Workspace
 APPROVAL = """\
 triggers:
   - schedule: "0 0 * * *"
-actions: [retrain, promote]
+actions: [alert, retrain, promote]
 approval: required
 retrain: {window: sliding, days: 28, min_rows: 500}
 gates:
@@ -47,6 +47,12 @@ def setpoint_json(ws: Workspace, *args: str) -> Any:
     result = setpoint(ws, *args, "--json")
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
+
+
+def trigger_alert(ws: Workspace) -> str | None:
+    """The state of the policy's alert, if it raised one."""
+    found = [a for a in ws.monitors.alerts.list(endpoint=ENDPOINT) if a.key == "loop:trigger"]
+    return found[0].state if found else None
 
 
 def champion_of(ws: Workspace) -> str:
@@ -120,6 +126,7 @@ def test_nothing_is_promoted_until_a_person_approves(
         assert len(loop.rollouts.list(endpoint=ENDPOINT)) == 1
         assert champion_of(ws) == f"{MODEL}@1"
     assert ws.deployments.get(ENDPOINT).config.challenger is None
+    assert trigger_alert(ws) == "open"  # the firing waits for its answer
     server.running.follow()
     server.clock.now = T0 + 4 * DAY + HOUR
     assert answered_by(server, stream.iloc[1200:1240]) == {(MODEL, 1)}
@@ -131,6 +138,7 @@ def test_nothing_is_promoted_until_a_person_approves(
     assert approved["decided_by"] == ACTOR
     assert approved["reason"] == f"{MODEL}@2 is the champion (was {MODEL}@1)"
     assert champion_of(ws) == f"{MODEL}@2"
+    assert trigger_alert(ws) == "resolved"  # the promotion answered it
     assert ws.deployments.get(ENDPOINT).config.challenger is None
     (event,) = ws.audit(entity_type="rollout", entity=str(rollout.id), action="rollout.promoted")
     assert event.actor == ACTOR
@@ -160,12 +168,14 @@ def test_nothing_is_promoted_until_a_person_approves(
     newest = loop.rollouts.list(endpoint=ENDPOINT)[0]
     assert newest.id != rollout.id
     assert newest.state == "awaiting_approval", newest.reason
+    assert trigger_alert(ws) == "open"
     assert (newest.champion, newest.candidate) == (f"{MODEL}@2", f"{MODEL}@3")
     rejected = setpoint_json(ws, "reject", str(newest.id), "--reason", "not before the audit")
     assert rejected["state"] == "rejected"
     assert rejected["decided_by"] == ACTOR
     assert rejected["reason"] == "not before the audit"
     assert champion_of(ws) == f"{MODEL}@2"
+    assert trigger_alert(ws) == "resolved"  # a rejection answers it too
     (event,) = ws.audit(entity_type="rollout", entity=str(newest.id), action="rollout.rejected")
     assert event.actor == ACTOR
     assert event.after["reason"] == "not before the audit"

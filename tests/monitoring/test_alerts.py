@@ -6,18 +6,16 @@ thread that record what they get and can answer, fail, or hang until released.
 
 from __future__ import annotations
 
-import json
 import socket
-import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from webhook_support import Receiver
 
 from setpoint.errors import ConfigError, ConflictError, NotFoundError, UsageError
 from setpoint.monitoring.alerts import AlertStore
@@ -29,67 +27,6 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 MINUTE = timedelta(minutes=1)
 DRIFT = "drift:feature:income"
-
-
-class Receiver:
-    """A webhook receiver: records each POST; ``mode`` is ok, fail (500) or hang."""
-
-    def __init__(self, port: int = 0, mode: str = "ok") -> None:
-        self.mode = mode
-        self.bodies: list[Any] = []
-        self.content_types: list[str] = []
-        self.arrived = threading.Event()  # a request is in the handler
-        self.release = threading.Event()  # lets a hanging handler answer
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.arrived.set()
-                if receiver.mode == "hang":
-                    receiver.release.wait(timeout=60)
-                if receiver.mode == "fail":
-                    self.send_response(500)
-                    self.end_headers()
-                    self.wfile.write(b"boom")
-                    return
-                receiver.bodies.append(json.loads(body))
-                receiver.content_types.append(self.headers["Content-Type"])
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *_args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join(timeout=10)
-
-
-@pytest.fixture
-def start_webhook_receiver() -> Iterator[Callable[..., Receiver]]:
-    started: list[Receiver] = []
-
-    def start(port: int = 0, mode: str = "ok") -> Receiver:
-        started.append(Receiver(port, mode))
-        return started[-1]
-
-    yield start
-    for receiver in started:
-        receiver.stop()
-
-
-@pytest.fixture
-def webhook_receiver(start_webhook_receiver: Callable[..., Receiver]) -> Receiver:
-    return start_webhook_receiver()
 
 
 @pytest.fixture
@@ -151,6 +88,7 @@ def test_an_alert_reaches_a_json_webhook(
             "state": "open",
             "first_seen": T0.isoformat(),
             "last_seen": T0.isoformat(),
+            "noticed_at": T0.isoformat(),
             "count": 1,
             "acked_by": None,
             "acked_at": None,

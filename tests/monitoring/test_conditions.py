@@ -20,16 +20,21 @@ START = datetime(2026, 6, 1, tzinfo=UTC)
 def window(answered: int, scored: int, refused: int, rules: list[dict[str, Any]]) -> Window:
     results = {
         "judged": True,
-        "drift": {"drifted_features": [], "drifted": False, "drift_share": 0.0, "features": {}},
+        "drift": {"drifted_features": [], "drifted": False, "drift_share": None, "features": {}},
         "performance": {"reference": None},
         "quality": {"contract": {"scored": scored, "refused": refused, "rules": rules}},
     }
     return Window(START, START + timedelta(days=1), answered, results)
 
 
+def judged(w: Window, **settings: Any) -> dict[str, Any]:
+    """The conditions ``w`` judged: what holds, or None (judged, not holding)."""
+    monitor = SimpleNamespace(config=MonitorConfig(**settings), reference=SimpleNamespace())
+    return conditions(monitor, w)  # type: ignore[arg-type]
+
+
 def raised(w: Window, **settings: Any) -> dict[str, tuple[str, str, Any]]:
-    monitor = SimpleNamespace(config=MonitorConfig(**settings))
-    return dict(conditions(monitor, w))  # type: ignore[arg-type]
+    return {k: v for k, v in judged(w, **settings).items() if v is not None}
 
 
 RULES = [
@@ -55,24 +60,27 @@ def test_shares_at_their_thresholds_raise_both_alerts_naming_the_top_rules() -> 
     assert "loan_amount max (60 rows), age max (40 rows), grade category (5 rows)" in message
 
 
-def test_shares_under_their_thresholds_raise_nothing() -> None:
+def test_shares_under_their_thresholds_are_judged_and_clear() -> None:
     quiet = window(1_000, 49, 10, RULES)  # 4.9% scored, 0.99% refused
-    assert raised(quiet).keys() == set()
+    assert judged(quiet) == {"quality:refused": None, "quality:out_of_contract": None}
     assert raised(quiet, max_out_of_contract_share=0.04).keys() == {"quality:out_of_contract"}
-    assert raised(window(1_000, 0, 0, [])).keys() == set()
-    assert raised(window(0, 0, 0, []), max_refused_share=0.0).keys() == set()  # nothing refused
+    assert raised(window(1_000, 0, 0, []), max_refused_share=0.0) == {}  # nothing refused
+
+
+def test_a_window_without_rows_judges_nothing() -> None:
+    assert judged(window(0, 0, 0, []), max_refused_share=0.0) == {}
 
 
 def test_a_window_whose_every_row_was_refused_alerts() -> None:
-    alerts = raised(window(0, 0, 50, [{"column": "x", "rule": "max", "scored": 0, "refused": 50}]))
-    assert alerts.keys() == {"quality:refused"}
-    assert "100.0% of the rows" in alerts["quality:refused"][1]
+    refused = window(0, 0, 50, [{"column": "x", "rule": "max", "scored": 0, "refused": 50}])
+    assert judged(refused).keys() == {"quality:refused"}  # nothing answered: not judged
+    assert "100.0% of the rows" in raised(refused)["quality:refused"][1]
 
 
 def test_windows_stored_before_contract_counts_raise_nothing() -> None:
     old = window(1_000, 0, 0, [])
     del old.results["quality"]["contract"]
-    assert raised(old) == {}
+    assert judged(old) == {}
 
 
 def test_the_thresholds_are_settings_kept_with_the_monitor() -> None:

@@ -2,38 +2,24 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from monitor_support import DAY
+from webhook_support import Receiver
 
 from setpoint.demo import lending
 from setpoint.errors import ConflictError, NotFoundError, UsageError
+from setpoint.monitoring.drift import DriftSettings
 from setpoint.monitoring.monitor import MonitorConfig
+from setpoint.monitoring.webhooks import WebhookConfig
 from setpoint.serving.log import RecordLog
 from setpoint.workspace import Workspace
-
-SPEC = {
-    "model": "credit-risk",
-    "dataset": "loans@latest",
-    "target": lending.TARGET,
-    "exclude": [lending.TIME_COLUMN],
-    "estimator": {"class": "sklearn.linear_model.LogisticRegression", "params": {"max_iter": 500}},
-    "seed": 1,
-}
-DAY = datetime(2026, 6, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def served(workspace: Workspace) -> Workspace:
-    history = lending.applications(4_000, start=datetime(2026, 1, 1, tzinfo=UTC), seed=11)
-    workspace.add_dataset("loans", history)
-    version = workspace.train(SPEC)
-    workspace.promote(version.name, version.version)
-    workspace.deploy("credit", model="credit-risk")
-    return workspace
 
 
 def replay(ws: Workspace, frame: pd.DataFrame) -> list[str]:
@@ -251,3 +237,117 @@ def test_a_window_another_process_stored_first_counts_as_computed(served: Worksp
     # A second loop that computed the same window stores nothing and raises nothing.
     assert monitors._store(monitor, window, replace=False) is False
     assert [w.start for w in monitors.windows("credit")] == [DAY]
+
+
+def answered(ws: Workspace, frame: pd.DataFrame) -> np.ndarray:
+    """The labels the champion answered for ``frame`` (as ``replay`` logs them)."""
+    proba = ws.load_model("credit-risk@champion").predict_proba(
+        frame.drop(columns=[lending.TARGET, lending.TIME_COLUMN])
+    )
+    assert proba is not None
+    return (proba[:, 1] >= 0.5).astype(int)
+
+
+def test_late_labels_that_bring_accuracy_below_threshold_raise_one_alert(
+    served: Workspace, webhook_receiver: Receiver
+) -> None:
+    monitors = served.monitors
+    hook = WebhookConfig(url=webhook_receiver.url)
+    config = MonitorConfig(window="1d", multivariate=False, late_label_windows=3, webhooks=(hook,))
+    monitors.create("credit", config)
+    key = "performance:realized:accuracy"
+    first = lending.applications(1_000, start=DAY, days=1, seed=41)
+    ids = replay(served, first)
+    [window] = monitors.run("credit", until=DAY + timedelta(days=1))
+    assert window.results["performance"]["realized"]["labels"] == 0
+    assert key not in {a.key for a in monitors.alerts.list(endpoint="credit")}
+
+    # A day later the outcomes come: the model got nine in ten wrong.
+    wrong = 1 - answered(served, first)
+    wrong[::10] = 1 - wrong[::10]
+    give_labels(served, ids, wrong, DAY + timedelta(days=1, hours=2))
+    assert monitors.run("credit", until=DAY + timedelta(days=1, hours=3)) == []
+    [alert] = [a for a in monitors.alerts.list(endpoint="credit") if a.key == key]
+    assert alert.state == "open"
+    assert "accuracy 0.100 on 1000 labels" in alert.message
+    # The data's time (the window's end), and the clock's when it was noticed.
+    assert alert.first_seen == DAY + timedelta(days=1)
+    assert alert.noticed_at is not None
+    assert abs(alert.noticed_at - datetime.now(UTC)) < timedelta(minutes=10)
+    assert [b["key"] for b in webhook_receiver.bodies] == [key]
+
+    # The next day's window has its labels when computed: the same condition raises
+    # the same alert (counted, not notified again within the cooldown).
+    second = lending.applications(1_000, start=DAY + timedelta(days=1), days=1, seed=42)
+    give_labels(
+        served,
+        replay(served, second),
+        1 - answered(served, second),
+        DAY + timedelta(days=2, hours=1),
+    )
+    monitors.run("credit", until=DAY + timedelta(days=2))
+    # A day without labels cannot judge realized performance: the alert stays open.
+    replay(served, lending.applications(500, start=DAY + timedelta(days=2), days=1, seed=43))
+    monitors.run("credit", until=DAY + timedelta(days=3))
+    [alert] = [a for a in monitors.alerts.list(endpoint="credit") if a.key == key]
+    assert (alert.state, alert.count) == ("open", 2)
+    assert alert.last_seen == DAY + timedelta(days=2)
+    assert [b["key"] for b in webhook_receiver.bodies] == [key]
+
+
+def test_windows_too_small_to_judge_say_so_everywhere(served: Workspace, tmp_path: Path) -> None:
+    monitors = served.monitors
+    config = MonitorConfig(window="1d", multivariate=False, drift=DriftSettings(dataset_share=0.2))
+    monitors.create("credit", config)
+    shifted = lending.Drift(start=DAY, covariate=1.0)
+    replay(served, lending.applications(1_500, start=DAY, days=1, drift=shifted, seed=51))
+    replay(served, lending.applications(40, start=DAY + timedelta(days=1), days=1, seed=52))
+    # Nothing at all on the third day.
+    busy, small, empty = monitors.run("credit", until=DAY + timedelta(days=3))
+    assert (busy.n_rows, small.n_rows, empty.n_rows) == (1_500, 40, 0)
+
+    # The model's outputs are judged apart and never counted in the share.
+    drift = busy.results["drift"]
+    assert set(drift["prediction"]) == {"__prediction__", "__score__"}
+    assert not set(drift["features"]) & {"__prediction__", "__score__"}
+    share = len(drift["drifted_features"]) / len(drift["features"])
+    assert drift["drift_share"] == share
+    for window in (small, empty):
+        assert window.results["judged"] is False
+        assert window.results["drift"]["drift_share"] is None
+        assert window.results["drift"]["drifted"] is False
+
+    # One share: the alert, the report's summary and the CLI say the same figure.
+    [dataset] = [a for a in monitors.alerts.list(endpoint="credit") if a.key == "drift:dataset"]
+    assert f"{share:.0%} of the input features drifted" in dataset.message
+    assert dataset.evidence["drift_share"] == share
+    # The small and empty days resolve nothing: they judged nothing.
+    assert dataset.state == "open"
+
+    from typer.testing import CliRunner
+
+    from setpoint.cli.main import app
+    from setpoint.monitoring.report import ReportData, render_report
+
+    def cli(*args: str) -> str:
+        result = CliRunner().invoke(app, ["-w", str(served.root), *args], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    shown = json.loads(cli("monitor", "show", "credit", "--json"))
+    assert [(w["judged"], w["drift"]["drift_share"]) for w in shown["windows"]] == [
+        (True, share),
+        (False, None),
+        (False, None),
+    ]
+    table = cli("monitor", "show", "credit")
+    assert table.count("not judged") == 3  # two rows and the note under the table
+    assert f"{share:.0%}" in table
+    assert all(len(line) <= 80 for line in table.splitlines()), table
+
+    page = render_report(ReportData.from_dict(monitors.report_data("credit")))
+    verdict = page.split('<p class="verdict">', 1)[1].split("</p>", 1)[0]
+    assert verdict.startswith("The latest window (2026-06-03) was not judged: 0 rows")
+    assert "in the last judged window (2026-06-01), input drift in" in verdict
+    assert "No input drift" not in page
+    assert f"({share:.0%} of the input features)" in page

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sklearn.metrics import roc_auc_score
 
-from setpoint.errors import InvalidDataError
-from setpoint.monitoring.multivariate import domain_classifier
+from setpoint.errors import InvalidDataError, UsageError
+from setpoint.monitoring.multivariate import MAX_ROWS, auc_with_se, domain_classifier
 
 KINDS = {"a": "numeric", "b": "numeric", "grade": "categorical"}
 
@@ -59,6 +64,10 @@ def test_too_few_rows_is_a_clear_error() -> None:
         domain_classifier(frame(rng, 10, 0.0), frame(rng, 1_000, 0.0), KINDS)
     with pytest.raises(InvalidDataError, match="at least one feature"):
         domain_classifier(frame(rng, 100, 0.0), frame(rng, 100, 0.0), {})
+    with pytest.raises(UsageError, match="2 to 5 folds"):
+        domain_classifier(frame(rng, 100, 0.0), frame(rng, 100, 0.0), KINDS, folds=10)
+    with pytest.raises(UsageError, match="50 to 5,000 rows a side"):
+        domain_classifier(frame(rng, 100, 0.0), frame(rng, 100, 0.0), KINDS, max_rows=10**6)
 
 
 def test_a_feature_with_hundreds_of_categories_is_taken_too() -> None:
@@ -71,3 +80,53 @@ def test_a_feature_with_hundreds_of_categories_is_taken_too() -> None:
 
     assert not domain_classifier(table(5_000, 0), table(5_000, 0), kinds).drifted
     assert domain_classifier(table(5_000, 0), table(5_000, 1), kinds).drifted
+
+
+def test_the_auc_comes_with_its_standard_error_and_noise_is_not_drift() -> None:
+    """On small samples of one distribution the AUC can cross the threshold by chance;
+    it is called drift only when it is also more than two standard errors above 0.5."""
+    crossed_by_chance = 0
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        result = domain_classifier(frame(rng, 60, 0.5), frame(rng, 60, 0.5), KINDS)
+        assert result.to_dict()["auc_se"] == result.auc_se > 0
+        significant = result.auc - 0.5 > 2 * result.auc_se
+        assert result.drifted == (result.auc >= result.threshold and significant)
+        crossed_by_chance += result.auc >= result.threshold and not significant
+    assert crossed_by_chance >= 1
+
+
+def test_the_sample_is_bounded_whatever_the_size() -> None:
+    rng = np.random.default_rng(6)
+    result = domain_classifier(frame(rng, 3 * MAX_ROWS, 0.0), frame(rng, 200, 0.0), KINDS)
+    assert result.n_reference == result.n_current == 200
+    big = domain_classifier(frame(rng, 3 * MAX_ROWS, 0.0), frame(rng, 3 * MAX_ROWS, 0.9), KINDS)
+    assert big.n_reference == big.n_current == MAX_ROWS
+    assert big.drifted
+
+
+def delong_by_pairs(positives: np.ndarray, negatives: np.ndarray) -> tuple[float, float]:
+    """DeLong's variance from its definition, every pair compared (quadratic)."""
+    wins = (positives[:, None] > negatives[None, :]) + 0.5 * (
+        positives[:, None] == negatives[None, :]
+    )
+    v10, v01 = wins.mean(axis=1), wins.mean(axis=0)
+    variance = v10.var(ddof=1) / len(positives) + v01.var(ddof=1) / len(negatives)
+    return float(wins.mean()), math.sqrt(variance)
+
+
+scores = st.lists(st.integers(0, 12).map(lambda v: v / 4), min_size=2, max_size=60)
+
+
+@given(scores, scores)
+def test_auc_and_its_standard_error_equal_the_definitions(
+    pos: list[float], neg: list[float]
+) -> None:
+    positives, negatives = np.array(pos), np.array(neg)
+    auc, se = auc_with_se(positives, negatives)
+    truth = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
+    if len(set(pos) | set(neg)) > 1:
+        assert auc == pytest.approx(roc_auc_score(truth, np.r_[positives, negatives]), abs=1e-12)
+    expected_auc, expected_se = delong_by_pairs(positives, negatives)
+    assert auc == pytest.approx(expected_auc, abs=1e-12)
+    assert se == pytest.approx(expected_se, abs=1e-12)

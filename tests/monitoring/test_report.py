@@ -360,6 +360,17 @@ def test_a_window_without_drift_says_so() -> None:
     assert "No input drift in 10 features in the latest window" in page
 
 
+def test_the_domain_classifier_auc_is_shown_with_its_standard_error() -> None:
+    doc = synthetic(n_windows=3)
+    doc["windows"][-1]["multivariate"]["auc_se"] = 0.013
+    data = ReportData.from_dict(doc)
+    assert data.windows[-1].multivariate is not None
+    assert data.windows[-1].multivariate.auc_se == 0.013
+    assert "AUC 0.52 ± 0.01, where 0.5 is chance" in render_report(data)
+    # Windows stored before the error was reported still read.
+    assert "AUC 0.52, where" in render_report(ReportData.from_dict(synthetic(n_windows=3)))
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [

@@ -30,7 +30,7 @@ def demo(
     ] = 30_000,
     json_: JsonFlag = False,
 ) -> None:
-    """Run the demo: the whole loop on generated lending data, in about two minutes.
+    """Run the demo: the whole loop on generated lending data, in a new workspace.
 
     Registers three months of loan applications, trains and promotes a champion,
     serves it on a loopback port, and replays ten weeks of applications over HTTP
@@ -39,6 +39,9 @@ def demo(
     shadow and promotes it. Ends with a week-by-week table, the HTML report and the
     audit trail. Everything happens in a new workspace (SQLite + local files) that is
     kept afterwards so you can look around in it with the other commands.
+
+    Measured on a 2-core machine at load average 2.4 to 2.9: 18 to 19 CPU-seconds
+    (user + system) and 23 to 26 seconds of wall time; longer on a busier machine.
     """
     from setpoint.demo.walkthrough import run
 

@@ -9,8 +9,10 @@ from typing import Annotated, Any
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import typer
+from rich import box
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
+from rich.table import Column, Table
 
 from setpoint.cli._common import Group, JsonFlag, emit, fmt, progress_bar, state, writing
 from setpoint.errors import UsageError
@@ -156,8 +158,93 @@ def run(
                 c.print(f"{name}: no new complete window.")
                 continue
             _table(c, name, windows)
+            for w in windows:
+                if w["drifted"]:
+                    c.print(
+                        f"  {w['start'][:16].replace('T', ' ')}: " + escape(", ".join(w["drifted"]))
+                    )
 
     emit(ctx, computed, render)
+
+
+@monitor_app.command("backfill")
+def backfill(
+    ctx: typer.Context,
+    endpoint: Endpoint,
+    file: Annotated[
+        Path,
+        typer.Argument(help="Past traffic: a .csv or .parquet file.", show_default=False),
+    ],
+    time_column: Annotated[
+        str, typer.Option(help="The column that says when each row was served.")
+    ],
+    label_column: Annotated[
+        str | None,
+        typer.Option(help="The outcome of each row, sent as feedback at the row's time."),
+    ] = None,
+    prediction_column: Annotated[
+        str | None,
+        typer.Option(
+            help="The answer the model gave then (default: score the rows with the model)."
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="The model that served then, NAME@VERSION (default: the endpoint's)."),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Add a table that was backfilled before (counts twice)."),
+    ] = False,
+    json_: JsonFlag = False,
+) -> None:
+    """Write past traffic into an endpoint's logs at the data's own time, so that
+    monitor run computes its windows on that time. Rows that break a hard contract
+    rule are kept in the refused log with their reasons; rows outside what the model
+    saw are scored and marked. Backfill before the first monitor run (windows already
+    computed are not computed again unless run with --recompute)."""
+    from setpoint.data.io import read_file
+
+    ws = state(ctx).workspace()
+    table = read_file(file)
+    with progress_bar(ctx, f"backfilling {endpoint}") as update:
+
+        def report(done: int, total: int) -> None:
+            update(f"{done:,}/{total:,} rows", done / total)
+
+        result = ws.monitors.backfill(
+            endpoint,
+            table,
+            time_column=time_column,
+            label_column=label_column,
+            prediction_column=prediction_column,
+            model=model,
+            force=force,
+            progress=report,
+        )
+
+    def render(c: Console) -> None:
+        span = (
+            f"{result.first:%Y-%m-%d %H:%M} to {result.last:%Y-%m-%d %H:%M} UTC"
+            if result.first and result.last
+            else "no time"
+        )
+        c.print(
+            f"Backfilled {result.scored:,} of {result.rows:,} rows into {endpoint} "
+            f"({span}), answered by {result.model}."
+        )
+        if result.marked:
+            c.print(f"{result.marked:,} were outside what the model saw: scored and marked.")
+        if result.refused:
+            c.print(
+                f"{result.refused:,} broke a hard contract rule and were kept with their "
+                f"reasons: setpoint monitor refused {endpoint}"
+            )
+        if label_column:
+            c.print(f"{result.labels:,} outcomes sent as feedback.")
+        c.print(f"Next: setpoint monitor run {endpoint}")
+
+    emit(ctx, result.to_dict(), render)
 
 
 @monitor_app.command("show")
@@ -183,10 +270,19 @@ def show(
             return
         _table(c, endpoint, [_brief(w) for w in windows])
         latest = windows[-1]
-        drifted = latest["drift"]["drifted_features"]
-        for name in drifted:
-            reasons = "; ".join(latest["drift"]["features"][name]["reasons"])
-            c.print(f"  [yellow]{name}[/]: {reasons}")
+        drift = latest["drift"]
+        if not latest.get("judged", True):
+            c.print(
+                f"The latest window has {latest['n_rows']:,} rows: not judged "
+                f"(drift is judged from {monitor.config.drift.min_rows:,} rows on)."
+            )
+        for name in drift["drifted_features"]:
+            reasons = "; ".join(drift["features"][name]["reasons"])
+            c.print(f"  [yellow]{escape(name)}[/]: {escape(reasons)}")
+        for name, output in (drift.get("prediction") or {}).items():
+            if output["drifted"]:
+                what = "the model's answers" if name == "__prediction__" else "its scores"
+                c.print(f"  [yellow]{what}[/]: {escape('; '.join(output['reasons']))}")
 
     emit(ctx, {"monitor": monitor.to_dict(), "windows": windows}, render)
 
@@ -382,13 +478,19 @@ def _brief(window: dict[str, Any]) -> dict[str, Any]:
     estimated = (performance.get("estimated") or {}).get("accuracy")
     realized = performance.get("realized") or {}
     domain = window.get("multivariate")
+    judged = window.get("judged", True)
+    outputs = drift.get("prediction") or {}
     return {
         "start": window["start"],
         "end": window["end"],
         "rows": window["n_rows"],
-        "judged": window.get("judged", True),
+        "judged": judged,
+        "verdict": "not judged" if not judged else "drift" if drift["drifted"] else "judged",
         "drifted": drift["drifted_features"],
-        "drift_share": drift["drift_share"],
+        "drift_share": drift["drift_share"] if judged else None,
+        "prediction_drifted": (
+            any(o["drifted"] for o in outputs.values()) if judged and outputs else None
+        ),
         "domain_auc": None if not domain else domain["auc"],
         "estimated_accuracy": None if estimated is None else estimated["value"],
         "realized_accuracy": realized.get("accuracy"),
@@ -398,23 +500,37 @@ def _brief(window: dict[str, Any]) -> dict[str, Any]:
 
 
 def _table(c: Console, endpoint: str, windows: list[dict[str, Any]]) -> None:
+    """One row per window, in 80 columns: the drifted features' names are listed
+    below the table for the latest window."""
+    daily = all(w["start"][11:16] == "00:00" for w in windows)
     table = Table(
-        "window (UTC)",
-        "rows",
-        "drifted features",
-        "domain AUC",
-        "est. accuracy",
-        "accuracy",
-        "labels",
-        "p99 ms",
+        Column("window (UTC)", no_wrap=True, min_width=10 if daily else 16),
+        Column("rows", justify="right", no_wrap=True),
+        Column("input\ndrift", justify="right", no_wrap=True),
+        Column("output", no_wrap=True),
+        Column("domain\nAUC", justify="right"),
+        Column("est.\nacc.", justify="right"),
+        Column("acc.", justify="right"),
+        Column("labels", justify="right"),
+        Column("p99\nms", justify="right"),
         title=endpoint,
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1),
+        collapse_padding=True,
+        pad_edge=False,
+        show_edge=False,
     )
     for w in windows:
-        drifted = ", ".join(w["drifted"]) if w["judged"] else "(too few rows)"
+        if not w["judged"]:
+            share, output = "not judged", "-"
+        else:
+            share = "-" if w["drift_share"] is None else f"{w['drift_share']:.0%}"
+            output = {True: "drift", False: "stable", None: "-"}[w["prediction_drifted"]]
         table.add_row(
-            f"{w['start'][:16].replace('T', ' ')}",
+            w["start"][:10] if daily else w["start"][:16].replace("T", " "),
             f"{w['rows']:,}",
-            drifted or "-",
+            share,
+            output,
             fmt(w["domain_auc"], 3),
             fmt(w["estimated_accuracy"], 3),
             fmt(w["realized_accuracy"], 3),

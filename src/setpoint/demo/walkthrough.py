@@ -25,6 +25,7 @@ import numpy as np
 import orjson
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from sklearn.metrics import roc_auc_score
 
 from setpoint.demo import lending
@@ -256,11 +257,20 @@ def _summary(
         name: rule["kind"]
         for name, rule in (ws.model("credit-risk@1").contract or {})["columns"].items()
     }
+    # The logs are read once for every week (each read parses them whole).
+    traffic = read_traffic(ws.root, ENDPOINT, kinds, since=weeks[0], until=weeks[-1] + WEEK)
+    times = traffic.log.column("ts")
     out = []
     for start, frame in zip(weeks, frames, strict=True):
-        traffic = read_traffic(ws.root, ENDPOINT, kinds, since=start, until=start + WEEK)
-        versions = sorted(set(traffic.log.column("version").to_pylist()))
-        served = _auc(traffic.labels, traffic.probabilities)
+        inside = pc.and_(
+            pc.greater_equal(times, pa.scalar(start)), pc.less(times, pa.scalar(start + WEEK))
+        )
+        rows = pc.indices_nonzero(inside)
+        versions = sorted(set(traffic.log.column("version").take(rows).to_pylist()))
+        served = _auc(
+            None if traffic.labels is None else traffic.labels.take(rows),
+            None if traffic.probabilities is None else traffic.probabilities[rows.to_numpy()],
+        )
         y = frame[lending.TARGET].to_numpy()
         old_auc = _auc(pa.array(y), old.predict_proba(frame))
         window = windows.get(start)
@@ -270,7 +280,7 @@ def _summary(
         out.append(
             Week(
                 start=start,
-                rows=traffic.num_rows,
+                rows=len(rows),
                 drift_share=len(drifted) / len(features) if features else None,
                 drifted=bool(drift.get("drifted")),
                 served_by=", ".join(f"v{v}" for v in versions),

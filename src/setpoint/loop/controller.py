@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 RETRAIN = "retrain"
+TRIGGER_ALERT = "loop:trigger"  # the alert a policy with the alert action raises
 _COST_SAMPLE_ROWS = 200
 
 
@@ -168,7 +169,7 @@ class Loop:
             first = firings[0]
             self.ws.monitors.alerts.raise_alert(
                 endpoint,
-                "loop:trigger",
+                TRIGGER_ALERT,
                 "warning",
                 f"the policy of {endpoint} fired: {first.message}",
                 {"firings": [f.to_dict() for f in firings]},
@@ -418,6 +419,14 @@ class Decisions:
         self.ws = workspace
         self.rollouts = rollouts
 
+    def _end(self, rollout_id: int, state: str, **values: Any) -> Rollout:
+        """Move a rollout to a final ``state``; the policy's alert that started it is
+        answered then, whichever way it ended, and resolves."""
+        ended = self.rollouts.move(rollout_id, state, **values)
+        if self.rollouts.active(ended.endpoint) is None:
+            self.ws.monitors.alerts.resolve(ended.endpoint, TRIGGER_ALERT, now=values.get("now"))
+        return ended
+
     def after_gates(self, rollout: Rollout, policy: Policy, *, now: datetime) -> Rollout:
         gates = rollout.gates or {}
         if not gates.get("passed"):
@@ -474,7 +483,7 @@ class Decisions:
         values: dict[str, Any] = {"reason": f"{candidate.ref} is the champion (was {current.ref})"}
         if live is not None:
             values["live"] = live
-        return self.rollouts.move(
+        return self._end(
             rollout.id,
             "promoted",
             expect=("retraining", "shadow", "canary", "awaiting_approval"),
@@ -498,19 +507,19 @@ class Decisions:
         values: dict[str, Any] = {"reason": reason}
         if live is not None:
             values["live"] = live
-        return self.rollouts.move(rollout.id, "rejected", now=now, decided_by=actor, **values)
+        return self._end(rollout.id, "rejected", now=now, decided_by=actor, **values)
 
     def fail(self, rollout: Rollout, reason: str, *, now: datetime) -> Rollout:
         """End a rollout the loop cannot take further; a candidate it put on the endpoint
         comes off (when the endpoint itself is still there to take it off)."""
         with contextlib.suppress(SetpointError):
             self._take_off(rollout, f"rollout {rollout.id} failed")
-        return self.rollouts.move(rollout.id, "failed", now=now, reason=reason)
+        return self._end(rollout.id, "failed", now=now, reason=reason)
 
     def roll_back(self, rollout: Rollout, live: dict[str, Any], *, now: datetime) -> Rollout:
         """Take a regressing canary off: the champion answers everything again."""
         self._take_off(rollout, f"rollout {rollout.id}: canary rolled back")
-        return self.rollouts.move(
+        return self._end(
             rollout.id,
             "rolled_back",
             expect=("canary",),

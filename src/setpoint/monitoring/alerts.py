@@ -13,8 +13,11 @@ same transaction as the alert change, so a notification is never lost between th
 two. Sending them, claiming each for an attempt and recording its outcome, is
 :mod:`setpoint.monitoring.webhooks`' job.
 
-Times are the caller's (``now``), so monitors replaying old windows and tests are
-deterministic; they are stored in UTC.
+Two clocks, kept apart. ``first_seen`` and ``last_seen`` are the *data's* time (``seen``:
+the end of the window that showed the condition), so an alert about last March says
+March even when a backfill computes it today. ``noticed_at`` (when the alert opened)
+and the cooldown run on the caller's clock (``now``: the wall clock unless a test or
+the demo sets one). Both are stored in UTC.
 """
 
 from __future__ import annotations
@@ -55,9 +58,10 @@ class Alert:
     message: str
     evidence: Any
     state: str
-    first_seen: datetime
+    first_seen: datetime  # the data's time (see the module)
     last_seen: datetime
     count: int
+    noticed_at: datetime | None  # the clock's time when it opened
     notified_at: datetime | None
     acked_by: str | None
     acked_at: datetime | None
@@ -76,6 +80,7 @@ class Alert:
             "state": self.state,
             "first_seen": self.first_seen.isoformat(),
             "last_seen": self.last_seen.isoformat(),
+            "noticed_at": _iso(self.noticed_at),
             "count": self.count,
             "acked_by": self.acked_by,
             "acked_at": _iso(self.acked_at),
@@ -148,10 +153,12 @@ class AlertStore:
         evidence: Any = None,
         *,
         now: datetime | None = None,
+        seen: datetime | None = None,
         cooldown: timedelta = DEFAULT_COOLDOWN,
         notify: Sequence[str] = (),
     ) -> Alert | None:
-        """Record that ``key`` holds on ``endpoint``; the alert when a notification is due.
+        """Record that ``key`` holds on ``endpoint`` in data of time ``seen`` (default:
+        ``now``); the alert when a notification is due.
 
         A notification is due for a new alert, when ``cooldown`` has passed since the
         alert last notified (unless it is acknowledged), and when its severity rises.
@@ -164,11 +171,14 @@ class AlertStore:
         if severity not in SEVERITIES:
             raise UsageError(f"alert severity {severity!r}: use one of {', '.join(SEVERITIES)}")
         at = utc(now)
+        seen_at = at if seen is None else utc(seen)
         evidence = _json_document({} if evidence is None else evidence)
         with self._db.write() as conn:
             row = self._unresolved(conn, endpoint, key)
             if row is None:
-                alert_id = self._insert(conn, endpoint, key, severity, message, evidence, at)
+                alert_id = self._insert(
+                    conn, endpoint, key, severity, message, evidence, at, seen_at
+                )
                 if alert_id is not None:
                     self._enqueue(conn, alert_id, notify, at)
                     audit.record(
@@ -193,7 +203,7 @@ class AlertStore:
                 "severity": severity,
                 "message": message,
                 "evidence": evidence,
-                "last_seen": max(audit.as_utc(row.last_seen), at),
+                "last_seen": max(audit.as_utc(row.last_seen), seen_at),
                 "count": alerts.c.count + 1,
             }
             if due:
@@ -271,6 +281,14 @@ class AlertStore:
         with self._db.read() as conn:
             return self._get(conn, alert_id)
 
+    def unresolved_keys(self, endpoint: str) -> set[str]:
+        """The keys of ``endpoint``'s alerts that are open or acknowledged."""
+        query = sa.select(alerts.c.key).where(
+            alerts.c.endpoint == endpoint, alerts.c.state != "resolved"
+        )
+        with self._db.read() as conn:
+            return set(conn.execute(query).scalars())
+
     def list(
         self, endpoint: str | None = None, state: str | None = None, limit: int | None = 100
     ) -> builtins.list[Alert]:
@@ -320,6 +338,7 @@ class AlertStore:
         message: str,
         evidence: Any,
         at: datetime,
+        seen: datetime,
     ) -> int | None:
         """The new alert's id, or None when an unresolved one exists after all."""
         insert = sqlite_insert if self._db.is_sqlite else postgresql_insert
@@ -332,8 +351,9 @@ class AlertStore:
                 message=message,
                 evidence=evidence,
                 state="open",
-                first_seen=at,
-                last_seen=at,
+                first_seen=seen,
+                last_seen=seen,
+                noticed_at=at,
                 count=1,
                 notified_at=at,
             )
@@ -392,6 +412,7 @@ def alert_from_row(row: Row[Any]) -> Alert:
         first_seen=audit.as_utc(m["first_seen"]),
         last_seen=audit.as_utc(m["last_seen"]),
         count=m["count"],
+        noticed_at=_maybe_utc(m["noticed_at"]),
         notified_at=_maybe_utc(m["notified_at"]),
         acked_by=m["acked_by"],
         acked_at=_maybe_utc(m["acked_at"]),

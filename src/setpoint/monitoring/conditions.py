@@ -6,125 +6,172 @@ endpoint: ``drift:feature:NAME``, ``drift:prediction``, ``drift:dataset``,
 ``quality:refused`` (a share of the rows refused for their values) and
 ``quality:out_of_contract`` (a share of the answered rows outside the contract's
 ranges and categories).
-A condition that held and no longer does in a judged window is resolved by the monitor.
+
+A condition is *judged* in a window when the window holds the evidence to decide it:
+enough rows for drift, enough labels for realized performance, an estimate for
+estimated performance, any row for the data contract's. Judged, it either holds (an
+alert is raised) or does not (its alert, if open, is resolved). Not judged, it says
+nothing: a window without labels never resolves a realized-performance alert, and an
+empty window never resolves drift.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from setpoint.monitoring.monitor import Monitor
     from setpoint.monitoring.window import Window
 
-OWN_PREFIXES = ("drift:", "performance:", "quality:")  # the keys monitors raise and resolve
+# What holds: severity, message, evidence.
+Holding = tuple[str, str, Any]
+REALIZED = "performance:realized:"
 # The metric whose drop raises a performance alert, by what the model has.
 _WATCHED = ("accuracy", "rmse")
 _LOWER_IS_BETTER = frozenset({"rmse", "mae", "log_loss", "brier", "calibration_error"})
 
 
-def conditions(monitor: Monitor, window: Window) -> Iterator[tuple[str, tuple[str, str, Any]]]:
-    """(key, (severity, message, evidence)) of each condition that holds in ``window``."""
+def conditions(monitor: Monitor, window: Window) -> dict[str, Holding | None]:
+    """Each condition judged in ``window``: its key, and what holds (None: it does not)."""
+    judged: dict[str, Holding | None] = {}
+    when = span(window)
     results = window.results
-    when = f"{window.start:%Y-%m-%d %H:%M} to {window.end:%Y-%m-%d %H:%M} UTC"
-    drift = results["drift"]
-    for name in drift["drifted_features"]:
-        feature = drift["features"][name]
-        output = name in monitor.reference.output_kinds
-        what = "the model's outputs" if output else f"feature {name!r}"
-        yield (
-            "drift:prediction" if output else f"drift:feature:{name}",
-            ("warning", f"{what} drifted in {when}: {'; '.join(feature['reasons'])}", feature),
-        )
-    if drift["drifted"]:
-        yield (
-            "drift:dataset",
-            (
-                "critical",
-                f"{drift['drift_share']:.0%} of the features drifted in {when}",
-                {"drifted_features": drift["drifted_features"]},
-            ),
-        )
+    if results.get("judged", True):
+        judged.update(_drift(monitor, results["drift"], when))
     domain = results.get("multivariate")
-    if domain and domain["drifted"]:
-        yield (
-            "drift:multivariate",
+    if domain:
+        judged["drift:multivariate"] = (
             (
                 "warning",
-                f"a classifier tells {when} from the reference (AUC {domain['auc']:.2f})",
+                f"a classifier tells {when} from the reference (AUC {domain['auc']:.2f}"
+                + (f" ± {domain['auc_se']:.2f})" if domain.get("auc_se") is not None else ")"),
                 domain,
-            ),
+            )
+            if domain["drifted"]
+            else None
         )
-    performance = results["performance"]
-    reference = performance["reference"] or {}
+    judged.update(_performance(monitor, results["performance"], when))
+    judged.update(_contract(monitor, window, when))
+    return judged
+
+
+def span(window: Window) -> str:
+    """The window's full span, as alert messages name it."""
+    return f"{window.start:%Y-%m-%d %H:%M} to {window.end:%Y-%m-%d %H:%M} UTC"
+
+
+def _drift(monitor: Monitor, drift: dict[str, Any], when: str) -> dict[str, Holding | None]:
+    judged: dict[str, Holding | None] = {}
+    outputs = dict(drift.get("prediction") or {})
+    for name, feature in drift["features"].items():
+        if name in monitor.reference.output_kinds:  # a window stored before outputs stood apart
+            outputs[name] = feature
+            continue
+        judged[f"drift:feature:{name}"] = (
+            (
+                "warning",
+                f"feature {name!r} drifted in {when}: {'; '.join(feature['reasons'])}",
+                feature,
+            )
+            if feature["drifted"]
+            else None
+        )
+    if outputs:
+        moved = {name: f for name, f in outputs.items() if f["drifted"]}
+        reasons = "; ".join(r for f in moved.values() for r in f["reasons"])
+        judged["drift:prediction"] = (
+            ("warning", f"the model's outputs drifted in {when}: {reasons}", moved)
+            if moved
+            else None
+        )
+    share = drift.get("drift_share")
+    if share is not None:
+        judged["drift:dataset"] = (
+            (
+                "critical",
+                f"{share:.0%} of the input features drifted in {when}",
+                {"drift_share": share, "drifted_features": drift["drifted_features"]},
+            )
+            if drift["drifted"]
+            else None
+        )
+    return judged
+
+
+def _performance(
+    monitor: Monitor, performance: dict[str, Any], when: str
+) -> dict[str, Holding | None]:
+    judged: dict[str, Holding | None] = {}
+    reference = performance.get("reference") or {}
     drop = monitor.config.performance_drop
     for metric in _WATCHED:
         base = reference.get(metric)
         if base is None:
             continue
         estimated = (performance.get("estimated") or {}).get(metric)
-        if estimated is not None and _worse(metric, estimated["high"], base, drop):
-            yield (
-                f"performance:estimated:{metric}",
+        if estimated is not None:
+            judged[f"performance:estimated:{metric}"] = (
                 (
                     "critical",
                     f"estimated {metric} {estimated['value']:.3f} ({estimated['low']:.3f}-"
                     f"{estimated['high']:.3f}) in {when}, against {base:.3f} on the hold-out",
                     estimated,
-                ),
+                )
+                if worse(metric, estimated["high"], base, drop)
+                else None
             )
         labelled = performance.get("realized") or {}
         value = labelled.get(metric)
-        if (
-            value is not None
-            and labelled.get("labels", 0) >= monitor.config.min_labels
-            and _worse(metric, value, base, drop)
-        ):
-            yield (
-                f"performance:realized:{metric}",
+        if value is not None and labelled.get("labels", 0) >= monitor.config.min_labels:
+            judged[f"{REALIZED}{metric}"] = (
                 (
                     "critical",
                     f"{metric} {value:.3f} on {labelled['labels']} labels in {when}, "
                     f"against {base:.3f} on the hold-out",
                     labelled,
-                ),
+                )
+                if worse(metric, value, base, drop)
+                else None
             )
-    yield from contract_conditions(monitor, window, when)
+    return judged
 
 
-def contract_conditions(
-    monitor: Monitor, window: Window, when: str
-) -> Iterator[tuple[str, tuple[str, str, Any]]]:
-    """The window's rows refused by the data contract, and those answered outside it."""
+def _contract(monitor: Monitor, window: Window, when: str) -> dict[str, Holding | None]:
+    """The window's rows refused by the data contract, judged when it had any row, and
+    those answered outside it, judged when it answered any."""
     counts = (window.results.get("quality") or {}).get("contract")
-    if not counts:
-        return
+    if not counts:  # a window stored before the contract was counted
+        return {}
+    judged: dict[str, Holding | None] = {}
     config = monitor.config
     answered, refused, scored = window.n_rows, counts["refused"], counts["scored"]
-    if refused and refused / (answered + refused) >= config.max_refused_share:
+    if answered + refused:
         share = refused / (answered + refused)
-        yield (
-            "quality:refused",
+        judged["quality:refused"] = (
             (
                 "warning",
                 f"{share:.1%} of the rows in {when} were refused by the data contract "
                 f"({refused:,} of {answered + refused:,}; threshold "
                 f"{config.max_refused_share:.1%}): {_top(counts['rules'], 'refused')}",
                 counts,
-            ),
+            )
+            if refused and share >= config.max_refused_share
+            else None
         )
-    if answered and scored and scored / answered >= config.max_out_of_contract_share:
-        yield (
-            "quality:out_of_contract",
+    if answered:
+        share = scored / answered
+        judged["quality:out_of_contract"] = (
             (
                 "warning",
-                f"{scored / answered:.1%} of the rows answered in {when} were outside the "
-                f"data contract's ranges or categories ({scored:,} of {answered:,}; threshold "
+                f"{share:.1%} of the rows answered in {when} were outside the data "
+                f"contract's ranges or categories ({scored:,} of {answered:,}; threshold "
                 f"{config.max_out_of_contract_share:.1%}): {_top(counts['rules'], 'scored')}",
                 counts,
-            ),
+            )
+            if scored and share >= config.max_out_of_contract_share
+            else None
         )
+    return judged
 
 
 def _top(rules: list[dict[str, Any]], which: str, n: int = 3) -> str:
@@ -133,7 +180,41 @@ def _top(rules: list[dict[str, Any]], which: str, n: int = 3) -> str:
     return ", ".join(f"{r['column']} {r['rule']} ({r[which]:,} rows)" for r in ranked)
 
 
-def _worse(metric: str, value: float, base: float, drop: float) -> bool:
+def worse(metric: str, value: float, base: float, drop: float) -> bool:
+    """Whether ``value`` is more than ``drop`` worse than ``base`` (relative for a
+    metric where lower is better, absolute otherwise)."""
     if metric in _LOWER_IS_BETTER:
         return value > base * (1 + drop) if base > 0 else value > drop
     return value < base - drop
+
+
+def concept_drift(performance: dict[str, Any], *, min_labels: int) -> dict[str, Any] | None:
+    """Evidence that the relation between inputs and outcome changed: with at least
+    ``min_labels`` labels, a realized metric outside the band of its estimate.
+
+    The estimate assumes that relation holds (it sees only the inputs), and its band is
+    the scatter of the metric over the whole window's labels; realized figures on a
+    labelled share of the rows scatter more, so the band is widened by the square root
+    of the coverage's inverse before they are compared."""
+    estimated = performance.get("estimated") or {}
+    realized = performance.get("realized") or {}
+    labels = realized.get("labels") or 0
+    coverage = realized.get("coverage") or 0.0
+    if labels < min_labels or coverage <= 0:
+        return None
+    widen = (1.0 / min(coverage, 1.0)) ** 0.5
+    outside = {}
+    for metric, band in estimated.items():
+        value = realized.get(metric)
+        if value is None:
+            continue
+        low = band["value"] - (band["value"] - band["low"]) * widen
+        high = band["value"] + (band["high"] - band["value"]) * widen
+        if not low <= value <= high:
+            outside[metric] = {
+                "realized": value,
+                "estimated": band["value"],
+                "low": low,
+                "high": high,
+            }
+    return {"labels": labels, "metrics": outside} if outside else None

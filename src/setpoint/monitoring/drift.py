@@ -15,7 +15,13 @@ design in docs/architecture.md, "Monitoring"):
 Every p-value of the window (all features, values and nulls) goes through one
 Benjamini-Hochberg correction, so twenty features do not make twenty chances of a
 false alarm. PSI and total variation are reported beside the deciding figures. A
-window with fewer than ``min_rows`` rows is described but not judged.
+window with fewer than ``min_rows`` rows is described but not judged: its share is
+None, not 0, and nothing in it counts as "no drift".
+
+The model's outputs (its answer, and a binary classifier's score) are judged like
+features but apart from them: they are *prediction drift*, with a correction of their
+own, and never count in the share of drifted input features. There is one share, and
+every view (alerts, summaries, the report, the loop's triggers) reads it.
 """
 
 from __future__ import annotations
@@ -139,13 +145,18 @@ class FeatureDrift:
 class DriftReport:
     n_rows: int
     judged: bool  # False when the window had too few rows to decide anything
-    features: dict[str, FeatureDrift]
-    drift_share: float
+    features: dict[str, FeatureDrift]  # the input features
+    drift_share: float | None  # of the input features; None when not judged
     drifted: bool  # the share of drifted features reached the dataset share
+    prediction: dict[str, FeatureDrift] = field(default_factory=dict)  # the outputs
 
     @property
     def drifted_features(self) -> list[str]:
         return [name for name, f in self.features.items() if f.drifted]
+
+    @property
+    def prediction_drifted(self) -> bool:
+        return any(f.drifted for f in self.prediction.values())
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -155,6 +166,8 @@ class DriftReport:
             "drifted": self.drifted,
             "drifted_features": self.drifted_features,
             "features": {name: f.to_dict() for name, f in self.features.items()},
+            "prediction_drifted": self.prediction_drifted,
+            "prediction": {name: f.to_dict() for name, f in self.prediction.items()},
         }
 
 
@@ -162,30 +175,51 @@ def detect(
     reference: ReferenceSummary,
     window: WindowSummary,
     settings: DriftSettings | None = None,
+    *,
+    outputs: Iterable[str] = (),
 ) -> DriftReport:
-    """Compare every reference feature in ``window`` with the reference."""
+    """Compare every reference column in ``window`` with the reference; the columns
+    named in ``outputs`` (the model's answers) are judged apart, as prediction drift."""
     settings = settings or DriftSettings()
+    apart = set(outputs)
     features: dict[str, FeatureDrift] = {}
+    prediction: dict[str, FeatureDrift] = {}
     for name, ref in reference.columns.items():
         counts = window.columns.get(name)
+        found = prediction if name in apart else features
         if isinstance(ref, NumericReference) and isinstance(counts, NumericCounts):
-            features[name] = _numeric(name, ref, counts, settings)
+            found[name] = _numeric(name, ref, counts, settings)
         elif isinstance(ref, CategoricalReference) and isinstance(counts, CategoricalCounts):
-            features[name] = _categorical(name, ref, counts, settings)
-    judged = window.n_rows >= settings.min_rows and bool(features)
+            found[name] = _categorical(name, ref, counts, settings)
+    judged = window.n_rows >= settings.min_rows and bool(features or prediction)
     if not judged:
-        return DriftReport(window.n_rows, False, features, 0.0, False)
-    # One correction over every p-value of the window: values and nulls of each feature.
+        return DriftReport(window.n_rows, False, features, None, False, prediction)
+    decided = _corrected(features, settings)
+    share = sum(f.drifted for f in decided.values()) / len(decided) if decided else None
+    return DriftReport(
+        window.n_rows,
+        True,
+        decided,
+        share,
+        share is not None and share >= settings.dataset_share,
+        _corrected(prediction, settings),
+    )
+
+
+def _corrected(
+    features: dict[str, FeatureDrift], settings: DriftSettings
+) -> dict[str, FeatureDrift]:
+    """The features decided after one correction over every p-value among them:
+    values and nulls of each feature."""
     names = list(features)
+    if not names:
+        return {}
     p_values = [features[n].p_value for n in names] + [features[n].null_p_value for n in names]
     adjusted = stats.benjamini_hochberg(np.asarray(p_values, dtype=np.float64))
-    decided = {}
-    for i, name in enumerate(names):
-        decided[name] = _decide(
-            features[name], float(adjusted[i]), float(adjusted[len(names) + i]), settings
-        )
-    share = sum(f.drifted for f in decided.values()) / len(decided)
-    return DriftReport(window.n_rows, True, decided, share, share >= settings.dataset_share)
+    return {
+        name: _decide(features[name], float(adjusted[i]), float(adjusted[len(names) + i]), settings)
+        for i, name in enumerate(names)
+    }
 
 
 def _decide(

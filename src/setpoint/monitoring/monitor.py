@@ -31,7 +31,8 @@ from setpoint.data.kinds import Kind
 from setpoint.errors import ConflictError, NotFoundError, UsageError
 from setpoint.monitoring import reference as references
 from setpoint.monitoring.alerts import AlertStore
-from setpoint.monitoring.conditions import OWN_PREFIXES, conditions
+from setpoint.monitoring.backfill import BackfillResult, backfill
+from setpoint.monitoring.conditions import REALIZED, concept_drift, conditions
 from setpoint.monitoring.drift import DriftSettings, check_settings
 from setpoint.monitoring.traffic import read_traffic
 from setpoint.monitoring.webhooks import Notifier, WebhookConfig
@@ -280,6 +281,34 @@ class Monitors:
             "alerts": [a.to_dict() for a in self.alerts.list(endpoint=endpoint, limit=200)],
         }
 
+    def backfill(
+        self,
+        endpoint: str,
+        data: Any,
+        *,
+        time_column: str,
+        label_column: str | None = None,
+        prediction_column: str | None = None,
+        model: str | None = None,
+        force: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> BackfillResult:
+        """Write past traffic into ``endpoint``'s logs at the data's own time (see
+        ``monitoring/backfill.py``); ``run`` then computes its windows. Windows already
+        computed are not computed again: backfill before the first run, or run with
+        ``recompute``."""
+        return backfill(
+            self._ws,
+            endpoint,
+            data,
+            time_column=time_column,
+            label_column=label_column,
+            prediction_column=prediction_column,
+            model=model,
+            force=force,
+            progress=progress,
+        )
+
     # -- computing ------------------------------------------------------------------
 
     def run(
@@ -317,12 +346,14 @@ class Monitors:
         )
         previous = [w.n_rows for w in self.windows(endpoint, limit=VOLUME_WINDOWS)]
         context = Measurement(self._ws, monitor, traffic, previous)
-        for window in recent:
-            self._bring_up_to_date(monitor, window, context)
         own = notifier is None
         notifier = notifier or Notifier(self.alerts, monitor.config.webhooks)
         computed = []
         try:
+            for window in recent:
+                updated = self._bring_up_to_date(monitor, window, context)
+                if updated is not None:  # labels came: judge realized performance again
+                    self._alert(monitor, updated, notifier, only=REALIZED)
             for done_count, start in enumerate(starts, 1):
                 window = context.window(start, start + timedelta(seconds=span))
                 if self._store(monitor, window, replace=recompute):
@@ -336,13 +367,20 @@ class Monitors:
                 notifier.close()
         return computed
 
-    def _bring_up_to_date(self, monitor: Monitor, window: Window, context: Measurement) -> None:
-        """Store a computed window's realized performance on the labels known now."""
+    def _bring_up_to_date(
+        self, monitor: Monitor, window: Window, context: Measurement
+    ) -> Window | None:
+        """Store a computed window's realized performance on the labels known now; the
+        window as updated, or None when no label came since."""
         performance = dict(window.results.get("performance") or {})
         realized = context.realized_in(window.start, window.end)
         if realized == performance.get("realized"):
-            return
-        results = {**window.results, "performance": {**performance, "realized": realized}}
+            return None
+        performance["realized"] = realized
+        performance["concept_drift"] = concept_drift(
+            performance, min_labels=monitor.config.min_labels
+        )
+        results = {**window.results, "performance": performance}
         with self._ws.db.write() as conn:
             conn.execute(
                 sa.update(monitor_windows)
@@ -352,6 +390,7 @@ class Monitors:
                 )
                 .values(results=results)
             )
+        return Window(window.start, window.end, window.n_rows, results)
 
     def _first_prediction(self, endpoint: str) -> datetime | None:
         """When traffic began: the first answer, or the first row refused."""
@@ -390,23 +429,31 @@ class Monitors:
             ).scalar()
             return stored is not None
 
-    def _alert(self, monitor: Monitor, window: Window, notifier: Notifier) -> None:
-        """Raise what holds in this window; resolve what held before and no longer does."""
-        holding = dict(conditions(monitor, window))
+    def _alert(
+        self, monitor: Monitor, window: Window, notifier: Notifier, *, only: str = ""
+    ) -> None:
+        """Raise what holds in this window, as seen at the window's end; resolve what it
+        judged and found cleared. A condition the window could not judge (too few rows,
+        too few labels) keeps its alert as it is. ``only``: the conditions whose key
+        starts with it."""
         cooldown = timedelta(hours=monitor.config.cooldown_hours)
-        for key, (severity, message, evidence) in holding.items():
-            notifier.raise_alert(
-                monitor.endpoint, key, severity, message, evidence, cooldown=cooldown
-            )
-        if not window.results.get("judged", True):
-            return  # too few rows to say that anything stopped
-        for alert in self.alerts.list(endpoint=monitor.endpoint):
-            if (
-                alert.state != "resolved"
-                and alert.key not in holding
-                and alert.key.startswith(OWN_PREFIXES)
-            ):
-                self.alerts.resolve(monitor.endpoint, alert.key)
+        unresolved = self.alerts.unresolved_keys(monitor.endpoint)
+        for key, holding in conditions(monitor, window).items():
+            if not key.startswith(only):
+                continue
+            if holding is not None:
+                severity, message, evidence = holding
+                notifier.raise_alert(
+                    monitor.endpoint,
+                    key,
+                    severity,
+                    message,
+                    evidence,
+                    seen=window.end,
+                    cooldown=cooldown,
+                )
+            elif key in unresolved:
+                self.alerts.resolve(monitor.endpoint, key)
 
 
 def _starts(first: datetime, until: datetime, span: int) -> list[datetime]:

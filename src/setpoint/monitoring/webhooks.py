@@ -196,6 +196,7 @@ class Notifier:
         evidence: Any = None,
         *,
         now: datetime | None = None,
+        seen: datetime | None = None,
         cooldown: timedelta = DEFAULT_COOLDOWN,
     ) -> Alert | None:
         """:meth:`AlertStore.raise_alert`, then start sending what is due. Never waits."""
@@ -207,6 +208,7 @@ class Notifier:
             message,
             evidence,
             now=at,
+            seen=seen,
             cooldown=cooldown,
             notify=list(self.webhooks),
         )

@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 from setpoint.errors import InvalidDataError
 from setpoint.monitoring import reference as references
+from setpoint.monitoring.conditions import concept_drift
 from setpoint.monitoring.contract_counts import contract_quality, refused_in, with_refused
 from setpoint.monitoring.counts import CategoricalCounts, NumericCounts
 from setpoint.monitoring.drift import DriftSettings, detect
@@ -98,7 +99,7 @@ class Measurement:
         refused = refused_in(self.traffic, start, end)
         summary = with_refused(summarize(with_outputs, self.ref.summary), refused, self.ref)
         settings = self._settings(n)
-        drift = detect(self.ref.summary, summary, settings)
+        drift = detect(self.ref.summary, summary, settings, outputs=self.ref.output_kinds)
         results: dict[str, Any] = {
             "judged": drift.judged,
             "reference": self.ref.model,
@@ -163,6 +164,7 @@ class Measurement:
             estimate = self._estimator.estimate(proba, predictions.to_pylist())
             out["estimated"] = {name: e.to_dict() for name, e in estimate.items()}
         out["realized"] = self._realized(rows, predictions, proba)
+        out["concept_drift"] = concept_drift(out, min_labels=self.monitor.config.min_labels)
         return out
 
     def realized_in(self, start: datetime, end: datetime) -> dict[str, Any] | None:

@@ -353,7 +353,7 @@ class Lane:
         now: datetime,
     ) -> list[Answer]:
         """A batch with no violation: every row is predicted, in order."""
-        predictions, proba = _predict(model.predictor, combined)
+        predictions, proba = predict_rows(model.predictor, combined)
         version, classes, pii = model.version, model.predictor.classes, model.pii
         answers = []
         start = 0
@@ -403,7 +403,7 @@ class Lane:
             # Rows past the training range may hold values far out (1e308): numpy's
             # overflow warnings about them inside the model are not a failed batch.
             with np.errstate(over="ignore", invalid="ignore"):
-                predictions, proba = _predict(model.predictor, table.filter(pa.array(valid)))
+                predictions, proba = predict_rows(model.predictor, table.filter(pa.array(valid)))
         # Index into predictions for each valid row, -1 for a refused one.
         position = np.where(valid, np.cumsum(valid) - 1, -1).tolist()
 
@@ -583,7 +583,7 @@ def _transpose(rows: list[dict[str, Any] | None], names: list[str]) -> dict[str,
 _ARGMAX_FLAVORS = frozenset({"lightgbm", "xgboost"})
 
 
-def _predict(predictor: Predictor, rows: Any) -> tuple[list[Any], list[list[float]] | None]:
+def predict_rows(predictor: Predictor, rows: Any) -> tuple[list[Any], list[list[float]] | None]:
     """Labels and class probabilities (None for a regressor) of ``rows``, as lists."""
     if predictor.task == "classification" and predictor.flavor in _ARGMAX_FLAVORS:
         proba = predictor.predict_proba(rows)

@@ -236,6 +236,8 @@ alerts = sa.Table(
     sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
     sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
     sa.Column("count", sa.Integer, nullable=False),  # times raised
+    # first_seen and last_seen are the data's time; this is the clock's when it opened.
+    sa.Column("noticed_at", sa.DateTime(timezone=True)),
     sa.Column("notified_at", sa.DateTime(timezone=True)),  # the cooldown runs from here
     sa.Column("acked_by", sa.String(200)),
     sa.Column("acked_at", sa.DateTime(timezone=True)),

@@ -78,6 +78,7 @@ class Multivariate:
     auc: float
     threshold: float
     drifted: bool
+    auc_se: float | None = None  # its standard error (absent in older windows)
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,9 @@ class Performance:
     realized: Mapping[str, float | None] | None = None
     coverage: float | None = None
     reference: Mapping[str, float | None] | None = None  # the model's figures at training
+    # Metrics whose realized figure fell outside the estimate's band (evidence that
+    # the relation between inputs and outcome changed, which the estimate cannot see).
+    concept_drift: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -142,6 +146,8 @@ class WindowResult:
     start: datetime
     end: datetime
     n_rows: int
+    judged: bool = True  # False: too few rows to judge drift; no verdict either way
+    reference: str | None = None  # the model the window was measured against
     features: Mapping[str, FeatureDrift] = field(default_factory=dict)
     drift_share: float | None = None
     multivariate: Multivariate | None = None
@@ -159,10 +165,11 @@ class AlertEntry:
     key: str = ""
     severity: str = "warning"
     state: str = "open"  # "open", "acknowledged" (still unresolved) or "resolved"
-    first_seen: datetime | None = None
+    first_seen: datetime | None = None  # the data's time
     last_seen: datetime | None = None
     count: int = 1
     acked_by: str | None = None
+    noticed_at: datetime | None = None  # the clock's time when it opened
 
     @property
     def unresolved(self) -> bool:
@@ -188,8 +195,9 @@ class ReportData:
         None)::
 
             {endpoint, model, version, reference?, generated_at?, alerts?: [alert],
-             windows: [{start, end, n_rows, features?: {name: feature}, drift_share?,
-                        multivariate?: {auc, threshold, drifted}, prediction?: feature,
+             windows: [{start, end, n_rows, judged?, reference?,
+                        features?: {name: feature}, drift_share?,
+                        multivariate?: {auc, auc_se?, threshold, drifted}, prediction?: feature,
                         quality?: {null_rates?: {name: x}, out_of_range?: {name: n},
                                    unseen?: {name: n | {category: n}}, rejected?,
                                    volume, expected_volume?,
@@ -197,7 +205,8 @@ class ReportData:
                                                rule, scored, refused}]}},
                         performance?: {estimated?: {metric: {value, low, high}},
                                        realized?: {metric: x, coverage?},
-                                       reference?: {metric: x}},
+                                       reference?: {metric: x},
+                                       concept_drift?: {metrics: {metric: ...}}},
                         latency?: {p50_ms?, p99_ms?}}]}
             feature: {kind: "numeric" | "categorical", drifted, effect?, threshold?,
                       test?, statistic?, p_value?, null_fraction?,
@@ -205,11 +214,12 @@ class ReportData:
                       histogram?: {edges, reference, current}            (numeric)
                                 | {categories, reference, current}}      (categorical)
             alert: {message, key?, severity?, state?: "open" | "acknowledged" |
-                    "resolved", first_seen?, last_seen?, count?, acked_by?}
+                    "resolved", first_seen?, last_seen?, count?, acked_by?,
+                    noticed_at?}
 
         A window as ``monitor.py`` stores it is read as well: features and drift
-        share nested under ``drift``, the model's outputs as the ``__prediction__``
-        (read as ``prediction``) and ``__score__`` (left out) columns.
+        share nested under ``drift``, the model's outputs under ``drift.prediction``
+        (``__prediction__`` is read as ``prediction``, ``__score__`` left out).
         """
         d = _mapping(d, "report")
         windows = [_window(w, f"windows[{i}]") for i, w in enumerate(_list(d, "windows", "report"))]
@@ -351,7 +361,13 @@ def _performance(v: Any, path: str) -> Performance:
     if d.get("reference") is not None:
         ref = _mapping(d["reference"], f"{path}.reference")
         reference = {str(k): _opt_number(x, f"{path}.reference.{k}") for k, x in ref.items()}
-    return Performance(estimated, realized, coverage, reference)
+    concept: tuple[str, ...] = ()
+    if d.get("concept_drift") is not None:
+        found = _mapping(d["concept_drift"], f"{path}.concept_drift")
+        concept = tuple(
+            str(m) for m in _mapping(found.get("metrics") or {}, f"{path}.concept_drift.metrics")
+        )
+    return Performance(estimated, realized, coverage, reference, concept)
 
 
 def _window(v: Any, path: str) -> WindowResult:
@@ -370,10 +386,16 @@ def _window(v: Any, path: str) -> WindowResult:
         str(k): _feature(x, str(k), f"{where}[{k!r}]")
         for k, x in _mapping(drift.get("features") or {}, where).items()
     }
-    # Monitors judge the model's outputs as extra columns (names from reference.py).
+    # Monitors judge the model's outputs as extra columns (names from reference.py),
+    # apart from the features (windows stored before that kept them among the features).
     pred = d.get("prediction")
+    outputs = _mapping(drift.get("prediction") or {}, f"{path}.drift.prediction")
     output = features.pop("__prediction__", None)
     features.pop("__score__", None)
+    if "__prediction__" in outputs:
+        output = _feature(
+            outputs["__prediction__"], "prediction", f"{path}.drift.prediction['__prediction__']"
+        )
     mv, lat = d.get("multivariate"), d.get("latency")
     if mv is not None:
         m = _mapping(mv, f"{path}.multivariate")
@@ -385,6 +407,7 @@ def _window(v: Any, path: str) -> WindowResult:
             drifted=_bool(
                 _get(m, "drifted", f"{path}.multivariate"), f"{path}.multivariate.drifted"
             ),
+            auc_se=_opt_number(m.get("auc_se"), f"{path}.multivariate.auc_se"),
         )
     if lat is not None:
         m = _mapping(lat, f"{path}.latency")
@@ -393,10 +416,14 @@ def _window(v: Any, path: str) -> WindowResult:
             _opt_number(m.get("p99_ms"), f"{path}.latency.p99_ms"),
         )
     quality, perf = d.get("quality"), d.get("performance")
+    judged = d.get("judged", drift.get("judged", True))
+    reference = d.get("reference")
     return WindowResult(
         start=start,
         end=end,
         n_rows=_count(_get(d, "n_rows", path), f"{path}.n_rows"),
+        judged=_bool(judged, f"{path}.judged"),
+        reference=None if reference is None else _text(reference, f"{path}.reference"),
         features=features,
         drift_share=_opt_fraction(drift.get("drift_share"), f"{path}.drift_share"),
         multivariate=mv,
@@ -409,7 +436,7 @@ def _window(v: Any, path: str) -> WindowResult:
 
 def _alert(v: Any, path: str) -> AlertEntry:
     d = _mapping(v, path)
-    first, last = d.get("first_seen"), d.get("last_seen")
+    first, last, noticed = d.get("first_seen"), d.get("last_seen"), d.get("noticed_at")
     state, acked_by = d.get("state", "open"), d.get("acked_by")
     if state not in ("open", "acknowledged", "resolved"):
         _expect(f"{path}.state", '"open", "acknowledged" or "resolved"', state)
@@ -422,4 +449,5 @@ def _alert(v: Any, path: str) -> AlertEntry:
         count=_count(d.get("count", 1), f"{path}.count"),
         state=state,
         acked_by=None if acked_by is None else _text(acked_by, f"{path}.acked_by"),
+        noticed_at=None if noticed is None else _when(noticed, f"{path}.noticed_at"),
     )

@@ -135,6 +135,26 @@ def _time_axis(ax: Axes, labels: Sequence[str], *, widen: bool = True) -> None:
     ax.set_xlabel("Window start (UTC)")
 
 
+def _mark_references(axes: Sequence[Axes], windows: Sequence[WindowResult]) -> None:
+    """A dotted line before each window measured against another model than the one
+    before it (a promotion rebased the monitor), named on the first panel."""
+    for i in range(1, len(windows)):
+        before, now = windows[i - 1].reference, windows[i].reference
+        if not before or not now or before == now:
+            continue
+        for ax in axes:
+            ax.axvline(i - 0.5, color="black", ls=":", lw=1.4, zorder=5)
+        axes[0].annotate(
+            _plain(f"reference: {now}", 32),
+            xy=(i - 0.5, 1.0),
+            xycoords=("data", "axes fraction"),
+            xytext=(3, 2),
+            textcoords="offset points",
+            fontsize=7,
+            va="bottom",
+        )
+
+
 def _series(values: Iterable[float | None]) -> Any:
     """Values as a float array with NaN for the missing, which matplotlib leaves as gaps."""
     return np.array([np.nan if v is None else v for v in values], dtype=float)
@@ -154,7 +174,9 @@ def _drift_plot(
     ratios = np.array(
         [
             [
-                np.nan if (f := w.features.get(n)) is None or f.ratio is None else f.ratio
+                np.nan
+                if not w.judged or (f := w.features.get(n)) is None or f.ratio is None
+                else f.ratio
                 for w in windows
             ]
             for n in names
@@ -185,7 +207,10 @@ def _drift_plot(
         ax.set_title("How far each feature moved from the reference (effect size ÷ threshold)")
         handles = [Patch(facecolor=c, edgecolor="#BBBBBB", label=label) for label, c in _BUCKETS]
         handles.append(Patch(fill=False, edgecolor="black", linewidth=2, label="drifted"))
-        handles.append(Patch(facecolor="white", edgecolor="#BBBBBB", label="no figure"))
+        handles.append(
+            Patch(facecolor="white", edgecolor="#BBBBBB", label="not judged (too few rows)")
+        )
+        _mark_references([ax], windows)
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1))
         return _svg(fig, "drift", "Heatmap of drift effect size per feature and window")
 
@@ -285,6 +310,7 @@ def _performance_plot(
             ax.set_ylim(0, 100)
             ax.set_ylabel("Labelled (%)")
             ax.set_title("Share of predictions with a label so far")
+        _mark_references(axes, windows)
         _time_axis(axes[-1], labels)
         return _svg(fig, "performance", "Estimated and realized performance per window")
 
@@ -345,6 +371,7 @@ def _quality_plot(windows: Sequence[WindowResult], labels: Sequence[str]) -> str
             ax.yaxis.set_major_locator(MaxNLocator(integer=True))
             top = float(np.nanmax(np.concatenate([*values, [0.0]])))  # 0: never all NaN
             ax.set_ylim(0, max(1.0, top * 1.08))
+        _mark_references([ax_null, ax_bad, ax_rej], windows)
         _time_axis(ax_rej, labels)
         return _svg(fig, "quality", "Data quality per window")
 
@@ -373,5 +400,6 @@ def _traffic_plot(windows: Sequence[WindowResult], labels: Sequence[str]) -> str
         ax.set_title("Rows received per window")
         ax.set_ylabel("Rows")
         _legend(ax)
+        _mark_references(axes, windows)
         _time_axis(ax, labels)
         return _svg(fig, "traffic", "Response time and rows received per window")

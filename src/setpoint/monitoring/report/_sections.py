@@ -9,6 +9,7 @@ these functions are HTML already.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -69,28 +70,48 @@ def _figure_html(svg: str, caption: str) -> str:
     return f"<figure>{svg}<figcaption>{caption}</figcaption></figure>"
 
 
+def _not_judged(w: WindowResult) -> str:
+    rows = f"{w.n_rows:,} row{'s' if w.n_rows != 1 else ''}"
+    return f"the latest window ({_day(w.start)}) was not judged: {rows}, too few to tell"
+
+
+def _drift_words(ws: Sequence[WindowResult], at: int) -> str:
+    """What window ``at`` says about input drift (it was judged), with since when."""
+    w = ws[at]
+    drifted = _drifted(w)
+    if drifted:
+        since = at
+        while since > 0 and ws[since - 1].judged and _drifted(ws[since - 1]):
+            since -= 1
+        return (
+            f"input drift in {len(drifted)} of {len(w.features)} features "
+            f"since {_day(ws[since].start)}"
+        )
+    if w.multivariate is not None and w.multivariate.drifted:
+        return "the inputs shifted jointly (no single feature drifted)"
+    if w.features:
+        return f"no input drift in {len(w.features)} features"
+    return "no input drift figures"
+
+
 def _verdict(data: ReportData) -> str:
     """One sentence a person can act on: drift (since when the run of windows with
-    drift began), the main metric now against the first window, open alerts."""
+    drift began), the main metric now against the first window, open alerts. A window
+    too small to judge is said to be so, never read as "no drift"."""
     if not data.windows:
         return "No monitoring windows have been computed yet for this endpoint."
     ws, last = data.windows, data.windows[-1]
     parts: list[str] = []
-    drifted = _drifted(last)
-    if drifted:
-        since = len(ws) - 1
-        while since > 0 and _drifted(ws[since - 1]):
-            since -= 1
-        parts.append(
-            f"Input drift in {len(drifted)} of {len(last.features)} features "
-            f"since {_day(ws[since].start)}"
-        )
-    elif last.multivariate is not None and last.multivariate.drifted:
-        parts.append("The inputs shifted jointly (no single feature drifted)")
-    elif last.features:
-        parts.append(f"No input drift in {len(last.features)} features in the latest window")
+    if last.judged:
+        words = _capital(_drift_words(ws, len(ws) - 1))
+        parts.append(words if _drifted(last) else words + " in the latest window")
     else:
-        parts.append("No input drift figures in the latest window")
+        judged = [i for i, w in enumerate(ws) if w.judged]
+        text = _capital(_not_judged(last))
+        if judged:
+            text += f"; in the last judged window ({_day(ws[judged[-1]].start)}), "
+            text += _drift_words(ws, judged[-1])
+        parts.append(text)
     m = next(iter(_metric_list(ws)), "")
     est = [(w, e) for w in ws if (e := _estimate(w, m)) is not None]
     real = [(w, r) for w in ws if (r := _realized(w, m)) is not None]
@@ -129,26 +150,34 @@ def _summary(data: ReportData) -> str:
         ["Windows", f"{len(ws)} ({_day(ws[0].start)} to {_day(ws[-1].end)})"],
         ["Rows", f"{sum(w.n_rows for w in ws):,} in total; {last.n_rows:,} in the latest window"],
     ]
-    drifted = _drifted(last)
-    names = ", ".join(_E(f.name) for f in drifted[:8]) + (", …" if len(drifted) > 8 else "")
-    if last.features:
-        count = f"{len(drifted)} of {len(last.features)}"
-        rows.append(["Drifted features now", count + (f": {names}" if drifted else "")])
+    judged = [w for w in ws if w.judged]
+    if not last.judged:
+        rows.append(["Drifted features now", _E(_capital(_not_judged(last)))])
+    if judged and judged[-1].features:
+        w = judged[-1]
+        drifted = _drifted(w)
+        names = ", ".join(_E(f.name) for f in drifted[:8]) + (", …" if len(drifted) > 8 else "")
+        count = f"{len(drifted)} of {len(w.features)}"
+        if w.drift_share is not None:
+            count += f" ({w.drift_share:.0%} of the input features)"
+        label = "Drifted features now" if w is last else f"Drifted on {_day(w.start)}"
+        rows.append([label, count + (f": {names}" if drifted else "")])
     if last.multivariate is not None:
         mv = last.multivariate
+        se = "" if mv.auc_se is None else f" ± {mv.auc_se:.2f}"
         rows.append(
             [
                 "Features together",
                 f"{'shifted' if mv.drifted else 'no joint shift'} (a classifier tells the "
-                f"window from the reference with AUC {mv.auc:.2f}, where 0.5 is chance; "
+                f"window from the reference with AUC {mv.auc:.2f}{se}, where 0.5 is chance; "
                 f"the threshold is {mv.threshold:.2f})",
             ]
         )
-    if last.prediction is not None:
+    if last.prediction is not None and last.judged:
         p = last.prediction
         rows.append(
             [
-                "Predictions",
+                "Predictions (apart from the features)",
                 f"{'drifted' if p.drifted else 'stable'} "
                 f"(effect {_num(p.effect)}, threshold {_num(p.threshold)})",
             ]
@@ -237,12 +266,34 @@ def _drift_section(ws: Sequence[WindowResult], labels: Sequence[str]) -> str:
         ]
         for f in sorted(last.features.values(), key=lambda f: (not f.drifted, -(f.ratio or 0)))
     ]
+    if not last.judged:
+        for row in rows:
+            row[-1] = "not judged"
     head = ["Feature", "Kind", "Test", "Effect size", "Threshold", "p-value", "Verdict"]
-    table = _table(head, rows, f"Every feature in the latest window ({_E(_day(last.start))})")
+    caption = f"Every feature in the latest window ({_E(_day(last.start))})"
+    if not last.judged:
+        caption += f": not judged, {last.n_rows:,} rows are too few to tell"
+    table = _table(head, rows, caption)
+    changes = _reference_changes(ws)
+    if changes:
+        table += "<p>" + " ".join(_E(c) for c in changes) + "</p>"
     return intro + fig + table
 
 
+def _reference_changes(ws: Sequence[WindowResult]) -> list[str]:
+    """Sentences for each window measured against another model than the one before
+    (after a promotion), as the charts mark them."""
+    return [
+        f"From {_day(w.start)} the windows are measured against {w.reference} "
+        f"(before: {prev.reference}); the charts mark the change with a dotted line."
+        for prev, w in itertools.pairwise(ws)
+        if w.reference and prev.reference and w.reference != prev.reference
+    ]
+
+
 def _distribution_section(ws: Sequence[WindowResult]) -> str:
+    if not ws[-1].judged:
+        return f"<p>{_E(_capital(_not_judged(ws[-1])))}.</p>"
     drifted = _drifted(ws[-1])
     if not drifted:
         return "<p>No feature drifted in the latest window.</p>"
@@ -293,7 +344,30 @@ def _performance_section(ws: Sequence[WindowResult], labels: Sequence[str]) -> s
         )
     if not metrics:
         return words + "<p>No labels have arrived yet, so there are no realized figures.</p>"
-    return words + _figure_html(_performance_plot(ws, metrics, labels), "Performance per window.")
+    return (
+        words
+        + _concept_drift(ws)
+        + _figure_html(_performance_plot(ws, metrics, labels), "Performance per window.")
+    )
+
+
+def _concept_drift(ws: Sequence[WindowResult]) -> str:
+    """A caveat where labels disagree with the estimate beyond its band."""
+    found = [(w, w.performance.concept_drift) for w in ws if w.performance]
+    found = [(w, names) for w, names in found if names]
+    if not found:
+        return ""
+    metrics = list(dict.fromkeys(m for _, names in found for m in names))
+    days = ", ".join(_day(w.start) for w, _ in found[:6]) + (", …" if len(found) > 6 else "")
+    words = ", ".join(_metric_words(m) for m in metrics)
+    return (
+        '<p class="caveat"><strong>The estimate and the labels disagree.</strong> In '
+        f"{len(found)} window{'s' if len(found) != 1 else ''} ({_E(days)}) the realized "
+        f"{_E(words)} fell outside the estimate's likely range. The estimate assumes that the "
+        "relation between the inputs and the outcome has not changed; labels that disagree "
+        "beyond its range are evidence that it has (concept drift). Trust the realized "
+        "figures, and retrain on recent labelled data.</p>"
+    )
 
 
 def _quality_section(ws: Sequence[WindowResult], labels: Sequence[str]) -> str:
@@ -368,9 +442,18 @@ def _alerts_section(alerts: Sequence[AlertEntry]) -> str:
             _E(a.message),
             _stamp(a.first_seen),
             _stamp(a.last_seen),
+            _stamp(a.noticed_at),
             f"{a.count:,}",
         ]
         for a in ordered
     ]
-    head = ["Status", "Severity", "What happened", "First seen", "Last seen", "Times"]
+    head = [
+        "Status",
+        "Severity",
+        "What happened",
+        "First seen (data)",
+        "Last seen (data)",
+        "Noticed at",
+        "Times",
+    ]
     return _table(head, rows, "Alerts, open first")
