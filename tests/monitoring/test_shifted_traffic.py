@@ -15,12 +15,13 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from monitor_support import DAY, SPEC
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -32,32 +33,15 @@ from setpoint.serving.app import create_app
 from setpoint.serving.log import RecordLog, read_log
 from setpoint.workspace import Workspace
 
-SPEC = {
-    "model": "credit-risk",
-    "dataset": "loans@latest",
-    "target": lending.TARGET,
-    "exclude": [lending.TIME_COLUMN],
-    "estimator": {"class": "sklearn.linear_model.LogisticRegression", "params": {"max_iter": 500}},
-    "seed": 1,
-}
 SHIFTED = ("income", "debt_to_income")
-DAY = datetime(2026, 6, 1, tzinfo=UTC)
 ROWS, PER_REQUEST = 600, 20
 PREDICT = "/v1/endpoints/credit/predict"
 
 
 @pytest.fixture
-def history() -> pd.DataFrame:
-    return lending.applications(4_000, start=datetime(2026, 1, 1, tzinfo=UTC), seed=11)
-
-
-@pytest.fixture
-def served(workspace: Workspace, history: pd.DataFrame) -> Workspace:
-    workspace.add_dataset("loans", history)
-    version = workspace.train(SPEC)
-    workspace.promote(version.name, version.version)
-    workspace.deploy("credit", model="credit-risk")
-    return workspace
+def history(served: Workspace) -> pd.DataFrame:
+    """The data the served model was trained on."""
+    return served.load_dataset("loans@1").to_pandas()
 
 
 @pytest.fixture
