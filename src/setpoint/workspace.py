@@ -213,12 +213,17 @@ class Workspace:
         *,
         mode: Mode | None = None,
         source: str = "",
+        keep_soft: bool = False,
     ) -> ValidationOutcome:
         """Check ``batch`` against the contract of dataset ``ref``.
 
         ``reject`` raises :class:`ContractViolationError` listing the violations when
         there is any; ``quarantine`` keeps the invalid rows with their reasons and
         returns the valid ones; ``warn`` returns every row with the report.
+        ``keep_soft`` lets rows that break only soft rules of columns not enforced
+        (past a bound, an unseen category) pass, as a server answers them: only the
+        violations that would refuse a row at serving reject or quarantine it. The
+        outcome's report still lists every violation.
         """
         mode = mode or self.settings.validation_mode
         if mode not in ("reject", "quarantine", "warn"):
@@ -231,8 +236,9 @@ class Workspace:
         version = self.datasets.get(ref)
         contract, revision = self.datasets.contract(version)
         report = contract.validate(table)
-        if report.ok:
-            return ValidationOutcome(mode, report, report.accepted(table), None)
+        refusing = report.split()[0] if keep_soft else report
+        if refusing.ok:
+            return ValidationOutcome(mode, report, refusing.accepted(table), None)
         if mode == "reject":
             raise ContractViolationError(
                 f"{report.n_violations} contract violation(s) in {report.invalid_rows.size} "
@@ -251,11 +257,11 @@ class Workspace:
                     conn,
                     contract_id=self.datasets.contract_id(conn, version),
                     dataset=version.ref,
-                    report=report,
+                    report=refusing,
                     batch=table,
                     source=source,
                 )
-            return ValidationOutcome(mode, report, report.accepted(table), kept)
+            return ValidationOutcome(mode, report, refusing.accepted(table), kept)
         return ValidationOutcome(mode, report, table, None)
 
     # -- models ----------------------------------------------------------------------

@@ -155,6 +155,20 @@ def test_quarantine_mode_keeps_every_rejected_row_with_its_reasons(
     assert workspace.audit(entity="loans@1")[0].action == "quarantine.add"
 
 
+def test_keep_soft_lets_rows_outside_ranges_and_categories_pass(workspace: Workspace) -> None:
+    version = workspace.add_dataset("loans", loans())
+    outcome = workspace.validate(version.ref, bad_batch(), mode="quarantine", keep_soft=True)
+    assert outcome.accepted.column("grade").to_pylist() == ["A", "B", "Z"]
+    assert outcome.report.n_violations == 4  # the report still lists every violation
+    assert outcome.quarantine is not None
+    assert workspace.quarantine.rows(outcome.quarantine.id).column("_row").to_pylist() == [3]
+    with pytest.raises(ContractViolationError):
+        workspace.validate(version.ref, bad_batch(), mode="reject", keep_soft=True)
+    soft_only = bad_batch().iloc[:3]
+    passed = workspace.validate(version.ref, soft_only, mode="reject", keep_soft=True)
+    assert passed.accepted.num_rows == 3
+
+
 def test_warn_mode_passes_every_row(workspace: Workspace) -> None:
     version = workspace.add_dataset("loans", loans())
     outcome = workspace.validate(version.ref, bad_batch(), mode="warn")

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pyarrow as pa
 import pytest
 
 from setpoint.data._batch import to_table
 from setpoint.data.contract import ColumnRule, Contract
 from setpoint.data.profile import profile_table
+from setpoint.data.validation import ValidationReport
 from setpoint.errors import InvalidSpecError
 
 
@@ -163,3 +166,66 @@ columns:
 def test_text_that_is_not_a_contract(text: str) -> None:
     with pytest.raises(InvalidSpecError):
         Contract.from_yaml(text)
+
+
+def test_enforce_is_parsed_and_written_only_when_not_the_default() -> None:
+    text = """
+columns:
+  age: {kind: integer, min: 18, max: 90, enforce: reject}
+  grade: {kind: categorical, categories: [A, B]}
+"""
+    contract = Contract.from_yaml(text)
+    assert contract.columns["age"].enforce == "reject"
+    assert contract.columns["grade"].enforce == "score"
+    assert contract.enforced == frozenset({"age"})
+    written = contract.to_dict()["columns"]
+    assert written["age"]["enforce"] == "reject"
+    assert "enforce" not in written["grade"]
+    assert Contract.from_yaml(contract.to_yaml()) == contract
+    assert "enforce:" in contract.to_yaml().split("unknown_columns")[0]  # the header says it
+
+
+def test_an_enforce_that_is_not_score_or_reject_is_named_by_path() -> None:
+    with pytest.raises(InvalidSpecError) as caught:
+        Contract.from_yaml("columns:\n  age: {kind: integer, enforce: always}\n")
+    assert caught.value.details == [
+        "columns.age.enforce: 'always' is not one of score, reject (score: answer a row "
+        "outside min/max/categories with a warning; reject: refuse it)"
+    ]
+
+
+def test_masking_and_restricting_keep_enforce(contract: Contract) -> None:
+    columns = {**contract.columns, "income": replace(contract.columns["income"], enforce="reject")}
+    enforced = Contract(columns)
+    assert enforced.without_values(["income"]).columns["income"].enforce == "reject"
+    assert enforced.restrict(["income"]).enforced == frozenset({"income"})
+
+
+def test_the_report_tells_which_violations_refuse_at_serving(contract: Contract) -> None:
+    columns = {**contract.columns, "grade": replace(contract.columns["grade"], enforce="reject")}
+    enforced = Contract(columns)
+    batch = to_table(
+        [
+            {"age": 99, "income": 1500.0, "grade": "Z", "owner": True, "signed": "2024-01-01"},
+            {"age": "old", "income": 9e9, "grade": "A", "owner": True, "signed": "2024-01-01"},
+            {"age": 30, "income": -1.0, "grade": "B", "owner": True, "signed": "2024-01-01"},
+        ]
+    )
+    report = enforced.validate(batch)
+    refusing, scored = report.split()
+    # hard rules refuse, and so does the soft rule of the enforced column
+    assert violations(refusing) == {(0, "grade", "category"), (1, "age", "type")}
+    assert violations(scored) == {(0, "age", "max"), (1, "income", "max"), (2, "income", "min")}
+    assert report.refuses.tolist() == [
+        (v["column"], v["rule"]) in {("grade", "category"), ("age", "type")}
+        for v in report.to_details(limit=None)
+    ]
+    assert refusing.invalid_rows.tolist() == [0, 1]
+    # batch validation is unchanged: every rule is a violation
+    assert report.invalid_rows.tolist() == [0, 1, 2]
+    plain = contract.validate(batch)
+    assert plain.refuses.tolist() == [v["rule"] == "type" for v in plain.to_details(limit=None)]
+
+
+def violations(report: ValidationReport) -> set[tuple[int | None, str, str]]:
+    return {(v["row"], v["column"], v["rule"]) for v in report.to_details(limit=None)}

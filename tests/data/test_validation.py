@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pyarrow as pa
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 
 from setpoint.data._batch import to_table
 from setpoint.data.contract import ColumnRule, Contract
+from setpoint.data.validation import HARD_RULES, SOFT_RULES
 from setpoint.errors import SetpointError
 
 CONTRACT = Contract(
@@ -65,3 +67,27 @@ def test_a_valid_batch_passes_whole() -> None:
     assert report.accepted(batch) == batch
     assert report.rejected(batch).num_rows == 0
     assert report.summary() == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(records, st.sets(st.sampled_from(["n", "k", "c", "b"])))
+def test_what_refuses_is_exactly_the_hard_rules_and_the_enforced_columns(
+    rows: list[dict[str, Any]], enforced: set[str]
+) -> None:
+    try:
+        batch = to_table(rows)
+    except SetpointError:
+        return
+    columns = {
+        n: replace(r, enforce="reject" if n in enforced else "score")
+        for n, r in CONTRACT.columns.items()
+    }
+    report = Contract(columns, CONTRACT.unknown_columns).validate(batch)
+    details = report.to_details(limit=None)
+    assert report.refuses.tolist() == [
+        v["rule"] in HARD_RULES or v["column"] in enforced for v in details
+    ]
+    refusing, scored = report.split()
+    assert refusing.n_violations + scored.n_violations == report.n_violations
+    assert all(v["rule"] in SOFT_RULES for v in scored.to_details(limit=None))
+    assert all(v["column"] not in enforced for v in scored.to_details(limit=None))

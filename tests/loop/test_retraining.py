@@ -308,6 +308,9 @@ def test_data_that_legitimately_changed_becomes_a_contract_proposal(
     more["home_ownership"] = "council"  # a kind of tenure the contract never saw
     more["income"] = 2_000_000.0  # past the largest income in the training data
     _answer_and_label(ws, more, labelled_at=NOW, prefix="late")
+    broken = lending.applications(5, start=CHANGE + timedelta(days=13), days=1, seed=10)
+    broken["term"] = None  # a value the model cannot be scored without: a hard rule
+    _answer_and_label(ws, broken, labelled_at=NOW, prefix="broken")
     loop = Loop(ws)
     loop.tick(NOW)
 
@@ -318,7 +321,13 @@ def test_data_that_legitimately_changed_becomes_a_contract_proposal(
     assert any("home_ownership: new category council" in c for c in proposal["changes"])
     assert any(c.startswith("income: max") for c in proposal["changes"])
     assert {v["column"] for v in proposal["violations"]} >= {"home_ownership", "income"}
-    assert proposal["quarantine"]["n_rejected"] == 60  # kept with their reasons, not lost
+    # The new world is trained on; only the rows that cannot be scored are set aside.
+    assert proposal["quarantine"]["n_rejected"] == 5
+    assert {s["rule"] for s in proposal["quarantine"]["summary"]} == {"not_null"}
+    assert after.dataset is not None
+    trained_on = ws.load_dataset(after.dataset)
+    assert trained_on.num_rows == 2_060
+    assert trained_on.column("home_ownership").to_pylist().count("council") == 60
     assert "council" not in (ws.contract("loans@1").columns["home_ownership"].categories or ())
 
     accepted = loop.decisions.accept_contract(after, actor="reviewer")

@@ -125,6 +125,14 @@ def test_nullable_and_arrow_number_types_become_floats() -> None:
     np.testing.assert_array_equal(to_matrix(table, features, KINDS_, {}), expected)
 
 
+def test_arrow_integers_beyond_a_float_mantissa_become_the_nearest_float() -> None:
+    # A value past a contract's bound is scored now (a soft rule), so an integer the
+    # float cannot hold exactly must not fail the batch.
+    table = pa.table({"price": pa.array([2**55 + 1, 3], pa.int64())})
+    frame = to_frame(table, ["price"], KINDS_)
+    assert frame["price"].tolist() == [float(2**55), 3.0]
+
+
 def test_text_accepts_whole_numbers_and_pandas_categoricals() -> None:
     frame = pd.DataFrame({"city": pd.Categorical(["Paris", None]), "note": [7, np.nan]})
     converted = to_frame(frame, ["city", "note"], KINDS_)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from monitor_support import DAY
+from monitor_support import DAY, SPEC
 from typer.testing import CliRunner
 
 from setpoint.cli.main import app
@@ -108,6 +109,27 @@ def test_rows_that_cannot_be_scored_are_kept_and_rows_beyond_the_range_are_marke
     [marked] = [r for r in logged if r.get("violations")]
     assert json.loads(marked["violations"]) == [{"column": "income", "rule": "max"}]
     assert json.loads(marked["inputs"])["income"] == 10_000_000.0
+
+
+def test_a_column_that_enforces_its_contract_refuses_rows_beyond_it(served: Workspace) -> None:
+    contract = served.contract("loans@1")
+    income = replace(contract.columns["income"], enforce="reject")
+    served.attach_contract(
+        "loans@1", replace(contract, columns={**contract.columns, "income": income})
+    )
+    version = served.train(SPEC)  # a model version's contract is fixed when it is registered
+    served.promote(version.name, version.version)
+    traffic = past_traffic().iloc[:50].copy()
+    traffic.loc[traffic.index[7], "income"] = 10_000_000.0
+    traffic.loc[traffic.index[7], "grade"] = "Z"  # soft, and its column is not enforced
+    result = served.monitors.backfill("credit", traffic, time_column=lending.TIME_COLUMN)
+    assert (result.scored, result.refused, result.marked) == (49, 1, 0)
+    [refused] = read_log(served.root, kind="refused", endpoint="credit").to_pylist()
+    assert refused["version"] == version.version
+    # The reasons are what refused it; the unseen grade alone would have been scored.
+    assert json.loads(refused["reasons"]) == [
+        {"column": "income", "rule": "max", "value": "10000000"}
+    ]
 
 
 def test_mistakes_are_named(served: Workspace) -> None:

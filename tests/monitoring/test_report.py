@@ -323,6 +323,36 @@ def test_windows_as_the_monitor_stores_them_are_read_too() -> None:
     assert len(re.findall(r"<svg\b", page)) == 7
 
 
+def test_rows_outside_the_contract_are_charted_and_tabled_by_column_and_rule() -> None:
+    doc = synthetic(n_windows=3)
+    for i, w in enumerate(doc["windows"]):
+        w["quality"]["contract"] = {
+            "scored": 30 * i,
+            "refused": 2 * i,
+            "rules": [
+                {"column": "loan_amount", "rule": "max", "scored": 30 * i, "refused": 0},
+                {"column": HOSTILE, "rule": "type", "scored": 0, "refused": 2 * i},
+            ],
+        }
+    data = ReportData.from_dict(doc)
+    page = render_report(data)
+    quality = data.windows[-1].quality
+    assert quality is not None
+    assert quality.contract is not None
+    assert (quality.contract.scored, quality.contract.refused) == (60, 4)
+    assert "4 rows refused by the data contract, 60 answered outside it" in page
+    assert "Rows outside the data contract in the latest window" in page
+    assert '<th scope="row">loan_amount</th><td>max</td><td>60</td><td>0</td>' in page
+    assert HOSTILE not in page
+    chart = re.search(r"<svg\b(?:(?!</svg>).)*Rows outside the data contract.*?</svg>", page, re.S)
+    assert chart is not None
+    assert "answered, marked" in chart.group(0)  # the legend: there is something to show
+
+    doc["windows"][0]["quality"]["contract"]["rules"] = "many"
+    with pytest.raises(InvalidDataError, match=r"windows\[0\].quality.contract.rules"):
+        ReportData.from_dict(doc)
+
+
 def test_a_window_without_drift_says_so() -> None:
     doc = synthetic(n_windows=3)
     page = render_report(ReportData.from_dict(doc))

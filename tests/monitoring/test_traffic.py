@@ -104,3 +104,46 @@ def test_numbers_sent_as_text_are_read_as_numbers() -> None:
     assert table["income"].to_pylist() == [12.5, 3.0, None]
     assert table["flag"].to_pylist() == [False, True, False]
     assert table["grade"].to_pylist() == ["A", None, None]
+
+
+def test_marks_and_refused_rows_are_read_beside_the_answers(tmp_path: Path) -> None:
+    marked = prediction(1, {"income": 9e9, "term": 36, "grade": "Z"})
+    marked["violations"] = [
+        {"column": "income", "rule": "max"},
+        {"column": "grade", "rule": "category"},
+    ]
+    with RecordLog(tmp_path, kind="predictions") as log:
+        log.append([prediction(0, {"income": 1.0, "term": 36, "grade": "A"}), marked])
+    with RecordLog(tmp_path, kind="refused") as log:
+        log.append(
+            [
+                {
+                    "request_id": f"x{i}",
+                    "ts": START + timedelta(minutes=i),
+                    "endpoint": "credit",
+                    "row": 0,
+                    "model": "credit-risk",
+                    "version": 1,
+                    "inputs": {"income": value, "term": 36, "grade": "B"},
+                    "reasons": [{"column": "income", "rule": "type", "value": str(value)}],
+                }
+                for i, value in enumerate(["lots", 7.0, "none"])
+            ]
+        )
+
+    traffic = read_traffic(tmp_path, "credit", KINDS)
+    assert traffic.violations is not None
+    assert [v is not None for v in traffic.violations.to_pylist()] == [False, True]
+    refused = traffic.refused
+    assert refused is not None
+    assert refused.num_rows == 3
+    assert refused.inputs["income"].to_pylist() == [None, 7.0, None]  # not numbers: missing
+    assert refused.inputs["grade"].to_pylist() == ["B"] * 3
+    later = refused.between(START + timedelta(minutes=1), START + timedelta(minutes=3))
+    assert later.inputs["income"].to_pylist() == [7.0, None]
+    assert read_traffic(tmp_path, "credit", KINDS, with_refused=False).refused is None
+    # An endpoint whose every row was refused still has its refusals read.
+    assert read_traffic(tmp_path, "credit", KINDS, since=START + timedelta(minutes=2)).num_rows == 0
+    alone = read_traffic(tmp_path, "credit", KINDS, since=START + timedelta(minutes=2)).refused
+    assert alone is not None
+    assert alone.num_rows == 1

@@ -25,10 +25,21 @@ def feedback_log() -> MemoryLog:
 
 
 @pytest.fixture
+def refused_log() -> MemoryLog:
+    return MemoryLog()
+
+
+@pytest.fixture
 def client(
-    served: Workspace, memory_log: MemoryLog, feedback_log: MemoryLog
+    served: Workspace, memory_log: MemoryLog, feedback_log: MemoryLog, refused_log: MemoryLog
 ) -> Iterator[TestClient]:
-    app = create_app(served, memory_log, feedback_log=feedback_log, refresh_seconds=0.05)
+    app = create_app(
+        served,
+        memory_log,
+        feedback_log=feedback_log,
+        refused_log=refused_log,
+        refresh_seconds=0.05,
+    )
     with TestClient(app) as test_client:
         yield test_client
 
@@ -69,7 +80,9 @@ def test_pii_columns_are_masked_in_the_log(
     assert {r["inputs"]["age"] for r in memory_log.records} == {"***"}
 
 
-def test_bad_rows_get_every_violation(client: TestClient, history: pd.DataFrame) -> None:
+def test_bad_rows_get_every_violation(
+    client: TestClient, history: pd.DataFrame, refused_log: MemoryLog, memory_log: MemoryLog
+) -> None:
     rows = requests_of(history.head(3))
     rows[1]["grade"] = "Z"
     rows[2]["income"] = "lots"
@@ -81,6 +94,32 @@ def test_bad_rows_get_every_violation(client: TestClient, history: pd.DataFrame)
     )
     found = {(v["row"], v["column"], v["rule"]) for v in error["details"]["violations"]}
     assert found == {(1, "grade", "category"), (2, "income", "type"), (2, "term", "not_null")}
+    # The row refused for its values is kept, with what refused it.
+    (kept,) = refused_log.records
+    assert (kept["row"], kept["model"], kept["version"]) == (2, "credit-risk", 1)
+    assert kept["inputs"] == rows[2]
+    assert kept["reasons"] == [
+        {"column": "income", "rule": "type", "value": "lots"},
+        {"column": "term", "rule": "not_null", "value": None},
+    ]
+    assert memory_log.records == []
+
+
+def test_a_request_refused_for_its_columns_keeps_every_row(
+    client: TestClient, history: pd.DataFrame, refused_log: MemoryLog
+) -> None:
+    rows = [{k: v for k, v in r.items() if k != "income"} for r in requests_of(history.head(2))]
+    rows[0]["colour"] = "blue"
+    response = client.post("/v1/endpoints/credit/predict", json={"records": rows})
+    assert_error_shape(response, 422, "contract_violation")
+    request_id = {r["request_id"] for r in refused_log.records}
+    assert len(request_id) == 1
+    assert [r["row"] for r in refused_log.records] == [0, 1]
+    assert refused_log.records[1]["reasons"] == [
+        {"column": "income", "rule": "missing_column", "value": None},
+        {"column": "colour", "rule": "unknown_column", "value": None},
+    ]
+    assert refused_log.records[0]["inputs"]["colour"] == "blue"
 
 
 def test_per_row_mode_answers_the_good_rows(
@@ -91,23 +130,54 @@ def test_per_row_mode_answers_the_good_rows(
     while client.get("/v1/endpoints/credit").json()["revision"] != 2:
         assert time.monotonic() < deadline, "the server did not follow the deployment"
     rows = requests_of(history.head(3))
-    rows[1]["grade"] = "Z"
+    rows[1]["income"] = "lots"
+    rows[2]["grade"] = "Z"
     body = client.post("/v1/endpoints/credit/predict", json={"records": rows}).json()
     assert body["predictions"][1] is None
     assert body["predictions"][0] is not None
-    assert body["errors"] == [{"row": 1, "column": "grade", "rule": "category", "value": "Z"}]
+    assert body["predictions"][2] is not None  # an unseen category is scored, and marked
+    assert body["errors"] == [{"row": 1, "column": "income", "rule": "type", "value": "lots"}]
+    assert body["warnings"] == [{"row": 2, "column": "grade", "rule": "category", "value": "Z"}]
 
 
 def test_a_bad_request_does_not_fail_its_batch_neighbours(
     client: TestClient, history: pd.DataFrame
 ) -> None:
     good = requests_of(history.head(1))
-    bad = [{**good[0], "grade": "Z"}]
+    bad = [{**good[0], "income": "lots"}]
     responses = [
         client.post("/v1/endpoints/credit/predict", json={"records": rows})
         for rows in (good, bad, good)
     ]
     assert [r.status_code for r in responses] == [200, 422, 200]
+
+
+def test_rows_past_the_training_range_are_answered_and_marked(
+    client: TestClient, served: Workspace, history: pd.DataFrame, memory_log: MemoryLog
+) -> None:
+    contract = served.registry.get("credit-risk@champion").contract
+    assert contract is not None
+    top = contract["columns"]["loan_amount"]["max"]
+    rows = requests_of(history.head(3))
+    rows[0]["loan_amount"] = top * 1.2
+    rows[2]["grade"] = "Z"
+    response = client.post("/v1/endpoints/credit/predict", json={"records": rows})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert None not in body["predictions"]
+    assert "errors" not in body
+    assert [(w["row"], w["column"], w["rule"]) for w in body["warnings"]] == [
+        (0, "loan_amount", "max"),
+        (2, "grade", "category"),
+    ]
+    logged = {r["row"]: r.get("violations") for r in memory_log.records}
+    assert logged == {
+        0: [{"column": "loan_amount", "rule": "max"}],
+        1: None,
+        2: [{"column": "grade", "rule": "category"}],
+    }
+    clean = client.post("/v1/endpoints/credit/predict", json={"records": rows[1:2]}).json()
+    assert "warnings" not in clean
 
 
 MALFORMED: list[tuple[bytes, int, str]] = [

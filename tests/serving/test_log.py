@@ -215,6 +215,45 @@ def test_feedback_has_a_label(tmp_path: Path) -> None:
     assert read_log(tmp_path).num_rows == 0  # the predictions log is another one
 
 
+def test_refused_rows_have_their_reasons_and_compact_like_predictions(tmp_path: Path) -> None:
+    refusal = {
+        "request_id": "req-1",
+        "ts": T0,
+        "endpoint": "credit",
+        "row": 2,
+        "model": "credit-risk",
+        "version": 3,
+        "inputs": {"income": "lots", "age": "***"},
+        "reasons": [{"column": "income", "rule": "type", "value": "lots"}],
+    }
+    with RecordLog(tmp_path, kind="refused") as refused:
+        refused.append([refusal, {**refusal, "request_id": "req-2", "ts": T0 + dt.timedelta(1)}])
+        with pytest.raises(InvalidDataError, match="'row' should be int"):
+            refused.append([{**refusal, "row": "two"}])
+
+    before = read_log(tmp_path, kind="refused")
+    assert before.schema.names == [
+        "request_id",
+        "ts",
+        "endpoint",
+        "row",
+        "model",
+        "version",
+        "inputs",
+        "reasons",
+    ]
+    assert before.schema.field("version").type == pa.int64()
+    assert json.loads(before.column("reasons")[0].as_py()) == refusal["reasons"]
+    assert read_log(tmp_path).num_rows == 0  # the predictions log is another one
+
+    result = compact(tmp_path, kind="refused")
+    assert (result.segments, result.records, result.parts) == (1, 2, 2)
+    parts = sorted((tmp_path / "logs" / "refused").rglob("*.parquet"))
+    assert [p.parent.name for p in parts] == ["date=2026-03-01", "date=2026-03-02"]
+    assert read_log(tmp_path, kind="refused").equals(before)
+    assert ids(read_log(tmp_path, kind="refused", since=T0 + dt.timedelta(hours=1))) == ["req-2"]
+
+
 def test_appending_after_close_is_refused(log: RecordLog) -> None:
     log.close()
     log.close()  # idempotent
@@ -439,19 +478,20 @@ SIGKILL_SCRIPT = """
 import sys, datetime as dt
 from pathlib import Path
 from setpoint.serving.log import RecordLog
-log = RecordLog(Path(sys.argv[1]))
+log = RecordLog(Path(sys.argv[1]), kind=sys.argv[2])
 i = 0
 while True:
     log.append([{"request_id": f"req-{i}", "ts": dt.datetime.now(dt.UTC), "endpoint": "credit",
-                 "inputs": {"x": i}, "outputs": [i]}])
+                 "row": 0, "inputs": {"x": i}, "outputs": [i]}])
     print(f"req-{i}", flush=True)  # acknowledged only after append returned
     i += 1
 """
 
 
-def test_every_acknowledged_record_survives_sigkill(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["predictions", "refused"])
+def test_every_acknowledged_record_survives_sigkill(tmp_path: Path, kind: str) -> None:
     child = subprocess.Popen(
-        [sys.executable, "-c", SIGKILL_SCRIPT, str(tmp_path)],
+        [sys.executable, "-c", SIGKILL_SCRIPT, str(tmp_path), kind],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -468,13 +508,13 @@ def test_every_acknowledged_record_survives_sigkill(tmp_path: Path) -> None:
         child.stdout.close()
     assert child.returncode == -signal.SIGKILL
 
-    assert [p.suffix for p in segment_files(tmp_path)] == [".open"]  # never sealed
-    stored = set(ids(read_log(tmp_path)))
+    assert [p.suffix for p in segment_files(tmp_path, kind)] == [".open"]  # never sealed
+    stored = set(ids(read_log(tmp_path, kind=kind)))
     assert set(acknowledged) <= stored
 
-    result = compact(tmp_path)  # the dead writer's segment is adopted
+    result = compact(tmp_path, kind=kind)  # the dead writer's segment is adopted
     assert (result.segments, result.live) == (1, 0)
-    assert set(acknowledged) <= set(ids(read_log(tmp_path)))
+    assert set(acknowledged) <= set(ids(read_log(tmp_path, kind=kind)))
 
 
 # ---------------------------------------------------------------------------- compaction

@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 
 from setpoint import __version__
 from setpoint.data.contract import ColumnRule, Contract
-from setpoint.serving.openapi import example_record, render
+from setpoint.serving.openapi import column_schema, example_record, render
 from setpoint.serving.openapi import record_schema as record_schema_of
 from setpoint.workspace import Workspace
 
@@ -89,14 +89,15 @@ def test_the_record_schema_follows_the_contract(doc: dict[str, Any], served: Wor
     schema = record_schema(doc)
     assert list(schema["properties"]) == list(contract["columns"])
     assert schema["additionalProperties"] is False  # the contract rejects unknown columns
-    assert schema["properties"]["age"] == {
-        **schema["properties"]["age"],
-        "type": "integer",
-        "minimum": 11,
-        "maximum": 87,
-    }
+    # Ranges and categories are soft by default: annotations, not constraints, since
+    # the server answers values outside them (with a warning).
+    age = schema["properties"]["age"]
+    assert age["type"] == "integer"
+    assert age["x-soft"] == {"minimum": 11, "maximum": 87}
+    assert (age["minimum"], age["maximum"]) == (-(2**63), 2**63 - 1)  # all it can hold
+    assert "warning" in age["description"]
     assert schema["properties"]["employment_years"]["type"] == ["number", "null"]
-    assert schema["properties"]["grade"]["enum"] == list("ABCDEFG")
+    assert schema["properties"]["grade"]["x-soft"] == {"enum": list("ABCDEFG")}
     request = doc["components"]["schemas"]["credit.PredictRequest"]
     assert [form["required"] for form in request["oneOf"]] == [["records"], ["columns"]]
 
@@ -112,23 +113,39 @@ def test_the_examples_are_accepted(client: TestClient, doc: dict[str, Any]) -> N
         assert set(body) <= set(response_schema["properties"])
 
 
+def test_values_outside_the_schema_are_rejected(client: TestClient, doc: dict[str, Any]) -> None:
+    record = {**example(doc), "term": "lots"}
+    error = assert_error_shape(client.post(PREDICT, json={"records": [record]}), 422)
+    assert [v["column"] for v in error["details"]["violations"]] == ["term"]
+
+
 @pytest.mark.parametrize(
-    ("column", "value"),
-    [("age", "maximum"), ("income", "minimum"), ("term", "wrong type"), ("grade", "enum")],
+    ("column", "value"), [("age", "maximum"), ("income", "minimum"), ("grade", "enum")]
 )
-def test_values_outside_the_schema_are_rejected(
+def test_values_outside_the_soft_bounds_are_answered_with_a_warning(
     client: TestClient, doc: dict[str, Any], column: str, value: str
 ) -> None:
-    schema = record_schema(doc)["properties"][column]
-    bad: Any = {
-        "maximum": schema.get("maximum", 0) + 1,
-        "minimum": schema.get("minimum", 0) - 1,
-        "wrong type": "lots",
+    soft = record_schema(doc)["properties"][column]["x-soft"]
+    outside: Any = {
+        "maximum": soft.get("maximum", 0) + 1,
+        "minimum": soft.get("minimum", 0) - 1,
         "enum": "not-a-category",
     }[value]
-    record = {**example(doc), column: bad}
-    error = assert_error_shape(client.post(PREDICT, json={"records": [record]}), 422)
-    assert [v["column"] for v in error["details"]["violations"]] == [column]
+    response = client.post(PREDICT, json={"records": [{**example(doc), column: outside}]})
+    assert response.status_code == 200, response.text
+    assert [w["column"] for w in response.json()["warnings"]] == [column]
+    assert "warnings" in doc["components"]["schemas"]["credit.PredictResponse"]["properties"]
+
+
+def test_enforced_bounds_are_schema_constraints() -> None:
+    rule = ColumnRule("integer", min=18, max=90, enforce="reject")
+    assert {k: v for k, v in column_schema(rule).items() if k in ("minimum", "maximum")} == {
+        "minimum": 18,
+        "maximum": 90,
+    }
+    assert "x-soft" not in column_schema(rule)
+    grade = column_schema(ColumnRule("categorical", categories=("A",), enforce="reject"))
+    assert grade["enum"] == ["A", None]
 
 
 def test_an_unknown_column_is_rejected(client: TestClient, doc: dict[str, Any]) -> None:
@@ -150,6 +167,7 @@ def test_docs_list_every_column_and_load_nothing_from_elsewhere(
     assert "https://" not in page
     assert "openapi.json" in page
     assert "curl" in page
+    assert "(outside: answered, warned)" in page
 
 
 def test_docs_and_document_need_no_key(

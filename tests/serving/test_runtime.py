@@ -387,7 +387,7 @@ def test_a_bad_request_routed_to_the_canary_is_not_retried_on_the_champion(
     challenged.deploy(
         "credit", challenger="credit-risk@2", mode="canary", share=share, sticky_key="purpose"
     )
-    bad = {**canary_rows(rows, share)[0], "grade": "Z"}
+    bad = {**canary_rows(rows, share)[0], "income": "lots"}
     with serve(challenged, memory_log) as client:
         runtime = runtime_of(client)
         champion = gate(runtime)

@@ -6,6 +6,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
 import typer
 from rich import box
 from rich.console import Console
@@ -59,6 +61,26 @@ def create(
             "latest windows with the labels that came since (0: never).",
         ),
     ] = 4,
+    max_refused_share: Annotated[
+        float,
+        typer.Option(
+            "--max-refused",
+            min=0.0,
+            max=1.0,
+            help="Alert when the server refuses at least this share of a window's rows for "
+            "their values (listed by: setpoint monitor refused).",
+        ),
+    ] = 0.01,
+    max_out_of_contract_share: Annotated[
+        float,
+        typer.Option(
+            "--max-outside",
+            min=0.0,
+            max=1.0,
+            help="Alert when at least this share of a window's answered rows lie outside "
+            "the contract's ranges or categories (answered, with a warning).",
+        ),
+    ] = 0.05,
     time_column: Annotated[
         str | None,
         typer.Option(
@@ -84,6 +106,8 @@ def create(
         multivariate=not no_multivariate,
         learn_thresholds=not static_thresholds,
         late_label_windows=late_label_windows,
+        max_refused_share=max_refused_share,
+        max_out_of_contract_share=max_out_of_contract_share,
         time_column=time_column,
         webhooks=tuple(hooks),
     )
@@ -275,6 +299,105 @@ def show(
                 c.print(f"  [yellow]{what}[/]: {escape('; '.join(output['reasons']))}")
 
     emit(ctx, {"monitor": monitor.to_dict(), "windows": windows}, render)
+
+
+@monitor_app.command("refused")
+def refused(
+    ctx: typer.Context,
+    endpoint: Endpoint,
+    since: Annotated[
+        datetime | None, typer.Option(help="Only rows refused at or after this time (UTC).")
+    ] = None,
+    until: Annotated[
+        datetime | None, typer.Option(help="Only rows refused before this time (UTC).")
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "-o",
+            "--output",
+            help="Write every matching row to a .csv or .parquet file: its inputs (PII "
+            "masked), where it came from (_ts, _request_id, _row, _model, _version) and "
+            "_reasons (JSON).",
+        ),
+    ] = None,
+    limit: Annotated[
+        int, typer.Option(min=1, help="How many of the latest rows to list (not to export).")
+    ] = 20,
+    json_: JsonFlag = False,
+) -> None:
+    """Rows the server refused for their values (a wrong type, a missing value, a
+    missing or undeclared column, or a value outside a column with enforce: reject),
+    kept with the reasons: list the latest, or export them to fix and send again."""
+    from setpoint.serving.refused import META, REASONS, read_refused, reasons_of, top_reasons
+
+    ws = state(ctx).workspace()
+    ws.deployments.get(endpoint)  # an unknown endpoint is a mistake, not an empty list
+    rows = read_refused(ws.root, endpoint, since=since, until=until)
+    top = top_reasons(rows)
+    if output is not None:
+        suffix = output.suffix.lower()
+        if suffix not in (".csv", ".parquet", ".pq"):
+            raise UsageError(f"{output}: write to a .csv or .parquet file")
+        with writing(output):
+            if suffix == ".csv":
+                pa_csv.write_csv(rows, output)
+            else:
+                pq.write_table(rows, output)
+        emit(
+            ctx,
+            {"endpoint": endpoint, "rows": rows.num_rows, "output": str(output)},
+            lambda c: c.print(f"Wrote {rows.num_rows:,} refused rows of {endpoint} to {output}."),
+        )
+        return
+    latest = rows.slice(max(0, rows.num_rows - limit))
+    inputs = [n for n in latest.column_names if n not in META and n != REASONS]
+    listed = [
+        {
+            "ts": r["_ts"].isoformat(),
+            "request_id": r["_request_id"],
+            "row": r["_row"],
+            "model": r["_model"],
+            "version": r["_version"],
+            "inputs": {n: r[n] for n in inputs},
+            "reasons": why,
+        }
+        for r, why in zip(latest.to_pylist(), reasons_of(latest), strict=True)
+    ]
+
+    def render(c: Console) -> None:
+        if not rows.num_rows:
+            c.print(f"{endpoint}: no refused rows.")
+            return
+        c.print(f"{endpoint}: {rows.num_rows:,} refused rows.")
+        common = Table("column", "rule", "rows", title="Most frequent reasons")
+        for column, rule, n in top:
+            common.add_row(column, rule, f"{n:,}")
+        c.print(common)
+        table = Table("when (UTC)", "request", "row", "reasons", title=f"The latest {len(listed)}")
+        for r in listed:
+            table.add_row(
+                r["ts"][:16].replace("T", " "),
+                "…" + r["request_id"][-8:],
+                str(r["row"]),
+                "; ".join(
+                    f"{w['column']} {w['rule']}" + ("" if w["value"] is None else f" {w['value']}")
+                    for w in r["reasons"]
+                ),
+            )
+        c.print(table)
+        c.print(f"Export them all: setpoint monitor refused {endpoint} -o refused.csv")
+
+    emit(
+        ctx,
+        {
+            "endpoint": endpoint,
+            "rows": rows.num_rows,
+            "top_reasons": [{"column": c, "rule": r, "rows": n} for c, r, n in top],
+            "latest": listed,
+        },
+        render,
+    )
 
 
 def report(

@@ -1,10 +1,17 @@
 """Data contracts: what a batch must look like, inferred once, edited by people.
 
 A contract is a rule per column (kind, nullable, required, range, allowed
-categories, PII) and a policy for columns it does not declare. It starts inferred
-from a dataset version's profile, is saved as readable YAML that a person can edit
-and re-attach, and checks batches with vectorized Arrow kernels: no Python loop per
-row, so that it can sit on the request path.
+categories, PII, and whether its soft rules refuse at serving) and a policy for
+columns it does not declare. It starts inferred from a dataset version's profile, is
+saved as readable YAML that a person can edit and re-attach, and checks batches with
+vectorized Arrow kernels: no Python loop per row, so that it can sit on the request
+path.
+
+Rules are hard or soft (``data/validation.py``): a hard one (type, missing value,
+non-finite number, missing or undeclared column) leaves a row that cannot be scored;
+a soft one (min, max, category) leaves a row the model can score but did not see the
+like of in training. Batch validation reports both; a server answers rows with only
+soft violations, marked, unless their column says ``enforce: reject``.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any, Literal, get_args
 
 import pyarrow as pa
@@ -36,6 +44,10 @@ from setpoint.errors import InvalidSpecError, UsageError
 PII_MASK = "***"
 UnknownColumns = Literal["reject", "drop", "allow"]
 UNKNOWN_POLICIES: tuple[str, ...] = get_args(UnknownColumns)
+# At serving, what a column's soft rules (min, max, category) do to a row that breaks
+# them: score it and mark it (the default), or refuse it as a hard rule would.
+Enforce = Literal["score", "reject"]
+ENFORCE_CHOICES: tuple[str, ...] = get_args(Enforce)
 
 _ARROW_TYPE: dict[str, pa.DataType] = {
     "numeric": pa.float64(),
@@ -51,6 +63,10 @@ _YAML_HEADER = """\
 #   setpoint data attach-contract DATASET@VERSION THIS_FILE
 # Per column: kind (numeric, integer, boolean, categorical, string, datetime),
 # nullable, required, min / max (numbers), categories (allowed values), pii.
+# enforce: what a server does with a row outside min / max / categories: score
+#   (the default: answer it, marked with a warning, and count it) or reject (refuse
+#   it with 422, like a value of the wrong type or a missing one). Batch validation
+#   (data validate, quarantine) treats every rule as a violation either way.
 # unknown_columns: what to do with columns not listed here (reject, drop, allow).
 """
 
@@ -64,6 +80,7 @@ class ColumnRule:
     max: float | int | None = None
     categories: tuple[str, ...] | None = None
     pii: bool = False
+    enforce: Enforce = "score"
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "nullable": self.nullable}
@@ -77,6 +94,8 @@ class ColumnRule:
             out["categories"] = list(self.categories)
         if self.pii:
             out["pii"] = True
+        if self.enforce != "score":
+            out["enforce"] = self.enforce
         return out
 
 
@@ -128,6 +147,11 @@ class Contract:
 
     # -- checking --------------------------------------------------------------------
 
+    @cached_property
+    def enforced(self) -> frozenset[str]:
+        """The columns whose soft rules refuse a row at serving (``enforce: reject``)."""
+        return frozenset(n for n, rule in self.columns.items() if rule.enforce == "reject")
+
     def validate(self, batch: pa.Table) -> ValidationReport:
         """Every violation in ``batch`` (an Arrow table; see ``setpoint.data._batch``)."""
         found = ViolationBuilder()
@@ -146,7 +170,7 @@ class Contract:
                 found.batch(name, "unknown_column")
             elif self.unknown_columns == "allow":
                 keep.append(name)
-        return found.report(batch.num_rows, keep)
+        return found.report(batch.num_rows, keep, self.enforced)
 
     # -- reading and writing ------------------------------------------------------------
 
@@ -227,7 +251,7 @@ def _infer_rule(column: ColumnProfile, tolerance: float, max_categories: int) ->
 
 # -- parsing --------------------------------------------------------------------------
 
-_RULE_KEYS = ("kind", "nullable", "required", "min", "max", "categories", "pii")
+_RULE_KEYS = ("kind", "nullable", "required", "min", "max", "categories", "pii", "enforce")
 
 
 def _parse_rule(path: str, raw: Any, problems: list[str]) -> ColumnRule | None:
@@ -264,6 +288,12 @@ def _parse_rule(path: str, raw: Any, problems: list[str]) -> ColumnRule | None:
             categories = None
         elif kind != "categorical":
             problems.append(f"{path}.categories: only categorical columns have categories")
+    enforce = raw.get("enforce", "score")
+    if enforce not in ENFORCE_CHOICES:
+        problems.append(
+            f"{path}.enforce: {enforce!r} is not one of {', '.join(ENFORCE_CHOICES)} (score: "
+            "answer a row outside min/max/categories with a warning; reject: refuse it)"
+        )
     if len(problems) > before:
         return None
     return ColumnRule(
@@ -274,6 +304,7 @@ def _parse_rule(path: str, raw: Any, problems: list[str]) -> ColumnRule | None:
         max=bounds.get("max"),
         categories=None if categories is None else tuple(str(c) for c in categories),
         pii=raw.get("pii", False),
+        enforce=enforce,
     )
 
 

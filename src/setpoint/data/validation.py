@@ -5,12 +5,18 @@ plus the batch size. Batch-level violations (a required column missing, a column
 the contract rejects) have no row: they make every row invalid. The report can
 split a batch into the accepted rows and the rejected rows, the latter with their
 original row numbers and reasons, which is what the quarantine keeps.
+
+Rules are *hard* (``HARD_RULES``: the row cannot be scored) or *soft*
+(``SOFT_RULES``: the row can be scored, but lies outside what the model saw). Batch
+validation counts both as violations. At serving, a violation *refuses* its row when
+its rule is hard or its column is enforced (``enforce: reject`` in the contract);
+``ValidationReport.refuses`` tells which, and ``split`` parts the report in two.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -31,6 +37,13 @@ RULES = (
     "category",
 )
 
+# The row cannot be scored: a value of the wrong type, a missing or non-finite value
+# where the contract wants one, a column missing or not declared.
+HARD_RULES = frozenset({"type", "not_null", "not_finite", "missing_column", "unknown_column"})
+# The row can be scored but is out of what the model saw: past a bound, a new category.
+SOFT_RULES = frozenset({"min", "max", "category"})
+_HARD = pa.array(sorted(HARD_RULES), pa.string())
+
 VIOLATION_SCHEMA = pa.schema(
     [
         pa.field("row", pa.int64()),  # null: the whole batch
@@ -46,6 +59,7 @@ class ValidationReport:
     n_rows: int
     violations: pa.Table  # VIOLATION_SCHEMA, sorted by row
     keep_columns: tuple[str, ...] = field(default=())  # columns of accepted rows
+    enforced: frozenset[str] = frozenset()  # columns whose soft rules refuse at serving
 
     @property
     def ok(self) -> bool:
@@ -62,6 +76,29 @@ class ValidationReport:
         if rows.null_count:
             return np.arange(self.n_rows, dtype=np.int64)
         return np.unique(rows.to_numpy())
+
+    @cached_property
+    def refuses(self) -> np.ndarray:
+        """Per violation (in table order): does it refuse its row at serving? True for
+        a hard rule, or any rule of an enforced column."""
+        if self.ok:
+            return np.zeros(0, dtype=bool)
+        hard = pc.is_in(self.violations.column("rule"), value_set=_HARD)
+        if self.enforced:
+            columns = pa.array(sorted(self.enforced), pa.string())
+            hard = pc.or_(hard, pc.is_in(self.violations.column("column"), value_set=columns))
+        return np.asarray(hard.to_numpy(zero_copy_only=False), dtype=bool)
+
+    def split(self) -> tuple[ValidationReport, ValidationReport]:
+        """(refusing, scored): the violations that refuse their row at serving, and the
+        others (soft rules of columns not enforced), each as a report of the same batch."""
+        if self.ok:
+            return self, self
+        refuses = pa.array(self.refuses)
+        return (
+            replace(self, violations=self.violations.filter(refuses)),
+            replace(self, violations=self.violations.filter(pc.invert(refuses))),
+        )
 
     def _invalid_mask(self) -> np.ndarray:
         mask = np.zeros(self.n_rows, dtype=bool)
@@ -173,14 +210,16 @@ class ViolationBuilder:
             )
         )
 
-    def report(self, n_rows: int, keep_columns: list[str]) -> ValidationReport:
+    def report(
+        self, n_rows: int, keep_columns: list[str], enforced: frozenset[str] = frozenset()
+    ) -> ValidationReport:
         if not self._parts:
             violations = VIOLATION_SCHEMA.empty_table()
         else:
             violations = pa.concat_tables(self._parts)
             order = pc.array_sort_indices(violations.column("row"), null_placement="at_start")
             violations = violations.take(order)
-        return ValidationReport(n_rows, violations.combine_chunks(), tuple(keep_columns))
+        return ValidationReport(n_rows, violations.combine_chunks(), tuple(keep_columns), enforced)
 
 
 def _as_text(values: pa.ChunkedArray | pa.Array) -> pa.Array:

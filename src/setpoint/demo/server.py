@@ -46,6 +46,7 @@ def serve(workspace: Workspace, clock: Clock) -> Iterator[Running]:
         workspace,
         RecordLog(workspace.root, kind="predictions"),
         feedback_log=RecordLog(workspace.root, kind="feedback"),
+        refused_log=RecordLog(workspace.root, kind="refused"),
         clock=clock,
     )
     port = _free_port()

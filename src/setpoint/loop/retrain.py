@@ -6,9 +6,11 @@ training window are the new training set: the champion's features, its target, a
 time of each prediction as the spec's time column (so a time split keeps its meaning:
 the newest rows are the hold-out). The set is registered as a dataset version whose
 source and tags name the log window it came from, checked against the contract of the
-champion's training data (rows that break it are quarantined with their reasons, and
-what broke is kept as a contract proposal for a person), and the champion's spec is
-trained on it.
+champion's training data, and the champion's spec is trained on it. Rows that break
+only soft rules (past a bound, a new category) are the new world the candidate must
+learn: they stay in the set, and what they broke becomes a contract proposal for a
+person. Rows a server would refuse (a hard rule, or a column with ``enforce: reject``)
+are quarantined with their reasons.
 
 A retraining runs as a job and must leave one model version however often it is
 retried: the version records the job key in its lineage, an attempt first looks for a
@@ -126,11 +128,16 @@ def training_set(
 def register_training_set(
     workspace: Workspace, endpoint: str, champion: ModelVersion, data: TrainingSet, job_key: str
 ) -> tuple[str, dict[str, Any] | None]:
-    """Check the set against the champion's training-data contract, quarantine what
-    breaks it, register the rest; its ref and the contract proposal (None if clean)."""
+    """Check the set against the champion's training-data contract, quarantine the rows
+    a server would refuse, register the rest (rows outside only its ranges and
+    categories included); its ref and the contract proposal (None if clean)."""
     reference = _train_dataset(champion)
     outcome = workspace.validate(
-        reference, data.table, mode="quarantine", source=f"retraining {job_key}"
+        reference,
+        data.table,
+        mode="quarantine",
+        source=f"retraining {job_key}",
+        keep_soft=True,
     )
     proposal = None
     if not outcome.report.ok:
@@ -141,9 +148,10 @@ def register_training_set(
             "quarantine": outcome.quarantine.to_dict() if outcome.quarantine else None,
             "changes": changes,
             "contract": contract.to_dict(),
-            "note": "rows that break the contract were kept out of training; if the data "
+            "note": "rows outside the contract's ranges or categories were trained on (they "
+            "are the new data); rows that cannot be scored were quarantined. If the data "
             "legitimately changed, accept the proposed contract with: setpoint rollouts "
-            "accept-contract ROLLOUT (the next retraining then trains on those rows too)",
+            "accept-contract ROLLOUT (servers and monitors then take those values as known)",
         }
     when = "start" if data.since is None else data.since.isoformat()
     version = workspace.add_dataset(

@@ -208,7 +208,9 @@ def _as_float(column: Any) -> FloatArray | None:
             or pat.is_floating(column.type)
             or pat.is_boolean(column.type)
         ):
-            cast = pc.cast(column, pa.float64())
+            # Unsafe: an integer beyond 2**53 becomes the nearest float, as numpy does,
+            # rather than failing the batch.
+            cast = pc.cast(column, pa.float64(), safe=False)
             return np.asarray(cast.to_numpy(zero_copy_only=False), dtype=np.float64)
         return None
     if isinstance(column, pd.Series):

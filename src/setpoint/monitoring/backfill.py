@@ -8,9 +8,10 @@ computes windows on the data's time, and alerts, reports and the loop see the hi
 as they would have seen it live.
 
 Each row is checked against the model's contract as a request would be: rows that
-break a hard rule (a value of the wrong type, a missing required value) cannot be
-scored and are kept in the refused log with their reasons; rows outside the ranges
-or categories the model saw are scored and marked. The model's answers are the
+break a hard rule (a value of the wrong type, a missing required value) or any rule of
+a column with ``enforce: reject`` are kept in the refused log with the violations
+that refused them; rows outside the ranges or categories the model saw are scored
+and marked. The model's answers are the
 ones it gives now, unless the table holds the answers given then
 (``prediction_column``). Request ids are derived from the table's content, and a
 backfill of the same table is refused a second time (it would count every row
@@ -27,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from setpoint.data._batch import to_table
 from setpoint.data.contract import PII_MASK, Contract
@@ -124,16 +124,17 @@ def backfill(
             when = times[start : start + batch.num_rows]
             inputs = batch.select(features)
             report = contract.validate(inputs)
-            refused = _refusing(report, batch.num_rows)
+            refusing, _ = report.split()
+            refused = _refusing(refusing, batch.num_rows)
             answers = _answers(predictor, inputs, batch, prediction_column, refused)
             records = _prediction_records(
                 endpoint, version.name, version.version, contract, inputs, ids, when, answers
             )
-            broken = _broken(report)
+            broken, why = _broken(report), _broken(refusing)
             kept = []
             for i, (record, bad) in enumerate(zip(records, refused, strict=True)):
-                if bad:
-                    refusals.append({**record, "reasons": broken[i]})
+                if bad:  # kept with the violations that refused it, as the server does
+                    refusals.append({**record, "reasons": why[i]})
                     continue
                 if i in broken:  # scored, outside what the model saw
                     record["violations"] = [
@@ -207,20 +208,12 @@ def _times(column: pa.ChunkedArray, name: str) -> list[datetime]:
     return [t.floor("us").to_pydatetime().astimezone(UTC) for t in values]
 
 
-# Rules a row cannot be scored past (the rest, ranges and categories, are scored and
-# marked, as the server does).
-_HARD = ("type", "not_null", "not_finite", "missing_column", "unknown_column")
-
-
-def _refusing(report: ValidationReport, n: int) -> np.ndarray:
-    """A mask of the rows the server would refuse."""
+def _refusing(refusing: ValidationReport, n: int) -> np.ndarray:
+    """A mask of the rows the server would refuse (a hard rule, or any rule of a column
+    with ``enforce: reject``; the rest, ranges and categories, are scored and marked):
+    the rows of the report's refusing violations."""
     mask = np.zeros(n, dtype=bool)
-    hard = report.violations.filter(pc.is_in(report.violations.column("rule"), pa.array(_HARD)))
-    rows = hard.column("row")
-    if rows.null_count:  # a batch-level violation: every row
-        mask[:] = True
-    elif len(rows):
-        mask[rows.to_numpy()] = True
+    mask[refusing.invalid_rows] = True  # every row for a batch-level violation
     return mask
 
 

@@ -2,13 +2,17 @@
 
 Keys name the condition, so that the alert store keeps one alert per condition and
 endpoint: ``drift:feature:NAME``, ``drift:prediction``, ``drift:dataset``,
-``drift:multivariate``, ``performance:estimated:METRIC``, ``performance:realized:METRIC``.
+``drift:multivariate``, ``performance:estimated:METRIC``, ``performance:realized:METRIC``,
+``quality:refused`` (a share of the rows refused for their values) and
+``quality:out_of_contract`` (a share of the answered rows outside the contract's
+ranges and categories).
 
 A condition is *judged* in a window when the window holds the evidence to decide it:
 enough rows for drift, enough labels for realized performance, an estimate for
-estimated performance. Judged, it either holds (an alert is raised) or does not (its
-alert, if open, is resolved). Not judged, it says nothing: a window without labels
-never resolves a realized-performance alert, and an empty window never resolves drift.
+estimated performance, any row for the data contract's. Judged, it either holds (an
+alert is raised) or does not (its alert, if open, is resolved). Not judged, it says
+nothing: a window without labels never resolves a realized-performance alert, and an
+empty window never resolves drift.
 """
 
 from __future__ import annotations
@@ -31,13 +35,19 @@ _LOWER_IS_BETTER = frozenset({"rmse", "mae", "log_loss", "brier", "calibration_e
 def conditions(monitor: Monitor, window: Window) -> dict[str, Holding | None]:
     """Each condition judged in ``window``: its key, and what holds (None: it does not)."""
     config = monitor.config
-    return judge(
+    when = span(window)
+    # The outputs' names only tell apart a window stored with the model's outputs among
+    # its features (before they were judged apart): a window without features needs none.
+    features = (window.results.get("drift") or {}).get("features")
+    judged = judge(
         window.results,
-        span(window),
-        outputs=monitor.reference.output_kinds,
+        when,
+        outputs=monitor.reference.output_kinds if features else (),
         performance_drop=config.performance_drop,
         min_labels=config.min_labels,
     )
+    judged.update(_contract(monitor, window, when))  # what the server refused and marked
+    return judged
 
 
 def judge(
@@ -155,6 +165,50 @@ def _performance(
                 else None
             )
     return judged
+
+
+def _contract(monitor: Monitor, window: Window, when: str) -> dict[str, Holding | None]:
+    """The window's rows refused by the data contract, judged when it had any row, and
+    those answered outside it, judged when it answered any."""
+    counts = (window.results.get("quality") or {}).get("contract")
+    if not counts:  # a window stored before the contract was counted
+        return {}
+    judged: dict[str, Holding | None] = {}
+    config = monitor.config
+    answered, refused, scored = window.n_rows, counts["refused"], counts["scored"]
+    if answered + refused:
+        share = refused / (answered + refused)
+        judged["quality:refused"] = (
+            (
+                "warning",
+                f"{share:.1%} of the rows in {when} were refused by the data contract "
+                f"({refused:,} of {answered + refused:,}; threshold "
+                f"{config.max_refused_share:.1%}): {_top(counts['rules'], 'refused')}",
+                counts,
+            )
+            if refused and share >= config.max_refused_share
+            else None
+        )
+    if answered:
+        share = scored / answered
+        judged["quality:out_of_contract"] = (
+            (
+                "warning",
+                f"{share:.1%} of the rows answered in {when} were outside the data "
+                f"contract's ranges or categories ({scored:,} of {answered:,}; threshold "
+                f"{config.max_out_of_contract_share:.1%}): {_top(counts['rules'], 'scored')}",
+                counts,
+            )
+            if scored and share >= config.max_out_of_contract_share
+            else None
+        )
+    return judged
+
+
+def _top(rules: list[dict[str, Any]], which: str, n: int = 3) -> str:
+    """The ``n`` (column, rule) pairs with the most rows of ``which``, as words."""
+    ranked = sorted((r for r in rules if r[which]), key=lambda r: -int(r[which]))[:n]
+    return ", ".join(f"{r['column']} {r['rule']} ({r[which]:,} rows)" for r in ranked)
 
 
 def worse(metric: str, value: float, base: float, drop: float) -> bool:

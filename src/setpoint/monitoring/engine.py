@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from setpoint.monitoring.conditions import concept_drift
+from setpoint.monitoring.contract_counts import add_inputs
 from setpoint.monitoring.counts import CategoricalCounts, NumericCounts
 from setpoint.monitoring.drift import DriftSettings, detect
 from setpoint.monitoring.multivariate import DEFAULT_THRESHOLD as DOMAIN_THRESHOLD
@@ -93,13 +94,17 @@ class Engine:
         predictions: pa.Array | None = None,
         probabilities: np.ndarray | None = None,
         labels: pa.Array | None = None,
+        refused: pa.Table | None = None,
     ) -> dict[str, Any]:
         """The results document of one window: ``inputs`` (a column per feature), the
-        model's answers and probabilities on them, and the true labels (null where
-        unknown; None when no label can be known)."""
+        model's answers and probabilities on them, the true labels (null where unknown;
+        None when no label can be known), and the inputs of rows refused before the
+        model saw them (counted as traffic in the features' drift, nowhere else)."""
         base = self.baseline
         n = inputs.num_rows
         summary = summarize(self._with_outputs(inputs, predictions, probabilities), base.summary)
+        if refused is not None and refused.num_rows:
+            summary = add_inputs(summary, refused, base.summary, base.features)
         drift = detect(base.summary, summary, self.drift_settings(n), outputs=base.outputs)
         return {
             "judged": drift.judged,
@@ -244,6 +249,5 @@ def _quality(
         "null_rates": null_rates,
         "out_of_range": out_of_range,
         "unseen": unseen,
-        "rejected": None,  # requests the server refused are not stored yet
         "volume": n,
     }

@@ -60,6 +60,11 @@ class MonitorConfig:
     # Labels come late: each run brings the realized performance of this many latest
     # computed windows up to date with the labels that came since.
     late_label_windows: int = 4
+    # Alert when the server refused at least this share of a window's rows for their
+    # values (quality:refused), or answered at least this share outside the contract's
+    # ranges and categories (quality:out_of_contract).
+    max_refused_share: float = 0.01
+    max_out_of_contract_share: float = 0.05
     # What orders the reference's rows (default: the training spec's time split
     # column): thresholds are then also learned from its own chunks of time.
     time_column: str | None = None
@@ -72,6 +77,10 @@ class MonitorConfig:
             raise UsageError(f"min_labels must be 1 or more, not {self.min_labels}")
         if self.late_label_windows < 0:
             raise UsageError(f"late_label_windows must be 0 or more, not {self.late_label_windows}")
+        for name in ("max_refused_share", "max_out_of_contract_share"):
+            share = getattr(self, name)
+            if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1:
+                raise UsageError(f"{name} must be a share between 0 and 1, not {share!r}")
 
     @property
     def window_seconds(self) -> int:
@@ -92,6 +101,8 @@ class MonitorConfig:
             "min_labels": self.min_labels,
             "cooldown_hours": self.cooldown_hours,
             "late_label_windows": self.late_label_windows,
+            "max_refused_share": self.max_refused_share,
+            "max_out_of_contract_share": self.max_out_of_contract_share,
             "time_column": self.time_column,
             "webhooks": [
                 {"url": h.url, "format": h.format, "timeout": h.timeout} for h in self.webhooks
@@ -390,12 +401,14 @@ class Monitors:
         return Window(window.start, window.end, window.n_rows, results)
 
     def _first_prediction(self, endpoint: str) -> datetime | None:
+        """When traffic began: the first answer, or the first row refused."""
         from setpoint.serving._logtables import read_log
 
-        log = read_log(self._ws.root, kind="predictions", endpoint=endpoint)
-        if log.num_rows == 0:
-            return None
-        return aware(pc.min(log.column("ts")).as_py())
+        logs = [
+            read_log(self._ws.root, kind=k, endpoint=endpoint) for k in ("predictions", "refused")
+        ]
+        firsts = [pc.min(log.column("ts")).as_py() for log in logs if log.num_rows]
+        return aware(min(firsts)) if firsts else None
 
     def _store(self, monitor: Monitor, window: Window, *, replace: bool) -> bool:
         """Store a computed window; False when another process (a second loop) stored

@@ -7,6 +7,9 @@ C++; only a window holding a value the reader will not take as its kind (a numbe
 sent as text, which the contract accepts) is parsed row by row instead.
 
 Feedback joins by request id and row; the latest label given for a prediction wins.
+Rows the server refused for their values (the refused log) are read beside the
+answered ones, their inputs typed the same way: they have no outputs, but they are
+traffic the model was sent.
 """
 
 from __future__ import annotations
@@ -52,6 +55,28 @@ _FIXED = [
 
 
 @dataclass(frozen=True)
+class Refused:
+    """Rows the server refused for their values, row for row."""
+
+    ts: pa.Array  # when, by the server's clock
+    inputs: pa.Table  # one typed column per feature; a value that is not of its kind is null
+    reasons: pa.Array  # JSON text per row: [{column, rule, value}]
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.inputs.num_rows)
+
+    def between(self, start: dt.datetime, end: dt.datetime) -> Refused:
+        """The rows refused in [start, end)."""
+        inside = pc.and_(
+            pc.greater_equal(self.ts, pa.scalar(start)), pc.less(self.ts, pa.scalar(end))
+        )
+        return Refused(
+            self.ts.filter(inside), self.inputs.filter(inside), self.reasons.filter(inside)
+        )
+
+
+@dataclass(frozen=True)
 class Traffic:
     """One window of an endpoint's answered predictions, row for row."""
 
@@ -61,6 +86,10 @@ class Traffic:
     probabilities: npt.NDArray[np.float64] | None  # rows x classes, where answered
     labels: pa.Array | None = None  # the ground truth given as feedback; null where none
     label_ts: pa.Array | None = None  # when it was given
+    # Per answered row, the soft contract rules it broke (JSON text [{column, rule}]),
+    # null where none; None when no row was marked.
+    violations: pa.Array | None = None
+    refused: Refused | None = None  # the rows refused in the same span, when read
 
     @property
     def num_rows(self) -> int:
@@ -75,21 +104,54 @@ def read_traffic(
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
     with_labels: bool = True,
+    with_refused: bool = True,
 ) -> Traffic:
     """The predictions ``endpoint`` answered in [since, until) except shadow copies
     (a challenger's answers that nobody received), oldest first, with their inputs
-    typed by ``kinds`` and, with ``with_labels``, the feedback given for them so far
-    (whenever it was given)."""
+    typed by ``kinds``, the soft contract rules each broke, with ``with_labels`` the
+    feedback given for them so far (whenever it was given), and with ``with_refused``
+    the rows refused in the same span."""
     log = read_log(root, kind="predictions", endpoint=endpoint, since=since, until=until)
     log = log.filter(pc.not_equal(log.column("route"), "shadow"))
     inputs = parse_json_column(log.column("inputs"), kinds)
     outputs = log.column("outputs").to_pylist()
     predictions, probabilities = parse_outputs(outputs)
-    traffic = Traffic(log.select(_FIXED), inputs, predictions, probabilities)
-    if not with_labels or log.num_rows == 0:
-        return traffic
-    labels, label_ts = labels_for(root, endpoint, log)
-    return Traffic(traffic.log, inputs, predictions, probabilities, labels, label_ts)
+    violations = (
+        log.column("violations").combine_chunks() if "violations" in log.column_names else None
+    )
+    refused = (
+        read_refused(root, endpoint, kinds, since=since, until=until) if with_refused else None
+    )
+    labels = label_ts = None
+    if with_labels and log.num_rows:
+        labels, label_ts = labels_for(root, endpoint, log)
+    return Traffic(
+        log.select(_FIXED),
+        inputs,
+        predictions,
+        probabilities,
+        labels,
+        label_ts,
+        violations=violations,
+        refused=refused,
+    )
+
+
+def read_refused(
+    root: Path,
+    endpoint: str,
+    kinds: Mapping[str, Kind],
+    *,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+) -> Refused:
+    """The rows ``endpoint`` refused for their values in [since, until), oldest first."""
+    log = read_log(root, kind="refused", endpoint=endpoint, since=since, until=until)
+    return Refused(
+        log.column("ts").combine_chunks(),
+        parse_json_column(log.column("inputs"), kinds),
+        log.column("reasons").combine_chunks(),
+    )
 
 
 def parse_json_column(column: pa.ChunkedArray | pa.Array, kinds: Mapping[str, Kind]) -> pa.Table:

@@ -6,7 +6,8 @@ measures them against the reference, the performance estimator) and turns each s
 of time into a :class:`Window`. The measuring itself (drift of the features and the
 model's outputs, the domain classifier, data quality, performance) is the engine's
 (``engine.py``, shared with offline comparisons); what only the logs know is added
-here: latency, freshness, how late labels came, the volume other windows had.
+here: the rows the server refused and marked, latency, freshness, how late labels
+came, the volume other windows had.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pyarrow.compute as pc
 
 from setpoint.errors import InvalidDataError
 from setpoint.monitoring import reference as references
+from setpoint.monitoring.contract_counts import contract_quality, refused_in
 from setpoint.monitoring.engine import Baseline, Engine, EngineSettings
 from setpoint.monitoring.performance import ConfidenceEstimator
 from setpoint.monitoring.traffic import Traffic
@@ -102,12 +104,16 @@ class Measurement:
             else self.traffic.probabilities[rows.to_numpy()]
         )
         labels = self.traffic.labels
+        refused = refused_in(self.traffic, start, end)
         measured = self.engine.measure(
             self.traffic.inputs.take(rows),
             predictions=predictions,
             probabilities=proba,
             labels=None if labels is None else labels.take(rows),
+            refused=refused.inputs,
         )
+        # What the server refused and marked, by column and rule (from the logs).
+        measured["quality"].update(contract_quality(self.traffic, rows, refused))
         realized = measured["performance"]["realized"]
         if realized is not None and realized["labels"]:
             realized["label_delay_hours"] = self._label_delay(rows)

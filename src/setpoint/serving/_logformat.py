@@ -78,11 +78,24 @@ _SCHEMAS = {
         ),
     ),
     "feedback": LogSchema("feedback", (*_COMMON, ("row", "int"), ("label", "json"))),
+    # Rows the server refused for their values, with the violations that refused them.
+    "refused": LogSchema(
+        "refused",
+        (
+            *_COMMON,
+            ("row", "int"),
+            ("model", "str"),
+            ("version", "int"),
+            ("inputs", "json"),
+            ("reasons", "json"),  # [{column, rule, value}]
+        ),
+    ),
 }
 
 
 def schema_for(kind: str) -> LogSchema:
-    """The schema of ``kind``; a kind other than predictions or feedback has the common fields."""
+    """The schema of ``kind``; a kind other than predictions, feedback or refused has the
+    common fields."""
     return _SCHEMAS.get(kind) or LogSchema(kind, _COMMON)
 
 

@@ -5,8 +5,8 @@ The app loads each endpoint's model at start-up, then follows the workspace: eve
 loads a changed model beside the old one and swaps it in between batches, so no
 request fails during a change. Errors leave the app only as the one JSON error
 shape, with the status the error class carries; a bug is a 500 in the same shape.
-Every timestamp the app writes to the prediction and feedback logs comes from its
-clock (``create_app(clock=...)``; the system's UTC time by default).
+Every timestamp the app writes to the prediction, feedback and refused logs comes from
+its clock (``create_app(clock=...)``; the system's UTC time by default).
 """
 
 from __future__ import annotations
@@ -81,10 +81,12 @@ class ServingState:
         log: Log,
         async_log: Log | None = None,
         clock: Callable[[], datetime] | None = None,
+        refused_log: Log | None = None,
     ) -> None:
         self.workspace = workspace
         self.log = log
         self.async_log = async_log
+        self.refused_log = refused_log
         self.clock = utc_clock(clock)  # stamps what is logged
         self.runtimes: dict[str, EndpointRuntime] = {}
         self.failures: dict[str, str] = {}  # endpoint -> why it cannot serve
@@ -146,6 +148,7 @@ class ServingState:
                 fallback=models["fallback"],
                 events=self.metrics,
                 clock=self.clock,
+                refused_log=self.refused_log,
             )
             if current is not None:
                 self.retired.append(current)  # closed on the event loop once idle
@@ -188,6 +191,7 @@ def create_app(
     *,
     feedback_log: Log | None = None,
     async_log: Log | None = None,
+    refused_log: Log | None = None,
     refresh_seconds: float | None = None,
     max_request_bytes: int | None = None,
     freeze_heap: bool = False,
@@ -195,19 +199,21 @@ def create_app(
     background: Callable[[threading.Event], None] | None = None,
 ) -> Starlette:
     """The app for every endpoint of ``workspace``, recording predictions in ``log``
-    (or in ``async_log``, for endpoints deployed with ``log=async``) and ground truth
-    in ``feedback_log``. ``freeze_heap`` (for a server process of its own) takes what
-    is loaded out of the garbage collector's full passes; see ``_freeze_heap``.
+    (or in ``async_log``, for endpoints deployed with ``log=async``), ground truth
+    in ``feedback_log``, and the rows it refuses for their values (with the reasons)
+    in ``refused_log``, durably, before the refusal is sent. ``freeze_heap`` (for a
+    server process of its own) takes what is loaded out of the garbage collector's
+    full passes; see ``_freeze_heap``.
 
     ``clock`` gives the ``ts`` of every record the app logs — predictions (including
-    cached, fallback and shadow answers) and feedback; default: the system's time in
+    cached, fallback and shadow answers), feedback and refused rows; default: the system's time in
     UTC. It is read once per batch; a naive datetime is taken as UTC. The demo runs
     this app with a simulated clock, so weeks of traffic take seconds.
 
     ``background`` runs in a thread for the server's lifetime and is told to stop (its
     event is set) when the server stops: the job worker or the loop, see
     ``setpoint.loop.background``."""
-    state = ServingState(workspace, log, async_log, clock)
+    state = ServingState(workspace, log, async_log, clock, refused_log)
     if max_request_bytes is not None:
         state.max_request_bytes = max_request_bytes
     refresh_every = refresh_seconds or workspace.settings.refresh_seconds
@@ -251,8 +257,9 @@ def create_app(
             await asyncio.get_running_loop().run_in_executor(None, log.close)
             if async_log is not None:
                 await asyncio.get_running_loop().run_in_executor(None, async_log.close)
-            if feedback_log is not None:
-                await asyncio.get_running_loop().run_in_executor(None, feedback_log.close)
+            for other in (feedback_log, refused_log):
+                if other is not None:
+                    await asyncio.get_running_loop().run_in_executor(None, other.close)
             if helper is not None:  # a job under way is left to its lease
                 await asyncio.get_running_loop().run_in_executor(None, helper.join, 5.0)
 

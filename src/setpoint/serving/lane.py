@@ -4,9 +4,14 @@ An endpoint has a lane for its champion and, when configured, for a challenger a
 fallback model. A lane turns a batch of requests into answers: the batch is checked
 against the model's contract (a quick check for clean batches of plain values, the
 Arrow validation otherwise, with each violation traced back to its request and row),
-the valid rows are predicted in one call, and the records of what was answered go to
-the prediction log before anyone is answered. The model is swapped as a whole
-(``swap``) between batches, so a batch is never split across two versions.
+the rows that can be scored are predicted in one call, and the records of what was
+answered go to the prediction log before anyone is answered. A row that breaks only
+soft rules of columns not enforced (past a bound, an unseen category) is answered and
+marked: its violations in the answer's ``warnings`` and in its record. A row with a
+hard or enforced violation is refused (with its request, under ``on_error: reject``),
+and kept with its reasons in the refused log, durably, before the refusal is sent.
+The model is swapped as a whole (``swap``) between batches, so a batch is never split
+across two versions.
 
 The records' ``ts`` comes from the server's clock (``Clock``, read once per batch): the
 system's UTC time, or one a caller sets (the demo runs weeks of traffic in seconds).
@@ -196,7 +201,7 @@ class Answer:
     predictions: list[Any]  # None where a row was rejected (per-row mode)
     probabilities: list[list[float]] | None
     classes: list[Any] | None
-    errors: list[dict[str, Any]]  # violations, rows relative to the request
+    errors: list[dict[str, Any]]  # violations of refused rows, rows relative to the request
     error: SetpointError | None = None  # the request failed whole
     records: list[dict[str, Any]] = field(default_factory=list)  # for the log
     route: Route = "champion"
@@ -205,6 +210,10 @@ class Answer:
     # "fallback"), or the champion's for a canary request the canary failed (route
     # "canary").
     fallback: bool = False
+    # Soft violations of rows that were answered, rows relative to the request.
+    warnings: Sequence[dict[str, Any]] = ()
+    # Records for the refused log: the rows refused for their values, with the reasons.
+    refused: Sequence[dict[str, Any]] = ()
 
 
 def log_records(
@@ -255,9 +264,35 @@ def log_records(
     ]
 
 
+def refused_records(
+    endpoint: str,
+    request: PredictRequest,
+    reasons: Mapping[int, list[dict[str, Any]]],
+    model: LoadedModel,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """The refused-log records of ``request``'s rows in ``reasons`` (row -> the
+    violations that refused it, ``{column, rule, value}``), PII values masked."""
+    columns, pii, version = request.columns, model.pii, model.version
+    return [
+        {
+            "request_id": request.request_id,
+            "ts": now,
+            "endpoint": endpoint,
+            "row": row,
+            "model": version.name,
+            "version": version.version,
+            "inputs": {n: PII_MASK if n in pii else values[row] for n, values in columns.items()},
+            "reasons": why,
+        }
+        for row, why in reasons.items()
+    ]
+
+
 class Lane:
-    """``model`` behind a micro-batcher; answers are logged before they are given,
-    stamped with ``clock``'s time (read once per batch)."""
+    """``model`` behind a micro-batcher; answers are logged before they are given (and
+    rows refused for their values to ``refused_log``, when given), stamped with
+    ``clock``'s time (read once per batch)."""
 
     def __init__(
         self,
@@ -271,6 +306,7 @@ class Lane:
         budget_s: float = 1.0,
         routed: Callable[[str, str, int], None] | None = None,
         clock: Clock | None = None,
+        refused_log: Log | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.model = model
@@ -278,6 +314,7 @@ class Lane:
         self.budget_s = budget_s
         self.breaker = CircuitBreaker()
         self._log = log
+        self._refused_log = refused_log
         self._routed = routed  # (endpoint, route, answers): counted once per batch
         self._clock = utc_clock(clock)
         self.batcher: MicroBatcher[PredictRequest, Answer] = MicroBatcher(
@@ -347,35 +384,56 @@ class Lane:
         now: datetime,
     ) -> list[Answer]:
         """A batch with a value the quick check was not sure of: the contract finds
-        every violation, and each is traced back to its request and row."""
+        every violation, and each is traced back to its request and row. Rows with a
+        refusing violation are refused; rows with only soft ones are answered, marked."""
         table = to_table(combined)
         report = model.contract.validate(table)
-        bad_rows = report.invalid_rows
-        owner = np.searchsorted(starts, bad_rows, side="right") - 1
-        on_error = self.on_error
-        rejected_requests = set(owner.tolist()) if on_error == "reject" else set()
+        refusing, _ = report.split()
+        refused_rows = refusing.invalid_rows
+        owner = np.searchsorted(starts, refused_rows, side="right") - 1
+        rejected_requests = set(owner.tolist()) if self.on_error == "reject" else set()
         valid = np.ones(table.num_rows, dtype=bool)
-        valid[bad_rows] = False
+        valid[refused_rows] = False
         for index in rejected_requests:
             valid[starts[index] : starts[index + 1]] = False
 
         predictions: list[Any] | None = None
         proba: list[list[float]] | None = None
         if valid.any():
-            predictions, proba = predict_rows(model.predictor, table.filter(pa.array(valid)))
-        # Index into predictions for each valid row, -1 for a rejected one.
+            # Rows past the training range may hold values far out (1e308): numpy's
+            # overflow warnings about them inside the model are not a failed batch.
+            with np.errstate(over="ignore", invalid="ignore"):
+                predictions, proba = predict_rows(model.predictor, table.filter(pa.array(valid)))
+        # Index into predictions for each valid row, -1 for a refused one.
         position = np.where(valid, np.cumsum(valid) - 1, -1).tolist()
 
-        by_request: dict[int, list[dict[str, Any]]] = {}
-        for v in report.violations.to_pylist() if not report.ok else []:
-            index = int(np.searchsorted(starts, v["row"], side="right") - 1)
-            by_request.setdefault(index, []).append({**v, "row": v["row"] - int(starts[index])})
+        # Each request's violations (rows relative to it), and whether each refuses.
+        by_request: dict[int, list[tuple[dict[str, Any], bool]]] = {}
+        if not report.ok:
+            found = zip(report.violations.to_pylist(), report.refuses.tolist(), strict=True)
+            for v, refuses in found:
+                index = int(np.searchsorted(starts, v["row"], side="right") - 1)
+                relative = {**v, "row": v["row"] - int(starts[index])}
+                by_request.setdefault(index, []).append((relative, refuses))
 
         answers = []
         version = model.version
         for index, request in enumerate(requests):
-            errors = by_request.get(index, [])
+            found_here = by_request.get(index, [])
+            reasons: dict[int, list[dict[str, Any]]] = {}
+            for v, refuses in found_here:
+                if refuses:
+                    reason = {"column": v["column"], "rule": v["rule"], "value": v["value"]}
+                    reasons.setdefault(v["row"], []).append(reason)
+            refused = reasons.keys()
+            # A shadow copy's refusal is nobody's answer: the caller had the champion's.
+            kept = (
+                refused_records(self.endpoint, request, reasons, model, now)
+                if reasons and request.route != "shadow"
+                else ()
+            )
             if index in rejected_requests:
+                errors = [v for v, _ in found_here]
                 error = ContractViolationError(
                     f"{len(errors)} contract violation(s) in the request; every one is "
                     "listed in details (rows count from 0)",
@@ -391,21 +449,23 @@ class Lane:
                         None,
                         errors,
                         error=error,
+                        refused=kept,
                     )
                 )
                 continue
             start = int(starts[index])
-            answers.append(
-                self._answer(
-                    model,
-                    request,
-                    position[start : start + request.n_rows],
-                    predictions,
-                    proba,
-                    errors,
-                    now,
-                )
+            answer = self._answer(
+                model,
+                request,
+                position[start : start + request.n_rows],
+                predictions,
+                proba,
+                [v for v, _ in found_here if v["row"] in refused],
+                [v for v, _ in found_here if v["row"] not in refused],
+                now,
             )
+            answer.refused = kept
+            answers.append(answer)
         return answers
 
     def _answer(
@@ -416,10 +476,12 @@ class Lane:
         predictions: list[Any] | None,
         proba: list[list[float]] | None,
         errors: list[dict[str, Any]],
+        warnings: list[dict[str, Any]],
         now: datetime,
     ) -> Answer:
-        """The answer to ``request`` in a batch with rejected rows: ``positions`` maps
-        its rows into ``predictions`` (-1: a rejected row)."""
+        """The answer to ``request`` in a batch with violations: ``positions`` maps its
+        rows into ``predictions`` (-1: a refused row); ``warnings`` (soft violations of
+        answered rows) mark the answer and those rows' records."""
         version = model.version
         preds: list[Any] = []
         probs: list[list[float]] | None = [] if proba is not None else None
@@ -444,20 +506,32 @@ class Lane:
             errors,
             route=request.route,
             fallback=request.fallback,
+            warnings=warnings,
         )
         answer.records = log_records(self.endpoint, request, answer, model.pii, answered, now)
+        if warnings:
+            marks: dict[int, list[dict[str, str]]] = {}
+            for v in warnings:
+                marks.setdefault(v["row"], []).append({"column": v["column"], "rule": v["rule"]})
+            for record in answer.records:
+                if record["row"] in marks:
+                    record["violations"] = marks[record["row"]]
         return answer
 
     # -- on the event loop ------------------------------------------------------------------
 
     async def _commit(self, answers: Sequence[Answer], requests: Sequence[PredictRequest]) -> None:
-        """Log the batch's records (not those of callers already answered otherwise)."""
+        """Log the batch's records (not those of callers already answered otherwise),
+        refused rows first."""
         records = []
+        refused: list[dict[str, Any]] = []
         routes: dict[str, int] = {}
         for answer, request in zip(answers, requests, strict=True):
             if not request.abandoned:
                 request.committing = True
                 records.extend(answer.records)
+                if answer.refused:
+                    refused.extend(answer.refused)
                 if answer.error is None:
                     routes[request.route] = routes.get(request.route, 0) + 1
         stats = self.batcher.stats
@@ -468,6 +542,8 @@ class Lane:
         if self._routed is not None:
             for route, n in routes.items():
                 self._routed(self.endpoint, route, n)
+        if refused and self._refused_log is not None:
+            await self._refused_log.append_async(refused, checked=True)
         if records:
             await self._log.append_async(records, checked=True)
 

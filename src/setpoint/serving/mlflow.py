@@ -8,7 +8,8 @@ Bodies are ``application/json`` holding exactly one of ``dataframe_split``
 (``[{...}]``), ``instances`` or ``inputs`` (records, or an object of column lists), with
 an optional ``params`` that is ignored; or ``text/csv`` with a header row, where a column
 whose every cell is a number is read as numbers. The answer is ``{"predictions": [...]}``
-(labels for classifiers) plus ``probabilities`` and ``classes`` when the model has them.
+(labels for classifiers) plus ``probabilities`` and ``classes`` when the model has them,
+and ``warnings`` (rows answered outside the contract's soft rules) when there are any.
 A malformed body is a MalformedRequestError (400), another content type an
 UnsupportedMediaTypeError (415), data the model cannot take a contract error (422).
 """
@@ -219,4 +220,6 @@ def _encode(answer: Answer) -> dict[str, Any]:
         body["classes"] = answer.classes
     if answer.errors:
         body["errors"] = answer.errors
+    if answer.warnings:  # MLflow clients read predictions and ignore other keys
+        body["warnings"] = answer.warnings
     return body

@@ -61,6 +61,8 @@ def encode(answer: Answer, *, endpoint: str) -> bytes:
         body["probabilities"] = answer.probabilities
     if answer.errors:
         body["errors"] = answer.errors
+    if answer.warnings:
+        body["warnings"] = answer.warnings
     body["flags"] = {"fallback": answer.fallback, "cached": answer.cached}
     return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
 

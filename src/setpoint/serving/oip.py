@@ -9,7 +9,9 @@ a JSON header, then the raw tensors in input order; numbers little-endian, BYTES
 elements as a 4-byte little-endian length and the bytes) and answers the same way.
 Outputs: ``predictions`` (BYTES labels, or FP64 for regression) and, for classifiers,
 ``probabilities`` (FP64 ``[N, n_classes]``). Rows a per-row endpoint rejected come back
-as ``""`` / NaN, with the violations under the response's ``parameters.errors``.
+as ``""`` / NaN, with the violations under the response's ``parameters.errors``; rows
+answered outside the contract's soft rules are listed (JSON text, like errors) under
+``parameters.warnings``.
 Every malformed request is a MalformedRequestError (400); data the model cannot take
 is a contract error (422).
 """
@@ -420,8 +422,14 @@ def _encode(
         "id": header.get("id") or answer.request_id,
         "outputs": described,
     }
+    # OIP parameters hold scalars, so the violations go as JSON text.
+    parameters: dict[str, str] = {}
     if answer.errors:
-        body["parameters"] = {"errors": orjson.dumps(answer.errors).decode()}
+        parameters["errors"] = orjson.dumps(answer.errors).decode()
+    if answer.warnings:
+        parameters["warnings"] = orjson.dumps(answer.warnings).decode()
+    if parameters:
+        body["parameters"] = parameters
     head = orjson.dumps(body)
     if not blobs:
         return Response(head, media_type="application/json")

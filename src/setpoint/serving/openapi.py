@@ -2,7 +2,11 @@
 
 Each endpoint gets concrete predict and feedback paths whose request schema is made
 from its model's data contract, so a client generator or a person sees the columns,
-their types, ranges and categories. The document is rebuilt only when the set of
+their types, ranges and categories. A range or category list the server enforces
+(``enforce: reject``) is a JSON Schema ``minimum``/``maximum``/``enum``; one it only
+warns about (the default: the row is answered, marked in ``warnings``) is an
+annotation, ``x-soft``, so that a client validating against the schema does not
+refuse values the server answers. The document is rebuilt only when the set of
 endpoints, model versions or deployment revisions changes. The HTML page is rendered
 on the server from the same document, with no script and nothing fetched from
 elsewhere, so it works on an offline network.
@@ -32,6 +36,7 @@ from setpoint.serving.runtime import EndpointRuntime
 
 JSON = "application/json"
 _TYPES = {"numeric": "number", "integer": "integer", "boolean": "boolean"}
+_INT64 = (-(2**63), 2**63 - 1)
 _ERRORS = {
     400: "The body is not valid JSON or not the expected shape",
     401: "No API key, or an unknown or revoked one",
@@ -107,15 +112,25 @@ def column_schema(rule: ColumnRule) -> dict[str, Any]:
     """The JSON Schema of one value of a column."""
     kind = _TYPES.get(rule.kind, "string")
     out: dict[str, Any] = {"type": [kind, "null"] if rule.nullable else kind}
+    bounds: dict[str, Any] = {}
     if rule.min is not None and math.isfinite(rule.min):
-        out["minimum"] = rule.min
+        bounds["minimum"] = rule.min
     if rule.max is not None and math.isfinite(rule.max):
-        out["maximum"] = rule.max
+        bounds["maximum"] = rule.max
     if rule.categories is not None:
-        out["enum"] = [*rule.categories, *([None] if rule.nullable else [])]
+        bounds["enum"] = [*rule.categories, *([None] if rule.nullable else [])]
+    if rule.kind == "integer":  # what the column can hold at all: 64-bit integers
+        out["minimum"], out["maximum"] = _INT64
+    if bounds and rule.enforce == "reject":
+        out.update(bounds)
+    elif bounds:
+        out["x-soft"] = bounds  # what the model saw: answered outside it, with a warning
     if rule.kind == "datetime":
         out["pattern"] = DATETIME_TEXT
-    out["description"] = rule.kind + (" (personal data: masked in the log)" if rule.pii else "")
+    description = rule.kind + (" (personal data: masked in the log)" if rule.pii else "")
+    if bounds and rule.enforce != "reject":
+        description += "; a value outside the range or categories is answered with a warning"
+    out["description"] = description
     if rule.pii:
         out["x-pii"] = True
     return out
@@ -201,6 +216,12 @@ def _predict_response(runtime: EndpointRuntime) -> dict[str, Any]:
         "version": _INTEGER,
         "predictions": {"type": "array", "items": prediction, "description": _ONE_PER_ROW},
         "errors": {"type": "array", "items": _VIOLATION, "description": "Rejected rows"},
+        "warnings": {
+            "type": "array",
+            "items": _VIOLATION,
+            "description": "Rows answered although a value is outside the range or "
+            "categories the model was trained on (soft contract rules); present only then",
+        },
         "flags": _object({"fallback": _BOOLEAN, "cached": _BOOLEAN}, closed=False),
     }
     if classes is not None:
@@ -390,12 +411,16 @@ def render(doc: dict[str, Any], *, host: str, keys: bool) -> str:
 
 
 def _allowed(schema: dict[str, Any]) -> str:
-    if "enum" in schema:
-        return ", ".join(str(v) for v in schema["enum"] if v is not None)
-    low, high = schema.get("minimum"), schema.get("maximum")
-    if low is None and high is None:
-        return ""
-    return f"{'' if low is None else low} … {'' if high is None else high}"
+    soft = schema.get("x-soft")
+    bounds = soft or schema
+    if "enum" in bounds:
+        shown = ", ".join(str(v) for v in bounds["enum"] if v is not None)
+    else:
+        low, high = bounds.get("minimum"), bounds.get("maximum")
+        if (low is None and high is None) or (low, high) == _INT64:
+            return ""
+        shown = f"{'' if low is None else low} … {'' if high is None else high}"
+    return shown + (" (outside: answered, warned)" if soft else " (outside: refused)")
 
 
 _CSS = (

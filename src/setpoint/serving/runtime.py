@@ -9,8 +9,10 @@ the model fails or is late. A canary request the canary cannot answer (its model
 raised or its circuit is open) is answered by the champion instead, logged as
 ``route="canary", fallback=True``: a failing canary never fails a request. Shadow
 copies go to the challenger after the caller's answer is settled, off the caller's
-path. Every record is stamped by the runtime's clock. The design is in
-docs/architecture.md, "Routes, cache and resilience".
+path. Every record is stamped by the runtime's clock. Rows refused for their values
+(a missing or undeclared column here, a hard or enforced violation in a lane) go to
+the refused log before the refusal is sent. The design is in docs/architecture.md,
+"Routes, cache and resilience".
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from setpoint.serving.lane import (
     Route,
     log_records,
     new_request_id,
+    refused_records,
     utc_clock,
 )
 
@@ -104,11 +107,14 @@ class EndpointRuntime:
         fallback: LoadedModel | None = None,
         events: Events | None = None,
         clock: Clock | None = None,
+        refused_log: Log | None = None,
     ) -> None:
         """``clock`` stamps every record this endpoint logs (default: the system's
-        UTC time); it is read once per batch."""
+        UTC time); it is read once per batch. ``refused_log`` keeps the rows refused
+        for their values (none are kept without it)."""
         self.deployment = deployment
         self._clock = utc_clock(clock)
+        self._refused_log = refused_log
         # An endpoint deployed with log=async trades durability for latency, when the
         # server has an async log to give it; otherwise it gets the durable one.
         self._log = async_log if deployment.config.log == "async" and async_log else log
@@ -136,6 +142,7 @@ class EndpointRuntime:
             budget_s=self.budget_s,
             routed=self.events.routed,
             clock=self._clock,
+            refused_log=self._refused_log,
         )
 
     # -- what the server reads -------------------------------------------------------------
@@ -214,7 +221,11 @@ class EndpointRuntime:
             )
 
     async def predict(self, request: PredictRequest) -> Answer:
-        self.check_columns(request)
+        try:
+            self.check_columns(request)
+        except ContractViolationError as error:
+            await self._keep_refused(request, error)
+            raise
         key = None
         if self.cache is not None:
             model = self.champion.model
@@ -233,7 +244,13 @@ class EndpointRuntime:
         answer = await self._answer(lane, request, request)
         if answer.route == "fallback":
             return answer
-        if key is not None and self.cache is not None and not answer.errors and route == "champion":
+        if (
+            key is not None
+            and self.cache is not None
+            and not answer.errors
+            and not answer.warnings  # a hit would not carry them
+            and route == "champion"
+        ):
             self.cache.put(
                 key,
                 Cached(
@@ -247,6 +264,22 @@ class EndpointRuntime:
         if self.challenger is not None and self.deployment.config.mode == "shadow":
             self._shadow(request)
         return answer
+
+    async def _keep_refused(self, request: PredictRequest, error: ContractViolationError) -> None:
+        """Every row of a request refused for its columns, with the reasons, to the
+        refused log (before the caller hears of it)."""
+        if self._refused_log is None:
+            return
+        violations = (error.details or {}).get("violations", [])
+        reasons = [{"column": v["column"], "rule": v["rule"], "value": None} for v in violations]
+        records = refused_records(
+            self.name,
+            request,
+            dict.fromkeys(range(request.n_rows), reasons),
+            self.model,
+            self._clock(),
+        )
+        await self._refused_log.append_async(records, checked=True)
 
     def _route(self, request: PredictRequest) -> tuple[Lane, Route]:
         config = self.deployment.config

@@ -59,6 +59,7 @@ def app_from_environment() -> Starlette:
         RecordLog(workspace.root, kind="predictions"),
         feedback_log=RecordLog(workspace.root, kind="feedback"),
         async_log=RecordLog(workspace.root, kind="predictions", durable=False),
+        refused_log=RecordLog(workspace.root, kind="refused"),
         freeze_heap=True,
         background=background(workspace, mode, every=float(every)),
     )

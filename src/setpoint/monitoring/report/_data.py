@@ -82,6 +82,27 @@ class Multivariate:
 
 
 @dataclass(frozen=True)
+class ContractRule:
+    """Rows of a window that broke one rule of one column: answered with a warning
+    (``scored``), or refused."""
+
+    column: str
+    rule: str
+    scored: int
+    refused: int
+
+
+@dataclass(frozen=True)
+class ContractCounts:
+    """A window's rows outside the data contract: answered with a warning (soft rules)
+    or refused (hard or enforced rules), and by column and rule."""
+
+    scored: int
+    refused: int
+    rules: tuple[ContractRule, ...] = ()
+
+
+@dataclass(frozen=True)
 class Quality:
     null_rates: Mapping[str, float]
     out_of_range: Mapping[str, int]
@@ -89,6 +110,7 @@ class Quality:
     rejected: int | None  # None: not recorded
     volume: int
     expected_volume: float | None = None
+    contract: ContractCounts | None = None  # None: not recorded
 
 
 @dataclass(frozen=True)
@@ -179,7 +201,9 @@ class ReportData:
                         multivariate?: {auc, auc_se?, threshold, drifted}, prediction?: feature,
                         quality?: {null_rates?: {name: x}, out_of_range?: {name: n},
                                    unseen?: {name: n | {category: n}}, rejected?,
-                                   volume, expected_volume?},
+                                   volume, expected_volume?,
+                                   contract?: {scored, refused, rules?: [{column,
+                                               rule, scored, refused}]}},
                         performance?: {estimated?: {metric: {value, low, high}},
                                        realized?: {metric: x, coverage?},
                                        reference?: {metric: x},
@@ -272,9 +296,31 @@ def _unseen(v: Any, path: str) -> int:
     return _count(v, path)
 
 
+def _contract(v: Any, path: str) -> ContractCounts:
+    d = _mapping(v, path)
+    rules = []
+    for i, r in enumerate(_list(d, "rules", path)):
+        p = f"{path}.rules[{i}]"
+        r = _mapping(r, p)
+        rules.append(
+            ContractRule(
+                column=_text(_get(r, "column", p), f"{p}.column"),
+                rule=_text(_get(r, "rule", p), f"{p}.rule"),
+                scored=_count(_get(r, "scored", p), f"{p}.scored"),
+                refused=_count(_get(r, "refused", p), f"{p}.refused"),
+            )
+        )
+    return ContractCounts(
+        scored=_count(_get(d, "scored", path), f"{path}.scored"),
+        refused=_count(_get(d, "refused", path), f"{path}.refused"),
+        rules=tuple(rules),
+    )
+
+
 def _quality(v: Any, path: str) -> Quality:
     d = _mapping(v, path)
     expected = d.get("expected_volume")
+    contract = d.get("contract")
     return Quality(
         null_rates=_per_feature(d.get("null_rates"), f"{path}.null_rates", _fraction),
         out_of_range=_per_feature(d.get("out_of_range"), f"{path}.out_of_range", _count),
@@ -282,6 +328,7 @@ def _quality(v: Any, path: str) -> Quality:
         rejected=None if d.get("rejected") is None else _count(d["rejected"], f"{path}.rejected"),
         volume=_count(_get(d, "volume", path), f"{path}.volume"),
         expected_volume=_opt_number(expected, f"{path}.expected_volume"),
+        contract=None if contract is None else _contract(contract, f"{path}.contract"),
     )
 
 

@@ -346,11 +346,28 @@ def _quality_plot(windows: Sequence[WindowResult], labels: Sequence[str]) -> str
         ax_bad.set_title("Unexpected values (all features)")
         ax_bad.set_ylabel("Rows")
         _legend(ax_bad)
-        rejected = _series(w.quality.rejected if w.quality else None for w in windows)
-        ax_rej.bar(x, rejected, width=0.6, color=_VERMILLION)
-        ax_rej.set_title("Rows rejected by the data contract")
+        # Refused rows (hard or enforced rules), and rows answered outside the soft ones.
+        rejected = _series(
+            (w.quality.contract.refused if w.quality.contract else w.quality.rejected)
+            if w.quality
+            else None
+            for w in windows
+        )
+        scored = _series(
+            w.quality.contract.scored if w.quality and w.quality.contract else None for w in windows
+        )
+        ax_rej.bar(x - 0.2, rejected, width=0.4, color=_VERMILLION, label="refused")
+        ax_rej.bar(x + 0.2, scored, width=0.4, color=_ORANGE, label="answered, marked")
+        ax_rej.set_title("Rows outside the data contract")
         ax_rej.set_ylabel("Rows")
-        for ax, values in ((ax_bad, [out_of_range, unseen]), (ax_rej, [rejected])):
+        if np.nansum(rejected) + np.nansum(scored) > 0:
+            _legend(ax_rej)
+        elif np.isfinite(rejected).any() or np.isfinite(scored).any():
+            ax_rej.text(0.5, 0.5, "Every row within the contract", transform=ax_rej.transAxes,
+                        ha="center")  # fmt: skip
+        else:
+            ax_rej.text(0.5, 0.5, "Not recorded", transform=ax_rej.transAxes, ha="center")
+        for ax, values in ((ax_bad, [out_of_range, unseen]), (ax_rej, [rejected, scored])):
             ax.yaxis.set_major_locator(MaxNLocator(integer=True))
             top = float(np.nanmax(np.concatenate([*values, [0.0]])))  # 0: never all NaN
             ax.set_ylim(0, max(1.0, top * 1.08))

@@ -13,7 +13,13 @@ import itertools
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from setpoint.monitoring.report._data import AlertEntry, FeatureDrift, ReportData, WindowResult
+from setpoint.monitoring.report._data import (
+    AlertEntry,
+    FeatureDrift,
+    Quality,
+    ReportData,
+    WindowResult,
+)
 from setpoint.monitoring.report._format import (
     _DASH,
     _E,
@@ -200,9 +206,15 @@ def _summary(data: ReportData) -> str:
         vol = (
             f"; volume {q.volume / q.expected_volume:.0%} of expected" if q.expected_volume else ""
         )
-        rejected = (
-            "rejected rows not recorded" if q.rejected is None else f"{q.rejected:,} rows rejected"
-        )
+        if q.contract is not None:
+            rejected = (
+                f"{q.contract.refused:,} rows refused by the data contract, "
+                f"{q.contract.scored:,} answered outside it"
+            )
+        elif q.rejected is not None:
+            rejected = f"{q.rejected:,} rows rejected"
+        else:
+            rejected = "rejected rows not recorded"
         rows.append(["Data quality now", rejected + vol])
     if last.latency is not None:
         rows.append(
@@ -378,8 +390,13 @@ def _quality_section(ws: Sequence[WindowResult], labels: Sequence[str]) -> str:
         for n in names
         if q.null_rates.get(n) or q.out_of_range.get(n) or q.unseen.get(n)
     ]
+    contract = _contract_table(q)
     if not rows:
-        return fig + "<p>In the latest window no feature has missing or unexpected values.</p>"
+        return (
+            fig
+            + "<p>In the latest window no feature has missing or unexpected values.</p>"
+            + contract
+        )
     head = [
         "Feature",
         "Missing now",
@@ -387,8 +404,21 @@ def _quality_section(ws: Sequence[WindowResult], labels: Sequence[str]) -> str:
         "Out of range (rows)",
         "Unseen category (rows)",
     ]
-    return fig + _table(
-        head, rows, "Features with missing or unexpected values in the latest window"
+    table = _table(head, rows, "Features with missing or unexpected values in the latest window")
+    return fig + table + contract
+
+
+def _contract_table(q: Quality) -> str:
+    """The latest window's rows outside the data contract, by column and rule."""
+    if q.contract is None or not q.contract.rules:
+        return ""
+    rows = [[_E(r.column), _E(r.rule), f"{r.scored:,}", f"{r.refused:,}"] for r in q.contract.rules]
+    head = ["Column", "Rule", "Answered, marked (rows)", "Refused (rows)"]
+    return (
+        "<p>Rows outside the data contract are answered and marked when they break a range "
+        "or category (the model can score them, but saw nothing like them in training), "
+        "and refused when a value cannot be scored or the column enforces its rules.</p>"
+        + _table(head, rows, "Rows outside the data contract in the latest window")
     )
 
 
