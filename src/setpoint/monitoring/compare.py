@@ -134,6 +134,12 @@ def compare(
         measured.append(_measure(engine, cur, part, kinds, target, prediction, performance_drop))
         if progress is not None:
             progress(done, len(chunks))
+    small = sum(not c.get("judged", True) for c in measured)
+    if small:
+        notes.append(
+            f"{small} of {len(measured)} chunk(s) had fewer than {settings.drift.min_rows:,} "
+            "rows and were not judged; cut longer chunks"
+        )
     return Comparison(
         reference={
             "source": ref_source,
@@ -206,6 +212,11 @@ def _check_named(
     target: str | None,
     prediction: str | None,
 ) -> None:
+    if time_column is not None and time_column not in cur.column_names:
+        raise UsageError(
+            f"time column {time_column!r} is not a column of the current data; its columns "
+            f"are {', '.join(cur.column_names)}"
+        )
     named = [("time column", time_column), ("target", target), ("prediction", prediction)]
     for role, name in named:
         if name is not None and name not in ref.column_names:
@@ -215,7 +226,7 @@ def _check_named(
                 f"{role} {name!r} is not a column of the reference; its columns are "
                 f"{', '.join(ref.column_names)}"
             )
-    for role, name in (("time column", time_column), ("prediction", prediction)):
+    for role, name in (("prediction", prediction),):
         if name is not None and name not in cur.column_names:
             raise UsageError(
                 f"{role} {name!r} is not a column of the current data; its columns are "
