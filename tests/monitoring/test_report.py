@@ -360,6 +360,33 @@ def test_a_window_without_drift_says_so() -> None:
     assert "No input drift in 10 features in the latest window" in page
 
 
+def test_a_change_of_reference_is_marked_on_every_time_chart() -> None:
+    doc = synthetic()
+    for i, window in enumerate(doc["windows"]):
+        window["reference"] = "credit@3" if i < 6 else "credit@4"  # promoted on day 7
+    page = render_report(ReportData.from_dict(doc))
+    marked = [s for s in re.findall(r"<svg\b.*?</svg>", page, re.S) if "reference: credit@4" in s]
+    # The drift heatmap, performance, quality and traffic charts each name it once.
+    assert len(marked) == 4
+    assert "From 2026-06-07 the windows are measured against credit@4 (before: credit@3)" in page
+    unchanged = render_report(ReportData.from_dict(synthetic()))
+    assert "reference: credit@" not in unchanged
+
+
+def test_labels_that_disagree_with_the_estimate_are_called_concept_drift() -> None:
+    doc = synthetic()
+    doc["windows"][1]["performance"]["concept_drift"] = {
+        "labels": 900,
+        "metrics": {"accuracy": {"realized": 0.61, "estimated": 0.86, "low": 0.83, "high": 0.89}},
+    }
+    page = render_report(ReportData.from_dict(doc))
+    caveat = re.search(r'<p class="caveat">(.*?)</p>', page, re.S)
+    assert caveat is not None
+    assert "In 1 window (2026-06-02) the realized accuracy fell outside" in caveat.group(1)
+    assert "concept drift" in caveat.group(1)
+    assert '<p class="caveat">' not in render_report(ReportData.from_dict(synthetic()))
+
+
 def test_the_domain_classifier_auc_is_shown_with_its_standard_error() -> None:
     doc = synthetic(n_windows=3)
     doc["windows"][-1]["multivariate"]["auc_se"] = 0.013

@@ -19,6 +19,8 @@ from setpoint.errors import SetpointError, UsageError
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    import pyarrow as pa
+
     from setpoint.workspace import Workspace
 
 _JSON = "setpoint_json"
@@ -82,6 +84,15 @@ def _set_json(ctx: typer.Context, value: bool) -> bool:
     return value
 
 
+# Options that monitors and offline comparisons share.
+NoMultivariate = Annotated[
+    bool, typer.Option("--no-multivariate", help="Skip the domain classifier.")
+]
+StaticThresholds = Annotated[
+    bool,
+    typer.Option("--static-thresholds", help="Do not learn thresholds from the reference's noise."),
+]
+
 JsonFlag = Annotated[
     bool,
     typer.Option(
@@ -143,6 +154,21 @@ def writing(path: Path) -> Iterator[None]:
         raise UsageError(
             f"cannot write {path} ({exc.strerror}); check that its folder exists and is writable"
         ) from None
+
+
+def write_rows(rows: pa.Table, path: Path) -> None:
+    """Write ``rows`` to the .csv or .parquet file a user named."""
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet", ".pq"):
+        raise UsageError(f"{path}: write to a .csv or .parquet file")
+    import pyarrow.csv as pa_csv
+    import pyarrow.parquet as pq
+
+    with writing(path):
+        if suffix == ".csv":
+            pa_csv.write_csv(rows, path)
+        else:
+            pq.write_table(rows, path)
 
 
 def fmt(value: Any, digits: int = 4) -> str:

@@ -10,7 +10,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from setpoint.cli._common import JsonFlag, emit, progress_bar, state, writing
+from setpoint.cli._common import (
+    JsonFlag,
+    NoMultivariate,
+    StaticThresholds,
+    emit,
+    progress_bar,
+    state,
+    writing,
+)
 from setpoint.errors import NotFoundError, UsageError
 
 if TYPE_CHECKING:
@@ -70,15 +78,8 @@ def compare(
             help="The HTML report to write (default: CURRENT-vs-REFERENCE.html here).",
         ),
     ] = None,
-    no_multivariate: Annotated[
-        bool, typer.Option("--no-multivariate", help="Skip the domain classifier.")
-    ] = False,
-    static_thresholds: Annotated[
-        bool,
-        typer.Option(
-            "--static-thresholds", help="Do not learn thresholds from the reference's noise."
-        ),
-    ] = False,
+    no_multivariate: NoMultivariate = False,
+    static_thresholds: StaticThresholds = False,
     json_: JsonFlag = False,
 ) -> None:
     """Compare a current table with a reference, chunk by chunk: drift of every

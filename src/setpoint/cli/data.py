@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-import pyarrow.csv as pa_csv
-import pyarrow.parquet as pq
 import typer
 from rich.console import Console, Group
 from rich.panel import Panel
@@ -14,7 +12,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from setpoint.cli._common import Group as CommandGroup
-from setpoint.cli._common import JsonFlag, emit, fmt, is_json, read_text, state, writing
+from setpoint.cli._common import JsonFlag, emit, fmt, is_json, read_text, state, write_rows, writing
 from setpoint.data.profile import ColumnProfile
 from setpoint.errors import ContractViolationError, UsageError
 
@@ -320,14 +318,7 @@ def quarantine_export(
 ) -> None:
     """Write a quarantined batch (its rows, original row numbers and reasons) to a file."""
     rows = state(ctx).workspace().quarantine.rows(batch_id)
-    suffix = output.suffix.lower()
-    if suffix not in (".csv", ".parquet", ".pq"):
-        raise UsageError(f"{output}: write to a .csv or .parquet file")
-    with writing(output):
-        if suffix == ".csv":
-            pa_csv.write_csv(rows, output)
-        else:
-            pq.write_table(rows, output)
+    write_rows(rows, output)
     emit(
         ctx,
         {"id": batch_id, "rows": rows.num_rows, "output": str(output)},

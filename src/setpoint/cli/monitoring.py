@@ -6,15 +6,24 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-import pyarrow.csv as pa_csv
-import pyarrow.parquet as pq
 import typer
 from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Column, Table
 
-from setpoint.cli._common import Group, JsonFlag, emit, fmt, progress_bar, state, writing
+from setpoint.cli._common import (
+    Group,
+    JsonFlag,
+    NoMultivariate,
+    StaticThresholds,
+    emit,
+    fmt,
+    progress_bar,
+    state,
+    write_rows,
+    writing,
+)
 from setpoint.errors import UsageError
 
 monitor_app = typer.Typer(
@@ -44,15 +53,8 @@ def create(
         list[str] | None,
         typer.Option(help="URL to post alerts to (repeatable); add ,slack for Slack's format."),
     ] = None,
-    no_multivariate: Annotated[
-        bool, typer.Option("--no-multivariate", help="Skip the domain classifier.")
-    ] = False,
-    static_thresholds: Annotated[
-        bool,
-        typer.Option(
-            "--static-thresholds", help="Do not learn thresholds from the reference's noise."
-        ),
-    ] = False,
+    no_multivariate: NoMultivariate = False,
+    static_thresholds: StaticThresholds = False,
     late_label_windows: Annotated[
         int,
         typer.Option(
@@ -336,14 +338,7 @@ def refused(
     rows = read_refused(ws.root, endpoint, since=since, until=until)
     top = top_reasons(rows)
     if output is not None:
-        suffix = output.suffix.lower()
-        if suffix not in (".csv", ".parquet", ".pq"):
-            raise UsageError(f"{output}: write to a .csv or .parquet file")
-        with writing(output):
-            if suffix == ".csv":
-                pa_csv.write_csv(rows, output)
-            else:
-                pq.write_table(rows, output)
+        write_rows(rows, output)
         emit(
             ctx,
             {"endpoint": endpoint, "rows": rows.num_rows, "output": str(output)},
