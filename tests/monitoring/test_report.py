@@ -365,12 +365,16 @@ def test_a_change_of_reference_is_marked_on_every_time_chart() -> None:
     for i, window in enumerate(doc["windows"]):
         window["reference"] = "credit@3" if i < 6 else "credit@4"  # promoted on day 7
     page = render_report(ReportData.from_dict(doc))
-    marked = [s for s in re.findall(r"<svg\b.*?</svg>", page, re.S) if "reference: credit@4" in s]
+    marked = [
+        s
+        for s in re.findall(r"<svg\b.*?</svg>", page, re.S)
+        if "reference now credit@4" in s
+    ]
     # The drift heatmap, performance, quality and traffic charts each name it once.
     assert len(marked) == 4
     assert "From 2026-06-07 the windows are measured against credit@4 (before: credit@3)" in page
     unchanged = render_report(ReportData.from_dict(synthetic()))
-    assert "reference: credit@" not in unchanged
+    assert "reference now" not in unchanged
 
 
 def test_labels_that_disagree_with_the_estimate_are_called_concept_drift() -> None:

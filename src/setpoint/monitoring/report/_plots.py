@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 import matplotlib as mpl
 import numpy as np
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
 
@@ -137,22 +139,30 @@ def _time_axis(ax: Axes, labels: Sequence[str], *, widen: bool = True) -> None:
 
 def _mark_references(axes: Sequence[Axes], windows: Sequence[WindowResult]) -> None:
     """A dotted line before each window measured against another model than the one
-    before it (a promotion rebased the monitor), named on the first panel."""
+    before it (a promotion rebased the monitor), named in the first panel's legend
+    (in the right margin, so it never covers the data or a title)."""
+    names = []
     for i in range(1, len(windows)):
         before, now = windows[i - 1].reference, windows[i].reference
         if not before or not now or before == now:
             continue
         for ax in axes:
             ax.axvline(i - 0.5, color="black", ls=":", lw=1.4, zorder=5)
-        axes[0].annotate(
-            _plain(f"reference: {now}", 32),
-            xy=(i - 0.5, 1.0),
-            xycoords=("data", "axes fraction"),
-            xytext=(3, 2),
-            textcoords="offset points",
-            fontsize=7,
-            va="bottom",
-        )
+        names.append(now)
+    if not names:
+        return
+    ax = axes[0]
+    legend = ax.get_legend()
+    handles: list[Artist] = []
+    labels: list[str] = []
+    if legend is not None:
+        for handle, text in zip(legend.legend_handles, legend.get_texts(), strict=True):
+            if handle is not None:
+                handles.append(handle)
+                labels.append(text.get_text())
+    handles.append(Line2D([], [], color="black", ls=":", lw=1.4))
+    labels.append(_plain(f"reference now {names[-1]}", 32))
+    ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1))
 
 
 def _series(values: Iterable[float | None]) -> Any:
@@ -210,8 +220,8 @@ def _drift_plot(
         handles.append(
             Patch(facecolor="white", edgecolor="#BBBBBB", label="not judged (too few rows)")
         )
-        _mark_references([ax], windows)
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1))
+        _mark_references([ax], windows)
         return _svg(fig, "drift", "Heatmap of drift effect size per feature and window")
 
 
