@@ -366,9 +366,7 @@ def test_a_change_of_reference_is_marked_on_every_time_chart() -> None:
         window["reference"] = "credit@3" if i < 6 else "credit@4"  # promoted on day 7
     page = render_report(ReportData.from_dict(doc))
     marked = [
-        s
-        for s in re.findall(r"<svg\b.*?</svg>", page, re.S)
-        if "reference now credit@4" in s
+        s for s in re.findall(r"<svg\b.*?</svg>", page, re.S) if "reference now credit@4" in s
     ]
     # The drift heatmap, performance, quality and traffic charts each name it once.
     assert len(marked) == 4
