@@ -40,8 +40,8 @@ def demo(
     audit trail. Everything happens in a new workspace (SQLite + local files) that is
     kept afterwards so you can look around in it with the other commands.
 
-    Measured on a 2-core machine at load average 2.4 to 2.9: 18 to 19 CPU-seconds
-    (user + system) and 23 to 26 seconds of wall time; longer on a busier machine.
+    Measured on an otherwise idle 2-core machine: 21 to 22 CPU-seconds (user +
+    system) and 20 to 22 seconds of wall time; longer on a busier machine.
     """
     from setpoint.demo.walkthrough import run
 
