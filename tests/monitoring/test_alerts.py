@@ -152,6 +152,18 @@ def test_a_resolved_condition_that_comes_back_is_a_new_alert(alert_store: AlertS
     ]
 
 
+def test_the_data_s_time_and_the_clock_s_are_kept_apart(alert_store: AlertStore) -> None:
+    # A backfill or late labels: the data is from March, the clock says June.
+    june = T0 + 90 * 24 * HOUR
+    first = raise_drift(alert_store, june, seen=T0 + 2 * HOUR)
+    assert (first.first_seen, first.last_seen, first.noticed_at) == (T0 + 2 * HOUR,) * 2 + (june,)
+    # Labels that came late show the condition held a window earlier.
+    assert raise_drift(alert_store, june + MINUTE, seen=T0 + HOUR) is None  # cooldown: clock
+    again = alert_store.get(first.id)
+    assert (again.first_seen, again.last_seen, again.noticed_at) == (T0 + HOUR, T0 + 2 * HOUR, june)
+    assert again.count == 2
+
+
 def test_evidence_is_stored_as_plain_json_on_every_backend(alert_store: AlertStore) -> None:
     evidence = {"ks": np.float64(0.25), "psi": float("nan"), "n": np.int64(3), "q": (1.0, -np.inf)}
     alert = alert_store.raise_alert("credit", DRIFT, "warning", "drifted", evidence, now=T0)

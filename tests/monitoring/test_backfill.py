@@ -13,8 +13,11 @@ from monitor_support import DAY, SPEC
 from typer.testing import CliRunner
 
 from setpoint.cli.main import app
+from setpoint.data._batch import to_table
+from setpoint.data.io import content_hash
 from setpoint.demo import lending
 from setpoint.errors import ConflictError, InvalidDataError, UsageError
+from setpoint.monitoring.backfill import _begin
 from setpoint.serving._logtables import read_log
 from setpoint.workspace import Workspace
 
@@ -139,8 +142,32 @@ def test_mistakes_are_named(served: Workspace) -> None:
     bad = traffic.assign(**{lending.TIME_COLUMN: ["yesterday"] * 50})
     with pytest.raises(InvalidDataError, match=r"50 value\(s\) that are not times"):
         served.monitors.backfill("credit", bad, time_column=lending.TIME_COLUMN)
+    with pytest.raises(UsageError, match=r"'income' holds 50 value\(s\) that are not answers"):
+        served.monitors.backfill(
+            "credit", traffic, time_column=lending.TIME_COLUMN, prediction_column="income"
+        )
     served.monitors.backfill("credit", traffic, time_column=lending.TIME_COLUMN)
     with pytest.raises(ConflictError, match="--force"):
         served.monitors.backfill("credit", traffic, time_column=lending.TIME_COLUMN)
     again = served.monitors.backfill("credit", traffic, time_column=lending.TIME_COLUMN, force=True)
     assert again.scored == 50
+
+
+def test_the_answers_given_then_are_logged_as_they_were(served: Workspace) -> None:
+    traffic = past_traffic().iloc[:100].assign(answered=[0, 1] * 50)
+    result = served.monitors.backfill(
+        "credit", traffic, time_column=lending.TIME_COLUMN, prediction_column="answered"
+    )
+    assert result.scored == 100
+    logged = read_log(served.root, kind="predictions", endpoint="credit").to_pylist()
+    assert [json.loads(r["outputs"]) for r in logged[:2]] == [{"prediction": 0}, {"prediction": 1}]
+
+
+def test_a_backfill_that_died_half_way_is_not_repeated_silently(served: Workspace) -> None:
+    traffic = past_traffic().iloc[:80]
+    # A backfill began (its rows partly written) and its process died before the end.
+    _begin(served, "credit", content_hash(to_table(traffic)), traffic.shape[0], force=False)
+    with pytest.raises(ConflictError, match=r"began at .* and did not finish"):
+        served.monitors.backfill("credit", traffic, time_column=lending.TIME_COLUMN)
+    done = served.monitors.backfill("credit", traffic, time_column=lending.TIME_COLUMN, force=True)
+    assert done.scored == 80

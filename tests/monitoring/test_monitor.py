@@ -390,3 +390,35 @@ def test_a_time_split_model_is_learned_from_by_its_split_column(served: Workspac
     # The hold-out (the last 30%: four weeks of 300 labelled rows) taught the allowed drop.
     assert set(learned.performance_drop) == {"accuracy"}
     assert learned.performance_drop["accuracy"] > 0
+
+
+def test_late_labels_of_an_older_window_do_not_clear_what_a_newer_one_shows(
+    served: Workspace,
+) -> None:
+    monitors = served.monitors
+    monitors.create("credit", MonitorConfig(window="1d", multivariate=False, late_label_windows=3))
+    key = "performance:realized:accuracy"
+    first = lending.applications(600, start=DAY, days=1, seed=44)
+    first_ids = replay(served, first)
+    monitors.run("credit", until=DAY + timedelta(days=1))  # no labels yet
+    second = lending.applications(600, start=DAY + timedelta(days=1), days=1, seed=45)
+    give_labels(
+        served,
+        replay(served, second),
+        1 - answered(served, second),
+        DAY + timedelta(days=1, hours=23),
+    )
+    monitors.run("credit", until=DAY + timedelta(days=2))
+    [alert] = [a for a in monitors.alerts.list(endpoint="credit") if a.key == key]
+    assert alert.state == "open"
+
+    # The first day's outcomes come late, and the model did well on that day: the
+    # newer day still shows the drop, so the alert stays open.
+    right = answered(served, first)
+    give_labels(served, first_ids, right, DAY + timedelta(days=2, hours=1))
+    monitors.run("credit", until=DAY + timedelta(days=2, hours=2))
+    [older, newer] = monitors.windows("credit")
+    assert older.results["performance"]["realized"]["accuracy"] == 1.0
+    assert newer.results["performance"]["realized"]["accuracy"] == 0.0
+    [alert] = [a for a in monitors.alerts.list(endpoint="credit") if a.key == key]
+    assert (alert.state, alert.count) == ("open", 1)

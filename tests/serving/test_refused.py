@@ -111,6 +111,14 @@ def test_the_command_lists_the_latest_in_80_columns(refused: Workspace) -> None:
     ]
 
 
+def test_values_a_client_sent_are_shown_as_they_are(served: Workspace) -> None:
+    # Square brackets are markup to the terminal library: shown as text, not parsed.
+    with RecordLog(served.root, kind="refused") as log:
+        log.append([refusal(0, {"income": "[/x]"}, ("[b]income", "type", "[/x]"))])
+    out = run(served, "monitor", "refused", "credit").stdout
+    assert "[b]income type [/x]" in " ".join(out.split())
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_the_command_exports_every_row(refused: Workspace, tmp_path: Path, suffix: str) -> None:
     path = tmp_path / f"refused{suffix}"

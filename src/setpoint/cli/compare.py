@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from setpoint.cli._common import (
@@ -163,5 +164,5 @@ def _verdicts(c: Console, result: Comparison) -> None:
     for i, name in enumerate(head):
         table.add_column(name, justify="right" if i in (1, 4, 5) else "left")
     for row in cells:
-        table.add_row(*row)
+        table.add_row(*(escape(cell) for cell in row))  # feature names are the user's
     c.print(table)

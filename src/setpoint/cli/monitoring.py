@@ -367,17 +367,20 @@ def refused(
         c.print(f"{endpoint}: {rows.num_rows:,} refused rows.")
         common = Table("column", "rule", "rows", title="Most frequent reasons")
         for column, rule, n in top:
-            common.add_row(column, rule, f"{n:,}")
+            common.add_row(escape(str(column)), escape(str(rule)), f"{n:,}")
         c.print(common)
         table = Table("when (UTC)", "request", "row", "reasons", title=f"The latest {len(listed)}")
         for r in listed:
             table.add_row(
                 r["ts"][:16].replace("T", " "),
-                "…" + r["request_id"][-8:],
+                escape("…" + r["request_id"][-8:]),
                 str(r["row"]),
-                "; ".join(
-                    f"{w['column']} {w['rule']}" + ("" if w["value"] is None else f" {w['value']}")
-                    for w in r["reasons"]
+                escape(
+                    "; ".join(
+                        f"{w['column']} {w['rule']}"
+                        + ("" if w["value"] is None else f" {w['value']}")
+                        for w in r["reasons"]
+                    )
                 ),
             )
         c.print(table)
@@ -453,7 +456,7 @@ def alerts_list(
                 a.state,
                 str(a.count),
                 a.last_seen.strftime("%Y-%m-%d %H:%M"),
-                a.message,
+                escape(a.message),
                 sent,
             )
         c.print(table)

@@ -203,6 +203,8 @@ class AlertStore:
                 "severity": severity,
                 "message": message,
                 "evidence": evidence,
+                # Late labels can show a condition held earlier than first seen.
+                "first_seen": min(audit.as_utc(row.first_seen), seen_at),
                 "last_seen": max(audit.as_utc(row.last_seen), seen_at),
                 "count": alerts.c.count + 1,
             }

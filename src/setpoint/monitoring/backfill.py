@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import sqlalchemy as sa
 
 from setpoint.data._batch import to_table
 from setpoint.data.contract import PII_MASK, Contract
@@ -37,12 +38,14 @@ from setpoint.errors import ConflictError, InvalidDataError, UsageError
 from setpoint.serving.lane import predict_rows
 from setpoint.serving.log import RecordLog
 from setpoint.store import audit
+from setpoint.store.schema import endpoints
 
 if TYPE_CHECKING:
     from setpoint.models.predictor import Predictor
     from setpoint.workspace import Workspace
 
 _BATCH_ROWS = 20_000
+_BEGIN, _DONE = "monitor.backfill.begin", "monitor.backfill"  # audit actions
 Progress = Callable[[int, int], None]
 
 
@@ -107,11 +110,14 @@ def backfill(
     if table.num_rows == 0:
         raise InvalidDataError("the table has no rows to backfill")
     digest = content_hash(table)
-    _check_not_done(workspace, endpoint, digest, force)
     times = _times(table.column(time_column), time_column)
     features = [name for name in contract.columns if name in table.column_names]
-    predictor = None if prediction_column else workspace.load_model(version.ref)
+    loaded = workspace.load_model(version.ref)
+    if prediction_column is not None:
+        _check_answers(table.column(prediction_column), prediction_column, loaded, version.ref)
+    predictor = None if prediction_column else loaded
 
+    _begin(workspace, endpoint, digest, table.num_rows, force)
     counts = {"scored": 0, "refused": 0, "marked": 0, "labels": 0}
     predictions = RecordLog(workspace.root, kind="predictions")
     feedback = RecordLog(workspace.root, kind="feedback")
@@ -170,7 +176,7 @@ def backfill(
         audit.record(
             conn,
             actor=workspace.actor,
-            action="monitor.backfill",
+            action=_DONE,
             entity_type="monitor",
             entity=endpoint,
             after=result.to_dict(),
@@ -178,18 +184,43 @@ def backfill(
     return result
 
 
-def _check_not_done(workspace: Workspace, endpoint: str, digest: str, force: bool) -> None:
-    done = [
-        event
-        for event in workspace.audit(
-            entity_type="monitor", entity=endpoint, action="monitor.backfill"
-        )
-        if (event.after or {}).get("digest") == digest
-    ]
-    if done and not force:
-        raise ConflictError(
-            f"this table was backfilled into {endpoint} already ({done[0].at:%Y-%m-%d %H:%M} UTC); "
-            "its rows would count twice. Pass --force to add them again"
+def _begin(workspace: Workspace, endpoint: str, digest: str, rows: int, force: bool) -> None:
+    """Record that this table's backfill begins, unless it began before: checked and
+    recorded in one transaction (the endpoint's row locked), so two backfills of one
+    table cannot both pass, and one that died half-way is not repeated silently."""
+    with workspace.db.write() as conn:
+        locked = sa.select(endpoints.c.id).where(endpoints.c.name == endpoint)
+        conn.execute(locked if workspace.db.is_sqlite else locked.with_for_update())
+        began = [
+            event
+            for event in audit.events(
+                conn, entity_type="monitor", entity=endpoint, action=_BEGIN, limit=None
+            )
+            if (event.after or {}).get("digest") == digest
+        ]
+        if began and not force:
+            finished = any(
+                (event.after or {}).get("digest") == digest
+                for event in audit.events(
+                    conn, entity_type="monitor", entity=endpoint, action=_DONE, limit=None
+                )
+            )
+            when = f"{began[0].at:%Y-%m-%d %H:%M} UTC"
+            raise ConflictError(
+                f"this table was backfilled into {endpoint} already ({when}); its rows "
+                "would count twice. Pass --force to add them again"
+                if finished
+                else f"a backfill of this table into {endpoint} began at {when} and did not "
+                "finish: some of its rows may be in the logs already. Pass --force to write "
+                "them all again"
+            )
+        audit.record(
+            conn,
+            actor=workspace.actor,
+            action=_BEGIN,
+            entity_type="monitor",
+            entity=endpoint,
+            after={"digest": digest, "rows": rows},
         )
 
 
@@ -236,6 +267,27 @@ def _refusal(record: dict[str, Any]) -> dict[str, Any]:
     """A refused row as the refused log keeps it: what was sent and why not."""
     keep = ("request_id", "ts", "endpoint", "row", "model", "version", "inputs", "reasons")
     return {name: record[name] for name in keep}
+
+
+def _check_answers(column: pa.ChunkedArray, name: str, model: Predictor, ref: str) -> None:
+    """The answers given then must be answers the model can give: one of its classes,
+    or a number for a regressor; anything else would make every later window's
+    realized performance meaningless."""
+    values = [v for v in column.to_pylist() if v is not None]
+    if model.task == "regression":
+        wrong = [v for v in values if isinstance(v, bool) or not isinstance(v, int | float)]
+        expected = "numbers"
+    else:
+        classes = set(model.classes or [])
+        wrong = [v for v in values if v not in classes]
+        expected = f"one of its classes ({', '.join(map(repr, model.classes or []))})"
+    if wrong:
+        shown = ", ".join(repr(v) for v in list(dict.fromkeys(wrong))[:5])
+        raise UsageError(
+            f"prediction_column {name!r} holds {len(wrong):,} value(s) that are not answers "
+            f"of {ref}, which answers {expected}: {shown}; name the column of the answers "
+            "it gave (labels, not scores), or leave the option out to score the rows now"
+        )
 
 
 def _answers(

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -105,7 +105,12 @@ class Engine:
         summary = summarize(self._with_outputs(inputs, predictions, probabilities), base.summary)
         if refused is not None and refused.num_rows:
             summary = add_inputs(summary, refused, base.summary, base.features)
-        drift = detect(base.summary, summary, self.drift_settings(n), outputs=base.outputs)
+        # The features are judged on every row sent (refused ones too); the model's
+        # outputs only on the rows it answered, and only when there are enough of them.
+        settings = self.drift_settings(summary.n_rows)
+        drift = detect(base.summary, summary, settings, outputs=base.outputs)
+        if n < settings.min_rows and drift.prediction:
+            drift = replace(drift, prediction={})
         return {
             "judged": drift.judged,
             "reference": base.name,
@@ -160,9 +165,17 @@ class Engine:
             answered = predictions.filter(has).to_pylist()
             probs = None if probabilities is None else probabilities[mask]
             base = self.baseline
-            figures.update(
-                realized(truth, answered, probs, task=str(base.task), classes=base.classes)
-            )
+            try:
+                figures.update(
+                    realized(truth, answered, probs, task=str(base.task), classes=base.classes)
+                )
+            except (ValueError, TypeError) as exc:
+                # Labels a client sent that cannot be compared with the answers (text
+                # for a 0/1 model, say): said in the window, never a failed run.
+                figures["problem"] = (
+                    f"the labels cannot be compared with the model's answers ({exc}); "
+                    "send labels of the kind the model answers"
+                )
         return figures
 
     def _with_outputs(

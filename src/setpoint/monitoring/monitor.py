@@ -358,10 +358,7 @@ class Monitors:
         notifier = notifier or Notifier(self.alerts, monitor.config.webhooks)
         computed = []
         try:
-            for window in recent:
-                updated = self._bring_up_to_date(monitor, window, context)
-                if updated is not None:  # labels came: judge realized performance again
-                    self._alert(monitor, updated, notifier, only=REALIZED)
+            self._late_labels(monitor, recent, context, notifier)
             for done_count, start in enumerate(starts, 1):
                 window = context.window(start, start + timedelta(seconds=span))
                 if self._store(monitor, window, replace=recompute):
@@ -374,6 +371,34 @@ class Monitors:
                 notifier.flush(timeout=10)
                 notifier.close()
         return computed
+
+    def _late_labels(
+        self,
+        monitor: Monitor,
+        recent: list[Window],
+        context: Measurement,
+        notifier: Notifier,
+    ) -> None:
+        """Bring the latest windows' realized performance up to date with the labels
+        that came since, and judge it again where they changed the newest window that
+        has enough labels to judge: that window decides whether the condition holds
+        now. An older window's late labels never clear (or raise again) what a newer
+        window showed, and windows measured against an earlier model (before a
+        promotion) say nothing about the one serving now."""
+        updated = {}
+        for window in recent:
+            found = self._bring_up_to_date(monitor, window, context)
+            if found is not None:
+                updated[window.start] = found
+        current = [updated.get(w.start, w) for w in recent]
+        judged = [
+            w
+            for w in current
+            if w.results.get("reference", monitor.reference.model) == monitor.reference.model
+            and any(key.startswith(REALIZED) for key in conditions(monitor, w))
+        ]
+        if judged and judged[-1].start in updated:
+            self._alert(monitor, judged[-1], notifier, only=REALIZED)
 
     def _bring_up_to_date(
         self, monitor: Monitor, window: Window, context: Measurement

@@ -333,7 +333,7 @@ def _quality(v: Any, path: str) -> Quality:
 
 
 # Figures a monitor stores beside the realized metrics that are not metrics themselves.
-_NOT_METRICS = ("labels", "label_delay_hours")
+_NOT_METRICS = ("labels", "label_delay_hours", "problem")
 
 
 def _performance(v: Any, path: str) -> Performance:
