@@ -108,16 +108,19 @@ def test_drift_share_is_inclusive_of_its_threshold() -> None:
     assert in_windows(policy("drift_share: 0.25"), [below], OUTPUTS) == []
 
 
-def test_drift_share_is_a_share_of_the_features_not_of_the_outputs() -> None:
-    # The monitor's share counts its output columns as well: the prediction and the
-    # score drifting with one of three features is 3 of 5 columns, but 1 of 3 features.
-    columns = ["income", "grade", "age", *OUTPUTS]
-    skewed = window(drifted=["income", *OUTPUTS], features=columns)
-    assert skewed.results["drift"]["drift_share"] == pytest.approx(0.6)
+def test_drift_share_is_the_monitors_one_share_of_the_input_features() -> None:
+    # The monitor judges its outputs apart and leaves them out of the share: the
+    # prediction and the score drifting with one of three features is 1 of 3.
+    skewed = window(drifted=["income"], features=["income", "grade", "age"])
+    skewed.results["drift"]["prediction"] = {name: {"drifted": True} for name in OUTPUTS}
     assert in_windows(policy("drift_share: 0.5"), [skewed], OUTPUTS) == []
     (fired,) = in_windows(policy("drift_share: 0.3"), [skewed], OUTPUTS)
     assert fired.evidence["drift_share"] == pytest.approx(1 / 3)
     assert fired.evidence["drifted_features"] == ["income"]
+    # A window too small to judge has no share, and fires nothing.
+    small = window(drifted=[], features=["income"])
+    small.results["drift"].update(judged=False, drift_share=None)
+    assert in_windows(policy("drift_share: 0.01"), [small], OUTPUTS) == []
 
 
 def test_drift_share_without_per_feature_detail_uses_the_monitors_share() -> None:

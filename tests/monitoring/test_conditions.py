@@ -71,8 +71,14 @@ def test_a_window_without_rows_judges_nothing() -> None:
     assert judged(window(0, 0, 0, []), max_refused_share=0.0) == {}
 
 
+def test_a_handful_of_rows_judges_nothing() -> None:
+    # One odd request in a quiet hour is 100% of it: no verdict, no flapping alert.
+    few = window(3, 1, 2, [{"column": "x", "rule": "max", "scored": 1, "refused": 2}])
+    assert judged(few) == {}
+
+
 def test_a_window_whose_every_row_was_refused_alerts() -> None:
-    refused = window(0, 0, 50, [{"column": "x", "rule": "max", "scored": 0, "refused": 50}])
+    refused = window(0, 0, 150, [{"column": "x", "rule": "max", "scored": 0, "refused": 150}])
     assert judged(refused).keys() == {"quality:refused"}  # nothing answered: not judged
     assert "100.0% of the rows" in raised(refused)["quality:refused"][1]
 

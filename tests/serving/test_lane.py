@@ -174,6 +174,58 @@ def test_an_enforced_column_refuses_what_it_would_otherwise_mark() -> None:
     assert marks(marked) == [(0, "age", "max")]
 
 
+class Picky(Doubler):
+    """A model that cannot take a category it never saw (as a one-hot encoder that
+    raises on unknown values): any such row fails the whole call."""
+
+    def predict(self, rows: Any) -> np.ndarray:
+        grades = rows.column("grade").to_pylist() if isinstance(rows, pa.Table) else rows["grade"]
+        if set(grades) - {"A", "B", None}:
+            raise ValueError("Found unknown categories ['Z'] in column 0 during transform")
+        return super().predict(rows)
+
+
+@pytest.mark.parametrize("on_error", ["reject", "per_row"])
+def test_a_model_that_cannot_take_an_unseen_category_costs_only_that_row(on_error: str) -> None:
+    lane = make_lane(on_error=on_error)
+    lane.model = LoadedModel(version(), Picky(), CONTRACT)  # type: ignore[arg-type]
+    odd = request({**CLEAN, "grade": "Z"}, {**CLEAN, "x": 1.0})
+    others = request({**CLEAN, "x": 12.0})
+    try:
+        # It returns answers: the batch did not fail, so the breaker hears no failure.
+        first, second = lane._run([odd, others])
+    finally:
+        lane.batcher.close()
+    # The other caller's row outside the range is still scored and marked.
+    assert second.error is None
+    assert second.predictions == [24.0]
+    assert marks(second) == [(0, "x", "max")]
+    # The row the model could not take is refused, kept with its reason.
+    assert [(r["row"], r["reasons"]) for r in first.refused] == [
+        (0, [{"column": "grade", "rule": "category", "value": "Z"}])
+    ]
+    if on_error == "reject":
+        assert isinstance(first.error, ContractViolationError)
+    else:
+        assert first.error is None
+        assert first.predictions == [None, 2.0]
+        assert [(v["row"], v["rule"]) for v in first.errors] == [(0, "category")]
+
+
+def test_a_model_that_fails_on_clean_rows_still_fails_the_batch() -> None:
+    # A "Z" the contract lets through (it lists no categories): nothing to refuse it for,
+    # and the row past the range is not what failed the model.
+    lenient = Contract({**CONTRACT.columns, "grade": ColumnRule("categorical")})
+    lane = make_lane(lenient)
+    lane.model = LoadedModel(version(), Picky(), lenient)  # type: ignore[arg-type]
+    batch = [request({**CLEAN, "grade": "Z"}), request({**CLEAN, "x": 11.0})]
+    try:
+        with pytest.raises(ValueError, match="unknown categories"):
+            lane._run(batch)
+    finally:
+        lane.batcher.close()
+
+
 def test_a_pii_column_is_masked_in_warnings_and_records(lane: Lane) -> None:
     (answer,) = lane._run([request({**CLEAN, "age": 95})])
     assert answer.warnings == [{"row": 0, "column": "age", "rule": "max", "value": "***"}]

@@ -215,10 +215,11 @@ def backfill(
     json_: JsonFlag = False,
 ) -> None:
     """Write past traffic into an endpoint's logs at the data's own time, so that
-    monitor run computes its windows on that time. Rows that break a hard contract
-    rule are kept in the refused log with their reasons; rows outside what the model
-    saw are scored and marked. Backfill before the first monitor run (windows already
-    computed are not computed again unless run with --recompute)."""
+    monitor run computes its windows on that time. Rows the server would refuse (a
+    hard contract rule, or an enforce: reject column) are kept in the refused log with
+    their reasons; rows outside what the model saw are scored and marked. Backfill
+    before the first monitor run (windows already computed are not computed again
+    unless run with --recompute)."""
     from setpoint.data.io import read_file
 
     ws = state(ctx).workspace()
@@ -253,7 +254,7 @@ def backfill(
             c.print(f"{result.marked:,} were outside what the model saw: scored and marked.")
         if result.refused:
             c.print(
-                f"{result.refused:,} broke a hard contract rule and were kept with their "
+                f"{result.refused:,} were refused by the contract and kept with their "
                 f"reasons: setpoint monitor refused {endpoint}"
             )
         if label_column:

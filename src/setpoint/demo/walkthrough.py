@@ -275,13 +275,11 @@ def _summary(
         old_auc = _auc(pa.array(y), old.predict_proba(frame))
         window = windows.get(start)
         drift = (window.results.get("drift") or {}) if window else {}
-        features = [f for f in drift.get("features", {}) if not f.startswith("__")]
-        drifted = [f for f in drift.get("drifted_features", []) if f in features]
         out.append(
             Week(
                 start=start,
                 rows=len(rows),
-                drift_share=len(drifted) / len(features) if features else None,
+                drift_share=drift.get("drift_share"),  # the monitor's own; None: not judged
                 drifted=bool(drift.get("drifted")),
                 served_by=", ".join(f"v{v}" for v in versions),
                 served_auc=served,

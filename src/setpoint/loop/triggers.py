@@ -119,9 +119,9 @@ def _in_window(
             return f"feature(s) {', '.join(hits)} drifted", {"drifted_features": hits}
         return None
     if trigger.kind == "drift_share":
-        # The share of the features: the monitor's own share also counts the outputs.
-        judged = [f for f in drift.get("features") or {} if f not in outputs]
-        share = len(drifted) / len(judged) if judged else drift.get("drift_share")
+        # The monitor's one share of the input features; None when the window was too
+        # small to judge (it then fires nothing).
+        share = drift.get("drift_share")
         if share is not None and share >= trigger.share:
             return (
                 f"{share:.0%} of the features drifted (trigger at {trigger.share:.0%})",

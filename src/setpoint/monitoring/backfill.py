@@ -55,7 +55,7 @@ class BackfillResult:
     model: str  # NAME@VERSION whose answers were logged
     rows: int  # rows in the table
     scored: int  # logged as predictions
-    refused: int  # broke a hard rule: kept in the refused log with their reasons
+    refused: int  # a hard or enforced rule: kept in the refused log with the reasons
     marked: int  # scored, outside what the model saw (a soft rule)
     labels: int  # outcomes written to the feedback log
     first: datetime | None

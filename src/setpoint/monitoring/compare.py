@@ -35,6 +35,7 @@ from setpoint.monitoring.engine import Baseline, Engine, EngineSettings
 from setpoint.monitoring.reference import PREDICTION, SAMPLE_ROWS
 from setpoint.monitoring.summary import ReferenceSummary
 from setpoint.monitoring.thresholds import MIN_CHUNKS, TimeThresholds, learn_from_time
+from setpoint.monitoring.thresholds import MIN_ROWS as LEARN_MIN_ROWS
 
 Progress = Callable[[int, int], None]
 
@@ -95,6 +96,11 @@ def compare(
     performance = _reference_performance(ref, target, prediction, task, classes)
     if target is not None and target not in cur.column_names:
         notes.append(f"the current data has no {target!r} column: no realized performance")
+    if learn_thresholds and ref.num_rows < LEARN_MIN_ROWS:
+        notes.append(
+            f"the reference has {ref.num_rows:,} rows, too few to learn thresholds from its "
+            f"noise ({LEARN_MIN_ROWS} needed): the static thresholds are used"
+        )
     learned = None
     if learn_thresholds and time_column is not None:
         learned = _learn_from_time(
@@ -342,7 +348,14 @@ def _reference_performance(
     both = ref.filter(pc.and_(_has(ref.column(target)), _has(ref.column(prediction))))
     truth = training_data.target_values(both.column(target))
     answered = training_data.target_values(both.column(prediction))
-    return evaluate(truth, answered, None, task=task, classes=classes)
+    try:
+        return evaluate(truth, answered, None, task=task, classes=classes)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(
+            f"the prediction column {prediction!r} cannot be compared with the target "
+            f"{target!r} ({exc}); name the column of the model's answers, of the target's "
+            "kind (labels for a classifier, not scores)"
+        ) from None
 
 
 def _learn_from_time(

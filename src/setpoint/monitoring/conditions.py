@@ -168,15 +168,17 @@ def _performance(
 
 
 def _contract(monitor: Monitor, window: Window, when: str) -> dict[str, Holding | None]:
-    """The window's rows refused by the data contract, judged when it had any row, and
-    those answered outside it, judged when it answered any."""
+    """The window's rows refused by the data contract and those answered outside it,
+    each judged from ``min_rows`` rows on (the rows sent, and the rows answered): at a
+    handful of rows one odd request is a share of 100% and would flap the alert."""
     counts = (window.results.get("quality") or {}).get("contract")
     if not counts:  # a window stored before the contract was counted
         return {}
     judged: dict[str, Holding | None] = {}
     config = monitor.config
     answered, refused, scored = window.n_rows, counts["refused"], counts["scored"]
-    if answered + refused:
+    enough = config.drift.min_rows
+    if answered + refused >= enough:
         share = refused / (answered + refused)
         judged["quality:refused"] = (
             (
@@ -189,7 +191,7 @@ def _contract(monitor: Monitor, window: Window, when: str) -> dict[str, Holding 
             if refused and share >= config.max_refused_share
             else None
         )
-    if answered:
+    if answered >= enough:
         share = scored / answered
         judged["quality:out_of_contract"] = (
             (

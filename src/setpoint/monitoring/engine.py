@@ -34,6 +34,7 @@ from setpoint.monitoring.multivariate import domain_classifier
 from setpoint.monitoring.performance import ConfidenceEstimator, realized
 from setpoint.monitoring.reference import PREDICTION, SCORE
 from setpoint.monitoring.summary import NumericReference, ReferenceSummary, WindowSummary, summarize
+from setpoint.monitoring.thresholds import MIN_ROWS as LEARN_MIN_ROWS
 from setpoint.monitoring.thresholds import TimeThresholds, learn_effect_thresholds
 
 LEARN_MAX_ROWS = 50_000  # windows larger than this learn the thresholds of this size
@@ -126,6 +127,8 @@ class Engine:
         and to its swings over time (learned with the reference)."""
         base = self.settings.drift
         if not self.settings.learn_thresholds or n < base.min_rows:
+            return base
+        if self.sample.num_rows < LEARN_MIN_ROWS:  # too little reference to learn from
             return base
         bucket = 1 << max(0, math.ceil(math.log2(n)))  # one learning per size class
         if bucket not in self._learned:

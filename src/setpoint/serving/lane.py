@@ -20,6 +20,7 @@ system's UTC time, or one a caller sets (the demo runs weeks of traffic in secon
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 import uuid
 from collections.abc import Callable, KeysView, Mapping, Sequence
@@ -31,10 +32,12 @@ from typing import Any, Literal, Protocol, cast
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from setpoint.data._batch import to_table
 from setpoint.data._fastcheck import FastCheck
 from setpoint.data.contract import Contract
+from setpoint.data.validation import ValidationReport
 from setpoint.errors import ContractViolationError, SetpointError
 from setpoint.models.predictor import Predictor
 from setpoint.models.registry import ModelVersion
@@ -48,6 +51,8 @@ Clock = Callable[[], datetime]
 
 # Request ids: a random prefix per process and a counter. Unique across workers and
 # restarts like a UUID, at a fraction of uuid4's cost on the hot path.
+logger = logging.getLogger(__name__)
+
 _ID_PREFIX = uuid.uuid4().hex[:16]
 _id_counter = itertools.count(1)
 
@@ -388,29 +393,16 @@ class Lane:
         refusing violation are refused; rows with only soft ones are answered, marked."""
         table = to_table(combined)
         report = model.contract.validate(table)
-        refusing, _ = report.split()
-        refused_rows = refusing.invalid_rows
-        owner = np.searchsorted(starts, refused_rows, side="right") - 1
-        rejected_requests = set(owner.tolist()) if self.on_error == "reject" else set()
-        valid = np.ones(table.num_rows, dtype=bool)
-        valid[refused_rows] = False
-        for index in rejected_requests:
-            valid[starts[index] : starts[index + 1]] = False
-
-        predictions: list[Any] | None = None
-        proba: list[list[float]] | None = None
-        if valid.any():
-            # Rows past the training range may hold values far out (1e308): numpy's
-            # overflow warnings about them inside the model are not a failed batch.
-            with np.errstate(over="ignore", invalid="ignore"):
-                predictions, proba = predict_rows(model.predictor, table.filter(pa.array(valid)))
+        predictions, proba, valid, refuses, rejected_requests = self._score(
+            model, table, report, starts
+        )
         # Index into predictions for each valid row, -1 for a refused one.
         position = np.where(valid, np.cumsum(valid) - 1, -1).tolist()
 
         # Each request's violations (rows relative to it), and whether each refuses.
         by_request: dict[int, list[tuple[dict[str, Any], bool]]] = {}
         if not report.ok:
-            found = zip(report.violations.to_pylist(), report.refuses.tolist(), strict=True)
+            found = zip(report.violations.to_pylist(), refuses.tolist(), strict=True)
             for v, refuses in found:
                 index = int(np.searchsorted(starts, v["row"], side="right") - 1)
                 relative = {**v, "row": v["row"] - int(starts[index])}
@@ -421,8 +413,8 @@ class Lane:
         for index, request in enumerate(requests):
             found_here = by_request.get(index, [])
             reasons: dict[int, list[dict[str, Any]]] = {}
-            for v, refuses in found_here:
-                if refuses:
+            for v, refusing in found_here:
+                if refusing:
                     reason = {"column": v["column"], "rule": v["rule"], "value": v["value"]}
                     reasons.setdefault(v["row"], []).append(reason)
             refused = reasons.keys()
@@ -467,6 +459,68 @@ class Lane:
             answer.refused = kept
             answers.append(answer)
         return answers
+
+    def _score(
+        self, model: LoadedModel, table: pa.Table, report: ValidationReport, starts: np.ndarray
+    ) -> tuple[list[Any] | None, list[list[float]] | None, np.ndarray, np.ndarray, set[int]]:
+        """Predict the rows that can be scored: the answers and probabilities, which rows
+        were predicted, which violations refuse their row, and the requests refused
+        whole (``on_error: reject``).
+
+        Rows outside what the model saw are scored with the rest; a model that cannot
+        take them (an encoder that raises on an unseen category) would fail everyone's
+        batch with them. Then the rows with an unseen category are refused, with their
+        violations as the reasons, and the batch is predicted again without them; if
+        it still fails, without every row outside the contract. One caller's odd row
+        costs that caller, not the batch, and does not count against the model's
+        circuit breaker; a batch that fails on rows inside the contract fails."""
+        refuses = np.asarray(report.refuses, dtype=bool)
+        # Each violation's row; -1 for one of the whole batch.
+        rows = pc.fill_null(report.violations.column("row"), -1).to_numpy(zero_copy_only=False)
+        soft = ~refuses & (rows >= 0)
+        unseen = soft & (
+            report.violations.column("rule").to_numpy(zero_copy_only=False) == "category"
+        )
+        fallbacks = [unseen, soft]
+        while True:
+            valid = np.ones(table.num_rows, dtype=bool)
+            refused_rows = np.unique(rows[refuses])
+            if (refused_rows < 0).any():
+                valid[:] = False
+            valid[refused_rows[refused_rows >= 0]] = False
+            owner = np.searchsorted(starts, refused_rows[refused_rows >= 0], side="right") - 1
+            rejected = set(owner.tolist()) if self.on_error == "reject" else set()
+            if (refused_rows < 0).any() and self.on_error == "reject":
+                rejected = set(range(len(starts) - 1))
+            for index in rejected:
+                valid[starts[index] : starts[index + 1]] = False
+            if not valid.any():
+                return None, None, valid, refuses, rejected
+            try:
+                # Rows past the training range may hold values far out (1e308): numpy's
+                # overflow warnings about them inside the model are not a failed batch.
+                with np.errstate(over="ignore", invalid="ignore"):
+                    predictions, proba = predict_rows(
+                        model.predictor, table.filter(pa.array(valid))
+                    )
+            except Exception:
+                while fallbacks:
+                    candidates = np.unique(rows[fallbacks.pop(0)])
+                    candidates = candidates[valid[candidates]]
+                    if len(candidates):
+                        break
+                else:
+                    raise
+                logger.warning(
+                    "%s: the model failed on a batch holding %d row(s) outside its contract's "
+                    "ranges or categories; refusing those rows and predicting the rest",
+                    self.endpoint,
+                    len(candidates),
+                    exc_info=True,
+                )
+                refuses = refuses | np.isin(rows, candidates)
+                continue
+            return predictions, proba, valid, refuses, rejected
 
     def _answer(
         self,
