@@ -92,3 +92,31 @@ def test_thresholds_are_learned_once_per_size_class() -> None:
     assert measure.drift_settings(400).effects == first.effects  # ...from one learning
     assert len(measure._learned) == 1
     assert engine(rng, learn_thresholds=False).drift_settings(300) == DriftSettings()
+
+
+def test_refused_rows_count_for_the_features_but_not_for_the_outputs() -> None:
+    rng = np.random.default_rng(3)
+    measure = engine(rng)
+    refused = frame(rng, 500, shift=30.0)  # every row refused: nothing was answered
+    nothing = frame(rng, 0)
+    results = measure.measure(nothing, predictions=answers(nothing), refused=refused)
+    drift = results["drift"]
+    assert results["judged"] is True  # 500 rows were sent
+    assert "income" in drift["drifted_features"]
+    # The model answered no row: its outputs are not judged, not called "stable".
+    assert drift["prediction"] == {}
+    assert drift["prediction_drifted"] is False
+
+
+def test_labels_that_cannot_be_compared_are_said_in_the_window() -> None:
+    rng = np.random.default_rng(4)
+    measure = engine(rng, multivariate=False)
+    window = frame(rng, 300)
+    # A client sent numbers for a model that answers "yes" and "no".
+    labels = pa.array([1.5] * 300)
+    realized = measure.measure(window, predictions=answers(window), labels=labels)["performance"][
+        "realized"
+    ]
+    assert realized["labels"] == 300
+    assert "cannot be compared with the model's answers" in realized["problem"]
+    assert "accuracy" not in realized
