@@ -260,3 +260,32 @@ def test_a_worker_is_named_and_mistakes_are_refused(workspace: Workspace) -> Non
         Worker(workspace, {})
     with pytest.raises(UsageError, match="less than the lease"):
         Worker(workspace, {"a": nothing}, lease=timedelta(seconds=1), renew_every=1)
+
+
+def test_schedules_queue_their_jobs_every_so_often_and_a_failure_is_logged(
+    workspace: Workspace, store: JobStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    asked: list[datetime] = []
+
+    def daily(ws: Workspace, now: datetime) -> None:
+        asked.append(now)
+        JobStore(ws.db).enqueue("tick", key=now.date().isoformat(), now=now)
+
+    def broken(ws: Workspace, now: datetime) -> None:
+        raise RuntimeError("the store is away")
+
+    worker = Worker(
+        workspace,
+        {"tick": lambda ctx: ctx.now.isoformat(), "other": lambda ctx: None},
+        schedules={"tick": daily, "other": broken, "not-mine": broken},
+        schedule_every=timedelta(minutes=10),
+    )
+    with caplog.at_level(logging.ERROR):
+        (job,) = worker.drain(now=T0)
+    assert (job.key, job.result) == ("2026-06-01", T0.isoformat())  # the job's clock
+    assert worker.drain(now=T0 + timedelta(minutes=5)) == []
+    assert worker.drain(now=T0 + timedelta(minutes=15)) == []  # asked again: the same job
+    assert asked == [T0, T0 + timedelta(minutes=15)]
+    assert [r.getMessage() for r in caplog.records].count(
+        f"worker {worker.name} could not queue the other jobs due"
+    ) == 2  # each time it was asked; the worker went on

@@ -6,6 +6,12 @@ attempt (see :mod:`setpoint.jobs`). A handler calls :meth:`JobContext.check` bef
 each step that leaves something behind: after a takeover or a cancel it raises
 :class:`LeaseLostError`, and the stale attempt stops instead of racing its successor.
 
+Some kinds run on a schedule (retention: once a day per endpoint). A worker given
+``schedules`` calls the schedule of each kind it runs when it starts and then every
+``schedule_every``; a schedule queues the jobs due at that time under keys that make
+queueing them twice one job (the day, for a daily job), so any number of workers can
+ask and each job runs once.
+
 A handler's outcome is its return value (JSON) or its exception. A
 :class:`SetpointError` is the handler's own verdict and its message is the job's
 error; anything else is a bug or an accident, reported with its type and logged with
@@ -22,7 +28,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from setpoint.errors import SetpointError, UsageError
@@ -54,6 +60,11 @@ class JobContext:
         self._lost: LeaseLostError | None = None
 
     @property
+    def now(self) -> datetime:
+        """The attempt's clock: the time the worker was given, else the wall clock."""
+        return self._now if self._now is not None else datetime.now(UTC)
+
+    @property
     def lost(self) -> bool:
         """True once this attempt is known to no longer hold its job."""
         return self._lost is not None
@@ -77,6 +88,10 @@ class JobContext:
 Handler = Callable[[JobContext], Any]
 """Does one job; returns a JSON-able result (stored with the job) or raises."""
 
+Schedule = Callable[["Workspace", datetime], Any]
+"""Queues the jobs of one kind that are due at a time, keyed so that queueing them
+again queues nothing new."""
+
 
 class Worker:
     """Runs due jobs of the kinds it has handlers for; several may share a workspace."""
@@ -89,6 +104,8 @@ class Worker:
         name: str | None = None,
         lease: timedelta = timedelta(minutes=2),
         renew_every: float | None = None,
+        schedules: Mapping[str, Schedule] | None = None,
+        schedule_every: timedelta = timedelta(minutes=10),
     ) -> None:
         if not handlers:
             raise UsageError("a worker needs at least one handler (job kind -> function)")
@@ -106,6 +123,11 @@ class Worker:
         self.renew_every = every
         self._handlers = dict(handlers)
         self._store = JobStore(workspace.db, actor=workspace.actor)
+        # only the kinds this worker runs: a worker limited to retraining queues no
+        # retention jobs it would leave to others
+        self._schedules = {k: s for k, s in (schedules or {}).items() if k in self._handlers}
+        self.schedule_every = schedule_every
+        self._scheduled_at: datetime | None = None
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -118,6 +140,7 @@ class Worker:
         lost its lease (its successor reports). ``now`` pins the clock for the whole
         attempt, so tests and simulations can step time.
         """
+        self.schedule(now)
         job = self._store.claim(self.name, kinds=self.kinds, lease=self.lease, now=now)
         if job is None:
             return None
@@ -131,6 +154,20 @@ class Worker:
         except LeaseLostError as lost:
             logger.info("job %s attempt %s stopped: %s", job.id, job.attempts, lost.message)
             return job
+
+    def schedule(self, now: datetime | None = None) -> None:
+        """Queue the scheduled jobs due at ``now``, unless this worker did so less than
+        ``schedule_every`` ago. A schedule that fails is logged and tried next time."""
+        at = now if now is not None else datetime.now(UTC)
+        last = self._scheduled_at
+        if last is not None and last <= at < last + self.schedule_every:
+            return
+        self._scheduled_at = at
+        for kind, schedule in self._schedules.items():
+            try:
+                schedule(self.workspace, at)
+            except Exception:
+                logger.exception("worker %s could not queue the %s jobs due", self.name, kind)
 
     def drain(self, now: datetime | None = None, max_jobs: int | None = None) -> list[Job]:
         """Run jobs until none is due (or ``max_jobs`` ran); the jobs as reported."""

@@ -11,6 +11,7 @@ import os
 import platform
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -42,6 +43,7 @@ from setpoint.store.db import Database, sqlite_url
 
 if TYPE_CHECKING:
     from setpoint.monitoring.monitor import Monitors
+    from setpoint.serving.retention import PruneResult
 
 Mode = Literal["reject", "quarantine", "warn"]
 Progress = Callable[[str, float], None]
@@ -403,6 +405,15 @@ class Workspace:
         :class:`~setpoint.serving.config.DeploymentConfig` for them all.
         """
         return self.deployments.deploy(endpoint, note=note, **changes)
+
+    def prune_logs(
+        self, endpoint: str | None = None, *, now: datetime | None = None, dry_run: bool = False
+    ) -> list[PruneResult]:
+        """Delete log records older than the endpoint's ``log_retention`` (every endpoint
+        with one when ``endpoint`` is None); the daily retention job does the same."""
+        from setpoint.serving.retention import prune_all
+
+        return prune_all(self, endpoint, now=now, dry_run=dry_run)
 
     def audit(
         self,

@@ -38,6 +38,7 @@ def handlers(monkeypatch: pytest.MonkeyPatch) -> None:
     """Stand-in handlers where the worker command looks them up."""
     module = types.ModuleType("setpoint.loop.handlers")
     module.HANDLERS = {"greet": greet, "refuse": refuse}  # type: ignore[attr-defined]
+    module.SCHEDULES = {}  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "setpoint.loop.handlers", module)
 
 

@@ -160,11 +160,12 @@ def worker(
     exits (a second Ctrl-C abandons it: its lease runs out and another worker takes it
     over). Under --json each finished job is printed as one line of JSON.
     """
+    from setpoint.loop.handlers import SCHEDULES
     from setpoint.worker import Worker
 
     handlers = _handlers(kind)
     ws = state(ctx).workspace()
-    runner = Worker(ws, handlers)
+    runner = Worker(ws, handlers, schedules=SCHEDULES)
     if once:
         ran = runner.drain()
         emit(ctx, [job.to_dict() for job in ran], lambda c: _render_ran(c, ran))

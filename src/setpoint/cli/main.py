@@ -16,6 +16,7 @@ from setpoint.cli.compare import compare
 from setpoint.cli.data import data_app
 from setpoint.cli.demo import demo
 from setpoint.cli.jobs import jobs_app, worker
+from setpoint.cli.logs import logs_app
 from setpoint.cli.loop import approve, loop, policy_app, reject, rollouts_app
 from setpoint.cli.models import models_app, render_version
 from setpoint.cli.monitoring import alerts_app, monitor_app, report
@@ -41,6 +42,7 @@ app.command()(deploy)
 app.command()(serve)
 app.add_typer(deployments_app, name="deployments")
 app.add_typer(keys_app, name="keys")
+app.add_typer(logs_app, name="logs")
 monitor_app.command("compare")(compare)
 app.add_typer(monitor_app, name="monitor")
 app.add_typer(alerts_app, name="alerts")

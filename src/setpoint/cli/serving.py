@@ -117,6 +117,16 @@ def deploy(
             rich_help_panel=_TUNING,
         ),
     ] = None,
+    log_retention: Annotated[
+        str | None,
+        typer.Option(
+            help="Delete the endpoint's log records (predictions, feedback, refused rows) "
+            "older than this, e.g. 90d or 36h, by a daily job. Default: keep them.",
+        ),
+    ] = None,
+    no_log_retention: Annotated[
+        bool, typer.Option("--no-log-retention", help="Keep log records for good.")
+    ] = False,
     note: Annotated[str, typer.Option(help="Why (kept in the audit log).")] = "",
     json_: JsonFlag = False,
 ) -> None:
@@ -124,6 +134,8 @@ def deploy(
     their current values; every change is a new revision."""
     if fallback_model is not None and fallback_value is not None:
         raise UsageError("give --fallback-model or --fallback-value, not both")
+    if log_retention is not None and no_log_retention:
+        raise UsageError("give --log-retention or --no-log-retention, not both")
     fallback = None
     if fallback_model is not None:
         fallback = Fallback(model=fallback_model)
@@ -157,6 +169,8 @@ def deploy(
             max_queue_rows=max_queue_rows,
             on_error=on_error.replace("-", "_") if on_error else None,
             log=log,
+            log_retention=log_retention,
+            no_log_retention=no_log_retention or None,
         )
     )
     emit(ctx, deployment.to_dict(), lambda c: _render(c, deployment))
@@ -246,6 +260,7 @@ def _render(c: Console, d: Deployment) -> None:
         ("max queued rows", fmt(cfg.max_queue_rows)),
         ("bad rows", "reject the batch" if cfg.on_error == "reject" else "answer per row"),
         ("prediction log", cfg.log),
+        ("log retention", cfg.log_retention or "keep every record"),
         ("changed", f"{d.created_at.isoformat(timespec='seconds')} by {d.created_by}"),
     ]
     table = Table.grid(padding=(0, 2))

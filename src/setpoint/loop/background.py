@@ -39,11 +39,11 @@ def background(
         return None
 
     def work(stop: threading.Event) -> None:
-        from setpoint.loop.handlers import HANDLERS
+        from setpoint.loop.handlers import HANDLERS, SCHEDULES
         from setpoint.worker import Worker
 
         if mode == "worker":
-            Worker(workspace, HANDLERS).run(stop, poll_seconds=poll_seconds)
+            Worker(workspace, HANDLERS, schedules=SCHEDULES).run(stop, poll_seconds=poll_seconds)
             return
         from setpoint.loop.controller import Loop
 

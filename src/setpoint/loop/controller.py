@@ -100,9 +100,10 @@ class Loop:
             logger.error("%s", problem)
         self._advance_all(now, report)
         if run_jobs:
+            from setpoint.loop.handlers import SCHEDULES
             from setpoint.worker import Worker
 
-            worker = Worker(self.ws, handlers(self), name=self._worker_name)
+            worker = Worker(self.ws, handlers(self), name=self._worker_name, schedules=SCHEDULES)
             before = {r.id: r.state for r in self.rollouts.list(limit=1000) if r.active}
             for job in worker.drain(now=now):
                 say(f"job {job.id} ({job.kind}) {job.state}")
@@ -557,7 +558,9 @@ class Decisions:
 
 
 def handlers(loop: Loop) -> dict[str, Callable[[JobContext], Any]]:
-    return {RETRAIN: loop.run_retraining}
+    from setpoint.loop.handlers import HANDLERS
+
+    return {**HANDLERS, RETRAIN: loop.run_retraining}
 
 
 def gated_metric(version: ModelVersion) -> str:

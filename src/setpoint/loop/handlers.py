@@ -1,12 +1,15 @@
-"""The job kinds the loop's worker runs, by name (``setpoint worker`` runs these)."""
+"""The job kinds the loop's worker runs, by name (``setpoint worker`` runs these), and
+the schedules of the kinds that run on their own (retention, daily)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from setpoint.worker import JobContext
+    from setpoint.workspace import Workspace
 
 
 def retrain(context: JobContext) -> Any:
@@ -16,4 +19,19 @@ def retrain(context: JobContext) -> Any:
     return Loop(context.workspace).run_retraining(context)
 
 
-HANDLERS: dict[str, Callable[[JobContext], Any]] = {"retrain": retrain}
+def retention(context: JobContext) -> Any:
+    """Delete one endpoint's log records older than its log retention."""
+    from setpoint.serving.retention import run_job
+
+    return run_job(context)
+
+
+def retention_schedule(workspace: Workspace, now: datetime) -> Any:
+    """Queue today's retention job of every endpoint with a log retention."""
+    from setpoint.serving.retention import schedule
+
+    return schedule(workspace, now)
+
+
+HANDLERS: dict[str, Callable[[JobContext], Any]] = {"retrain": retrain, "retention": retention}
+SCHEDULES: dict[str, Callable[[Workspace, datetime], Any]] = {"retention": retention_schedule}

@@ -3,15 +3,18 @@
 A deployment names the model (``NAME@champion`` follows the alias, ``NAME@3`` pins
 a version), an optional challenger in shadow or canary mode, a fallback answer for
 when the model cannot answer, and the knobs of the hot path: micro-batching, cache,
-latency budget, how a batch with bad rows is answered, and whether the prediction
-log is durable. Every change is a new revision, so what served when is never lost.
+latency budget, how a batch with bad rows is answered, whether the prediction log is
+durable, and how long its records are kept (``log_retention``). Every change is a
+new revision, so what served when is never lost.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
+from datetime import timedelta
 from typing import Any, Literal
 
 from setpoint._names import split_ref
@@ -20,6 +23,19 @@ from setpoint.errors import SetpointError, UsageError
 Mode = Literal["shadow", "canary"]
 OnError = Literal["reject", "per_row"]
 LogMode = Literal["durable", "async"]
+
+_RETENTION = re.compile(r"([1-9][0-9]{0,5})([hd])")
+
+
+def retention_span(text: str) -> timedelta:
+    """A log retention (``90d``, ``36h``) as a timedelta; UsageError naming the fix."""
+    match = _RETENTION.fullmatch(str(text))
+    if match is None:
+        raise UsageError(
+            f"--log-retention {text!r}: give a whole number of days or hours, e.g. 90d or 36h"
+        )
+    amount, unit = int(match.group(1)), match.group(2)
+    return timedelta(days=amount) if unit == "d" else timedelta(hours=amount)
 
 
 @dataclass(frozen=True)
@@ -59,6 +75,9 @@ class DeploymentConfig:
     max_queue_rows: int = 4096  # rows waiting for a batch before new work is shed (503)
     on_error: OnError = "reject"  # a batch with bad rows: fail whole, or answer per row
     log: LogMode = "durable"
+    # Records of the endpoint's logs older than this are deleted by a daily job
+    # (serving/retention.py); None keeps them.
+    log_retention: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,6 +98,7 @@ class DeploymentConfig:
             max_queue_rows=int(data.get("max_queue_rows", 4096)),
             on_error=data.get("on_error", "reject"),
             log=data.get("log", "durable"),
+            log_retention=data.get("log_retention"),
         )
 
     def updated(self, **changes: Any) -> DeploymentConfig:
@@ -100,6 +120,8 @@ class DeploymentConfig:
             given |= {"challenger": None, "mode": None}
         if given.pop("no_fallback", False):
             given["fallback"] = None
+        if given.pop("no_log_retention", False):
+            given["log_retention"] = None
         return replace(self, batching=batching, cache=cache, **given)
 
     def check(self) -> None:
@@ -136,5 +158,10 @@ class DeploymentConfig:
             problems.append(f"--on-error {self.on_error!r}: use reject or per_row")
         if self.log not in ("durable", "async"):
             problems.append(f"--log {self.log!r}: use durable or async")
+        if self.log_retention is not None:
+            try:
+                retention_span(self.log_retention)
+            except SetpointError as error:
+                problems.append(error.message)
         if problems:
             raise UsageError("; ".join(problems), details=problems)

@@ -1,0 +1,69 @@
+"""``setpoint logs``: the endpoints' logs on disk (predictions, feedback, refused rows)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from setpoint.cli._common import Group, JsonFlag, emit, state
+
+logs_app = typer.Typer(
+    cls=Group,
+    help="The endpoints' logs of predictions, feedback and refused rows.",
+    no_args_is_help=True,
+)
+
+
+@logs_app.command("prune")
+def prune(
+    ctx: typer.Context,
+    endpoint: Annotated[
+        str | None,
+        typer.Argument(help="Endpoint name (default: every endpoint with a log retention)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would go; change nothing.")
+    ] = False,
+    json_: JsonFlag = False,
+) -> None:
+    """Delete log records older than the endpoint's log retention, now.
+
+    Set the retention with `setpoint deploy ENDPOINT --log-retention 90d`; a daily job
+    run by the worker does the same. Each run is an audit event with the counts.
+    """
+    results = state(ctx).workspace().prune_logs(endpoint, dry_run=dry_run)
+
+    def render(c: Console) -> None:
+        if not results:
+            c.print(
+                "No endpoint has a log retention; set one with: "
+                "setpoint deploy ENDPOINT --log-retention 90d"
+            )
+            return
+        verb = "would remove" if dry_run else "removed"
+        for result in results:
+            before = result.before.strftime("%Y-%m-%d %H:%M")
+            c.print(
+                f"[bold]{escape(result.endpoint)}[/]: retention {result.retention}, "
+                f"records before {before} UTC"
+            )
+            table = Table("log", f"rows {verb}", "files rewritten", "files deleted")
+            for log in result.logs:
+                table.add_row(
+                    log.kind,
+                    f"{log.rows_removed:,}",
+                    f"{log.files_rewritten:,}",
+                    f"{log.files_deleted:,}",
+                )
+            c.print(table)
+            if result.rows_skipped:
+                c.print(
+                    f"{result.rows_skipped:,} old rows are in a segment a server is still "
+                    "writing and did not close in time; run this again."
+                )
+
+    emit(ctx, [result.to_dict() for result in results], render)
