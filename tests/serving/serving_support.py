@@ -7,6 +7,7 @@ import csv
 import io
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -101,14 +102,34 @@ class Served:
         return self.stderr.read_text(errors="replace")
 
 
+@dataclass(frozen=True)
+class TLS:
+    """A server certificate and key, and the CA file a client trusts them with."""
+
+    cert: Path
+    key: Path
+    ca: Path
+
+    def client_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca))
+
+
 @contextlib.contextmanager
 def setpoint_serve(
-    root: Path, stderr: Path, env: Mapping[str, str] | None = None, args: Sequence[str] = ()
+    root: Path,
+    stderr: Path,
+    env: Mapping[str, str] | None = None,
+    args: Sequence[str] = (),
+    tls: TLS | None = None,
 ) -> Iterator[Served]:
     """Run ``setpoint serve`` on a free loopback port for the workspace at ``root`` until
     /readyz answers 200; stop it with SIGINT (a graceful drain) on exit. ``env`` replaces
-    the child's environment (pass ``{**os.environ, "SETPOINT_...": ...}`` to add to it)."""
+    the child's environment (pass ``{**os.environ, "SETPOINT_...": ...}`` to add to it).
+    With ``tls`` it serves HTTPS, and ``Served.url`` says https."""
     port = free_port()
+    if tls is not None:
+        args = [*args, "--tls-cert", str(tls.cert), "--tls-key", str(tls.key)]
+    verify: ssl.SSLContext | bool = tls.client_context() if tls is not None else True
     with stderr.open("wb") as errors:
         process = subprocess.Popen(
             [
@@ -127,11 +148,13 @@ def setpoint_serve(
             env=None if env is None else dict(env),
         )
         try:
-            served = Served(f"http://127.0.0.1:{port}", process, stderr)
+            scheme = "https" if tls is not None else "http"
+            served = Served(f"{scheme}://127.0.0.1:{port}", process, stderr)
             deadline = time.monotonic() + 60
             while True:
                 try:
-                    if httpx.get(f"{served.url}/readyz", timeout=1).status_code == 200:
+                    ready = httpx.get(f"{served.url}/readyz", timeout=1, verify=verify)
+                    if ready.status_code == 200:
                         break
                 except httpx.TransportError:
                     pass

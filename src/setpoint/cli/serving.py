@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -291,12 +292,31 @@ def serve(
     loop_every: Annotated[
         float, typer.Option(help="Seconds between ticks of the loop (--background loop).")
     ] = 300.0,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(
+            help="Serve HTTPS with this certificate (PEM; intermediates after it).",
+            rich_help_panel="TLS",
+        ),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option(
+            help="The certificate's private key (PEM, not encrypted).", rich_help_panel="TLS"
+        ),
+    ] = None,
 ) -> None:
-    """Serve every endpoint of the workspace over HTTP until interrupted (Ctrl-C drains
-    in-flight requests and flushes the prediction log). The job worker runs beside it
-    unless --background off."""
-    from setpoint.serving.server import serve as run
+    """Serve every endpoint of the workspace over HTTP, or HTTPS with --tls-cert and
+    --tls-key, until interrupted (Ctrl-C drains in-flight requests and flushes the
+    prediction log). The job worker runs beside it unless --background off.
 
+    Beyond loopback, serve HTTPS (or put a TLS proxy in front): API keys and the data
+    cross the network in the clear otherwise, and the server warns about it."""
+    from setpoint.serving.server import is_loopback
+    from setpoint.serving.server import serve as run
+    from setpoint.serving.tls import check_tls
+
+    tls = check_tls(tls_cert, tls_key)
     st = state(ctx)
     ws = st.workspace()
     endpoints = ws.deployments.current()
@@ -306,9 +326,18 @@ def serve(
             "setpoint deploy NAME --model MODEL@champion"
         )
     stderr_console = Console(stderr=True)
+    if tls is None and not is_loopback(host):
+        stderr_console.print(
+            f"[bold yellow]warning:[/] {host} is reachable from other machines and this "
+            "server speaks plain HTTP: API keys and data cross the network in the clear. "
+            "Give --tls-cert and --tls-key, or put a TLS proxy in front.",
+            highlight=False,
+        )
+    scheme = "https" if tls is not None else "http"
     stderr_console.print(
-        f"Serving {', '.join(d.endpoint for d in endpoints)} on http://{host}:{port} "
-        f"({workers} worker{'s' if workers > 1 else ''}); Ctrl-C to stop."
+        f"Serving {', '.join(d.endpoint for d in endpoints)} on {scheme}://{host}:{port} "
+        f"({workers} worker{'s' if workers > 1 else ''}); Ctrl-C to stop.",
+        highlight=False,
     )
     run(
         str(ws.root),
@@ -320,6 +349,7 @@ def serve(
         overrides=st.overrides,
         background=background,
         loop_every=loop_every,
+        tls=tls,
     )
 
 

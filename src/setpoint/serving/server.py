@@ -24,6 +24,7 @@ from starlette.applications import Starlette
 
 from setpoint.errors import UsageError
 from setpoint.serving.metrics import MULTIPROC_DIR
+from setpoint.serving.tls import TLSFiles
 
 _WORKSPACE = "SETPOINT_WORKSPACE"
 _OVERRIDES = "SETPOINT_SERVE_OVERRIDES"
@@ -76,7 +77,10 @@ def serve(
     overrides: dict[str, Any],
     background: str = "worker",
     loop_every: float = 300.0,
+    tls: TLSFiles | None = None,
 ) -> None:
+    """Run the server until interrupted; ``tls`` (see ``serving.tls.check_tls``) serves
+    HTTPS instead of HTTP."""
     if not is_loopback(host) and not has_keys and not insecure:
         raise UsageError(
             f"refusing to listen on {host}, which other machines can reach, without API keys; "
@@ -119,6 +123,7 @@ def serve(
             # the response does not advertise the server software.
             proxy_headers=False,
             server_header=False,
+            **(tls.uvicorn_options() if tls is not None else {}),
         )
     finally:
         if main:
