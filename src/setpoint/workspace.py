@@ -42,6 +42,7 @@ from setpoint.store.artifacts import ArtifactStore
 from setpoint.store.db import Database, sqlite_url
 
 if TYPE_CHECKING:
+    from setpoint.erasure import ErasureReport
     from setpoint.monitoring.monitor import Monitors
 
 Mode = Literal["reject", "quarantine", "warn"]
@@ -114,6 +115,29 @@ class Workspace:
         """How ``contract``'s personal-data columns are kept outside the dataset store."""
         secret = self.pii_secret if any(r.pii for r in contract.columns.values()) else b""
         return PiiPolicy.of(contract, secret)
+
+    def erase(
+        self,
+        column: str,
+        value: Any,
+        *,
+        endpoint: str | None = None,
+        dataset: str | None = None,
+        dry_run: bool = False,
+        progress: Callable[[str], None] | None = None,
+    ) -> ErasureReport:
+        """Remove every stored row whose ``column`` is ``value`` (``erasure.py``)."""
+        from setpoint.erasure import erase
+
+        return erase(
+            self,
+            column,
+            value,
+            endpoint=endpoint,
+            dataset=dataset,
+            dry_run=dry_run,
+            progress=progress,
+        )
 
     @cached_property
     def monitors(self) -> Monitors:
