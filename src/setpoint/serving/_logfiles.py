@@ -5,24 +5,28 @@ Layout under a workspace folder::
     logs/<kind>/segments/<segment-id>.open    being written by a live writer (flock held)
     logs/<kind>/segments/<segment-id>.seg     closed: complete, waiting for compaction
     logs/<kind>/endpoint=<E>/date=<YYYY-MM-DD>/part-<segment-id>.parquet
+    logs/<kind>/.compact.lock                 held by a compaction or a rewrite
+    logs/<kind>/.seal-request                 segment ids a rewrite asks their writers to seal
 
 A segment id is ``<UTC start>-p<pid>-<random>-<sequence>``, unique across processes and
 hosts, so every worker process writes files of its own and no lock is shared between
 writers. The writer holds an exclusive ``flock`` on its ``.open`` file for as long as it
 writes; an ``.open`` file nobody holds a lock on belongs to a process that died, and
-compaction adopts it. POSIX only (``fcntl``); use a local file system (flock over NFS
-is not reliable).
+compaction adopts it. A writer seals its segment early when a rewrite lists its id in
+``.seal-request`` (it looks about once a second, see ``RecordLog``). POSIX only
+(``fcntl``); use a local file system (flock over NFS is not reliable).
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
 import secrets
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote, unquote
 
@@ -32,6 +36,8 @@ OPEN_SUFFIX = ".open"
 SEALED_SUFFIX = ".seg"
 PART_PREFIX = "part-"
 PART_SUFFIX = ".parquet"
+COMPACT_LOCK = ".compact.lock"
+SEAL_REQUEST = ".seal-request"
 
 
 def kind_dir(root: Path, kind: str) -> Path:
@@ -52,6 +58,25 @@ def endpoint_of(directory: Path) -> str:
 
 def part_path(directory: Path, segment_id: str) -> Path:
     return directory / f"{PART_PREFIX}{segment_id}{PART_SUFFIX}"
+
+
+def requested_seals(kind_folder: Path) -> frozenset[str]:
+    """The segment ids a rewrite asked their writers to seal (none when it cannot be read)."""
+    try:
+        return frozenset((kind_folder / SEAL_REQUEST).read_text().split())
+    except (OSError, UnicodeDecodeError):
+        return frozenset()
+
+
+@contextlib.contextmanager
+def compaction_lock(root: Path, kind: str) -> Iterator[None]:
+    """Hold the kind's compaction lock: no compaction or rewrite of it runs meanwhile."""
+    fd = os.open(kind_dir(root, kind) / COMPACT_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def new_segment_id(sequence: int, token: str) -> str:

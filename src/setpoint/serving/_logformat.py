@@ -217,8 +217,14 @@ def parse_lines(data: bytes, path: object) -> list[dict[str, Any]]:
     acknowledged, so it is dropped. NUL bytes that a power loss can leave where an
     unsynced write was are dropped as well; any other unreadable line is corruption.
     """
+    return [record for _, record in split_lines(data, path)]
+
+
+def split_lines(data: bytes, path: object) -> list[tuple[bytes, dict[str, Any]]]:
+    """Each record of a segment's bytes with its line as stored (without the newline and
+    stray NUL bytes), read as :func:`parse_lines` reads them; what a rewrite keeps."""
     end = data.rfind(b"\n") + 1
-    records: list[dict[str, Any]] = []
+    records: list[tuple[bytes, dict[str, Any]]] = []
     for number, line in enumerate(data[:end].split(b"\n")[:-1], start=1):
         line = line.strip(b"\0")
         if not line:
@@ -232,7 +238,7 @@ def parse_lines(data: bytes, path: object) -> list[dict[str, Any]]:
                 details={"path": str(path), "line": number},
             ) from exc
         if isinstance(record, dict):
-            records.append(record)
+            records.append((line, record))
     return records
 
 

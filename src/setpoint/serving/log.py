@@ -15,7 +15,9 @@ thread writes and fsyncs at least every ``flush_interval`` seconds, and a crash 
 the records of that window.
 
 :func:`compact` turns closed segments into Parquet partitioned by endpoint and date,
-and :func:`read_log` reads both, each record once. See ``_logfiles`` for the layout.
+and :func:`read_log` reads both, each record once. :func:`rewrite_log` removes the
+records a predicate selects from every file (erasure, retention). See ``_logfiles`` for
+the layout.
 """
 
 from __future__ import annotations
@@ -34,16 +36,36 @@ from typing import Any
 
 from setpoint._names import check_name
 from setpoint.errors import StoreError, UsageError
-from setpoint.serving._logfiles import SegmentFile, io_error, make_dirs_durably, segments_dir
+from setpoint.serving._logfiles import (
+    SegmentFile,
+    io_error,
+    kind_dir,
+    make_dirs_durably,
+    requested_seals,
+    segment_id,
+    segments_dir,
+)
 from setpoint.serving._logformat import encode_records, schema_for
+from setpoint.serving._logrewrite import RewriteResult, rewrite_log
 from setpoint.serving._logtables import CompactionResult, compact, read_log
 
-__all__ = ["CompactionResult", "LogStats", "RecordLog", "compact", "read_log"]
+__all__ = [
+    "CompactionResult",
+    "LogStats",
+    "RecordLog",
+    "RewriteResult",
+    "compact",
+    "read_log",
+    "rewrite_log",
+]
 
 MiB = 1024 * 1024
 # In async mode a writer is woken early once this much is queued, and appends wait
 # (backpressure) while eight times as much is.
 _EARLY_FLUSH_BYTES = 1 * MiB
+# How often a writer looks whether a rewrite asked it to seal its segment: by the
+# leader before a write, and by the writer thread while the log is idle.
+SEAL_CHECK_SECONDS = 1.0
 
 
 @dataclass
@@ -113,8 +135,10 @@ class RecordLog:
 
     Thread-safe; create one per process (after a fork). ``close`` (or ``with``) flushes,
     fsyncs and seals the current segment; appending afterwards raises UsageError.
-    Segments are sealed at ``max_segment_bytes``; ``flush_interval`` (seconds) is the
-    longest a record waits to be written in async mode (``durable=False``).
+    Segments are sealed at ``max_segment_bytes``, and within about a second when
+    :func:`rewrite_log` asks for it (so a rewrite can reach every record, busy or idle);
+    ``flush_interval`` (seconds) is the longest a record waits to be written in async
+    mode (``durable=False``).
     """
 
     def __init__(
@@ -136,6 +160,8 @@ class RecordLog:
         self.stats = LogStats()
         self._schema = schema_for(kind)
         self._dir = segments_dir(self.root, kind)
+        self._kind_dir = kind_dir(self.root, kind)
+        self._next_seal_check = 0.0  # monotonic; read and set by the leader
         try:
             make_dirs_durably(self._dir)
         except OSError as exc:
@@ -311,15 +337,16 @@ class RecordLog:
         """Append to the current segment (rotating when full) and fsync it."""
         segment = self._segment
         try:
-            if (
-                segment is not None
-                and segment.size
-                and segment.size + len(data) > self.max_segment_bytes
+            if segment is not None and (
+                (segment.size and segment.size + len(data) > self.max_segment_bytes)
+                or self._seal_requested(segment)
             ):
                 self._segment = None
                 segment.seal()
                 self.stats.fsyncs += 1
                 segment = None
+            if not data:
+                return  # an idle check for a seal request: nothing to write
             if segment is None:
                 self._sequence += 1
                 segment = self._segment = SegmentFile.create(self._dir, self._sequence, self._token)
@@ -340,6 +367,24 @@ class RecordLog:
         self.stats.records += records
         self.stats.bytes += len(data)
 
+    def _seal_requested(self, segment: SegmentFile) -> bool:
+        """Whether a rewrite asked for this segment to be sealed (looked at about once a
+        second: a stat of a missing file when nobody asks)."""
+        now = time.monotonic()
+        if now < self._next_seal_check:
+            return False
+        self._next_seal_check = now + SEAL_CHECK_SECONDS
+        return segment_id(segment.path) in requested_seals(self._kind_dir)
+
+    def _idle_check_due(self) -> bool:
+        """Nothing to write, a segment open, and time to look for a seal request (lock held)."""
+        return (
+            not self._pending
+            and not self._leading
+            and self._segment is not None
+            and time.monotonic() >= self._next_seal_check
+        )
+
     def _flush_loop(self) -> None:
         """The writer thread: commits what queues behind a group, and all of async mode."""
         while True:
@@ -354,8 +399,10 @@ class RecordLog:
                         self._flusher_wake.wait(due)
                     elif self._closed and not self._pending and not self._leading:
                         return
-                    else:
-                        self._flusher_wake.wait()
+                    elif self._idle_check_due():
+                        break  # an empty group: its leader looks for a seal request
+                    else:  # woken to commit, or to look for a seal request
+                        self._flusher_wake.wait(SEAL_CHECK_SECONDS)
                 group = self._take()
             self._commit(group)
 
