@@ -16,12 +16,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 
+from privacy_support import records, text_of, with_accounts
 from setpoint.data.pii import SECRET_FILE
 from setpoint.demo import lending
 from setpoint.monitoring.monitor import MonitorConfig
@@ -40,27 +39,6 @@ SPEC = {
     "estimator": {"class": "sklearn.linear_model.LogisticRegression", "params": {"max_iter": 300}},
     "seed": 1,
 }
-
-
-def with_accounts(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
-    """The frame with ``account``: a nine-digit number no other field can spell."""
-    accounts = rng.choice(np.arange(100_000_000, 999_999_999), len(frame), replace=False)
-    return frame.assign(account=accounts.astype(np.int64))
-
-
-def records(frame: pd.DataFrame) -> list[dict[str, object]]:
-    features = frame.drop(columns=[lending.TARGET, lending.TIME_COLUMN])
-    return [
-        {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
-        for row in features.to_dict(orient="records")
-    ]
-
-
-def text_of(path: Path) -> str:
-    """What a file holds, as text: Parquet read back (values are compressed there)."""
-    if path.suffix == ".parquet" or path.read_bytes()[:4] == b"PAR1":
-        return json.dumps(pq.read_table(path).to_pylist(), default=str)
-    return path.read_bytes().decode("utf-8", errors="replace")
 
 
 @pytest.mark.slow

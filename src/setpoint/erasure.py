@@ -19,7 +19,9 @@ of rows and the version that replaces it; loading it says so. Models trained on 
 erased version are listed (their lineage names it), so a person can decide to retrain.
 
 A dry run finds and counts, and changes nothing. Each erasure is an audit event with
-the column, the subject's keyed hash (never the value) and what was removed where.
+the column and what was removed where, and nothing that points at the subject: not
+the value, nor its keyed hash (that would still link the event to them). To show a
+subject is gone, a dry run for them finds nothing.
 Values match as a person means them: ``123``, ``123.0`` and ``"123"`` are one value.
 """
 
@@ -106,7 +108,7 @@ class Subject:
 @dataclass
 class ErasureReport:
     column: str
-    subject: str  # the value's keyed hash, never the value
+    subject: str  # the value's keyed hash, for the caller (never stored)
     dry_run: bool
     logs: dict[str, int] = field(default_factory=dict)  # kind -> records (to be) removed
     logs_skipped: int = 0  # records in live segments whose writer did not seal in time
@@ -166,8 +168,8 @@ def erase(
                 actor=workspace.actor,
                 action="erase",
                 entity_type="subject",
-                entity=f"{column}:{subject.hashed}",
-                after=report.to_dict(),
+                entity=column,
+                after={k: v for k, v in report.to_dict().items() if k != "subject"},
             )
     return report
 

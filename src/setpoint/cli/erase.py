@@ -38,8 +38,8 @@ def erase(
     and feedback logs of every endpoint, quarantined rows, and dataset versions (each
     one that held the rows is replaced by a new version without them; its bytes are
     deleted, its record stays, marked erased). Models trained on erased data are
-    listed so that you can decide to retrain. The audit log records what was erased,
-    never the value."""
+    listed so that you can decide to retrain. The audit log records where rows were
+    erased and how many, nothing that points at the subject."""
     column, sep, value = where.partition("=")
     if not sep or not column.strip():
         raise UsageError(f"--where {where!r}: give COLUMN=VALUE, e.g. --where customer_id=123")
