@@ -75,6 +75,9 @@ class DatasetVersion:
             "pii_columns": self.pii_columns,
             "source": self.source,
             "created_at": self.created_at.isoformat(),
+            "erased_at": None if self.erased_at is None else self.erased_at.isoformat(),
+            "erased_rows": self.erased_rows,
+            "replaced_by": self.replaced_by,
         }
         if with_profile:
             out["profile"] = self.profile.to_dict()
