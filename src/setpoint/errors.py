@@ -126,6 +126,13 @@ class NotFoundError(SetpointError):
     exit_code = 3
 
 
+class GoneError(NotFoundError):
+    """The thing existed and was erased on purpose (a subject's data, under erasure)."""
+
+    code = "gone"
+    http_status = 410
+
+
 class ConflictError(SetpointError):
     """The request clashes with the current state (e.g. a name already taken)."""
 

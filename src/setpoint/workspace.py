@@ -25,6 +25,7 @@ from setpoint.data import io
 from setpoint.data._batch import to_table
 from setpoint.data.catalog import DatasetCatalog, DatasetVersion
 from setpoint.data.contract import Contract
+from setpoint.data.pii import PiiPolicy, workspace_secret
 from setpoint.data.quarantine import Quarantine, QuarantineBatch
 from setpoint.data.validation import ValidationReport
 from setpoint.errors import ContractViolationError, NotFoundError, UsageError
@@ -42,6 +43,7 @@ from setpoint.store.artifacts import ArtifactStore
 from setpoint.store.db import Database, sqlite_url
 
 if TYPE_CHECKING:
+    from setpoint.erasure import ErasureReport
     from setpoint.monitoring.monitor import Monitors
     from setpoint.serving.retention import PruneResult
 
@@ -104,6 +106,40 @@ class Workspace:
         self.registry = ModelRegistry(self.db, self.artifacts, actor=self.actor)
         self.deployments = DeploymentStore(self.db, self.registry, actor=self.actor)
         self.keys = KeyStore(self.db, actor=self.actor)
+
+    @cached_property
+    def pii_secret(self) -> bytes:
+        """The key that personal data is hashed with outside the dataset store
+        (``data/pii.py``), made on first use in ``secrets/`` of the workspace."""
+        return workspace_secret(self.root)
+
+    def pii_policy(self, contract: Contract) -> PiiPolicy:
+        """How ``contract``'s personal-data columns are kept outside the dataset store."""
+        secret = self.pii_secret if any(r.pii for r in contract.columns.values()) else b""
+        return PiiPolicy.of(contract, secret)
+
+    def erase(
+        self,
+        column: str,
+        value: Any,
+        *,
+        endpoint: str | None = None,
+        dataset: str | None = None,
+        dry_run: bool = False,
+        progress: Callable[[str], None] | None = None,
+    ) -> ErasureReport:
+        """Remove every stored row whose ``column`` is ``value`` (``erasure.py``)."""
+        from setpoint.erasure import erase
+
+        return erase(
+            self,
+            column,
+            value,
+            endpoint=endpoint,
+            dataset=dataset,
+            dry_run=dry_run,
+            progress=progress,
+        )
 
     @cached_property
     def monitors(self) -> Monitors:
@@ -262,6 +298,7 @@ class Workspace:
                     report=refusing,
                     batch=table,
                     source=source,
+                    pii=self.pii_policy(contract),
                 )
             return ValidationOutcome(mode, report, refusing.accepted(table), kept)
         return ValidationOutcome(mode, report, table, None)

@@ -226,10 +226,10 @@ def test_a_model_that_fails_on_clean_rows_still_fails_the_batch() -> None:
         lane.batcher.close()
 
 
-def test_a_pii_column_is_masked_in_warnings_and_records(lane: Lane) -> None:
+def test_a_pii_column_is_masked_in_warnings_and_hashed_in_records(lane: Lane) -> None:
     (answer,) = lane._run([request({**CLEAN, "age": 95})])
     assert answer.warnings == [{"row": 0, "column": "age", "rule": "max", "value": "***"}]
-    assert answer.records[0]["inputs"]["age"] == "***"
+    assert answer.records[0]["inputs"]["age"] == lane.model.pii.hash(95)
     assert answer.records[0]["violations"] == [{"column": "age", "rule": "max"}]
 
 
@@ -249,7 +249,7 @@ def test_rows_refused_for_their_values_are_kept_with_the_reasons(lane: Lane) -> 
             "row": 1,
             "model": "doubler",
             "version": 3,
-            "inputs": {"x": "lots", "grade": "A", "age": "***"},
+            "inputs": {"x": "lots", "grade": "A", "age": lane.model.pii.hash(100)},
             "reasons": [{"column": "x", "rule": "type", "value": "lots"}],
         }
     ]
@@ -377,3 +377,15 @@ def marks_of(record: dict[str, Any]) -> list[dict[str, str]]:
 
 def _key(violations: Any) -> list[tuple[Any, ...]]:
     return sorted((v["row"], v["column"], v["rule"]) for v in violations)
+
+
+def test_a_pii_column_to_drop_is_left_out_of_every_record() -> None:
+    columns = dict(CONTRACT.columns)
+    columns["age"] = ColumnRule("integer", min=18, max=90, pii=True, pii_mode="drop")
+    lane = make_lane(Contract(columns))
+    try:
+        kept, refused = lane._run([request(CLEAN), request({**CLEAN, "x": "lots"})])
+    finally:
+        lane.batcher.close()
+    assert kept.records[0]["inputs"] == {"x": 5.0, "grade": "A"}
+    assert refused.refused[0]["inputs"] == {"x": "lots", "grade": "A"}

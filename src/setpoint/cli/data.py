@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console, Group
+from rich.markup import escape
 from rich.panel import Panel
 from rich.syntax import Syntax
 from rich.table import Table
@@ -140,7 +141,13 @@ def show(ctx: typer.Context, ref: Ref, json_: JsonFlag = False) -> None:
             ("created", version.created_at.isoformat(timespec="seconds")),
             ("models trained on it", ", ".join(m.ref for m in used_by) or "-"),
         ):
-            facts.add_row(f"[bold]{key}[/]", str(value))
+            facts.add_row(f"[bold]{key}[/]", escape(str(value)))
+        if version.erased_at is not None:
+            facts.add_row(
+                "[bold]erased[/]",
+                f"{version.erased_at:%Y-%m-%d %H:%M} UTC: {version.erased_rows} row(s) of a "
+                f"subject; its bytes are gone, see {version.replaced_by or 'no version left'}",
+            )
         profile = Table("column", "kind", "nulls", "distinct", "values", title="Profile")
         for col in version.profile.columns:
             nulls = "0" if not col.nulls else f"{col.nulls} ({col.null_fraction:.1%})"

@@ -15,6 +15,7 @@ from setpoint.cli._common import Group, JsonFlag, State, emit, fmt, progress_bar
 from setpoint.cli.compare import compare
 from setpoint.cli.data import data_app
 from setpoint.cli.demo import demo
+from setpoint.cli.erase import erase
 from setpoint.cli.jobs import jobs_app, worker
 from setpoint.cli.logs import logs_app
 from setpoint.cli.loop import approve, loop, policy_app, reject, rollouts_app
@@ -54,6 +55,7 @@ app.add_typer(rollouts_app, name="rollouts")
 app.command()(approve)
 app.command()(reject)
 app.command(name="loop")(loop)
+app.command()(erase)
 
 
 def _flag(setting: Setting) -> str:

@@ -21,7 +21,7 @@ from setpoint.data import io
 from setpoint.data._batch import to_table
 from setpoint.data.contract import Contract
 from setpoint.data.profile import Profile, profile_table
-from setpoint.errors import NotFoundError, UsageError
+from setpoint.errors import ConflictError, GoneError, NotFoundError, UsageError
 from setpoint.store import audit
 from setpoint.store.artifacts import ArtifactStore
 from setpoint.store.db import Database, ensure_named
@@ -50,6 +50,11 @@ class DatasetVersion:
     source: str
     created_at: datetime
     created: bool = field(default=False, compare=False)  # True when this call added it
+    # Erased (``setpoint erase``): its bytes are gone, replaced by a version without the
+    # erased rows.
+    erased_at: datetime | None = None
+    erased_rows: int | None = None
+    replaced_by: str | None = None
 
     @property
     def ref(self) -> str:
@@ -70,6 +75,9 @@ class DatasetVersion:
             "pii_columns": self.pii_columns,
             "source": self.source,
             "created_at": self.created_at.isoformat(),
+            "erased_at": None if self.erased_at is None else self.erased_at.isoformat(),
+            "erased_rows": self.erased_rows,
+            "replaced_by": self.replaced_by,
         }
         if with_profile:
             out["profile"] = self.profile.to_dict()
@@ -126,7 +134,7 @@ class DatasetCatalog:
         with self._db.read() as conn:
             existing = self._find_by_hash(conn, name, digest)
         if existing is not None:
-            return existing
+            return _not_erased(existing)
 
         profile = profile_table(table)
         contract = Contract.infer(profile, **self._infer_options).without_values(pii)
@@ -138,7 +146,7 @@ class DatasetCatalog:
             # Another writer may have added the same content while we profiled.
             existing = self._find_by_hash(conn, name, digest)
             if existing is not None:
-                return existing
+                return _not_erased(existing)
             number = 1 + (
                 conn.execute(
                     sa.select(sa.func.max(dataset_versions.c.version)).where(
@@ -235,7 +243,34 @@ class DatasetCatalog:
             return [_version(r) for r in conn.execute(query)]
 
     def load(self, version: DatasetVersion) -> pa.Table:
+        if version.erased_at is not None:
+            raise GoneError(
+                f"dataset {version.ref} was erased on {version.erased_at:%Y-%m-%d %H:%M} UTC "
+                f"({version.erased_rows} row(s) of a subject); use {version.replaced_by}, the "
+                "same data without them"
+            )
         return io.from_parquet(self._store.get(version.artifact))
+
+    def artifact_in_use(self, artifact: str) -> bool:
+        """Whether a version not erased keeps its rows in ``artifact``."""
+        with self._db.read() as conn:
+            found = conn.execute(
+                sa.select(dataset_versions.c.id).where(
+                    dataset_versions.c.artifact == artifact, dataset_versions.c.erased_at.is_(None)
+                )
+            ).first()
+        return found is not None
+
+    def mark_erased(
+        self, conn: Connection, version: DatasetVersion, *, rows: int, replaced_by: str | None
+    ) -> None:
+        """Record, in the caller's transaction, that ``version`` lost ``rows`` rows to an
+        erasure and that ``replaced_by`` holds the rest; its bytes are deleted after."""
+        conn.execute(
+            dataset_versions.update()
+            .where(dataset_versions.c.id == version.id)
+            .values(erased_at=audit.now(), erased_rows=rows, replaced_by=replaced_by)
+        )
 
     # -- contracts -----------------------------------------------------------------
 
@@ -318,6 +353,16 @@ class DatasetCatalog:
         return f"no version {ref!r}; {name} has versions {', '.join(map(str, versions))}"
 
 
+def _not_erased(version: DatasetVersion) -> DatasetVersion:
+    """An existing version with the same content, unless that content was erased."""
+    if version.erased_at is not None:
+        raise ConflictError(
+            f"this content is {version.ref}, erased on {version.erased_at:%Y-%m-%d %H:%M} UTC: "
+            "it holds rows of a subject whose data was erased; remove them and add it again"
+        )
+    return version
+
+
 def _current_contract(conn: Connection, version: DatasetVersion) -> Row[Any, Any, Any]:
     """The newest revision of a version's contract (id, body, revision)."""
     return conn.execute(
@@ -344,6 +389,9 @@ def _version(row: Row[Any]) -> DatasetVersion:
         pii_columns=row.pii_columns,
         source=row.source,
         created_at=audit.as_utc(row.created_at),
+        erased_at=None if row.erased_at is None else audit.as_utc(row.erased_at),
+        erased_rows=row.erased_rows,
+        replaced_by=row.replaced_by,
     )
 
 

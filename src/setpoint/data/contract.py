@@ -37,6 +37,7 @@ from setpoint.data.kinds import (
     Kind,
     is_text,
 )
+from setpoint.data.pii import PII_MODES, PiiMode
 from setpoint.data.profile import ColumnProfile, Profile
 from setpoint.data.validation import ValidationReport, ViolationBuilder
 from setpoint.errors import InvalidSpecError, UsageError
@@ -63,6 +64,8 @@ _YAML_HEADER = """\
 #   setpoint data attach-contract DATASET@VERSION THIS_FILE
 # Per column: kind (numeric, integer, boolean, categorical, string, datetime),
 # nullable, required, min / max (numbers), categories (allowed values), pii.
+# pii: personal data, kept in clear only in the dataset version: true or hash (the
+#   logs keep a keyed hash, so joins and erasure still work) or drop (left out).
 # enforce: what a server does with a row outside min / max / categories: score
 #   (the default: answer it, marked with a warning, and count it) or reject (refuse
 #   it with 422, like a value of the wrong type or a missing one). Batch validation
@@ -81,6 +84,7 @@ class ColumnRule:
     categories: tuple[str, ...] | None = None
     pii: bool = False
     enforce: Enforce = "score"
+    pii_mode: PiiMode = "hash"  # how a pii column is kept outside the dataset store
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "nullable": self.nullable}
@@ -93,7 +97,7 @@ class ColumnRule:
         if self.categories is not None:
             out["categories"] = list(self.categories)
         if self.pii:
-            out["pii"] = True
+            out["pii"] = True if self.pii_mode == "hash" else self.pii_mode
         if self.enforce != "score":
             out["enforce"] = self.enforce
         return out
@@ -265,9 +269,15 @@ def _parse_rule(path: str, raw: Any, problems: list[str]) -> ColumnRule | None:
     kind = raw.get("kind")
     if kind not in KINDS:
         problems.append(f"{path}.kind: {kind!r} is not one of {', '.join(KINDS)}")
-    for flag in ("nullable", "required", "pii"):
+    for flag in ("nullable", "required"):
         if flag in raw and not isinstance(raw[flag], bool):
             problems.append(f"{path}.{flag}: must be true or false, got {raw[flag]!r}")
+    pii = raw.get("pii", False)
+    if not isinstance(pii, bool) and pii not in PII_MODES:
+        problems.append(
+            f"{path}.pii: must be true, false, hash or drop (true is hash: the logs keep a "
+            f"keyed hash of the value; drop: they leave it out), got {pii!r}"
+        )
     bounds = {}
     for bound in ("min", "max"):
         value = raw.get(bound)
@@ -303,8 +313,9 @@ def _parse_rule(path: str, raw: Any, problems: list[str]) -> ColumnRule | None:
         min=bounds.get("min"),
         max=bounds.get("max"),
         categories=None if categories is None else tuple(str(c) for c in categories),
-        pii=raw.get("pii", False),
+        pii=pii is not False,
         enforce=enforce,
+        pii_mode="drop" if pii == "drop" else "hash",
     )
 
 

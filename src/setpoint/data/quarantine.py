@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 
 from setpoint._names import check_number
 from setpoint.data import io
+from setpoint.data.pii import PiiPolicy
 from setpoint.data.validation import ValidationReport
 from setpoint.errors import NotFoundError
 from setpoint.store import audit
@@ -68,9 +69,14 @@ class Quarantine:
         report: ValidationReport,
         batch: pa.Table,
         source: str,
+        pii: PiiPolicy | None = None,
     ) -> QuarantineBatch:
-        """Store the rows ``report`` rejected from ``batch``, inside the caller's transaction."""
+        """Store the rows ``report`` rejected from ``batch``, inside the caller's
+        transaction; personal-data columns kept as ``pii`` says (hashed or left out):
+        quarantined rows are outside the dataset store."""
         rejected = report.rejected(batch)
+        if pii is not None:
+            rejected = pii.table(rejected)
         artifact = self._store.put(io.to_parquet(rejected))
         summary = report.summary()
         batch_id = conn.execute(

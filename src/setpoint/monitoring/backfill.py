@@ -31,8 +31,9 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from setpoint.data._batch import to_table
-from setpoint.data.contract import PII_MASK, Contract
+from setpoint.data.contract import Contract
 from setpoint.data.io import content_hash
+from setpoint.data.pii import PiiPolicy
 from setpoint.data.validation import ValidationReport
 from setpoint.errors import ConflictError, InvalidDataError, UsageError
 from setpoint.serving.lane import predict_rows
@@ -98,6 +99,7 @@ def backfill(
     if version.contract is None:
         raise UsageError(f"model {version.ref} has no input contract to check the rows against")
     contract = Contract.from_dict(version.contract)
+    pii = workspace.pii_policy(contract)
     table = to_table(data)
     named = {"time_column": time_column, "label_column": label_column}
     named["prediction_column"] = prediction_column
@@ -134,7 +136,7 @@ def backfill(
             refused = _refusing(refusing, batch.num_rows)
             answers = _answers(predictor, inputs, batch, prediction_column, refused)
             records = _prediction_records(
-                endpoint, version.name, version.version, contract, inputs, ids, when, answers
+                endpoint, version.name, version.version, pii, inputs, ids, when, answers
             )
             broken, why = _broken(report), _broken(refusing)
             kept = []
@@ -319,19 +321,16 @@ def _prediction_records(
     endpoint: str,
     model: str,
     version: int,
-    contract: Contract,
+    pii: PiiPolicy,
     inputs: pa.Table,
     ids: list[str],
     when: list[datetime],
     answers: list[dict[str, Any] | None],
 ) -> list[dict[str, Any]]:
-    pii = [name for name, rule in contract.columns.items() if rule.pii]
     rows = inputs.to_pylist()
     records = []
-    for row, request_id, ts, output in zip(rows, ids, when, answers, strict=True):
-        for name in pii:
-            if name in row:
-                row[name] = PII_MASK
+    for raw, request_id, ts, output in zip(rows, ids, when, answers, strict=True):
+        row = pii.record(raw)
         records.append(
             {
                 "request_id": request_id,

@@ -121,17 +121,22 @@ def build_reference(
     version = workspace.model(model_ref)
     if version.contract is None:
         raise UsageError(f"model {version.ref} has no input contract to monitor against")
-    features = {name: rule["kind"] for name, rule in version.contract["columns"].items()}
+    columns = version.contract["columns"]
+    # Personal data is never monitored: the logs keep only its keyed hash (or nothing),
+    # and a summary of its values would copy them into the metadata store.
+    features = {name: rule["kind"] for name, rule in columns.items() if not rule.get("pii")}
+    inputs = list(columns)  # what the model takes, to answer the reference rows
     dataset = dataset_ref or _training_dataset(version)
     table = workspace.load_dataset(dataset)
-    missing = [name for name in features if name not in table.column_names]
+    missing = [name for name in inputs if name not in table.column_names]
     if missing:
         raise UsageError(
             f"dataset {dataset} lacks the model's feature(s) {', '.join(missing)}; "
             "give a reference dataset that has them"
         )
     predictor = workspace.load_model(version.ref)
-    with_outputs = add_outputs(table.select(list(features)), predictor)
+    with_outputs = add_outputs(table.select(inputs), predictor)
+    with_outputs = with_outputs.drop_columns([n for n in inputs if n not in features])
     reference_kinds = {**features, **output_kinds(version.task, predictor.classes)}
     summary = ReferenceSummary.build(with_outputs, reference_kinds)
     rng = np.random.default_rng(0)

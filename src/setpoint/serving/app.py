@@ -182,7 +182,9 @@ class ServingState:
         predictor = self.workspace.registry.load(version)
         if version.contract is None:
             raise NotReadyError(f"{version.ref} has no contract; register it with reference data")
-        return LoadedModel(version, predictor, Contract.from_dict(version.contract))
+        contract = Contract.from_dict(version.contract)
+        policy = self.workspace.pii_policy(contract)
+        return LoadedModel(version, predictor, contract, policy.secret)
 
 
 def create_app(

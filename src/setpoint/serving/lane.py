@@ -37,6 +37,7 @@ import pyarrow.compute as pc
 from setpoint.data._batch import to_table
 from setpoint.data._fastcheck import FastCheck
 from setpoint.data.contract import Contract
+from setpoint.data.pii import PiiPolicy
 from setpoint.data.validation import ValidationReport
 from setpoint.errors import ContractViolationError, SetpointError
 from setpoint.models.predictor import Predictor
@@ -44,7 +45,6 @@ from setpoint.models.registry import ModelVersion
 from setpoint.serving.batcher import MicroBatcher
 from setpoint.serving.breaker import CircuitBreaker
 
-PII_MASK = "***"
 _NONE = [None]  # a one-row column that is absent
 Route = Literal["champion", "canary", "shadow", "fallback"]
 Clock = Callable[[], datetime]
@@ -106,6 +106,7 @@ class LoadedModel:
     version: ModelVersion
     predictor: Predictor
     contract: Contract
+    pii_secret: bytes = b""  # the workspace's (``data/pii.py``); the server always gives it
 
     @cached_property
     def names(self) -> list[str]:
@@ -116,8 +117,9 @@ class LoadedModel:
         return frozenset(n for n, rule in self.contract.columns.items() if rule.required)
 
     @cached_property
-    def pii(self) -> frozenset[str]:
-        return frozenset(n for n, rule in self.contract.columns.items() if rule.pii)
+    def pii(self) -> PiiPolicy:
+        """How the contract's personal-data columns are kept in the logs."""
+        return PiiPolicy.of(self.contract, self.pii_secret)
 
     @cached_property
     def fast_check(self) -> FastCheck:
@@ -225,13 +227,13 @@ def log_records(
     endpoint: str,
     request: PredictRequest,
     answer: Answer,
-    pii: frozenset[str],
+    pii: PiiPolicy,
     rows: Sequence[int] | None = None,
     now: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """The prediction-log records of ``answer``'s ``rows`` (default: all), with the
-    values of ``pii`` columns masked, stamped ``now`` (a UTC datetime; default: the
-    system's time)."""
+    personal-data columns kept as ``pii`` says (hashed or left out), stamped ``now``
+    (a UTC datetime; default: the system's time)."""
     now = now or utc_now()
     latency_ms = (time.perf_counter() - request.received) * 1000.0
     probs = answer.probabilities
@@ -255,16 +257,16 @@ def log_records(
             "fallback": answer.fallback,
         }
 
-    if request.n_rows == 1 and rows is None and pii.isdisjoint(request.names()):  # the usual
+    personal = not pii.columns.isdisjoint(request.names())
+    if request.n_rows == 1 and rows is None and not personal:  # the usual
         row = request.row
         if row is None:
             row = {n: values[0] for n, values in request.columns.items()}
         return [record(0, row)]
     columns = request.columns
-    masked = [n for n in columns if n in pii]
-    shown = [(n, values) for n, values in columns.items() if n not in pii]
+    keep = pii.record if personal else dict
     return [
-        record(row, {**{n: values[row] for n, values in shown}, **dict.fromkeys(masked, PII_MASK)})
+        record(row, keep({n: values[row] for n, values in columns.items()}))
         for row in (range(request.n_rows) if rows is None else rows)
     ]
 
@@ -277,7 +279,8 @@ def refused_records(
     now: datetime,
 ) -> list[dict[str, Any]]:
     """The refused-log records of ``request``'s rows in ``reasons`` (row -> the
-    violations that refused it, ``{column, rule, value}``), PII values masked."""
+    violations that refused it, ``{column, rule, value}``), personal data kept as the
+    contract says (hashed or left out)."""
     columns, pii, version = request.columns, model.pii, model.version
     return [
         {
@@ -287,7 +290,7 @@ def refused_records(
             "row": row,
             "model": version.name,
             "version": version.version,
-            "inputs": {n: PII_MASK if n in pii else values[row] for n, values in columns.items()},
+            "inputs": pii.record({n: values[row] for n, values in columns.items()}),
             "reasons": why,
         }
         for row, why in reasons.items()

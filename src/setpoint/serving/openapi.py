@@ -127,7 +127,8 @@ def column_schema(rule: ColumnRule) -> dict[str, Any]:
         out["x-soft"] = bounds  # what the model saw: answered outside it, with a warning
     if rule.kind == "datetime":
         out["pattern"] = DATETIME_TEXT
-    description = rule.kind + (" (personal data: masked in the log)" if rule.pii else "")
+    kept = "left out of the logs" if rule.pii_mode == "drop" else "the logs keep a keyed hash"
+    description = rule.kind + (f" (personal data: {kept})" if rule.pii else "")
     if bounds and rule.enforce != "reject":
         description += "; a value outside the range or categories is answered with a warning"
     out["description"] = description

@@ -34,7 +34,6 @@ from setpoint.errors import (
 from setpoint.serving.cache import Cached, PredictionCache
 from setpoint.serving.deployments import Deployment
 from setpoint.serving.lane import (
-    PII_MASK,
     Answer,
     Clock,
     Lane,
@@ -49,7 +48,6 @@ from setpoint.serving.lane import (
 )
 
 __all__ = [
-    "PII_MASK",
     "Answer",
     "EndpointRuntime",
     "LoadedModel",

@@ -79,6 +79,18 @@ class ArtifactStore:
     def exists(self, digest: str) -> bool:
         return bool(self._fs.exists(self.path(digest)))
 
+    def delete(self, digest: str) -> bool:
+        """Remove the bytes stored under ``digest`` (erasure); False if none were."""
+        target = self.path(digest)
+        if not self._fs.exists(target):
+            return False
+        if self._local:
+            Path(target).unlink()
+            _fsync_dir(Path(target).parent)
+        else:
+            self._fs.rm_file(target)
+        return True
+
 
 def _write_durably(target: Path, data: bytes) -> None:
     """Write to a temporary file, fsync it, then rename it into place (atomic)."""
@@ -93,7 +105,11 @@ def _write_durably(target: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    dir_fd = os.open(target.parent, os.O_RDONLY)
+    _fsync_dir(target.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    dir_fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:

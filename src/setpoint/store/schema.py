@@ -62,6 +62,10 @@ dataset_versions = sa.Table(
     sa.Column("pii_columns", sa.JSON, nullable=False),
     sa.Column("source", sa.Text, nullable=False),
     _when(),
+    # An erased version's bytes are deleted; its metadata stays with these (0009).
+    sa.Column("erased_at", sa.DateTime(timezone=True)),
+    sa.Column("erased_rows", sa.Integer),
+    sa.Column("replaced_by", sa.String(300)),  # NAME@VERSION without the erased rows
     sa.UniqueConstraint("dataset_id", "version"),
     sa.UniqueConstraint("dataset_id", "content_hash"),
 )

@@ -1,0 +1,297 @@
+"""Erasure: every stored row about one subject, found and removed (GDPR Art. 17).
+
+A subject is named by one column and its value (``customer_id=123``). Their rows are
+wherever setpoint keeps rows:
+
+- the logs of every endpoint (predictions, refused rows; in segments and compacted
+  Parquet), where a personal-data column holds the value's keyed hash (``data/pii.py``)
+  and any other column the value itself; the feedback given for those predictions goes
+  with them (it is joined to them by request id and row);
+- quarantined batches (rows a contract rejected, kept with their reasons);
+- dataset versions.
+
+Logs are rewritten without the rows (``serving/_logrewrite.py``: each file written
+anew and renamed over the old one). A quarantined batch gets a new artifact without the
+rows. A dataset version is immutable, so one that holds the subject's rows is replaced:
+a new version of the same dataset without them (and the same contract) is added, the
+old version's bytes are deleted, and its metadata stays, marked erased with the number
+of rows and the version that replaces it; loading it says so. Models trained on an
+erased version are listed (their lineage names it), so a person can decide to retrain.
+
+A dry run finds and counts, and changes nothing. Each erasure is an audit event with
+the column and what was removed where, and nothing that points at the subject: not
+the value, nor its keyed hash (that would still link the event to them). To show a
+subject is gone, a dry run for them finds nothing.
+Values match as a person means them: ``123``, ``123.0`` and ``"123"`` are one value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import sqlalchemy as sa
+
+from setpoint.data import io
+from setpoint.data.pii import PiiPolicy, canonical
+from setpoint.errors import UsageError
+from setpoint.serving._logrewrite import rewrite_log
+from setpoint.store import audit
+from setpoint.store.schema import quarantine_batches
+
+if TYPE_CHECKING:
+    from setpoint.data.catalog import DatasetVersion
+    from setpoint.workspace import Workspace
+
+LOG_KINDS = ("predictions", "refused")  # the logs that keep a request's inputs
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Subject:
+    """Whose rows: a column and its value, matched in clear or as its keyed hash."""
+
+    column: str
+    value: str
+    hashed: str
+
+    @classmethod
+    def of(cls, column: str, value: Any, secret: bytes) -> Subject:
+        if not column:
+            raise UsageError("name the subject's column: --where COLUMN=VALUE")
+        text = canonical(value)
+        if not text:
+            raise UsageError(f"give the value of {column!r} to erase: --where {column}=VALUE")
+        hashed = PiiPolicy({column: "hash"}, secret).hash(text)
+        assert hashed is not None
+        return cls(column, text, hashed)
+
+    def matches(self, value: Any) -> bool:
+        if value is None:
+            return False
+        text = canonical(value)
+        return text == self.value or text == self.hashed
+
+    def mask(self, column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+        """Which values of ``column`` are the subject's (each distinct value checked once)."""
+        if isinstance(column, pa.ChunkedArray):
+            column = column.combine_chunks()
+        if len(column) == 0:
+            return np.zeros(0, dtype=bool)
+        encoded = pc.dictionary_encode(column)
+        hits = [i for i, v in enumerate(encoded.dictionary.to_pylist()) if self.matches(v)]
+        if not hits:
+            return np.zeros(len(column), dtype=bool)
+        found = pc.is_in(encoded.indices, value_set=pa.array(hits, encoded.indices.type))
+        return np.asarray(pc.fill_null(found, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+    def in_inputs(self, inputs: pa.ChunkedArray | pa.Array) -> np.ndarray:
+        """Which log records' JSON ``inputs`` hold the subject's value in the column."""
+        texts = inputs.combine_chunks() if isinstance(inputs, pa.ChunkedArray) else inputs
+        out = np.zeros(len(texts), dtype=bool)
+        if len(texts) == 0:
+            return out
+        # A cheap pass for candidates, then each candidate's JSON read exactly.
+        near = pc.or_(pc.match_substring(texts, self.hashed), pc.match_substring(texts, self.value))
+        for i in np.flatnonzero(pc.fill_null(near, False).to_numpy(zero_copy_only=False)):
+            text = texts[int(i)].as_py()
+            inputs_of = orjson.loads(text) if text else {}
+            out[i] = isinstance(inputs_of, dict) and self.matches(inputs_of.get(self.column))
+        return out
+
+
+@dataclass
+class ErasureReport:
+    column: str
+    subject: str  # the value's keyed hash, for the caller (never stored)
+    dry_run: bool
+    logs: dict[str, int] = field(default_factory=dict)  # kind -> records (to be) removed
+    logs_skipped: int = 0  # records in live segments whose writer did not seal in time
+    quarantine: list[dict[str, Any]] = field(default_factory=list)  # batch, rows
+    datasets: list[dict[str, Any]] = field(default_factory=list)  # version, rows, replaced_by
+    models: list[str] = field(default_factory=list)  # trained on an erased version
+
+    @property
+    def rows(self) -> int:
+        found = [*self.logs.values(), *(int(x["rows"]) for x in self.quarantine + self.datasets)]
+        return sum(found)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "column": self.column,
+            "subject": self.subject,
+            "dry_run": self.dry_run,
+            "rows": self.rows,
+            "logs": dict(self.logs),
+            "logs_skipped": self.logs_skipped,
+            "quarantine": list(self.quarantine),
+            "datasets": list(self.datasets),
+            "models_trained_on_erased_data": list(self.models),
+        }
+
+
+def erase(
+    workspace: Workspace,
+    column: str,
+    value: Any,
+    *,
+    endpoint: str | None = None,
+    dataset: str | None = None,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> ErasureReport:
+    """Remove every row whose ``column`` is ``value`` from the logs (of ``endpoint``
+    only, when given), the quarantine and the dataset versions (of ``dataset`` only,
+    when given); with ``dry_run``, only find and count them."""
+    subject = Subject.of(column, value, workspace.pii_secret)
+    report = ErasureReport(column, subject.hashed, dry_run)
+    say = progress or (lambda _step: None)
+    if endpoint is not None:
+        workspace.deployments.get(endpoint)  # an unknown endpoint is a mistake
+    if dataset is None or endpoint is not None:
+        say("the logs")
+        _logs(workspace, subject, endpoint, report)
+    if endpoint is None:
+        say("the quarantine")
+        _quarantine(workspace, subject, dataset, report)
+        say("the datasets")
+        _datasets(workspace, subject, dataset, report)
+    if not dry_run:
+        with workspace.db.write() as conn:
+            audit.record(
+                conn,
+                actor=workspace.actor,
+                action="erase",
+                entity_type="subject",
+                entity=column,
+                after={k: v for k, v in report.to_dict().items() if k != "subject"},
+            )
+    return report
+
+
+def _logs(
+    workspace: Workspace, subject: Subject, endpoint: str | None, report: ErasureReport
+) -> None:
+    keys: set[tuple[str, str, int]] = set()  # the erased predictions: endpoint, id, row
+
+    def drop_inputs(table: pa.Table) -> pa.Array:
+        found = subject.in_inputs(table.column("inputs"))
+        if found.any():
+            chosen = table.filter(pa.array(found))
+            rows = pc.fill_null(chosen.column("row"), 0).to_pylist()
+            keys.update(
+                zip(
+                    chosen.column("endpoint").to_pylist(),
+                    chosen.column("request_id").to_pylist(),
+                    rows,
+                    strict=True,
+                )
+            )
+        return pa.array(found)
+
+    def drop_feedback(table: pa.Table) -> pa.Array:
+        rows = pc.fill_null(table.column("row"), 0).to_pylist()
+        given = zip(
+            table.column("endpoint").to_pylist(),
+            table.column("request_id").to_pylist(),
+            rows,
+            strict=True,
+        )
+        return pa.array([key in keys for key in given], pa.bool_())
+
+    for kind in LOG_KINDS:
+        done = rewrite_log(
+            workspace.root, kind, endpoint=endpoint, drop=drop_inputs, dry_run=report.dry_run
+        )
+        report.logs[kind] = done.rows_removed
+        report.logs_skipped += done.rows_skipped
+    done = rewrite_log(
+        workspace.root, "feedback", endpoint=endpoint, drop=drop_feedback, dry_run=report.dry_run
+    )
+    report.logs["feedback"] = done.rows_removed
+    report.logs_skipped += done.rows_skipped
+
+
+def _quarantine(
+    workspace: Workspace, subject: Subject, dataset: str | None, report: ErasureReport
+) -> None:
+    store = workspace.data_store
+    for batch in workspace.quarantine.list(dataset):
+        rows = workspace.quarantine.rows(batch.id)
+        if subject.column not in rows.column_names:
+            continue
+        found = subject.mask(rows.column(subject.column))
+        if not found.any():
+            continue
+        report.quarantine.append({"batch": batch.id, "rows": int(found.sum())})
+        if report.dry_run:
+            continue
+        kept = rows.filter(pa.array(~found))
+        artifact = store.put(io.to_parquet(kept))
+        with workspace.db.write() as conn:
+            conn.execute(
+                sa.update(quarantine_batches)
+                .where(quarantine_batches.c.id == batch.id)
+                .values(artifact=artifact, n_rejected=kept.num_rows)
+            )
+            shared = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(quarantine_batches)
+                .where(quarantine_batches.c.artifact == batch.artifact)
+            ).scalar_one()
+        if not shared:
+            store.delete(batch.artifact)
+
+
+def _datasets(
+    workspace: Workspace, subject: Subject, dataset: str | None, report: ErasureReport
+) -> None:
+    names = [dataset] if dataset else [v.name for v in workspace.datasets.list()]
+    for name in names:
+        for version in workspace.datasets.list(name):
+            if version.erased_at is not None:
+                continue
+            if subject.column not in {c["name"] for c in version.columns}:
+                continue
+            table = workspace.datasets.load(version)
+            found = subject.mask(table.column(subject.column))
+            if not found.any():
+                continue
+            entry: dict[str, Any] = {"version": version.ref, "rows": int(found.sum())}
+            report.datasets.append(entry)
+            report.models += [m.ref for m in workspace.registry.trained_on(version)]
+            if not report.dry_run:
+                entry["replaced_by"] = _replace(workspace, version, table.filter(pa.array(~found)))
+
+
+def _replace(workspace: Workspace, version: DatasetVersion, rest: pa.Table) -> str | None:
+    """Add ``rest`` as the version that replaces ``version``, with its contract; mark the
+    old one erased and delete its bytes. None when nothing is left to replace it with."""
+    catalog = workspace.datasets
+    replaced_by = None
+    if rest.num_rows:
+        added = catalog.add(
+            version.name,
+            rest,
+            description=version.description,
+            owner=version.owner,
+            tags=version.tags,
+            pii_columns=version.pii_columns,
+            source=f"{version.ref} without an erased subject's rows",
+        )
+        contract = catalog.contract(version)[0]
+        if catalog.contract(added)[0] != contract:
+            catalog.attach_contract(added, contract, note=f"the contract of {version.ref}")
+        replaced_by = added.ref
+    with workspace.db.write() as conn:
+        catalog.mark_erased(
+            conn, version, rows=version.row_count - rest.num_rows, replaced_by=replaced_by
+        )
+    if not catalog.artifact_in_use(version.artifact):
+        workspace.data_store.delete(version.artifact)
+    return replaced_by

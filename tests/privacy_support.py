@@ -1,0 +1,34 @@
+"""What the privacy tests share: data with an account number nobody else spells, and
+a way to read any file of a workspace as text."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from setpoint.demo import lending
+
+
+def with_accounts(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """The frame with ``account``: a nine-digit number no other field can spell."""
+    accounts = rng.choice(np.arange(100_000_000, 999_999_999), len(frame), replace=False)
+    return frame.assign(account=accounts.astype(np.int64))
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, object]]:
+    features = frame.drop(columns=[lending.TARGET, lending.TIME_COLUMN])
+    return [
+        {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
+        for row in features.to_dict(orient="records")
+    ]
+
+
+def text_of(path: Path) -> str:
+    """What a file holds, as text: Parquet read back (values are compressed there)."""
+    if path.suffix == ".parquet" or path.read_bytes()[:4] == b"PAR1":
+        return json.dumps(pq.read_table(path).to_pylist(), default=str)
+    return path.read_bytes().decode("utf-8", errors="replace")

@@ -1,0 +1,181 @@
+"""Erasure: one subject's rows gone from every file and table, everyone else's intact.
+
+The subject is one account number (a PII feature of the model): it is in the training
+data, answered over the app, labelled by feedback, refused once, backfilled and
+quarantined. ``setpoint erase --where account=N`` must leave neither the number nor its
+keyed hash anywhere under the workspace (Parquet read back as text, the dataset files
+included) nor in any table, while every other account's rows stay and the monitor
+still computes its windows.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from starlette.testclient import TestClient
+from typer.testing import CliRunner
+
+from privacy_support import records, text_of, with_accounts
+from setpoint.cli.main import app
+from setpoint.demo import lending
+from setpoint.errors import ConflictError, GoneError, UsageError
+from setpoint.monitoring.monitor import MonitorConfig
+from setpoint.serving._logtables import read_log
+from setpoint.serving.app import create_app
+from setpoint.serving.log import RecordLog, compact
+from setpoint.store.schema import metadata
+from setpoint.workspace import Workspace
+
+START = datetime(2026, 3, 2, tzinfo=UTC)
+SPEC = {
+    "model": "credit-risk",
+    "dataset": "loans@latest",
+    "target": lending.TARGET,
+    "exclude": [lending.TIME_COLUMN],
+    "estimator": {"class": "sklearn.linear_model.LogisticRegression", "params": {"max_iter": 300}},
+    "seed": 1,
+}
+
+
+def cli(ws: Workspace, *args: str, code: int = 0) -> str:
+    result = CliRunner().invoke(app, ["-w", str(ws.root), *args], catch_exceptions=False)
+    assert result.exit_code == code, result.output
+    return result.stdout if code == 0 else " ".join(result.output.split())
+
+
+def everywhere(ws: Workspace) -> str:
+    """Every file under the workspace and every table, as text."""
+    parts = [text_of(p) for p in ws.root.rglob("*") if p.is_file() and "setpoint.db" not in p.name]
+    with ws.db.read() as conn:
+        for table in metadata.sorted_tables:
+            parts.append(json.dumps([list(r) for r in conn.execute(sa.select(table))], default=str))
+    return "\n".join(parts)
+
+
+def serve(ws: Workspace, frame: pd.DataFrame, *, refuse: int | None = None) -> int:
+    """Send ``frame`` over the app in requests of five, with its outcomes; how many
+    rows were answered. Row ``refuse`` is sent with a value of the wrong type."""
+    logs = {kind: RecordLog(ws.root, kind=kind) for kind in ("predictions", "feedback", "refused")}
+    answered = 0
+    application = create_app(
+        ws, logs["predictions"], feedback_log=logs["feedback"], refused_log=logs["refused"]
+    )
+    with TestClient(application) as client:
+        for start in range(0, len(frame), 5):
+            chunk = frame.iloc[start : start + 5]
+            rows = records(chunk)
+            if refuse is not None and start <= refuse < start + 5:
+                rows[refuse - start]["income"] = "lots"
+            answer = client.post("/v1/endpoints/credit/predict", json={"records": rows})
+            if answer.status_code != 200:
+                continue
+            answered += len(rows)
+            labels = [
+                {"request_id": answer.json()["request_id"], "row": i, "label": int(y)}
+                for i, y in enumerate(chunk[lending.TARGET])
+            ]
+            assert client.post(
+                "/v1/endpoints/credit/feedback", json={"feedback": labels}
+            ).is_success
+    for log in logs.values():
+        log.close()
+    return answered
+
+
+@pytest.mark.slow
+def test_erasure_leaves_no_trace_of_the_subject_and_keeps_everyone_else(
+    workspace: Workspace,
+) -> None:
+    rng = np.random.default_rng(8)
+    history = with_accounts(lending.applications(1_500, start=START, days=30, seed=1), rng)
+    subject = int(history["account"].iloc[10])
+    workspace.add_dataset("loans", history, pii_columns=["account"])
+    workspace.promote("credit-risk", workspace.train(SPEC).version)
+    workspace.deploy("credit", model="credit-risk")
+    hashed = workspace.pii_policy(workspace.contract("loans@1")).hash(subject)
+    assert hashed is not None
+
+    # The subject's traffic: answered (and labelled), and refused once.
+    traffic = with_accounts(lending.applications(40, start=START, days=1, seed=2), rng)
+    traffic.loc[traffic.index[[3, 17]], "account"] = subject
+    assert serve(workspace, traffic, refuse=17) == 35  # the refused request's 5 rows
+    compact(workspace.root, kind="predictions")  # some in Parquet, some in segments
+    serve(workspace, traffic.iloc[:10].assign(account=traffic["account"].iloc[:10] + 1))
+    past = with_accounts(lending.applications(30, start=START - timedelta(days=3), days=2), rng)
+    past.loc[past.index[0], "account"] = subject
+    workspace.monitors.backfill("credit", past, time_column=lending.TIME_COLUMN)
+    batch = history.iloc[5:25].copy()
+    batch["age"] = batch["age"].astype(object)
+    batch.loc[batch.index[5], "age"] = "old"  # the subject's row, quarantined
+    assert workspace.validate("loans@1", batch, mode="quarantine").quarantine is not None
+    workspace.monitors.create("credit", MonitorConfig(window="1d", multivariate=False))
+    before = {
+        kind: read_log(workspace.root, kind=kind).num_rows
+        for kind in ("predictions", "feedback", "refused")
+    }
+    text = everywhere(workspace)
+    assert str(subject) in text
+    assert hashed in text
+
+    planned = json.loads(
+        cli(workspace, "erase", "--where", f"account={subject}", "--dry-run", "--json")
+    )
+    assert planned["logs"] == {"predictions": 2, "refused": 1, "feedback": 1}
+    assert planned["quarantine"][0]["rows"] == 1
+    assert planned["datasets"] == [{"version": "loans@1", "rows": 1}]
+    assert planned["models_trained_on_erased_data"] == ["credit-risk@1"]
+    assert str(subject) in everywhere(workspace)  # a dry run changes nothing
+
+    done = json.loads(cli(workspace, "erase", "--where", f"account={subject}", "--json"))
+    assert done["rows"] == planned["rows"] == 6
+    assert done["datasets"] == [{"version": "loans@1", "rows": 1, "replaced_by": "loans@2"}]
+    text = everywhere(workspace)
+    assert str(subject) not in text
+    assert hashed not in text
+
+    # Everyone else is intact.
+    after = {
+        kind: read_log(workspace.root, kind=kind).num_rows
+        for kind in ("predictions", "feedback", "refused")
+    }
+    assert after == {
+        "predictions": before["predictions"] - 2,
+        "feedback": before["feedback"] - 1,
+        "refused": before["refused"] - 1,
+    }
+    replacement = workspace.load_dataset("loans@2")
+    assert replacement.num_rows == 1_499
+    assert replacement.column("account").to_pylist() == [
+        a for a in history["account"].tolist() if a != subject
+    ]
+    assert workspace.contract("loans@2") == workspace.contract("loans@1")
+    erased = workspace.dataset("loans@1")
+    assert (erased.erased_rows, erased.replaced_by) == (1, "loans@2")
+    with pytest.raises(GoneError, match="use loans@2"):
+        workspace.load_dataset("loans@1")
+    with pytest.raises(ConflictError, match="erased"):
+        workspace.add_dataset("loans", history)  # the erased content again
+    [event] = workspace.audit(action="erase")
+    assert event.entity == "account"
+    assert event.after["logs"] == {"predictions": 2, "refused": 1, "feedback": 1}
+    # The monitor still computes its windows.
+    windows = workspace.monitors.run("credit", until=START + timedelta(days=1))
+    # (The backfilled days: traffic served over the app is stamped with today's time.)
+    assert sum(w.n_rows for w in windows) == len(past) - 1
+
+
+def test_mistakes_are_named(workspace: Workspace) -> None:
+    history = lending.applications(200, start=START, days=5)
+    workspace.add_dataset("loans", history)
+    assert "give COLUMN=VALUE" in cli(workspace, "erase", "--where", "account", code=2)
+    with pytest.raises(UsageError, match="give the value"):
+        workspace.erase("account", "")
+    assert "no endpoint" in cli(workspace, "erase", "--where", "a=1", "--endpoint", "nope", code=3)
+    nothing: dict[str, Any] = workspace.erase("account", 1).to_dict()
+    assert nothing["rows"] == 0
