@@ -118,8 +118,9 @@ def rewrite_log(
     """Remove the records ``drop`` selects from every segment and Parquet part of ``kind``.
 
     ``drop(table)`` gets the records of one file as a table with the columns
-    :func:`read_log` gives (typed fixed fields, JSON text for the rest; records of
-    other endpoints too) and returns a boolean mask, true for a row to remove (null
+    :func:`read_log` gives (typed fixed fields, JSON text for the rest, extra fields
+    only where the file has them; records of other endpoints too) and returns a
+    boolean mask, true for a row to remove (null
     keeps it). It must decide each row by the row's own values, since a record may be
     in a segment and a part at once after a crashed compaction. ``endpoint`` removes
     that endpoint's records only and skips the other endpoints' parts; ``before`` (a
