@@ -147,7 +147,9 @@ def test_require_keys_closes_a_workspace_without_keys(
         assert refused.status_code == 401, refused.text
         assert "setpoint keys create" in refused.json()["error"]["message"]
         _, token = served.keys.create("predict")
-        wait_for(lambda: closed.post(PREDICT, json=body, headers=headers_of(token)).status_code == 200)
+        wait_for(
+            lambda: closed.post(PREDICT, json=body, headers=headers_of(token)).status_code == 200
+        )
 
 
 @pytest.mark.parametrize("scheme", ["bearer", "BEARER", "Bearer", "beArer"])
@@ -195,7 +197,9 @@ def test_oip_routes_check_the_key_endpoint(
     wait_for(lambda: client.get("/v2/models/credit").status_code == 401)
     for path in ("/v2/models/credit", "/v2/models/credit/ready", "/v2/models/credit/versions/1"):
         assert client.get(path, headers=headers_of(elsewhere)).status_code == 403, path
-    infer = client.post("/v2/models/credit/infer", json={"inputs": []}, headers=headers_of(elsewhere))
+    infer = client.post(
+        "/v2/models/credit/infer", json={"inputs": []}, headers=headers_of(elsewhere)
+    )
     assert infer.status_code == 403
 
 
@@ -206,9 +210,7 @@ def test_a_key_limited_to_one_endpoint_lists_only_that_one(
     _, second = served.keys.create("predict", endpoint="second")
     _, every = served.keys.create("predict")
     wait_for(lambda: client.get("/v1/endpoints").status_code == 401)
-    wait_for(
-        lambda: len(client.get("/v1/endpoints", headers=headers_of(every)).json()) == 2
-    )
+    wait_for(lambda: len(client.get("/v1/endpoints", headers=headers_of(every)).json()) == 2)
     listed = client.get("/v1/endpoints", headers=headers_of(second))
     assert [e["endpoint"] for e in listed.json()] == ["second"]
     assert client.get("/v1/endpoints/credit", headers=headers_of(second)).status_code == 403

@@ -179,9 +179,7 @@ class AuthMiddleware:
     """Checks every request but the probes; ``only_endpoint`` names the endpoint
     ``/invocations`` serves (None when the server has none or several)."""
 
-    def __init__(
-        self, app: ASGIApp, guard: Guard, only_endpoint: Callable[[], str | None]
-    ) -> None:
+    def __init__(self, app: ASGIApp, guard: Guard, only_endpoint: Callable[[], str | None]) -> None:
         self.app = app
         self.guard = guard
         self.only_endpoint = only_endpoint
