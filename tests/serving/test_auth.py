@@ -264,7 +264,8 @@ def test_serve_require_keys_on_a_keyless_workspace(
         ["-w", str(served.root), "serve", "--require-keys", "--background", "off"],
     )
     assert result.exit_code == 0, result.output
-    assert server.ran and statuses == [401]
+    assert server.ran
+    assert statuses == [401]
     said = " ".join(result.stderr.split())
     assert "API keys are required and none is active" in said
     assert "setpoint keys create" in said

@@ -146,7 +146,8 @@ class Guard:
 def _token(request: Scope) -> str | None:
     """The key in the Authorization header (scheme Bearer, in any case: RFC 7235) or,
     without that header, in X-API-Key."""
-    authorization = api_key = None
+    authorization: str | None = None
+    api_key: str | None = None
     for name, value in request["headers"]:
         if name == b"authorization":
             authorization = value.decode("latin-1")
@@ -165,8 +166,8 @@ def _token(request: Scope) -> str | None:
 
 def caller(request: Scope) -> ApiKey | None:
     """The key that authorized ``request`` (None when the server needs none)."""
-    found: ApiKey | None = request.get("state", {}).get("api_key")
-    return found
+    found = request.get("state", {}).get("api_key")
+    return found if isinstance(found, ApiKey) else None
 
 
 def limited_to(request: Scope) -> str | None:
@@ -210,13 +211,12 @@ class AuthMiddleware:
             else ("predict",)
         )
         key = self.guard.authorize(scope, needed, endpoint)
-        if path == "/invocations" and key is not None and key.endpoint is not None:
-            if self.only_endpoint() != key.endpoint:
-                raise ForbiddenError(
-                    f"key {key.key_id} is limited to endpoint {key.endpoint!r}, which "
-                    f"/invocations does not serve here; post to "
-                    f"/endpoints/{key.endpoint}/invocations"
-                )
+        only = None if key is None else key.endpoint
+        if path == "/invocations" and only is not None and self.only_endpoint() != only:
+            raise ForbiddenError(
+                f"this key is limited to endpoint {only!r}, which /invocations does not "
+                f"serve here; post to /endpoints/{only}/invocations"
+            )
         return key
 
 

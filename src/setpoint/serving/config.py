@@ -168,7 +168,7 @@ class DeploymentConfig:
                 retention_span(self.log_retention)
             except SetpointError as error:
                 problems.append(error.message)
-        if not isinstance(self.docs_values, bool):
+        if self.docs_values not in (True, False):
             problems.append(f"docs_values {self.docs_values!r}: true or false")
         if problems:
             raise UsageError("; ".join(problems), details=problems)
