@@ -140,9 +140,11 @@ def test_a_workspace_that_ever_had_a_key_needs_one(
 def test_require_keys_closes_a_workspace_without_keys(
     served: Workspace, history: pd.DataFrame
 ) -> None:
-    required = Workspace.open(served.root, require_keys=True)
     body = {"records": requests_of(history.head(1))}
-    with TestClient(create_app(required, MemoryLog(), refresh_seconds=0.05)) as closed:
+    with (
+        Workspace.open(served.root, require_keys=True) as required,
+        TestClient(create_app(required, MemoryLog(), refresh_seconds=0.05)) as closed,
+    ):
         refused = closed.post(PREDICT, json=body)
         assert refused.status_code == 401, refused.text
         assert "setpoint keys create" in refused.json()["error"]["message"]
@@ -240,8 +242,12 @@ class InProcessServer:
 
     def __call__(self, target: str, **_options: Any) -> None:
         assert target == "setpoint.serving.server:app_from_environment"
-        with TestClient(app_from_environment()) as running:
-            self.calls(running)
+        app = app_from_environment()
+        try:
+            with TestClient(app) as running:
+                self.calls(running)
+        finally:
+            app.state.serving.workspace.close()
         self.ran = True
 
 
