@@ -196,6 +196,9 @@ MALFORMED: list[tuple[bytes, int, str]] = [
     (b'{"records": [{"age": NaN}]}', 400, "malformed_request"),
     (b'{"records": [{"age": 1e999}]}', 400, "malformed_request"),
     (b'{"records": [{"nope": 1}]}', 422, "contract_violation"),
+    (b'{"records": null}', 400, "malformed_request"),
+    (b'{"columns": null}', 400, "malformed_request"),
+    (b'{"records": null, "request_id": "a"}', 400, "malformed_request"),
     ('{"records": [{"\u00e9": "\u2603"}]}'.encode(), 422, "contract_violation"),
 ]
 

@@ -35,6 +35,7 @@ from setpoint.errors import (
     NotFoundError,
     NotReadyError,
 )
+from setpoint.serving._hotpath import parse_length
 from setpoint.serving.app import ServingState, error_response, json_response, read_body
 from setpoint.serving.native import MAX_ROWS
 from setpoint.serving.runtime import Answer, EndpointRuntime, PredictRequest
@@ -180,12 +181,13 @@ def _split(body: bytes, declared: str | None) -> tuple[dict[str, Any], bytes]:
     if declared is None:
         head, tail = body, b""
     else:
-        if not declared.isdigit() or int(declared) > len(body):
+        length = parse_length(declared)
+        if length is None or length > len(body):
             raise MalformedRequestError(
                 f"{HEADER} is {declared[:40]!r}; it must be the byte length of the JSON "
                 f"header, at most the body's {len(body)} bytes"
             )
-        head, tail = body[: int(declared)], body[int(declared) :]
+        head, tail = body[:length], body[length:]
     try:
         header = orjson.loads(head)
     except orjson.JSONDecodeError as exc:
