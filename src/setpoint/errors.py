@@ -60,6 +60,13 @@ class PayloadTooLargeError(SetpointError):
     http_status = 413
 
 
+class RequestTimeoutError(SetpointError):
+    """An HTTP request body that did not arrive within the body timeout."""
+
+    code = "request_timeout"
+    http_status = 408
+
+
 class NotReadyError(SetpointError):
     """The server cannot answer for this yet (a model is loading, or failed to load)."""
 

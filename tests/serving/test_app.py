@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from serving_support import SPEC, MemoryLog, assert_error_shape, requests_of
+from serving_support import SPEC, MemoryLog, assert_error_shape, raw_request, requests_of
 from starlette.testclient import TestClient
 
 from setpoint.serving.app import create_app
@@ -386,3 +387,30 @@ def test_a_native_tree_model_answers_labels_and_probabilities_from_one_call(
     frame = pd.DataFrame(rows)
     assert body["predictions"] == model.predict(frame).tolist()
     np.testing.assert_allclose(body["probabilities"], model.predict_proba(frame), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/endpoints/credit/predict",
+        "/v1/endpoints/credit/feedback",
+        "/v2/models/credit/infer",
+        "/endpoints/credit/invocations",
+    ],
+)
+def test_a_stalled_body_is_a_408_not_a_held_connection(served: Workspace, path: str) -> None:
+    # A client that sends headers and then nothing: its receive() never returns.
+    async def stalled() -> dict[str, Any]:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    app = create_app(served, MemoryLog(), feedback_log=MemoryLog(), body_timeout_seconds=0.01)
+    assert served.settings.body_timeout_seconds == 30.0  # the default, overridden here
+    with TestClient(app) as client:
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"10")]
+        response = raw_request(client, "POST", path, headers=headers, receive=stalled)
+    assert response.status == 408, response.body
+    assert response.headers["content-type"] == "application/json"
+    error = response.json()["error"]
+    assert error["code"] == "request_timeout"
+    assert "body_timeout_seconds" in error["message"]

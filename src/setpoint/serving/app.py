@@ -92,6 +92,7 @@ class ServingState:
         self.failures: dict[str, str] = {}  # endpoint -> why it cannot serve
         self.metrics = ServingMetrics(lambda: self.runtimes, log=log)
         self.max_request_bytes = workspace.settings.max_request_bytes
+        self.body_timeout = workspace.settings.body_timeout_seconds
         self.guard = Guard()
         self.retired: list[EndpointRuntime] = []  # replaced, to be closed on the loop
         self.loads = 0  # models loaded so far
@@ -196,6 +197,7 @@ def create_app(
     refused_log: Log | None = None,
     refresh_seconds: float | None = None,
     max_request_bytes: int | None = None,
+    body_timeout_seconds: float | None = None,
     freeze_heap: bool = False,
     clock: Callable[[], datetime] | None = None,
     background: Callable[[threading.Event], None] | None = None,
@@ -218,6 +220,8 @@ def create_app(
     state = ServingState(workspace, log, async_log, clock, refused_log)
     if max_request_bytes is not None:
         state.max_request_bytes = max_request_bytes
+    if body_timeout_seconds is not None:
+        state.body_timeout = body_timeout_seconds
     refresh_every = refresh_seconds or workspace.settings.refresh_seconds
 
     async def follow() -> None:
@@ -308,7 +312,7 @@ def create_app(
                 )
 
     async def predict(request: Request) -> Response:
-        body = await read_body(request, state.max_request_bytes)
+        body = await read_body(request, state)
         status, payload, _ = await answer_native(request.path_params["endpoint"], body)
         return Response(payload, status_code=status, media_type="application/json")
 
@@ -317,7 +321,7 @@ def create_app(
         if feedback_log is None:
             raise NotReadyError("this server was started without a feedback log")
         records = feedback_codec.decode(
-            await read_body(request, state.max_request_bytes), runtime.name, now=state.clock()
+            await read_body(request, state), runtime.name, now=state.clock()
         )
         await feedback_log.append_async(records)
         return json_response({"endpoint": runtime.name, "accepted": len(records)})
@@ -349,7 +353,9 @@ def create_app(
             Exception: _internal_error,
         },
     )
-    app.hot = HotPath(answer_native, state.guard, lambda: state.max_request_bytes)
+    app.hot = HotPath(
+        answer_native, state.guard, lambda: state.max_request_bytes, lambda: state.body_timeout
+    )
     app.state.serving = state
     return app
 
@@ -370,10 +376,13 @@ def _freeze_heap() -> None:
     gc.freeze()
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body of ``request``, refusing more than ``limit`` bytes (413)."""
+async def read_body(request: Request, state: ServingState) -> bytes:
+    """The body of ``request``, refusing more than the state's ``max_request_bytes``
+    (413) and a body slower than its ``body_timeout`` (408)."""
     try:
-        return await read_asgi_body(request.scope, request.receive, limit)
+        return await read_asgi_body(
+            request.scope, request.receive, state.max_request_bytes, state.body_timeout
+        )
     except ClientGone:
         raise ClientDisconnect from None
 

@@ -69,7 +69,7 @@ def routes(state: ServingState) -> list[BaseRoute]:
         started, status, served = time.perf_counter(), 500, None
         try:
             kind = _media_type(request)
-            body = await read_body(request, state.max_request_bytes)
+            body = await read_body(request, state)
             columns = _decode_csv(body) if kind == CSV_TYPE else _decode_json(body)
             n_rows = len(next(iter(columns.values())))
             answer = await runtime.predict(PredictRequest(columns, n_rows))

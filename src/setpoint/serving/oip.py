@@ -107,7 +107,7 @@ def routes(state: ServingState) -> list[BaseRoute]:
 
     async def infer(request: Request) -> Response:
         runtime = _model(state, request)
-        body = await read_body(request, state.max_request_bytes)
+        body = await read_body(request, state)
         header, tensors = _split(body, request.headers.get(HEADER))
         predict, outputs = _decode(header, tensors, runtime)
         _check_outputs(outputs, runtime)
