@@ -414,3 +414,42 @@ def test_a_stalled_body_is_a_408_not_a_held_connection(served: Workspace, path: 
     error = response.json()["error"]
     assert error["code"] == "request_timeout"
     assert "body_timeout_seconds" in error["message"]
+
+
+def test_probes_say_what_failed_without_paths(
+    served: Workspace, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The model's artifact is gone: the store's error names where it looked.
+    for artifact in (served.root / "artifacts").rglob("*"):
+        if artifact.is_file():
+            artifact.unlink()
+    app = create_app(served, MemoryLog(), refresh_seconds=3600)
+    with caplog.at_level("ERROR", logger="setpoint.serving"), TestClient(app) as client:
+        answers = {
+            path: client.get(path) for path in ("/readyz", "/v2/health/ready", "/ping", "/health")
+        }
+        answers["predict"] = client.post(
+            "/v1/endpoints/credit/predict", json={"records": [{"age": 1}]}
+        )
+    for where, response in answers.items():
+        error = assert_error_shape(response, 503)
+        text = response.text
+        assert str(served.root) not in text, (where, text)
+        assert "artifacts" not in text, (where, text)
+        assert "could not be loaded" in text, (where, text)
+        assert "server log" in text, (where, text)
+    details = answers["/readyz"].json()["error"]["details"]
+    assert details == {
+        "endpoints": [
+            {
+                "endpoint": "credit",
+                "ready": False,
+                "reason": "its model could not be loaded: an artifact of the model is missing "
+                "or damaged (see the server log)",
+            }
+        ]
+    }
+    assert error["code"] == "not_ready"
+    # The full story, with the path, is in the server's log.
+    assert any(str(served.root) in r.getMessage() for r in caplog.records), caplog.text
+

@@ -398,7 +398,9 @@ def test_the_official_triton_client_end_to_end(served: Workspace, history: pd.Da
     ids=["superscript two", "superscript one", "superscripts", "space", "minus", "underscore",
          "5000 digits"],
 )  # fmt: skip
-def test_a_length_header_that_is_not_ascii_digits_is_400(client: TestClient, declared: bytes) -> None:
+def test_a_length_header_that_is_not_ascii_digits_is_400(
+    client: TestClient, declared: bytes
+) -> None:
     # Latin-1 decodes the byte 0xb2 to "²", which str.isdigit() accepts and int() refuses.
     body = orjson.dumps({"inputs": json_inputs(_rows())})
     header = (oip.HEADER.lower().encode(), declared)

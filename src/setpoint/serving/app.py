@@ -31,7 +31,14 @@ from starlette.routing import BaseRoute, Route
 
 from setpoint import __version__
 from setpoint.data.contract import Contract
-from setpoint.errors import NotFoundError, NotReadyError, SetpointError
+from setpoint.errors import (
+    ArtifactCorruptedError,
+    DependencyMissingError,
+    NotFoundError,
+    NotReadyError,
+    SetpointError,
+    StoreError,
+)
 from setpoint.serving import feedback as feedback_codec
 from setpoint.serving import native
 from setpoint.serving._hotpath import (
@@ -89,7 +96,10 @@ class ServingState:
         self.refused_log = refused_log
         self.clock = utc_clock(clock)  # stamps what is logged
         self.runtimes: dict[str, EndpointRuntime] = {}
-        self.failures: dict[str, str] = {}  # endpoint -> why it cannot serve
+        # endpoint -> why it cannot serve: the full message, with paths, for the server
+        # log only; callers and probes get ``reasons`` (what failed, no paths)
+        self.failures: dict[str, str] = {}
+        self.reasons: dict[str, str] = {}
         self.metrics = ServingMetrics(lambda: self.runtimes, log=log)
         self.max_request_bytes = workspace.settings.max_request_bytes
         self.body_timeout = workspace.settings.body_timeout_seconds
@@ -102,7 +112,10 @@ class ServingState:
         if found is not None:
             return found
         if endpoint in self.failures:
-            raise NotReadyError(f"endpoint {endpoint!r} cannot serve: {self.failures[endpoint]}")
+            raise NotReadyError(
+                f"endpoint {endpoint!r} cannot serve: {self.reason(endpoint)}",
+                details={"endpoints": [self._not_ready(endpoint)]},
+            )
         raise NotFoundError(
             f"no endpoint {endpoint!r}; this server has "
             f"{', '.join(sorted(self.runtimes)) or 'none'}; create one with: "
@@ -116,9 +129,31 @@ class ServingState:
             try:
                 self._follow(deployment)
                 self.failures.pop(deployment.endpoint, None)
+                self.reasons.pop(deployment.endpoint, None)
             except SetpointError as error:
                 self.failures[deployment.endpoint] = error.message
+                self.reasons[deployment.endpoint] = public_reason(error)
                 logger.error("endpoint %s: %s", deployment.endpoint, error.message)
+
+    def reason(self, endpoint: str) -> str:
+        """Why ``endpoint`` cannot serve, as callers may read it: no paths."""
+        return self.reasons.get(endpoint, _CANNOT_LOAD + _SEE_LOG)
+
+    def _not_ready(self, endpoint: str) -> dict[str, Any]:
+        return {"endpoint": endpoint, "ready": False, "reason": self.reason(endpoint)}
+
+    def not_ready(self) -> NotReadyError | None:
+        """What a readiness probe answers while an endpoint cannot serve (or none is
+        loaded yet); None when every endpoint is ready."""
+        if not self.failures and self.runtimes:
+            return None
+        if not self.failures:
+            return NotReadyError("no endpoint is loaded yet", details={"endpoints": []})
+        return NotReadyError(
+            f"{len(self.failures)} endpoint(s) cannot serve: "
+            + "; ".join(f"{n}: {self.reason(n)}" for n in sorted(self.failures)),
+            details={"endpoints": [self._not_ready(n) for n in sorted(self.failures)]},
+        )
 
     def _follow(self, deployment: Deployment) -> None:
         config = deployment.config
@@ -186,6 +221,23 @@ class ServingState:
         contract = Contract.from_dict(version.contract)
         policy = self.workspace.pii_policy(contract)
         return LoadedModel(version, predictor, contract, policy.secret)
+
+
+_CANNOT_LOAD = "its model could not be loaded"
+_SEE_LOG = " (see the server log)"
+_REASONS: dict[type[SetpointError], str] = {
+    ArtifactCorruptedError: ": an artifact of the model is missing or damaged",
+    NotFoundError: ": the model or version it names does not exist",
+    DependencyMissingError: ": a library the model needs is not installed",
+    StoreError: ": the metadata store cannot be read",
+}
+
+
+def public_reason(error: SetpointError) -> str:
+    """What failed, for a probe or a caller: the kind of failure, never the message,
+    which may hold file-system paths and URLs (those go to the server log)."""
+    detail = next((text for kind, text in _REASONS.items() if isinstance(error, kind)), "")
+    return _CANNOT_LOAD + detail + _SEE_LOG
 
 
 def create_app(
@@ -273,13 +325,8 @@ def create_app(
         return json_response({"status": "alive", "version": __version__})
 
     async def readyz(_request: Request) -> Response:
-        if state.failures:
-            return error_response(
-                NotReadyError(
-                    f"{len(state.failures)} endpoint(s) cannot serve",
-                    details=state.failures,
-                )
-            )
+        if state.failures:  # before the first load, no endpoint is ready (200, as before)
+            return error_response(state.not_ready())  # type: ignore[arg-type]
         return json_response(
             {
                 "status": "ready",

@@ -33,7 +33,6 @@ from setpoint.errors import (
     ContractViolationError,
     MalformedRequestError,
     NotFoundError,
-    NotReadyError,
 )
 from setpoint.serving._hotpath import parse_length
 from setpoint.serving.app import ServingState, error_response, json_response, read_body
@@ -86,11 +85,9 @@ def routes(state: ServingState) -> list[BaseRoute]:
         return json_response({"live": True})
 
     async def ready(_request: Request) -> Response:
-        if state.failures or not state.runtimes:
-            why = dict(state.failures) or {"": "no endpoint is loaded yet"}
-            return error_response(
-                NotReadyError(f"{len(why)} endpoint(s) cannot serve", details=why)
-            )
+        not_ready = state.not_ready()
+        if not_ready is not None:
+            return error_response(not_ready)
         return json_response({"ready": True})
 
     async def server_metadata(_request: Request) -> Response:
