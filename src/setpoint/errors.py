@@ -200,6 +200,20 @@ class StoreError(SetpointError):
     exit_code = 8
 
 
+class LogUnavailableError(StoreError):
+    """A log cannot be written for now (a full disk, a failing device): what was sent is
+    not stored, so it is not acknowledged; retrying after ``retry_after`` seconds may
+    succeed."""
+
+    code = "log_unavailable"
+    http_status = 503
+    exit_code = 8
+
+    def __init__(self, message: str, *, retry_after: int = 1, details: Any = None) -> None:
+        super().__init__(message, details=details)
+        self.retry_after = retry_after
+
+
 class DependencyMissingError(SetpointError):
     """An optional dependency (an extra) is needed but not installed."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import time
 from collections.abc import Iterator
@@ -453,3 +454,28 @@ def test_probes_say_what_failed_without_paths(
     # The full story, with the path, is in the server's log.
     assert any(str(served.root) in r.getMessage() for r in caplog.records), caplog.text
 
+
+def test_a_full_disk_is_a_503_with_retry_after_and_no_path(
+    served: Workspace, history: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from setpoint.serving import _logfiles
+    from setpoint.serving.log import RecordLog
+
+    def full(segment: _logfiles.SegmentFile, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    log = RecordLog(served.root, clock=lambda: 0.0)  # the backoff never ends in this test
+    app = create_app(served, log, refresh_seconds=3600)
+    row = requests_of(history.head(1))[0]
+    with TestClient(app) as client:
+        assert client.post("/v1/endpoints/credit/predict", json={"records": [row]}).is_success
+        monkeypatch.setattr(_logfiles.SegmentFile, "write", full)
+        segments = sorted(_logfiles.segments_dir(served.root, "predictions").iterdir())
+        for route in ("/v1/endpoints/credit/predict", "/v1/endpoints/credit/predict"):
+            response = client.post(route, json={"records": [row]})
+            error = assert_error_shape(response, 503, "log_unavailable")
+            assert response.headers["retry-after"] == "1"
+            assert "disk is full" in error["message"]
+            assert str(served.root) not in response.text
+        assert sorted(_logfiles.segments_dir(served.root, "predictions").iterdir()) == segments
+        monkeypatch.undo()
