@@ -479,3 +479,45 @@ def test_a_full_disk_is_a_503_with_retry_after_and_no_path(
             assert str(served.root) not in response.text
         assert sorted(_logfiles.segments_dir(served.root, "predictions").iterdir()) == segments
         monkeypatch.undo()
+
+
+def test_a_repeated_request_id_is_refused(client: TestClient, history: pd.DataFrame) -> None:
+    row = requests_of(history.head(1))[0]
+    predict = "/v1/endpoints/credit/predict"
+    first = client.post(predict, json={"records": [row], "request_id": "order-1"})
+    assert first.json()["request_id"] == "order-1"
+    again = client.post(predict, json={"records": [row], "request_id": "order-1"})
+    error = assert_error_shape(again, 409, "conflict")
+    assert "order-1" in error["message"]
+    assert "already" in error["message"]
+    # The OIP id is the same request id: the feedback route joins on both.
+    datatypes = {str: "BYTES", int: "INT64", float: "FP64"}
+    infer = {"id": "order-1", "inputs": [
+        {"name": n, "shape": [1], "datatype": datatypes[type(v)], "data": [v]}
+        for n, v in row.items() if v is not None
+    ]}  # fmt: skip
+    assert_error_shape(client.post("/v2/models/credit/infer", json=infer), 409, "conflict")
+    infer["id"] = "order-2"
+    assert client.post("/v2/models/credit/infer", json=infer).is_success
+    # A request refused for its data was not logged: its id is still free.
+    bad = client.post(predict, json={"records": [{"age": 1}], "request_id": "order-3"})
+    assert_error_shape(bad, 422)
+    assert client.post(predict, json={"records": [row], "request_id": "order-3"}).is_success
+    # Without an id the server makes a fresh one each time.
+    ids = {client.post(predict, json={"records": [row]}).json()["request_id"] for _ in range(3)}
+    assert len(ids) == 3
+
+
+def test_request_ids_stay_taken_across_a_restart(served: Workspace, history: pd.DataFrame) -> None:
+    from setpoint.serving.log import RecordLog
+
+    row = requests_of(history.head(1))[0]
+    body = {"records": [row], "request_id": "order-9"}
+    for attempt in range(2):
+        app = create_app(served, RecordLog(served.root), refresh_seconds=3600)
+        with TestClient(app) as client:
+            response = client.post("/v1/endpoints/credit/predict", json=body)
+        if attempt == 0:
+            assert response.is_success, response.text
+        else:
+            assert_error_shape(response, 409, "conflict")

@@ -49,6 +49,7 @@ from setpoint.serving._hotpath import (
     error_reply,
 )
 from setpoint.serving._hotpath import read_body as read_asgi_body
+from setpoint.serving._requestids import SEED_WINDOW, RecentIds, seed
 from setpoint.serving.auth import AuthMiddleware, Guard
 from setpoint.serving.deployments import Deployment
 from setpoint.serving.lane import utc_clock
@@ -106,6 +107,16 @@ class ServingState:
         self.guard = Guard()
         self.retired: list[EndpointRuntime] = []  # replaced, to be closed on the loop
         self.loads = 0  # models loaded so far
+        # endpoint -> the ids its clients chose lately; outlives model changes
+        self.request_ids: dict[str, RecentIds] = {}
+
+    def seed_request_ids(self) -> None:
+        """Remember the request ids the prediction log holds from the last
+        ``SEED_WINDOW``, so an id answered before a restart is still refused."""
+        for endpoint, ids in seed(self.workspace.root, self.clock() - SEED_WINDOW).items():
+            known = self.request_ids.setdefault(endpoint, RecentIds())
+            for request_id in ids:
+                known.add(request_id)
 
     def runtime(self, endpoint: str) -> EndpointRuntime:
         found = self.runtimes.get(endpoint)
@@ -185,6 +196,7 @@ class ServingState:
                 events=self.metrics,
                 clock=self.clock,
                 refused_log=self.refused_log,
+                request_ids=self.request_ids.setdefault(deployment.endpoint, RecentIds()),
             )
             if current is not None:
                 self.retired.append(current)  # closed on the event loop once idle
@@ -292,6 +304,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await asyncio.get_running_loop().run_in_executor(None, state.seed_request_ids)
         await asyncio.get_running_loop().run_in_executor(None, state.refresh)
         if freeze_heap:
             _freeze_heap()

@@ -264,10 +264,7 @@ def _decode(
             f"binary_data_size add up to {offset}"
         )
     assert n_rows is not None
-    predict = PredictRequest(columns, n_rows)
-    if request_id:
-        predict.request_id = request_id
-    return predict, outputs
+    return PredictRequest(columns, n_rows, request_id or None), outputs
 
 
 def _violation(column: str, rule: str) -> dict[str, Any]:
