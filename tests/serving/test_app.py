@@ -521,3 +521,14 @@ def test_request_ids_stay_taken_across_a_restart(served: Workspace, history: pd.
             assert response.is_success, response.text
         else:
             assert_error_shape(response, 409, "conflict")
+
+
+def test_an_integer_beyond_64_bits_is_refused_not_rounded(
+    client: TestClient, history: pd.DataFrame
+) -> None:
+    # JSON parsing turns an integer beyond 64 bits into a float; it is still no int64.
+    row = requests_of(history.head(1))[0]
+    body = json.dumps({"records": [row]}).replace(f'"age": {row["age"]}', '"age": -' + "9" * 25)
+    response = client.post("/v1/endpoints/credit/predict", content=body.encode())
+    error = assert_error_shape(response, 422, "contract_violation")
+    assert error["details"]["violations"][0]["column"] == "age"
