@@ -60,6 +60,13 @@ class PayloadTooLargeError(SetpointError):
     http_status = 413
 
 
+class RequestTimeoutError(SetpointError):
+    """An HTTP request body that did not arrive within the body timeout."""
+
+    code = "request_timeout"
+    http_status = 408
+
+
 class NotReadyError(SetpointError):
     """The server cannot answer for this yet (a model is loading, or failed to load)."""
 
@@ -191,6 +198,20 @@ class StoreError(SetpointError):
     code = "store_error"
     http_status = 503
     exit_code = 8
+
+
+class LogUnavailableError(StoreError):
+    """A log cannot be written for now (a full disk, a failing device): what was sent is
+    not stored, so it is not acknowledged; retrying after ``retry_after`` seconds may
+    succeed."""
+
+    code = "log_unavailable"
+    http_status = 503
+    exit_code = 8
+
+    def __init__(self, message: str, *, retry_after: int = 1, details: Any = None) -> None:
+        super().__init__(message, details=details)
+        self.retry_after = retry_after
 
 
 class DependencyMissingError(SetpointError):

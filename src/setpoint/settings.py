@@ -113,6 +113,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Largest HTTP request body the server reads; larger ones get 413.",
     ),
     Setting(
+        "body_timeout_seconds",
+        float,
+        30.0,
+        "Longest the server waits for a request's whole body once its headers arrived; "
+        "a client that sends it slower (or stalls) gets 408 and its connection back. "
+        "0 waits for ever.",
+    ),
+    Setting(
         "refresh_seconds",
         float,
         2.0,

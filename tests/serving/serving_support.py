@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import signal
 import socket
 import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -173,3 +174,61 @@ def setpoint_serve(
                     process.kill()
                     process.wait(timeout=30)
                     raise AssertionError("the server did not stop within 30 s of SIGINT") from None
+
+
+@dataclass
+class RawResponse:
+    """What an ASGI app sent back to ``raw_request``."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def raw_request(
+    client: Any,
+    method: str,
+    path: str,
+    body: bytes = b"",
+    headers: Sequence[tuple[bytes, bytes]] = (),
+    receive: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+) -> RawResponse:
+    """Call the app of a started ``TestClient`` with exactly these header bytes (the
+    TestClient re-encodes header values as UTF-8), on its event loop. ``receive``
+    replaces the one that hands over ``body`` (e.g. one that never returns)."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"testserver"), *headers],
+        "client": ("127.0.0.1", 1),
+        "server": ("testserver", 80),
+        "state": {},
+    }
+    sent: list[dict[str, Any]] = []
+
+    async def give_body() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def call() -> None:
+        await client.app(scope, receive or give_body, send)
+
+    client.portal.call(call)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    return RawResponse(
+        start["status"],
+        {k.decode("latin-1"): v.decode("latin-1") for k, v in start["headers"]},
+        b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body"),
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import json
 import time
 from collections.abc import Iterator
@@ -12,7 +14,7 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from serving_support import SPEC, MemoryLog, assert_error_shape, requests_of
+from serving_support import SPEC, MemoryLog, assert_error_shape, raw_request, requests_of
 from starlette.testclient import TestClient
 
 from setpoint.serving.app import create_app
@@ -196,6 +198,9 @@ MALFORMED: list[tuple[bytes, int, str]] = [
     (b'{"records": [{"age": NaN}]}', 400, "malformed_request"),
     (b'{"records": [{"age": 1e999}]}', 400, "malformed_request"),
     (b'{"records": [{"nope": 1}]}', 422, "contract_violation"),
+    (b'{"records": null}', 400, "malformed_request"),
+    (b'{"columns": null}', 400, "malformed_request"),
+    (b'{"records": null, "request_id": "a"}', 400, "malformed_request"),
     ('{"records": [{"\u00e9": "\u2603"}]}'.encode(), 422, "contract_violation"),
 ]
 
@@ -383,3 +388,147 @@ def test_a_native_tree_model_answers_labels_and_probabilities_from_one_call(
     frame = pd.DataFrame(rows)
     assert body["predictions"] == model.predict(frame).tolist()
     np.testing.assert_allclose(body["probabilities"], model.predict_proba(frame), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/endpoints/credit/predict",
+        "/v1/endpoints/credit/feedback",
+        "/v2/models/credit/infer",
+        "/endpoints/credit/invocations",
+    ],
+)
+def test_a_stalled_body_is_a_408_not_a_held_connection(served: Workspace, path: str) -> None:
+    # A client that sends headers and then nothing: its receive() never returns.
+    async def stalled() -> dict[str, Any]:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    app = create_app(served, MemoryLog(), feedback_log=MemoryLog(), body_timeout_seconds=0.01)
+    assert served.settings.body_timeout_seconds == 30.0  # the default, overridden here
+    with TestClient(app) as client:
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"10")]
+        response = raw_request(client, "POST", path, headers=headers, receive=stalled)
+    assert response.status == 408, response.body
+    assert response.headers["content-type"] == "application/json"
+    error = response.json()["error"]
+    assert error["code"] == "request_timeout"
+    assert "body_timeout_seconds" in error["message"]
+
+
+def test_probes_say_what_failed_without_paths(
+    served: Workspace, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The model's artifact is gone: the store's error names where it looked.
+    for artifact in (served.root / "artifacts").rglob("*"):
+        if artifact.is_file():
+            artifact.unlink()
+    app = create_app(served, MemoryLog(), refresh_seconds=3600)
+    with caplog.at_level("ERROR", logger="setpoint.serving"), TestClient(app) as client:
+        answers = {
+            path: client.get(path) for path in ("/readyz", "/v2/health/ready", "/ping", "/health")
+        }
+        answers["predict"] = client.post(
+            "/v1/endpoints/credit/predict", json={"records": [{"age": 1}]}
+        )
+    for where, response in answers.items():
+        error = assert_error_shape(response, 503)
+        text = response.text
+        assert str(served.root) not in text, (where, text)
+        assert "artifacts" not in text, (where, text)
+        assert "could not be loaded" in text, (where, text)
+        assert "server log" in text, (where, text)
+    details = answers["/readyz"].json()["error"]["details"]
+    assert details == {
+        "endpoints": [
+            {
+                "endpoint": "credit",
+                "ready": False,
+                "reason": "its model could not be loaded: an artifact of the model is missing "
+                "or damaged (see the server log)",
+            }
+        ]
+    }
+    assert error["code"] == "not_ready"
+    # The full story, with the path, is in the server's log.
+    assert any(str(served.root) in r.getMessage() for r in caplog.records), caplog.text
+
+
+def test_a_full_disk_is_a_503_with_retry_after_and_no_path(
+    served: Workspace, history: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from setpoint.serving import _logfiles
+    from setpoint.serving.log import RecordLog
+
+    def full(segment: _logfiles.SegmentFile, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    log = RecordLog(served.root, clock=lambda: 0.0)  # the backoff never ends in this test
+    app = create_app(served, log, refresh_seconds=3600)
+    row = requests_of(history.head(1))[0]
+    with TestClient(app) as client:
+        assert client.post("/v1/endpoints/credit/predict", json={"records": [row]}).is_success
+        monkeypatch.setattr(_logfiles.SegmentFile, "write", full)
+        segments = sorted(_logfiles.segments_dir(served.root, "predictions").iterdir())
+        for route in ("/v1/endpoints/credit/predict", "/v1/endpoints/credit/predict"):
+            response = client.post(route, json={"records": [row]})
+            error = assert_error_shape(response, 503, "log_unavailable")
+            assert response.headers["retry-after"] == "1"
+            assert "disk is full" in error["message"]
+            assert str(served.root) not in response.text
+        assert sorted(_logfiles.segments_dir(served.root, "predictions").iterdir()) == segments
+        monkeypatch.undo()
+
+
+def test_a_repeated_request_id_is_refused(client: TestClient, history: pd.DataFrame) -> None:
+    row = requests_of(history.head(1))[0]
+    predict = "/v1/endpoints/credit/predict"
+    first = client.post(predict, json={"records": [row], "request_id": "order-1"})
+    assert first.json()["request_id"] == "order-1"
+    again = client.post(predict, json={"records": [row], "request_id": "order-1"})
+    error = assert_error_shape(again, 409, "conflict")
+    assert "order-1" in error["message"]
+    assert "already" in error["message"]
+    # The OIP id is the same request id: the feedback route joins on both.
+    datatypes = {str: "BYTES", int: "INT64", float: "FP64"}
+    infer = {"id": "order-1", "inputs": [
+        {"name": n, "shape": [1], "datatype": datatypes[type(v)], "data": [v]}
+        for n, v in row.items() if v is not None
+    ]}  # fmt: skip
+    assert_error_shape(client.post("/v2/models/credit/infer", json=infer), 409, "conflict")
+    infer["id"] = "order-2"
+    assert client.post("/v2/models/credit/infer", json=infer).is_success
+    # A request refused for its data was not logged: its id is still free.
+    bad = client.post(predict, json={"records": [{"age": 1}], "request_id": "order-3"})
+    assert_error_shape(bad, 422)
+    assert client.post(predict, json={"records": [row], "request_id": "order-3"}).is_success
+    # Without an id the server makes a fresh one each time.
+    ids = {client.post(predict, json={"records": [row]}).json()["request_id"] for _ in range(3)}
+    assert len(ids) == 3
+
+
+def test_request_ids_stay_taken_across_a_restart(served: Workspace, history: pd.DataFrame) -> None:
+    from setpoint.serving.log import RecordLog
+
+    row = requests_of(history.head(1))[0]
+    body = {"records": [row], "request_id": "order-9"}
+    for attempt in range(2):
+        app = create_app(served, RecordLog(served.root), refresh_seconds=3600)
+        with TestClient(app) as client:
+            response = client.post("/v1/endpoints/credit/predict", json=body)
+        if attempt == 0:
+            assert response.is_success, response.text
+        else:
+            assert_error_shape(response, 409, "conflict")
+
+
+def test_an_integer_beyond_64_bits_is_refused_not_rounded(
+    client: TestClient, history: pd.DataFrame
+) -> None:
+    # JSON parsing turns an integer beyond 64 bits into a float; it is still no int64.
+    row = requests_of(history.head(1))[0]
+    body = json.dumps({"records": [row]}).replace(f'"age": {row["age"]}', '"age": -' + "9" * 25)
+    response = client.post("/v1/endpoints/credit/predict", content=body.encode())
+    error = assert_error_shape(response, 422, "contract_violation")
+    assert error["details"]["violations"][0]["column"] == "age"

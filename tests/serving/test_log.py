@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import errno
 import json
 import os
 import shutil
@@ -24,7 +25,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from setpoint.errors import InvalidDataError, StoreError, UsageError
+from setpoint.errors import InvalidDataError, LogUnavailableError, StoreError, UsageError
 from setpoint.serving import _logfiles
 from setpoint.serving.log import RecordLog, compact, read_log
 
@@ -382,17 +383,91 @@ def test_a_failed_fsync_fails_the_append(tmp_path: Path, monkeypatch: pytest.Mon
     def broken(fd: int) -> None:
         raise OSError(5, "Input/output error")
 
-    with RecordLog(tmp_path) as log:
+    now = [0.0]
+    with RecordLog(tmp_path, clock=lambda: now[0]) as log:
         log.append([record(1)])
         monkeypatch.setattr(_logfiles, "fsync_fd", broken)
-        with pytest.raises(StoreError, match=r"cannot write to .*\.open: Input/output error"):
+        with pytest.raises(LogUnavailableError, match=r"cannot be written") as failed:
             log.append([record(2)])
+        assert str(tmp_path) not in failed.value.message  # the path is for the server log
         monkeypatch.undo()
+        now[0] += 1.0  # the backoff is over
 
-        log.append([record(3)])  # a new segment: the failed one's state is unknown
+        # A new segment: with fsync failing, cutting the old one back could not be
+        # made durable either, so what it holds is unknown.
+        log.append([record(3)])
 
         assert log.stats.segments == 2
-    assert {"req-1", "req-3"} <= set(ids(read_log(tmp_path)))
+    assert ids(read_log(tmp_path)) == ["req-1", "req-3"]
+
+
+class FullDisk:
+    """SegmentFile.write on a full disk: counts the attempts."""
+
+    def __init__(self) -> None:
+        self.attempts = 0
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> FullDisk:
+        def write(segment: _logfiles.SegmentFile, data: bytes) -> None:
+            self.fail(segment, data)
+
+        monkeypatch.setattr(_logfiles.SegmentFile, "write", write)
+        return self
+
+    def fail(self, segment: _logfiles.SegmentFile, data: bytes) -> None:
+        self.attempts += 1
+        os.write(segment.fd, data[: len(data) // 2])  # a partial write, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_disk_backs_off_instead_of_making_a_file_per_append(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    now = [100.0]
+    log = RecordLog(tmp_path, clock=lambda: now[0])
+    log.append([record(0)])
+    files_before = segment_files(tmp_path)
+    full = FullDisk().install(monkeypatch)
+    waits = []
+    for i in range(1, 6000):  # a busy server: thousands of requests while the disk is full
+        with pytest.raises(LogUnavailableError) as refused:
+            log.append([record(i)])
+        assert refused.value.http_status == 503
+        assert refused.value.retry_after is not None
+        if i % 100 == 0:  # a second passes now and then
+            waits.append(refused.value.retry_after)
+            now[0] += 1.0
+    # One write per backoff (1 s doubling to 30 s), not one per append; no new files.
+    assert full.attempts < 15, full.attempts
+    assert segment_files(tmp_path) == files_before
+    assert max(waits) == 30
+    assert sum("No space left" in r.getMessage() for r in caplog.records) == full.attempts
+    monkeypatch.undo()
+    now[0] += 30.0
+    log.append([record(5000)])  # the disk has room again
+    log.close()
+    # What was acknowledged is there, whole; nothing that was refused is.
+    assert ids(read_log(tmp_path)) == ["req-0", "req-5000"]
+    assert len(segment_files(tmp_path)) == len(files_before)
+
+
+def test_appends_wait_for_the_backoff_not_for_the_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [0.0]
+    log = RecordLog(tmp_path, clock=lambda: now[0])
+    FullDisk().install(monkeypatch)
+    with pytest.raises(LogUnavailableError):
+        log.append([record(1)])
+    now[0] += 0.4
+    with pytest.raises(LogUnavailableError) as refused:
+        asyncio.run(log.append_async([record(2)]))
+    assert refused.value.retry_after == 1  # 0.6 s left, rounded up
+    monkeypatch.undo()
+    now[0] += 0.6
+    asyncio.run(log.append_async([record(3)]))
+    log.close()
+    assert ids(read_log(tmp_path)) == ["req-3"]
 
 
 def test_async_mode_loses_nothing_on_a_clean_close(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ import pytest
 import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from serving_support import MemoryLog, assert_error_shape, requests_of
+from serving_support import MemoryLog, assert_error_shape, raw_request, requests_of
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
@@ -390,3 +390,20 @@ def test_the_official_triton_client_end_to_end(served: Workspace, history: pd.Da
         server.should_exit = True
         thread.join(timeout=30)
     assert not thread.is_alive()
+
+
+@pytest.mark.parametrize(
+    "declared",
+    [b"\xb2", b"\xb9", b"\xb3" * 3, b" 12", b"-1", b"1_0", b"9" * 5000],
+    ids=["superscript two", "superscript one", "superscripts", "space", "minus", "underscore",
+         "5000 digits"],
+)  # fmt: skip
+def test_a_length_header_that_is_not_ascii_digits_is_400(
+    client: TestClient, declared: bytes
+) -> None:
+    # Latin-1 decodes the byte 0xb2 to "²", which str.isdigit() accepts and int() refuses.
+    body = orjson.dumps({"inputs": json_inputs(_rows())})
+    header = (oip.HEADER.lower().encode(), declared)
+    response = raw_request(client, "POST", INFER, body, [header])
+    assert response.status == 400, response.body
+    assert response.json()["error"]["code"] == "malformed_request"

@@ -332,3 +332,26 @@ def test_every_record_the_schema_allows_is_accepted(
     rows = data.draw(st.lists(record, min_size=1, max_size=5))
     response = client.post(PREDICT, json={"records": rows})
     assert response.status_code == 200, (rows, response.text)
+
+
+def test_every_response_is_documented_with_its_media_type(
+    client: TestClient, doc: dict[str, Any]
+) -> None:
+    metrics = doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+    assert list(metrics) == [client.get("/metrics").headers["content-type"]]
+    paths = doc["paths"]
+    for path, item in paths.items():
+        for method, operation in item.items():
+            statuses = set(operation["responses"])
+            if operation["security"]:
+                assert {"401", "403", "429"} <= statuses, (method, path)
+            if method == "post":
+                assert {"400", "408", "413", "503"} <= statuses, (method, path)
+    for path in ("/invocations", "/endpoints/{endpoint}/invocations"):
+        operation = paths[path]["post"]
+        assert "415" in operation["responses"]
+        assert set(operation["requestBody"]["content"]) == {"application/json", "text/csv"}
+    assert "409" in paths["/v1/endpoints/credit/predict"]["post"]["responses"]
+    assert "409" in paths["/v2/models/{name}/infer"]["post"]["responses"]
+    retry = paths["/v1/endpoints/credit/predict"]["post"]["responses"]["503"]["headers"]
+    assert "Retry-After" in retry

@@ -124,7 +124,9 @@ def _compile(rule: ColumnRule) -> Any:
             if t is float:
                 if value != value:
                     return nullable
-                return bool(value.is_integer() and low <= value <= high)
+                return bool(
+                    value.is_integer() and -_INT64 <= value < _INT64 and low <= value <= high
+                )
             return value is None and nullable
 
         return integer

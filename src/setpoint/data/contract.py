@@ -410,7 +410,11 @@ def _coerce(column: pa.ChunkedArray, kind: Kind) -> tuple[pa.ChunkedArray, pa.Ch
                 fraction = pc.and_kleene(
                     pc.is_finite(values), pc.not_equal(pc.floor(values), values)
                 )
-                return values, fraction
+                # A JSON integer beyond 64 bits arrives as a float: no int64 either.
+                outside = pc.or_kleene(
+                    pc.less(values, -(2.0**63)), pc.greater_equal(values, 2.0**63)
+                )
+                return values, pc.or_kleene(fraction, outside)
             return values, None
         if is_text(type_):
             good = pc.match_substring_regex(

@@ -13,6 +13,7 @@ other request, including a GET on that path (405), goes through Starlette.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -22,7 +23,12 @@ import orjson
 from starlette.applications import Starlette
 from starlette.types import Message, Receive, Scope, Send
 
-from setpoint.errors import PayloadTooLargeError, SetpointError, UnauthorizedError
+from setpoint.errors import (
+    PayloadTooLargeError,
+    RequestTimeoutError,
+    SetpointError,
+    UnauthorizedError,
+)
 
 if TYPE_CHECKING:
     from setpoint.serving.auth import Guard
@@ -53,16 +59,21 @@ class HotPath:
     """Answers the native predict route: the API key, the body, the answer, errors."""
 
     def __init__(
-        self, handler: Handler, guard: Guard, max_request_bytes: Callable[[], int]
+        self,
+        handler: Handler,
+        guard: Guard,
+        max_request_bytes: Callable[[], int],
+        body_timeout: Callable[[], float] = lambda: 0.0,
     ) -> None:
         self._handler = handler
         self._guard = guard
         self._limit = max_request_bytes
+        self._timeout = body_timeout
 
     async def __call__(self, endpoint: str, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             self._guard.authorize(scope, ("predict",), endpoint)
-            body = await read_body(scope, receive, self._limit())
+            body = await read_body(scope, receive, self._limit(), self._timeout())
             status, payload, headers = await self._handler(endpoint, body)
         except ClientGone:
             return
@@ -106,8 +117,25 @@ def error_reply(error: SetpointError) -> tuple[int, bytes, list[tuple[bytes, byt
     return error.http_status, orjson.dumps(error.to_dict()), headers
 
 
-async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    """The request body, refusing more than ``limit`` bytes (declared or sent)."""
+async def read_body(scope: Scope, receive: Receive, limit: int, timeout: float = 0.0) -> bytes:
+    """The request body, refusing more than ``limit`` bytes (declared or sent), and a
+    body not all there within ``timeout`` seconds (408; 0: no limit). The server has no
+    timeout of its own between a request's headers and the end of its body, so without
+    this a client that stops sending holds its connection (and the memory of what it
+    sent) for ever."""
+    if timeout <= 0:
+        return await _read_body(scope, receive, limit)
+    try:
+        async with asyncio.timeout(timeout):
+            return await _read_body(scope, receive, limit)
+    except TimeoutError:
+        raise RequestTimeoutError(
+            f"the request body did not arrive within {timeout:g} seconds "
+            "(body_timeout_seconds); send it at once"
+        ) from None
+
+
+async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     message: Message = await receive()
     if message["type"] != "http.request":
         raise ClientGone
@@ -118,7 +146,8 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
         return body
     for name, value in scope["headers"]:  # refuse a large body before it is sent
         if name == b"content-length":
-            if value.isdigit() and int(value) > limit:
+            declared = parse_length(value)
+            if declared is not None and declared > limit:
                 raise PayloadTooLargeError(too_large(limit))
             break
     chunks, size = [body], len(body)
@@ -132,6 +161,18 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
             raise PayloadTooLargeError(too_large(limit))
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def parse_length(value: str | bytes) -> int | None:
+    """A byte count sent in a header, or None when it is not one.
+
+    Only ASCII digits: ``str.isdigit`` also takes "²" (latin-1 byte 0xb2), which ``int``
+    refuses, and ``int`` takes "1_0" and " 12". At most 18 digits, so ``int`` never
+    meets its 4,300-digit limit and the count fits the sizes it is compared with.
+    """
+    if not 0 < len(value) <= 18 or not value.isascii() or not value.isdigit():
+        return None
+    return int(value)
 
 
 def too_large(limit: int) -> str:

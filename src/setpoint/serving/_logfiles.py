@@ -162,6 +162,7 @@ class SegmentFile:
         self.path = path
         self.fd = fd
         self.size = 0
+        self.synced = 0  # bytes made durable by the last successful sync
 
     @classmethod
     def create(cls, directory: Path, sequence: int, token: str) -> SegmentFile:
@@ -184,6 +185,9 @@ class SegmentFile:
             try:
                 fsync_dir(directory)
             except BaseException:
+                # Empty and never acknowledged: leave no file behind for each attempt.
+                with contextlib.suppress(OSError):
+                    path.unlink()
                 os.close(fd)
                 raise
             return cls(path, fd)
@@ -197,6 +201,19 @@ class SegmentFile:
 
     def sync(self) -> None:
         fsync_fd(self.fd)
+        self.synced = self.size
+
+    def rewind(self) -> None:
+        """Cut the file back to what the last sync made durable, and sync that.
+
+        After a failed write or fsync the tail is unknown (a partial write, pages the
+        kernel dropped); cut off, the segment holds exactly the acknowledged records
+        again and can take the next ones, so a failing disk does not leave a new file
+        per attempt. Raises OSError when even that fails (then drop the segment).
+        """
+        os.ftruncate(self.fd, self.synced)
+        fsync_fd(self.fd)
+        self.size = self.synced
 
     def seal(self) -> None:
         """Rename to ``.seg`` (closed, ready for compaction) and release the file.

@@ -31,7 +31,14 @@ from starlette.routing import BaseRoute, Route
 
 from setpoint import __version__
 from setpoint.data.contract import Contract
-from setpoint.errors import NotFoundError, NotReadyError, SetpointError
+from setpoint.errors import (
+    ArtifactCorruptedError,
+    DependencyMissingError,
+    NotFoundError,
+    NotReadyError,
+    SetpointError,
+    StoreError,
+)
 from setpoint.serving import feedback as feedback_codec
 from setpoint.serving import native
 from setpoint.serving._hotpath import (
@@ -42,6 +49,7 @@ from setpoint.serving._hotpath import (
     error_reply,
 )
 from setpoint.serving._hotpath import read_body as read_asgi_body
+from setpoint.serving._requestids import SEED_WINDOW, RecentIds, seed
 from setpoint.serving.auth import AuthMiddleware, Guard, limited_to
 from setpoint.serving.deployments import Deployment
 from setpoint.serving.lane import utc_clock
@@ -89,19 +97,36 @@ class ServingState:
         self.refused_log = refused_log
         self.clock = utc_clock(clock)  # stamps what is logged
         self.runtimes: dict[str, EndpointRuntime] = {}
-        self.failures: dict[str, str] = {}  # endpoint -> why it cannot serve
+        # endpoint -> why it cannot serve: the full message, with paths, for the server
+        # log only; callers and probes get ``reasons`` (what failed, no paths)
+        self.failures: dict[str, str] = {}
+        self.reasons: dict[str, str] = {}
         self.metrics = ServingMetrics(lambda: self.runtimes, log=log)
         self.max_request_bytes = workspace.settings.max_request_bytes
+        self.body_timeout = workspace.settings.body_timeout_seconds
         self.guard = Guard(required=workspace.settings.require_keys)
         self.retired: list[EndpointRuntime] = []  # replaced, to be closed on the loop
         self.loads = 0  # models loaded so far
+        # endpoint -> the ids its clients chose lately; outlives model changes
+        self.request_ids: dict[str, RecentIds] = {}
+
+    def seed_request_ids(self) -> None:
+        """Remember the request ids the prediction log holds from the last
+        ``SEED_WINDOW``, so an id answered before a restart is still refused."""
+        for endpoint, ids in seed(self.workspace.root, self.clock() - SEED_WINDOW).items():
+            known = self.request_ids.setdefault(endpoint, RecentIds())
+            for request_id in ids:
+                known.add(request_id)
 
     def runtime(self, endpoint: str) -> EndpointRuntime:
         found = self.runtimes.get(endpoint)
         if found is not None:
             return found
         if endpoint in self.failures:
-            raise NotReadyError(f"endpoint {endpoint!r} cannot serve: {self.failures[endpoint]}")
+            raise NotReadyError(
+                f"endpoint {endpoint!r} cannot serve: {self.reason(endpoint)}",
+                details={"endpoints": [self._not_ready(endpoint)]},
+            )
         raise NotFoundError(
             f"no endpoint {endpoint!r}; this server has "
             f"{', '.join(sorted(self.runtimes)) or 'none'}; create one with: "
@@ -127,9 +152,31 @@ class ServingState:
             try:
                 self._follow(deployment)
                 self.failures.pop(deployment.endpoint, None)
+                self.reasons.pop(deployment.endpoint, None)
             except SetpointError as error:
                 self.failures[deployment.endpoint] = error.message
+                self.reasons[deployment.endpoint] = public_reason(error)
                 logger.error("endpoint %s: %s", deployment.endpoint, error.message)
+
+    def reason(self, endpoint: str) -> str:
+        """Why ``endpoint`` cannot serve, as callers may read it: no paths."""
+        return self.reasons.get(endpoint, _CANNOT_LOAD + _SEE_LOG)
+
+    def _not_ready(self, endpoint: str) -> dict[str, Any]:
+        return {"endpoint": endpoint, "ready": False, "reason": self.reason(endpoint)}
+
+    def not_ready(self) -> NotReadyError | None:
+        """What a readiness probe answers while an endpoint cannot serve (or none is
+        loaded yet); None when every endpoint is ready."""
+        if not self.failures and self.runtimes:
+            return None
+        if not self.failures:
+            return NotReadyError("no endpoint is loaded yet", details={"endpoints": []})
+        return NotReadyError(
+            f"{len(self.failures)} endpoint(s) cannot serve: "
+            + "; ".join(f"{n}: {self.reason(n)}" for n in sorted(self.failures)),
+            details={"endpoints": [self._not_ready(n) for n in sorted(self.failures)]},
+        )
 
     def _follow(self, deployment: Deployment) -> None:
         config = deployment.config
@@ -161,6 +208,7 @@ class ServingState:
                 events=self.metrics,
                 clock=self.clock,
                 refused_log=self.refused_log,
+                request_ids=self.request_ids.setdefault(deployment.endpoint, RecentIds()),
             )
             if current is not None:
                 self.retired.append(current)  # closed on the event loop once idle
@@ -199,6 +247,23 @@ class ServingState:
         return LoadedModel(version, predictor, contract, policy.secret)
 
 
+_CANNOT_LOAD = "its model could not be loaded"
+_SEE_LOG = " (see the server log)"
+_REASONS: dict[type[SetpointError], str] = {
+    ArtifactCorruptedError: ": an artifact of the model is missing or damaged",
+    NotFoundError: ": the model or version it names does not exist",
+    DependencyMissingError: ": a library the model needs is not installed",
+    StoreError: ": the metadata store cannot be read",
+}
+
+
+def public_reason(error: SetpointError) -> str:
+    """What failed, for a probe or a caller: the kind of failure, never the message,
+    which may hold file-system paths and URLs (those go to the server log)."""
+    detail = next((text for kind, text in _REASONS.items() if isinstance(error, kind)), "")
+    return _CANNOT_LOAD + detail + _SEE_LOG
+
+
 def create_app(
     workspace: Workspace,
     log: Log,
@@ -208,6 +273,7 @@ def create_app(
     refused_log: Log | None = None,
     refresh_seconds: float | None = None,
     max_request_bytes: int | None = None,
+    body_timeout_seconds: float | None = None,
     freeze_heap: bool = False,
     clock: Callable[[], datetime] | None = None,
     background: Callable[[threading.Event], None] | None = None,
@@ -230,6 +296,8 @@ def create_app(
     state = ServingState(workspace, log, async_log, clock, refused_log)
     if max_request_bytes is not None:
         state.max_request_bytes = max_request_bytes
+    if body_timeout_seconds is not None:
+        state.body_timeout = body_timeout_seconds
     refresh_every = refresh_seconds or workspace.settings.refresh_seconds
 
     async def follow() -> None:
@@ -248,6 +316,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await asyncio.get_running_loop().run_in_executor(None, state.seed_request_ids)
         await asyncio.get_running_loop().run_in_executor(None, state.refresh)
         if freeze_heap:
             _freeze_heap()
@@ -281,13 +350,8 @@ def create_app(
         return json_response({"status": "alive", "version": __version__})
 
     async def readyz(_request: Request) -> Response:
-        if state.failures:
-            return error_response(
-                NotReadyError(
-                    f"{len(state.failures)} endpoint(s) cannot serve",
-                    details=state.failures,
-                )
-            )
+        if state.failures:  # before the first load, no endpoint is ready (200, as before)
+            return error_response(state.not_ready())  # type: ignore[arg-type]
         return json_response(
             {
                 "status": "ready",
@@ -323,7 +387,7 @@ def create_app(
                 )
 
     async def predict(request: Request) -> Response:
-        body = await read_body(request, state.max_request_bytes)
+        body = await read_body(request, state)
         status, payload, _ = await answer_native(request.path_params["endpoint"], body)
         return Response(payload, status_code=status, media_type="application/json")
 
@@ -332,7 +396,7 @@ def create_app(
         if feedback_log is None:
             raise NotReadyError("this server was started without a feedback log")
         records = feedback_codec.decode(
-            await read_body(request, state.max_request_bytes), runtime.name, now=state.clock()
+            await read_body(request, state), runtime.name, now=state.clock()
         )
         await feedback_log.append_async(records)
         return json_response({"endpoint": runtime.name, "accepted": len(records)})
@@ -366,7 +430,9 @@ def create_app(
             Exception: _internal_error,
         },
     )
-    app.hot = HotPath(answer_native, state.guard, lambda: state.max_request_bytes)
+    app.hot = HotPath(
+        answer_native, state.guard, lambda: state.max_request_bytes, lambda: state.body_timeout
+    )
     app.state.serving = state
     return app
 
@@ -387,10 +453,13 @@ def _freeze_heap() -> None:
     gc.freeze()
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body of ``request``, refusing more than ``limit`` bytes (413)."""
+async def read_body(request: Request, state: ServingState) -> bytes:
+    """The body of ``request``, refusing more than the state's ``max_request_bytes``
+    (413) and a body slower than its ``body_timeout`` (408)."""
     try:
-        return await read_asgi_body(request.scope, request.receive, limit)
+        return await read_asgi_body(
+            request.scope, request.receive, state.max_request_bytes, state.body_timeout
+        )
     except ClientGone:
         raise ClientDisconnect from None
 

@@ -48,7 +48,7 @@ def decode(body: bytes, endpoint: str, *, now: datetime | None = None) -> list[d
         records.append(
             {
                 "request_id": item["request_id"],
-                "row": item.get("row", 0),
+                "row": int(item.get("row", 0)),
                 "ts": now,
                 "endpoint": endpoint,
                 "label": item["label"],
@@ -73,6 +73,8 @@ def _problem(item: Any) -> str | None:
     if isinstance(item["label"], dict | list):
         return "label must be a single value (text, number, boolean or null)"
     row = item.get("row", 0)
+    if isinstance(row, float) and row.is_integer():  # 3.0 is a whole number in JSON Schema
+        row = int(row)
     if isinstance(row, bool) or not isinstance(row, int) or not 0 <= row < 2**31:
         return "row must be a whole number from 0"
     return None

@@ -138,6 +138,7 @@ class PredictRequest:
     __slots__ = (
         "_columns",
         "abandoned",
+        "chosen",
         "committing",
         "fallback",
         "n_rows",
@@ -164,6 +165,7 @@ class PredictRequest:
         self.row = row
         self.n_rows = n_rows
         self.request_id = request_id or new_request_id()
+        self.chosen = request_id is not None  # by the client: checked for repeats
         self.received = time.perf_counter() if received is None else received
         self.route = route
         self.fallback = fallback  # answered by other than the model its route names

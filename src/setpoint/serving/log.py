@@ -25,17 +25,21 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import copy
+import errno
+import logging
+import math
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from setpoint._names import check_name
-from setpoint.errors import StoreError, UsageError
+from setpoint.errors import LogUnavailableError, StoreError, UsageError
 from setpoint.serving._logfiles import (
     SegmentFile,
     io_error,
@@ -59,13 +63,29 @@ __all__ = [
     "rewrite_log",
 ]
 
+logger = logging.getLogger("setpoint.serving")
+
 MiB = 1024 * 1024
+# After a failed write or fsync, appends are refused (LogUnavailableError, a 503 with
+# Retry-After) for this long, doubling on each failed retry up to the maximum: a full
+# disk then costs one write attempt per backoff, not one (and a new file) per request.
+FIRST_BACKOFF_SECONDS = 1.0
+MAX_BACKOFF_SECONDS = 30.0
 # In async mode a writer is woken early once this much is queued, and appends wait
 # (backpressure) while eight times as much is.
 _EARLY_FLUSH_BYTES = 1 * MiB
 # How often a writer looks whether a rewrite asked it to seal its segment: by the
 # leader before a write, and by the writer thread while the log is idle.
 SEAL_CHECK_SECONDS = 1.0
+
+
+_UNWRITABLE = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EACCES: "the folder is not writable",
+    errno.EPERM: "the folder is not writable",
+    errno.EROFS: "the file system is read-only",
+}
 
 
 @dataclass
@@ -120,7 +140,7 @@ def _resolve(waiters: list[_Waiter]) -> None:
         if waiter.error is None:
             future.set_result(None)
         else:
-            future.set_exception(StoreError(waiter.error.message, details=waiter.error.details))
+            future.set_exception(copy.copy(waiter.error))  # a fresh one per caller
 
 
 @dataclass
@@ -139,6 +159,12 @@ class RecordLog:
     :func:`rewrite_log` asks for it (so a rewrite can reach every record, busy or idle);
     ``flush_interval`` (seconds) is the longest a record waits to be written in async
     mode (``durable=False``).
+
+    When a write or fsync fails, the segment is cut back to what was made durable and
+    appends are refused with LogUnavailableError for ``FIRST_BACKOFF_SECONDS``, doubling
+    up to ``MAX_BACKOFF_SECONDS`` while retries fail; the full error (with the path)
+    goes to the ``setpoint.serving`` logger once per attempt. ``clock`` (monotonic
+    seconds) times the backoff.
     """
 
     def __init__(
@@ -149,6 +175,7 @@ class RecordLog:
         durable: bool = True,
         max_segment_bytes: int = 64 * MiB,
         flush_interval: float = 0.005,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_segment_bytes < 1 or flush_interval <= 0:
             raise UsageError("max_segment_bytes and flush_interval must be positive")
@@ -182,6 +209,10 @@ class RecordLog:
         self._leading = False
         self._closed = False
         self._lost: StoreError | None = None  # a background failure not yet reported
+        self._clock = clock
+        self._backoff = 0.0  # seconds; 0 while writes succeed
+        self._retry_at = 0.0  # on the clock: appends are refused until then
+        self._unwritable = ""  # why, in words (no path) for callers
         self._flusher = threading.Thread(
             target=self._flush_loop, name=f"setpoint-log-{kind}", daemon=True
         )
@@ -221,7 +252,7 @@ class RecordLog:
             self._commit(group)  # ours is in it
         if waiter.error is not None:
             # a fresh exception per caller: one instance raised in many threads shares a traceback
-            raise StoreError(waiter.error.message, details=waiter.error.details) from waiter.error
+            raise copy.copy(waiter.error) from waiter.error
 
     async def append_async(
         self, records: Sequence[Mapping[str, Any]], *, checked: bool = False
@@ -261,6 +292,10 @@ class RecordLog:
         if self._lost is not None:
             lost, self._lost = self._lost, None
             raise lost
+        if self._backoff:
+            wait = self._retry_at - self._clock()
+            if wait > 0:
+                raise self._unavailable(wait)
         self.stats.appends += 1
         if not self._pending:
             self._pending_since = time.monotonic()
@@ -357,15 +392,41 @@ class RecordLog:
         except OSError as exc:
             path = segment.path if segment is not None else self._dir
             if segment is not None:
-                # Start a new segment next time: what this one holds after a failed
-                # write or fsync is unknown. Unlocked, it is adopted by compaction.
-                self._segment = None
-                segment.close()
-            raise io_error("write to", path, exc) from exc
+                try:
+                    segment.rewind()
+                except OSError:
+                    # Start a new segment next time: what this one holds is unknown.
+                    # Unlocked, it is adopted by compaction.
+                    self._segment = None
+                    segment.close()
+            raise self._back_off(io_error("write to", path, exc), exc) from exc
+        if self._backoff:
+            with self._lock:
+                self._backoff = 0.0
+            logger.warning("the %s log is written again", self.kind)
         self.stats.fsyncs += 1
         self.stats.groups += 1
         self.stats.records += records
         self.stats.bytes += len(data)
+
+    def _back_off(self, cause: StoreError, exc: OSError) -> LogUnavailableError:
+        """Refuse appends for the next backoff; the error for this group's callers."""
+        with self._lock:
+            self._backoff = min(MAX_BACKOFF_SECONDS, 2 * self._backoff or FIRST_BACKOFF_SECONDS)
+            self._retry_at = self._clock() + self._backoff
+            self._unwritable = _UNWRITABLE.get(exc.errno or 0, "the disk failed")
+            backoff = self._backoff
+        logger.error("%s; appends are refused for %g s", cause.message, backoff)
+        return self._unavailable(backoff)
+
+    def _unavailable(self, wait: float) -> LogUnavailableError:
+        seconds = max(1, math.ceil(wait))
+        return LogUnavailableError(
+            f"the {self.kind} log cannot be written ({self._unwritable}), so nothing was "
+            f"stored; retry in {seconds} s (the server log has the details)",
+            retry_after=seconds,
+            details={"log": self.kind, "retry_after": seconds},
+        )
 
     def _seal_requested(self, segment: SegmentFile) -> bool:
         """Whether a rewrite asked for this segment to be sealed (looked at about once a

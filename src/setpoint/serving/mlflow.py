@@ -55,11 +55,9 @@ def routes(state: ServingState) -> list[BaseRoute]:
     """The MLflow scoring routes answering for every endpoint ``state`` serves."""
 
     async def ping(_request: Request) -> Response:
-        if state.failures or not state.runtimes:
-            why = dict(state.failures) or {"": "no endpoint is loaded yet"}
-            return error_response(
-                NotReadyError(f"{len(why)} endpoint(s) cannot serve", details=why)
-            )
+        not_ready = state.not_ready()
+        if not_ready is not None:
+            return error_response(not_ready)
         return json_response({"status": "ready"})
 
     async def version(_request: Request) -> Response:
@@ -69,7 +67,7 @@ def routes(state: ServingState) -> list[BaseRoute]:
         started, status, served = time.perf_counter(), 500, None
         try:
             kind = _media_type(request)
-            body = await read_body(request, state.max_request_bytes)
+            body = await read_body(request, state)
             columns = _decode_csv(body) if kind == CSV_TYPE else _decode_json(body)
             n_rows = len(next(iter(columns.values())))
             answer = await runtime.predict(PredictRequest(columns, n_rows))

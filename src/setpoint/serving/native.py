@@ -37,9 +37,8 @@ def decode(body: bytes) -> PredictRequest:
         not isinstance(request_id, str) or not 0 < len(request_id) <= 200
     ):
         raise MalformedRequestError("request_id must be text of 1 to 200 characters")
-    records = data.get("records")
-    if records is not None:
-        columns = columns_from_records(records)
+    if "records" in data:  # {"records": null} is a records request with bad records
+        columns = columns_from_records(data["records"])
     else:
         columns = columns_from_lists(data["columns"])
     n_rows = len(next(iter(columns.values())))

@@ -33,8 +33,8 @@ from setpoint.errors import (
     ContractViolationError,
     MalformedRequestError,
     NotFoundError,
-    NotReadyError,
 )
+from setpoint.serving._hotpath import parse_length
 from setpoint.serving.app import ServingState, error_response, json_response, read_body
 from setpoint.serving.native import MAX_ROWS
 from setpoint.serving.runtime import Answer, EndpointRuntime, PredictRequest
@@ -85,11 +85,9 @@ def routes(state: ServingState) -> list[BaseRoute]:
         return json_response({"live": True})
 
     async def ready(_request: Request) -> Response:
-        if state.failures or not state.runtimes:
-            why = dict(state.failures) or {"": "no endpoint is loaded yet"}
-            return error_response(
-                NotReadyError(f"{len(why)} endpoint(s) cannot serve", details=why)
-            )
+        not_ready = state.not_ready()
+        if not_ready is not None:
+            return error_response(not_ready)
         return json_response({"ready": True})
 
     async def server_metadata(_request: Request) -> Response:
@@ -106,7 +104,7 @@ def routes(state: ServingState) -> list[BaseRoute]:
 
     async def infer(request: Request) -> Response:
         runtime = _model(state, request)
-        body = await read_body(request, state.max_request_bytes)
+        body = await read_body(request, state)
         header, tensors = _split(body, request.headers.get(HEADER))
         predict, outputs = _decode(header, tensors, runtime)
         _check_outputs(outputs, runtime)
@@ -180,12 +178,13 @@ def _split(body: bytes, declared: str | None) -> tuple[dict[str, Any], bytes]:
     if declared is None:
         head, tail = body, b""
     else:
-        if not declared.isdigit() or int(declared) > len(body):
+        length = parse_length(declared)
+        if length is None or length > len(body):
             raise MalformedRequestError(
                 f"{HEADER} is {declared[:40]!r}; it must be the byte length of the JSON "
                 f"header, at most the body's {len(body)} bytes"
             )
-        head, tail = body[: int(declared)], body[int(declared) :]
+        head, tail = body[:length], body[length:]
     try:
         header = orjson.loads(head)
     except orjson.JSONDecodeError as exc:
@@ -265,10 +264,7 @@ def _decode(
             f"binary_data_size add up to {offset}"
         )
     assert n_rows is not None
-    predict = PredictRequest(columns, n_rows)
-    if request_id:
-        predict.request_id = request_id
-    return predict, outputs
+    return PredictRequest(columns, n_rows, request_id or None), outputs
 
 
 def _violation(column: str, rule: str) -> dict[str, Any]:

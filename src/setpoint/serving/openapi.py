@@ -43,38 +43,63 @@ JSON = "application/json"
 _TYPES = {"numeric": "number", "integer": "integer", "boolean": "boolean"}
 _INT64 = (-(2**63), 2**63 - 1)
 _ERRORS = {
-    400: "The body is not valid JSON or not the expected shape",
-    401: "No API key, or an unknown or revoked one",
+    400: "The body or a header is malformed: not JSON, or not the expected shape",
+    401: "No API key, or an unknown or revoked one (only once the workspace has keys)",
     403: "The key's scope or endpoint does not cover this request",
-    404: "No such endpoint",
+    404: "No such endpoint (or model version)",
+    408: "The body did not arrive within body_timeout_seconds",
+    409: "The request id was already used on this endpoint; send a new one, or none",
     413: "The body is over max_request_bytes",
+    415: "The content type is not one this route reads",
     422: "The data breaks the model's contract; details list every violation",
     429: "The key is over its rate limit; see Retry-After",
-    503: "The endpoint cannot serve yet",
+    503: "The endpoint cannot serve now: not loaded, over capacity, its model failing, or "
+    "its log cannot be written (nothing was stored); retry after Retry-After when given",
 }
-_PREDICT_ERRORS = (400, 401, 403, 404, 413, 422, 429, 503)
+# Every status a route can answer besides 200, by what the route does: a key is checked
+# (not on the open probes), a body is read, an endpoint is named, a model predicts.
+_AUTH = (401, 403, 429)
+_BODY = (400, 408, 413)
+_PREDICTS = (422, 503)
+_PREDICT_ERRORS = (*_AUTH, *_BODY, 404, 409, *_PREDICTS)
 _SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKeyHeader": []}]
-_GENERIC: dict[str, tuple[str, str]] = {  # path -> (method, summary)
-    "/healthz": ("get", "Liveness: the process answers"),
-    "/readyz": ("get", "Readiness: every endpoint is loaded (503 otherwise)"),
-    "/metrics": ("get", "Prometheus metrics"),
-    "/v1/endpoints": ("get", "The endpoints this server answers for"),
-    "/v1/endpoints/{endpoint}": ("get", "One endpoint: model, version, input and output schema"),
-    "/v2/health/live": ("get", "Open Inference Protocol v2: liveness"),
-    "/v2/health/ready": ("get", "Open Inference Protocol v2: readiness"),
-    "/v2/models/{name}": ("get", "Open Inference Protocol v2: model metadata"),
-    "/v2/models/{name}/infer": ("post", "Open Inference Protocol v2: one tensor per column"),
-    "/invocations": ("post", "MLflow scoring on the server's only endpoint"),
-    "/endpoints/{endpoint}/invocations": ("post", "MLflow scoring on one endpoint"),
-    "/ping": ("get", "MLflow scoring: readiness"),
-    "/version": ("get", "The setpoint version"),
-}
+_JSON_ONLY = (JSON,)
+_GENERIC: dict[str, tuple[str, str, tuple[int, ...], tuple[str, ...]]] = {
+    # path -> (method, summary, statuses besides 200 and the key's, request media types)
+    "/healthz": ("get", "Liveness: the process answers", (), ()),
+    "/readyz": ("get", "Readiness: every endpoint is loaded (503 otherwise)", (503,), ()),
+    "/metrics": ("get", "Prometheus metrics (text exposition format)", (), ()),
+    "/v1/endpoints": ("get", "The endpoints this server answers for", (), ()),
+    "/v1/endpoints/{endpoint}": (
+        "get", "One endpoint: model, version, input and output schema", (404, 503), ()
+    ),
+    "/v2/health/live": ("get", "Open Inference Protocol v2: liveness", (), ()),
+    "/v2/health/ready": ("get", "Open Inference Protocol v2: readiness", (503,), ()),
+    "/v2/models/{name}": ("get", "Open Inference Protocol v2: model metadata", (404, 503), ()),
+    "/v2/models/{name}/infer": (
+        "post", "Open Inference Protocol v2: one tensor per column (JSON; the binary tensor "
+        "extension with Inference-Header-Content-Length)", (*_BODY, 404, 409, *_PREDICTS),
+        _JSON_ONLY,
+    ),
+    "/invocations": (
+        "post", "MLflow scoring on the server's only endpoint (400 when it has several)",
+        (*_BODY, 415, *_PREDICTS), (JSON, "text/csv"),
+    ),
+    "/endpoints/{endpoint}/invocations": (
+        "post", "MLflow scoring on one endpoint", (*_BODY, 404, 415, *_PREDICTS),
+        (JSON, "text/csv"),
+    ),
+    "/ping": ("get", "MLflow scoring: readiness", (503,), ()),
+    "/health": ("get", "MLflow scoring: readiness", (503,), ()),
+    "/version": ("get", "The setpoint version", (), ()),
+}  # fmt: skip
+_PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def document(state: ServingState, *, only: str | None = None) -> dict[str, Any]:
     """The OpenAPI 3.1 document of every endpoint ``state`` serves (of ``only`` that one
     when given)."""
-    paths: dict[str, Any] = {p: _generic(p, m, s) for p, (m, s) in _GENERIC.items()}
+    paths: dict[str, Any] = {p: _generic(p, *spec) for p, spec in _GENERIC.items()}
     schemas: dict[str, Any] = {"Error": _ERROR_SCHEMA, "Feedback": _FEEDBACK_SCHEMA}
     for name, runtime in sorted(state.runtimes.items()):
         if only not in (None, name):
@@ -182,7 +207,15 @@ def _ref(name: str) -> dict[str, str]:
 
 def _errors(*statuses: int) -> dict[str, Any]:
     content = {JSON: {"schema": _ref("Error")}}
-    return {str(s): {"description": _ERRORS[s], "content": content} for s in statuses}
+    out: dict[str, Any] = {}
+    for status in sorted(set(statuses)):
+        response: dict[str, Any] = {"description": _ERRORS[status], "content": content}
+        if status in (429, 503):
+            response["headers"] = {"Retry-After": _RETRY_AFTER}
+        if status == 401:
+            response["headers"] = {"WWW-Authenticate": _WWW_AUTHENTICATE}
+        out[str(status)] = response
+    return out
 
 
 def _object(
@@ -203,14 +236,14 @@ def _ok(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any
 
 def _predict_request(key: str, contract: Contract) -> dict[str, Any]:
     rows = {"type": "array", "minItems": 1, "maxItems": MAX_ROWS}
-    records = {"records": {**rows, "items": _ref(f"{key}.Record")}, "request_id": _REQUEST_ID}
+    records = {"records": {**rows, "items": _ref(f"{key}.Record")}, "request_id": _CHOSEN_ID}
     by_column = _object(
         {n: {**rows, "items": column_schema(r)} for n, r in contract.columns.items()},
         *(n for n, r in contract.columns.items() if r.required),
         closed=contract.unknown_columns == "reject",
         description="Column name to its values; every list the same length.",
     )
-    columns = {"columns": by_column, "request_id": _REQUEST_ID}
+    columns = {"columns": by_column, "request_id": _CHOSEN_ID}
     return {
         "oneOf": [
             _object(records, "records", title="records"),
@@ -290,34 +323,51 @@ def _feedback(name: str) -> dict[str, Any]:
             "200": _ok(
                 "The labels are stored", _object({"endpoint": _STRING, "accepted": _INTEGER})
             ),
-            **_errors(400, 401, 403, 404, 413, 429, 503),
+            **_errors(*_AUTH, *_BODY, 404, 503),
         },
     }
 
 
-def _generic(path: str, method: str, summary: str) -> dict[str, Any]:
+def _generic(
+    path: str, method: str, summary: str, statuses: tuple[int, ...], media: tuple[str, ...]
+) -> dict[str, Any]:
+    secured = path not in OPEN_PATHS
+    ok = (
+        {"description": summary, "content": {_PROMETHEUS: {"schema": _STRING}}}
+        if path == "/metrics"
+        else _ok(summary)
+    )
     operation: dict[str, Any] = {
         "operationId": re.sub(r"[^a-z0-9]+", "_", f"{method} {path}").strip("_"),
         "summary": summary,
         "tags": ["server"],
-        "security": [] if path in OPEN_PATHS else _SECURITY,
-        "responses": {
-            "200": _ok(summary),
-            **_errors(*(_PREDICT_ERRORS if method == "post" else (404, 503))),
-        },
+        "security": _SECURITY if secured else [],
+        "responses": {"200": ok, **_errors(*statuses, *(_AUTH if secured else ()))},
     }
     if names := re.findall(r"{(\w+)}", path):
         operation["parameters"] = [
             {"name": n, "in": "path", "required": True, "schema": _STRING} for n in names
         ]
     if method == "post":
-        operation["requestBody"] = {"required": True, "content": {JSON: {"schema": {}}}}
+        operation["requestBody"] = {
+            "required": True,
+            "content": {kind: {"schema": {} if kind == JSON else _STRING} for kind in media},
+        }
     return {method: operation}
 
 
 _ONE_PER_ROW = "One per row; null for a row rejected under on_error: per_row"
 _STRING, _INTEGER, _BOOLEAN = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}
+_RETRY_AFTER = {"description": "Seconds after which a retry may succeed", "schema": _INTEGER}
+_WWW_AUTHENTICATE = {"description": "Bearer", "schema": _STRING}
 _REQUEST_ID = {"type": "string", "minLength": 1, "maxLength": 200}
+_CHOSEN_ID = {
+    **_REQUEST_ID,
+    "description": "Your id for this prediction, which feedback names; omit it and the "
+    "server makes one. Unique per endpoint: an id the endpoint answered recently (its "
+    "last 100,000 chosen ids in this server process, or its prediction log's last hour "
+    "at start-up) is refused with 409.",
+}
 _ERROR_SCHEMA = _object(
     {
         "error": _object(

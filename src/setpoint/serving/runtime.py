@@ -31,6 +31,7 @@ from setpoint.errors import (
     OverloadedError,
     SetpointError,
 )
+from setpoint.serving._requestids import RecentIds
 from setpoint.serving.cache import Cached, PredictionCache
 from setpoint.serving.deployments import Deployment
 from setpoint.serving.lane import (
@@ -106,10 +107,13 @@ class EndpointRuntime:
         events: Events | None = None,
         clock: Clock | None = None,
         refused_log: Log | None = None,
+        request_ids: RecentIds | None = None,
     ) -> None:
         """``clock`` stamps every record this endpoint logs (default: the system's
         UTC time); it is read once per batch. ``refused_log`` keeps the rows refused
-        for their values (none are kept without it)."""
+        for their values (none are kept without it). ``request_ids`` holds the ids
+        clients chose that the endpoint answered (kept by the server across model
+        changes); a repeat is refused with 409."""
         self.deployment = deployment
         self._clock = utc_clock(clock)
         self._refused_log = refused_log
@@ -125,6 +129,7 @@ class EndpointRuntime:
         self.cache = (
             PredictionCache(config.cache.size, config.cache.ttl_s) if config.cache.enabled else None
         )
+        self.request_ids = request_ids if request_ids is not None else RecentIds()
         self.shadow_dropped = 0
         self._background: set[asyncio.Future[Any]] = set()
 
@@ -219,6 +224,16 @@ class EndpointRuntime:
             )
 
     async def predict(self, request: PredictRequest) -> Answer:
+        if not request.chosen:
+            return await self._predict(request)
+        self.request_ids.claim(request.request_id, self.name)
+        try:
+            return await self._predict(request)
+        except SetpointError:  # refused: nothing was logged under the id
+            self.request_ids.release(request.request_id)
+            raise
+
+    async def _predict(self, request: PredictRequest) -> Answer:
         try:
             self.check_columns(request)
         except ContractViolationError as error:
