@@ -217,8 +217,15 @@ class Workspace:
         check_name("dataset", name)  # before reading a possibly large file
         if isinstance(data, str | Path):
             path = Path(data)
-            data = io.read_file(path)
-            source = source or str(path.resolve())
+            return self.datasets.add_file(
+                name,
+                path,
+                description=description,
+                owner=owner,
+                tags=tags,
+                pii_columns=pii_columns,
+                source=source or str(path.resolve()),
+            )
         return self.datasets.add(
             name,
             data,
