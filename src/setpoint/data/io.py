@@ -81,10 +81,12 @@ def normalise_schema(schema: pa.Schema) -> pa.Schema:
 
 
 def rechunk(
-    batches: Iterable[pa.RecordBatch], schema: pa.Schema, rows: int = HASH_ROWS
+    batches: Iterable[pa.RecordBatch], schema: pa.Schema, rows: int | None = None
 ) -> Iterator[pa.RecordBatch]:
-    """``batches`` again as batches of exactly ``rows`` rows (the last holds the rest),
-    each in fresh buffers, so that the output does not depend on how the input was cut."""
+    """``batches`` again as batches of exactly ``rows`` (``HASH_ROWS``) rows, the last
+    holding the rest, each in fresh buffers: the output does not depend on how the
+    input was cut."""
+    rows = rows or HASH_ROWS
     pending: list[pa.RecordBatch] = []
     held = 0
     for batch in batches:

@@ -29,7 +29,7 @@ from setpoint.data import io
 from setpoint.data.kinds import FLOAT_TEXT, INTEGER_TEXT
 from setpoint.errors import InvalidDataError, UsageError
 
-BLOCK_SIZE = 4 << 20  # bytes of CSV per batch: big enough to amortize, small to bound
+BLOCK_SIZE = 1 << 20  # bytes of CSV per batch; the reader holds some 40 times this
 PARQUET_BATCH_ROWS = io.HASH_ROWS
 
 T = TypeVar("T")
