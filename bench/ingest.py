@@ -3,8 +3,9 @@
     python bench/ingest.py [--rows 5000000] [--keep DIR]
 
 Writes a CSV of ``--rows`` rows x 10 columns (5 numeric, 2 with 5% empty cells; 4
-categorical; a customer id, unique per row) to a temporary folder (about 800 MB at 5 million rows), then runs, each
-in a fresh subprocess whose peak resident memory is read from ``wait4``:
+categorical; a customer id, unique per row) to a temporary folder (about 800 MB at
+5 million rows), then runs, each in a fresh subprocess whose peak resident memory is
+read from ``wait4``:
 
 - ``setpoint data add`` into a new workspace (reading, hashing, profiling, writing
   the Parquet artifact, recording the version);

@@ -137,7 +137,9 @@ csv_bytes = st.one_of(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=csv_bytes)
 def test_no_csv_makes_a_traceback(tmp_path_factory: pytest.TempPathFactory, data: bytes) -> None:
     root = tmp_path_factory.mktemp("ws")
@@ -145,7 +147,9 @@ def test_no_csv_makes_a_traceback(tmp_path_factory: pytest.TempPathFactory, data
     assert runner.invoke(app, ["init", str(root / "ws")]).exit_code == 0
     good = root / "good.csv"
     good.write_text("a,b\n1,x\n")
-    assert runner.invoke(app, ["-w", str(root / "ws"), "data", "add", "ref", str(good)]).exit_code == 0
+    assert (
+        runner.invoke(app, ["-w", str(root / "ws"), "data", "add", "ref", str(good)]).exit_code == 0
+    )
     path = root / "fuzz.csv"
     path.write_bytes(data)
     for command in (["data", "add", "fuzz", str(path)], ["data", "validate", "ref@1", str(path)]):

@@ -43,7 +43,9 @@ rows = st.lists(
 )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(rows=rows, block_size=st.sampled_from([64, 256, 4096]))
 def test_streamed_and_in_memory_agree(
     tmp_path_factory: pytest.TempPathFactory, rows: list[tuple[object, ...]], block_size: int
@@ -74,9 +76,7 @@ def test_many_hash_batches_agree_and_the_parquet_holds_the_rows(
     n = 5000
     values = rng.normal(size=n)
     values[rng.random(n) < 0.1] = np.nan
-    table = pa.table(
-        {"x": pa.array(values, from_pandas=True), "c": rng.choice(["u", "v", "w"], n)}
-    )
+    table = pa.table({"x": pa.array(values, from_pandas=True), "c": rng.choice(["u", "v", "w"], n)})
     path = tmp_path / "t.csv"
     pa_csv.write_csv(table, path)
     found = streamed(path, tmp_path / "t.parquet", block_size=300)

@@ -14,9 +14,7 @@ from setpoint.errors import InvalidDataError
 
 
 def table_of(path: Path, block_size: int | None = None) -> pa.Table:
-    return read_batches(
-        path, lambda s, b: pa.Table.from_batches(list(b), s), block_size=block_size
-    )
+    return read_batches(path, lambda s, b: pa.Table.from_batches(list(b), s), block_size=block_size)
 
 
 @pytest.mark.parametrize(

@@ -126,7 +126,7 @@ class DistinctCount:
         zeros = int(np.count_nonzero(self._registers == 0))
         if estimate <= 2.5 * m and zeros:
             estimate = m * np.log(m / zeros)
-        return int(round(estimate))
+        return round(float(estimate))
 
 
 class TopCounts:

@@ -202,7 +202,7 @@ class DatasetCatalog:
                 ).scalar()
                 or 0
             )
-            values = {
+            values: dict[str, Any] = {
                 "dataset_id": dataset_id,
                 "version": number,
                 "content_hash": digest,

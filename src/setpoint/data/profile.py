@@ -191,7 +191,9 @@ class _Column:
         if kind in ("numeric", "integer"):
             return ColumnProfile(**base, **self._numeric())
         if kind == "boolean":
-            return ColumnProfile(**base, mean=_finite(self.total / (n - nulls)), top=self.top.top(2))
+            return ColumnProfile(
+                **base, mean=_finite(self.total / (n - nulls)), top=self.top.top(2)
+            )
         if kind == "datetime":
             return ColumnProfile(**base, min=_iso(self.low), max=_iso(self.high))
         if is_text(type_):
@@ -200,9 +202,7 @@ class _Column:
                 min=self.low,
                 max=self.high,
                 mean=_finite(self.total / (n - nulls)),  # mean length, for free text
-                top=self.top.top(
-                    max(TOP_K, max_categories) if kind == "categorical" else TOP_K
-                ),
+                top=self.top.top(max(TOP_K, max_categories) if kind == "categorical" else TOP_K),
             )
         return ColumnProfile(**base)
 

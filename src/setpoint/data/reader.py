@@ -64,7 +64,9 @@ def read_batches(path: Path, consume: Consume[T], *, block_size: int | None = No
     raise InvalidDataError(f"{path}: the column types keep changing; save it with plain types")
 
 
-class _Widen(Exception):  # noqa: N818 - not an error: a request to read again
+class _Widen(Exception):
+    """Not an error: a request to read the file again with one column wider."""
+
     def __init__(self, name: str, type_: pa.DataType) -> None:
         self.name, self.type = name, type_
 

@@ -84,10 +84,10 @@ class ArtifactStore:
         returned; the file is moved, not copied, and durable when this returns."""
         digest = file_sha256(path)
         target = self.path(digest)
-        if self._fs.exists(target) and self._fs.size(target) == path.stat().st_size:
-            if self._verified(digest):
-                path.unlink()
-                return digest
+        same_size = self._fs.exists(target) and self._fs.size(target) == path.stat().st_size
+        if same_size and self._verified(digest):  # else damaged: storing it again repairs it
+            path.unlink()
+            return digest
         if self._local:
             with open(path, "rb") as f:
                 os.fsync(f.fileno())
