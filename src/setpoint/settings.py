@@ -120,6 +120,15 @@ SETTINGS: tuple[Setting, ...] = (
         "a promotion or a deploy takes effect within this many seconds.",
     ),
     Setting(
+        "require_keys",
+        bool,
+        False,
+        "`setpoint serve` answers only requests with a valid API key, even before the "
+        "workspace has one (until `setpoint keys create`, every request gets 401). A "
+        "workspace that has ever had a key, revoked or not, needs one anyway, and so "
+        "does a server listening beyond loopback without `--insecure`.",
+    ),
+    Setting(
         "sqlite_busy_timeout",
         float,
         30.0,

@@ -110,3 +110,17 @@ def test_the_cli_deploys_and_shows(ws: Workspace, tmp_path: Path) -> None:
             app, ["-w", str(ws.root), "deploy", "credit", "--fallback-value", "review"]
         ).stderr
     )
+
+
+def test_docs_values_are_off_until_deployed_on(ws: Workspace) -> None:
+    assert ws.deploy("e", model="clf").config.docs_values is False
+    runner = CliRunner()
+    shown = runner.invoke(app, ["-w", str(ws.root), "deploy", "e", "--docs-values", "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["config"]["docs_values"] is True
+    assert ws.deployments.get("e").revision == 2
+    plain = runner.invoke(app, ["-w", str(ws.root), "deployments", "show", "e"])
+    assert "ranges, categories, examples" in plain.stdout
+    hidden = runner.invoke(app, ["-w", str(ws.root), "deploy", "e", "--no-docs-values"])
+    assert hidden.exit_code == 0, hidden.output
+    assert "columns and types only" in hidden.stdout

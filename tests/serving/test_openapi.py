@@ -5,22 +5,37 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from serving_support import assert_error_shape
+from serving_support import MemoryLog, assert_error_shape
 from starlette.testclient import TestClient
 
 from setpoint import __version__
 from setpoint.data.contract import ColumnRule, Contract
+from setpoint.serving.app import create_app
 from setpoint.serving.openapi import column_schema, example_record, render
 from setpoint.serving.openapi import record_schema as record_schema_of
 from setpoint.workspace import Workspace
 
 PREDICT = "/v1/endpoints/credit/predict"
+
+
+@pytest.fixture
+def served(served: Workspace) -> Workspace:
+    """The served workspace, its endpoint showing values in the docs (most tests here
+    check them); test_by_default_the_docs_show_columns_and_types_only checks the default."""
+    served.deploy("credit", docs_values=True)
+    return served
+
+
+def wait_for(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, "the server did not pick up the change"
 
 
 @pytest.fixture
@@ -170,17 +185,82 @@ def test_docs_list_every_column_and_load_nothing_from_elsewhere(
     assert "(outside: answered, warned)" in page
 
 
-def test_docs_and_document_need_no_key(
-    client: TestClient, served: Workspace, doc: dict[str, Any]
-) -> None:
-    served.keys.create("predict", endpoint="credit")
-    deadline = time.monotonic() + 10
-    while client.post(PREDICT, json={"records": [example(doc)]}).status_code != 401:
-        assert time.monotonic() < deadline, "the server did not pick up the key"
-    assert client.get("/openapi.json").json() == doc
-    page = client.get("/docs")
-    assert page.status_code == 200
+def test_docs_and_document_need_a_read_key(client: TestClient, served: Workspace) -> None:
+    _, predict = served.keys.create("predict")
+    _, read = served.keys.create("read")
+    _, admin = served.keys.create("admin")
+    wait_for(lambda: client.get("/openapi.json").status_code == 401)
+    for path in ("/openapi.json", "/docs"):
+        assert_error_shape(client.get(path), 401, "unauthorized")
+        denied = client.get(path, headers={"Authorization": f"Bearer {predict}"})
+        assert_error_shape(denied, 403, "forbidden")
+        for key in (read, admin):
+            assert client.get(path, headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    page = client.get("/docs", headers={"X-API-Key": read})
     assert "This server needs an API key" in page.text
+
+
+def test_a_key_limited_to_one_endpoint_reads_only_its_docs(
+    client: TestClient, served: Workspace
+) -> None:
+    served.deploy("second", model="credit-risk")
+    _, read = served.keys.create("read", endpoint="second")
+    headers = {"Authorization": f"Bearer {read}"}
+    wait_for(lambda: client.get("/openapi.json", headers=headers).status_code == 200)
+    wait_for(
+        lambda: (
+            "/v1/endpoints/second/predict"
+            in client.get("/openapi.json", headers=headers).json()["paths"]
+        )
+    )
+    doc = client.get("/openapi.json", headers=headers).json()
+    assert not any(p.startswith("/v1/endpoints/credit") for p in doc["paths"])
+    assert not any(s.startswith("credit.") for s in doc["components"]["schemas"])
+    assert "<h2>credit</h2>" not in client.get("/docs", headers=headers).text
+
+
+def test_by_default_the_docs_show_columns_and_types_only(
+    served: Workspace, memory_log: MemoryLog
+) -> None:
+    served.deploy("credit", docs_values=False)
+    with TestClient(create_app(served, memory_log)) as fresh:
+        text = fresh.get("/openapi.json").text
+        doc = fresh.get("/openapi.json").json()
+        page = fresh.get("/docs").text
+        described = fresh.get("/v1/endpoints/credit").json()["inputs"]["columns"]
+    schema = record_schema(doc)
+    assert set(schema["properties"]) >= {"age", "grade", "income"}
+    assert schema["properties"]["age"]["type"] == "integer"
+    for forbidden in ('"x-soft"', '"enum"', '"examples"', '"const":["'):
+        assert forbidden not in text.replace(" ", ""), forbidden
+    for rule in schema["properties"].values():
+        assert (rule.get("minimum"), rule.get("maximum")) in ((None, None), (-(2**63), 2**63 - 1))
+    assert "(outside:" not in page
+    assert "A, B, C" not in page
+    assert "&lt;integer&gt;" in page  # the request's shape, no values
+    assert all(
+        set(rule) <= {"kind", "nullable", "required", "enforce", "pii"}
+        for rule in described.values()
+    )
+
+
+def test_personal_data_never_shows_values() -> None:
+    contract = Contract(
+        {
+            "age": ColumnRule("integer", min=18, max=90, pii=True),
+            "zip": ColumnRule("categorical", categories=("75001", "75002"), pii=True),
+            "income": ColumnRule("numeric", min=0.0, max=10.0),
+        }
+    )
+    shown = record_schema_of(contract.redacted(values=True))
+    assert "x-soft" not in shown["properties"]["age"]
+    assert "x-soft" not in shown["properties"]["zip"]
+    assert shown["properties"]["income"]["x-soft"] == {"minimum": 0.0, "maximum": 10.0}
+    assert shown["examples"][0]["zip"] not in ("75001", "75002")
+    assert shown["examples"][0]["age"] not in range(18, 91)
+    hidden = record_schema_of(contract.redacted(values=False), examples=False)
+    assert "examples" not in hidden
+    assert not any("x-soft" in p for p in hidden["properties"].values())
 
 
 def test_docs_escape_what_they_show() -> None:

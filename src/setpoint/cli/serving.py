@@ -128,6 +128,15 @@ def deploy(
     no_log_retention: Annotated[
         bool, typer.Option("--no-log-retention", help="Keep log records for good.")
     ] = False,
+    docs_values: Annotated[
+        bool | None,
+        typer.Option(
+            "--docs-values/--no-docs-values",
+            help="Show the ranges and categories of the training data, and example rows, "
+            "in /openapi.json and /docs (never for personal-data columns). Default: "
+            "columns and types only.",
+        ),
+    ] = None,
     note: Annotated[str, typer.Option(help="Why (kept in the audit log).")] = "",
     json_: JsonFlag = False,
 ) -> None:
@@ -172,6 +181,7 @@ def deploy(
             log=log,
             log_retention=log_retention,
             no_log_retention=no_log_retention or None,
+            docs_values=docs_values,
         )
     )
     emit(ctx, deployment.to_dict(), lambda c: _render(c, deployment))
@@ -262,6 +272,10 @@ def _render(c: Console, d: Deployment) -> None:
         ("bad rows", "reject the batch" if cfg.on_error == "reject" else "answer per row"),
         ("prediction log", cfg.log),
         ("log retention", cfg.log_retention or "keep every record"),
+        (
+            "API docs",
+            "ranges, categories, examples" if cfg.docs_values else "columns and types only",
+        ),
         ("changed", f"{d.created_at.isoformat(timespec='seconds')} by {d.created_by}"),
     ]
     table = Table.grid(padding=(0, 2))
@@ -278,7 +292,17 @@ def serve(
     insecure: Annotated[
         bool,
         typer.Option(
-            "--insecure", help="Allow listening on a non-loopback address without API keys."
+            "--insecure",
+            help="Allow listening on a non-loopback address without API keys (a workspace "
+            "that has ever had a key still needs one).",
+        ),
+    ] = False,
+    require_keys: Annotated[
+        bool,
+        typer.Option(
+            "--require-keys",
+            help="Every request needs a valid API key, even while the workspace has none "
+            "(401 until `setpoint keys create`); also the require_keys setting.",
         ),
     ] = False,
     background: Annotated[
@@ -310,8 +334,11 @@ def serve(
     --tls-key, until interrupted (Ctrl-C drains in-flight requests and flushes the
     prediction log). The job worker runs beside it unless --background off.
 
-    Beyond loopback, serve HTTPS (or put a TLS proxy in front): API keys and the data
-    cross the network in the clear otherwise, and the server warns about it."""
+    Requests need an API key once the workspace has ever had one (revoking every key
+    closes the server, it never opens it), with --require-keys, and beyond loopback
+    unless --insecure. Beyond loopback, serve HTTPS (or put a TLS proxy in front): API
+    keys and the data cross the network in the clear otherwise, and the server warns
+    about it."""
     from setpoint.serving.server import is_loopback
     from setpoint.serving.server import serve as run
     from setpoint.serving.tls import check_tls
@@ -319,6 +346,7 @@ def serve(
     tls = check_tls(tls_cert, tls_key)
     st = state(ctx)
     ws = st.workspace()
+    overrides = {**st.overrides, **({"require_keys": True} if require_keys else {})}
     endpoints = ws.deployments.current()
     if not endpoints:
         raise UsageError(
@@ -334,28 +362,47 @@ def serve(
             highlight=False,
         )
     scheme = "https" if tls is not None else "http"
+    active = ws.keys.list()
+    required = (
+        require_keys
+        or ws.settings.require_keys
+        or bool(ws.keys.list(include_revoked=True))
+        or (not is_loopback(host) and not insecure)
+    )
     stderr_console.print(
         f"Serving {', '.join(d.endpoint for d in endpoints)} on {scheme}://{host}:{port} "
         f"({workers} worker{'s' if workers > 1 else ''}); Ctrl-C to stop.",
         highlight=False,
     )
+    stderr_console.print(_keys_status(required, len(active)), highlight=False)
     run(
         str(ws.root),
         host=host,
         port=port,
         workers=workers,
         insecure=insecure,
-        has_keys=bool(ws.keys.list()),
-        overrides=st.overrides,
+        has_keys=bool(active),
+        overrides=overrides,
         background=background,
         loop_every=loop_every,
         tls=tls,
     )
 
 
+def _keys_status(required: bool, active: int) -> str:
+    if not required:
+        return "No API keys: anyone who can reach it may call it (see --require-keys)."
+    if active:
+        return f"API keys are required ({active} active)."
+    return (
+        "API keys are required and none is active: every request gets 401 until one "
+        "is created with: setpoint keys create --scope predict"
+    )
+
+
 keys_app = typer.Typer(
     cls=Group,
-    help="API keys for the server: with any active key, every request needs one.",
+    help="API keys for the server: once the workspace has had one, every request needs one.",
     no_args_is_help=True,
 )
 
@@ -363,7 +410,13 @@ keys_app = typer.Typer(
 @keys_app.command("create")
 def keys_create(
     ctx: typer.Context,
-    scope: Annotated[str, typer.Option(help="predict, feedback, or admin (everything).")],
+    scope: Annotated[
+        str,
+        typer.Option(
+            help="predict, feedback, read (/openapi.json, /docs and endpoint metadata), "
+            "or admin (everything)."
+        ),
+    ],
     endpoint: Annotated[
         str | None, typer.Option(help="Only this endpoint (default: every endpoint).")
     ] = None,
@@ -399,7 +452,10 @@ def keys_list(
 
     def render(c: Console) -> None:
         if not found:
-            c.print("No API keys: the server answers without one (on loopback only).")
+            c.print(
+                "No active API keys. A workspace that never had one is served without "
+                "(on loopback only); once it had one, every request needs one."
+            )
             return
         table = Table("key id", "scope", "endpoint", "rate/s", "note", "created (UTC)", "revoked")
         for k in found:
@@ -423,6 +479,7 @@ def keys_revoke(
     key_id: Annotated[str, typer.Argument(help="The key id (from keys list).", show_default=False)],
     json_: JsonFlag = False,
 ) -> None:
-    """Revoke an API key; running servers refuse it within refresh_seconds."""
+    """Revoke an API key; running servers refuse it within refresh_seconds. Revoking the
+    last key does not open the server: requests need a key until one is created."""
     key = state(ctx).workspace().keys.revoke(key_id)
     emit(ctx, key.to_dict(), lambda c: c.print(f"Revoked API key {key.key_id}."))

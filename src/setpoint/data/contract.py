@@ -178,6 +178,20 @@ class Contract:
 
     # -- reading and writing ------------------------------------------------------------
 
+    def redacted(self, *, values: bool) -> Contract:
+        """This contract as shown to callers (API docs, endpoint metadata): names,
+        kinds and nullability, with the ranges and categories learnt from the training
+        data only when ``values`` — and never for a column of personal data."""
+        return replace(
+            self,
+            columns={
+                name: rule
+                if values and not rule.pii
+                else replace(rule, min=None, max=None, categories=None)
+                for name, rule in self.columns.items()
+            },
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "unknown_columns": self.unknown_columns,

@@ -61,7 +61,7 @@ class HotPath:
 
     async def __call__(self, endpoint: str, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            self._guard.authorize(scope, "predict", endpoint)
+            self._guard.authorize(scope, ("predict",), endpoint)
             body = await read_body(scope, receive, self._limit())
             status, payload, headers = await self._handler(endpoint, body)
         except ClientGone:

@@ -42,7 +42,7 @@ from setpoint.serving._hotpath import (
     error_reply,
 )
 from setpoint.serving._hotpath import read_body as read_asgi_body
-from setpoint.serving.auth import AuthMiddleware, Guard
+from setpoint.serving.auth import AuthMiddleware, Guard, limited_to
 from setpoint.serving.deployments import Deployment
 from setpoint.serving.lane import utc_clock
 from setpoint.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -92,7 +92,7 @@ class ServingState:
         self.failures: dict[str, str] = {}  # endpoint -> why it cannot serve
         self.metrics = ServingMetrics(lambda: self.runtimes, log=log)
         self.max_request_bytes = workspace.settings.max_request_bytes
-        self.guard = Guard()
+        self.guard = Guard(required=workspace.settings.require_keys)
         self.retired: list[EndpointRuntime] = []  # replaced, to be closed on the loop
         self.loads = 0  # models loaded so far
 
@@ -108,9 +108,21 @@ class ServingState:
             f"setpoint deploy {endpoint} --model NAME@champion"
         )
 
+    def names(self) -> list[str]:
+        """Every endpoint this server answers for, loaded or not, by name."""
+        return sorted(set(self.runtimes) | set(self.failures))
+
+    def only_endpoint(self) -> str | None:
+        """The endpoint a route naming none (``/invocations``) serves: the only one."""
+        names = self.names()
+        return names[0] if len(names) == 1 else None
+
     def refresh(self) -> None:
         """Load new endpoints, changed models and API keys; runs in a worker thread."""
-        self.guard.update(self.workspace.keys.list())
+        self.guard.update(
+            self.workspace.keys.list(include_revoked=True),
+            required=self.workspace.settings.require_keys,
+        )
         for deployment in self.workspace.deployments.current():
             try:
                 self._follow(deployment)
@@ -283,8 +295,11 @@ def create_app(
             }
         )
 
-    async def list_endpoints(_request: Request) -> Response:
-        return json_response([_describe(r) for _, r in sorted(state.runtimes.items())])
+    async def list_endpoints(request: Request) -> Response:
+        only = limited_to(request.scope)  # a key limited to one endpoint sees that one
+        return json_response(
+            [_describe(r) for n, r in sorted(state.runtimes.items()) if only in (None, n)]
+        )
 
     async def show_endpoint(request: Request) -> Response:
         return json_response(_describe(state.runtime(request.path_params["endpoint"]), schema=True))
@@ -342,7 +357,9 @@ def create_app(
     app = ServingApp(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(AuthMiddleware, guard=state.guard)],
+        middleware=[
+            Middleware(AuthMiddleware, guard=state.guard, only_endpoint=state.only_endpoint)
+        ],
         exception_handlers={
             SetpointError: _setpoint_error,  # type: ignore[dict-item]
             HTTPException: _http_error,  # type: ignore[dict-item]
@@ -388,8 +405,8 @@ def _describe(runtime: EndpointRuntime, *, schema: bool = False) -> dict[str, An
         "follows": config.model,
         "task": model.version.task,
     }
-    if schema:
-        out["inputs"] = model.contract.to_dict()
+    if schema:  # ranges and categories only where the deployment shows them
+        out["inputs"] = model.contract.redacted(values=config.docs_values).to_dict()
         out["outputs"] = model.predictor.output_schema()
     return out
 

@@ -4,8 +4,9 @@ A deployment names the model (``NAME@champion`` follows the alias, ``NAME@3`` pi
 a version), an optional challenger in shadow or canary mode, a fallback answer for
 when the model cannot answer, and the knobs of the hot path: micro-batching, cache,
 latency budget, how a batch with bad rows is answered, whether the prediction log is
-durable, and how long its records are kept (``log_retention``). Every change is a
-new revision, so what served when is never lost.
+durable, how long its records are kept (``log_retention``), and whether the API docs
+show the ranges and categories of the training data (``docs_values``). Every change
+is a new revision, so what served when is never lost.
 """
 
 from __future__ import annotations
@@ -78,6 +79,9 @@ class DeploymentConfig:
     # Records of the endpoint's logs older than this are deleted by a daily job
     # (serving/retention.py); None keeps them.
     log_retention: str | None = None
+    # /openapi.json and /docs show the contract's ranges and categories (and examples
+    # made from them): they describe the training data, so only when asked for.
+    docs_values: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -99,6 +103,7 @@ class DeploymentConfig:
             on_error=data.get("on_error", "reject"),
             log=data.get("log", "durable"),
             log_retention=data.get("log_retention"),
+            docs_values=data.get("docs_values", False),
         )
 
     def updated(self, **changes: Any) -> DeploymentConfig:
@@ -163,5 +168,7 @@ class DeploymentConfig:
                 retention_span(self.log_retention)
             except SetpointError as error:
                 problems.append(error.message)
+        if self.docs_values not in (True, False):
+            problems.append(f"docs_values {self.docs_values!r}: true or false")
         if problems:
             raise UsageError("; ".join(problems), details=problems)

@@ -3,7 +3,8 @@
 A key reads ``sp_<key id>_<secret>``. The key id is public (it names the key in
 lists, logs and revocations); only the sha256 of the secret is stored, and a key is
 checked by hashing what a caller sends and comparing in constant time. A key has a
-scope — ``predict``, ``feedback`` or ``admin`` (which allows everything) — may be
+scope — ``predict``, ``feedback``, ``read`` (the API description, ``/openapi.json`` and
+``/docs``, and the endpoints' metadata) or ``admin`` (which allows everything) — may be
 limited to one endpoint, and may carry a rate limit in requests per second.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, get_args
@@ -24,7 +26,7 @@ from setpoint.store import audit
 from setpoint.store.db import Database
 from setpoint.store.schema import api_keys
 
-Scope = Literal["predict", "feedback", "admin"]
+Scope = Literal["predict", "feedback", "read", "admin"]
 SCOPES: tuple[str, ...] = get_args(Scope)
 PREFIX = "sp"
 
@@ -45,8 +47,11 @@ class ApiKey:
     def active(self) -> bool:
         return self.revoked_at is None
 
-    def allows(self, scope: Scope, endpoint: str | None) -> bool:
-        if self.scope != "admin" and self.scope != scope:
+    def allows(self, scopes: Collection[Scope], endpoint: str | None) -> bool:
+        """Whether this key may make a request that any of ``scopes`` allows, on
+        ``endpoint``; None is a route that names no endpoint, which shows a key limited
+        to one endpoint only that endpoint (the routes filter what they list)."""
+        if self.scope != "admin" and self.scope not in scopes:
             return False
         return self.endpoint is None or endpoint is None or self.endpoint == endpoint
 

@@ -99,7 +99,7 @@ def routes(state: ServingState) -> list[BaseRoute]:
 
 
 def _default(state: ServingState) -> EndpointRuntime:
-    names = sorted(set(state.runtimes) | set(state.failures))
+    names = state.names()
     if len(names) == 1:
         return state.runtime(names[0])
     if not names:

@@ -1,8 +1,13 @@
 """The API described: ``GET /openapi.json`` (OpenAPI 3.1) and ``GET /docs`` (HTML).
 
 Each endpoint gets concrete predict and feedback paths whose request schema is made
-from its model's data contract, so a client generator or a person sees the columns,
-their types, ranges and categories. A range or category list the server enforces
+from its model's data contract, so a client generator or a person sees the columns
+and their types. The ranges and categories learnt from the training data, and example
+rows made from them, are shown only for a deployment that allows it (``setpoint deploy
+NAME --docs-values``), and never for a column of personal data: they describe the
+training data to whoever can read the docs (a key with the ``read`` or ``admin`` scope
+once the server needs keys; a key limited to one endpoint sees only that one). A range
+or category list the server enforces
 (``enforce: reject``) is a JSON Schema ``minimum``/``maximum``/``enum``; one it only
 warns about (the default: the row is answered, marked in ``warnings``) is an
 annotation, ``x-soft``, so that a client validating against the schema does not
@@ -29,7 +34,7 @@ from setpoint import __version__
 from setpoint.data.contract import ColumnRule, Contract
 from setpoint.data.kinds import DATETIME_TEXT
 from setpoint.serving.app import ServingState, json_response
-from setpoint.serving.auth import OPEN_PATHS
+from setpoint.serving.auth import OPEN_PATHS, limited_to
 from setpoint.serving.feedback import MAX_ITEMS
 from setpoint.serving.native import MAX_ROWS
 from setpoint.serving.runtime import EndpointRuntime
@@ -66,17 +71,23 @@ _GENERIC: dict[str, tuple[str, str]] = {  # path -> (method, summary)
 }
 
 
-def document(state: ServingState) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of every endpoint ``state`` serves."""
+def document(state: ServingState, *, only: str | None = None) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of every endpoint ``state`` serves (of ``only`` that one
+    when given)."""
     paths: dict[str, Any] = {p: _generic(p, m, s) for p, (m, s) in _GENERIC.items()}
     schemas: dict[str, Any] = {"Error": _ERROR_SCHEMA, "Feedback": _FEEDBACK_SCHEMA}
     for name, runtime in sorted(state.runtimes.items()):
+        if only not in (None, name):
+            continue
         key = _component(name)
-        contract = runtime.model.contract
-        schemas[f"{key}.Record"] = record_schema(contract)
+        values = runtime.deployment.config.docs_values
+        contract = runtime.model.contract.redacted(values=values)
+        schemas[f"{key}.Record"] = record_schema(contract, examples=values)
         schemas[f"{key}.PredictRequest"] = _predict_request(key, contract)
-        schemas[f"{key}.PredictResponse"] = _predict_response(runtime)
-        paths[f"/v1/endpoints/{name}/predict"] = {"post": _predict(name, key, runtime)}
+        schemas[f"{key}.PredictResponse"] = _predict_response(runtime, classes=values)
+        paths[f"/v1/endpoints/{name}/predict"] = {
+            "post": _predict(name, key, runtime, contract, examples=values)
+        }
         paths[f"/v1/endpoints/{name}/feedback"] = {"post": _feedback(name)}
     return {
         "openapi": "3.1.0",
@@ -84,7 +95,7 @@ def document(state: ServingState) -> dict[str, Any]:
             "title": "setpoint",
             "version": __version__,
             "description": "Model serving. Send a key as 'Authorization: Bearer sp_...' "
-            "once the workspace has API keys (setpoint keys create).",
+            "when the server needs keys (setpoint keys create).",
         },
         "paths": paths,
         "components": {
@@ -97,15 +108,18 @@ def document(state: ServingState) -> dict[str, Any]:
     }
 
 
-def record_schema(contract: Contract) -> dict[str, Any]:
-    """The JSON Schema of one record (row) the contract accepts."""
-    return {
+def record_schema(contract: Contract, *, examples: bool = True) -> dict[str, Any]:
+    """The JSON Schema of one record (row) the contract accepts, with an example made
+    from its ranges and categories when ``examples``."""
+    schema: dict[str, Any] = {
         "type": "object",
         "properties": {n: column_schema(r) for n, r in contract.columns.items()},
         "required": [n for n, r in contract.columns.items() if r.required],
         "additionalProperties": contract.unknown_columns != "reject",
-        "examples": [example_record(contract)],
     }
+    if examples:
+        schema["examples"] = [example_record(contract)]
+    return schema
 
 
 def column_schema(rule: ColumnRule) -> dict[str, Any]:
@@ -205,10 +219,15 @@ def _predict_request(key: str, contract: Contract) -> dict[str, Any]:
     }
 
 
-def _predict_response(runtime: EndpointRuntime) -> dict[str, Any]:
-    classes = runtime.model.predictor.classes
+def _predict_response(runtime: EndpointRuntime, *, classes: bool) -> dict[str, Any]:
+    """The answer's schema; the class labels (the target's categories) when ``classes``."""
+    labels = runtime.model.predictor.classes if classes else None
     prediction: dict[str, Any] = (
-        {"enum": [*classes, None]} if classes is not None else {"type": ["number", "null"]}
+        {"enum": [*labels, None]}
+        if labels is not None
+        else {"description": "A class label"}
+        if runtime.model.predictor.classes is not None
+        else {"type": ["number", "null"]}
     )
     properties: dict[str, Any] = {
         "request_id": _STRING,
@@ -225,8 +244,8 @@ def _predict_response(runtime: EndpointRuntime) -> dict[str, Any]:
         },
         "flags": _object({"fallback": _BOOLEAN, "cached": _BOOLEAN}, closed=False),
     }
-    if classes is not None:
-        properties["classes"] = {"type": "array", "const": classes}
+    if runtime.model.predictor.classes is not None:
+        properties["classes"] = {"type": "array"} | ({"const": labels} if labels else {})
         properties["probabilities"] = {
             "type": "array",
             "items": {"type": "array", "items": {"type": "number"}},
@@ -236,14 +255,17 @@ def _predict_response(runtime: EndpointRuntime) -> dict[str, Any]:
     return _object(properties, *required, closed=False)
 
 
-def _predict(name: str, key: str, runtime: EndpointRuntime) -> dict[str, Any]:
-    version, contract = runtime.model.version, runtime.model.contract
-    record = example_record(contract)
-    examples = {
-        "records": {"value": {"records": [record]}},
-        "columns": {"value": {"columns": {n: [v] for n, v in record.items()}}},
-    }
-    body = {"schema": _ref(f"{key}.PredictRequest"), "examples": examples}
+def _predict(
+    name: str, key: str, runtime: EndpointRuntime, contract: Contract, *, examples: bool
+) -> dict[str, Any]:
+    version = runtime.model.version
+    body: dict[str, Any] = {"schema": _ref(f"{key}.PredictRequest")}
+    if examples:
+        record = example_record(contract)
+        body["examples"] = {
+            "records": {"value": {"records": [record]}},
+            "columns": {"value": {"columns": {n: [v] for n, v in record.items()}}},
+        }
     return {
         "operationId": f"predict_{key}",
         "summary": f"Predict with {version.name} v{version.version} ({version.task})",
@@ -330,26 +352,32 @@ _FEEDBACK_SCHEMA = {
 
 
 def routes(state: ServingState) -> list[BaseRoute]:
-    """``GET /openapi.json`` and ``GET /docs``, rebuilt when the endpoints change."""
-    cache: dict[tuple[tuple[str, str, int], ...], dict[str, Any]] = {}
+    """``GET /openapi.json`` and ``GET /docs``, rebuilt when the endpoints change; a key
+    limited to one endpoint gets the document of that endpoint only."""
+    served: list[tuple[tuple[str, str, int], ...]] = []
+    cache: dict[str | None, dict[str, Any]] = {}
 
-    def current() -> dict[str, Any]:
-        key = tuple(
+    def current(request: Request) -> dict[str, Any]:
+        now = tuple(
             sorted(
                 (n, str(r.model.version.id), r.deployment.revision)
                 for n, r in state.runtimes.items()
             )
         )
-        if key not in cache:
+        if served != [now]:
+            served[:] = [now]
             cache.clear()
-            cache[key] = document(state)
-        return cache[key]
+        only = limited_to(request.scope)
+        if only not in cache:
+            cache[only] = document(state, only=only)
+        return cache[only]
 
-    async def openapi_json(_request: Request) -> Response:
-        return json_response(current())
+    async def openapi_json(request: Request) -> Response:
+        return json_response(current(request))
 
     async def docs(request: Request) -> Response:
-        return HTMLResponse(render(current(), host=request.url.netloc, keys=state.guard.required))
+        page = render(current(request), host=request.url.netloc, keys=state.guard.required)
+        return HTMLResponse(page)
 
     return [Route("/openapi.json", openapi_json), Route("/docs", docs)]
 
@@ -362,7 +390,7 @@ def render(doc: dict[str, Any], *, host: str, keys: bool) -> str:
         f"{e(doc['info']['version'])}</title><style>{_CSS}</style></head><body>",
         f"<h1>setpoint {e(doc['info']['version'])}</h1><p>The machine-readable description "
         "is <a href='openapi.json'>openapi.json</a> (OpenAPI 3.1). "
-        + ("This server needs an API key: " if keys else "Once the workspace has API keys, send ")
+        + ("This server needs an API key: " if keys else "When the server needs API keys, send ")
         + "<code>Authorization: Bearer sp_...</code>.</p>",
     ]
     schemas = doc["components"]["schemas"]
@@ -372,7 +400,8 @@ def render(doc: dict[str, Any], *, host: str, keys: bool) -> str:
         operation = item["post"]
         name, key = operation["tags"][0], operation["operationId"].removeprefix("predict_")
         record = schemas[f"{key}.Record"]
-        body = operation["requestBody"]["content"][JSON]["examples"]["records"]["value"]
+        examples = operation["requestBody"]["content"][JSON].get("examples")
+        body = examples["records"]["value"] if examples else _template(record)
         curl = " ".join(
             ["curl -s -X POST", shlex.quote(f"{host}{path}"), "-H 'Content-Type: application/json'"]
             + (["-H 'Authorization: Bearer sp_...'"] if keys else [])
@@ -387,6 +416,7 @@ def render(doc: dict[str, Any], *, host: str, keys: bool) -> str:
             "<table><tr><th>column</th><th>type</th><th>required</th><th>nullable</th>"
             "<th>range / categories</th><th>PII</th></tr>",
         ]
+        hidden = "" if examples else _HIDDEN
         for column, schema in record["properties"].items():
             types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
             cells = [
@@ -394,12 +424,12 @@ def render(doc: dict[str, Any], *, host: str, keys: bool) -> str:
                 schema["description"].split(" ")[0],
                 "yes" if column in record["required"] else "no",
                 "yes" if "null" in types else "no",
-                _allowed(schema),
+                hidden if hidden and not schema.get("x-pii") else _allowed(schema),
                 "yes" if schema.get("x-pii") else "",
             ]
             parts.append("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in cells) + "</tr>")
         parts += [
-            "</table><h3>Example request</h3>",
+            "</table><h3>" + ("Example request" if examples else "Request shape") + "</h3>",
             f"<pre>{e(json.dumps(body, indent=2))}</pre><pre>{e(curl)}</pre>",
         ]
     generic = [(p, m) for p, i in doc["paths"].items() for m in i if p in _GENERIC]
@@ -409,6 +439,16 @@ def render(doc: dict[str, Any], *, host: str, keys: bool) -> str:
         parts.append(f"<li><code>{e(method.upper())} {e(path)}</code> — {e(summary)}</li>")
     parts.append("</ul></body></html>")
     return "\n".join(parts)
+
+
+_HIDDEN = "not shown (setpoint deploy NAME --docs-values)"
+
+
+def _template(record: dict[str, Any]) -> dict[str, Any]:
+    """A request body naming each required column's type where a value goes: what the
+    page shows when the deployment keeps its values out of the docs."""
+    kinds = {n: p["description"].split(" ")[0].rstrip(";") for n, p in record["properties"].items()}
+    return {"records": [{n: f"<{kinds[n]}>" for n in record["required"]}]}
 
 
 def _allowed(schema: dict[str, Any]) -> str:

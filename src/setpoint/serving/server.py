@@ -80,13 +80,20 @@ def serve(
     tls: TLSFiles | None = None,
 ) -> None:
     """Run the server until interrupted; ``tls`` (see ``serving.tls.check_tls``) serves
-    HTTPS instead of HTTP."""
-    if not is_loopback(host) and not has_keys and not insecure:
+    HTTPS instead of HTTP. ``has_keys``: the workspace has an active API key.
+
+    Beyond loopback (without ``insecure``) the server needs a key for every request
+    while it runs, not only an active key to start: revoking the last key then closes
+    it rather than opening it (``require_keys`` in every worker's settings)."""
+    exposed = not is_loopback(host) and not insecure
+    if exposed and not has_keys:
         raise UsageError(
             f"refusing to listen on {host}, which other machines can reach, without API keys; "
             "create one (setpoint keys create --scope predict), serve on 127.0.0.1 behind a "
             "proxy, or pass --insecure if this network is trusted"
         )
+    if exposed:
+        overrides = {**overrides, "require_keys": True}
     if workers < 1:
         raise UsageError("--workers must be 1 or more")
     if background == "loop" and workers > 1:
