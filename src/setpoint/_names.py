@@ -6,12 +6,13 @@ import re
 
 from setpoint.errors import UsageError
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
+# fullmatch, not match with ^...$: "$" also matches before a final newline.
+_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
 LATEST = "latest"
 
 
 def check_name(kind: str, name: str) -> str:
-    if not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise UsageError(
             f"{name!r} is not a valid {kind} name: use 1 to 100 lowercase letters, digits, "
             "'.', '_' or '-', starting with a letter or digit (e.g. 'loans-2024')",

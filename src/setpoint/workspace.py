@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -25,8 +25,10 @@ from setpoint.data import io
 from setpoint.data._batch import to_table
 from setpoint.data.catalog import DatasetCatalog, DatasetVersion
 from setpoint.data.contract import Contract
+from setpoint.data.filecheck import FileValidation, check_file
 from setpoint.data.pii import PiiPolicy, workspace_secret
 from setpoint.data.quarantine import Quarantine, QuarantineBatch
+from setpoint.data.reader import read_batches
 from setpoint.data.validation import ValidationReport
 from setpoint.errors import ContractViolationError, NotFoundError, UsageError
 from setpoint.models import flavors
@@ -217,8 +219,15 @@ class Workspace:
         check_name("dataset", name)  # before reading a possibly large file
         if isinstance(data, str | Path):
             path = Path(data)
-            data = io.read_file(path)
-            source = source or str(path.resolve())
+            return self.datasets.add_file(
+                name,
+                path,
+                description=description,
+                owner=owner,
+                tags=tags,
+                pii_columns=pii_columns,
+                source=source or str(path.resolve()),
+            )
         return self.datasets.add(
             name,
             data,
@@ -302,6 +311,70 @@ class Workspace:
                 )
             return ValidationOutcome(mode, report, refusing.accepted(table), kept)
         return ValidationOutcome(mode, report, table, None)
+
+    def validate_file(
+        self,
+        ref: str,
+        path: str | Path,
+        *,
+        mode: Mode | None = None,
+        source: str = "",
+        keep_soft: bool = False,
+        limit: int = 100,
+        block_size: int | None = None,
+    ) -> FileValidation:
+        """:meth:`validate` for a CSV or Parquet file of any size, streamed in batches:
+        what it keeps is bounded (counts, the summary, the first ``limit``
+        violations), and the rows it quarantines are written as they are found. The
+        accepted rows are counted, not returned (``data/filecheck.py``)."""
+        mode = mode or self.settings.validation_mode
+        if mode not in ("reject", "quarantine", "warn"):
+            raise UsageError(f"validation mode {mode!r}: use reject, quarantine or warn")
+        path = Path(path)
+        source = source or str(path.resolve())
+        version = self.datasets.get(ref)
+        contract, revision = self.datasets.contract(version)
+        pii = self.pii_policy(contract)
+        with self.data_store.staging() as staged:
+            rejected = staged if mode == "quarantine" else None
+
+            def consume(schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> FileValidation:
+                return check_file(
+                    contract,
+                    schema,
+                    batches,
+                    mode=mode,
+                    keep_soft=keep_soft,
+                    limit=limit,
+                    pii=pii,
+                    rejected=rejected,
+                )
+
+            outcome = read_batches(path, consume, block_size=block_size)
+            if outcome.n_refused == 0:
+                return outcome
+            if mode == "reject":
+                raise ContractViolationError(
+                    f"{outcome.n_violations} contract violation(s) in {outcome.n_invalid} of "
+                    f"{outcome.n_rows} row(s) against {version.ref} (contract revision "
+                    f"{revision}); fix the data, edit the contract, or validate with "
+                    "mode 'quarantine' to keep the valid rows",
+                    details={"summary": outcome.summary(), "violations": outcome.violations},
+                )
+            if mode == "quarantine":
+                artifact = self.data_store.put_file(staged)
+                with self.db.write() as conn:
+                    outcome.quarantine = self.quarantine.record(
+                        conn,
+                        contract_id=self.datasets.contract_id(conn, version),
+                        dataset=version.ref,
+                        n_rows=outcome.n_rows,
+                        n_rejected=outcome.n_refused,
+                        summary=outcome.summary(),
+                        artifact=artifact,
+                        source=source,
+                    )
+        return outcome
 
     # -- models ----------------------------------------------------------------------
 

@@ -233,7 +233,7 @@ def validate(
     """Check a file against a dataset version's contract and report every violation."""
     ws = state(ctx).workspace()
     try:
-        outcome = ws.validate(ref, file, mode=mode, source=str(file))  # type: ignore[arg-type]
+        outcome = ws.validate_file(ref, file, mode=mode, source=str(file), limit=limit)  # type: ignore[arg-type]
     except ContractViolationError as error:
         if not is_json(ctx):
             _render_violations(
@@ -243,19 +243,19 @@ def validate(
     data = outcome.to_dict(limit=limit)
 
     def render(c: Console) -> None:
-        if outcome.report.ok:
-            c.print(f"[green]OK[/]: all {outcome.report.n_rows} rows meet the contract of {ref}.")
+        if outcome.ok:
+            c.print(f"[green]OK[/]: all {outcome.n_rows} rows meet the contract of {ref}.")
             return
         _render_violations(c, data["summary"], data["violations"])
         if outcome.quarantine:
             q = outcome.quarantine
             c.print(
-                f"{outcome.accepted.num_rows} rows accepted; {q.n_rejected} rows quarantined "
+                f"{outcome.n_accepted} rows accepted; {q.n_rejected} rows quarantined "
                 f"as batch {q.id}. Export them with: setpoint data quarantine export {q.id} "
                 "-o rejected.csv"
             )
         else:
-            c.print(f"[yellow]warn[/]: {outcome.report.n_violations} violations; rows kept.")
+            c.print(f"[yellow]warn[/]: {outcome.n_violations} violations; rows kept.")
 
     emit(ctx, data, render)
 

@@ -8,8 +8,10 @@ which starts inferred and can be edited; every edit is a new contract revision.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -20,7 +22,9 @@ from setpoint._names import LATEST, check_name, split_ref, version_number
 from setpoint.data import io
 from setpoint.data._batch import to_table
 from setpoint.data.contract import Contract
-from setpoint.data.profile import Profile, profile_table
+from setpoint.data.ingest import Ingested, ingest
+from setpoint.data.profile import Profile
+from setpoint.data.reader import Consume, check_names, read_batches
 from setpoint.errors import ConflictError, GoneError, NotFoundError, UsageError
 from setpoint.store import audit
 from setpoint.store.artifacts import ArtifactStore
@@ -120,26 +124,69 @@ class DatasetCatalog:
         """Register ``data`` (DataFrame, Arrow table) as the next version of ``name``."""
         check_name("dataset", name)
         table = io.normalise(to_table(data))
-        if table.num_columns == 0:
-            raise UsageError(f"dataset {name!r}: the data has no columns")
+        schema = io.normalise_schema(table.schema)
+
+        def read(consume: Consume[Ingested]) -> Ingested:
+            return consume(schema, iter(table.to_batches()))
+
+        return self._add(name, read, description, owner, tags, pii_columns, source)
+
+    def add_file(
+        self,
+        name: str,
+        path: Path,
+        *,
+        description: str = "",
+        owner: str | None = None,
+        tags: dict[str, str] | None = None,
+        pii_columns: list[str] | None = None,
+        source: str = "",
+        block_size: int | None = None,
+    ) -> DatasetVersion:
+        """Register a CSV or Parquet file, streamed in batches: memory stays bounded
+        whatever its size, and the version is the one ``add`` makes of the same rows."""
+        check_name("dataset", name)
+
+        def read(consume: Consume[Ingested]) -> Ingested:
+            return read_batches(path, consume, block_size=block_size)
+
+        return self._add(name, read, description, owner, tags, pii_columns, source)
+
+    def _add(
+        self,
+        name: str,
+        read: Callable[[Consume[Ingested]], Ingested],
+        description: str,
+        owner: str | None,
+        tags: dict[str, str] | None,
+        pii_columns: list[str] | None,
+        source: str,
+    ) -> DatasetVersion:
         pii = list(dict.fromkeys(pii_columns or []))
-        unknown_pii = [c for c in pii if c not in table.column_names]
-        if unknown_pii:
-            raise UsageError(
-                f"PII column(s) {', '.join(unknown_pii)} are not in the data; "
-                f"its columns are {', '.join(table.column_names)}",
-            )
-        digest = io.content_hash(table)
+        with self._store.staging() as staged:
 
-        with self._db.read() as conn:
-            existing = self._find_by_hash(conn, name, digest)
-        if existing is not None:
-            return _not_erased(existing)
+            def consume(schema: pa.Schema, batches: Any) -> Ingested:
+                if not schema.names:
+                    raise UsageError(f"dataset {name!r}: the data has no columns")
+                check_names(schema.names)
+                unknown_pii = [c for c in pii if c not in schema.names]
+                if unknown_pii:
+                    raise UsageError(
+                        f"PII column(s) {', '.join(unknown_pii)} are not in the data; "
+                        f"its columns are {', '.join(schema.names)}",
+                    )
+                return ingest(schema, batches, staged)
 
-        profile = profile_table(table)
-        contract = Contract.infer(profile, **self._infer_options).without_values(pii)
-        artifact = self._store.put(io.to_parquet(table))
-        columns = [{"name": f.name, "type": str(f.type)} for f in table.schema]
+            found = read(consume)
+            digest = found.content_hash
+            with self._db.read() as conn:
+                existing = self._find_by_hash(conn, name, digest)
+            if existing is not None:
+                return _not_erased(existing)
+            profile = found.profile
+            contract = Contract.infer(profile, **self._infer_options).without_values(pii)
+            artifact = self._store.put_file(staged)
+        columns = [{"name": f.name, "type": str(f.type)} for f in found.schema]
 
         with self._db.write() as conn:
             dataset_id = ensure_named(self._db, conn, datasets, name, created_at=audit.now())
@@ -155,12 +202,12 @@ class DatasetCatalog:
                 ).scalar()
                 or 0
             )
-            values = {
+            values: dict[str, Any] = {
                 "dataset_id": dataset_id,
                 "version": number,
                 "content_hash": digest,
                 "artifact": artifact,
-                "row_count": table.num_rows,
+                "row_count": found.n_rows,
                 "columns": columns,
                 "profile": _mask_pii(profile.to_dict(), pii),
                 "owner": owner or self._actor,

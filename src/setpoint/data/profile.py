@@ -2,8 +2,16 @@
 
 A profile holds, per column, what a person wants to see in a catalog and what a
 monitor compares live traffic with: the kind, counts, nulls, distinct values, the
-range, mean and spread, quantiles, and the most frequent values. Everything is
-computed with Arrow kernels, so profiling a million rows takes well under a second.
+range, mean and spread, quantiles, and the most frequent values.
+
+A :class:`Profiler` takes the rows batch by batch, so a file larger than memory is
+profiled as it streams (``data/ingest.py``); ``profile_table`` feeds it a table in
+the same batches (``io.HASH_ROWS`` rows each), so a table and the same rows streamed
+from a file get the same profile. Counts, nulls, min, max and the text statistics
+merge exactly; mean and standard deviation merge by Chan's formulas (exact up to
+floating-point rounding); quantiles, distinct counts of more than 65,536 values and
+the commonest values of such columns come from bounded summaries whose error is
+stated in ``data/_sketch.py``. Per batch, everything is an Arrow or NumPy kernel.
 """
 
 from __future__ import annotations
@@ -12,10 +20,12 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.types as pat
 
+from setpoint.data._sketch import DistinctCount, QuantileSketch, TopCounts
 from setpoint.data.kinds import Kind, is_text, kind_of
 
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
@@ -75,89 +85,150 @@ class Profile:
 
 def profile_table(table: pa.Table, *, max_categories: int = 50) -> Profile:
     """The profile of every column of ``table``."""
-    return Profile(
-        n_rows=table.num_rows,
-        columns=tuple(
-            _profile_column(name, table.column(name), max_categories) for name in table.column_names
-        ),
-    )
+    from setpoint.data.io import rechunk  # io imports nothing of this module's
+
+    profiler = Profiler(table.schema, max_categories=max_categories)
+    for batch in rechunk(table.to_batches(), table.schema):
+        profiler.add(batch)
+    return profiler.result()
 
 
-def _profile_column(name: str, column: pa.ChunkedArray, max_categories: int) -> ColumnProfile:
-    type_ = column.type
-    if pat.is_dictionary(type_):
-        column = column.cast(type_.value_type)
-    n = len(column)
-    nulls = column.null_count
-    distinct = int(pc.count_distinct(column, mode="only_valid").as_py()) if n else 0
-    kind = kind_of(type_, distinct=distinct, max_categories=max_categories)
-    base: dict[str, Any] = {
-        "name": name,
-        "arrow_type": str(type_),
-        "kind": kind,
-        "count": n - nulls,
-        "nulls": nulls,
-        "null_fraction": nulls / n if n else 0.0,
-        "distinct": distinct,
-    }
-    if n - nulls == 0:
+class Profiler:
+    """A profile built batch by batch in bounded memory (see the module docstring)."""
+
+    def __init__(self, schema: pa.Schema, *, max_categories: int = 50) -> None:
+        self.n_rows = 0
+        self._max_categories = max_categories
+        self._columns = [_Column(f.name, f.type) for f in schema]
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        self.n_rows += batch.num_rows
+        for column, values in zip(self._columns, batch.columns, strict=True):
+            column.add(values)
+
+    def result(self) -> Profile:
+        return Profile(
+            n_rows=self.n_rows,
+            columns=tuple(c.result(self._max_categories) for c in self._columns),
+        )
+
+
+class _Column:
+    """What one column's profile needs, merged over batches."""
+
+    def __init__(self, name: str, type_: pa.DataType) -> None:
+        self.name = name
+        self.type = type_.value_type if pat.is_dictionary(type_) else type_
+        self.n = 0
+        self.nulls = 0
+        self.distinct = DistinctCount()
+        self.low: Any = None
+        self.high: Any = None
+        self.total = 0.0  # sum of values (booleans) or of lengths (text)
+        self.moments: tuple[int, float, float] = (0, 0.0, 0.0)  # finite numbers: n, mean, M2
+        self.sketch = QuantileSketch()
+        self.top = TopCounts()
+
+    def add(self, values: pa.Array) -> None:
+        if pat.is_dictionary(values.type):
+            values = values.cast(values.type.value_type)
+        self.n += len(values)
+        self.nulls += values.null_count
+        if values.null_count == len(values):
+            return
+        self.distinct.add(values)
+        type_ = self.type
+        if pat.is_integer(type_) or pat.is_floating(type_) or pat.is_decimal(type_):
+            self._add_numbers(values)
+        elif pat.is_boolean(type_):
+            self.total += pc.sum(values.cast(pa.int8())).as_py() or 0
+            self.top.add(values)
+        elif pat.is_timestamp(type_) or pat.is_date(type_) or is_text(type_):
+            bounds = pc.min_max(values)
+            self._bounds(bounds["min"].as_py(), bounds["max"].as_py())
+            if is_text(type_):
+                self.total += pc.sum(pc.utf8_length(values)).as_py() or 0
+                self.top.add(values)
+
+    def _add_numbers(self, values: pa.Array) -> None:
+        floats = values.cast(pa.float64()) if not pat.is_floating(values.type) else values
+        finite = floats.filter(pc.is_finite(floats)).to_numpy(zero_copy_only=False)
+        if not len(finite):
+            return
+        finite = finite.astype(np.float64, copy=False)
+        self._bounds(float(finite.min()), float(finite.max()))
+        self.sketch.add(finite)
+        # Chan et al.: the count, mean and sum of squared deviations of two parts merge.
+        n_b, mean_b = len(finite), float(finite.mean())
+        m2_b = float(np.square(finite - mean_b).sum())
+        n_a, mean_a, m2_a = self.moments
+        n = n_a + n_b
+        delta = mean_b - mean_a
+        self.moments = (n, mean_a + delta * n_b / n, m2_a + m2_b + delta**2 * n_a * n_b / n)
+
+    def _bounds(self, low: Any, high: Any) -> None:
+        if low is None:
+            return
+        self.low = low if self.low is None else min(self.low, low)
+        self.high = high if self.high is None else max(self.high, high)
+
+    def result(self, max_categories: int) -> ColumnProfile:
+        type_ = self.type
+        n, nulls = self.n, self.nulls
+        distinct = self.distinct.value
+        kind = kind_of(type_, distinct=distinct, max_categories=max_categories)
+        base: dict[str, Any] = {
+            "name": self.name,
+            "arrow_type": str(type_),
+            "kind": kind,
+            "count": n - nulls,
+            "nulls": nulls,
+            "null_fraction": nulls / n if n else 0.0,
+            "distinct": distinct,
+        }
+        if n - nulls == 0:
+            return ColumnProfile(**base)
+        if kind in ("numeric", "integer"):
+            return ColumnProfile(**base, **self._numeric())
+        if kind == "boolean":
+            return ColumnProfile(
+                **base, mean=_finite(self.total / (n - nulls)), top=self.top.top(2)
+            )
+        if kind == "datetime":
+            return ColumnProfile(**base, min=_iso(self.low), max=_iso(self.high))
+        if is_text(type_):
+            return ColumnProfile(
+                **base,
+                min=self.low,
+                max=self.high,
+                mean=_finite(self.total / (n - nulls)),  # mean length, for free text
+                top=self.top.top(max(TOP_K, max_categories) if kind == "categorical" else TOP_K),
+            )
         return ColumnProfile(**base)
-    if kind in ("numeric", "integer"):
-        return ColumnProfile(**base, **_numeric(column))
-    if kind == "boolean":
-        return ColumnProfile(
-            **base, mean=_float(pc.mean(column.cast(pa.int8()))), top=_top(column, 2)
-        )
-    if kind == "datetime":
-        bounds = pc.min_max(column)
-        return ColumnProfile(
-            **base, min=_iso(bounds["min"].as_py()), max=_iso(bounds["max"].as_py())
-        )
-    if is_text(type_):
-        lengths = pc.utf8_length(column)
-        bounds = pc.min_max(column)
-        return ColumnProfile(
-            **base,
-            min=bounds["min"].as_py(),
-            max=bounds["max"].as_py(),
-            mean=_float(pc.mean(lengths)),  # mean length, for free text
-            top=_top(column, max(TOP_K, max_categories) if kind == "categorical" else TOP_K),
-        )
-    return ColumnProfile(**base)
 
-
-def _numeric(column: pa.ChunkedArray) -> dict[str, Any]:
-    values = column.cast(pa.float64()) if not pat.is_floating(column.type) else column
-    finite = values.filter(pc.is_finite(values))
-    if len(finite) == 0:
-        return {}
-    bounds = pc.min_max(finite)
-    quantiles = pc.quantile(finite, q=list(QUANTILES), interpolation="linear").to_pylist()
-    return {
-        "min": _number(bounds["min"].as_py(), column.type),
-        "max": _number(bounds["max"].as_py(), column.type),
-        "mean": _float(pc.mean(finite)),
-        "std": _float(pc.stddev(finite, ddof=1)) if len(finite) > 1 else 0.0,
-        "quantiles": {
-            f"p{round(q * 100):02d}": float(v) for q, v in zip(QUANTILES, quantiles, strict=True)
-        },
-    }
-
-
-def _top(column: pa.ChunkedArray, k: int) -> list[tuple[Any, int]]:
-    counts = pc.value_counts(column.drop_null())
-    order = pc.array_sort_indices(counts.field("counts"), order="descending")
-    top = counts.take(order[:k]).to_pylist()
-    return [(item["values"], int(item["counts"])) for item in top]
+    def _numeric(self) -> dict[str, Any]:
+        count, mean, m2 = self.moments
+        if count == 0:
+            return {}
+        quantiles = self.sketch.quantiles(QUANTILES)
+        return {
+            "min": _number(self.low, self.type),
+            "max": _number(self.high, self.type),
+            "mean": _finite(mean),
+            "std": _finite(math.sqrt(m2 / (count - 1))) if count > 1 else 0.0,
+            "quantiles": {
+                f"p{round(q * 100):02d}": float(v)
+                for q, v in zip(QUANTILES, quantiles, strict=True)
+            },
+        }
 
 
 def _number(value: Any, type_: pa.DataType) -> float | int:
     return int(value) if pat.is_integer(type_) else float(value)
 
 
-def _float(scalar: pa.Scalar) -> float | None:
-    value = scalar.as_py()
-    return None if value is None or not math.isfinite(value) else float(value)
+def _finite(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
 
 
 def _iso(value: Any) -> str | None:

@@ -77,15 +77,38 @@ class Quarantine:
         rejected = report.rejected(batch)
         if pii is not None:
             rejected = pii.table(rejected)
-        artifact = self._store.put(io.to_parquet(rejected))
-        summary = report.summary()
+        return self.record(
+            conn,
+            contract_id=contract_id,
+            dataset=dataset,
+            n_rows=report.n_rows,
+            n_rejected=rejected.num_rows,
+            summary=report.summary(),
+            artifact=self._store.put(io.to_parquet(rejected)),
+            source=source,
+        )
+
+    def record(
+        self,
+        conn: Connection,
+        *,
+        contract_id: int,
+        dataset: str,
+        n_rows: int,
+        n_rejected: int,
+        summary: list[dict[str, Any]],
+        artifact: str,
+        source: str,
+    ) -> QuarantineBatch:
+        """Record a batch whose rejected rows are already stored as ``artifact`` (a file
+        validated as it streamed writes them as it goes)."""
         batch_id = conn.execute(
             quarantine_batches.insert()
             .values(
                 contract_id=contract_id,
                 source=source,
-                n_rows=report.n_rows,
-                n_rejected=rejected.num_rows,
+                n_rows=n_rows,
+                n_rejected=n_rejected,
                 artifact=artifact,
                 summary=summary,
                 created_by=self._actor,
@@ -102,8 +125,8 @@ class Quarantine:
             after={
                 "quarantine_id": batch_id,
                 "source": source,
-                "n_rows": report.n_rows,
-                "n_rejected": rejected.num_rows,
+                "n_rows": n_rows,
+                "n_rejected": n_rejected,
             },
         )
         return self._get(conn, int(batch_id))

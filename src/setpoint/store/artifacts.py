@@ -5,6 +5,11 @@ fsspec so that the same code writes to a local folder or an object-store URI. Co
 is never rewritten in place: storing the same bytes twice keeps one file. Every read
 checks the bytes against their address, so a damaged or tampered file is refused
 with :class:`ArtifactCorruptedError` and never turns into a wrong model.
+
+A large object (a dataset written as it streams) is written to a *staging* file
+first (``staging()``, in the store's own folder when it is local so that the final
+rename is atomic) and moved into place by its hash with ``put_file``: the bytes are
+hashed from the file in 1 MiB pieces, never held whole.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import fsspec
@@ -55,6 +62,52 @@ class ArtifactStore:
             self._fs.pipe_file(target, data)
         return digest
 
+    @contextmanager
+    def staging(self) -> Iterator[Path]:
+        """A fresh local file to write a large object into, removed on the way out
+        unless ``put_file`` has moved it into the store."""
+        if self._local:
+            folder = Path(self._root) / "staging"
+            folder.mkdir(parents=True, exist_ok=True)
+        else:
+            folder = Path(tempfile.gettempdir())
+        fd, name = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".part")
+        os.close(fd)
+        path = Path(name)
+        try:
+            yield path
+        finally:
+            path.unlink(missing_ok=True)
+
+    def put_file(self, path: Path) -> str:
+        """Store the file at ``path`` (from ``staging()``) under its sha256, which is
+        returned; the file is moved, not copied, and durable when this returns."""
+        digest = file_sha256(path)
+        target = self.path(digest)
+        same_size = self._fs.exists(target) and self._fs.size(target) == path.stat().st_size
+        if same_size and self._verified(digest):  # else damaged: storing it again repairs it
+            path.unlink()
+            return digest
+        if self._local:
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)
+            _fsync_dir(Path(target).parent)
+        else:
+            self._fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+            self._fs.put_file(str(path), target)
+            path.unlink()
+        return digest
+
+    def _verified(self, digest: str) -> bool:
+        """Whether the object stored under ``digest`` is intact, read in pieces."""
+        sha = hashlib.sha256()
+        with self._fs.open(self.path(digest), "rb") as f:
+            while piece := f.read(_PIECE):
+                sha.update(piece)
+        return sha.hexdigest() == digest
+
     def get(self, digest: str) -> bytes:
         """The bytes stored under ``digest``, verified against it."""
         target = self.path(digest)
@@ -90,6 +143,17 @@ class ArtifactStore:
         else:
             self._fs.rm_file(target)
         return True
+
+
+_PIECE = 1 << 20
+
+
+def file_sha256(path: Path) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as f:
+        while piece := f.read(_PIECE):
+            sha.update(piece)
+    return sha.hexdigest()
 
 
 def _write_durably(target: Path, data: bytes) -> None:
