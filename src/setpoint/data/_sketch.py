@@ -23,13 +23,13 @@ and a file profile the same on every run.
 
 Why the quantiles are not DataSketches' ``kll_doubles_sketch``: measured with
 datasketches 5.2, KLL picks the half a compaction keeps with a random bit drawn
-from a generator seeded from the clock, and the Python package offers no way to
+from a generator seeded from the clock and thread id, and the Python package offers no way to
 seed it. So once a column holds more than ``k`` values, the same rows give different
 quantiles in two sketches of one process and in two runs (400,000 lognormal values,
-k = 16384: p50 0.99597 in one run, 0.99596 in the next), which would make a stored
+k = 16384: p50 0.999701, 0.999698 and 0.999538 in three runs), which would make a stored
 profile change between two ``data add`` of the same file and the streamed = in-memory
 check fail. Below ``k`` it is deterministic but returns stored values, not the
-interpolated quantiles numpy and Arrow give. See docs/benchmarks.md, "Ingest".
+interpolated quantiles numpy and Arrow give. See docs/benchmarks.md, "Streaming ingest".
 """
 
 from __future__ import annotations
