@@ -31,12 +31,9 @@ from setpoint.data.quarantine import Quarantine, QuarantineBatch
 from setpoint.data.reader import read_batches
 from setpoint.data.validation import ValidationReport
 from setpoint.errors import ContractViolationError, NotFoundError, UsageError
-from setpoint.models import flavors
-from setpoint.models.evaluation import evaluate
 from setpoint.models.predictor import Predictor
 from setpoint.models.registry import CHAMPION, AliasMove, ModelRegistry, ModelVersion
 from setpoint.models.spec import TrainSpec
-from setpoint.models.training import fit
 from setpoint.serving.deployments import Deployment, DeploymentStore
 from setpoint.serving.keys import KeyStore
 from setpoint.settings import SETTINGS_FILE, Settings
@@ -389,6 +386,8 @@ class Workspace:
         """Fit a model from a spec (a TrainSpec, a dict, YAML text or a YAML file) and
         register it with its evaluation and lineage (``lineage`` adds to what is recorded;
         ``guard`` see :meth:`ModelRegistry.register`)."""
+        from setpoint.models.training import fit  # the model libraries load when used
+
         spec = _load_spec(spec)
         version = self.datasets.get(spec.dataset)
         table = self.datasets.load(version)
@@ -462,6 +461,9 @@ class Workspace:
             )
         contract = self.datasets.contract(version)[0].restrict(features)
         kinds = {name: rule.kind for name, rule in contract.columns.items()}
+        from setpoint.models import flavors
+        from setpoint.models.evaluation import evaluate
+
         predictor = flavors.from_object(model, features=features, task=task, kinds=kinds)
         evaluation: dict[str, Any] = {"metrics": {}}
         if target is not None:

@@ -4,7 +4,8 @@ status codes, content types, response schemas and headers, valid data accepted,
 invalid data refused, auth not ignored, unsupported methods).
 
 The app is served in-process (ASGI) with a trained model, API keys required, and an
-admin key sent on every request. Hypothesis is derandomized and bounded, so a run is
+admin key sent on every request, including the one that reads the document from
+``/openapi.json``. Hypothesis is derandomized and bounded, so a run is
 reproducible and takes a few minutes at most. The operations are driven from the test
 (``operation.as_strategy``) rather than by ``schema.parametrize``: the schema is made
 from a workspace the test builds, and schemathesis's lazy pytest loader does not
@@ -26,6 +27,7 @@ from schemathesis.checks import CHECKS, load_all_checks
 from schemathesis.python import asgi
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from serving_support import SPEC, MemoryLog
+from starlette.testclient import TestClient
 
 from setpoint.demo import lending
 from setpoint.serving import openapi
@@ -52,8 +54,10 @@ def test_the_server_does_what_its_document_says(tmp_path: Path) -> None:
     app = create_app(workspace, MemoryLog(), feedback_log=MemoryLog(), refused_log=MemoryLog())
     state = app.state.serving
     state.refresh()  # the document is made from the loaded endpoints
-    # From the app object: the document does not depend on who may fetch /openapi.json.
-    schema = schemathesis.openapi.from_dict(openapi.document(state))
+    served = TestClient(app).get("/openapi.json", headers=auth)  # as a client reads it
+    assert served.status_code == 200, served.text
+    assert served.json() == openapi.document(state)
+    schema = schemathesis.openapi.from_dict(served.json())
     schema.app = app
     load_all_checks()
     checks = CHECKS.get_all()

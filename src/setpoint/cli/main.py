@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
+from importlib import import_module
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -12,60 +14,102 @@ from rich.table import Table
 
 from setpoint import __version__
 from setpoint.cli._common import Group, JsonFlag, State, emit, fmt, progress_bar, state
-from setpoint.cli.compare import compare
-from setpoint.cli.data import data_app
-from setpoint.cli.demo import demo
-from setpoint.cli.erase import erase
-from setpoint.cli.jobs import jobs_app, worker
-from setpoint.cli.logs import logs_app
-from setpoint.cli.loop import approve, loop, policy_app, reject, rollouts_app
-from setpoint.cli.models import models_app, render_version
-from setpoint.cli.monitoring import alerts_app, monitor_app, report
-from setpoint.cli.serving import deploy, deployments_app, keys_app, serve
 from setpoint.models.registry import check_alias
 from setpoint.settings import SETTINGS, Setting
 
+# Each command's module is imported when that command runs (or when --help lists them
+# all), not at start: `setpoint data add` then never loads scikit-learn, SciPy or the
+# server, which keeps it quick to start and small in memory (bench/ingest.py).
+# name -> (module, attribute): a Typer group or a command function.
+_LAZY: dict[str, tuple[str, str]] = {
+    "data": ("setpoint.cli.data", "data_app"),
+    "models": ("setpoint.cli.models", "models_app"),
+    "demo": ("setpoint.cli.demo", "demo"),
+    "deploy": ("setpoint.cli.serving", "deploy"),
+    "serve": ("setpoint.cli.serving", "serve"),
+    "deployments": ("setpoint.cli.serving", "deployments_app"),
+    "keys": ("setpoint.cli.serving", "keys_app"),
+    "logs": ("setpoint.cli.logs", "logs_app"),
+    "monitor": ("setpoint.cli.monitoring", "monitor_app"),
+    "alerts": ("setpoint.cli.monitoring", "alerts_app"),
+    "report": ("setpoint.cli.monitoring", "report"),
+    "jobs": ("setpoint.cli.jobs", "jobs_app"),
+    "worker": ("setpoint.cli.jobs", "worker"),
+    "policy": ("setpoint.cli.loop", "policy_app"),
+    "rollouts": ("setpoint.cli.loop", "rollouts_app"),
+    "approve": ("setpoint.cli.loop", "approve"),
+    "reject": ("setpoint.cli.loop", "reject"),
+    "loop": ("setpoint.cli.loop", "loop"),
+    "erase": ("setpoint.cli.erase", "erase"),
+}
+
+
+class LazyGroup(Group):
+    """The root group: the ``_LAZY`` commands, each built from its module the first time
+    it is asked for, beside the commands defined here (listed as they always were:
+    commands first, then groups)."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        lazy = [name for name in _LAZY if name not in self.commands]
+        groups = [name for name in lazy if _LAZY[name][1].endswith("_app")]
+        return [
+            *(name for name in lazy if name not in groups),
+            *self.commands,
+            *groups,
+        ]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in self.commands and cmd_name in _LAZY:
+            module, attribute = _LAZY[cmd_name]
+            target = getattr(import_module(module), attribute)
+            self.add_command(_command(cmd_name, target), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+def _command(name: str, target: typer.Typer | Callable[..., Any]) -> Any:
+    """The click command a Typer group or a command function becomes, built as
+    ``add_typer`` / ``command`` on the root would have built it."""
+    if isinstance(target, typer.Typer):
+        return typer.main.get_group_from_info(
+            typer.models.TyperInfo(target, name=name),
+            pretty_exceptions_short=True,
+            rich_markup_mode=_MARKUP,
+            suggest_commands=True,
+        )
+    return typer.main.get_command_from_info(
+        typer.models.CommandInfo(name=name, callback=target),
+        pretty_exceptions_short=True,
+        rich_markup_mode=_MARKUP,
+    )
+
+
+_MARKUP: Literal["markdown"] = "markdown"
 app = typer.Typer(
-    cls=Group,
+    cls=LazyGroup,
     name="setpoint",
     help="Keep machine-learning models on target in production.\n\n"
     "Start with `setpoint init`, then `setpoint data add`, `setpoint train`, "
     "`setpoint models promote`. Every command takes --json for scripts.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    rich_markup_mode="markdown",
+    rich_markup_mode=_MARKUP,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.add_typer(data_app, name="data")
-app.add_typer(models_app, name="models")
-app.command()(demo)
-app.command()(deploy)
-app.command()(serve)
-app.add_typer(deployments_app, name="deployments")
-app.add_typer(keys_app, name="keys")
-app.add_typer(logs_app, name="logs")
-monitor_app.command("compare")(compare)
-app.add_typer(monitor_app, name="monitor")
-app.add_typer(alerts_app, name="alerts")
-app.command()(report)
-app.add_typer(jobs_app, name="jobs")
-app.command()(worker)
-app.add_typer(policy_app, name="policy")
-app.add_typer(rollouts_app, name="rollouts")
-app.command()(approve)
-app.command()(reject)
-app.command(name="loop")(loop)
-app.command()(erase)
 
 
 def _flag(setting: Setting) -> str:
     return "--" + setting.name.replace("_", "-")
 
 
-def _root(ctx: typer.Context, **kwargs: Any) -> None:
-    if kwargs.pop("version"):
+def _print_version(value: bool) -> None:
+    """``--version``: eager, so that it answers without a command."""
+    if value:
         typer.echo(f"setpoint {__version__}")
         raise typer.Exit()
+
+
+def _root(ctx: typer.Context, **kwargs: Any) -> None:
+    kwargs.pop("version")
     path = kwargs.pop("workspace")
     ctx.obj = State(
         workspace_path=path, overrides={k: v for k, v in kwargs.items() if v is not None}
@@ -110,7 +154,13 @@ _root.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
             "version",
             inspect.Parameter.KEYWORD_ONLY,
             annotation=bool,
-            default=typer.Option(False, "--version", help="Print the version and exit."),
+            default=typer.Option(
+                False,
+                "--version",
+                callback=_print_version,
+                is_eager=True,
+                help="Print the version and exit.",
+            ),
         ),
     ]
 )
@@ -182,6 +232,8 @@ def train(
     json_: JsonFlag = False,
 ) -> None:
     """Fit a model from a spec, evaluate it on the hold-out and register it with lineage."""
+    from setpoint.cli.models import render_version
+
     if promote:
         check_alias(promote)  # before training, so a typo does not leave a stray version
     ws = state(ctx).workspace()

@@ -24,6 +24,7 @@ from setpoint.cli._common import (
     write_rows,
     writing,
 )
+from setpoint.cli.compare import compare
 from setpoint.errors import UsageError
 
 monitor_app = typer.Typer(
@@ -551,3 +552,7 @@ def _table(c: Console, endpoint: str, windows: list[dict[str, Any]]) -> None:
             fmt(w["p99_ms"], 3),
         )
     c.print(table)
+
+
+# `setpoint monitor compare` needs no workspace; its module says why it stands apart.
+monitor_app.command("compare")(compare)

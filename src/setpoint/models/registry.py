@@ -21,7 +21,6 @@ from sqlalchemy.engine import Connection, Row
 from setpoint._names import LATEST, check_name, check_number, split_ref, version_number
 from setpoint.data.catalog import DatasetVersion
 from setpoint.errors import NotFoundError, UsageError
-from setpoint.models import flavors
 from setpoint.models.predictor import Predictor
 from setpoint.store import audit
 from setpoint.store.artifacts import ArtifactStore
@@ -261,6 +260,8 @@ class ModelRegistry:
     def load(self, version: ModelVersion) -> Predictor:
         """The predictor of ``version``, its files verified against their hashes."""
         files = {role: self._store.get(digest) for role, digest in version.artifacts.items()}
+        from setpoint.models import flavors  # here: the model libraries load with a model
+
         return flavors.load(version.flavor, files, version.flavor_metadata)
 
     # -- lineage -----------------------------------------------------------------------
