@@ -13,7 +13,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from setpoint.data import io
-from setpoint.data._sketch import QuantileSketch
 from setpoint.data.ingest import Ingested, ingest
 from setpoint.data.profile import profile_table
 from setpoint.data.reader import read_batches
@@ -84,26 +83,3 @@ def test_many_hash_batches_agree_and_the_parquet_holds_the_rows(
     assert found.content_hash == io.content_hash(loaded)
     assert found.profile == profile_table(loaded)
     assert pa.parquet.read_table(tmp_path / "t.parquet").equals(loaded)
-
-
-def test_sketched_quantiles_stay_within_the_stated_rank_error() -> None:
-    rng = np.random.default_rng(0)
-    values = rng.lognormal(0, 1, 400_000)
-    sketch = QuantileSketch(k=2048)
-    for part in np.array_split(values, 50):
-        sketch.add(part)
-    assert not sketch.exact
-    qs = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
-    ordered = np.sort(values)
-    levels = int(np.ceil(np.log2(len(values) / 2048))) + 1
-    for q, estimate in zip(qs, sketch.quantiles(qs), strict=True):
-        rank = np.searchsorted(ordered, estimate) / len(values)
-        assert abs(rank - q) <= levels / 2048
-
-
-def test_quantiles_are_exact_while_the_sketch_holds_every_value() -> None:
-    values = np.random.default_rng(1).normal(size=1000)
-    sketch = QuantileSketch()
-    sketch.add(values)
-    assert sketch.exact
-    assert sketch.quantiles((0.5, 0.99)) == pytest.approx(list(np.quantile(values, [0.5, 0.99])))

@@ -9,9 +9,12 @@ profiled as it streams (``data/ingest.py``); ``profile_table`` feeds it a table 
 the same batches (``io.HASH_ROWS`` rows each), so a table and the same rows streamed
 from a file get the same profile. Counts, nulls, min, max and the text statistics
 merge exactly; mean and standard deviation merge by Chan's formulas (exact up to
-floating-point rounding); quantiles, distinct counts of more than 65,536 values and
-the commonest values of such columns come from bounded summaries whose error is
-stated in ``data/_sketch.py``. Per batch, everything is an Arrow or NumPy kernel.
+floating-point rounding); quantiles of more than 16,384 values, distinct counts of
+more than 65,536 values and the commonest values of a text column with more than
+98,304 distinct values come from bounded summaries whose error is stated in
+``data/_sketch.py``. Per batch, everything is an Arrow or NumPy kernel, except the
+DataSketches updates, one call per value (distinct counts beyond 65,536) or per
+distinct value of the batch (commonest text values).
 """
 
 from __future__ import annotations
@@ -142,7 +145,6 @@ class _Column:
             self._add_numbers(values)
         elif pat.is_boolean(type_):
             self.total += pc.sum(values.cast(pa.int8())).as_py() or 0
-            self.top.add(values)
         elif pat.is_timestamp(type_) or pat.is_date(type_) or is_text(type_):
             bounds = pc.min_max(values)
             self._bounds(bounds["min"].as_py(), bounds["max"].as_py())
@@ -191,9 +193,8 @@ class _Column:
         if kind in ("numeric", "integer"):
             return ColumnProfile(**base, **self._numeric())
         if kind == "boolean":
-            return ColumnProfile(
-                **base, mean=_finite(self.total / (n - nulls)), top=self.top.top(2)
-            )
+            mean = _finite(self.total / (n - nulls))
+            return ColumnProfile(**base, mean=mean, top=_top_booleans(self.total, n - nulls))
         if kind == "datetime":
             return ColumnProfile(**base, min=_iso(self.low), max=_iso(self.high))
         if is_text(type_):
@@ -221,6 +222,12 @@ class _Column:
                 for q, v in zip(QUANTILES, quantiles, strict=True)
             },
         }
+
+
+def _top_booleans(trues: float, count: int) -> list[tuple[Any, int]]:
+    """Both values by count, ties by value, as :meth:`TopCounts.top` orders text."""
+    counted = sorted([(-int(trues), True), (int(trues) - count, False)])
+    return [(value, -negative) for negative, value in counted if negative]
 
 
 def _number(value: Any, type_: pa.DataType) -> float | int:
