@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -118,3 +119,10 @@ def test_the_per_column_check_never_passes_what_the_per_value_check_fails(
     """The whole-column shortcut (type set, min, max) agrees with the per-value rule."""
     if _compile_column(rule)(values):
         assert all(map(_compile(rule), values)), (rule, values)
+
+
+def test_an_infinity_is_never_clean_even_without_bounds() -> None:
+    contract = Contract({"n": ColumnRule("numeric")})
+    for value in (math.inf, -math.inf):
+        assert not FastCheck(contract).clean({"n": [1.0, value]})
+        assert not contract.validate(to_table({"n": [1.0, value]})).ok

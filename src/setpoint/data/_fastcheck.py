@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from math import isfinite as _isfinite
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -81,12 +82,13 @@ def _compile_column(rule: ColumnRule) -> Callable[[Sequence[Any]], bool]:
         if not present:
             return True
         if float in types:
-            # NaN (or inf - inf) makes the sum NaN, and min/max unreliable: look per value.
+            # NaN or an infinity makes the sum NaN or infinite (and min/max unreliable);
+            # so may a sum of large finite values: look per value.
             try:
                 total = sum(present)
             except OverflowError:  # an integer beyond what a float holds
                 return False
-            if total != total:
+            if not _isfinite(total):
                 return False
         lowest, highest = min(present), max(present)
         if int in types and not (lowest >= -_INT64 and highest < _INT64):
@@ -109,7 +111,8 @@ def _compile(rule: ColumnRule) -> Any:
             if t is float:
                 if value != value:  # NaN is a missing value
                     return nullable
-                return bool(low <= value <= high)  # infinities fail here or as not_finite
+                # an infinity is never clean: the contract calls it not_finite
+                return bool(low <= value <= high and _isfinite(value))
             if t is int:
                 return bool(-_INT64 <= value < _INT64 and low <= value <= high)
             return value is None and nullable
