@@ -157,3 +157,19 @@ def test_no_csv_makes_a_traceback(tmp_path_factory: pytest.TempPathFactory, data
         assert result.exception is None or isinstance(result.exception, SystemExit), result.output
         assert "Traceback" not in result.output
         assert result.exit_code in (0, 5, 2), result.output
+
+
+def test_a_csv_whose_many_columns_start_empty_is_added(cli: Cli, tmp_path: Path) -> None:
+    """70 columns empty for the first 50,000 rows, integers after: Arrow reads it
+    whole, so ``data add`` takes it too (each widened column used to cost a re-read,
+    and past 64 the file was refused)."""
+    columns = 70
+    path = tmp_path / "late.csv"
+    with path.open("w") as out:
+        out.write(",".join(f"c{i}" for i in range(columns)) + "\n")
+        out.write(("," * (columns - 1) + "\n") * 50_000)
+        out.write("".join(",".join(str(r + i) for i in range(columns)) + "\n" for r in range(3)))
+    added = cli.json("data", "add", "wide", str(path))
+    assert added["row_count"] == 50_003
+    profile = cli.json("data", "show", "wide@1")["profile"]["columns"]
+    assert [c["arrow_type"] for c in profile] == ["int64"] * columns

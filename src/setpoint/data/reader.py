@@ -8,10 +8,14 @@ file, a header without rows, a column with no name, a name used twice, a NUL byt
 a name, text that is not UTF-8, rows with a different number of fields.
 
 Arrow's streaming CSV reader infers each column's type from the first block. When a
-later row does not fit (an integer column meets ``1.5`` or ``n/a``), the file is read
-again from the start with that column widened (null to a number or text, integer to
-float, anything else to text), so the types are those of the whole file, whatever the
-block size; the consumer starts over each time.
+later row does not fit (an integer column meets ``1.5`` or ``x``), the pass stops and a
+type-only scan reads the whole file as text, keeping per column just the widest type
+seen so far (null to a number or text, integer to float, anything else to text), so
+the types are those of the whole file, whatever the block size; then the consumer
+starts over once, with every widened type given. A file that needs no widening is
+read once; one that does, three times (the failed pass, the scan, the real pass),
+however many of its columns widen. Each widened column used to cost a re-read, and a
+file with more than 64 of them was refused.
 """
 
 from __future__ import annotations
@@ -22,21 +26,28 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from setpoint.data import io
-from setpoint.data.kinds import FLOAT_TEXT, INTEGER_TEXT
 from setpoint.errors import InvalidDataError, UsageError
 
 BLOCK_SIZE = 1 << 20  # bytes of CSV per batch; the reader holds some 40 times this
 PARQUET_BATCH_ROWS = io.HASH_ROWS
 
+# The first pass, the pass after the scan, and one more in case the scan judged a
+# value fit where Arrow's converter does not (the scan's check is Arrow's cast, which
+# parses numbers and dates as the CSV converter does, but not every type).
+_PASSES = 3
+
 T = TypeVar("T")
 Consume = Callable[[pa.Schema, Iterator[pa.RecordBatch]], T]
 
+# "to int64: invalid value 'x'", "to time32[s]: ...", "to timestamp[s]: expected no
+# zone offset in '...'": any type, and the value last.
 _CONVERSION = re.compile(
-    r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to (\w+): invalid value '(.*)'",
+    r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to [^:]+: [^']*'(.*)'",
     re.DOTALL,
 )
 _BAD_UTF8 = re.compile(r"In CSV column #(\d+): .*invalid UTF8", re.DOTALL)
@@ -45,7 +56,8 @@ _ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError
 
 def read_batches(path: Path, consume: Consume[T], *, block_size: int | None = None) -> T:
     """``consume(schema, batches)`` over the file at ``path``, normalised batches of
-    bounded size; called again from the start if a CSV column has to be widened."""
+    bounded size; called again from the start, once, if CSV columns have to be widened
+    (twice if Arrow's converter refuses a value the type scan let through)."""
     kind = io.FORMATS.get(path.suffix.lower())
     if kind is None:
         raise UsageError(
@@ -56,19 +68,22 @@ def read_batches(path: Path, consume: Consume[T], *, block_size: int | None = No
     if kind == "parquet":
         return _parquet(path, consume)
     column_types: dict[str, pa.DataType] = {}
-    for _ in range(64):
+    for _ in range(_PASSES):
         try:
             return _csv(path, consume, column_types, block_size or BLOCK_SIZE)
         except _Widen as widen:
-            column_types[widen.name] = widen.type
+            column_types = widened_types(path, widen.types, block_size or BLOCK_SIZE)
     raise InvalidDataError(f"{path}: the column types keep changing; save it with plain types")
 
 
 class _Widen(Exception):
-    """Not an error: a request to read the file again with one column wider."""
+    """Not an error: a request to learn the whole file's types and read it again.
 
-    def __init__(self, name: str, type_: pa.DataType) -> None:
-        self.name, self.type = name, type_
+    ``types`` are the types the failed pass read with, the failing column already
+    widened past the value that did not fit."""
+
+    def __init__(self, types: dict[str, pa.DataType]) -> None:
+        self.types = types
 
 
 def _csv(
@@ -97,7 +112,7 @@ def _csv(
             except StopIteration:
                 break
             except _ARROW_ERRORS as exc:
-                raise _widen_or_fail(path, names, column_types, exc, rows) from None
+                raise _widen_or_fail(path, reader.schema, exc, rows) from None
             rows += batch.num_rows
             yield io.normalise_batch(batch, schema)
         if rows == 0:
@@ -180,16 +195,21 @@ def _check_text(path: Path, schema: pa.Schema) -> None:
         )
 
 
-def _widen_or_fail(
-    path: Path,
-    names: list[str],
-    column_types: dict[str, pa.DataType],
-    exc: Exception,
-    rows: int,
-) -> Exception:
-    """A request to read again with a wider column type, or the error to show."""
-    message = str(exc)
-    bad_text = _BAD_UTF8.search(message)
+def _widen_or_fail(path: Path, schema: pa.Schema, exc: Exception, rows: int) -> Exception:
+    """A request to learn the file's types and read it again, or the error to show."""
+    match = _CONVERSION.search(str(exc))
+    if match:
+        field = schema.field(int(match.group(1)))
+        wider = _wider(field.type, pa.array([match.group(2)]))
+        if wider == field.type:  # the scan's check holds it, Arrow's converter does not
+            wider = pa.string()
+        return _Widen({**dict(zip(schema.names, schema.types, strict=True)), field.name: wider})
+    return _read_error(path, schema.names, exc, rows)
+
+
+def _read_error(path: Path, names: list[str], exc: Exception, rows: int) -> InvalidDataError:
+    """What to tell the user about a CSV file Arrow could not read past row ``rows``."""
+    bad_text = _BAD_UTF8.search(str(exc))
     if bad_text:
         name = names[int(bad_text.group(1))]
         return InvalidDataError(
@@ -197,22 +217,73 @@ def _widen_or_fail(
             "(perhaps Latin-1 or Windows-1252); save the file as UTF-8",
             details=[{"column": name, "problem": "not UTF-8"}],
         )
-    match = _CONVERSION.search(message)
-    if match:
-        name = names[int(match.group(1))]
-        wider = _wider(match.group(2), match.group(3))
-        if name not in column_types or column_types[name] != wider:
-            return _Widen(name, wider)
     return InvalidDataError(_csv_problem(path, exc))
 
 
-def _wider(type_name: str, value: str) -> pa.DataType:
-    """The type that holds what a column held so far and ``value``."""
-    if type_name == "null" and re.fullmatch(INTEGER_TEXT, value):
-        return pa.int64()
-    if type_name in ("null", "int64") and re.fullmatch(FLOAT_TEXT, value):
-        return pa.float64()
+def widened_types(
+    path: Path, types: dict[str, pa.DataType], block_size: int
+) -> dict[str, pa.DataType]:
+    """Every column's type for the whole file, from ``types`` (what a pass read with)
+    widened by every value of the file: one read of the file as text, in blocks,
+    holding one block and a type per column."""
+    types = dict(types)
+    rows = 0
+    try:
+        reader = pa_csv.open_csv(
+            path,
+            read_options=pa_csv.ReadOptions(block_size=block_size),
+            # Text with the nulls a typed column has: the same cells are missing.
+            convert_options=pa_csv.ConvertOptions(
+                column_types=dict.fromkeys(types, pa.string()), strings_can_be_null=True
+            ),
+        )
+        for batch in reader:
+            open_ = [name for name, type_ in types.items() if type_ != pa.string()]
+            if not open_:
+                break  # text holds anything: nothing left to learn
+            for name in open_:
+                values = batch.column(name)
+                if not _holds(types[name], values):
+                    types[name] = _wider(types[name], values)
+            rows += batch.num_rows
+    except _ARROW_ERRORS as exc:
+        raise _read_error(path, list(types), exc, rows) from None
+    return types
+
+
+def _wider(type_: pa.DataType, values: pa.Array) -> pa.DataType:
+    """The type that holds what a column of ``type_`` held so far and ``values``: null
+    widens to a number or text, integer to float, anything else to text. Each step
+    holds every value the narrower type held, so earlier rows need no second look."""
+    steps = {pa.null(): (pa.int64(), pa.float64()), pa.int64(): (pa.float64(),)}
+    for wider in steps.get(type_, ()):
+        if _holds(wider, values):
+            return wider
     return pa.string()
+
+
+def _holds(type_: pa.DataType, values: pa.Array) -> bool:
+    """Whether Arrow's CSV converter reads every one of ``values`` (text, nulls where
+    the cell is missing) as ``type_``. Numbers and dates are parsed by Arrow's cast
+    after trimming spaces and tabs, as the converter does; booleans are the reader's
+    true and false words. A type the cast cannot check is taken to hold: if it does
+    not, the next pass says so and widens that column."""
+    present = values.drop_null()
+    if not len(present) or type_ == pa.string():
+        return True
+    if type_ == pa.null():
+        return False
+    if pa.types.is_boolean(type_):
+        options = pa_csv.ConvertOptions()
+        words = pa.array([*options.true_values, *options.false_values])
+        return bool(pc.all(pc.is_in(present, words)).as_py())
+    try:
+        pc.cast(pc.utf8_trim(present, " \t"), type_)
+    except (pa.ArrowInvalid, OverflowError):
+        return False
+    except (pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return True
+    return True
 
 
 def _csv_problem(path: Path, exc: BaseException) -> str:
