@@ -83,3 +83,19 @@ def test_many_hash_batches_agree_and_the_parquet_holds_the_rows(
     assert found.content_hash == io.content_hash(loaded)
     assert found.profile == profile_table(loaded)
     assert pa.parquet.read_table(tmp_path / "t.parquet").equals(loaded)
+
+
+def test_long_text_streamed_and_in_memory_agree(tmp_path: Path) -> None:
+    """Long values go to the bounded summaries (a HyperLogLog past the byte cap, keys
+    of a bounded length) the same way whether the rows stream or sit in memory."""
+    rng = np.random.default_rng(7)
+    words = np.array(["alpha", "beta", "gamma", "délta"])
+    text = [" ".join(rng.choice(words, 800)) for _ in range(1500)]
+    table = pa.table({"t": text, "c": [f"{'long label ' * 10}{i % 3}" for i in range(1500)]})
+    path = tmp_path / "t.csv"
+    pa_csv.write_csv(table, path)
+    found = streamed(path, tmp_path / "t.parquet", block_size=1 << 16)
+    loaded = io.read_file(path)
+    assert found.profile == profile_table(loaded)
+    assert abs(found.profile.column("t").distinct - 1500) <= 20  # a HyperLogLog: 7 MB of text
+    assert found.profile.column("c").top == [(f"{'long label ' * 10}{i}", 500) for i in range(3)]

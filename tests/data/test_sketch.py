@@ -11,7 +11,15 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from setpoint.data._sketch import DISTINCT_CAP, SKETCH_K, DistinctCount, QuantileSketch, TopCounts
+from setpoint.data._sketch import (
+    DISTINCT_BYTES,
+    DISTINCT_CAP,
+    SKETCH_K,
+    TOP_KEY_BYTES,
+    DistinctCount,
+    QuantileSketch,
+    TopCounts,
+)
 from setpoint.data.profile import profile_table
 
 HLL_TWO_SIGMA = 0.0131  # hll_sketch.get_rel_err(True, False, 14, 2), rounded up
@@ -102,6 +110,69 @@ def test_the_same_rows_profile_the_same_beyond_every_exact_regime() -> None:
     n = 4 * max(SKETCH_K, DISTINCT_CAP)
     table = pa.table({"x": rng.lognormal(size=n), "c": [f"c{i}" for i in rng.integers(0, n, n)]})
     assert profile_table(table) == profile_table(table)
+
+
+def long_texts(n: int, length: int = 10_000, seed: int = 6) -> pa.Array:
+    """``n`` distinct free-text values of ``length`` characters."""
+    rng = np.random.default_rng(seed)
+    words = np.array(["lorem", "ipsum", "dolor", "amet", "élan", "naïve"])
+    return pa.array(
+        [f"{i}: " + " ".join(rng.choice(words, length // 5))[:length] for i in range(n)]
+    )
+
+
+def test_distinct_values_are_held_exactly_only_up_to_the_byte_cap() -> None:
+    """Long free text: the exact set would hold every value; past DISTINCT_BYTES it is
+    a HyperLogLog, whatever the number of values."""
+    values = long_texts(1_000)
+    assert values.nbytes > 2 * DISTINCT_BYTES
+    count = DistinctCount()
+    for start in range(0, len(values), 50):
+        count.add(values.slice(start, 50))
+        assert count.nbytes <= DISTINCT_BYTES
+    assert abs(count.value - 1_000) <= HLL_TWO_SIGMA * 1_000
+
+
+def test_top_counts_hold_long_values_by_a_bounded_key() -> None:
+    """The frequent-items map holds a long value by its first TOP_KEY_BYTES bytes and a
+    hash: bounded by the map's size, not by the values' length."""
+    values = long_texts(1_000)
+    top, small = TopCounts(), TopCounts(lg_map_size=8)  # small: at most 192 keys
+    for start in range(0, len(values), 50):
+        top.add(values.slice(start, 50))
+        small.add(values.slice(start, 50))
+    top.add(values.slice(0, 3))
+    longest = TOP_KEY_BYTES + len("…".encode()) + 16
+    assert top.nbytes <= 32 + 1_000 * (8 + 4 + longest)  # not the values' 10 MB
+    assert small.nbytes <= small.max_nbytes == 32 + 192 * (8 + 4 + longest)
+    found = top.top(3)
+    assert [count for _, count in found] == [2, 2, 2]
+    assert all(
+        value.endswith("…") and len(value.encode()) <= TOP_KEY_BYTES + 3 for value, _ in found
+    )
+    assert [value[:-1] for value, _ in found] == [
+        v[: len(value) - 1]
+        for v, (value, _) in zip(values.slice(0, 3).to_pylist(), found, strict=True)
+    ]
+
+
+def test_long_values_are_given_in_full_while_the_distinct_set_is_exact() -> None:
+    """A category with a long label is still that label (a contract's categories come
+    from the top values): the exact distinct set gives each key its value back."""
+    labels = [f"{c}: " + "a long product description " * 20 for c in "XYZ"]
+    table = pa.table({"c": [labels[i % 3] for i in range(1000)] + [labels[0]]})
+    column = profile_table(table).column("c")
+    assert column.kind == "categorical"
+    assert column.top == [(labels[0], 335), (labels[1], 333), (labels[2], 333)]
+
+
+def test_long_free_text_profiles_the_same_every_time() -> None:
+    table = pa.table({"t": long_texts(1_000)})
+    first = profile_table(table).column("t")
+    assert first == profile_table(table).column("t")
+    assert first.kind == "string"
+    assert first.top is not None
+    assert all(v.endswith("…") for v, _ in first.top)
 
 
 def test_the_sketches_do_not_import_pandas() -> None:

@@ -10,11 +10,13 @@ the same batches (``io.HASH_ROWS`` rows each), so a table and the same rows stre
 from a file get the same profile. Counts, nulls, min, max and the text statistics
 merge exactly; mean and standard deviation merge by Chan's formulas (exact up to
 floating-point rounding); quantiles of more than 16,384 values, distinct counts of
-more than 65,536 values and the commonest values of a text column with more than
-98,304 distinct values come from bounded summaries whose error is stated in
-``data/_sketch.py``. Per batch, everything is an Arrow or NumPy kernel, except the
-DataSketches updates, one call per value (distinct counts beyond 65,536) or per
-distinct value of the batch (commonest text values).
+more than 65,536 values (or 4 MiB of them) and the commonest values of a text column
+with more than 98,304 distinct values come from bounded summaries whose error and
+memory are stated in ``data/_sketch.py``; a text value longer than 48 bytes is
+counted among the commonest by a bounded key, and shown in full only while the
+column's distinct values are held exactly. Per batch, everything is an Arrow or NumPy
+kernel, except the DataSketches updates, one call per value (distinct counts beyond
+the exact set) or per distinct value of the batch (commonest text values).
 """
 
 from __future__ import annotations
@@ -203,7 +205,10 @@ class _Column:
                 min=self.low,
                 max=self.high,
                 mean=_finite(self.total / (n - nulls)),  # mean length, for free text
-                top=self.top.top(max(TOP_K, max_categories) if kind == "categorical" else TOP_K),
+                top=self.top.top(
+                    max(TOP_K, max_categories) if kind == "categorical" else TOP_K,
+                    self.distinct.exact_values,
+                ),
             )
         return ColumnProfile(**base)
 
