@@ -349,11 +349,64 @@ def _generic(
             {"name": n, "in": "path", "required": True, "schema": _STRING} for n in names
         ]
     if method == "post":
+        body = _BODIES.get(path.rpartition("/")[2], {})
         operation["requestBody"] = {
             "required": True,
-            "content": {kind: {"schema": {} if kind == JSON else _STRING} for kind in media},
+            "content": {kind: {"schema": body if kind == JSON else _STRING} for kind in media},
         }
     return {method: operation}
+
+
+_ROWS = {"type": "array", "minItems": 1}
+_RECORDS_OR_COLUMNS = {
+    "anyOf": [
+        {**_ROWS, "items": {"type": "object"}},
+        {"type": "object", "minProperties": 1, "additionalProperties": {"type": "array"}},
+    ]
+}
+# The JSON bodies of the routes shared by every endpoint, by the path's last part: their
+# shape (the columns are each endpoint's, described under its own routes).
+_BODIES: dict[str, dict[str, Any]] = {
+    "invocations": {
+        "description": "Exactly one of MLflow's inputs, and optionally params.",
+        "oneOf": [
+            _object(
+                {
+                    name: schema,
+                    "params": {"type": "object"},
+                },
+                name,
+                title=name,
+            )
+            for name, schema in (
+                (
+                    "dataframe_split",
+                    _object(
+                        {
+                            "columns": {**_ROWS, "items": {"type": "string"}},
+                            "data": {**_ROWS, "items": {"type": "array"}},
+                            "index": {"type": "array"},
+                        },
+                        "columns",
+                        "data",
+                    ),
+                ),
+                ("dataframe_records", {**_ROWS, "items": {"type": "object"}}),
+                ("instances", _RECORDS_OR_COLUMNS),
+                ("inputs", _RECORDS_OR_COLUMNS),
+            )
+        ],
+    },
+    "infer": _object(
+        {
+            "id": {"type": "string"},
+            "inputs": {**_ROWS, "items": {"type": "object"}},
+            "outputs": {"type": "array", "items": {"type": "object"}},
+            "parameters": {"type": "object"},
+        },
+        "inputs",
+    ),
+}
 
 
 _ONE_PER_ROW = "One per row; null for a row rejected under on_error: per_row"
