@@ -11,6 +11,7 @@ still computes its windows.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -179,3 +180,112 @@ def test_mistakes_are_named(workspace: Workspace) -> None:
     assert "no endpoint" in cli(workspace, "erase", "--where", "a=1", "--endpoint", "nope", code=3)
     nothing: dict[str, Any] = workspace.erase("account", 1).to_dict()
     assert nothing["rows"] == 0
+
+
+def people(ws: Workspace) -> None:
+    """A small dataset whose columns name a subject: ``name`` and ``acct``."""
+    ws.add_dataset(
+        "people",
+        pd.DataFrame({"name": ["Ann", "Bo"], "acct": [1.0, 2.0], "city": ["Oslo", "Rome"]}),
+    )
+
+
+def logged(ws: Workspace, inputs: list[dict[str, Any]]) -> None:
+    """One prediction record per ``inputs``, as the server writes them."""
+    with RecordLog(ws.root, kind="predictions") as log:
+        log.append(
+            [
+                {
+                    "request_id": f"r{i}",
+                    "ts": START,
+                    "endpoint": "credit",
+                    "row": 0,
+                    "model": "credit-risk",
+                    "version": 1,
+                    "route": "champion",
+                    "latency_ms": 1.0,
+                    "cached": False,
+                    "fallback": False,
+                    "inputs": row,
+                    "outputs": {"p": 0.5},
+                }
+                for i, row in enumerate(inputs)
+            ]
+        )
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("name", 'O"Brien'),  # JSON escapes the quote
+        ("name", "Zoë\\x"),  # and the backslash
+        ("name", "line\nbreak"),  # and the newline
+        ("acct", "1e20"),  # the log spells it 1e20 as a number
+        ("acct", "100000000000000000000"),  # the same number, spelled out
+        ("acct", "100000000000000000000.0"),
+    ],
+)
+def test_values_the_log_spells_otherwise_are_found(
+    workspace: Workspace, column: str, value: str
+) -> None:
+    people(workspace)
+    logged(
+        workspace,
+        [
+            {"name": 'O"Brien', "acct": 1.0},
+            {"name": "Zoë\\x", "acct": 2.0},
+            {"name": "line\nbreak", "acct": 3.0},
+            {"name": "Dee", "acct": 1e20},
+            {"name": "Eve", "acct": 2e20},
+        ],
+    )
+    found = workspace.erase(column, value, dry_run=True)
+    assert found.logs["predictions"] == 1
+    done = workspace.erase(column, value)
+    assert done.logs["predictions"] == 1
+    assert workspace.erase(column, value, dry_run=True).rows == 0
+    assert read_log(workspace.root, kind="predictions").num_rows == 4
+
+
+def test_erasing_by_a_column_not_marked_pii_leaves_no_value_in_the_metadata_store(
+    workspace: Workspace,
+) -> None:
+    frame = pd.DataFrame(
+        {
+            "id": list(range(40)),
+            "city": ["Oslo", "Rome", "Lima", "Kyiv"] * 10,
+            "income": [1000.0 + 10 * i for i in range(40)],
+        }
+    )
+    frame.loc[7, ["city", "income"]] = ["Secretville", 987654.25]  # the subject's row
+    workspace.add_dataset("loans", frame)
+    edited = workspace.contract("loans@1")
+    workspace.attach_contract(
+        "loans@1", replace(edited, unknown_columns="allow"), note="a person's edit"
+    )
+    batch = frame.iloc[5:12].copy()
+    batch.loc[7, "income"] = 12345678.5  # the subject's quarantined row
+    batch.loc[9, "income"] = 23456789.5  # someone else's
+    assert workspace.validate("loans@1", batch, mode="quarantine").quarantine is not None
+    text = everywhere(workspace)
+    assert "Secretville" in text and "987654.25" in text and "12345678.5" in text
+
+    report = workspace.erase("city", "Secretville")
+    assert report.datasets == [{"version": "loans@1", "rows": 1, "replaced_by": "loans@2"}]
+    assert any("not marked PII" in note for note in report.notes)
+    text = everywhere(workspace)
+    for value in ("Secretville", "987654.25", "12345678.5"):
+        assert value not in text, value
+    contract = workspace.contract("loans@2")
+    assert contract.columns["city"].categories == ("Kyiv", "Lima", "Oslo", "Rome")
+    assert contract.unknown_columns == "allow"  # the person's edit stays
+    [batch_after] = workspace.quarantine.list("loans")
+    assert batch_after.summary == [
+        {"column": "income", "rule": "max", "count": 1, "example": 23456789.5}
+    ]
+
+
+def test_a_fraction_matches_the_float_that_stands_for_it(workspace: Workspace) -> None:
+    people(workspace)
+    logged(workspace, [{"name": "Ann", "acct": 0.1}, {"name": "Bo", "acct": 0.10000000000000002}])
+    assert workspace.erase("acct", "0.1", dry_run=True).logs["predictions"] == 1
