@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 from privacy_support import records, text_of, with_accounts
 from setpoint.cli.main import app
 from setpoint.demo import lending
-from setpoint.errors import ConflictError, GoneError, UsageError
+from setpoint.errors import ConflictError, GoneError, NotFoundError, UsageError
 from setpoint.monitoring.monitor import MonitorConfig
 from setpoint.serving._logtables import read_log
 from setpoint.serving.app import create_app
@@ -178,7 +178,9 @@ def test_mistakes_are_named(workspace: Workspace) -> None:
     with pytest.raises(UsageError, match="give the value"):
         workspace.erase("account", "")
     assert "no endpoint" in cli(workspace, "erase", "--where", "a=1", "--endpoint", "nope", code=3)
-    nothing: dict[str, Any] = workspace.erase("account", 1).to_dict()
+    with pytest.raises(UsageError, match="column 'account'.*known columns: "):
+        workspace.erase("account", 1)
+    nothing: dict[str, Any] = workspace.erase("age", 1000).to_dict()
     assert nothing["rows"] == 0
 
 
@@ -281,7 +283,7 @@ def test_erasing_by_a_column_not_marked_pii_leaves_no_value_in_the_metadata_stor
     assert contract.unknown_columns == "allow"  # the person's edit stays
     [batch_after] = workspace.quarantine.list("loans")
     assert batch_after.summary == [
-        {"column": "income", "rule": "max", "count": 1, "example": 23456789.5}
+        {"column": "income", "rule": "max", "count": 1, "example": "23456789.5"}
     ]
 
 
@@ -289,3 +291,45 @@ def test_a_fraction_matches_the_float_that_stands_for_it(workspace: Workspace) -
     people(workspace)
     logged(workspace, [{"name": "Ann", "acct": 0.1}, {"name": "Bo", "acct": 0.10000000000000002}])
     assert workspace.erase("acct", "0.1", dry_run=True).logs["predictions"] == 1
+
+
+def test_every_argument_is_checked_before_anything_changes(workspace: Workspace) -> None:
+    history = with_accounts(lending.applications(120, start=START, days=5), np.random.default_rng(3))
+    workspace.add_dataset("loans", history, pii_columns=["account"])
+    workspace.promote("credit-risk", workspace.train(SPEC).version)
+    workspace.deploy("credit", model="credit-risk")
+    subject = int(history["account"].iloc[0])
+    logged(workspace, [{"account": subject}, {"account": subject + 1}])
+
+    with pytest.raises(NotFoundError, match="no dataset 'nope'"):
+        workspace.erase("account", subject, endpoint="credit", dataset="nope")
+    with pytest.raises(UsageError, match="no dataset, model or quarantined batch has a column"):
+        workspace.erase("acount", subject)
+    assert read_log(workspace.root, kind="predictions").num_rows == 2
+    assert workspace.audit(action="erase") == []
+    # Both limits apply: this endpoint's logs and this dataset's versions.
+    both = workspace.erase("account", subject, endpoint="credit", dataset="loans", dry_run=True)
+    assert both.logs["predictions"] == 1
+    assert both.datasets == [{"version": "loans@1", "rows": 1}]
+    assert "both" in " ".join(cli(workspace, "erase", "--help").split())
+
+
+def test_the_report_says_how_the_column_was_matched(workspace: Workspace) -> None:
+    frame = pd.DataFrame(
+        {"email": ["a@x", "b@x"], "account": [11, 12], "city": ["Oslo", "Rome"]}
+    )
+    workspace.add_dataset("people", frame, pii_columns=["account"])
+    contract = workspace.contract("people@1")
+    dropped = replace(contract.columns["email"], pii=True, pii_mode="drop")
+    workspace.attach_contract(
+        "people@1", replace(contract, columns={**contract.columns, "email": dropped})
+    )
+    [note] = workspace.erase("email", "a@x", dry_run=True).notes
+    assert "email is dropped from logs (pii: drop)" in note
+    assert "erase by another identifying column" in note
+    [note] = workspace.erase("account", 11, dry_run=True).notes
+    assert "keyed hash" in note
+    [note] = workspace.erase("city", "Oslo", dry_run=True).notes
+    assert "city is not marked PII" in note
+    shown = " ".join(cli(workspace, "erase", "--where", "email=a@x", "--dry-run").split())
+    assert "(pii: drop)" in shown
