@@ -333,3 +333,29 @@ def test_the_report_says_how_the_column_was_matched(workspace: Workspace) -> Non
     assert "city is not marked PII" in note
     shown = " ".join(cli(workspace, "erase", "--where", "email=a@x", "--dry-run").split())
     assert "(pii: drop)" in shown
+
+
+@pytest.mark.slow
+def test_a_subject_named_by_a_column_not_marked_pii_leaves_no_value_anywhere(
+    workspace: Workspace,
+) -> None:
+    rng = np.random.default_rng(4)
+    history = with_accounts(lending.applications(600, start=START, days=10, seed=5), rng)
+    history["city"] = rng.choice(["Oslo", "Rome", "Lima", "Kyiv"], len(history))
+    history.loc[history.index[42], ["city", "income"]] = ["Secretville", 987654.25]
+    workspace.add_dataset("loans", history, pii_columns=["account"])
+    spec = {**SPEC, "exclude": [lending.TIME_COLUMN, "city"]}
+    workspace.promote("credit-risk", workspace.train(spec).version)
+    workspace.deploy("credit", model="credit-risk")
+    workspace.monitors.create("credit", MonitorConfig(window="1d", multivariate=False))
+    text = everywhere(workspace)
+    assert "Secretville" in text and "987654.25" in text
+
+    done = json.loads(cli(workspace, "erase", "--where", "city=Secretville", "--json"))
+    assert done["datasets"] == [{"version": "loans@1", "rows": 1, "replaced_by": "loans@2"}]
+    assert done["monitors_rebuilt"] == ["credit"]
+    text = everywhere(workspace)
+    assert "Secretville" not in text
+    assert "987654.25" not in text
+    assert workspace.monitors.get("credit").reference.dataset == "loans@2"
+    assert workspace.monitors.run("credit", until=START + timedelta(days=1)) == []

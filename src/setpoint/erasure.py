@@ -45,7 +45,7 @@ from setpoint.data.pii import PiiPolicy, canonical
 from setpoint.errors import UsageError
 from setpoint.serving._logrewrite import rewrite_log
 from setpoint.store import audit
-from setpoint.store.schema import model_versions, quarantine_batches
+from setpoint.store.schema import model_versions, monitors, quarantine_batches
 
 if TYPE_CHECKING:
     from setpoint.data.catalog import DatasetVersion
@@ -431,11 +431,15 @@ def _datasets(
         report.datasets.append(entry)
         report.models += [m.ref for m in workspace.registry.trained_on(version)]
         if not report.dry_run:
-            entry["replaced_by"] = _replace(workspace, version, table, found)
+            entry["replaced_by"] = _replace(workspace, version, table, found, report)
 
 
 def _replace(
-    workspace: Workspace, version: DatasetVersion, table: pa.Table, found: np.ndarray
+    workspace: Workspace,
+    version: DatasetVersion,
+    table: pa.Table,
+    found: np.ndarray,
+    report: ErasureReport,
 ) -> str | None:
     """Add the rows of ``table`` that are not ``found`` as the version that replaces
     ``version``, with its contract less the values only the subject had; mark the old
@@ -483,4 +487,26 @@ def _replace(
                 )
     if not catalog.artifact_in_use(version.artifact):
         workspace.data_store.delete(version.artifact)
+    _monitors(workspace, version, replaced_by, report)
     return replaced_by
+
+
+def _monitors(
+    workspace: Workspace, version: DatasetVersion, replaced_by: str | None, report: ErasureReport
+) -> None:
+    """Rebuild from ``replaced_by`` each monitor reference made from ``version``: its
+    stored sample and summary hold the subject's rows."""
+    with workspace.db.read() as conn:
+        found = conn.execute(sa.select(monitors.c.endpoint, monitors.c.reference)).all()
+    for endpoint, reference in found:
+        if reference.get("dataset") != version.ref:
+            continue
+        if replaced_by is None:
+            report.notes.append(
+                f"monitor {endpoint}'s reference was built from {version.ref}, which has no "
+                "row left: rebuild it from other data (setpoint monitor create "
+                f"{endpoint} --replace --reference NAME@VERSION)"
+            )
+            continue
+        workspace.monitors.rebuild(endpoint, replaced_by)
+        report.monitors.append(endpoint)
