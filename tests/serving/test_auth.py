@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from setpoint.cli.main import app as cli_app
 from setpoint.serving.app import create_app
 from setpoint.serving.server import app_from_environment
+from setpoint.store.schema import api_keys
 from setpoint.workspace import Workspace
 
 PREDICT = "/v1/endpoints/credit/predict"
@@ -290,10 +291,16 @@ def test_serve_beyond_loopback_refuses_requests_once_no_key_is_active(
         # What the running server does on its next refresh, done now.
         running.app.state.serving.refresh()  # type: ignore[attr-defined]
         statuses.append(running.post(PREDICT, json=body).status_code)
+        # Even with no key left in the workspace's history (the table emptied by
+        # hand), the address alone keeps requests refused.
+        with served.db.write() as conn:
+            conn.execute(api_keys.delete())
+        running.app.state.serving.refresh()  # type: ignore[attr-defined]
+        statuses.append(running.post(PREDICT, json=body).status_code)
 
     serve_env.setattr("setpoint.serving.server.uvicorn.run", InProcessServer(calls))
     result = CliRunner().invoke(
         cli_app, ["-w", str(served.root), "serve", "--host", "0.0.0.0", "--background", "off"]
     )
     assert result.exit_code == 0, result.output
-    assert statuses == [200, 401]
+    assert statuses == [200, 401, 401]

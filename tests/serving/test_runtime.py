@@ -36,6 +36,7 @@ class Gated:
         self.gate.set()
         self.entered = threading.Event()
         self.failing = False
+        self.error: Exception = RuntimeError("the model broke")
         self.calls = 0
 
     def __getattr__(self, name: str) -> Any:
@@ -46,7 +47,7 @@ class Gated:
         self.entered.set()
         assert self.gate.wait(30), "the test never opened the gate"
         if self.failing:
-            raise RuntimeError("the model broke")
+            raise self.error
 
     def predict(self, data: Any) -> Any:
         self._pass()
@@ -419,3 +420,22 @@ def test_a_canary_past_the_latency_budget_goes_to_the_fallback_as_before(
         assert (body["predictions"], body["flags"]["fallback"]) == ([0], True)
         canary.gate.set()
     assert [(r["route"], r["fallback"]) for r in memory_log.records] == [("fallback", True)]
+
+
+def test_a_failing_model_tells_the_caller_what_failed_and_the_log_why(
+    served: Workspace,
+    memory_log: MemoryLog,
+    rows: list[dict[str, Any]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with serve(served, memory_log) as client:
+        model = gate(runtime_of(client))
+        model.failing = True
+        model.error = FileNotFoundError("[Errno 2] No such file: '/srv/models/w.bin' for 'x@y'")
+        response = post(client, rows[0])
+    assert_error_shape(response, 503, "model_unavailable")
+    message = response.json()["error"]["message"]
+    assert "FileNotFoundError" in message
+    assert "/srv" not in response.text
+    assert "x@y" not in response.text
+    assert "/srv/models/w.bin" in caplog.text  # the server log has the details

@@ -5,17 +5,19 @@ prediction of an endpoint. Ids the server makes are unique by construction (a ra
 prefix per process and a counter, ``lane.new_request_id``); an id a client sends is
 checked here. The guarantee is bounded, and said so in docs/architecture.md: an
 endpoint refuses an id it answered among its last ``CAPACITY`` client-chosen ids in
-this process, or that its prediction log holds from the ``SEED_WINDOW`` before the
-process started. Each worker process keeps its own ids, so two workers answering the
-same id at the same moment are not caught. No store is queried per request: the check
-is a set lookup, made only for requests that carry an id.
+this process, or among the newest ``CAPACITY`` ids its prediction log holds from the
+``SEED_WINDOW`` before the process started (read whole at start-up: a log with a
+large backlog of uncompacted segments takes longer to read). Each worker process
+keeps its own ids, so two workers answering the same id at the same moment are not
+caught. No store is queried per request: the check is a dict lookup, made only for
+requests that carry an id.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections import deque
+from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -30,12 +32,12 @@ SEED_WINDOW = dt.timedelta(hours=1)  # of the prediction log read at start-up
 class RecentIds:
     """The client-chosen request ids one endpoint answered lately (oldest forgotten)."""
 
-    __slots__ = ("_capacity", "_ids", "_order")
+    __slots__ = ("_capacity", "_ids")
 
     def __init__(self, capacity: int = CAPACITY) -> None:
         self._capacity = capacity
-        self._ids: set[str] = set()
-        self._order: deque[str] = deque()
+        # oldest first; an OrderedDict forgets its oldest and releases any id in O(1)
+        self._ids: OrderedDict[str, None] = OrderedDict()
 
     def __contains__(self, request_id: str) -> bool:
         return request_id in self._ids
@@ -56,14 +58,15 @@ class RecentIds:
         self.add(request_id)
 
     def add(self, request_id: str) -> None:
-        self._ids.add(request_id)
-        self._order.append(request_id)
-        if len(self._order) > self._capacity:
-            self._ids.discard(self._order.popleft())
+        self._ids[request_id] = None
+        self._ids.move_to_end(request_id)
+        if len(self._ids) > self._capacity:
+            self._ids.popitem(last=False)
 
     def release(self, request_id: str) -> None:
-        """Free an id whose request was refused (nothing was logged under it)."""
-        self._ids.discard(request_id)
+        """Free an id whose request was refused (nothing was logged under it): it takes
+        no room among the ids remembered."""
+        self._ids.pop(request_id, None)
 
 
 def seed(root: Path, since: dt.datetime) -> dict[str, list[str]]:

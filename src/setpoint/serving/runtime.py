@@ -18,6 +18,7 @@ the refused log before the refusal is sent. The design is in docs/architecture.m
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import random
 import time
@@ -60,6 +61,8 @@ __all__ = [
 # Shadow copies waiting for the challenger, in batches' worth: beyond this the
 # challenger has fallen behind and copies are dropped (and counted), not queued.
 _SHADOW_BACKLOG_BATCHES = 4
+
+logger = logging.getLogger("setpoint.serving")
 
 
 class Events(Protocol):
@@ -321,7 +324,9 @@ class EndpointRuntime:
             except SetpointError:
                 raise
             except Exception:  # the canary failed on this batch: the champion answers
-                pass
+                logger.exception(
+                    "endpoint %s: canary %s failed on a batch", self.name, lane.model.version.ref
+                )
             else:
                 if answer.error is not None:
                     raise answer.error
@@ -342,6 +347,9 @@ class EndpointRuntime:
         except SetpointError:
             raise
         except Exception as exc:  # the model failed on this batch
+            logger.exception(
+                "endpoint %s: model %s failed on a batch", self.name, lane.model.version.ref
+            )
             return await self._fall_back(request, "model_error", cause=exc)
         if answer.error is not None:
             raise answer.error
@@ -428,7 +436,10 @@ class EndpointRuntime:
         if self.fallback is None and config.fallback is None:
             why = {
                 "circuit_open": "its circuit is open after repeated failures",
-                "model_error": f"it failed ({type(cause).__name__}: {cause})",
+                # The exception's type only: its text may hold paths or input values;
+                # the server log has it (logged where it was caught).
+                "model_error": f"the model failed on this batch ({type(cause).__name__}; "
+                "the server log has the details)",
                 "latency_budget": "it missed the latency budget",
             }[reason]
             raise ModelUnavailableError(
