@@ -141,4 +141,3 @@ def _reasons(rows: pa.Table) -> list[tuple[tuple[Any, Any], Any]]:
         for reason in json.loads(text) if text else []:
             found.append(((reason.get("column"), reason.get("rule")), reason.get("value")))
     return found
-

@@ -8,7 +8,7 @@ which starts inferred and can be edited; every edit is a new contract revision.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -387,7 +387,7 @@ class DatasetCatalog:
             )
         return revision
 
-    def _mask(self, conn: Connection, version: DatasetVersion, pii: list[str]) -> None:
+    def _mask(self, conn: Connection, version: DatasetVersion, pii: Iterable[str]) -> None:
         """Mask ``pii`` columns in ``version``'s stored profile and contract history."""
         stored = conn.execute(
             sa.select(dataset_versions.c.profile, dataset_versions.c.pii_columns).where(
