@@ -11,6 +11,7 @@ still computes its windows.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,7 +25,7 @@ from typer.testing import CliRunner
 from privacy_support import records, text_of, with_accounts
 from setpoint.cli.main import app
 from setpoint.demo import lending
-from setpoint.errors import ConflictError, GoneError, UsageError
+from setpoint.errors import ConflictError, GoneError, NotFoundError, UsageError
 from setpoint.monitoring.monitor import MonitorConfig
 from setpoint.serving._logtables import read_log
 from setpoint.serving.app import create_app
@@ -177,5 +178,186 @@ def test_mistakes_are_named(workspace: Workspace) -> None:
     with pytest.raises(UsageError, match="give the value"):
         workspace.erase("account", "")
     assert "no endpoint" in cli(workspace, "erase", "--where", "a=1", "--endpoint", "nope", code=3)
-    nothing: dict[str, Any] = workspace.erase("account", 1).to_dict()
+    with pytest.raises(UsageError, match=r"column 'account'.*known columns: "):
+        workspace.erase("account", 1)
+    nothing: dict[str, Any] = workspace.erase("age", 1000).to_dict()
     assert nothing["rows"] == 0
+
+
+def people(ws: Workspace) -> None:
+    """A small dataset whose columns name a subject: ``name`` and ``acct``."""
+    ws.add_dataset(
+        "people",
+        pd.DataFrame({"name": ["Ann", "Bo"], "acct": [1.0, 2.0], "city": ["Oslo", "Rome"]}),
+    )
+
+
+def logged(ws: Workspace, inputs: list[dict[str, Any]]) -> None:
+    """One prediction record per ``inputs``, as the server writes them."""
+    with RecordLog(ws.root, kind="predictions") as log:
+        log.append(
+            [
+                {
+                    "request_id": f"r{i}",
+                    "ts": START,
+                    "endpoint": "credit",
+                    "row": 0,
+                    "model": "credit-risk",
+                    "version": 1,
+                    "route": "champion",
+                    "latency_ms": 1.0,
+                    "cached": False,
+                    "fallback": False,
+                    "inputs": row,
+                    "outputs": {"p": 0.5},
+                }
+                for i, row in enumerate(inputs)
+            ]
+        )
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("name", 'O"Brien'),  # JSON escapes the quote
+        ("name", "Zoë\\x"),  # and the backslash
+        ("name", "line\nbreak"),  # and the newline
+        ("acct", "1e20"),  # the log spells it 1e20 as a number
+        ("acct", "100000000000000000000"),  # the same number, spelled out
+        ("acct", "100000000000000000000.0"),
+    ],
+)
+def test_values_the_log_spells_otherwise_are_found(
+    workspace: Workspace, column: str, value: str
+) -> None:
+    people(workspace)
+    logged(
+        workspace,
+        [
+            {"name": 'O"Brien', "acct": 1.0},
+            {"name": "Zoë\\x", "acct": 2.0},
+            {"name": "line\nbreak", "acct": 3.0},
+            {"name": "Dee", "acct": 1e20},
+            {"name": "Eve", "acct": 2e20},
+        ],
+    )
+    found = workspace.erase(column, value, dry_run=True)
+    assert found.logs["predictions"] == 1
+    done = workspace.erase(column, value)
+    assert done.logs["predictions"] == 1
+    assert workspace.erase(column, value, dry_run=True).rows == 0
+    assert read_log(workspace.root, kind="predictions").num_rows == 4
+
+
+def test_erasing_by_a_column_not_marked_pii_leaves_no_value_in_the_metadata_store(
+    workspace: Workspace,
+) -> None:
+    frame = pd.DataFrame(
+        {
+            "id": list(range(40)),
+            "city": ["Oslo", "Rome", "Lima", "Kyiv"] * 10,
+            "income": [1000.0 + 10 * i for i in range(40)],
+        }
+    )
+    frame.loc[7, ["city", "income"]] = ["Secretville", 987654.25]  # the subject's row
+    workspace.add_dataset("loans", frame)
+    edited = workspace.contract("loans@1")
+    workspace.attach_contract(
+        "loans@1", replace(edited, unknown_columns="allow"), note="a person's edit"
+    )
+    batch = frame.iloc[5:12].copy()
+    batch.loc[7, "income"] = 12345678.5  # the subject's quarantined row
+    batch.loc[9, "income"] = 23456789.5  # someone else's
+    assert workspace.validate("loans@1", batch, mode="quarantine").quarantine is not None
+    text = everywhere(workspace)
+    for value in ("Secretville", "987654.25", "12345678.5"):
+        assert value in text, value
+
+    report = workspace.erase("city", "Secretville")
+    assert report.datasets == [{"version": "loans@1", "rows": 1, "replaced_by": "loans@2"}]
+    assert any("not marked PII" in note for note in report.notes)
+    text = everywhere(workspace)
+    for value in ("Secretville", "987654.25", "12345678.5"):
+        assert value not in text, value
+    contract = workspace.contract("loans@2")
+    assert contract.columns["city"].categories == ("Kyiv", "Lima", "Oslo", "Rome")
+    assert contract.unknown_columns == "allow"  # the person's edit stays
+    [batch_after] = workspace.quarantine.list("loans")
+    assert batch_after.summary == [
+        {"column": "income", "rule": "max", "count": 1, "example": "23456789.5"}
+    ]
+
+
+def test_a_fraction_matches_the_float_that_stands_for_it(workspace: Workspace) -> None:
+    people(workspace)
+    logged(workspace, [{"name": "Ann", "acct": 0.1}, {"name": "Bo", "acct": 0.10000000000000002}])
+    assert workspace.erase("acct", "0.1", dry_run=True).logs["predictions"] == 1
+
+
+def test_every_argument_is_checked_before_anything_changes(workspace: Workspace) -> None:
+    history = with_accounts(
+        lending.applications(120, start=START, days=5), np.random.default_rng(3)
+    )
+    workspace.add_dataset("loans", history, pii_columns=["account"])
+    workspace.promote("credit-risk", workspace.train(SPEC).version)
+    workspace.deploy("credit", model="credit-risk")
+    subject = int(history["account"].iloc[0])
+    logged(workspace, [{"account": subject}, {"account": subject + 1}])
+
+    with pytest.raises(NotFoundError, match="no dataset 'nope'"):
+        workspace.erase("account", subject, endpoint="credit", dataset="nope")
+    with pytest.raises(UsageError, match="no dataset, model or quarantined batch has a column"):
+        workspace.erase("acount", subject)
+    assert read_log(workspace.root, kind="predictions").num_rows == 2
+    assert workspace.audit(action="erase") == []
+    # Both limits apply: this endpoint's logs and this dataset's versions.
+    both = workspace.erase("account", subject, endpoint="credit", dataset="loans", dry_run=True)
+    assert both.logs["predictions"] == 1
+    assert both.datasets == [{"version": "loans@1", "rows": 1}]
+    assert "both" in " ".join(cli(workspace, "erase", "--help").split())
+
+
+def test_the_report_says_how_the_column_was_matched(workspace: Workspace) -> None:
+    frame = pd.DataFrame({"email": ["a@x", "b@x"], "account": [11, 12], "city": ["Oslo", "Rome"]})
+    workspace.add_dataset("people", frame, pii_columns=["account"])
+    contract = workspace.contract("people@1")
+    dropped = replace(contract.columns["email"], pii=True, pii_mode="drop")
+    workspace.attach_contract(
+        "people@1", replace(contract, columns={**contract.columns, "email": dropped})
+    )
+    [note] = workspace.erase("email", "a@x", dry_run=True).notes
+    assert "email is dropped from logs (pii: drop)" in note
+    assert "erase by another identifying column" in note
+    [note] = workspace.erase("account", 11, dry_run=True).notes
+    assert "keyed hash" in note
+    [note] = workspace.erase("city", "Oslo", dry_run=True).notes
+    assert "city is not marked PII" in note
+    shown = " ".join(cli(workspace, "erase", "--where", "email=a@x", "--dry-run").split())
+    assert "(pii: drop)" in shown
+
+
+@pytest.mark.slow
+def test_a_subject_named_by_a_column_not_marked_pii_leaves_no_value_anywhere(
+    workspace: Workspace,
+) -> None:
+    rng = np.random.default_rng(4)
+    history = with_accounts(lending.applications(600, start=START, days=10, seed=5), rng)
+    history["city"] = rng.choice(["Oslo", "Rome", "Lima", "Kyiv"], len(history))
+    history.loc[history.index[42], ["city", "income"]] = ["Secretville", 987654.25]
+    workspace.add_dataset("loans", history, pii_columns=["account"])
+    spec = {**SPEC, "exclude": [lending.TIME_COLUMN, "city"]}
+    workspace.promote("credit-risk", workspace.train(spec).version)
+    workspace.deploy("credit", model="credit-risk")
+    workspace.monitors.create("credit", MonitorConfig(window="1d", multivariate=False))
+    text = everywhere(workspace)
+    assert "Secretville" in text
+    assert "987654.25" in text
+
+    done = json.loads(cli(workspace, "erase", "--where", "city=Secretville", "--json"))
+    assert done["datasets"] == [{"version": "loans@1", "rows": 1, "replaced_by": "loans@2"}]
+    assert done["monitors_rebuilt"] == ["credit"]
+    text = everywhere(workspace)
+    assert "Secretville" not in text
+    assert "987654.25" not in text
+    assert workspace.monitors.get("credit").reference.dataset == "loans@2"
+    assert workspace.monitors.run("credit", until=START + timedelta(days=1)) == []

@@ -32,77 +32,25 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
-from setpoint.data import io
-from setpoint.data.pii import PiiPolicy, canonical
+from setpoint.data import _scrub, io
+from setpoint.data._subject import Subject
+from setpoint.data.contract import Contract
 from setpoint.errors import UsageError
 from setpoint.serving._logrewrite import rewrite_log
 from setpoint.store import audit
-from setpoint.store.schema import quarantine_batches
+from setpoint.store.schema import model_versions, monitors, quarantine_batches
 
 if TYPE_CHECKING:
     from setpoint.data.catalog import DatasetVersion
+    from setpoint.data.contract import ColumnRule
     from setpoint.workspace import Workspace
 
 LOG_KINDS = ("predictions", "refused")  # the logs that keep a request's inputs
 Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class Subject:
-    """Whose rows: a column and its value, matched in clear or as its keyed hash."""
-
-    column: str
-    value: str
-    hashed: str
-
-    @classmethod
-    def of(cls, column: str, value: Any, secret: bytes) -> Subject:
-        if not column:
-            raise UsageError("name the subject's column: --where COLUMN=VALUE")
-        text = canonical(value)
-        if not text:
-            raise UsageError(f"give the value of {column!r} to erase: --where {column}=VALUE")
-        hashed = PiiPolicy({column: "hash"}, secret).hash(text)
-        assert hashed is not None
-        return cls(column, text, hashed)
-
-    def matches(self, value: Any) -> bool:
-        if value is None:
-            return False
-        text = canonical(value)
-        return text == self.value or text == self.hashed
-
-    def mask(self, column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-        """Which values of ``column`` are the subject's (each distinct value checked once)."""
-        if isinstance(column, pa.ChunkedArray):
-            column = column.combine_chunks()
-        if len(column) == 0:
-            return np.zeros(0, dtype=bool)
-        encoded = pc.dictionary_encode(column)
-        hits = [i for i, v in enumerate(encoded.dictionary.to_pylist()) if self.matches(v)]
-        if not hits:
-            return np.zeros(len(column), dtype=bool)
-        found = pc.is_in(encoded.indices, value_set=pa.array(hits, encoded.indices.type))
-        return np.asarray(pc.fill_null(found, False).to_numpy(zero_copy_only=False), dtype=bool)
-
-    def in_inputs(self, inputs: pa.ChunkedArray | pa.Array) -> np.ndarray:
-        """Which log records' JSON ``inputs`` hold the subject's value in the column."""
-        texts = inputs.combine_chunks() if isinstance(inputs, pa.ChunkedArray) else inputs
-        out = np.zeros(len(texts), dtype=bool)
-        if len(texts) == 0:
-            return out
-        # A cheap pass for candidates, then each candidate's JSON read exactly.
-        near = pc.or_(pc.match_substring(texts, self.hashed), pc.match_substring(texts, self.value))
-        for i in np.flatnonzero(pc.fill_null(near, False).to_numpy(zero_copy_only=False)):
-            text = texts[int(i)].as_py()
-            inputs_of = orjson.loads(text) if text else {}
-            out[i] = isinstance(inputs_of, dict) and self.matches(inputs_of.get(self.column))
-        return out
 
 
 @dataclass
@@ -115,6 +63,8 @@ class ErasureReport:
     quarantine: list[dict[str, Any]] = field(default_factory=list)  # batch, rows
     datasets: list[dict[str, Any]] = field(default_factory=list)  # version, rows, replaced_by
     models: list[str] = field(default_factory=list)  # trained on an erased version
+    monitors: list[str] = field(default_factory=list)  # endpoints whose reference was rebuilt
+    notes: list[str] = field(default_factory=list)  # how the column was matched, for a person
 
     @property
     def rows(self) -> int:
@@ -132,7 +82,89 @@ class ErasureReport:
             "quarantine": list(self.quarantine),
             "datasets": list(self.datasets),
             "models_trained_on_erased_data": list(self.models),
+            "monitors_rebuilt": list(self.monitors),
+            "notes": list(self.notes),
         }
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """Where to look, every argument checked before anything changes."""
+
+    logs: bool  # the logs (of every endpoint, or of ``endpoint``)
+    datasets: bool  # the dataset versions and the quarantine (of every dataset, or one)
+    versions: list[DatasetVersion]  # the versions not erased of the datasets in scope
+    notes: list[str]
+
+    @classmethod
+    def check(
+        cls, workspace: Workspace, column: str, endpoint: str | None, dataset: str | None
+    ) -> _Scope:
+        if endpoint is not None:
+            workspace.deployments.get(endpoint)  # an unknown endpoint is a mistake
+        catalog = workspace.datasets
+        names = [dataset] if dataset else [v.name for v in catalog.list()]
+        everything = [v for name in names for v in catalog.list(name)]  # NotFoundError
+        with workspace.db.read() as conn:
+            models = [
+                body["columns"]
+                for body in conn.execute(sa.select(model_versions.c.contract)).scalars()
+                if body
+            ]
+        known = {c["name"] for v in everything for c in v.columns}
+        known.update(name for columns in models for name in columns)
+        if column not in known:
+            for batch in workspace.quarantine.list(dataset):
+                known.update(workspace.quarantine.rows(batch.id).column_names)
+        known -= {"_row", "_reasons"}
+        if column not in known:
+            shown = ", ".join(sorted(known)[:40]) or "none"
+            raise UsageError(
+                f"no dataset, model or quarantined batch has a column {column!r}; "
+                f"known columns: {shown}"
+            )
+        logs = endpoint is not None or dataset is None
+        datasets = dataset is not None or endpoint is None
+        versions = [v for v in everything if v.erased_at is None] if datasets else []
+        modes = {_mode(catalog.contract(v)[0].columns.get(column)) for v in versions}
+        if logs:
+            modes.update(_mode_of_body(columns.get(column)) for columns in models)
+        return cls(logs, datasets, versions, _notes(column, modes - {None}))
+
+
+def _mode(rule: ColumnRule | None) -> str | None:
+    if rule is None:
+        return None
+    return rule.pii_mode if rule.pii else "clear"
+
+
+def _mode_of_body(rule: dict[str, Any] | None) -> str | None:
+    if rule is None:
+        return None
+    pii = rule.get("pii")
+    return "drop" if pii == "drop" else "hash" if pii else "clear"
+
+
+def _notes(column: str, modes: set[str | None]) -> list[str]:
+    """What a person should know about how rows were matched by ``column``."""
+    notes = []
+    if "drop" in modes:
+        notes.append(
+            f"{column} is dropped from logs (pii: drop), so logs and quarantined rows hold "
+            "no value of it to match; erase by another identifying column of the subject"
+        )
+    if "hash" in modes:
+        notes.append(
+            f"{column} is personal data (pii: hash): logs and quarantined rows were "
+            "matched by the keyed hash of the value"
+        )
+    if "clear" in modes:
+        notes.append(
+            f"{column} is not marked PII in the contract: logs keep its values in clear, "
+            "and profiles and contracts may hold them (the subject's are scrubbed); mark "
+            "it pii: true with setpoint data attach-contract"
+        )
+    return notes
 
 
 def erase(
@@ -145,33 +177,46 @@ def erase(
     dry_run: bool = False,
     progress: Progress | None = None,
 ) -> ErasureReport:
-    """Remove every row whose ``column`` is ``value`` from the logs (of ``endpoint``
-    only, when given), the quarantine and the dataset versions (of ``dataset`` only,
-    when given); with ``dry_run``, only find and count them."""
+    """Remove every row whose ``column`` is ``value`` from the logs, the quarantine and
+    the dataset versions; with ``dry_run``, only find and count them.
+
+    ``endpoint`` limits the search to that endpoint's logs and ``dataset`` to that
+    dataset's versions and quarantined rows; with both, both are searched. Every
+    argument is checked before anything changes, and a failure part way is still an
+    audit event (``complete: false``) for what was done."""
     subject = Subject.of(column, value, workspace.pii_secret)
-    report = ErasureReport(column, subject.hashed, dry_run)
+    scope = _Scope.check(workspace, subject.column, endpoint, dataset)
+    report = ErasureReport(column, subject.hashed, dry_run, notes=scope.notes)
     say = progress or (lambda _step: None)
-    if endpoint is not None:
-        workspace.deployments.get(endpoint)  # an unknown endpoint is a mistake
-    if dataset is None or endpoint is not None:
-        say("the logs")
-        _logs(workspace, subject, endpoint, report)
-    if endpoint is None:
-        say("the quarantine")
-        _quarantine(workspace, subject, dataset, report)
-        say("the datasets")
-        _datasets(workspace, subject, dataset, report)
+    try:
+        if scope.logs:
+            say("the logs")
+            _logs(workspace, subject, endpoint, report)
+        if scope.datasets:
+            say("the quarantine")
+            _quarantine(workspace, subject, dataset, report)
+            say("the datasets")
+            _datasets(workspace, subject, scope.versions, report)
+    except Exception:
+        if not dry_run:
+            _record(workspace, report, complete=False)
+        raise
     if not dry_run:
-        with workspace.db.write() as conn:
-            audit.record(
-                conn,
-                actor=workspace.actor,
-                action="erase",
-                entity_type="subject",
-                entity=column,
-                after={k: v for k, v in report.to_dict().items() if k != "subject"},
-            )
+        _record(workspace, report, complete=True)
     return report
+
+
+def _record(workspace: Workspace, report: ErasureReport, *, complete: bool) -> None:
+    after = {k: v for k, v in report.to_dict().items() if k != "subject"}
+    with workspace.db.write() as conn:
+        audit.record(
+            conn,
+            actor=workspace.actor,
+            action="erase",
+            entity_type="subject",
+            entity=report.column,
+            after=after | {"complete": complete},
+        )
 
 
 def _logs(
@@ -237,7 +282,11 @@ def _quarantine(
             conn.execute(
                 sa.update(quarantine_batches)
                 .where(quarantine_batches.c.id == batch.id)
-                .values(artifact=artifact, n_rejected=kept.num_rows)
+                .values(
+                    artifact=artifact,
+                    n_rejected=kept.num_rows,
+                    summary=_scrub.summary(batch.summary, rows.filter(pa.array(found)), kept),
+                )
             )
             shared = conn.execute(
                 sa.select(sa.func.count())
@@ -249,30 +298,37 @@ def _quarantine(
 
 
 def _datasets(
-    workspace: Workspace, subject: Subject, dataset: str | None, report: ErasureReport
+    workspace: Workspace, subject: Subject, versions: list[DatasetVersion], report: ErasureReport
 ) -> None:
-    names = [dataset] if dataset else [v.name for v in workspace.datasets.list()]
-    for name in names:
-        for version in workspace.datasets.list(name):
-            if version.erased_at is not None:
-                continue
-            if subject.column not in {c["name"] for c in version.columns}:
-                continue
-            table = workspace.datasets.load(version)
-            found = subject.mask(table.column(subject.column))
-            if not found.any():
-                continue
-            entry: dict[str, Any] = {"version": version.ref, "rows": int(found.sum())}
-            report.datasets.append(entry)
-            report.models += [m.ref for m in workspace.registry.trained_on(version)]
-            if not report.dry_run:
-                entry["replaced_by"] = _replace(workspace, version, table.filter(pa.array(~found)))
+    for version in versions:
+        if subject.column not in {c["name"] for c in version.columns}:
+            continue
+        table = workspace.datasets.load(version)
+        found = subject.mask(table.column(subject.column))
+        if not found.any():
+            continue
+        entry: dict[str, Any] = {"version": version.ref, "rows": int(found.sum())}
+        report.datasets.append(entry)
+        report.models += [m.ref for m in workspace.registry.trained_on(version)]
+        if not report.dry_run:
+            entry["replaced_by"] = _replace(workspace, version, table, found, report)
 
 
-def _replace(workspace: Workspace, version: DatasetVersion, rest: pa.Table) -> str | None:
-    """Add ``rest`` as the version that replaces ``version``, with its contract; mark the
-    old one erased and delete its bytes. None when nothing is left to replace it with."""
+def _replace(
+    workspace: Workspace,
+    version: DatasetVersion,
+    table: pa.Table,
+    found: np.ndarray,
+    report: ErasureReport,
+) -> str | None:
+    """Add the rows of ``table`` that are not ``found`` as the version that replaces
+    ``version``, with its contract less the values only the subject had; mark the old
+    one erased, scrub those values from what was derived from it (its profile and
+    contracts, its models' contracts, monitor references) and delete its bytes. None
+    when nothing is left to replace it with."""
     catalog = workspace.datasets
+    rest = table.filter(pa.array(~found))
+    theirs = _scrub.only_theirs(table.filter(pa.array(found)), rest)
     replaced_by = None
     if rest.num_rows:
         added = catalog.add(
@@ -284,14 +340,53 @@ def _replace(workspace: Workspace, version: DatasetVersion, rest: pa.Table) -> s
             pii_columns=version.pii_columns,
             source=f"{version.ref} without an erased subject's rows",
         )
-        contract = catalog.contract(version)[0]
-        if catalog.contract(added)[0] != contract:
-            catalog.attach_contract(added, contract, note=f"the contract of {version.ref}")
+        inferred = catalog.contract(added)[0].to_dict()
+        kept = _scrub.contract(
+            catalog.contract(version)[0].to_dict(), theirs, bounds=inferred["columns"]
+        )
+        if kept != inferred:
+            catalog.attach_contract(
+                added, Contract.from_dict(kept), note=f"the contract of {version.ref}"
+            )
         replaced_by = added.ref
+    models = workspace.registry.trained_on(version)
     with workspace.db.write() as conn:
         catalog.mark_erased(
-            conn, version, rows=version.row_count - rest.num_rows, replaced_by=replaced_by
+            conn,
+            version,
+            rows=version.row_count - rest.num_rows,
+            replaced_by=replaced_by,
+            theirs=theirs,
         )
+        for model in models:  # a model's contract is a copy of its dataset's
+            if model.contract is not None:
+                conn.execute(
+                    sa.update(model_versions)
+                    .where(model_versions.c.id == model.id)
+                    .values(contract=_scrub.contract(model.contract, theirs))
+                )
     if not catalog.artifact_in_use(version.artifact):
         workspace.data_store.delete(version.artifact)
+    _monitors(workspace, version, replaced_by, report)
     return replaced_by
+
+
+def _monitors(
+    workspace: Workspace, version: DatasetVersion, replaced_by: str | None, report: ErasureReport
+) -> None:
+    """Rebuild from ``replaced_by`` each monitor reference made from ``version``: its
+    stored sample and summary hold the subject's rows."""
+    with workspace.db.read() as conn:
+        found = conn.execute(sa.select(monitors.c.endpoint, monitors.c.reference)).all()
+    for endpoint, reference in found:
+        if reference.get("dataset") != version.ref:
+            continue
+        if replaced_by is None:
+            report.notes.append(
+                f"monitor {endpoint}'s reference was built from {version.ref}, which has no "
+                "row left: rebuild it from other data (setpoint monitor create "
+                f"{endpoint} --replace --reference NAME@VERSION)"
+            )
+            continue
+        workspace.monitors.rebuild(endpoint, replaced_by)
+        report.monitors.append(endpoint)

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from setpoint.errors import ContractViolationError, NotFoundError, SetpointError, UsageError
+from setpoint.store.schema import metadata
 from setpoint.workspace import Workspace
 
 
@@ -268,3 +271,23 @@ def test_files_that_are_not_utf8_are_refused(
     path.write_bytes(content)
     with pytest.raises(SetpointError, match=message):
         workspace.add_dataset("loans", path)
+
+
+def test_a_pii_mark_added_by_a_contract_edit_masks_the_profile_and_history(
+    workspace: Workspace,
+) -> None:
+    frame = pd.DataFrame({"city": ["Oslo", "Rome", "Oslo"], "income": [1.5, 2.5, 3.5]})
+    workspace.add_dataset("people", frame)
+    first = workspace.contract("people@1")
+    workspace.attach_contract("people@1", replace(first, unknown_columns="allow"))
+    marked = {**first.columns, "city": replace(first.columns["city"], pii=True)}
+    workspace.attach_contract("people@1", replace(first, columns=marked))
+
+    column = workspace.dataset("people@1").profile.column("city")
+    assert (column.top, column.min, column.max) == (None, None, None)
+    assert workspace.dataset("people@1").pii_columns == ["city"]
+    assert workspace.contract("people@1").columns["city"].categories is None
+    with workspace.db.read() as conn:
+        for table in metadata.sorted_tables:
+            rows = json.dumps([list(r) for r in conn.execute(sa.select(table))], default=str)
+            assert "Oslo" not in rows, table.name

@@ -24,10 +24,18 @@ def erase(
         ),
     ],
     endpoint: Annotated[
-        str | None, typer.Option(help="Only this endpoint's logs (not datasets or quarantine).")
+        str | None,
+        typer.Option(
+            help="Only this endpoint's logs (and, unless --dataset is given too, no "
+            "dataset or quarantine)."
+        ),
     ] = None,
     dataset: Annotated[
-        str | None, typer.Option(help="Only this dataset's versions and quarantined rows.")
+        str | None,
+        typer.Option(
+            help="Only this dataset's versions and quarantined rows (and, unless "
+            "--endpoint is given too, no log)."
+        ),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="List what would go; change nothing.")
@@ -38,8 +46,11 @@ def erase(
     and feedback logs of every endpoint, quarantined rows, and dataset versions (each
     one that held the rows is replaced by a new version without them; its bytes are
     deleted, its record stays, marked erased). Models trained on erased data are
-    listed so that you can decide to retrain. The audit log records where rows were
-    erased and how many, nothing that points at the subject."""
+    listed so that you can decide to retrain; values only the subject had leave
+    profiles, contracts and monitor references. With both --endpoint and --dataset,
+    both are searched: that endpoint's logs and that dataset's versions. Every option
+    is checked before anything changes. The audit log records where rows were erased
+    and how many, nothing that points at the subject."""
     column, sep, value = where.partition("=")
     if not sep or not column.strip():
         raise UsageError(f"--where {where!r}: give COLUMN=VALUE, e.g. --where customer_id=123")
@@ -70,6 +81,13 @@ def erase(
             c.print(
                 f"{report.logs_skipped:,} row(s) are in a log segment a server is still "
                 "writing and did not seal in time: run this again."
+            )
+        for note in report.notes:
+            c.print(f"Note: {escape(note)}.")
+        if report.monitors:
+            c.print(
+                "Monitor references rebuilt from the replacement data: "
+                + escape(", ".join(report.monitors))
             )
         if report.models:
             c.print(

@@ -8,7 +8,7 @@ which starts inferred and can be edited; every edit is a new contract revision.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
 from setpoint._names import LATEST, check_name, split_ref, version_number
-from setpoint.data import io
+from setpoint.data import _scrub, io
 from setpoint.data._batch import to_table
 from setpoint.data.contract import Contract
 from setpoint.data.ingest import Ingested, ingest
@@ -29,7 +29,7 @@ from setpoint.errors import ConflictError, GoneError, NotFoundError, UsageError
 from setpoint.store import audit
 from setpoint.store.artifacts import ArtifactStore
 from setpoint.store.db import Database, ensure_named
-from setpoint.store.schema import contracts, dataset_versions, datasets
+from setpoint.store.schema import audit_events, contracts, dataset_versions, datasets
 
 # Profile statistics that would copy values of a PII column into the metadata store.
 _PII_HIDDEN = ("min", "max", "mean", "std", "quantiles", "top")
@@ -309,15 +309,29 @@ class DatasetCatalog:
         return found is not None
 
     def mark_erased(
-        self, conn: Connection, version: DatasetVersion, *, rows: int, replaced_by: str | None
+        self,
+        conn: Connection,
+        version: DatasetVersion,
+        *,
+        rows: int,
+        replaced_by: str | None,
+        theirs: _scrub.Spellings,
     ) -> None:
         """Record, in the caller's transaction, that ``version`` lost ``rows`` rows to an
-        erasure and that ``replaced_by`` holds the rest; its bytes are deleted after."""
+        erasure and that ``replaced_by`` holds the rest; its bytes are deleted after.
+        The values only the erased rows had (``theirs``, column -> spellings) leave its
+        profile, its contract revisions and their audit events."""
         conn.execute(
             dataset_versions.update()
             .where(dataset_versions.c.id == version.id)
-            .values(erased_at=audit.now(), erased_rows=rows, replaced_by=replaced_by)
+            .values(
+                erased_at=audit.now(),
+                erased_rows=rows,
+                replaced_by=replaced_by,
+                profile=_scrub.profile(version.profile.to_dict(), theirs),
+            )
         )
+        _rewrite_contracts(conn, version, lambda body: _scrub.contract(body, theirs))
 
     # -- contracts -----------------------------------------------------------------
 
@@ -341,6 +355,12 @@ class DatasetCatalog:
                     .where(dataset_versions.c.id == version.id)
                     .with_for_update()
                 )
+            # A column marked personal data keeps no value in the metadata store: not in
+            # this contract, the older revisions, their audit events, nor the profile.
+            pii = sorted(n for n, rule in contract.columns.items() if rule.pii)
+            contract = contract.without_values(pii)
+            if set(pii) - set(version.pii_columns):
+                self._mask(conn, version, pii)
             current = _current_contract(conn, version)
             body = contract.to_dict()
             if body == current.body:
@@ -366,6 +386,22 @@ class DatasetCatalog:
                 after={"revision": revision, "contract": body, "note": note},
             )
         return revision
+
+    def _mask(self, conn: Connection, version: DatasetVersion, pii: Iterable[str]) -> None:
+        """Mask ``pii`` columns in ``version``'s stored profile and contract history."""
+        stored = conn.execute(
+            sa.select(dataset_versions.c.profile, dataset_versions.c.pii_columns).where(
+                dataset_versions.c.id == version.id
+            )
+        ).one()
+        marked = list(dict.fromkeys([*stored.pii_columns, *pii]))
+        conn.execute(
+            dataset_versions.update()
+            .where(dataset_versions.c.id == version.id)
+            .values(profile=_mask_pii(dict(stored.profile), marked), pii_columns=marked)
+        )
+        columns = frozenset(marked)
+        _rewrite_contracts(conn, version, lambda body: _scrub.masked_contract(body, columns))
 
     # -- helpers -------------------------------------------------------------------
 
@@ -418,6 +454,40 @@ def _current_contract(conn: Connection, version: DatasetVersion) -> Row[Any, Any
         .order_by(contracts.c.revision.desc())
         .limit(1)
     ).one()
+
+
+def _rewrite_contracts(
+    conn: Connection, version: DatasetVersion, edit: Callable[[dict[str, Any]], dict[str, Any]]
+) -> None:
+    """Apply ``edit`` to every stored contract body of ``version``: its revisions, and
+    the bodies its ``contract.edit`` audit events copied (the only rewrite of the audit
+    log: what must not be kept cannot be kept there either)."""
+    rows = conn.execute(
+        sa.select(contracts.c.id, contracts.c.body).where(
+            contracts.c.dataset_version_id == version.id
+        )
+    ).all()
+    for row in rows:
+        body = edit(row.body)
+        if body != row.body:
+            conn.execute(contracts.update().where(contracts.c.id == row.id).values(body=body))
+    events = conn.execute(
+        sa.select(audit_events.c.id, audit_events.c.before, audit_events.c.after).where(
+            audit_events.c.action == "contract.edit", audit_events.c.entity == version.ref
+        )
+    ).all()
+    for event in events:
+        changed = {}
+        for side in ("before", "after"):
+            held = getattr(event, side)
+            if isinstance(held, dict) and isinstance(held.get("contract"), dict):
+                body = edit(held["contract"])
+                if body != held["contract"]:
+                    changed[side] = {**held, "contract": body}
+        if changed:
+            conn.execute(
+                audit_events.update().where(audit_events.c.id == event.id).values(**changed)
+            )
 
 
 def _version(row: Row[Any]) -> DatasetVersion:

@@ -233,6 +233,38 @@ class Monitors:
             )
         return self.get(endpoint)
 
+    def rebuild(self, endpoint: str, dataset: str) -> Monitor:
+        """Build the reference again from ``dataset``, scored by the same model, keeping
+        the windows: erasure replaces the reference's data with the same rows less one
+        subject's, whose values must not stay in the stored sample and summary."""
+        monitor = self.get(endpoint)
+        old = monitor.reference
+        built = references.build_reference(self._ws, old.model, dataset, config=monitor.config)
+        with self._ws.db.write() as conn:
+            conn.execute(
+                sa.update(monitors)
+                .where(monitors.c.id == monitor.id)
+                .values(reference=built.to_dict(), updated_at=datetime.now(UTC))
+            )
+            audit.record(
+                conn,
+                actor=self._ws.actor,
+                action="monitor.rebuild",
+                entity_type="monitor",
+                entity=endpoint,
+                before={"model": old.model, "dataset": old.dataset},
+                after={"model": built.model, "dataset": built.dataset},
+            )
+            used = {
+                digest
+                for ref in conn.execute(sa.select(monitors.c.reference)).scalars()
+                for digest in (ref.get("sample"), ref.get("calibration"))
+            }
+        for digest in (old.sample, old.calibration):
+            if digest is not None and digest not in used:
+                self._ws.artifacts.delete(digest)
+        return self.get(endpoint)
+
     def get(self, endpoint: str) -> Monitor:
         with self._ws.db.read() as conn:
             row = conn.execute(sa.select(monitors).where(monitors.c.endpoint == endpoint)).first()
