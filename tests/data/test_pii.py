@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import errno
 import multiprocessing
 import os
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from setpoint.data import pii
 from setpoint.data.contract import ColumnRule, Contract
 from setpoint.data.pii import SECRET_FILE, PiiPolicy, canonical, workspace_secret
 from setpoint.errors import InvalidSpecError, StoreError
@@ -95,3 +98,31 @@ def test_processes_that_make_the_secret_at_once_agree_on_it(tmp_path: Path) -> N
         worker.join(timeout=30)
     assert len(secrets) == 1
     assert os.path.getsize(tmp_path / SECRET_FILE) == 32
+
+
+class _FullDisk:
+    """A file whose writes fail as on a full disk."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+
+    def __enter__(self) -> _FullDisk:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.raw.close()
+
+    def write(self, _data: bytes) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_secret_that_could_not_be_written_leaves_nothing_under_its_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = os.fdopen
+    monkeypatch.setattr(pii.os, "fdopen", lambda fd, *a, **k: _FullDisk(real(fd, *a, **k)))
+    with pytest.raises(OSError, match="No space left"):
+        workspace_secret(tmp_path)
+    monkeypatch.undo()
+    assert len(workspace_secret(tmp_path)) == 32  # made now, not refused as damaged
+    assert [p.name for p in (tmp_path / SECRET_FILE).parent.iterdir()] == ["pii.key"]

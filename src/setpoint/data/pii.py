@@ -25,6 +25,7 @@ import hmac
 import math
 import os
 import secrets
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -46,8 +47,10 @@ _SECRET_BYTES = 32
 
 
 def workspace_secret(root: Path) -> bytes:
-    """The workspace's PII secret, made on first use (two processes making it at once
-    agree: the file is created exclusively, and the loser reads the winner's)."""
+    """The workspace's PII secret, made on first use. Two processes making it at once
+    agree, and a crash never leaves a partial secret: it is written whole to a file of
+    its own, then linked to its name, which fails if another process linked first (the
+    loser reads the winner's secret, complete from the moment it has its name)."""
     path = root / SECRET_FILE
     try:
         return _read(path)
@@ -55,15 +58,28 @@ def workspace_secret(root: Path) -> bytes:
         pass
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     secret = secrets.token_bytes(_SECRET_BYTES)
+    fd, staged = tempfile.mkstemp(dir=path.parent, prefix=".pii-", suffix=".tmp")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return _read(path)
-    with os.fdopen(fd, "wb") as out:
-        out.write(secret)
-        out.flush()
-        os.fsync(out.fileno())
-    return secret
+        with os.fdopen(fd, "wb") as out:  # mkstemp makes it 0600
+            out.write(secret)
+            out.flush()
+            os.fsync(out.fileno())
+        try:
+            os.link(staged, path)
+        except FileExistsError:
+            return _read(path)
+        _fsync_dir(path.parent)
+        return secret
+    finally:
+        os.unlink(staged)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _read(path: Path) -> bytes:
