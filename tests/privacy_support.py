@@ -4,6 +4,7 @@ a way to read any file of a workspace as text."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,17 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from setpoint.demo import lending
+
+# When the tests' traffic starts, and the model they train on the lending data.
+START = datetime(2026, 3, 2, tzinfo=UTC)
+SPEC = {
+    "model": "credit-risk",
+    "dataset": "loans@latest",
+    "target": lending.TARGET,
+    "exclude": [lending.TIME_COLUMN],
+    "estimator": {"class": "sklearn.linear_model.LogisticRegression", "params": {"max_iter": 300}},
+    "seed": 1,
+}
 
 
 def with_accounts(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
-from privacy_support import records, text_of, with_accounts
+from privacy_support import SPEC, START, records, text_of, with_accounts
 from setpoint.cli.main import app
 from setpoint.demo import lending
 from setpoint.errors import ConflictError, GoneError, NotFoundError, UsageError
@@ -32,16 +32,6 @@ from setpoint.serving.app import create_app
 from setpoint.serving.log import RecordLog, compact
 from setpoint.store.schema import metadata
 from setpoint.workspace import Workspace
-
-START = datetime(2026, 3, 2, tzinfo=UTC)
-SPEC = {
-    "model": "credit-risk",
-    "dataset": "loans@latest",
-    "target": lending.TARGET,
-    "exclude": [lending.TIME_COLUMN],
-    "estimator": {"class": "sklearn.linear_model.LogisticRegression", "params": {"max_iter": 300}},
-    "seed": 1,
-}
 
 
 def cli(ws: Workspace, *args: str, code: int = 0) -> str:

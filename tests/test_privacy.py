@@ -12,7 +12,7 @@ sent: none may appear in clear.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 
-from privacy_support import records, text_of, with_accounts
+from privacy_support import SPEC, START, records, text_of, with_accounts
 from setpoint.data.pii import SECRET_FILE
 from setpoint.demo import lending
 from setpoint.monitoring.monitor import MonitorConfig
@@ -29,16 +29,6 @@ from setpoint.serving.app import create_app
 from setpoint.serving.log import RecordLog, compact
 from setpoint.store.schema import metadata
 from setpoint.workspace import Workspace
-
-START = datetime(2026, 3, 2, tzinfo=UTC)
-SPEC = {
-    "model": "credit-risk",
-    "dataset": "loans@latest",
-    "target": lending.TARGET,
-    "exclude": [lending.TIME_COLUMN],
-    "estimator": {"class": "sklearn.linear_model.LogisticRegression", "params": {"max_iter": 300}},
-    "seed": 1,
-}
 
 
 @pytest.mark.slow

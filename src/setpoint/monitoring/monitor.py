@@ -41,6 +41,8 @@ from setpoint.store import audit
 from setpoint.store.schema import monitor_windows, monitors
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
     from setpoint.workspace import Workspace
 
 _WINDOW = re.compile(r"^\s*(\d+)\s*(m|h|d)\s*$")
@@ -217,20 +219,7 @@ class Monitors:
         deployment = self._ws.deployments.get(endpoint)
         built = references.build_reference(self._ws, deployment.config.model, config=monitor.config)
         with self._ws.db.write() as conn:
-            conn.execute(
-                sa.update(monitors)
-                .where(monitors.c.id == monitor.id)
-                .values(reference=built.to_dict(), updated_at=datetime.now(UTC))
-            )
-            audit.record(
-                conn,
-                actor=self._ws.actor,
-                action="monitor.rebase",
-                entity_type="monitor",
-                entity=endpoint,
-                before={"model": monitor.reference.model, "dataset": monitor.reference.dataset},
-                after={"model": built.model, "dataset": built.dataset},
-            )
+            self._replace_reference(conn, monitor, built, "monitor.rebase")
         return self.get(endpoint)
 
     def rebuild(self, endpoint: str, dataset: str) -> Monitor:
@@ -241,20 +230,7 @@ class Monitors:
         old = monitor.reference
         built = references.build_reference(self._ws, old.model, dataset, config=monitor.config)
         with self._ws.db.write() as conn:
-            conn.execute(
-                sa.update(monitors)
-                .where(monitors.c.id == monitor.id)
-                .values(reference=built.to_dict(), updated_at=datetime.now(UTC))
-            )
-            audit.record(
-                conn,
-                actor=self._ws.actor,
-                action="monitor.rebuild",
-                entity_type="monitor",
-                entity=endpoint,
-                before={"model": old.model, "dataset": old.dataset},
-                after={"model": built.model, "dataset": built.dataset},
-            )
+            self._replace_reference(conn, monitor, built, "monitor.rebuild")
             used = {
                 digest
                 for ref in conn.execute(sa.select(monitors.c.reference)).scalars()
@@ -264,6 +240,25 @@ class Monitors:
             if digest is not None and digest not in used:
                 self._ws.artifacts.delete(digest)
         return self.get(endpoint)
+
+    def _replace_reference(
+        self, conn: Connection, monitor: Monitor, built: references.Reference, action: str
+    ) -> None:
+        """Store ``built`` as ``monitor``'s reference, audited as ``action``."""
+        conn.execute(
+            sa.update(monitors)
+            .where(monitors.c.id == monitor.id)
+            .values(reference=built.to_dict(), updated_at=datetime.now(UTC))
+        )
+        audit.record(
+            conn,
+            actor=self._ws.actor,
+            action=action,
+            entity_type="monitor",
+            entity=monitor.endpoint,
+            before={"model": monitor.reference.model, "dataset": monitor.reference.dataset},
+            after={"model": built.model, "dataset": built.dataset},
+        )
 
     def get(self, endpoint: str) -> Monitor:
         with self._ws.db.read() as conn:
