@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from decimal import Decimal
 
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from setpoint.data._batch import to_table
 from setpoint.data.contract import ColumnRule, Contract
@@ -40,7 +43,7 @@ def test_inference_reads_the_reference(contract: Contract) -> None:
 def test_widened_ranges_do_not_cross_zero_for_non_negative_columns() -> None:
     reference = pa.table({"amount": [0.5, 100.0], "delta": [-1.0, 9.0]})
     contract = Contract.infer(profile_table(reference), range_tolerance=0.5)
-    assert (contract.columns["amount"].min, contract.columns["amount"].max) == (0.0, 149.75)
+    assert (contract.columns["amount"].min, contract.columns["amount"].max) == (0.0, 149.8)  # 149.75 up
     assert contract.columns["delta"].min == -6.0
 
 
@@ -229,3 +232,40 @@ def test_the_report_tells_which_violations_refuse_at_serving(contract: Contract)
 
 def violations(report: ValidationReport) -> set[tuple[int | None, str, str]]:
     return {(v["row"], v["column"], v["rule"]) for v in report.to_details(limit=None)}
+
+
+def _significant(value: float) -> int:
+    digits = Decimal(repr(value)).normalize().as_tuple().digits
+    return 0 if value == 0 else len(digits)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.floats(min_value=-1e9, max_value=1e9, allow_nan=False, allow_subnormal=False),
+        min_size=2,
+        max_size=30,
+    ),
+    st.sampled_from([0.0, 0.01, 0.1]),
+)
+def test_inferred_bounds_hold_every_value_with_few_digits(
+    values: list[float], tolerance: float
+) -> None:
+    contract = Contract.infer(profile_table(pa.table({"x": values})), range_tolerance=tolerance)
+    rule = contract.columns["x"]
+    assert rule.min is not None and rule.max is not None
+    assert rule.min <= min(values) and max(values) <= rule.max
+    assert contract.validate(pa.table({"x": values})).ok
+    spread, largest = max(values) - min(values), max(abs(v) for v in values)
+    if spread >= largest / 10:  # a narrow range far from zero keeps the digits it needs
+        assert _significant(rule.min) <= 4 and _significant(rule.max) <= 4, rule
+
+
+def test_inferred_bounds_drop_float_noise_and_integers_stay_integers() -> None:
+    reference = pa.table({"rooms": [1.1, 44.620000000000005], "floors": [1, 7]})
+    contract = Contract.infer(profile_table(reference))
+    assert (contract.columns["rooms"].min, contract.columns["rooms"].max) == (1.1, 44.63)
+    floors = contract.columns["floors"]
+    assert (floors.min, floors.max) == (1, 7)
+    assert isinstance(floors.min, int) and isinstance(floors.max, int)
+    assert "44.620000000000005" not in contract.to_yaml()

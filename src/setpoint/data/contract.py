@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from functools import cached_property
 from typing import Any, Literal, get_args
 
@@ -247,6 +248,31 @@ class Contract:
 # -- inference ------------------------------------------------------------------------
 
 
+# Inferred float bounds keep this many significant digits: a person reads and edits
+# them (and callers see them in the API docs), so 44.620000000000005 becomes 44.63.
+_BOUND_DIGITS = 4
+
+
+def _round_out(value: float, spread: float, *, up: bool) -> float:
+    """``value`` rounded away from the data (up for a maximum, down for a minimum) to
+    a few significant digits, so that every value of the data still passes. It never
+    moves by more than about a hundredth of the column's ``spread``: a narrow range far
+    from zero (times as numbers) keeps the digits that tell its ends apart."""
+    if value == 0 or not math.isfinite(value):
+        return value
+    # The shortest text that reads back as the float: rounding it down (up) gives a
+    # decimal at or below (above) it, and reading that back cannot cross the float.
+    exact = Decimal(repr(value))
+    step = exact.adjusted() - (_BOUND_DIGITS - 1)
+    if spread > 0:
+        step = min(step, Decimal(repr(spread)).adjusted() - 2)
+    if int(exact.as_tuple().exponent) >= step:
+        return value
+    rounded = exact.quantize(Decimal(1).scaleb(step), rounding=ROUND_CEILING if up else ROUND_FLOOR)
+    result = float(rounded)
+    return result if math.isfinite(result) else value
+
+
 def _infer_rule(column: ColumnProfile, tolerance: float, max_categories: int) -> ColumnRule:
     rule = ColumnRule(kind=column.kind, nullable=column.nulls > 0)
     if column.kind in ("numeric", "integer") and column.min is not None:
@@ -257,7 +283,10 @@ def _infer_rule(column: ColumnProfile, tolerance: float, max_categories: int) ->
         lowest, highest = max(low - pad, floor), high + pad
         if column.kind == "integer":
             return replace(rule, min=math.floor(lowest), max=math.ceil(highest))
-        return replace(rule, min=lowest, max=highest)
+        spread = highest - lowest
+        return replace(
+            rule, min=_round_out(lowest, spread, up=False), max=_round_out(highest, spread, up=True)
+        )
     if (
         column.kind == "categorical"
         and column.top is not None
