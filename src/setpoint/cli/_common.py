@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import numbers
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
+from rich import box
+from rich.cells import cell_len
+from rich.console import Console, JustifyMethod
+from rich.measure import Measurement
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
 from typer.core import TyperGroup
 
 from setpoint.errors import SetpointError, UsageError
@@ -172,10 +178,142 @@ def write_rows(rows: pa.Table, path: Path) -> None:
 
 
 def fmt(value: Any, digits: int = 4) -> str:
+    """A value for a table cell: floats to ``digits`` significant digits (no
+    ``0.30000000000000004``), large ones whole with thousands separators. Integers keep
+    their digits together: they may be values (a year, a port), not counts."""
     if value is None:
         return "-"
-    if isinstance(value, float):
-        if 1e4 <= abs(value) < 1e15:
-            return f"{value:,.0f}"
-        return f"{value:.{digits}g}"
-    return str(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return str(value)
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    number = float(value)
+    if 1e4 <= abs(number) < 1e15:
+        return f"{number:,.0f}"
+    shown = f"{number:.{digits}g}"
+    return "0" if shown == "-0" else shown
+
+
+def count(n: int | None) -> str:
+    """A count of things (rows, alerts), with thousands separators."""
+    return "-" if n is None else f"{n:,}"
+
+
+# The narrowest a column of names or prose folds to. Narrower, a name spread over
+# many short lines reads worse than one "field: value" record per row.
+FOLD_WIDTH = 20
+
+
+@dataclass(frozen=True)
+class Col:
+    """A column of a listing. ``fold``: the narrowest its cells may wrap to (names,
+    messages: folded, never cut short); None for short values that never wrap (ids,
+    counts, times)."""
+
+    header: str
+    fold: int | None = FOLD_WIDTH
+    justify: JustifyMethod = "left"
+
+
+def short(header: str, justify: JustifyMethod = "left") -> Col:
+    """A column of short values kept on one line: ids, counts, times, states."""
+    return Col(header, fold=None, justify=justify)
+
+
+def _cell(value: Any) -> Text:
+    # A string is shown as it is, never read as markup: names and messages are the
+    # user's. A styled cell comes as a Text.
+    if isinstance(value, Text):
+        return value
+    return Text(value if isinstance(value, str) else fmt(value))
+
+
+def _width(text: Text) -> int:
+    return max((cell_len(line) for line in text.plain.splitlines()), default=0)
+
+
+def _table(widths: list[int], columns: Sequence[Col], **options: Any) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, **options)
+    for col, width in zip(columns, widths, strict=True):
+        table.add_column(
+            Text(col.header, style="bold"),
+            width=width,
+            justify=col.justify,
+            overflow="fold",
+            no_wrap=col.fold is None,
+        )
+    return table
+
+
+def _fit(columns: Sequence[Col], natural: list[int], room: int) -> list[int] | None:
+    """Column widths within ``room``: every column whole if it fits, else the columns
+    that may fold share what is left, none below its fold width; None if even that
+    does not fit."""
+    if sum(natural) <= room:
+        return natural
+    floors = [
+        n if c.fold is None else min(n, c.fold) for c, n in zip(columns, natural, strict=True)
+    ]
+    spare = room - sum(floors)
+    if spare < 0:
+        return None
+    widths = list(floors)
+    # Share the spare room out evenly, the columns that need least first.
+    wants = sorted((natural[i] - floors[i], i) for i in range(len(columns)))
+    wants = [(want, i) for want, i in wants if want > 0]
+    for k, (want, i) in enumerate(wants):
+        given = min(want, spare // (len(wants) - k))
+        widths[i] += given
+        spare -= given
+    return widths
+
+
+def render_rows(
+    c: Console,
+    columns: Sequence[Col | str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    title: str | None = None,
+    caption: str | None = None,
+) -> None:
+    """Print a listing that fits ``c.width`` without cutting a cell short: a table,
+    its names and messages folded when needed, or, when even that would not fit, one
+    "field: value" record per row. A plain string is a column that may fold."""
+    cols = [Col(col) if isinstance(col, str) else col for col in columns]
+    cells = [[_cell(value) for value in row] for row in rows]
+    natural = [
+        max(_width(Text(col.header)), *(_width(row[i]) for row in cells))
+        for i, col in enumerate(cols)
+    ]
+    probe = _table([1] * len(cols), cols)
+    overhead = Measurement.get(c, c.options, probe).maximum - len(cols)
+    widths = _fit(cols, natural, c.width - overhead)
+    if widths is not None:
+        table = _table(widths, cols, title=title, caption=caption)
+        for row in cells:
+            table.add_row(*row)
+        c.print(table)
+        return
+    if title:
+        c.print(Text(title, style="bold"), soft_wrap=False)
+    records = Table.grid(padding=(0, 1))
+    records.add_column(no_wrap=True, style="bold")
+    records.add_column(overflow="fold")
+    for n, row in enumerate(cells):
+        if n:
+            records.add_row("", "")
+        for col, value in zip(cols, row, strict=True):
+            records.add_row(Text(col.header.replace("\n", " ") + ":"), value)
+    c.print(records)
+    if caption:
+        c.print(Text(caption, style="dim"), soft_wrap=False)
+
+
+def facts(rows: Iterable[tuple[str, Any]]) -> Table:
+    """Named facts, one a line, for a panel: the values fold rather than end in "…"."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(no_wrap=True, style="bold")
+    grid.add_column(overflow="fold")
+    for key, value in rows:
+        grid.add_row(key, _cell(value))
+    return grid

@@ -6,14 +6,27 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console, Group
+from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 from rich.syntax import Syntax
-from rich.table import Table
 
+from setpoint.cli._common import (
+    Col,
+    JsonFlag,
+    count,
+    emit,
+    facts,
+    fmt,
+    is_json,
+    read_text,
+    render_rows,
+    short,
+    state,
+    write_rows,
+    writing,
+)
 from setpoint.cli._common import Group as CommandGroup
-from setpoint.cli._common import JsonFlag, emit, fmt, is_json, read_text, state, write_rows, writing
 from setpoint.data.profile import ColumnProfile
 from setpoint.errors import ContractViolationError, UsageError
 
@@ -100,17 +113,28 @@ def list_(
         if not versions:
             c.print("No datasets yet. Add one with: setpoint data add NAME FILE")
             return
-        table = Table("dataset", "rows", "columns", "owner", "created (UTC)", "description")
-        for v in versions:
-            table.add_row(
-                v.ref,
-                str(v.row_count),
-                str(len(v.columns)),
-                v.owner,
-                v.created_at.strftime("%Y-%m-%d %H:%M"),
-                v.description,
-            )
-        c.print(table)
+        render_rows(
+            c,
+            [
+                "dataset",
+                short("rows", "right"),
+                short("columns", "right"),
+                "owner",
+                short("created (UTC)"),
+                Col("description", fold=16),  # prose wraps at its spaces
+            ],
+            [
+                (
+                    v.ref,
+                    count(v.row_count),
+                    str(len(v.columns)),
+                    v.owner,
+                    v.created_at.strftime("%Y-%m-%d %H:%M"),
+                    v.description,
+                )
+                for v in versions
+            ],
+        )
 
     emit(ctx, [v.to_dict() for v in versions], render)
 
@@ -128,10 +152,9 @@ def show(ctx: typer.Context, ref: Ref, json_: JsonFlag = False) -> None:
     }
 
     def render(c: Console) -> None:
-        facts = Table.grid(padding=(0, 2))
-        for key, value in (
+        shown = [
             ("version", version.ref),
-            ("rows", version.row_count),
+            ("rows", count(version.row_count)),
             ("owner", version.owner),
             ("description", version.description or "-"),
             ("source", version.source or "-"),
@@ -140,25 +163,41 @@ def show(ctx: typer.Context, ref: Ref, json_: JsonFlag = False) -> None:
             ("content sha256", version.content_hash),
             ("created", version.created_at.isoformat(timespec="seconds")),
             ("models trained on it", ", ".join(m.ref for m in used_by) or "-"),
-        ):
-            facts.add_row(f"[bold]{key}[/]", escape(str(value)))
+        ]
         if version.erased_at is not None:
-            facts.add_row(
-                "[bold]erased[/]",
-                f"{version.erased_at:%Y-%m-%d %H:%M} UTC: {version.erased_rows} row(s) of a "
-                f"subject; its bytes are gone, see {version.replaced_by or 'no version left'}",
+            shown.append(
+                (
+                    "erased",
+                    f"{version.erased_at:%Y-%m-%d %H:%M} UTC: {version.erased_rows} row(s) of "
+                    f"a subject; its bytes are gone, see "
+                    f"{version.replaced_by or 'no version left'}",
+                )
             )
-        profile = Table("column", "kind", "nulls", "distinct", "values", title="Profile")
-        for col in version.profile.columns:
-            nulls = "0" if not col.nulls else f"{col.nulls} ({col.null_fraction:.1%})"
-            profile.add_row(
-                col.name, col.kind, nulls, fmt(col.distinct), _values(col, version.pii_columns)
-            )
-        c.print(Panel(facts, title=f"dataset {version.ref}", expand=False))
-        c.print(profile)
+        c.print(Panel(facts(shown), title=escape(f"dataset {version.ref}"), expand=False))
+        render_rows(
+            c,
+            [
+                "column",
+                short("kind"),
+                short("nulls", "right"),
+                short("distinct", "right"),
+                "values",
+            ],
+            [
+                (
+                    col.name,
+                    col.kind,
+                    "0" if not col.nulls else f"{count(col.nulls)} ({col.null_fraction:.1%})",
+                    count(col.distinct),
+                    _values(col, version.pii_columns),
+                )
+                for col in version.profile.columns
+            ],
+            title="Profile",
+        )
         c.print(
             Panel(
-                Syntax(contract.to_yaml(), "yaml", background_color="default"),
+                Syntax(contract.to_yaml(), "yaml", background_color="default", word_wrap=True),
                 title=f"contract (revision {revision})",
                 expand=False,
             )
@@ -278,13 +317,18 @@ def _values(col: ColumnProfile, pii: list[str]) -> str:
 def _render_violations(
     c: Console, summary: list[dict[str, Any]], violations: list[dict[str, Any]]
 ) -> None:
-    table = Table("column", "rule", "count", "example", title="Violations by rule")
-    for s in summary:
-        table.add_row(s["column"], s["rule"], str(s["count"]), fmt(s.get("example")))
-    rows = Table("row", "column", "rule", "value", title=f"First {len(violations)} violations")
-    for v in violations:
-        rows.add_row(fmt(v.get("row")), v["column"], v["rule"], fmt(v.get("value")))
-    c.print(Group(table, rows))
+    render_rows(
+        c,
+        ["column", short("rule"), short("count", "right"), "example"],
+        [(s["column"], s["rule"], count(s["count"]), fmt(s.get("example"))) for s in summary],
+        title="Violations by rule",
+    )
+    render_rows(
+        c,
+        [short("row", "right"), "column", short("rule"), "value"],
+        [(fmt(v.get("row")), v["column"], v["rule"], fmt(v.get("value"))) for v in violations],
+        title=f"First {len(violations)} violations",
+    )
 
 
 @quarantine_app.command("list")
@@ -297,19 +341,26 @@ def quarantine_list(
     batches = state(ctx).workspace().quarantine.list(dataset)
 
     def render(c: Console) -> None:
-        table = Table("id", "dataset", "rejected", "of rows", "top reason", "source", "when (UTC)")
+        if not batches:
+            c.print("The quarantine is empty.")
+            return
+        rows = []
         for b in batches:
             top = max(b.summary, key=lambda s: s["count"]) if b.summary else None
-            table.add_row(
-                str(b.id),
-                b.dataset,
-                str(b.n_rejected),
-                str(b.n_rows),
-                f"{top['column']}: {top['rule']}" if top else "-",
-                b.source,
-                b.created_at.strftime("%Y-%m-%d %H:%M"),
+            rows.append(
+                (
+                    str(b.id),
+                    b.dataset,
+                    count(b.n_rejected),
+                    count(b.n_rows),
+                    f"{top['column']}: {top['rule']}" if top else "-",
+                    b.source,
+                    b.created_at.strftime("%Y-%m-%d %H:%M"),
+                )
             )
-        c.print(table if batches else "The quarantine is empty.")
+        columns: list[Col | str] = [short("id", "right"), "dataset", short("rejected", "right")]
+        columns += [short("of rows", "right"), "top reason", "source", short("when (UTC)")]
+        render_rows(c, columns, rows)
 
     emit(ctx, [b.to_dict() for b in batches], render)
 

@@ -15,8 +15,20 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-from setpoint.cli._common import Group, JsonFlag, emit, is_json, state, stderr, stdout
+from setpoint.cli._common import (
+    Col,
+    Group,
+    JsonFlag,
+    emit,
+    is_json,
+    render_rows,
+    short,
+    state,
+    stderr,
+    stdout,
+)
 from setpoint.errors import UsageError
 from setpoint.jobs import STATES, Job, JobStore
 
@@ -55,27 +67,36 @@ def jobs_list(
         if not found:
             c.print("No jobs.")
             return
-        table = Table(caption="times: month-day hour:minute, UTC")
         # short values stay on one line; the key, the worker and the error wrap
-        for column in ("id", "kind", "key", "state", "attempts", "worker", "created", "finished"):
-            if column in ("key", "worker"):
-                table.add_column(column, overflow="fold", min_width=8)
-            else:
-                table.add_column(column, no_wrap=True)
-        table.add_column("error", min_width=12)
-        for job in found:
-            table.add_row(
-                str(job.id),
-                escape(job.kind),
-                escape(job.key),
-                _state(job.state),
-                f"{job.attempts}/{job.max_attempts}",
-                job.worker or "-",
-                _short(job.created_at),
-                _short(job.finished_at),
-                escape(_trim(job.error)),
-            )
-        c.print(table)
+        render_rows(
+            c,
+            [
+                short("id", "right"),
+                short("kind"),
+                Col("key", fold=8),
+                short("state"),
+                short("attempts"),
+                Col("worker", fold=8),
+                short("created"),
+                short("finished"),
+                Col("error", fold=12),
+            ],
+            [
+                (
+                    str(job.id),
+                    job.kind,
+                    job.key,
+                    Text.from_markup(_state(job.state)),
+                    f"{job.attempts}/{job.max_attempts}",
+                    job.worker or "-",
+                    _short(job.created_at),
+                    _short(job.finished_at),
+                    _trim(job.error),
+                )
+                for job in found
+            ],
+            caption="times: month-day hour:minute, UTC",
+        )
 
     emit(ctx, [job.to_dict() for job in found], render)
 

@@ -13,7 +13,18 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from setpoint.cli._common import Group, JsonFlag, emit, fmt, read_text, state, stderr
+from setpoint.cli._common import (
+    Col,
+    Group,
+    JsonFlag,
+    emit,
+    fmt,
+    read_text,
+    render_rows,
+    short,
+    state,
+    stderr,
+)
 from setpoint.errors import UsageError
 
 policy_app = typer.Typer(
@@ -102,18 +113,30 @@ def rollouts_list(
         if not found:
             c.print("No rollouts yet.")
             return
-        table = Table("id", "endpoint", "state", "champion", "candidate", "since", "reason")
-        for r in found:
-            table.add_row(
-                str(r.id),
-                escape(r.endpoint),
-                r.state,
-                escape(r.champion or ""),
-                escape(r.candidate or ""),
-                f"{r.created_at:%Y-%m-%d %H:%M}",
-                escape((r.reason or "")[:80]),
-            )
-        c.print(table)
+        render_rows(
+            c,
+            [
+                short("id", "right"),
+                "endpoint",
+                "state",
+                "champion",
+                "candidate",
+                short("since (UTC)"),
+                Col("reason", fold=16),
+            ],
+            [
+                (
+                    str(r.id),
+                    r.endpoint,
+                    r.state,
+                    r.champion or "-",
+                    r.candidate or "-",
+                    f"{r.created_at:%Y-%m-%d %H:%M}",
+                    r.reason or "-",
+                )
+                for r in found
+            ],
+        )
 
     emit(ctx, [r.to_dict() for r in found], render)
 

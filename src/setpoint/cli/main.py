@@ -10,10 +10,20 @@ from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from setpoint import __version__
-from setpoint.cli._common import Group, JsonFlag, State, emit, fmt, progress_bar, state
+from setpoint.cli._common import (
+    Col,
+    Group,
+    JsonFlag,
+    State,
+    emit,
+    fmt,
+    progress_bar,
+    render_rows,
+    short,
+    state,
+)
 from setpoint.models.registry import check_alias
 from setpoint.settings import SETTINGS, Setting
 
@@ -213,10 +223,11 @@ def settings(ctx: typer.Context, json_: JsonFlag = False) -> None:
     ]
 
     def render(c: Console) -> None:
-        table = Table("setting", "value", "source", "environment variable")
-        for row in rows:
-            table.add_row(row["name"], fmt(row["value"]), row["source"], row["env"])
-        c.print(table)
+        render_rows(
+            c,
+            ["setting", Col("value", fold=16), short("source"), "environment variable"],
+            [(row["name"], fmt(row["value"]), row["source"], row["env"]) for row in rows],
+        )
 
     emit(ctx, rows, render)
 
@@ -268,17 +279,31 @@ def audit(
     )
 
     def render(c: Console) -> None:
-        table = Table("#", "time (UTC)", "actor", "action", "entity", "change")
-        for e in events:
-            table.add_row(
-                str(e.id),
-                e.at.strftime("%Y-%m-%d %H:%M:%S"),
-                e.actor,
-                e.action,
-                e.entity,
-                _change(e.before, e.after),
-            )
-        c.print(table if events else "No audit events.")
+        if not events:
+            c.print("No audit events.")
+            return
+        render_rows(
+            c,
+            [
+                short("#", "right"),
+                short("time (UTC)"),
+                "actor",
+                "action",
+                "entity",
+                Col("change", fold=16),
+            ],
+            [
+                (
+                    str(e.id),
+                    e.at.strftime("%Y-%m-%d %H:%M:%S"),
+                    e.actor,
+                    e.action,
+                    e.entity,
+                    _change(e.before, e.after),
+                )
+                for e in events
+            ],
+        )
 
     emit(ctx, [e.to_dict() for e in events], render)
 

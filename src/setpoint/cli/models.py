@@ -6,10 +6,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
-from rich.table import Table
 
-from setpoint.cli._common import Group, JsonFlag, emit, fmt, state
+from setpoint.cli._common import Group, JsonFlag, count, emit, facts, fmt, render_rows, short, state
 from setpoint.models.registry import CHAMPION, AliasMove, ModelVersion
 
 models_app = typer.Typer(
@@ -39,17 +39,28 @@ def list_(ctx: typer.Context, json_: JsonFlag = False) -> None:
         if not rows:
             c.print("No models yet. Train one with: setpoint train SPEC.yaml")
             return
-        table = Table("model", "latest", "aliases", "flavor", "task", "created (UTC)")
-        for m, aliases in rows:
-            table.add_row(
-                m.name,
-                str(m.version),
-                ", ".join(f"{a}→{v}" for v, names in aliases.items() for a in names) or "-",
-                m.flavor,
-                m.task,
-                m.created_at.strftime("%Y-%m-%d %H:%M"),
-            )
-        c.print(table)
+        render_rows(
+            c,
+            [
+                "model",
+                short("latest", "right"),
+                "aliases",
+                "flavor",
+                "task",
+                short("created (UTC)"),
+            ],
+            [
+                (
+                    m.name,
+                    str(m.version),
+                    ", ".join(f"{a}→{v}" for v, names in aliases.items() for a in names) or "-",
+                    m.flavor,
+                    m.task,
+                    m.created_at.strftime("%Y-%m-%d %H:%M"),
+                )
+                for m, aliases in rows
+            ],
+        )
 
     emit(
         ctx,
@@ -98,9 +109,8 @@ def render_version(
     history: list[dict[str, Any]] | None = None,
 ) -> None:
     lineage = version.lineage
-    facts = Table.grid(padding=(0, 2))
     git = lineage.get("git") or {}
-    for key, value in (
+    about = (
         ("version", version.ref),
         ("aliases", ", ".join(version.aliases) or "-"),
         ("flavor / task", f"{version.flavor} / {version.task}"),
@@ -126,18 +136,19 @@ def render_version(
             else "-",
         ),
         ("created", f"{version.created_at.isoformat(timespec='seconds')} by {version.created_by}"),
-    ):
-        facts.add_row(f"[bold]{key}[/]", str(value))
-    c.print(Panel(facts, title=f"model {version.ref}", expand=False))
+    )
+    c.print(Panel(facts(about), title=escape(f"model {version.ref}"), expand=False))
 
     metrics = version.evaluation.get("metrics", {})
     if metrics:
         splits = list(metrics)
         names = sorted({n for split in metrics.values() for n in split})
-        table = Table("metric", *splits, title="Evaluation")
-        for name in names:
-            table.add_row(name, *(fmt(metrics[s].get(name)) for s in splits))
-        c.print(table)
+        render_rows(
+            c,
+            ["metric", *(short(s, "right") for s in splits)],
+            [(name, *(fmt(metrics[s].get(name)) for s in splits)) for name in names],
+            title="Evaluation",
+        )
     gap = version.evaluation.get("gap") or {}
     if gap.get("likely_overfit"):
         c.print(
@@ -149,17 +160,31 @@ def render_version(
     shown = _SEGMENT_METRICS.get(version.task, ())
     for column, values in segments.items():
         names = [n for n in shown if any(n in m for m in values.values())]
-        table = Table(column, "n", *names, title=f"Hold-out by {column}")
-        for value, m in values.items():
-            table.add_row(str(value), str(m.get("n")), *(fmt(m.get(n)) for n in names))
-        c.print(table)
+        render_rows(
+            c,
+            [column, short("n", "right"), *(short(n, "right") for n in names)],
+            [
+                (str(value), count(m.get("n")), *(fmt(m.get(n)) for n in names))
+                for value, m in values.items()
+            ],
+            title=f"Hold-out by {column}",
+        )
     if history:
-        table = Table("when (UTC)", "action", "from", "to", "actor", title="champion history")
-        for h in history:
-            table.add_row(
-                h["at"][:19], h["action"], fmt(h["from_version"]), str(h["to_version"]), h["actor"]
-            )
-        c.print(table)
+        render_rows(
+            c,
+            [short("when (UTC)"), short("action"), short("from"), short("to"), "actor"],
+            [
+                (
+                    h["at"][:19],
+                    h["action"],
+                    fmt(h["from_version"]),
+                    str(h["to_version"]),
+                    h["actor"],
+                )
+                for h in history
+            ],
+            title="champion history",
+        )
 
 
 def _move_done(ctx: typer.Context, move: AliasMove) -> None:

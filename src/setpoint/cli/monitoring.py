@@ -13,13 +13,17 @@ from rich.markup import escape
 from rich.table import Column, Table
 
 from setpoint.cli._common import (
+    Col,
     Group,
     JsonFlag,
     NoMultivariate,
     StaticThresholds,
+    count,
     emit,
     fmt,
     progress_bar,
+    render_rows,
+    short,
     state,
     write_rows,
     writing,
@@ -279,9 +283,11 @@ def show(
 
     def render(c: Console) -> None:
         ref = monitor.reference
+        # folded at the width of the terminal, as a name never is
         c.print(
-            f"[bold]{endpoint}[/]: windows of {monitor.config.window} against {ref.dataset} "
-            f"scored by {ref.model}"
+            f"[bold]{escape(endpoint)}[/]: windows of {monitor.config.window} against "
+            f"{escape(ref.dataset)} scored by {escape(ref.model)}",
+            soft_wrap=False,
         )
         if not windows:
             c.print(f"No window computed yet: setpoint monitor run {endpoint}")
@@ -296,11 +302,13 @@ def show(
             )
         for name in drift["drifted_features"]:
             reasons = "; ".join(drift["features"][name]["reasons"])
-            c.print(f"  [yellow]{escape(name)}[/]: {escape(reasons)}")
+            c.print(f"  [yellow]{escape(name)}[/]: {escape(reasons)}", soft_wrap=False)
         for name, output in (drift.get("prediction") or {}).items():
             if output["drifted"]:
                 what = "the model's answers" if name == "__prediction__" else "its scores"
-                c.print(f"  [yellow]{what}[/]: {escape('; '.join(output['reasons']))}")
+                c.print(
+                    f"  [yellow]{what}[/]: {escape('; '.join(output['reasons']))}", soft_wrap=False
+                )
 
     emit(ctx, {"monitor": monitor.to_dict(), "windows": windows}, render)
 
@@ -367,25 +375,31 @@ def refused(
             c.print(f"{endpoint}: no refused rows.")
             return
         c.print(f"{endpoint}: {rows.num_rows:,} refused rows.")
-        common = Table("column", "rule", "rows", title="Most frequent reasons")
-        for column, rule, n in top:
-            common.add_row(escape(str(column)), escape(str(rule)), f"{n:,}")
-        c.print(common)
-        table = Table("when (UTC)", "request", "row", "reasons", title=f"The latest {len(listed)}")
-        for r in listed:
-            table.add_row(
-                r["ts"][:16].replace("T", " "),
-                escape("…" + r["request_id"][-8:]),
-                str(r["row"]),
-                escape(
+        render_rows(
+            c,
+            ["column", short("rule"), short("rows", "right")],
+            [(str(column), str(rule), count(n)) for column, rule, n in top],
+            title="Most frequent reasons",
+        )
+        render_rows(
+            c,
+            [short("when (UTC)"), short("request"), short("row", "right"), "reasons"],
+            [
+                (
+                    r["ts"][:16].replace("T", " "),
+                    # the end of the id tells requests apart; --json has it whole
+                    "..." + r["request_id"][-8:],
+                    str(r["row"]),
                     "; ".join(
                         f"{w['column']} {w['rule']}"
                         + ("" if w["value"] is None else f" {w['value']}")
                         for w in r["reasons"]
-                    )
-                ),
-            )
-        c.print(table)
+                    ),
+                )
+                for r in listed
+            ],
+            title=f"The latest {len(listed)}",
+        )
         c.print(f"Export them all: setpoint monitor refused {endpoint} -o refused.csv")
 
     emit(
@@ -446,22 +460,30 @@ def alerts_list(
         if not found:
             c.print("No alerts.")
             return
-        table = Table(
-            "id", "endpoint", "severity", "state", "seen", "last seen (UTC)", "message", "sent"
+        columns: list[Col | str] = [
+            short("id", "right"),
+            "endpoint",
+            short("severity"),
+            short("state"),
+        ]
+        columns += [short("seen", "right"), short("last seen (UTC)"), Col("message", 30), "sent"]
+        render_rows(
+            c,
+            columns,
+            [
+                (
+                    str(a.id),
+                    a.endpoint,
+                    a.severity,
+                    a.state,
+                    count(a.count),
+                    a.last_seen.strftime("%Y-%m-%d %H:%M"),
+                    a.message,
+                    ", ".join(d.status for d in deliveries[a.id]) or "-",
+                )
+                for a in found
+            ],
         )
-        for a in found:
-            sent = ", ".join(d.status for d in deliveries[a.id]) or "-"
-            table.add_row(
-                str(a.id),
-                a.endpoint,
-                a.severity,
-                a.state,
-                str(a.count),
-                a.last_seen.strftime("%Y-%m-%d %H:%M"),
-                escape(a.message),
-                sent,
-            )
-        c.print(table)
 
     emit(
         ctx,
@@ -527,7 +549,7 @@ def _table(c: Console, endpoint: str, windows: list[dict[str, Any]]) -> None:
         Column("acc.", justify="right"),
         Column("labels", justify="right"),
         Column("p99\nms", justify="right"),
-        title=endpoint,
+        title=escape(endpoint),
         box=box.SIMPLE_HEAD,
         padding=(0, 1),
         collapse_padding=True,

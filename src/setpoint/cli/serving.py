@@ -8,9 +8,8 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from setpoint.cli._common import Group, JsonFlag, emit, fmt, state
+from setpoint.cli._common import Col, Group, JsonFlag, emit, facts, fmt, render_rows, short, state
 from setpoint.errors import UsageError
 from setpoint.serving.config import Fallback
 from setpoint.serving.deployments import Deployment
@@ -198,18 +197,28 @@ def list_(ctx: typer.Context, json_: JsonFlag = False) -> None:
                 "No endpoints yet. Create one with: setpoint deploy NAME --model MODEL@champion"
             )
             return
-        table = Table("endpoint", "revision", "model", "challenger", "fallback", "updated (UTC)")
-        for d in found:
-            cfg = d.config
-            table.add_row(
-                d.endpoint,
-                str(d.revision),
-                cfg.model,
-                f"{cfg.challenger} ({cfg.mode})" if cfg.challenger else "-",
-                _fallback(d),
-                d.created_at.strftime("%Y-%m-%d %H:%M"),
-            )
-        c.print(table)
+        render_rows(
+            c,
+            [
+                "endpoint",
+                short("revision", "right"),
+                "model",
+                "challenger",
+                "fallback",
+                short("updated (UTC)"),
+            ],
+            [
+                (
+                    d.endpoint,
+                    str(d.revision),
+                    d.config.model,
+                    f"{d.config.challenger} ({d.config.mode})" if d.config.challenger else "-",
+                    _fallback(d),
+                    d.created_at.strftime("%Y-%m-%d %H:%M"),
+                )
+                for d in found
+            ],
+        )
 
     emit(ctx, [d.to_dict() for d in found], render)
 
@@ -227,17 +236,28 @@ def history(ctx: typer.Context, endpoint: Endpoint, json_: JsonFlag = False) -> 
     revisions = state(ctx).workspace().deployments.history(endpoint)
 
     def render(c: Console) -> None:
-        table = Table("revision", "when (UTC)", "by", "model", "challenger", "note")
-        for d in revisions:
-            table.add_row(
-                str(d.revision),
-                d.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-                d.created_by,
-                d.config.model,
-                f"{d.config.challenger} ({d.config.mode})" if d.config.challenger else "-",
-                d.note,
-            )
-        c.print(table)
+        render_rows(
+            c,
+            [
+                short("revision", "right"),
+                short("when (UTC)"),
+                "by",
+                "model",
+                "challenger",
+                Col("note", fold=16),
+            ],
+            [
+                (
+                    str(d.revision),
+                    d.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                    d.created_by,
+                    d.config.model,
+                    f"{d.config.challenger} ({d.config.mode})" if d.config.challenger else "-",
+                    d.note,
+                )
+                for d in revisions
+            ],
+        )
 
     emit(ctx, [d.to_dict() for d in revisions], render)
 
@@ -278,10 +298,7 @@ def _render(c: Console, d: Deployment) -> None:
         ),
         ("changed", f"{d.created_at.isoformat(timespec='seconds')} by {d.created_by}"),
     ]
-    table = Table.grid(padding=(0, 2))
-    for key, value in rows:
-        table.add_row(f"[bold]{key}[/]", str(value))
-    c.print(table)
+    c.print(facts((key, str(value)) for key, value in rows))
 
 
 def serve(
@@ -457,18 +474,30 @@ def keys_list(
                 "(on loopback only); once it had one, every request needs one."
             )
             return
-        table = Table("key id", "scope", "endpoint", "rate/s", "note", "created (UTC)", "revoked")
-        for k in found:
-            table.add_row(
-                k.key_id,
-                k.scope,
-                k.endpoint or "*",
-                fmt(k.rate_per_second),
-                k.note,
-                k.created_at.strftime("%Y-%m-%d %H:%M"),
-                k.revoked_at.strftime("%Y-%m-%d %H:%M") if k.revoked_at else "-",
-            )
-        c.print(table)
+        render_rows(
+            c,
+            [
+                short("key id"),
+                short("scope"),
+                "endpoint",
+                short("rate/s", "right"),
+                Col("note", fold=16),
+                short("created (UTC)"),
+                short("revoked"),
+            ],
+            [
+                (
+                    k.key_id,
+                    k.scope,
+                    k.endpoint or "*",
+                    fmt(k.rate_per_second),
+                    k.note,
+                    k.created_at.strftime("%Y-%m-%d %H:%M"),
+                    k.revoked_at.strftime("%Y-%m-%d %H:%M") if k.revoked_at else "-",
+                )
+                for k in found
+            ],
+        )
 
     emit(ctx, [k.to_dict() for k in found], render)
 
