@@ -339,7 +339,7 @@ def serve(
     unless --insecure. Beyond loopback, serve HTTPS (or put a TLS proxy in front): API
     keys and the data cross the network in the clear otherwise, and the server warns
     about it."""
-    from setpoint.serving.server import is_loopback
+    from setpoint.serving.server import check_address, is_loopback
     from setpoint.serving.server import serve as run
     from setpoint.serving.tls import check_tls
 
@@ -353,6 +353,7 @@ def serve(
             "the workspace has no endpoints to serve; create one with: "
             "setpoint deploy NAME --model MODEL@champion"
         )
+    check_address(host, port)
     stderr_console = Console(stderr=True)
     if tls is None and not is_loopback(host):
         stderr_console.print(
