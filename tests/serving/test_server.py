@@ -21,6 +21,8 @@ from serving_support import SPEC, requests_of, setpoint_serve
 from setpoint.serving.log import read_log
 from setpoint.workspace import Workspace
 
+SETPOINT = (sys.executable, "-c", "from setpoint.cli import main; main()")
+
 
 @pytest.fixture
 def server(
@@ -105,8 +107,7 @@ def test_a_busy_port_is_reported_before_serving_is_announced(
         busy.listen()
         port = busy.getsockname()[1]
         done = subprocess.run(
-            [sys.executable, "-c", "from setpoint.cli import main; main()"]
-            + ["-w", str(ws.root), "serve", "--port", str(port)],
+            [*SETPOINT, "-w", str(ws.root), "serve", "--port", str(port)],
             capture_output=True,
             text=True,
             timeout=120,

@@ -11,7 +11,8 @@ Outputs: ``predictions`` (FP64 for regression; for a classifier the datatype of 
 class labels: INT64 for integers, FP64 for other numbers, BOOL, BYTES for text, so a
 client gets back the labels it trained on, not their text) and, for classifiers,
 ``probabilities`` (FP64 ``[N, n_classes]``). Rows a per-row endpoint rejected come back
-as a placeholder (``""``, NaN, 0 or false), with the violations under the response's ``parameters.errors``; rows
+as a placeholder (``""``, NaN, 0 or false), with the violations under the response's
+``parameters.errors``; rows
 answered outside the contract's soft rules are listed (JSON text, like errors) under
 ``parameters.warnings``.
 Every malformed request is a MalformedRequestError (400); data the model cannot take
