@@ -23,15 +23,15 @@ from setpoint import __version__
 from setpoint._names import check_name
 from setpoint.data import io
 from setpoint.data._batch import to_table
+from setpoint.data._sink import RowSink, check_output
 from setpoint.data.catalog import DatasetCatalog, DatasetVersion
 from setpoint.data.contract import Contract
-from setpoint.data._sink import RowSink, check_output
 from setpoint.data.filecheck import FileValidation, check_file, dropped, explained, refusal
 from setpoint.data.pii import PiiPolicy, workspace_secret
 from setpoint.data.quarantine import Quarantine, QuarantineBatch
 from setpoint.data.reader import read_batches
 from setpoint.data.validation import ValidationReport
-from setpoint.errors import ContractViolationError, NotFoundError, UsageError
+from setpoint.errors import NotFoundError, UsageError
 from setpoint.models.predictor import Predictor
 from setpoint.models.registry import CHAMPION, AliasMove, ModelRegistry, ModelVersion
 from setpoint.models.spec import TrainSpec
@@ -73,7 +73,8 @@ class ValidationOutcome:
 
     def to_pandas(self) -> pd.DataFrame:
         """The accepted rows as a DataFrame."""
-        return self.accepted.to_pandas()
+        frame: pd.DataFrame = self.accepted.to_pandas()
+        return frame
 
     def to_dict(self, *, limit: int = 100) -> dict[str, Any]:
         return {
@@ -327,9 +328,7 @@ class Workspace:
                     source=source,
                     pii=self.pii_policy(contract),
                 )
-        return ValidationOutcome(
-            mode, report, refusing.accepted(table), kept, problems, warnings
-        )
+        return ValidationOutcome(mode, report, refusing.accepted(table), kept, problems, warnings)
 
     def validate_file(
         self,

@@ -218,7 +218,8 @@ def test_validate_writes_the_accepted_rows(
 def test_validate_says_where_the_accepted_rows_can_go(cli: Cli, tmp_path: Path) -> None:
     batch = _patients(cli, tmp_path)
     said = cli("data", "validate", "patients", str(batch), "--mode", "quarantine").stdout
-    assert "36 rows accepted" in said and "-o accepted.csv" in said
+    assert "36 rows accepted" in said
+    assert "-o accepted.csv" in said
 
 
 def test_an_undeclared_column_is_one_problem_not_a_reason_on_every_row(
@@ -238,7 +239,9 @@ def test_an_undeclared_column_is_one_problem_not_a_reason_on_every_row(
         ("bp", "max"),
     }
     said = cli(*args, code=5).stderr
-    assert "ward" in said and "unknown_columns: drop" in said and "Traceback" not in said
+    assert "ward" in said
+    assert "unknown_columns: drop" in said
+    assert "Traceback" not in said
     assert cli.json("data", "quarantine", "list") == []
 
 
@@ -265,11 +268,22 @@ def test_attach_contract_refuses_a_contract_the_data_breaks(cli: Cli, tmp_path: 
     assert error["code"] == "contract_violation"
     assert "9 violation(s) in 9 of 40 row(s)" in error["message"]
     first = error["details"]["violations"][0]
-    assert (first["row"], first["column"], first["rule"], first["value"]) == (31, "bp", "max", "121")
+    assert (first["row"], first["column"], first["rule"], first["value"]) == (
+        31,
+        "bp",
+        "max",
+        "121",
+    )
     said = cli(*args, code=5).stderr
-    assert "--force" in said and "bp" in said and "121" in said
+    assert "--force" in said
+    assert "bp" in said
+    assert "121" in said
     assert cli.json("data", "show", "patients@1")["contract"]["revision"] == 1
     forced = cli.json(*args, "--force", "--note", "cap bp")
-    assert forced == {"dataset": "patients@1", "revision": 2, "forced": {"violations": 9, "rows": 9}}
+    assert forced == {
+        "dataset": "patients@1",
+        "revision": 2,
+        "forced": {"violations": 9, "rows": 9},
+    }
     [event] = cli.json("audit", "--action", "contract.edit")
     assert event["after"]["forced"] == {"violations": 9, "rows": 9}

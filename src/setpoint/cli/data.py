@@ -227,9 +227,8 @@ def attach_contract(
     version = ws.dataset(ref)
     forced = None
     if force:  # what the data broke, as the audit log recorded it
-        [event] = ws.audit(entity=version.ref, action="contract.edit", limit=1) or [None]
-        if event is not None and isinstance(event.after, dict):
-            after = event.after
+        for event in ws.audit(entity=version.ref, action="contract.edit", limit=1):
+            after = event.after if isinstance(event.after, dict) else {}
             forced = after.get("forced") if after.get("revision") == revision else None
     data: dict[str, Any] = {"dataset": version.ref, "revision": revision}
     if forced:

@@ -207,9 +207,7 @@ def _merge(kept: dict[tuple[str, str], list[Any]], report: ValidationReport) -> 
 
 
 def _ranked(kept: dict[tuple[str, str], list[Any]]) -> list[dict[str, Any]]:
-    rows = [
-        {"column": c, "rule": r, "count": n, "example": e} for (c, r), (n, e) in kept.items()
-    ]
+    rows = [{"column": c, "rule": r, "count": n, "example": e} for (c, r), (n, e) in kept.items()]
     return sorted(rows, key=lambda s: (-s["count"], s["column"], s["rule"]))
 
 
