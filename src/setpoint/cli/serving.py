@@ -30,7 +30,8 @@ def deploy(
         str | None,
         typer.Option(
             help="What serves: NAME@ALIAS follows the alias (NAME alone means NAME@champion), "
-            "NAME@VERSION pins a version. Required for a new endpoint."
+            "NAME@VERSION pins a version (MLflow's models:/NAME@ALIAS and "
+            "models:/NAME/VERSION too). Required for a new endpoint."
         ),
     ] = None,
     challenger: Annotated[
