@@ -43,3 +43,67 @@ def test_the_workspace_refuses_an_endpoint_and_a_dataset_ending_in_a_newline(
             ws.add_dataset("loans\n", pd.DataFrame({"a": [1, 2]}))
     finally:
         ws.close()
+
+
+@pytest.mark.parametrize(
+    ("ref", "expected"),
+    [
+        ("models:/credit-risk@champion", ("credit-risk", "champion")),
+        ("models:/credit-risk/3", ("credit-risk", "3")),
+        ("models:/credit-risk/latest", ("credit-risk", "latest")),
+        ("models:/credit-risk", ("credit-risk", None)),
+        ("credit-risk@3", ("credit-risk", "3")),
+    ],
+)
+def test_mlflow_model_uris_are_synonyms_of_references(
+    ref: str, expected: tuple[str, str | None]
+) -> None:
+    assert split_ref("model", ref) == expected
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "models:/",
+        "models:/risk/",
+        "models:/risk@",
+        "models:/risk/1/2",
+        "models:/risk/Production",
+        "models:/risk@champion/1",
+        "models://risk/1",
+    ],
+)
+def test_a_malformed_mlflow_uri_shows_the_accepted_forms(ref: str) -> None:
+    with pytest.raises(UsageError) as raised:
+        split_ref("model", ref)
+    message = raised.value.message
+    assert ref in message
+    for form in ("models:/NAME@ALIAS", "models:/NAME/VERSION", "NAME@ALIAS", "NAME@VERSION"):
+        assert form in message, message
+
+
+def test_an_mlflow_uri_is_no_dataset_reference() -> None:
+    with pytest.raises(UsageError, match="not a valid dataset name"):
+        split_ref("dataset", "models:/loans/1")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_capitalised_name_is_refused_with_its_lowercase_spelling(kind: str) -> None:
+    with pytest.raises(UsageError) as raised:
+        check_name(kind, "Credit-Risk")
+    assert raised.value.message.startswith(
+        f"'Credit-Risk' is not a valid {kind} name: names are lowercase; "
+        "did you mean 'credit-risk'?"
+    )
+
+
+def test_a_name_wrong_beyond_its_case_still_says_names_are_lowercase() -> None:
+    with pytest.raises(UsageError) as raised:
+        check_name("dataset", "Bad Name!")
+    assert "not a valid dataset name: names are lowercase;" in raised.value.message
+    assert "did you mean" not in raised.value.message
+
+
+def test_a_capitalised_name_in_a_reference_gets_the_suggestion() -> None:
+    with pytest.raises(UsageError, match="did you mean 'credit-risk'"):
+        split_ref("model", "models:/Credit-Risk/1")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import platform
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
@@ -23,14 +23,15 @@ from setpoint import __version__
 from setpoint._names import check_name
 from setpoint.data import io
 from setpoint.data._batch import to_table
+from setpoint.data._sink import RowSink, check_output
 from setpoint.data.catalog import DatasetCatalog, DatasetVersion
 from setpoint.data.contract import Contract
-from setpoint.data.filecheck import FileValidation, check_file
+from setpoint.data.filecheck import FileValidation, check_file, dropped, explained, refusal
 from setpoint.data.pii import PiiPolicy, workspace_secret
 from setpoint.data.quarantine import Quarantine, QuarantineBatch
 from setpoint.data.reader import read_batches
 from setpoint.data.validation import ValidationReport
-from setpoint.errors import ContractViolationError, NotFoundError, UsageError
+from setpoint.errors import NotFoundError, UsageError
 from setpoint.models.predictor import Predictor
 from setpoint.models.registry import CHAMPION, AliasMove, ModelRegistry, ModelVersion
 from setpoint.models.spec import TrainSpec
@@ -42,6 +43,8 @@ from setpoint.store.artifacts import ArtifactStore
 from setpoint.store.db import Database, sqlite_url
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from setpoint.erasure import ErasureReport
     from setpoint.monitoring.monitor import Monitors
     from setpoint.serving.retention import PruneResult
@@ -62,17 +65,26 @@ class ValidationOutcome:
     """What :meth:`Workspace.validate` made of a batch."""
 
     mode: Mode
-    report: ValidationReport
-    accepted: pa.Table
+    report: ValidationReport  # the rows' own violations
+    accepted: pa.Table  # the rows that passed, with the columns the contract keeps
     quarantine: QuarantineBatch | None
+    problems: list[dict[str, Any]] = field(default_factory=list)  # of the whole batch
+    warnings: list[dict[str, Any]] = field(default_factory=list)  # columns dropped
+
+    def to_pandas(self) -> pd.DataFrame:
+        """The accepted rows as a DataFrame."""
+        frame: pd.DataFrame = self.accepted.to_pandas()
+        return frame
 
     def to_dict(self, *, limit: int = 100) -> dict[str, Any]:
         return {
             "mode": self.mode,
-            "ok": self.report.ok,
+            "ok": self.report.ok and not self.problems,
             "n_rows": self.report.n_rows,
             "n_accepted": self.accepted.num_rows,
-            "n_violations": self.report.n_violations,
+            "n_violations": self.report.n_violations + len(self.problems),
+            "problems": self.problems,
+            "warnings": self.warnings,
             "summary": self.report.summary(),
             "violations": self.report.to_details(limit=limit),
             "quarantine": self.quarantine.to_dict() if self.quarantine else None,
@@ -244,11 +256,19 @@ class Workspace:
     def contract(self, ref: str) -> Contract:
         return self.datasets.contract(self.datasets.get(ref))[0]
 
-    def attach_contract(self, ref: str, contract: Contract | str, *, note: str = "") -> int:
-        """Make ``contract`` (a Contract or its YAML text) current for a dataset version."""
+    def attach_contract(
+        self, ref: str, contract: Contract | str, *, note: str = "", force: bool = False
+    ) -> int:
+        """Make ``contract`` (a Contract or its YAML text) current for a dataset version.
+
+        The version's own data is checked against it first: a contract the data breaks
+        is refused with :class:`ContractViolationError` listing the violations, unless
+        ``force``, which attaches it and records that it was forced, with the counts."""
         if isinstance(contract, str):
             contract = Contract.from_yaml(contract)
-        return self.datasets.attach_contract(self.datasets.get(ref), contract, note=note)
+        return self.datasets.attach_contract(
+            self.datasets.get(ref), contract, note=note, force=force
+        )
 
     def validate(
         self,
@@ -279,23 +299,25 @@ class Workspace:
         table = to_table(batch)
         version = self.datasets.get(ref)
         contract, revision = self.datasets.contract(version)
-        report = contract.validate(table)
+        whole = contract.validate(table, whole_column_types=True)
+        problems, warnings = explained(contract, whole), dropped(whole)
+        report = whole.rows_only()
         refusing = report.split()[0] if keep_soft else report
-        if refusing.ok:
-            return ValidationOutcome(mode, report, refusing.accepted(table), None)
-        if mode == "reject":
-            raise ContractViolationError(
-                f"{report.n_violations} contract violation(s) in {report.invalid_rows.size} "
-                f"of {report.n_rows} row(s) against {version.ref} (contract revision "
-                f"{revision}); fix the data, edit the contract, or validate with "
-                "mode 'quarantine' to keep the valid rows",
-                details={
-                    "summary": report.summary(),
-                    "violations": report.to_details(limit=100),
-                },
+        if (problems and mode != "warn") or (mode == "reject" and not refusing.ok):
+            raise refusal(
+                f"{version.ref} (contract revision {revision})",
+                problems=problems,
+                n_violations=report.n_violations + len(problems),
+                n_invalid=int(report.invalid_rows.size),
+                n_rows=report.n_rows,
+                summary=report.summary(),
+                violations=report.to_details(limit=100),
             )
+        if mode == "warn":
+            accepted = table.select(list(report.keep_columns))
+            return ValidationOutcome(mode, report, accepted, None, problems, warnings)
         kept = None
-        if mode == "quarantine":
+        if not refusing.ok:
             with self.db.write() as conn:
                 kept = self.quarantine.keep(
                     conn,
@@ -306,8 +328,7 @@ class Workspace:
                     source=source,
                     pii=self.pii_policy(contract),
                 )
-            return ValidationOutcome(mode, report, refusing.accepted(table), kept)
-        return ValidationOutcome(mode, report, table, None)
+        return ValidationOutcome(mode, report, refusing.accepted(table), kept, problems, warnings)
 
     def validate_file(
         self,
@@ -319,23 +340,33 @@ class Workspace:
         keep_soft: bool = False,
         limit: int = 100,
         block_size: int | None = None,
+        output: str | Path | None = None,
     ) -> FileValidation:
         """:meth:`validate` for a CSV or Parquet file of any size, streamed in batches:
         what it keeps is bounded (counts, the summary, the first ``limit``
         violations), and the rows it quarantines are written as they are found. The
-        accepted rows are counted, not returned (``data/filecheck.py``)."""
+        accepted rows are counted; with ``output`` (a .csv or .parquet path) they are
+        written there as they are found, the file appearing only when the validation
+        passes (``data/filecheck.py``)."""
         mode = mode or self.settings.validation_mode
         if mode not in ("reject", "quarantine", "warn"):
             raise UsageError(f"validation mode {mode!r}: use reject, quarantine or warn")
         path = Path(path)
+        target = None if output is None else Path(output)
+        if target is not None:
+            check_output(target)
         source = source or str(path.resolve())
         version = self.datasets.get(ref)
         contract, revision = self.datasets.contract(version)
         pii = self.pii_policy(contract)
+        sinks: list[RowSink] = []
         with self.data_store.staging() as staged:
             rejected = staged if mode == "quarantine" else None
 
             def consume(schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> FileValidation:
+                for sink in sinks:  # a CSV read again from the start (widened types)
+                    sink.discard()
+                sinks[:] = [] if target is None else [RowSink(target)]
                 return check_file(
                     contract,
                     schema,
@@ -345,20 +376,20 @@ class Workspace:
                     limit=limit,
                     pii=pii,
                     rejected=rejected,
+                    accepted=sinks[0] if sinks else None,
                 )
 
-            outcome = read_batches(path, consume, block_size=block_size)
-            if outcome.n_refused == 0:
-                return outcome
-            if mode == "reject":
-                raise ContractViolationError(
-                    f"{outcome.n_violations} contract violation(s) in {outcome.n_invalid} of "
-                    f"{outcome.n_rows} row(s) against {version.ref} (contract revision "
-                    f"{revision}); fix the data, edit the contract, or validate with "
-                    "mode 'quarantine' to keep the valid rows",
-                    details={"summary": outcome.summary(), "violations": outcome.violations},
-                )
-            if mode == "quarantine":
+            try:
+                outcome = read_batches(path, consume, block_size=block_size)
+                if outcome.refused or (mode == "reject" and outcome.n_refused):
+                    raise outcome.error(f"{version.ref} (contract revision {revision})")
+                for sink in sinks:
+                    sink.commit()
+                    outcome.output = sink.path
+            finally:
+                for sink in sinks:
+                    sink.discard()  # a no-op once committed
+            if mode == "quarantine" and outcome.n_refused:
                 artifact = self.data_store.put_file(staged)
                 with self.db.write() as conn:
                     outcome.quarantine = self.quarantine.record(
@@ -367,7 +398,7 @@ class Workspace:
                         dataset=version.ref,
                         n_rows=outcome.n_rows,
                         n_rejected=outcome.n_refused,
-                        summary=outcome.summary(),
+                        summary=outcome.refused_summary(),
                         artifact=artifact,
                         source=source,
                     )

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
+import yaml
 from cli_support import Cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -117,8 +118,12 @@ def test_validate_reject_mode_counts_every_violation_of_a_streamed_file(
     path = tmp_path / "batch.csv"
     path.write_text("age,extra\n" + "".join(f"{500 + i},1\n" for i in range(2000)))
     result = cli("data", "validate", "loans@1", str(path), "--mode", "reject", code=5)
-    # one batch-level violation (the undeclared column), however many batches
-    assert "2001 contract violation(s) in 2000 of 2000 row(s)" in result.stderr
+    # one problem of the file (the undeclared column), however many batches, said
+    # apart from the rows' own violations
+    assert "column 'extra' is not in the contract" in result.stderr
+    assert "2000 violation(s) in 2000 of 2000 row(s)" in result.stderr
+    error = cli.json("data", "validate", "loans@1", str(path), "--mode", "reject", code=5)
+    assert len(error["error"]["details"]["problems"]) == 1
 
 
 csv_bytes = st.one_of(
@@ -173,3 +178,112 @@ def test_a_csv_whose_many_columns_start_empty_is_added(cli: Cli, tmp_path: Path)
     assert added["row_count"] == 50_003
     profile = cli.json("data", "show", "wide@1")["profile"]["columns"]
     assert [c["arrow_type"] for c in profile] == ["int64"] * columns
+
+
+def _patients(cli: Cli, tmp_path: Path) -> Path:
+    """A reference of 40 patients (bp 90 .. 129) and a batch of them with 4 bad rows:
+    age missing in two, bp past its max in two."""
+    reference = tmp_path / "patients.csv"
+    reference.write_text("age,bp\n" + "".join(f"{20 + i},{90 + i}\n" for i in range(40)))
+    cli("data", "add", "patients", str(reference))
+    rows = [
+        f"{'' if i in (3, 17) else 20 + i},{500 if i in (8, 30) else 90 + i}\n" for i in range(40)
+    ]
+    batch = tmp_path / "batch.csv"
+    batch.write_text("age,bp\n" + "".join(rows))
+    return batch
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_validate_writes_the_accepted_rows(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str
+) -> None:
+    monkeypatch.setattr("setpoint.data.reader.BLOCK_SIZE", 64)
+    batch = _patients(cli, tmp_path)
+    output = tmp_path / f"accepted{suffix}"
+    args = ("data", "validate", "patients", str(batch), "--mode", "quarantine", "-o", str(output))
+    out = cli.json(*args)
+    assert (out["n_accepted"], out["quarantine"]["n_rejected"], out["output"]) == (
+        36,
+        4,
+        str(output),
+    )
+    written = pa_csv.read_csv(output) if suffix == ".csv" else pq.read_table(output)
+    assert written.num_rows == 36
+    expected = pa_csv.read_csv(batch).to_pylist()
+    assert written.to_pylist() == [r for i, r in enumerate(expected) if i not in (3, 8, 17, 30)]
+    assert f"Wrote the 36 accepted rows to {output}" in cli(*args).stdout
+
+
+def test_validate_says_where_the_accepted_rows_can_go(cli: Cli, tmp_path: Path) -> None:
+    batch = _patients(cli, tmp_path)
+    said = cli("data", "validate", "patients", str(batch), "--mode", "quarantine").stdout
+    assert "36 rows accepted" in said
+    assert "-o accepted.csv" in said
+
+
+def test_an_undeclared_column_is_one_problem_not_a_reason_on_every_row(
+    cli: Cli, tmp_path: Path
+) -> None:
+    batch = _patients(cli, tmp_path)
+    extra = tmp_path / "extra.csv"
+    lines = batch.read_text().splitlines()
+    extra.write_text("\n".join([lines[0] + ",ward", *(f"{line},east" for line in lines[1:])]))
+    args = ("data", "validate", "patients", str(extra), "--mode", "quarantine")
+    error = cli.json(*args, code=5)["error"]
+    assert [(p["column"], p["rule"]) for p in error["details"]["problems"]] == [
+        ("ward", "unknown_column")
+    ]
+    assert {(s["column"], s["rule"]) for s in error["details"]["summary"]} == {
+        ("age", "not_null"),
+        ("bp", "max"),
+    }
+    said = cli(*args, code=5).stderr
+    assert "ward" in said
+    assert "unknown_columns: drop" in said
+    assert "Traceback" not in said
+    assert cli.json("data", "quarantine", "list") == []
+
+
+def test_quarantine_list_shows_the_commonest_reason(cli: Cli, tmp_path: Path) -> None:
+    _patients(cli, tmp_path)
+    rows = [f"{'' if i < 30 else 20 + i},{500 if i in (33, 35) else 90 + i}\n" for i in range(40)]
+    batch = tmp_path / "mostly-missing.csv"
+    batch.write_text("age,bp\n" + "".join(rows))
+    cli("data", "validate", "patients", str(batch), "--mode", "quarantine")
+    [listed] = cli.json("data", "quarantine", "list")
+    assert listed["top_reason"] == {"column": "age", "rule": "not_null", "count": 30}
+    assert "age: not_null (30)" in cli("data", "quarantine", "list").stdout
+
+
+def test_attach_contract_refuses_a_contract_the_data_breaks(cli: Cli, tmp_path: Path) -> None:
+    _patients(cli, tmp_path)
+    contract = tmp_path / "contract.yaml"
+    cli("data", "contract", "patients@1", "-o", str(contract))
+    body = yaml.safe_load(contract.read_text())
+    body["columns"]["bp"]["max"] = 120  # the data reaches 129
+    contract.write_text(yaml.safe_dump(body))
+    args = ("data", "attach-contract", "patients@1", str(contract))
+    error = cli.json(*args, code=5)["error"]
+    assert error["code"] == "contract_violation"
+    assert "9 violation(s) in 9 of 40 row(s)" in error["message"]
+    first = error["details"]["violations"][0]
+    assert (first["row"], first["column"], first["rule"], first["value"]) == (
+        31,
+        "bp",
+        "max",
+        "121",
+    )
+    said = cli(*args, code=5).stderr
+    assert "--force" in said
+    assert "bp" in said
+    assert "121" in said
+    assert cli.json("data", "show", "patients@1")["contract"]["revision"] == 1
+    forced = cli.json(*args, "--force", "--note", "cap bp")
+    assert forced == {
+        "dataset": "patients@1",
+        "revision": 2,
+        "forced": {"violations": 9, "rows": 9},
+    }
+    [event] = cli.json("audit", "--action", "contract.edit")
+    assert event["after"]["forced"] == {"violations": 9, "rows": 9}

@@ -9,11 +9,13 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from setpoint.data.contract import Contract
 from setpoint.errors import ContractViolationError, NotFoundError, SetpointError, UsageError
 from setpoint.store.schema import metadata
 from setpoint.workspace import Workspace
@@ -291,3 +293,71 @@ def test_a_pii_mark_added_by_a_contract_edit_masks_the_profile_and_history(
         for table in metadata.sorted_tables:
             rows = json.dumps([list(r) for r in conn.execute(sa.select(table))], default=str)
             assert "Oslo" not in rows, table.name
+
+
+def test_quarantine_mode_gives_the_accepted_rows(workspace: Workspace) -> None:
+    version = workspace.add_dataset("loans", loans())
+    outcome = workspace.validate(version.ref, bad_batch(), mode="quarantine")
+    frame = outcome.to_pandas()
+    assert frame.to_dict("records") == [{"age": 30, "income": 1200.0, "grade": "A"}]
+    assert outcome.to_dict()["n_accepted"] == len(frame) == 1
+
+
+def test_an_undeclared_column_refuses_the_batch_once_not_every_row(workspace: Workspace) -> None:
+    version = workspace.add_dataset("loans", loans())
+    batch = bad_batch().assign(branch="north")
+    with pytest.raises(ContractViolationError, match="branch") as caught:
+        workspace.validate(version.ref, batch, mode="quarantine")
+    assert [(p["column"], p["rule"]) for p in caught.value.details["problems"]] == [
+        ("branch", "unknown_column")
+    ]
+    assert all(v["row"] is not None for v in caught.value.details["violations"])
+    assert workspace.quarantine.list() == []
+    warned = workspace.validate(version.ref, batch, mode="warn")
+    assert [p["column"] for p in warned.problems] == ["branch"]
+    assert warned.to_dict()["problems"] == warned.problems
+
+
+def capped_age(workspace: Workspace, ref: str, most: int) -> Contract:
+    contract = workspace.contract(ref)
+    return replace(
+        contract, columns={**contract.columns, "age": replace(contract.columns["age"], max=most)}
+    )
+
+
+def test_attach_contract_refuses_a_contract_the_data_breaks(workspace: Workspace) -> None:
+    version = workspace.add_dataset("loans", loans())  # age 20 .. 69
+    tight = capped_age(workspace, version.ref, 60)
+    with pytest.raises(ContractViolationError, match=r"9 violation\(s\) in 9 of 50") as caught:
+        workspace.attach_contract(version.ref, tight)
+    first = caught.value.details["violations"][0]
+    assert (first["row"], first["column"], first["rule"], first["value"]) == (
+        41,
+        "age",
+        "max",
+        "61",
+    )
+    assert caught.value.details["summary"][0]["count"] == 9
+    assert "--force" in caught.value.message
+    assert workspace.datasets.contract(version)[1] == 1  # nothing attached
+    assert workspace.attach_contract(version.ref, tight, note="cap age", force=True) == 2
+    [event] = workspace.audit(entity=version.ref, action="contract.edit")
+    assert event.after["forced"] == {"violations": 9, "rows": 9}
+    assert "forced" in event.after["note"]
+
+
+def test_attach_contract_reads_the_version_in_batches(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    version = workspace.add_dataset("loans", loans(200))
+
+    def whole(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("read the whole version")
+
+    monkeypatch.setattr(pq, "read_table", whole)
+    monkeypatch.setattr("setpoint.data.io.from_parquet", whole)
+    monkeypatch.setattr("setpoint.data.filecheck.STORED_BATCH_ROWS", 16)
+    tight = capped_age(workspace, version.ref, 60)
+    with pytest.raises(ContractViolationError) as caught:
+        workspace.attach_contract(version.ref, tight)
+    assert caught.value.details["summary"][0]["count"] == 36  # every batch was checked

@@ -43,7 +43,10 @@ def test_inference_reads_the_reference(contract: Contract) -> None:
 def test_widened_ranges_do_not_cross_zero_for_non_negative_columns() -> None:
     reference = pa.table({"amount": [0.5, 100.0], "delta": [-1.0, 9.0]})
     contract = Contract.infer(profile_table(reference), range_tolerance=0.5)
-    assert (contract.columns["amount"].min, contract.columns["amount"].max) == (0.0, 149.8)  # 149.75 up
+    assert (contract.columns["amount"].min, contract.columns["amount"].max) == (
+        0.0,
+        149.8,
+    )  # 149.75 up
     assert contract.columns["delta"].min == -6.0
 
 
@@ -253,12 +256,15 @@ def test_inferred_bounds_hold_every_value_with_few_digits(
 ) -> None:
     contract = Contract.infer(profile_table(pa.table({"x": values})), range_tolerance=tolerance)
     rule = contract.columns["x"]
-    assert rule.min is not None and rule.max is not None
-    assert rule.min <= min(values) and max(values) <= rule.max
+    assert rule.min is not None
+    assert rule.max is not None
+    assert rule.min <= min(values)
+    assert max(values) <= rule.max
     assert contract.validate(pa.table({"x": values})).ok
     spread, largest = max(values) - min(values), max(abs(v) for v in values)
     if spread >= largest / 10:  # a narrow range far from zero keeps the digits it needs
-        assert _significant(rule.min) <= 4 and _significant(rule.max) <= 4, rule
+        assert _significant(rule.min) <= 4, rule
+        assert _significant(rule.max) <= 4, rule
 
 
 def test_inferred_bounds_drop_float_noise_and_integers_stay_integers() -> None:
@@ -267,5 +273,6 @@ def test_inferred_bounds_drop_float_noise_and_integers_stay_integers() -> None:
     assert (contract.columns["rooms"].min, contract.columns["rooms"].max) == (1.1, 44.63)
     floors = contract.columns["floors"]
     assert (floors.min, floors.max) == (1, 7)
-    assert isinstance(floors.min, int) and isinstance(floors.max, int)
+    assert isinstance(floors.min, int)
+    assert isinstance(floors.max, int)
     assert "44.620000000000005" not in contract.to_yaml()

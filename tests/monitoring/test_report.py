@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from browser_support import chromium
 from setpoint.errors import InvalidDataError
 from setpoint.monitoring.report import ReportData, render_report, write_report
 
@@ -454,39 +455,11 @@ def test_windows_are_put_in_time_order_and_the_report_is_reproducible(tmp_path: 
 # Done when: the report opens in a real browser without errors and shows the plots.
 # ---------------------------------------------------------------------------------
 
-REQUIRE_BROWSER = os.environ.get("SETPOINT_REQUIRE_BROWSER", "") not in ("", "0")
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Headless Chromium through the system chromedriver (never a downloaded one)."""
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:  # pragma: no cover - selenium is in the dev extra
-        missing.append("selenium")
-    if missing:
-        reason = (
-            f"headless browser not available (missing {', '.join(missing)}); install it with: "
-            "apt-get install -y chromium chromium-driver"
-        )
-        if REQUIRE_BROWSER:
-            pytest.fail(reason + " (SETPOINT_REQUIRE_BROWSER is set, so this fails)")
-        pytest.skip(reason)
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        options.add_argument(arg)
-    options.add_argument("--window-size=1280,900")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
-    try:
+    with chromium() as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def test_the_report_opens_in_a_browser_and_shows_every_plot(browser: Any, tmp_path: Path) -> None:

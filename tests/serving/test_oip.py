@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import struct
@@ -10,6 +11,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import numpy as np
 import orjson
 import pandas as pd
@@ -129,8 +131,9 @@ def test_json_infer_matches_the_model(
     assert outputs["probabilities"]["shape"] == [20, 2]
     proba = np.array(outputs["probabilities"]["data"]).reshape(20, 2)
     np.testing.assert_allclose(proba, expected_proba(served, rows), atol=1e-6)
-    assert outputs["predictions"]["datatype"] == "BYTES"
-    assert set(outputs["predictions"]["data"]) <= {"0", "1"}
+    # The classes are the integers 0 and 1, so the labels are INT64 integers, not text.
+    assert outputs["predictions"]["datatype"] == "INT64"
+    assert set(outputs["predictions"]["data"]) <= {0, 1}
     assert len(memory_log.records) == 20
 
 
@@ -160,12 +163,10 @@ def test_binary_request_and_binary_response(
     assert len(tail) == sum(sizes)
     proba = np.frombuffer(tail[: sizes[0]], dtype="<f8").reshape(15, 2)
     np.testing.assert_allclose(proba, expected_proba(served, rows), atol=1e-6)
-    labels, at = [], sizes[0]
-    while at < len(tail):
-        (n,) = struct.unpack_from("<I", tail, at)
-        labels.append(tail[at + 4 : at + 4 + n].decode())
-        at += 4 + n
+    assert head["outputs"][1]["datatype"] == "INT64"  # the classes are the integers 0, 1
+    labels = np.frombuffer(tail[sizes[0] :], dtype="<i8")
     assert len(labels) == 15
+    assert set(labels.tolist()) <= {0, 1}
 
 
 def test_binary_output_by_request_parameter(client: TestClient, history: pd.DataFrame) -> None:
@@ -341,10 +342,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_the_official_triton_client_end_to_end(served: Workspace, history: pd.DataFrame) -> None:
-    import tritonclient.http as triton
-
-    app = app_of(served, RecordLog(served.root, kind="predictions"))
+@contextlib.contextmanager
+def running(app: Starlette) -> Iterator[int]:
+    """``app`` served by uvicorn on a free loopback port (yielded) in a thread."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -354,7 +354,19 @@ def test_the_official_triton_client_end_to_end(served: Workspace, history: pd.Da
         while not server.started:
             assert thread.is_alive(), "the server stopped"
             assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.02)
+            thread.join(timeout=0.02)  # waits on the thread ending, else polls
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+    assert not thread.is_alive()
+
+
+def test_the_official_triton_client_end_to_end(served: Workspace, history: pd.DataFrame) -> None:
+    import tritonclient.http as triton
+
+    app = app_of(served, RecordLog(served.root, kind="predictions"))
+    with running(app) as port:
         rows = requests_of(history.tail(25))
         client = triton.InferenceServerClient(url=f"127.0.0.1:{port}")
         try:
@@ -383,13 +395,9 @@ def test_the_official_triton_client_end_to_end(served: Workspace, history: pd.Da
             )
         finally:
             client.close()
-        np.testing.assert_allclose(
-            result.as_numpy("probabilities"), expected_proba(served, rows), atol=1e-6
-        )
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-    assert not thread.is_alive()
+    np.testing.assert_allclose(
+        result.as_numpy("probabilities"), expected_proba(served, rows), atol=1e-6
+    )
 
 
 @pytest.mark.parametrize(
@@ -407,3 +415,88 @@ def test_a_length_header_that_is_not_ascii_digits_is_400(
     response = raw_request(client, "POST", INFER, body, [header])
     assert response.status == 400, response.body
     assert response.json()["error"]["code"] == "malformed_request"
+
+
+IRIS_LABELS: dict[str, tuple[str, Any]] = {
+    # target kind -> (the output's datatype, the label of each iris class 0, 1, 2)
+    "integer": ("INT64", [0, 1, 2]),
+    "float": ("FP64", [1.0, 2.0, 3.0]),
+    "boolean": ("BOOL", [True, False, False]),
+    "text": ("BYTES", ["setosa", "versicolor", "virginica"]),
+}
+
+
+@pytest.mark.parametrize("kind", list(IRIS_LABELS))
+def test_predictions_have_the_datatype_of_the_class_labels(tmp_path: Any, kind: str) -> None:
+    """A model trained on integer (float, boolean) classes answers INT64 (FP64, BOOL)
+    labels, text classes BYTES; in the metadata, in JSON and in binary, as the official
+    Triton client reads them."""
+    import tritonclient.http as triton
+    from sklearn.datasets import load_iris
+
+    datatype, labels = IRIS_LABELS[kind]
+    iris = load_iris(as_frame=True).frame
+    iris.columns = ["sepal_length", "sepal_width", "petal_length", "petal_width", "species"]
+    iris["species"] = [labels[i] for i in iris["species"]]
+    workspace = Workspace.init(tmp_path / "ws", actor="tester")
+    workspace.add_dataset("iris", iris)
+    spec = {
+        "model": "iris",
+        "dataset": "iris@latest",
+        "target": "species",
+        "task": "classification",
+        "estimator": {"class": "sklearn.tree.DecisionTreeClassifier", "params": {}},
+        "seed": 1,
+    }
+    version = workspace.train(spec)
+    workspace.promote(version.name, version.version)
+    workspace.deploy("iris", model="iris")
+    features = iris.drop(columns="species")
+    expected = workspace.load_model("iris@1").predict(features)
+    try:
+        with running(app_of(workspace, MemoryLog())) as port:
+            metadata = httpx.get(f"http://127.0.0.1:{port}/v2/models/iris").json()
+            described = {o["name"]: o["datatype"] for o in metadata["outputs"]}
+            assert described == {"predictions": datatype, "probabilities": "FP64"}
+            inputs = [
+                {
+                    "name": c,
+                    "shape": [len(features)],
+                    "datatype": "FP64",
+                    "data": features[c].tolist(),
+                }
+                for c in features
+            ]
+            body = httpx.post(
+                f"http://127.0.0.1:{port}/v2/models/iris/infer", json={"inputs": inputs}
+            )
+            assert body.status_code == 200, body.text
+            predictions = next(o for o in body.json()["outputs"] if o["name"] == "predictions")
+            assert predictions["datatype"] == datatype
+            assert predictions["data"] == list(expected)
+            assert all(type(v) is type(labels[0]) for v in predictions["data"])
+
+            client = triton.InferenceServerClient(url=f"127.0.0.1:{port}")
+            try:
+                tensors = []
+                for column in features:
+                    tensor = triton.InferInput(column, [len(features)], "FP64")
+                    tensor.set_data_from_numpy(
+                        features[column].to_numpy(np.float64), binary_data=True
+                    )
+                    tensors.append(tensor)
+                for binary in (True, False):
+                    result = client.infer(
+                        "iris",
+                        tensors,
+                        outputs=[triton.InferRequestedOutput("predictions", binary_data=binary)],
+                    )
+                    got = result.as_numpy("predictions")
+                    assert result.get_output("predictions")["datatype"] == datatype
+                    if datatype == "BYTES":
+                        got = np.array([v.decode() if isinstance(v, bytes) else v for v in got])
+                    np.testing.assert_array_equal(got, np.asarray(expected))
+            finally:
+                client.close()
+    finally:
+        workspace.close()

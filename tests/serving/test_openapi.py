@@ -171,7 +171,7 @@ def test_an_unknown_column_is_rejected(client: TestClient, doc: dict[str, Any]) 
 def test_docs_list_every_column_and_load_nothing_from_elsewhere(
     client: TestClient, doc: dict[str, Any]
 ) -> None:
-    response = client.get("/docs")
+    response = client.get("/docs/plain")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     page = response.text
@@ -190,14 +190,20 @@ def test_docs_and_document_need_a_read_key(client: TestClient, served: Workspace
     _, read = served.keys.create("read")
     _, admin = served.keys.create("admin")
     wait_for(lambda: client.get("/openapi.json").status_code == 401)
-    for path in ("/openapi.json", "/docs"):
+    for path in ("/openapi.json", "/docs/plain"):
         assert_error_shape(client.get(path), 401, "unauthorized")
         denied = client.get(path, headers={"Authorization": f"Bearer {predict}"})
         assert_error_shape(denied, 403, "forbidden")
         for key in (read, admin):
             assert client.get(path, headers={"Authorization": f"Bearer {key}"}).status_code == 200
-    page = client.get("/docs", headers={"X-API-Key": read})
+    page = client.get("/docs/plain", headers={"X-API-Key": read})
     assert "This server needs an API key" in page.text
+    # The Swagger UI page and its files are open: they hold no data, and ask for a key.
+    shell = client.get("/docs")
+    assert shell.status_code == 200
+    assert "needs an API key" in shell.text
+    assert "income" not in shell.text
+    assert client.get("/docs/static/swagger-ui-bundle.js").status_code == 200
 
 
 def test_a_key_limited_to_one_endpoint_reads_only_its_docs(
@@ -206,6 +212,8 @@ def test_a_key_limited_to_one_endpoint_reads_only_its_docs(
     served.deploy("second", model="credit-risk")
     _, read = served.keys.create("read", endpoint="second")
     headers = {"Authorization": f"Bearer {read}"}
+    # Until the server has read the new key it needs none and shows every endpoint.
+    wait_for(lambda: client.get("/openapi.json").status_code == 401)
     wait_for(lambda: client.get("/openapi.json", headers=headers).status_code == 200)
     wait_for(
         lambda: (
@@ -216,7 +224,7 @@ def test_a_key_limited_to_one_endpoint_reads_only_its_docs(
     doc = client.get("/openapi.json", headers=headers).json()
     assert not any(p.startswith("/v1/endpoints/credit") for p in doc["paths"])
     assert not any(s.startswith("credit.") for s in doc["components"]["schemas"])
-    assert "<h2>credit</h2>" not in client.get("/docs", headers=headers).text
+    assert "<h2>credit</h2>" not in client.get("/docs/plain", headers=headers).text
 
 
 def test_by_default_the_docs_show_columns_and_types_only(
@@ -226,7 +234,7 @@ def test_by_default_the_docs_show_columns_and_types_only(
     with TestClient(create_app(served, memory_log)) as fresh:
         text = fresh.get("/openapi.json").text
         doc = fresh.get("/openapi.json").json()
-        page = fresh.get("/docs").text
+        page = fresh.get("/docs/plain").text
         described = fresh.get("/v1/endpoints/credit").json()["inputs"]["columns"]
     schema = record_schema(doc)
     assert set(schema["properties"]) >= {"age", "grade", "income"}

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +20,8 @@ from serving_support import SPEC, requests_of, setpoint_serve
 
 from setpoint.serving.log import read_log
 from setpoint.workspace import Workspace
+
+SETPOINT = (sys.executable, "-c", "from setpoint.cli import main; main()")
 
 
 @pytest.fixture
@@ -87,3 +91,30 @@ def test_sigkill_under_load_loses_no_acknowledged_prediction(
         answered = set(acknowledged)
     logged = set(read_log(ws.root).column("request_id").to_pylist())
     assert answered <= logged, f"{len(answered - logged)} acknowledged predictions were lost"
+
+
+def test_a_busy_port_is_reported_before_serving_is_announced(
+    tmp_path: Path, history: pd.DataFrame
+) -> None:
+    ws = Workspace.init(tmp_path / "ws", actor="tester")
+    ws.add_dataset("loans", history)
+    version = ws.train(SPEC)
+    ws.promote(version.name, version.version)
+    ws.deploy("credit", model="credit-risk")
+    ws.close()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            [*SETPOINT, "-w", str(ws.root), "serve", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output
+    assert "Serving" not in output
+    assert "Traceback" not in output
+    assert f"port {port} on 127.0.0.1 is already in use" in output
+    assert "--port" in output

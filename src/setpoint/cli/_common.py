@@ -84,7 +84,7 @@ def is_json(ctx: typer.Context) -> bool:
     return bool(ctx.meta.get(_JSON))
 
 
-def _set_json(ctx: typer.Context, value: bool) -> bool:
+def set_json(ctx: typer.Context, value: bool) -> bool:
     if value:
         ctx.meta[_JSON] = True
     return value
@@ -99,15 +99,58 @@ StaticThresholds = Annotated[
     typer.Option("--static-thresholds", help="Do not learn thresholds from the reference's noise."),
 ]
 
-JsonFlag = Annotated[
-    bool,
-    typer.Option(
-        "--json",
-        help="Print machine-readable JSON on stdout instead of tables.",
-        callback=_set_json,
-        is_eager=True,
-    ),
-]
+JSON_HELP = "Print machine-readable JSON on stdout instead of tables."
+JsonFlag = Annotated[bool, typer.Option("--json", help=JSON_HELP, callback=set_json, is_eager=True)]
+# ctx.meta is one dict shared by a context and all its children: a --json given to the
+# root (``setpoint --json data list``) is seen by is_json in the command, as is one
+# given to the command (``setpoint data list --json``) by the root's error edge.
+
+WORKSPACE_FLAGS = ("--workspace", "-w")
+WORKSPACE_HELP = (
+    "Workspace folder. Default: the nearest folder at or above the current one holding "
+    "a setpoint.toml."
+)
+
+
+def _set_workspace(ctx: typer.Context, value: Path | None) -> None:
+    if value is not None:
+        state(ctx).workspace_path = value  # the workspace is opened later, on first use
+
+
+def _workspace_placeholder(
+    workspace: Annotated[
+        Path | None,
+        typer.Option(
+            *WORKSPACE_FLAGS,
+            help=WORKSPACE_HELP,
+            callback=_set_workspace,
+            expose_value=False,
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Only read for its parameter, which Typer builds (as Typer's own completion
+    options are built)."""
+
+
+_WORKSPACE_OPTION: Any = typer.main.get_command_from_info(
+    typer.models.CommandInfo(callback=_workspace_placeholder),
+    pretty_exceptions_short=True,
+    rich_markup_mode="markdown",
+).params[0]
+
+
+def accept_workspace_flag(command: Any) -> Any:
+    """``command`` and every command under it also take ``-w/--workspace``, so it works
+    after the command (``setpoint data list -w ws``) as it does before it. The option
+    is added to the built commands, not declared in each: one place, and no command
+    can forget it. A command with a -w or --workspace of its own keeps it."""
+    taken = {opt for param in command.params for opt in param.opts}
+    if not taken & set(WORKSPACE_FLAGS):
+        command.params.append(_WORKSPACE_OPTION)
+    for sub in getattr(command, "commands", {}).values():
+        accept_workspace_flag(sub)
+    return command
 
 
 def emit(ctx: typer.Context, data: Any, render: Callable[[Console], None]) -> None:

@@ -241,16 +241,47 @@ def attach_contract(
     note: Annotated[
         str, typer.Option(help="Why the contract changed (kept in the audit log).")
     ] = "",
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Attach it even though the version's own data breaks it; the revision "
+            "and the audit log say it was forced, with the count of violations.",
+        ),
+    ] = False,
     json_: JsonFlag = False,
 ) -> None:
-    """Make an edited contract the current one of a dataset version (a new revision)."""
+    """Make an edited contract the current one of a dataset version (a new revision).
+
+    The version's data is checked against it first (read in batches): a contract the
+    data itself breaks is refused, listing the first violations, unless --force.
+    """
     ws = state(ctx).workspace()
-    revision = ws.attach_contract(ref, read_text(file), note=note)
-    emit(
-        ctx,
-        {"dataset": ws.dataset(ref).ref, "revision": revision},
-        lambda c: c.print(f"Contract of {ws.dataset(ref).ref} is now revision {revision}."),
-    )
+    try:
+        revision = ws.attach_contract(ref, read_text(file), note=note, force=force)
+    except ContractViolationError as error:
+        if not is_json(ctx):
+            _render_refusal(Console(stderr=True), error.details)
+        raise
+    version = ws.dataset(ref)
+    forced = None
+    if force:  # what the data broke, as the audit log recorded it
+        for event in ws.audit(entity=version.ref, action="contract.edit", limit=1):
+            after = event.after if isinstance(event.after, dict) else {}
+            forced = after.get("forced") if after.get("revision") == revision else None
+    data: dict[str, Any] = {"dataset": version.ref, "revision": revision}
+    if forced:
+        data["forced"] = forced
+
+    def render(c: Console) -> None:
+        c.print(f"Contract of {version.ref} is now revision {revision}.")
+        if forced:
+            c.print(
+                f"[yellow]forced[/]: its data breaks it ({forced['violations']} violation(s) "
+                f"in {forced['rows']} row(s)); the audit log says so."
+            )
+
+    emit(ctx, data, render)
 
 
 @data_app.command("validate")
@@ -263,7 +294,17 @@ def validate(
         typer.Option(
             help="reject: any violation fails the file; quarantine: keep the invalid "
             "rows aside with their reasons; warn: report only. Default: the validation_mode "
-            "setting."
+            "setting. A problem of the whole file (a column missing, undeclared or of the "
+            "wrong type) is reported once and, but in warn mode, refuses the file."
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write the accepted rows to this .csv or .parquet file (as the file "
+            "streams; it appears only if the file is not refused). In warn mode: every row.",
         ),
     ] = None,
     limit: Annotated[int, typer.Option(help="Violations to list (all are counted).")] = 20,
@@ -272,20 +313,29 @@ def validate(
     """Check a file against a dataset version's contract and report every violation."""
     ws = state(ctx).workspace()
     try:
-        outcome = ws.validate_file(ref, file, mode=mode, source=str(file), limit=limit)  # type: ignore[arg-type]
+        outcome = ws.validate_file(
+            ref,
+            file,
+            mode=mode,  # type: ignore[arg-type]
+            source=str(file),
+            limit=limit,
+            output=output,
+        )
     except ContractViolationError as error:
         if not is_json(ctx):
-            _render_violations(
-                Console(stderr=True), error.details["summary"], error.details["violations"][:limit]
-            )
+            details = error.details | {"violations": error.details["violations"][:limit]}
+            _render_refusal(Console(stderr=True), details)
         raise
     data = outcome.to_dict(limit=limit)
 
     def render(c: Console) -> None:
+        for w in outcome.warnings:
+            c.print(f"[yellow]warning[/]: {escape(w['message'])}")
         if outcome.ok:
             c.print(f"[green]OK[/]: all {outcome.n_rows} rows meet the contract of {ref}.")
-            return
-        _render_violations(c, data["summary"], data["violations"])
+        else:
+            _render_problems(c, outcome.problems)
+            _render_violations(c, data["summary"], data["violations"])
         if outcome.quarantine:
             q = outcome.quarantine
             c.print(
@@ -293,8 +343,12 @@ def validate(
                 f"as batch {q.id}. Export them with: setpoint data quarantine export {q.id} "
                 "-o rejected.csv"
             )
-        else:
+        elif not outcome.ok:
             c.print(f"[yellow]warn[/]: {outcome.n_violations} violations; rows kept.")
+        if outcome.output is not None:
+            c.print(f"Wrote the {outcome.n_accepted} accepted rows to {outcome.output}.")
+        elif not outcome.ok:
+            c.print("Write the accepted rows to a file with: -o accepted.csv (or .parquet)")
 
     emit(ctx, data, render)
 
@@ -312,6 +366,24 @@ def _values(col: ColumnProfile, pii: list[str]) -> str:
         shown = ", ".join(f"{v} {n / count:.0%}" for v, n in col.top[:4])
         return shown + (", ..." if len(col.top) > 4 else "")
     return "-"
+
+
+def _render_refusal(c: Console, details: dict[str, Any]) -> None:
+    """What refused a file or a contract: its problems, then the rows' violations."""
+    _render_problems(c, details.get("problems") or [])
+    if details.get("summary"):
+        _render_violations(c, details["summary"], details["violations"])
+
+
+def _render_problems(c: Console, problems: list[dict[str, Any]]) -> None:
+    if not problems:
+        return
+    render_rows(
+        c,
+        ["column", short("rule"), Col("problem", fold=30)],
+        [(p["column"], p["rule"], p["message"]) for p in problems],
+        title="Problems of the whole file (said once)",
+    )
 
 
 def _render_violations(
@@ -346,14 +418,14 @@ def quarantine_list(
             return
         rows = []
         for b in batches:
-            top = max(b.summary, key=lambda s: s["count"]) if b.summary else None
+            top = b.top_reason
             rows.append(
                 (
                     str(b.id),
                     b.dataset,
                     count(b.n_rejected),
                     count(b.n_rows),
-                    f"{top['column']}: {top['rule']}" if top else "-",
+                    f"{top['column']}: {top['rule']} ({count(top['count'])})" if top else "-",
                     b.source,
                     b.created_at.strftime("%Y-%m-%d %H:%M"),
                 )

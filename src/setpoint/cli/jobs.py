@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 from rich.text import Text
 
 from setpoint.cli._common import (
@@ -125,13 +124,19 @@ def jobs_show(ctx: typer.Context, job_id: JobId, json_: JsonFlag = False) -> Non
             indented = "\n".join([first, *(" " * 21 + more for more in rest)])
             c.print(f"  {name:<18} {indented}", markup=False)
         if job.log:
-            table = Table("time (UTC)", "attempt", "message", title="log")
-            for line in job.log:
-                at = datetime.fromisoformat(line["at"])
-                table.add_row(
-                    _when(at, seconds=True), str(line["attempt"]), escape(line["message"])
-                )
-            c.print(table)
+            render_rows(
+                c,
+                [short("time (UTC)"), short("attempt", "right"), Col("message", fold=30)],
+                [
+                    (
+                        _when(datetime.fromisoformat(line["at"]), seconds=True),
+                        str(line["attempt"]),
+                        line["message"],
+                    )
+                    for line in job.log
+                ],
+                title="log",
+            )
 
     emit(ctx, job.to_dict(), render)
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+from rich.text import Text
 
 from setpoint.cli._common import (
     Col,
@@ -163,14 +163,19 @@ def render_rollout(c: Console, r: dict[str, Any]) -> None:
         c.print(f"  trained on {r['dataset']}", markup=False)
     gates = r.get("gates")
     if gates:
-        table = Table("check", "passed", "detail", title="gates")
-        for check in gates.get("checks", []):
-            table.add_row(
-                escape(check["name"]),
-                "yes" if check["passed"] else "[red]no[/]",
-                escape(check.get("detail") or ""),
-            )
-        c.print(table)
+        render_rows(
+            c,
+            ["check", short("passed"), Col("detail", fold=30)],
+            [
+                (
+                    check["name"],
+                    "yes" if check["passed"] else Text("no", style="red"),
+                    check.get("detail") or "",
+                )
+                for check in gates.get("checks", [])
+            ],
+            title="gates",
+        )
     liveinfo = r.get("live")
     if liveinfo:
         c.print(f"  live ({liveinfo.get('mode')}): {liveinfo.get('verdict')}", markup=False)

@@ -13,14 +13,19 @@ from rich.console import Console
 
 from setpoint import __version__
 from setpoint.cli._common import (
+    JSON_HELP,
+    WORKSPACE_FLAGS,
+    WORKSPACE_HELP,
     Col,
     Group,
     JsonFlag,
     State,
+    accept_workspace_flag,
     emit,
     fmt,
     progress_bar,
     render_rows,
+    set_json,
     short,
     state,
 )
@@ -73,7 +78,8 @@ class LazyGroup(Group):
             module, attribute = _LAZY[cmd_name]
             target = getattr(import_module(module), attribute)
             self.add_command(_command(cmd_name, target), cmd_name)
-        return super().get_command(ctx, cmd_name)
+        command = super().get_command(ctx, cmd_name)
+        return None if command is None else accept_workspace_flag(command)
 
 
 def _command(name: str, target: typer.Typer | Callable[..., Any]) -> Any:
@@ -99,7 +105,8 @@ app = typer.Typer(
     name="setpoint",
     help="Keep machine-learning models on target in production.\n\n"
     "Start with `setpoint init`, then `setpoint data add`, `setpoint train`, "
-    "`setpoint models promote`. Every command takes --json for scripts.",
+    "`setpoint models promote`. Every command takes --json for scripts and -w for the "
+    "workspace, before or after its name.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=_MARKUP,
@@ -120,6 +127,7 @@ def _print_version(value: bool) -> None:
 
 def _root(ctx: typer.Context, **kwargs: Any) -> None:
     kwargs.pop("version")
+    kwargs.pop("json_")  # its callback already marked the context
     path = kwargs.pop("workspace")
     ctx.obj = State(
         workspace_path=path, overrides={k: v for k, v in kwargs.items() if v is not None}
@@ -137,12 +145,22 @@ _root.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
             annotation=Path | None,
             default=typer.Option(
                 None,
-                "--workspace",
-                "-w",
+                *WORKSPACE_FLAGS,
                 envvar="SETPOINT_WORKSPACE",
-                help="Workspace folder. Default: the nearest folder at or above the "
-                "current one holding a setpoint.toml.",
+                help=WORKSPACE_HELP + " Also accepted after the command.",
                 show_default=False,
+            ),
+        ),
+        inspect.Parameter(
+            "json_",
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=bool,
+            default=typer.Option(
+                False,
+                "--json",
+                help=JSON_HELP + " Also accepted after the command.",
+                callback=set_json,
+                is_eager=True,
             ),
         ),
         *(

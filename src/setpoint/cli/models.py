@@ -9,7 +9,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 
+from setpoint._names import split_ref
 from setpoint.cli._common import Group, JsonFlag, count, emit, facts, fmt, render_rows, short, state
+from setpoint.errors import UsageError
 from setpoint.models.registry import CHAMPION, AliasMove, ModelVersion
 
 models_app = typer.Typer(
@@ -84,7 +86,8 @@ def show(
     ref: Annotated[
         str,
         typer.Argument(
-            help="NAME (its champion, else latest), NAME@VERSION, NAME@ALIAS or NAME@latest.",
+            help="NAME (its champion, else latest), NAME@VERSION, NAME@ALIAS or "
+            "NAME@latest; MLflow's models:/NAME/VERSION and models:/NAME@ALIAS too.",
             show_default=False,
         ),
     ],
@@ -201,15 +204,33 @@ def _move_done(ctx: typer.Context, move: AliasMove) -> None:
 @models_app.command("promote")
 def promote(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Model name.", show_default=False)],
-    version: Annotated[
-        int, typer.Argument(help="Version number to point the alias at.", show_default=False)
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="The version to promote: NAME@VERSION, NAME@ALIAS, models:/NAME/VERSION "
+            "or models:/NAME@ALIAS; or NAME followed by VERSION.",
+            show_default=False,
+        ),
     ],
+    version: Annotated[
+        int | None,
+        typer.Argument(help="Version number, when MODEL is a bare name.", show_default=False),
+    ] = None,
     alias: Alias = CHAMPION,
     json_: JsonFlag = False,
 ) -> None:
     """Point an alias (champion by default) at a version, in one audited transaction."""
-    _move_done(ctx, state(ctx).workspace().promote(name, version, alias))
+    name, selector = split_ref("model", model)
+    if selector is None and version is None:
+        raise UsageError(
+            f"which version of {name!r}? write {name}@VERSION or {name} VERSION, "
+            f"e.g. setpoint models promote {name}@3"
+        )
+    if selector is not None and version is not None:
+        raise UsageError(f"{model!r} names a version already; give it or a VERSION, not both")
+    ws = state(ctx).workspace()
+    number = version if version is not None else ws.model(model).version
+    _move_done(ctx, ws.promote(name, number, alias))
 
 
 @models_app.command("rollback")

@@ -29,7 +29,8 @@ def deploy(
         str | None,
         typer.Option(
             help="What serves: NAME@ALIAS follows the alias (NAME alone means NAME@champion), "
-            "NAME@VERSION pins a version. Required for a new endpoint."
+            "NAME@VERSION pins a version (MLflow's models:/NAME@ALIAS and "
+            "models:/NAME/VERSION too). Required for a new endpoint."
         ),
     ] = None,
     challenger: Annotated[
@@ -356,7 +357,7 @@ def serve(
     unless --insecure. Beyond loopback, serve HTTPS (or put a TLS proxy in front): API
     keys and the data cross the network in the clear otherwise, and the server warns
     about it."""
-    from setpoint.serving.server import is_loopback
+    from setpoint.serving.server import check_address, is_loopback
     from setpoint.serving.server import serve as run
     from setpoint.serving.tls import check_tls
 
@@ -370,6 +371,7 @@ def serve(
             "the workspace has no endpoints to serve; create one with: "
             "setpoint deploy NAME --model MODEL@champion"
         )
+    check_address(host, port)
     stderr_console = Console(stderr=True)
     if tls is None and not is_loopback(host):
         stderr_console.print(

@@ -22,6 +22,7 @@ from setpoint._names import LATEST, check_name, split_ref, version_number
 from setpoint.data import _scrub, io
 from setpoint.data._batch import to_table
 from setpoint.data.contract import Contract
+from setpoint.data.filecheck import FileValidation, breaks_contract, check_stored
 from setpoint.data.ingest import Ingested, ingest
 from setpoint.data.profile import Profile
 from setpoint.data.reader import Consume, check_names, read_batches
@@ -32,6 +33,8 @@ from setpoint.store.db import Database, ensure_named
 from setpoint.store.schema import audit_events, contracts, dataset_versions, datasets
 
 # Profile statistics that would copy values of a PII column into the metadata store.
+# Violations a refused contract lists (all are counted).
+CHECK_LIMIT = 20
 _PII_HIDDEN = ("min", "max", "mean", "std", "quantiles", "top")
 
 
@@ -345,9 +348,28 @@ class DatasetCatalog:
         return int(_current_contract(conn, version).id)
 
     def attach_contract(
-        self, version: DatasetVersion, contract: Contract, *, note: str = ""
+        self, version: DatasetVersion, contract: Contract, *, note: str = "", force: bool = False
     ) -> int:
-        """Make ``contract`` the current one of ``version``; returns the new revision."""
+        """Make ``contract`` the current one of ``version``; returns the new revision.
+        A contract the version's own data breaks is refused (``check_contract``) unless
+        ``force``; a forced one says so, with the counts, in its note and audit event."""
+        # A column marked personal data keeps no value in the metadata store: not in
+        # this contract, the older revisions, their audit events, nor the profile.
+        pii = sorted(n for n, rule in contract.columns.items() if rule.pii)
+        contract = contract.without_values(pii)
+        body = contract.to_dict()
+        with self._db.read() as conn:
+            unchanged = _current_contract(conn, version).body == body
+        broken = None if unchanged else self.check_contract(version, contract)
+        forced = None
+        if broken is not None and not broken.ok:
+            if not force:
+                raise breaks_contract(version.ref, broken)
+            forced = {"violations": broken.n_violations, "rows": broken.n_invalid}
+            note = (
+                f"{note or 'edited'} (forced: the data breaks it, {broken.n_violations} "
+                f"violation(s) in {broken.n_invalid} row(s))"
+            )
         with self._db.write() as conn:
             if not self._db.is_sqlite:  # SQLite's BEGIN IMMEDIATE already serializes writers
                 conn.execute(
@@ -355,14 +377,9 @@ class DatasetCatalog:
                     .where(dataset_versions.c.id == version.id)
                     .with_for_update()
                 )
-            # A column marked personal data keeps no value in the metadata store: not in
-            # this contract, the older revisions, their audit events, nor the profile.
-            pii = sorted(n for n, rule in contract.columns.items() if rule.pii)
-            contract = contract.without_values(pii)
             if set(pii) - set(version.pii_columns):
                 self._mask(conn, version, pii)
             current = _current_contract(conn, version)
-            body = contract.to_dict()
             if body == current.body:
                 return int(current.revision)
             revision = int(current.revision) + 1
@@ -383,9 +400,18 @@ class DatasetCatalog:
                 entity_type="dataset",
                 entity=version.ref,
                 before={"revision": current.revision, "contract": current.body},
-                after={"revision": revision, "contract": body, "note": note},
+                after={"revision": revision, "contract": body, "note": note}
+                | ({"forced": forced} if forced else {}),
             )
         return revision
+
+    def check_contract(self, version: DatasetVersion, contract: Contract) -> FileValidation | None:
+        """What ``contract`` says of ``version``'s data, read in batches; None for an
+        erased version, whose rows are gone."""
+        if version.erased_at is not None:
+            return None
+        with self._store.open(version.artifact) as parquet:
+            return check_stored(contract, parquet, limit=CHECK_LIMIT)
 
     def _mask(self, conn: Connection, version: DatasetVersion, pii: Iterable[str]) -> None:
         """Mask ``pii`` columns in ``version``'s stored profile and contract history."""

@@ -157,8 +157,14 @@ class Contract:
         """The columns whose soft rules refuse a row at serving (``enforce: reject``)."""
         return frozenset(n for n, rule in self.columns.items() if rule.enforce == "reject")
 
-    def validate(self, batch: pa.Table) -> ValidationReport:
-        """Every violation in ``batch`` (an Arrow table; see ``setpoint.data._batch``)."""
+    def validate(self, batch: pa.Table, *, whole_column_types: bool = False) -> ValidationReport:
+        """Every violation in ``batch`` (an Arrow table; see ``setpoint.data._batch``).
+
+        With ``whole_column_types`` (batch validation), a column whose type cannot
+        hold its kind at all (booleans where numbers are declared) is one violation of
+        the batch, with the type found as its value, not a ``type`` violation per row:
+        the file is wrong, not its rows. A server keeps one per row, to answer each
+        request of a combined batch for itself."""
         found = ViolationBuilder()
         present = set(batch.column_names)
         for name, rule in self.columns.items():
@@ -166,8 +172,9 @@ class Contract:
                 if rule.required:
                     found.batch(name, "missing_column")
                 continue
-            _check_column(found, name, rule, batch.column(name))
+            _check_column(found, name, rule, batch.column(name), whole_column_types)
         keep = [n for n in batch.column_names if n in self.columns]
+        dropped = []
         for name in batch.column_names:
             if name in self.columns:
                 continue
@@ -175,7 +182,29 @@ class Contract:
                 found.batch(name, "unknown_column")
             elif self.unknown_columns == "allow":
                 keep.append(name)
-        return found.report(batch.num_rows, keep, self.enforced)
+            else:
+                dropped.append(name)
+        return found.report(batch.num_rows, keep, self.enforced, tuple(dropped))
+
+    def explain(self, problem: Mapping[str, Any]) -> str:
+        """What a problem of the whole batch (``ValidationReport.problems``) means, and
+        the fix."""
+        column, rule = problem["column"], problem["rule"]
+        if rule == "missing_column":
+            return (
+                f"column {column!r} is missing: add it to the data, or mark it "
+                "'required: false' in the contract"
+            )
+        if rule == "unknown_column":
+            return (
+                f"column {column!r} is not in the contract: add it to the contract, or set "
+                "unknown_columns: drop (or allow) to take the rows without it"
+            )
+        kind = self.columns[column].kind if column in self.columns else "?"
+        return (
+            f"column {column!r} holds {problem['value']} values where the contract declares "
+            f"{kind}: fix the column in the data, or its kind in the contract"
+        )
 
     # -- reading and writing ------------------------------------------------------------
 
@@ -366,10 +395,17 @@ def _parse_rule(path: str, raw: Any, problems: list[str]) -> ColumnRule | None:
 
 
 def _check_column(
-    found: ViolationBuilder, name: str, rule: ColumnRule, column: pa.ChunkedArray
+    found: ViolationBuilder,
+    name: str,
+    rule: ColumnRule,
+    column: pa.ChunkedArray,
+    whole_column_types: bool = False,
 ) -> None:
     if pat.is_dictionary(column.type):
         column = column.cast(column.type.value_type)
+    if whole_column_types and not _readable(column.type, rule.kind):
+        found.batch(name, "type", str(column.type))
+        return
     values, type_bad = _coerce(column, rule.kind)
     # What a violation shows as the offending value: never the value of a PII column.
     shown = pa.chunked_array([pa.repeat(pa.scalar(PII_MASK), len(column))]) if rule.pii else column
@@ -489,3 +525,21 @@ def _all_bad(
     column: pa.ChunkedArray, type_: pa.DataType
 ) -> tuple[pa.ChunkedArray, pa.ChunkedArray]:
     return pa.chunked_array([pa.nulls(len(column), type_)]), column.is_valid()
+
+
+def _readable(type_: pa.DataType, kind: Kind) -> bool:
+    """Whether a column of ``type_`` can hold values of ``kind`` at all: the types
+    ``_coerce`` converts value by value (the others it finds all bad)."""
+    if pat.is_null(type_) or is_text(type_):
+        return True
+    if kind in ("numeric", "integer"):
+        return bool(pat.is_integer(type_) or pat.is_floating(type_) or pat.is_decimal(type_))
+    if kind == "boolean":
+        return bool(pat.is_boolean(type_) or pat.is_integer(type_))
+    if kind == "datetime":
+        return bool(pat.is_timestamp(type_) or pat.is_date(type_))
+    try:
+        pa.array([], type_).cast(pa.string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return False
+    return True

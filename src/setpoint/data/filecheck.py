@@ -5,17 +5,24 @@
 counts, the summary per (column, rule) with its first example, the first
 ``limit`` violations with their row numbers in the file, and, in ``quarantine``
 mode, the rejected rows with their reasons, appended to a Parquet file in the
-artifact store's staging area as they are found.
+artifact store's staging area as they are found; with an output, the accepted rows
+are appended to it the same way (``data/_sink.py``).
 
-A batch-level violation (a required column missing, a column the contract does not
-declare) is reported once, as a whole-file validation reports it, though every
-batch finds it again.
+A problem of the whole file (a required column missing, a column the contract does
+not declare, a column whose type cannot hold its kind) is reported once, not as a
+reason of every row: every batch finds it again, and quarantining every row for it
+helps nobody. Outside ``warn`` mode it refuses the file: nothing is quarantined or
+written, and the error names the column and the fix. A column the contract drops
+(``unknown_columns: drop``) is a warning, said once.
+
+``check_stored`` applies the same check to a stored dataset version, read in
+batches, before a contract is attached to it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,41 +30,57 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from setpoint.data._sink import RowSink
 from setpoint.data.contract import Contract
 from setpoint.data.pii import PiiPolicy
 from setpoint.data.quarantine import QuarantineBatch
 from setpoint.data.validation import ValidationReport
+from setpoint.errors import ContractViolationError
+
+STORED_BATCH_ROWS = 1 << 16  # rows of a stored version checked at a time
 
 
 @dataclass
 class FileValidation:
-    """What a file made of a contract: counts, summary, the first violations."""
+    """What a file made of a contract: counts, problems, summary, the first violations."""
 
     mode: str
     n_rows: int = 0
-    n_violations: int = 0
-    n_invalid: int = 0  # rows with at least one violation
+    n_violations: int = 0  # row violations, and each problem of the file once
+    n_invalid: int = 0  # rows with at least one violation of their own
     n_refused: int = 0  # of those, rows a hard (or enforced) rule refuses
     violations: list[dict[str, Any]] = field(default_factory=list)  # the first `limit`
+    problems: list[dict[str, Any]] = field(default_factory=list)  # of the whole file
+    warnings: list[dict[str, Any]] = field(default_factory=list)  # columns dropped
     quarantine: QuarantineBatch | None = None
+    output: Path | None = None  # where the accepted rows were written
     _summary: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
+    _refused: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return self.n_violations == 0
 
     @property
+    def refused(self) -> bool:
+        """Whether a problem of the whole file refuses it (any mode but ``warn``)."""
+        return bool(self.problems) and self.mode != "warn"
+
+    @property
     def n_accepted(self) -> int:
-        """Rows kept: all of them in ``warn`` mode, else those with no refusing violation."""
-        return self.n_rows if self.mode == "warn" else self.n_rows - self.n_refused
+        """Rows kept: all of them in ``warn`` mode, none of a refused file, else those
+        with no refusing violation."""
+        if self.mode == "warn":
+            return self.n_rows
+        return 0 if self.refused else self.n_rows - self.n_refused
 
     def summary(self) -> list[dict[str, Any]]:
-        """Counts per (column, rule) with one example value, most frequent first."""
-        rows = [
-            {"column": c, "rule": r, "count": n, "example": e}
-            for (c, r), (n, e) in self._summary.items()
-        ]
-        return sorted(rows, key=lambda s: (-s["count"], s["column"]))
+        """Row violations per (column, rule) with one example value, most frequent first."""
+        return _ranked(self._summary)
+
+    def refused_summary(self) -> list[dict[str, Any]]:
+        """:meth:`summary` of the violations that refused a row: the quarantine's reasons."""
+        return _ranked(self._refused)
 
     def to_dict(self, *, limit: int = 100) -> dict[str, Any]:
         return {
@@ -66,33 +89,126 @@ class FileValidation:
             "n_rows": self.n_rows,
             "n_accepted": self.n_accepted,
             "n_violations": self.n_violations,
+            "problems": self.problems,
+            "warnings": self.warnings,
             "summary": self.summary(),
             "violations": self.violations[:limit],
             "quarantine": self.quarantine.to_dict() if self.quarantine else None,
+            "output": None if self.output is None else str(self.output),
         }
 
     def add(self, report: ValidationReport, refusing: ValidationReport, limit: int) -> None:
-        """Merge the reports of the next batch (``refusing``: its violations that refuse
-        a row); row numbers are shifted by the rows seen before."""
+        """Merge the row reports of the next batch (``refusing``: its violations that
+        refuse a row); row numbers are shifted by the rows seen before."""
         offset = self.n_rows
-        violations = report.violations
-        if offset:  # batch-level violations were counted with the first batch
-            violations = violations.filter(pc.is_valid(violations.column("row")))
         self.n_rows += report.n_rows
         self.n_invalid += int(report.invalid_rows.size)
         self.n_refused += int(refusing.invalid_rows.size)
-        if not violations.num_rows:
-            return
-        self.n_violations += violations.num_rows
-        for s in replace(report, violations=violations).summary():
-            kept = self._summary.setdefault((s["column"], s["rule"]), [0, s["example"]])
-            kept[0] += s["count"]
-        if len(self.violations) < limit:
-            first = violations.slice(0, limit - len(self.violations)).to_pylist()
+        self.n_violations += report.n_violations
+        _merge(self._summary, report)
+        _merge(self._refused, refusing)
+        if report.n_violations and len(self.violations) < limit:
+            first = report.violations.slice(0, limit - len(self.violations)).to_pylist()
             for v in first:
-                if v["row"] is not None:
-                    v["row"] += offset
+                v["row"] += offset
             self.violations.extend(first)
+
+    def note_problems(self, contract: Contract, report: ValidationReport) -> None:
+        """Keep the problems of the whole file and its dropped columns, once."""
+        if self.n_rows:
+            return  # every batch has the same columns: the first one said it all
+        self.problems = explained(contract, report)
+        self.n_violations += len(self.problems)
+        self.warnings = dropped(report)
+
+    def error(self, against: str) -> ContractViolationError:
+        """The error that refuses the file: its problems first, then its rows'."""
+        return refusal(
+            against,
+            problems=self.problems,
+            n_violations=self.n_violations,
+            n_invalid=self.n_invalid,
+            n_rows=self.n_rows,
+            summary=self.summary(),
+            violations=self.violations,
+        )
+
+
+def refusal(
+    against: str,
+    *,
+    problems: list[dict[str, Any]],
+    n_violations: int,
+    n_invalid: int,
+    n_rows: int,
+    summary: list[dict[str, Any]],
+    violations: list[dict[str, Any]],
+) -> ContractViolationError:
+    """The error that refuses a batch: the problems of the whole batch, each with its
+    fix, or else the count of the rows' violations; ``details`` lists them all."""
+    if problems:
+        message = f"the batch is refused against {against}: " + "; ".join(
+            p["message"] for p in problems
+        )
+        if n_invalid:
+            message += (
+                f" (besides, {n_violations - len(problems)} violation(s) in {n_invalid} of "
+                f"{n_rows} row(s))"
+            )
+    else:
+        message = (
+            f"{n_violations} contract violation(s) in {n_invalid} of {n_rows} row(s) against "
+            f"{against}; fix the data, edit the contract, or validate with mode "
+            "'quarantine' to keep the valid rows"
+        )
+    return ContractViolationError(
+        message,
+        details={"problems": problems, "summary": summary, "violations": violations},
+    )
+
+
+def breaks_contract(ref: str, found: FileValidation) -> ContractViolationError:
+    """The error that refuses a contract its own version's data breaks."""
+    rules = ", ".join(f"{s['column']} {s['rule']}: {s['count']}" for s in found.summary()[:5])
+    said = [p["message"] for p in found.problems] + ([rules] if rules else [])
+    return ContractViolationError(
+        f"the data of {ref} breaks this contract: {found.n_violations} violation(s) in "
+        f"{found.n_invalid} of {found.n_rows} row(s) ({'; '.join(said)}); widen the contract "
+        "to admit its own data, or attach it anyway with --force (Python: force=True)",
+        details={
+            "problems": found.problems,
+            "summary": found.summary(),
+            "violations": found.violations,
+        },
+    )
+
+
+def explained(contract: Contract, report: ValidationReport) -> list[dict[str, Any]]:
+    """The problems of the whole batch, each with what it means and the fix."""
+    return [p | {"message": contract.explain(p)} for p in report.problems]
+
+
+def dropped(report: ValidationReport) -> list[dict[str, Any]]:
+    """A warning per column left out because the contract drops undeclared columns."""
+    return [
+        {
+            "column": name,
+            "rule": "unknown_column",
+            "message": f"column {name!r} is not in the contract: dropped (unknown_columns: drop)",
+        }
+        for name in report.dropped
+    ]
+
+
+def _merge(kept: dict[tuple[str, str], list[Any]], report: ValidationReport) -> None:
+    for s in report.summary():
+        entry = kept.setdefault((s["column"], s["rule"]), [0, s["example"]])
+        entry[0] += s["count"]
+
+
+def _ranked(kept: dict[tuple[str, str], list[Any]]) -> list[dict[str, Any]]:
+    rows = [{"column": c, "rule": r, "count": n, "example": e} for (c, r), (n, e) in kept.items()]
+    return sorted(rows, key=lambda s: (-s["count"], s["column"], s["rule"]))
 
 
 def check_file(
@@ -103,23 +219,34 @@ def check_file(
     mode: str,
     keep_soft: bool,
     limit: int,
-    pii: PiiPolicy,
-    rejected: Path | None,
+    pii: PiiPolicy | None = None,
+    rejected: Path | None = None,
+    accepted: RowSink | None = None,
 ) -> FileValidation:
     """Validate ``batches``; with ``rejected``, write the refused rows there (their
-    ``_row`` in the file, their ``_reasons``, personal data as ``pii`` says)."""
+    ``_row`` in the file, their ``_reasons``, personal data as ``pii`` says); with
+    ``accepted``, write the accepted rows to it. A file a problem refuses gets
+    neither: the problem shows in its first batch, before anything is written."""
     outcome = FileValidation(mode)
     writer: pq.ParquetWriter | None = None
     try:
         for batch in batches:
             table = pa.Table.from_batches([batch], schema)
-            report = contract.validate(table)
+            whole = contract.validate(table, whole_column_types=True)
+            outcome.note_problems(contract, whole)
+            report = whole.rows_only()
             refusing = report.split()[0] if keep_soft else report
             offset = outcome.n_rows
             outcome.add(report, refusing, limit)
+            if outcome.refused:
+                continue  # counted, for the error; nothing kept
+            if accepted is not None:
+                kept = table.select(list(report.keep_columns)) if mode == "warn" else None
+                accepted.write(kept if kept is not None else refusing.accepted(table))
             if rejected is None or refusing.ok:
                 continue
-            rows = pii.table(refusing.rejected(table))
+            rows = refusing.rejected(table)
+            rows = pii.table(rows) if pii is not None else rows
             index = rows.column_names.index("_row")
             rows = rows.set_column(index, "_row", pc.add(rows.column("_row"), offset))
             if writer is None:
@@ -129,3 +256,13 @@ def check_file(
         if writer is not None:
             writer.close()
     return outcome
+
+
+def check_stored(contract: Contract, parquet: Any, *, limit: int) -> FileValidation:
+    """``contract`` checked against a stored version (an open Parquet file), read
+    ``STORED_BATCH_ROWS`` rows at a time: what a new contract would say of the data
+    it is attached to."""
+    file = pq.ParquetFile(parquet)
+    schema = file.schema_arrow
+    batches = file.iter_batches(batch_size=STORED_BATCH_ROWS)
+    return check_file(contract, schema, batches, mode="reject", keep_soft=False, limit=limit)

@@ -40,6 +40,14 @@ class QuarantineBatch:
     created_at: datetime
     artifact: str
 
+    @property
+    def top_reason(self) -> dict[str, Any] | None:
+        """The (column, rule) that refused the most rows, with that count."""
+        if not self.summary:
+            return None
+        top = min(self.summary, key=lambda s: (-s["count"], s["column"], s["rule"]))
+        return {"column": top["column"], "rule": top["rule"], "count": top["count"]}
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -49,6 +57,7 @@ class QuarantineBatch:
             "n_rows": self.n_rows,
             "n_rejected": self.n_rejected,
             "summary": self.summary,
+            "top_reason": self.top_reason,
             "created_by": self.created_by,
             "created_at": self.created_at.isoformat(),
         }

@@ -1,10 +1,14 @@
 """What a contract found in a batch: every violation, and which rows survive.
 
 A report is an Arrow table of violations (``row``, ``column``, ``rule``, ``value``)
-plus the batch size. Batch-level violations (a required column missing, a column
-the contract rejects) have no row: they make every row invalid. The report can
-split a batch into the accepted rows and the rejected rows, the latter with their
-original row numbers and reasons, which is what the quarantine keeps.
+plus the batch size. Batch-level violations, the *problems* of the batch (a required
+column missing, a column the contract rejects, and in batch validation a column whose
+type cannot hold its kind at all) have no row: at serving they refuse every row. The
+report can split a batch into the accepted rows and the rejected rows, the latter
+with their original row numbers and reasons, which is what the quarantine keeps.
+Batch validation (``data validate``, the quarantine) reports a problem once and
+refuses the batch with it, rather than copying it into every row's reasons:
+``rows_only`` is the report without them.
 
 Rules are *hard* (``HARD_RULES``: the row cannot be scored) or *soft*
 (``SOFT_RULES``: the row can be scored, but lies outside what the model saw). Batch
@@ -60,6 +64,7 @@ class ValidationReport:
     violations: pa.Table  # VIOLATION_SCHEMA, sorted by row
     keep_columns: tuple[str, ...] = field(default=())  # columns of accepted rows
     enforced: frozenset[str] = frozenset()  # columns whose soft rules refuse at serving
+    dropped: tuple[str, ...] = ()  # columns not declared, left out (unknown_columns: drop)
 
     @property
     def ok(self) -> bool:
@@ -68,6 +73,20 @@ class ValidationReport:
     @property
     def n_violations(self) -> int:
         return int(self.violations.num_rows)
+
+    @cached_property
+    def problems(self) -> list[dict[str, Any]]:
+        """The violations of the whole batch (no row): column, rule, value."""
+        whole = self.violations.filter(pc.is_null(self.violations.column("row")))
+        return [_reason(v) for v in whole.to_pylist()]
+
+    def rows_only(self) -> ValidationReport:
+        """This report without the problems of the whole batch: each row's own reasons."""
+        if not self.problems:
+            return self
+        return replace(
+            self, violations=self.violations.filter(pc.is_valid(self.violations.column("row")))
+        )
 
     @cached_property
     def invalid_rows(self) -> np.ndarray:
@@ -175,14 +194,14 @@ class ViolationBuilder:
     def __init__(self) -> None:
         self._parts: list[pa.Table] = []
 
-    def batch(self, column: str, rule: str) -> None:
+    def batch(self, column: str, rule: str, value: str | None = None) -> None:
         self._parts.append(
             pa.table(
                 {
                     "row": pa.nulls(1, pa.int64()),
                     "column": [column],
                     "rule": [rule],
-                    "value": pa.nulls(1, pa.string()),
+                    "value": pa.array([value], pa.string()),
                 },
                 schema=VIOLATION_SCHEMA,
             )
@@ -211,7 +230,11 @@ class ViolationBuilder:
         )
 
     def report(
-        self, n_rows: int, keep_columns: list[str], enforced: frozenset[str] = frozenset()
+        self,
+        n_rows: int,
+        keep_columns: list[str],
+        enforced: frozenset[str] = frozenset(),
+        dropped: tuple[str, ...] = (),
     ) -> ValidationReport:
         if not self._parts:
             violations = VIOLATION_SCHEMA.empty_table()
@@ -219,7 +242,9 @@ class ViolationBuilder:
             violations = pa.concat_tables(self._parts)
             order = pc.array_sort_indices(violations.column("row"), null_placement="at_start")
             violations = violations.take(order)
-        return ValidationReport(n_rows, violations.combine_chunks(), tuple(keep_columns), enforced)
+        return ValidationReport(
+            n_rows, violations.combine_chunks(), tuple(keep_columns), enforced, dropped
+        )
 
 
 def _as_text(values: pa.ChunkedArray | pa.Array) -> pa.Array:

@@ -414,10 +414,10 @@ def create_app(
         Route("/v1/endpoints/{endpoint}/feedback", feedback, methods=["POST"]),
     ]
     # The other protocols build on this module's helpers, so they load here, not at the top.
-    from setpoint.serving import mlflow, oip, openapi
+    from setpoint.serving import mlflow, oip, openapi, swagger
 
     routes += oip.routes(state) + mlflow.routes(state)
-    routes += openapi.routes(state)
+    routes += openapi.routes(state) + swagger.routes(state)
     app = ServingApp(
         routes=routes,
         lifespan=lifespan,

@@ -5,7 +5,8 @@ it is needed once the workspace has ever had a key (a revoked key still counts),
 the ``require_keys`` setting is on (``setpoint serve --require-keys``), and when the
 server listens beyond loopback without ``--insecure``. A server that needs a key and
 has no active one refuses every request, naming the fix; revoking the last key never
-opens it. Health and metrics probes are always open. The check is an ASGI middleware
+opens it. Health and metrics probes are always open, and so is the /docs page (not the
+document it shows). The check is an ASGI middleware
 that reads the endpoint from the path (``/invocations`` is checked against the
 endpoint it would serve), so every protocol's routes are covered the same way; the
 routes that list endpoints show a key limited to one endpoint only that one.
@@ -35,7 +36,11 @@ OPEN_PATHS = frozenset(
     {"/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready", "/ping",
      "/health", "/version"}
 )  # fmt: skip
-DOC_PATHS = frozenset({"/openapi.json", "/docs"})
+DOC_PATHS = frozenset({"/openapi.json", "/docs/plain"})
+# The Swagger UI page, its script and its files hold no data, so a browser can load
+# them without a key; what they show comes from /openapi.json (serving.swagger).
+PAGE_PATHS = frozenset({"/docs", "/docs/setpoint.js"})
+PAGE_PREFIX = "/docs/static/"
 _MAX_VERIFIED = 10_000
 _ENDPOINT = re.compile(r"^/(?:v1/endpoints|v2/models|endpoints)/([^/]+)")
 _CREATE = "create one with: setpoint keys create --scope predict"
@@ -186,7 +191,7 @@ class AuthMiddleware:
         self.only_endpoint = only_endpoint
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.guard.required or scope["path"] in OPEN_PATHS:
+        if scope["type"] != "http" or not self.guard.required or _open(scope["path"]):
             await self.app(scope, receive, send)
             return
         try:
@@ -218,6 +223,10 @@ class AuthMiddleware:
                 f"serve here; post to /endpoints/{only}/invocations"
             )
         return key
+
+
+def _open(path: str) -> bool:
+    return path in OPEN_PATHS or path in PAGE_PATHS or path.startswith(PAGE_PREFIX)
 
 
 async def _reply(send: Send, error: SetpointError) -> None:

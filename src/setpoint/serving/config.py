@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import timedelta
 from typing import Any, Literal
 
-from setpoint._names import split_ref
+from setpoint._names import canonical_ref, split_ref
 from setpoint.errors import SetpointError, UsageError
 
 Mode = Literal["shadow", "canary"]
@@ -129,6 +129,28 @@ class DeploymentConfig:
             given["log_retention"] = None
         return replace(self, batching=batching, cache=cache, **given)
 
+    def canonical(self) -> DeploymentConfig:
+        """This config with its model references in setpoint's spelling (MLflow's
+        ``models:/NAME/3`` becomes ``NAME@3``, and the model ``NAME`` is
+        ``NAME@champion``), so whatever reads the stored config reads one form; a
+        reference that does not read is left as given for :meth:`check` to report."""
+
+        def spelled(ref: str | None) -> str | None:
+            try:
+                return None if ref is None else canonical_ref("model", ref)
+            except SetpointError:
+                return ref
+
+        fallback = self.fallback
+        if fallback is not None and fallback.model is not None:
+            fallback = replace(fallback, model=spelled(fallback.model))
+        return replace(
+            self,
+            model=_follow_champion(spelled(self.model) or self.model),
+            challenger=spelled(self.challenger),
+            fallback=fallback,
+        )
+
     def check(self) -> None:
         """Every problem with this config at once, as a UsageError naming the fix."""
         problems: list[str] = []
@@ -172,3 +194,12 @@ class DeploymentConfig:
             problems.append(f"docs_values {self.docs_values!r}: true or false")
         if problems:
             raise UsageError("; ".join(problems), details=problems)
+
+
+def _follow_champion(ref: str) -> str:
+    """A served model given by name alone follows its champion."""
+    try:
+        name, selector = split_ref("model", ref)
+    except SetpointError:
+        return ref
+    return ref if selector else f"{name}@champion"

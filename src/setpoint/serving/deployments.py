@@ -67,8 +67,7 @@ class DeploymentStore:
             config = DeploymentConfig(model=changes["model"]).updated(**changes)
         else:
             config = current.config.updated(**changes)
-        if config.model and "@" not in config.model:
-            config = config.updated(model=f"{config.model}@champion")
+        config = config.canonical()
         config.check()
         self._check_models(config)
 

@@ -7,9 +7,12 @@ Each input tensor is one feature column (shape ``[N]`` or ``[N, 1]``). ``infer``
 JSON tensors and the binary tensor data extension (``Inference-Header-Content-Length``:
 a JSON header, then the raw tensors in input order; numbers little-endian, BYTES
 elements as a 4-byte little-endian length and the bytes) and answers the same way.
-Outputs: ``predictions`` (BYTES labels, or FP64 for regression) and, for classifiers,
+Outputs: ``predictions`` (FP64 for regression; for a classifier the datatype of its
+class labels: INT64 for integers, FP64 for other numbers, BOOL, BYTES for text, so a
+client gets back the labels it trained on, not their text) and, for classifiers,
 ``probabilities`` (FP64 ``[N, n_classes]``). Rows a per-row endpoint rejected come back
-as ``""`` / NaN, with the violations under the response's ``parameters.errors``; rows
+as a placeholder (``""``, NaN, 0 or false), with the violations under the response's
+``parameters.errors``; rows
 answered outside the contract's soft rules are listed (JSON text, like errors) under
 ``parameters.warnings``.
 Every malformed request is a MalformedRequestError (400); data the model cannot take
@@ -150,11 +153,7 @@ def _metadata(runtime: EndpointRuntime) -> dict[str, Any]:
     model = runtime.model
     classes = model.predictor.classes
     outputs: list[dict[str, Any]] = [
-        {
-            "name": "predictions",
-            "datatype": "FP64" if classes is None else "BYTES",
-            "shape": [-1],
-        }
+        {"name": "predictions", "datatype": label_datatype(classes), "shape": [-1]}
     ]
     if classes is not None:
         outputs.append({"name": "probabilities", "datatype": "FP64", "shape": [-1, len(classes)]})
@@ -371,6 +370,27 @@ def _from_binary(raw: bytes, datatype: str, n: int, name: str) -> list[Any]:
 # -- response -------------------------------------------------------------------------
 
 
+def label_datatype(labels: list[Any] | None) -> str:
+    """The OIP datatype that holds every one of ``labels`` as it is (None: regression,
+    FP64): BOOL, INT64 (within 64 bits), FP64 (numbers), else BYTES (their text)."""
+    if labels is None:
+        return "FP64"
+    if all(isinstance(v, bool) for v in labels):
+        return "BOOL"
+    if all(type(v) is int and _INT64[0] <= v <= _INT64[1] for v in labels):
+        return "INT64"
+    if all(type(v) in (int, float) for v in labels):
+        return "FP64"
+    return "BYTES"
+
+
+_INT64 = (-(2**63), 2**63 - 1)
+# What a row a per-row endpoint rejected holds in each output datatype (its violations
+# are in the response's parameters.errors).
+_PLACEHOLDER: dict[str, Any] = {"FP64": math.nan, "INT64": 0, "BOOL": False}
+_LABEL_DTYPES = {"FP64": "<f8", "INT64": "<i8", "BOOL": "?"}
+
+
 def _encode(
     answer: Answer,
     runtime: EndpointRuntime,
@@ -379,15 +399,18 @@ def _encode(
 ) -> Response:
     n = len(answer.predictions)
     tensors: dict[str, tuple[str, list[int], np.ndarray | list[str]]] = {}
-    if answer.classes is None:
-        tensors["predictions"] = (
-            "FP64",
-            [n],
-            np.array([math.nan if p is None else p for p in answer.predictions], dtype="<f8"),
-        )
-    else:
+    # A fallback's constant answer need not be one of the classes: then text holds all.
+    datatype = label_datatype(answer.classes)
+    answered = [p for p in answer.predictions if p is not None]
+    if answer.classes is not None and datatype != label_datatype([*answer.classes, *answered]):
+        datatype = "BYTES"
+    if datatype == "BYTES":
         labels = ["" if p is None else str(p) for p in answer.predictions]
         tensors["predictions"] = ("BYTES", [n], labels)
+    else:
+        blank = _PLACEHOLDER[datatype]
+        values = [blank if p is None else p for p in answer.predictions]
+        tensors["predictions"] = (datatype, [n], np.array(values, dtype=_LABEL_DTYPES[datatype]))
     if answer.probabilities is not None:
         width = len(answer.classes or [])
         rows = [row if row else [math.nan] * width for row in answer.probabilities]
@@ -407,8 +430,10 @@ def _encode(
             blob = _to_binary(data)
             blobs.append(blob)
             entry["parameters"] = {"binary_data_size": len(blob)}
-        elif isinstance(data, np.ndarray):
+        elif isinstance(data, np.ndarray) and data.dtype.kind == "f":
             entry["data"] = [None if math.isnan(v) else v for v in data.reshape(-1).tolist()]
+        elif isinstance(data, np.ndarray):
+            entry["data"] = data.reshape(-1).tolist()
         else:
             entry["data"] = data
         described.append(entry)
@@ -437,8 +462,8 @@ def _encode(
 
 
 def _to_binary(data: np.ndarray | list[str]) -> bytes:
-    if isinstance(data, np.ndarray):
-        return data.astype("<f8").tobytes()
+    if isinstance(data, np.ndarray):  # already in its little-endian wire dtype
+        return data.tobytes()
     parts: list[bytes] = []
     for text in data:
         encoded = text.encode("utf-8")

@@ -1,4 +1,5 @@
-"""The API described: ``GET /openapi.json`` (OpenAPI 3.1) and ``GET /docs`` (HTML).
+"""The API described: ``GET /openapi.json`` (OpenAPI 3.1) and ``GET /docs/plain`` (HTML;
+``/docs`` is Swagger UI on the same document, see ``serving.swagger``).
 
 Each endpoint gets concrete predict and feedback paths whose request schema is made
 from its model's data contract, so a client generator or a person sees the columns
@@ -482,7 +483,7 @@ def routes(state: ServingState) -> list[BaseRoute]:
         page = render(current(request), host=request.url.netloc, keys=state.guard.required)
         return HTMLResponse(page)
 
-    return [Route("/openapi.json", openapi_json), Route("/docs", docs)]
+    return [Route("/openapi.json", openapi_json), Route("/docs/plain", docs)]
 
 
 def render(doc: dict[str, Any], *, host: str, keys: bool) -> str:
@@ -492,7 +493,7 @@ def render(doc: dict[str, Any], *, host: str, keys: bool) -> str:
         f"<!doctype html><html lang=en><head><meta charset=utf-8><title>setpoint "
         f"{e(doc['info']['version'])}</title><style>{_CSS}</style></head><body>",
         f"<h1>setpoint {e(doc['info']['version'])}</h1><p>The machine-readable description "
-        "is <a href='openapi.json'>openapi.json</a> (OpenAPI 3.1). "
+        "is <a href='../openapi.json'>openapi.json</a> (OpenAPI 3.1). "
         + ("This server needs an API key: " if keys else "When the server needs API keys, send ")
         + "<code>Authorization: Bearer sp_...</code>.</p>",
     ]

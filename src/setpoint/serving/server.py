@@ -8,6 +8,7 @@ several workers, a metrics directory (see ``serving.metrics``).
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
 import shutil
@@ -41,6 +42,35 @@ def is_loopback(host: str) -> bool:
             )
         except OSError:
             return False
+
+
+def check_address(host: str, port: int) -> None:
+    """Raise a ``UsageError`` naming the fix when ``host:port`` cannot be bound, so that
+    ``setpoint serve`` says so before it announces that it serves (uvicorn would only
+    log the errno after that). Binds as uvicorn does (``SO_REUSEADDR``, the family the
+    host implies) and lets go at once: a program that takes the port in between still
+    makes uvicorn fail, as before."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise UsageError(
+                    f"port {port} on {host} is already in use: another program (or another "
+                    f"setpoint serve) listens there; stop it, or pick a free port with "
+                    f"--port {port + 1 if port < 65535 else 8000}"
+                ) from None
+            if error.errno == errno.EACCES:
+                raise UsageError(
+                    f"not allowed to listen on port {port} (ports below 1024 need "
+                    "privileges); pick another with --port 8000"
+                ) from None
+            raise UsageError(
+                f"cannot listen on {host}:{port}: {error.strerror or error}; check --host "
+                "(an address of this machine) and --port"
+            ) from None
 
 
 def app_from_environment() -> Starlette:

@@ -20,6 +20,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
@@ -107,6 +108,20 @@ class ArtifactStore:
             while piece := f.read(_PIECE):
                 sha.update(piece)
         return sha.hexdigest() == digest
+
+    @contextmanager
+    def open(self, digest: str) -> Iterator[BinaryIO]:
+        """The object stored under ``digest`` as a file, for reading a large object in
+        pieces (a dataset version checked batch by batch); verified first, in pieces."""
+        target = self.path(digest)
+        if not self._fs.exists(target) or not self._verified(digest):
+            raise ArtifactCorruptedError(
+                f"artifact {digest} at {target} is missing or does not match its hash; "
+                "restore the artifact store from a backup or register the object again",
+                details={"artifact": digest, "path": target},
+            )
+        with self._fs.open(target, "rb") as f:
+            yield f
 
     def get(self, digest: str) -> bytes:
         """The bytes stored under ``digest``, verified against it."""

@@ -1,0 +1,70 @@
+"""Rows written, batch by batch, to a .csv or .parquet file a user named.
+
+``data validate -o`` writes the accepted rows as the file streams: one batch held at
+a time. They go to a hidden file beside the target, which takes the target's name
+only when the validation is done (``commit``): a refused file, or a failure half-way,
+leaves no output that looks whole.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from setpoint.errors import UsageError
+
+SUFFIXES = (".csv", ".parquet", ".pq")
+
+
+def check_output(path: Path) -> None:
+    """Refuse an output the sink cannot write, before any reading starts."""
+    if path.suffix.lower() not in SUFFIXES:
+        raise UsageError(f"{path}: write the accepted rows to a .csv or .parquet file")
+    if not path.parent.is_dir():
+        raise UsageError(f"cannot write {path}: its folder {path.parent} does not exist")
+
+
+class RowSink:
+    def __init__(self, path: Path) -> None:
+        check_output(path)
+        self.path = path
+        self.rows = 0
+        try:
+            fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+        except OSError as exc:
+            raise UsageError(f"cannot write {path} ({exc.strerror})") from None
+        os.close(fd)
+        self._partial = Path(name)
+        self._writer: pq.ParquetWriter | pa_csv.CSVWriter | None = None
+        self._schema: pa.Schema | None = None
+
+    def write(self, rows: pa.Table) -> None:
+        """Append ``rows`` (the first call fixes the columns; the file gets its header
+        even when no row is accepted)."""
+        if self._writer is None or self._schema is None:
+            self._schema = rows.schema
+            if self.path.suffix.lower() == ".csv":
+                self._writer = pa_csv.CSVWriter(self._partial, rows.schema)
+            else:
+                self._writer = pq.ParquetWriter(self._partial, rows.schema, compression="zstd")
+        self._writer.write_table(rows.cast(self._schema))
+        self.rows += rows.num_rows
+
+    def commit(self) -> None:
+        """Give the rows written the target's name."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        os.replace(self._partial, self.path)
+
+    def discard(self) -> None:
+        """Remove what was written, unless committed."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self._partial.unlink(missing_ok=True)
