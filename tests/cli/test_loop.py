@@ -168,7 +168,7 @@ def test_a_policy_with_a_mistake_is_refused_with_a_message(
         (["rollouts", "list", "--state", "done"], 2, "unknown rollout state 'done'"),
         (["approve", "999"], 3, "there is no rollout 999"),
         (["reject", "999"], 3, "there is no rollout 999"),
-        (["loop", "--once", "--every", "0s"], 2, "--every must be a positive span"),
+        (["loop", "--once", "--every", "0s"], 2, "--every '0s' must be a positive span"),
         (["loop", "--once", "--every", "soon"], 2, "--every 'soon' is not a span of time"),
     ],
 )

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
+from setpoint._durations import parse_duration
 from setpoint.cli._common import (
     Col,
     Group,
@@ -264,9 +265,7 @@ def loop(
     Each tick computes the monitor windows that are complete, lets each policy look at
     them, moves rollouts on, and runs due jobs. Stop with Ctrl-C.
     """
-    from setpoint.loop.policy import parse_span
-
-    seconds = _seconds(every, parse_span)
+    seconds = every_seconds(every)
     controller = _loop(ctx)
     err = stderr()
     stop = threading.Event()
@@ -291,15 +290,9 @@ def loop(
     emit(ctx, reports[-1] if once and reports else reports, lambda c: None)
 
 
-def _seconds(text: str, parse_span: Any) -> float:
-    stripped = text.strip()
-    if stripped.endswith("s") and stripped[:-1].replace(".", "", 1).isdigit():
-        value = float(stripped[:-1])
-    else:
-        value = parse_span("--every", text).total_seconds()
-    if value <= 0:
-        raise UsageError("--every must be a positive span of time, e.g. 30s or 5m")
-    return value
+def every_seconds(text: str) -> float:
+    """``--every`` in seconds, read like every other span of time."""
+    return parse_duration(text, what="--every").total_seconds()
 
 
 def _line(report: Any) -> str:

@@ -25,7 +25,6 @@ regressing canary off at once.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -34,6 +33,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 import yaml
 
+from setpoint._durations import parse_duration
 from setpoint._names import check_name
 from setpoint.errors import NotFoundError, UsageError
 from setpoint.loop.gates import GateConfig
@@ -45,16 +45,6 @@ from setpoint.store.schema import policies
 
 ACTIONS = ("alert", "retrain", "shadow", "canary", "promote", "rollback")
 Window = Literal["since_trigger", "sliding", "expanding"]
-_SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|h|d)\s*$")
-_UNITS = {"m": 60, "h": 3600, "d": 86400}
-
-
-def parse_span(what: str, text: str) -> timedelta:
-    """``30m``, ``12h``, ``7d`` as a timedelta; a UsageError naming ``what`` otherwise."""
-    match = _SPAN.match(str(text))
-    if match is None:
-        raise UsageError(f"{what} {text!r} is not a span of time; write e.g. 30m, 12h or 7d")
-    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
 
 
 @dataclass(frozen=True)
@@ -192,7 +182,7 @@ class RolloutSettings:
     max_latency_ratio: float = 3.0  # canary p99 latency against the champion's
 
     def __post_init__(self) -> None:
-        parse_span("rollout duration", self.duration)
+        parse_duration(self.duration, what="rollout duration")
         for name in ("share", "max_metric_drop", "max_error_rate", "max_latency_ratio"):
             _number(f"rollout {name}", getattr(self, name))
         _whole("rollout min_samples", self.min_samples)
@@ -208,7 +198,7 @@ class RolloutSettings:
 
     @property
     def span(self) -> timedelta:
-        return parse_span("rollout duration", self.duration)
+        return parse_duration(self.duration, what="rollout duration")
 
 
 @dataclass(frozen=True)
@@ -243,7 +233,7 @@ class Policy:
             raise UsageError(f"actions {', '.join(beyond)} need retrain among the actions")
         if self.approval not in ("auto", "required"):
             raise UsageError(f"approval {self.approval!r}: use auto or required")
-        parse_span("cooldown", self.cooldown)
+        parse_duration(self.cooldown, what="cooldown")
 
     @property
     def mode(self) -> Literal["shadow", "canary"] | None:
@@ -260,7 +250,7 @@ class Policy:
 
     @property
     def cooldown_span(self) -> timedelta:
-        return parse_span("cooldown", self.cooldown)
+        return parse_duration(self.cooldown, what="cooldown")
 
     def to_dict(self) -> dict[str, Any]:
         return {

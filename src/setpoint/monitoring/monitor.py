@@ -16,7 +16,6 @@ arrived, and, for classifiers, estimated performance with its band.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -27,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from setpoint._durations import parse_duration
 from setpoint.data.kinds import Kind
 from setpoint.errors import ConflictError, NotFoundError, UsageError
 from setpoint.monitoring import reference as references
@@ -45,13 +45,12 @@ if TYPE_CHECKING:
 
     from setpoint.workspace import Workspace
 
-_WINDOW = re.compile(r"^\s*(\d+)\s*(m|h|d)\s*$")
-_UNITS = {"m": 60, "h": 3600, "d": 86400}
+_SHORTEST_WINDOW = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
 class MonitorConfig:
-    window: str = "1d"  # a fixed span of time: 30m, 1h, 1d...
+    window: str = "1d"  # a fixed span of time (``_durations``): 30m, 1h, 1d...
     drift: DriftSettings = field(default_factory=DriftSettings)
     multivariate: bool = True
     learn_thresholds: bool = True
@@ -86,12 +85,11 @@ class MonitorConfig:
 
     @property
     def window_seconds(self) -> int:
-        match = _WINDOW.match(self.window)
-        if match is None or int(match.group(1)) == 0:
-            raise UsageError(
-                f"window {self.window!r} is not a span of time; write e.g. 30m, 1h or 1d"
-            )
-        return int(match.group(1)) * _UNITS[match.group(2)]
+        """The window in seconds; windows are aligned to the epoch in whole seconds."""
+        span = parse_duration(self.window, what="window", at_least=_SHORTEST_WINDOW)
+        if span % timedelta(seconds=1):
+            raise UsageError(f"window {self.window!r}: give a whole number of seconds, e.g. 90s")
+        return int(span.total_seconds())
 
     def to_dict(self) -> dict[str, Any]:
         return {

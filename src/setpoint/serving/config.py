@@ -12,12 +12,12 @@ is a new revision, so what served when is never lost.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import timedelta
 from typing import Any, Literal
 
+from setpoint._durations import parse_duration
 from setpoint._names import canonical_ref, split_ref
 from setpoint.errors import SetpointError, UsageError
 
@@ -25,18 +25,13 @@ Mode = Literal["shadow", "canary"]
 OnError = Literal["reject", "per_row"]
 LogMode = Literal["durable", "async"]
 
-_RETENTION = re.compile(r"([1-9][0-9]{0,5})([hd])")
+# Shorter would drop records the hourly-or-slower retention job has barely seen.
+_SHORTEST_RETENTION = timedelta(hours=1)
 
 
 def retention_span(text: str) -> timedelta:
     """A log retention (``90d``, ``36h``) as a timedelta; UsageError naming the fix."""
-    match = _RETENTION.fullmatch(str(text))
-    if match is None:
-        raise UsageError(
-            f"--log-retention {text!r}: give a whole number of days or hours, e.g. 90d or 36h"
-        )
-    amount, unit = int(match.group(1)), match.group(2)
-    return timedelta(days=amount) if unit == "d" else timedelta(hours=amount)
+    return parse_duration(text, what="--log-retention", at_least=_SHORTEST_RETENTION)
 
 
 @dataclass(frozen=True)
