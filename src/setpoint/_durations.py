@@ -41,7 +41,7 @@ def parse_duration(text: object, *, what: str, at_least: timedelta | None = None
         raise UsageError(
             f"{what} {raw!r}: give each unit once, largest first, e.g. 1h30m; write {FORMS}"
         )
-    micros = sum(Decimal(number) * _UNIT_SECONDS[unit] * _MICROS for number, unit in parts)
+    micros = sum((Decimal(n) * _UNIT_SECONDS[u] * _MICROS for n, u in parts), Decimal(0))
     span = timedelta(microseconds=int(micros.to_integral_value()))
     if span <= timedelta(0):
         raise UsageError(f"{what} {raw!r} must be a positive span of time; write {FORMS}")

@@ -604,7 +604,7 @@ def _load_spec(spec: TrainSpec | str | Path | dict[str, Any]) -> TrainSpec:
         if not path.is_file():
             raise UsageError(f"{path}: no such spec file")
         try:
-            return TrainSpec.from_yaml(path.read_text(encoding="utf-8"))
+            return TrainSpec.from_yaml(path.read_text(encoding="utf-8"), source=str(path))
         except UnicodeDecodeError:
             raise UsageError(f"{path}: not UTF-8 text; save it as UTF-8") from None
     return TrainSpec.from_yaml(spec)

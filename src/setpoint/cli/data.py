@@ -256,9 +256,12 @@ def attach_contract(
     The version's data is checked against it first (read in batches): a contract the
     data itself breaks is refused, listing the first violations, unless --force.
     """
+    from setpoint.data.contract import Contract
+
     ws = state(ctx).workspace()
     try:
-        revision = ws.attach_contract(ref, read_text(file), note=note, force=force)
+        contract = Contract.from_yaml(read_text(file), source=str(file))
+        revision = ws.attach_contract(ref, contract, note=note, force=force)
     except ContractViolationError as error:
         if not is_json(ctx):
             _render_refusal(Console(stderr=True), error.details)

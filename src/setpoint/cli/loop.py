@@ -61,7 +61,7 @@ def policy_set(
     """Set (or replace) the policy of an endpoint from a YAML file."""
     from setpoint.loop.policy import Policy
 
-    policy = Policy.from_yaml(read_text(file))
+    policy = Policy.from_yaml(read_text(file), source=str(file))
     ws = state(ctx).workspace()
     ws.deployments.get(endpoint)  # the endpoint must exist
     stored = _loop(ctx).policies.set(endpoint, policy)

@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.types as pat
 import yaml
 
+from setpoint._yaml import load_user_yaml
 from setpoint.data.kinds import (
     BOOLEAN_TEXT,
     DATETIME_TEXT,
@@ -233,11 +234,10 @@ class Contract:
         return _YAML_HEADER + body
 
     @classmethod
-    def from_yaml(cls, text: str) -> Contract:
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise InvalidSpecError(f"the contract is not valid YAML: {exc}") from None
+    def from_yaml(cls, text: str, *, source: str | None = None) -> Contract:
+        """A contract from YAML; ``source`` is the file it came from, named in syntax
+        errors."""
+        data = load_user_yaml(text, what="the contract", source=source, error=InvalidSpecError)
         return cls.from_dict(data)
 
     @classmethod

@@ -35,6 +35,7 @@ import yaml
 
 from setpoint._durations import parse_duration
 from setpoint._names import check_name
+from setpoint._yaml import load_user_yaml
 from setpoint.errors import NotFoundError, UsageError
 from setpoint.loop.gates import GateConfig
 from setpoint.models.evaluation import METRICS
@@ -300,12 +301,10 @@ class Policy:
         )
 
     @classmethod
-    def from_yaml(cls, text: str) -> Policy:
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as error:
-            raise UsageError(f"the policy is not valid YAML: {error}") from None
-        return cls.from_dict(data or {})
+    def from_yaml(cls, text: str, *, source: str | None = None) -> Policy:
+        """A policy from YAML; ``source`` is the file it came from, named in syntax
+        errors."""
+        return cls.from_dict(load_user_yaml(text, what="the policy", source=source) or {})
 
 
 def _settings(kind: Any, what: str, data: Any) -> Any:

@@ -18,6 +18,7 @@ from typing import Any, Literal, cast
 import yaml
 
 from setpoint._names import LATEST, check_name, split_ref, version_number
+from setpoint._yaml import load_user_yaml
 from setpoint.errors import InvalidSpecError, SetpointError
 
 __all__ = ["DEFAULT_ESTIMATORS", "Split", "Step", "TrainSpec"]
@@ -104,13 +105,9 @@ class TrainSpec:
     # -- reading and writing ------------------------------------------------------------
 
     @classmethod
-    def from_yaml(cls, text: str) -> TrainSpec:
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise InvalidSpecError(
-                f"the training spec is not valid YAML: {exc}", details=[f"(yaml): {exc}"]
-            ) from None
+    def from_yaml(cls, text: str, *, source: str | None = None) -> TrainSpec:
+        """A spec from YAML; ``source`` is the file it came from, named in syntax errors."""
+        data = load_user_yaml(text, what="the training spec", source=source, error=InvalidSpecError)
         return cls.from_dict(data)
 
     @classmethod

@@ -1,0 +1,54 @@
+"""Reading YAML that a person wrote (training specs, contracts, policies).
+
+PyYAML's own message points at ``"<unicode string>"`` and spreads over several lines.
+A person needs the file, the line and the column, in the ``FILE:LINE:COLUMN:`` form
+editors and terminals turn into a link, so every loader of user YAML goes through
+:func:`load_user_yaml`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from setpoint.errors import SetpointError, UsageError
+
+TEXT = "<text>"  # where YAML that did not come from a file is said to be
+
+
+def load_user_yaml(
+    text: str,
+    *,
+    what: str,
+    source: str | None = None,
+    error: type[SetpointError] = UsageError,
+) -> Any:
+    """``text`` parsed, or ``error`` saying ``SOURCE:LINE:COLUMN: problem``.
+
+    ``what`` names the document (``the policy``); ``source`` is the file it was read
+    from, or None for text given directly."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = describe(exc, text, source)
+        raise error(f"{where} ({what} is not valid YAML)", details=[where]) from None
+
+
+def describe(error: yaml.YAMLError, text: str, source: str | None = None) -> str:
+    """``SOURCE:LINE:COLUMN: problem`` for a YAML error, line and column from 1."""
+    where = source or TEXT
+    if isinstance(error, yaml.MarkedYAMLError) and error.problem_mark is not None:
+        mark = error.problem_mark
+        message = f"{where}:{mark.line + 1}:{mark.column + 1}: {error.problem or 'not valid YAML'}"
+        context = error.context_mark
+        if error.context and context is not None and context.line != mark.line:
+            message += f" ({error.context} at line {context.line + 1}, column {context.column + 1})"
+        return message
+    if isinstance(error, yaml.reader.ReaderError):
+        before = text[: error.position]
+        line, column = before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
+        char = error.character
+        code = char if isinstance(char, int) else ord(char)
+        return f"{where}:{line}:{column}: character #x{code:04x}: {error.reason}"
+    return f"{where}: {error}"
