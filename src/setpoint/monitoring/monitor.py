@@ -297,7 +297,8 @@ class Monitors:
         with self._ws.db.read() as conn:
             rows = list(conn.execute(query))
         return [
-            Window(aware(r.start), aware(r.end), r.n_rows, dict(r.results)) for r in reversed(rows)
+            Window(aware(r.start), aware(r.end), r.n_rows, dict(r.results), endpoint)
+            for r in reversed(rows)
         ]
 
     def report_data(self, endpoint: str, *, last: int | None = None) -> dict[str, Any]:
@@ -450,7 +451,7 @@ class Monitors:
                 )
                 .values(results=results)
             )
-        return Window(window.start, window.end, window.n_rows, results)
+        return Window(window.start, window.end, window.n_rows, results, monitor.endpoint)
 
     def _first_prediction(self, endpoint: str) -> datetime | None:
         """When traffic began: the first answer, or the first row refused."""
