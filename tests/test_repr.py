@@ -4,6 +4,7 @@ table in Jupyter, and the tables they hold as DataFrames in one call."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
@@ -252,3 +253,42 @@ def test_quarantined_rows_come_as_a_dataframe_too(
     assert isinstance(frame, pd.DataFrame)
     assert frame.to_dict("records") == rows.to_pylist()
     assert isinstance(rows, pa.Table)
+
+
+def test_a_monitor_repr_names_its_window_and_reference() -> None:
+    from setpoint.monitoring.monitor import Monitor, MonitorConfig
+    from setpoint.monitoring.reference import Reference
+    from setpoint.monitoring.summary import ReferenceSummary
+
+    table = pa.table({f"c{i}": [1.0, 2.0, 3.0] for i in range(50)})
+    kinds = dict.fromkeys(table.column_names, "numeric")
+    reference = Reference(
+        "credit-risk@2",
+        "loans@3",
+        "classification",
+        [0, 1],
+        kinds,
+        ReferenceSummary.build(table, kinds),
+        "x",
+        None,
+        {},
+        3,
+    )
+    monitor = Monitor(1, "credit", MonitorConfig(window="1h"), reference, WHEN, "ana")
+    text = _one_short_line(repr(monitor))
+    assert text == (
+        "<Monitor credit: window 1h, credit-risk@2 against loans@3 (3 rows), 50 features>"
+    )
+
+
+def test_a_file_validation_repr_counts_rows_and_names_the_top_problems(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    workspace.add_dataset("people", pd.DataFrame({"age": [30, 40, 50, 60] * 5}))
+    path = tmp_path / "batch.csv"
+    pd.DataFrame({"age": [35, 500, 45, 41]}).to_csv(path, index=False)
+    checked = workspace.validate_file("people@1", path, mode="quarantine")
+    text = _one_short_line(repr(checked))
+    assert text == (
+        "<FileValidation quarantine: 3 of 4 rows accepted, 1 violations, top: age max (1)>"
+    )

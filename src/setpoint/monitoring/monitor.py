@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from setpoint._display import count, short_repr
 from setpoint.data.kinds import Kind
 from setpoint.errors import ConflictError, NotFoundError, UsageError
 from setpoint.monitoring import reference as references
@@ -130,6 +131,15 @@ class Monitor:
     reference: references.Reference
     created_at: datetime
     created_by: str
+
+    def __repr__(self) -> str:
+        ref = self.reference
+        facts = [
+            f"window {self.config.window}",
+            f"{ref.model} against {ref.dataset} ({count(ref.n_rows)} rows)",
+            f"{len(ref.features)} features",
+        ]
+        return short_repr("Monitor", self.endpoint, facts)
 
     def to_dict(self) -> dict[str, Any]:
         ref = self.reference
