@@ -45,7 +45,7 @@ class ValidationOutcome:
     @property
     def n_rejected(self) -> int:
         """Rows not accepted (none in ``warn`` mode, which keeps every row)."""
-        return self.report.n_rows - self.accepted.num_rows
+        return int(self.report.n_rows - self.accepted.num_rows)
 
     def _top(self) -> str:
         """The batch's problems first (they refuse it whole), then the rows' most
