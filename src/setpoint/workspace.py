@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import platform
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
@@ -27,10 +26,10 @@ from setpoint.data._sink import RowSink, check_output
 from setpoint.data.catalog import DatasetCatalog, DatasetVersion
 from setpoint.data.contract import Contract
 from setpoint.data.filecheck import FileValidation, check_file, dropped, explained, refusal
+from setpoint.data.outcome import Mode, ValidationOutcome
 from setpoint.data.pii import PiiPolicy, workspace_secret
-from setpoint.data.quarantine import Quarantine, QuarantineBatch
+from setpoint.data.quarantine import Quarantine
 from setpoint.data.reader import read_batches
-from setpoint.data.validation import ValidationReport
 from setpoint.errors import NotFoundError, UsageError
 from setpoint.models.predictor import Predictor
 from setpoint.models.registry import CHAMPION, AliasMove, ModelRegistry, ModelVersion
@@ -49,7 +48,6 @@ if TYPE_CHECKING:
     from setpoint.monitoring.monitor import Monitors
     from setpoint.serving.retention import PruneResult
 
-Mode = Literal["reject", "quarantine", "warn"]
 Progress = Callable[[str, float], None]
 
 _SETTINGS_HEADER = """\
@@ -58,37 +56,6 @@ _SETTINGS_HEADER = """\
 # Environment variables SETPOINT_<NAME> and command-line flags take precedence.
 [setpoint]
 """
-
-
-@dataclass(frozen=True)
-class ValidationOutcome:
-    """What :meth:`Workspace.validate` made of a batch."""
-
-    mode: Mode
-    report: ValidationReport  # the rows' own violations
-    accepted: pa.Table  # the rows that passed, with the columns the contract keeps
-    quarantine: QuarantineBatch | None
-    problems: list[dict[str, Any]] = field(default_factory=list)  # of the whole batch
-    warnings: list[dict[str, Any]] = field(default_factory=list)  # columns dropped
-
-    def to_pandas(self) -> pd.DataFrame:
-        """The accepted rows as a DataFrame."""
-        frame: pd.DataFrame = self.accepted.to_pandas()
-        return frame
-
-    def to_dict(self, *, limit: int = 100) -> dict[str, Any]:
-        return {
-            "mode": self.mode,
-            "ok": self.report.ok and not self.problems,
-            "n_rows": self.report.n_rows,
-            "n_accepted": self.accepted.num_rows,
-            "n_violations": self.report.n_violations + len(self.problems),
-            "problems": self.problems,
-            "warnings": self.warnings,
-            "summary": self.report.summary(),
-            "violations": self.report.to_details(limit=limit),
-            "quarantine": self.quarantine.to_dict() if self.quarantine else None,
-        }
 
 
 class Workspace:
@@ -329,6 +296,12 @@ class Workspace:
                     pii=self.pii_policy(contract),
                 )
         return ValidationOutcome(mode, report, refusing.accepted(table), kept, problems, warnings)
+
+    def quarantined_rows(self, batch_id: int) -> pd.DataFrame:
+        """The rows a quarantine batch kept, with ``_row`` and ``_reasons`` columns, as a
+        DataFrame (``workspace.quarantine.rows`` gives the Arrow table)."""
+        frame: pd.DataFrame = self.quarantine.rows(batch_id).to_pandas()
+        return frame
 
     def validate_file(
         self,

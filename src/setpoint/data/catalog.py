@@ -18,6 +18,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
+from setpoint._display import count, day, html_summary, listing, minute, short_repr
 from setpoint._names import LATEST, check_name, split_ref, version_number
 from setpoint.data import _scrub, io
 from setpoint.data._batch import to_table
@@ -66,6 +67,30 @@ class DatasetVersion:
     @property
     def ref(self) -> str:
         return f"{self.name}@{self.version}"
+
+    def __repr__(self) -> str:
+        facts = [
+            f"{count(self.row_count)} rows x {len(self.columns)} columns",
+            day(self.created_at),
+        ]
+        if self.erased_at is not None:
+            facts.append(f"erased, replaced by {self.replaced_by}")
+        return short_repr("DatasetVersion", self.ref, facts)
+
+    def _repr_html_(self) -> str:
+        rows: list[tuple[str, object]] = [
+            ("rows", count(self.row_count)),
+            ("columns", f"{len(self.columns)}: {listing((c['name'] for c in self.columns), 8)}"),
+            ("created", f"{minute(self.created_at)} by {self.owner}"),
+        ]
+        rows += [("description", self.description)] if self.description else []
+        rows += [("source", self.source)] if self.source else []
+        rows += [("tags", ", ".join(f"{k}={v}" for k, v in self.tags.items()))] if self.tags else []
+        rows += [("personal data", ", ".join(self.pii_columns))] if self.pii_columns else []
+        rows.append(("content hash", self.content_hash[:16]))
+        if self.erased_at is not None:
+            rows.append(("erased", f"{minute(self.erased_at)}, replaced by {self.replaced_by}"))
+        return html_summary("DatasetVersion", self.ref, rows)
 
     def to_dict(self, *, with_profile: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {

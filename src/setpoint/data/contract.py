@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.types as pat
 import yaml
 
+from setpoint._display import listing, short_repr
 from setpoint._yaml import load_user_yaml
 from setpoint.data.kinds import (
     BOOLEAN_TEXT,
@@ -109,6 +110,18 @@ class ColumnRule:
 class Contract:
     columns: Mapping[str, ColumnRule]
     unknown_columns: UnknownColumns = "reject"
+
+    def __repr__(self) -> str:
+        rules = self.columns.values()
+        enforced = sum(r.enforce != "score" for r in rules)
+        pii = sum(r.pii for r in rules)
+        facts = [
+            listing(self.columns),
+            f"{enforced} enforced" if enforced else "",
+            f"{pii} personal" if pii else "",
+            f"unknown columns: {self.unknown_columns}",
+        ]
+        return short_repr("Contract", f"{len(self.columns)} columns", facts)
 
     # -- making ----------------------------------------------------------------------
 

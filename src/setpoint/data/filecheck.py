@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from setpoint._display import count, listing, short_repr
 from setpoint.data._sink import RowSink
 from setpoint.data.contract import Contract
 from setpoint.data.pii import PiiPolicy
@@ -60,6 +61,16 @@ class FileValidation:
     @property
     def ok(self) -> bool:
         return self.n_violations == 0
+
+    def __repr__(self) -> str:
+        whole = [f"{p['column']} {p['rule']}" for p in self.problems]
+        rows = [f"{s['column']} {s['rule']} ({s['count']:,})" for s in self.summary()]
+        facts = [
+            f"{count(self.n_accepted)} of {count(self.n_rows)} rows accepted",
+            f"{count(self.n_violations)} violations" if self.n_violations else "",
+            f"top: {listing([*whole, *rows])}" if whole or rows else "",
+        ]
+        return short_repr("FileValidation", self.mode, facts)
 
     @property
     def refused(self) -> bool:

@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.types as pat
 
+from setpoint._display import count, listing, short_repr
 from setpoint.data._sketch import DistinctCount, QuantileSketch, TopCounts
 from setpoint.data.kinds import Kind, is_text, kind_of
 
@@ -68,6 +69,12 @@ class Profile:
     @property
     def names(self) -> list[str]:
         return [c.name for c in self.columns]
+
+    def __repr__(self) -> str:
+        facts = [listing(self.names)]
+        return short_repr(
+            "Profile", f"{count(self.n_rows)} rows x {len(self.columns)} columns", facts
+        )
 
     def to_dict(self) -> dict[str, Any]:
         columns = []

@@ -16,6 +16,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from setpoint._display import count, day, short_repr
 from setpoint._names import check_number
 from setpoint.data import io
 from setpoint.data.pii import PiiPolicy
@@ -47,6 +48,15 @@ class QuarantineBatch:
             return None
         top = min(self.summary, key=lambda s: (-s["count"], s["column"], s["rule"]))
         return {"column": top["column"], "rule": top["rule"], "count": top["count"]}
+
+    def __repr__(self) -> str:
+        top = self.top_reason
+        facts = [
+            f"{count(self.n_rejected)} of {count(self.n_rows)} rows kept",
+            "" if top is None else f"mostly {top['column']} {top['rule']} ({count(top['count'])})",
+            day(self.created_at),
+        ]
+        return short_repr("QuarantineBatch", f"{self.id} of {self.dataset}", facts)
 
     def to_dict(self) -> dict[str, Any]:
         return {

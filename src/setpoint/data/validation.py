@@ -22,13 +22,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from setpoint._display import count, listing, short_repr
 from setpoint.errors import InvalidDataError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 RULES = (
     "missing_column",
@@ -118,6 +122,18 @@ class ValidationReport:
             replace(self, violations=self.violations.filter(refuses)),
             replace(self, violations=self.violations.filter(pc.invert(refuses))),
         )
+
+    def __repr__(self) -> str:
+        facts = [
+            f"{count(self.n_violations)} violations in {count(int(self.invalid_rows.size))} rows",
+            top_problems(self.summary()),
+        ]
+        return short_repr("ValidationReport", f"{count(self.n_rows)} rows", facts)
+
+    def to_pandas(self) -> pd.DataFrame:
+        """The violations as a DataFrame: row, column, rule, value."""
+        frame: pd.DataFrame = self.violations.to_pandas()
+        return frame
 
     def _invalid_mask(self) -> np.ndarray:
         mask = np.zeros(self.n_rows, dtype=bool)
@@ -254,3 +270,8 @@ def _as_text(values: pa.ChunkedArray | pa.Array) -> pa.Array:
         return pc.cast(values, pa.string())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return pa.array([None if v is None else repr(v) for v in values.to_pylist()], pa.string())
+
+
+def top_problems(summary: list[dict[str, Any]], limit: int = 3) -> str:
+    """``column rule (count)`` of the most frequent violations, for a one-line summary."""
+    return listing((f"{s['column']} {s['rule']} ({s['count']:,})" for s in summary), limit)

@@ -37,6 +37,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from setpoint._display import count, html_summary, listing, number, short_repr
 from setpoint.errors import UsageError
 from setpoint.loop.bootstrap import Answers, paired_differences
 from setpoint.models.evaluation import METRICS, PRIMARY, evaluate, primary_metric, segment_metrics
@@ -351,6 +352,38 @@ class GateReport:
     def reasons(self) -> list[str]:
         """Why the candidate did not pass: the detail of every failed check."""
         return [check.detail for check in self.checks if not check.passed]
+
+    @property
+    def failed(self) -> list[str]:
+        """The names of the checks that failed."""
+        return [check.name for check in self.checks if not check.passed]
+
+    def _headline(self) -> str:
+        """The first metric both models have: candidate against champion."""
+        for name, value in self.candidate.items():
+            if value is not None and self.champion.get(name) is not None:
+                return f"{name} {number(value)} vs champion {number(self.champion[name])}"
+        return ""
+
+    def __repr__(self) -> str:
+        verdict = "passed" if self.passed else f"failed {listing(self.failed)}"
+        facts = [
+            self._headline(),
+            f"{len(self.checks)} checks on {count(self.n_samples)} rows",
+        ]
+        return short_repr("GateReport", verdict, facts)
+
+    def _repr_html_(self) -> str:
+        rows: list[tuple[str, object]] = [
+            ("decision", "passed" if self.passed else "failed"),
+            ("hold-out rows", count(self.n_samples)),
+        ]
+        for name in dict.fromkeys([*self.candidate, *self.champion]):
+            figures = (self.candidate.get(name), self.champion.get(name))
+            rows.append((name, f"candidate {number(figures[0])} vs champion {number(figures[1])}"))
+        for check in self.checks:
+            rows.append((check.name, f"{'passed' if check.passed else 'FAILED'}: {check.detail}"))
+        return html_summary("GateReport", "passed" if self.passed else "failed", rows)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
+from setpoint._display import html_summary, listing, minute, number, short_repr
 from setpoint._names import LATEST, check_name, check_number, split_ref, version_number
 from setpoint.data.catalog import DatasetVersion
 from setpoint.errors import NotFoundError, UsageError
@@ -67,6 +68,52 @@ class ModelVersion:
     @property
     def ref(self) -> str:
         return f"{self.name}@{self.version}"
+
+    @property
+    def headline_metric(self) -> tuple[str, str, float] | None:
+        """(split, metric, value) a person looks at first: the validation figure (else
+        the first split's) of the task's primary metric, else its fallback, else the
+        first one known."""
+        metrics = self.evaluation.get("metrics") or {}
+        splits = [s for s in ("validation", "test", "reference") if s in metrics] or list(metrics)
+        if not splits:
+            return None
+        split = splits[0]
+        figures = metrics[split] or {}
+        # The preference of models/evaluation.py (PRIMARY, FALLBACK), named here so that a
+        # repr does not load scikit-learn.
+        preferred = {"classification": ("roc_auc", "accuracy"), "regression": ("rmse", "mae")}
+        for name in (*preferred.get(self.task, ()), *figures):
+            value = figures.get(name)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return split, name, float(value)
+        return None
+
+    def __repr__(self) -> str:
+        headline = self.headline_metric
+        facts = [
+            f"{self.flavor} {self.task}",
+            f"aliases {' '.join(self.aliases)}" if self.aliases else "",
+            "" if headline is None else f"{headline[1]} {number(headline[2])}",
+        ]
+        return short_repr("ModelVersion", self.ref, facts)
+
+    def _repr_html_(self) -> str:
+        headline = self.headline_metric
+        rows: list[tuple[str, object]] = [
+            ("flavor", self.flavor),
+            ("task", self.task),
+            ("aliases", ", ".join(self.aliases) or "-"),
+        ]
+        if headline is not None:
+            rows.append((f"{headline[1]} ({headline[0]})", number(headline[2])))
+        rows += [("trained on", self.training_dataset)] if self.training_dataset else []
+        if self.contract is not None:
+            features = list(self.contract.get("columns") or {})
+            rows.append(("features", f"{len(features)}: {listing(features, 8)}"))
+        rows.append(("created", f"{minute(self.created_at)} by {self.created_by}"))
+        rows += [("description", self.description)] if self.description else []
+        return html_summary("ModelVersion", self.ref, rows)
 
     @property
     def training_dataset(self) -> str | None:

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from setpoint._display import count, short_repr
 from setpoint._durations import parse_duration
 from setpoint.data.kinds import Kind
 from setpoint.errors import ConflictError, NotFoundError, UsageError
@@ -128,6 +129,15 @@ class Monitor:
     reference: references.Reference
     created_at: datetime
     created_by: str
+
+    def __repr__(self) -> str:
+        ref = self.reference
+        facts = [
+            f"window {self.config.window}",
+            f"{ref.model} against {ref.dataset} ({count(ref.n_rows)} rows)",
+            f"{len(ref.features)} features",
+        ]
+        return short_repr("Monitor", self.endpoint, facts)
 
     def to_dict(self) -> dict[str, Any]:
         ref = self.reference
@@ -295,7 +305,8 @@ class Monitors:
         with self._ws.db.read() as conn:
             rows = list(conn.execute(query))
         return [
-            Window(aware(r.start), aware(r.end), r.n_rows, dict(r.results)) for r in reversed(rows)
+            Window(aware(r.start), aware(r.end), r.n_rows, dict(r.results), endpoint)
+            for r in reversed(rows)
         ]
 
     def report_data(self, endpoint: str, *, last: int | None = None) -> dict[str, Any]:
@@ -448,7 +459,7 @@ class Monitors:
                 )
                 .values(results=results)
             )
-        return Window(window.start, window.end, window.n_rows, results)
+        return Window(window.start, window.end, window.n_rows, results, monitor.endpoint)
 
     def _first_prediction(self, endpoint: str) -> datetime | None:
         """When traffic began: the first answer, or the first row refused."""

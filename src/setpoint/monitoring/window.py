@@ -12,7 +12,7 @@ came, the volume other windows had.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from setpoint._display import count, html_summary, listing, minute, number, short_repr
 from setpoint.errors import InvalidDataError
 from setpoint.monitoring import reference as references
 from setpoint.monitoring.contract_counts import contract_quality, refused_in
@@ -40,6 +41,39 @@ class Window:
     end: datetime
     n_rows: int
     results: dict[str, Any]
+    # Whose traffic: for showing only (the results document and the store do not hold it).
+    endpoint: str = field(default="", compare=False)
+
+    def __repr__(self) -> str:
+        return short_repr("Window", self.endpoint or "-", self._facts())
+
+    def _facts(self) -> list[str]:
+        drift = self.results.get("drift") or {}
+        share = drift.get("drift_share")
+        judged = bool(self.results.get("judged", drift.get("judged")))
+        return [
+            f"{minute(self.start)} to {minute(self.end)}",
+            f"{count(self.n_rows)} rows",
+            "judged" if judged else "not judged",
+            "" if share is None else f"drift share {number(share, 2)}",
+            "drifted" if drift.get("drifted") else "",
+        ]
+
+    def _repr_html_(self) -> str:
+        drift = self.results.get("drift") or {}
+        alerts = self.results.get("alerts") or []
+        rows: list[tuple[str, object]] = [
+            ("from", minute(self.start)),
+            ("to", minute(self.end)),
+            ("rows", count(self.n_rows)),
+            ("judged", "yes" if self.results.get("judged", drift.get("judged")) else "no"),
+            ("drift share", number(drift.get("drift_share"), 2)),
+            ("drifted features", listing(drift.get("drifted_features") or [], 8) or "-"),
+        ]
+        if self.results.get("reference"):
+            rows.append(("model", self.results["reference"]))
+        rows += [("alerts", listing(str(a.get("key", a)) for a in alerts))] if alerts else []
+        return html_summary("Window", self.endpoint or "-", rows)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -127,7 +161,7 @@ class Measurement:
         recent = self.volumes[-VOLUME_WINDOWS:]
         results["quality"]["expected_volume"] = float(np.median(recent)) if recent else None
         self.volumes.append(n)
-        return Window(start, end, n, results)
+        return Window(start, end, n, results, self.monitor.endpoint)
 
     def _freshness(self) -> dict[str, float | None]:
         """Hours, when the window was computed, since the newest prediction and the newest

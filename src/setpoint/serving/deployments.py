@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from setpoint._display import day, number, short_repr
 from setpoint._names import check_name
 from setpoint.errors import NotFoundError, UsageError
 from setpoint.models.registry import ModelRegistry
@@ -31,6 +32,18 @@ class Deployment:
     note: str
     created_by: str
     created_at: datetime
+
+    def __repr__(self) -> str:
+        config = self.config
+        facts = [
+            f"revision {self.revision}",
+            config.model,
+            f"{config.mode} {config.challenger} ({number(config.share, 2)})"
+            if config.challenger
+            else "",
+            day(self.created_at),
+        ]
+        return short_repr("Deployment", self.endpoint, facts)
 
     def to_dict(self) -> dict[str, Any]:
         return {
