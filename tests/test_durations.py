@@ -92,10 +92,22 @@ def test_every_setting_reads_the_same_text_as_the_same_span(entry: str, text: st
 
 
 @pytest.mark.parametrize("entry", ENTRY_POINTS)
-@pytest.mark.parametrize("text", ["soon", "90", "0m", "-1h", "1h1h"])
+@pytest.mark.parametrize("text", ["soon", "90", "-1h", "1h1h"])
 def test_every_setting_refuses_the_same_text(entry: str, text: str) -> None:
     with pytest.raises(UsageError, match=r"span of time|largest first"):
         ENTRY_POINTS[entry](text)
+
+
+ZERO_MEANS_NONE = ("policy cooldown", "policy rollout duration")
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+def test_zero_is_none_where_a_setting_says_so_and_refused_elsewhere(entry: str) -> None:
+    if any(entry.startswith(name) for name in ZERO_MEANS_NONE):
+        assert ENTRY_POINTS[entry]("0m") == timedelta(0)  # as before: no cooldown
+    else:
+        with pytest.raises(UsageError, match="positive span"):
+            ENTRY_POINTS[entry]("0m")
 
 
 @pytest.mark.parametrize(

@@ -26,8 +26,11 @@ _WHOLE = re.compile(r" *(?:(?:\d+(?:\.\d+)?|\.\d+) *[wdhms] *)+")
 _MICROS = Decimal(1_000_000)
 
 
-def parse_duration(text: object, *, what: str, at_least: timedelta | None = None) -> timedelta:
-    """``text`` as a positive timedelta, or a UsageError naming ``what`` and the forms.
+def parse_duration(
+    text: object, *, what: str, at_least: timedelta | None = None, zero: bool = False
+) -> timedelta:
+    """``text`` as a positive timedelta (or zero, where ``zero`` says it means "none"),
+    or a UsageError naming ``what`` and the forms.
 
     Parts may be combined, largest unit first, each unit once (``1h30m``, ``1d 12h``).
     Numbers are read as decimals, so ``0.1s`` is exactly 100 ms."""
@@ -43,6 +46,8 @@ def parse_duration(text: object, *, what: str, at_least: timedelta | None = None
         )
     micros = sum((Decimal(n) * _UNIT_SECONDS[u] * _MICROS for n, u in parts), Decimal(0))
     span = timedelta(microseconds=int(micros.to_integral_value()))
+    if span == timedelta(0) and zero:
+        return span
     if span <= timedelta(0):
         raise UsageError(f"{what} {raw!r} must be a positive span of time; write {FORMS}")
     if span > LONGEST:

@@ -183,7 +183,7 @@ class RolloutSettings:
     max_latency_ratio: float = 3.0  # canary p99 latency against the champion's
 
     def __post_init__(self) -> None:
-        parse_duration(self.duration, what="rollout duration")
+        parse_duration(self.duration, what="rollout duration", zero=True)
         for name in ("share", "max_metric_drop", "max_error_rate", "max_latency_ratio"):
             _number(f"rollout {name}", getattr(self, name))
         _whole("rollout min_samples", self.min_samples)
@@ -199,7 +199,7 @@ class RolloutSettings:
 
     @property
     def span(self) -> timedelta:
-        return parse_duration(self.duration, what="rollout duration")
+        return parse_duration(self.duration, what="rollout duration", zero=True)
 
 
 @dataclass(frozen=True)
@@ -234,7 +234,7 @@ class Policy:
             raise UsageError(f"actions {', '.join(beyond)} need retrain among the actions")
         if self.approval not in ("auto", "required"):
             raise UsageError(f"approval {self.approval!r}: use auto or required")
-        parse_duration(self.cooldown, what="cooldown")
+        parse_duration(self.cooldown, what="cooldown", zero=True)
 
     @property
     def mode(self) -> Literal["shadow", "canary"] | None:
@@ -251,7 +251,7 @@ class Policy:
 
     @property
     def cooldown_span(self) -> timedelta:
-        return parse_duration(self.cooldown, what="cooldown")
+        return parse_duration(self.cooldown, what="cooldown", zero=True)
 
     def to_dict(self) -> dict[str, Any]:
         return {
