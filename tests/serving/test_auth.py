@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -304,3 +305,27 @@ def test_serve_beyond_loopback_refuses_requests_once_no_key_is_active(
     )
     assert result.exit_code == 0, result.output
     assert statuses == [200, 401, 401]
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_serve_says_what_it_serves_as_json(
+    served: Workspace, serve_env: pytest.MonkeyPatch, where: str
+) -> None:
+    server = InProcessServer(lambda _client: None)
+    serve_env.setattr("setpoint.serving.server.uvicorn.run", server)
+    with socket.socket() as probe:  # a port free now: serve checks it can bind first
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    args = ["serve", "--port", str(port), "--background", "off"]
+    args = ["--json", *args] if where == "before" else [*args, "--json"]
+    result = CliRunner().invoke(cli_app, ["-w", str(served.root), *args])
+    assert result.exit_code == 0, result.output
+    assert server.ran
+    assert json.loads(result.stdout) == {
+        "endpoints": ["credit"],
+        "url": f"http://127.0.0.1:{port}",
+        "workers": 1,
+        "keys_required": False,
+        "active_keys": 0,
+    }
+    assert "Serving" not in result.stderr

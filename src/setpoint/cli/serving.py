@@ -9,7 +9,18 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from setpoint.cli._common import Col, Group, JsonFlag, emit, facts, fmt, render_rows, short, state
+from setpoint.cli._common import (
+    Col,
+    Group,
+    JsonFlag,
+    emit,
+    facts,
+    fmt,
+    is_json,
+    render_rows,
+    short,
+    state,
+)
 from setpoint.errors import UsageError
 from setpoint.serving.config import Fallback
 from setpoint.serving.deployments import Deployment
@@ -347,6 +358,7 @@ def serve(
             help="The certificate's private key (PEM, not encrypted).", rich_help_panel="TLS"
         ),
     ] = None,
+    json_: JsonFlag = False,
 ) -> None:
     """Serve every endpoint of the workspace over HTTP, or HTTPS with --tls-cert and
     --tls-key, until interrupted (Ctrl-C drains in-flight requests and flushes the
@@ -388,12 +400,23 @@ def serve(
         or bool(ws.keys.list(include_revoked=True))
         or (not is_loopback(host) and not insecure)
     )
-    stderr_console.print(
-        f"Serving {', '.join(d.endpoint for d in endpoints)} on {scheme}://{host}:{port} "
-        f"({workers} worker{'s' if workers > 1 else ''}); Ctrl-C to stop.",
-        highlight=False,
-    )
-    stderr_console.print(_keys_status(required, len(active)), highlight=False)
+    names = [d.endpoint for d in endpoints]
+    started: dict[str, Any] = {
+        "endpoints": names,
+        "url": f"{scheme}://{host}:{port}",
+        "workers": workers,
+        "keys_required": required,
+        "active_keys": len(active),
+    }
+    if is_json(ctx):  # one line a script can read before the server's own log
+        print(json.dumps(started), flush=True)
+    else:
+        stderr_console.print(
+            f"Serving {', '.join(names)} on {started['url']} "
+            f"({workers} worker{'s' if workers > 1 else ''}); Ctrl-C to stop.",
+            highlight=False,
+        )
+        stderr_console.print(_keys_status(required, len(active)), highlight=False)
     run(
         str(ws.root),
         host=host,
