@@ -85,6 +85,18 @@ def test_a_malformed_mlflow_uri_shows_the_accepted_forms(cli: Cli, args: list[st
     cli.fails(*args, code=2, message="write models:/NAME@ALIAS or models:/NAME/VERSION")
 
 
+def test_rollback_takes_the_alias_in_the_reference(trained: Cli) -> None:
+    trained("models", "promote", "risk@1", "--alias", "stable")
+    trained("models", "promote", "risk@2", "--alias", "stable")
+    moved = trained.json("models", "rollback", "models:/risk@stable")
+    assert (moved["alias"], moved["from_version"], moved["to_version"]) == ("stable", 2, 1)
+    trained("models", "promote", "risk@1")
+    moved = trained.json("models", "rollback", "risk@champion")  # back to 2
+    assert (moved["alias"], moved["from_version"], moved["to_version"]) == ("champion", 1, 2)
+    trained.fails("models", "rollback", "models:/risk/2", code=2, message="names a version")
+    trained.fails("models", "rollback", "risk@stable", "--alias", "x", code=2, message="--alias")
+
+
 def test_promote_needs_a_version_from_somewhere(trained: Cli) -> None:
     trained.fails("models", "promote", "risk", code=2, message="risk@VERSION")
     trained.fails("models", "promote", "risk@1", "2", code=2, message="not both")

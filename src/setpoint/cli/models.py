@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 
-from setpoint._names import split_ref
+from setpoint._names import LATEST, split_ref
 from setpoint.cli._common import Group, JsonFlag, count, emit, facts, fmt, render_rows, short, state
 from setpoint.errors import UsageError
 from setpoint.models.registry import CHAMPION, AliasMove, ModelVersion
@@ -236,9 +236,25 @@ def promote(
 @models_app.command("rollback")
 def rollback(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Model name.", show_default=False)],
-    alias: Alias = CHAMPION,
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="Model name, or the alias to move back as NAME@ALIAS (also models:/NAME@ALIAS).",
+            show_default=False,
+        ),
+    ],
+    alias: Annotated[
+        str | None, typer.Option("--alias", "-a", help="Alias to move. Default: champion.")
+    ] = None,
     json_: JsonFlag = False,
 ) -> None:
     """Move an alias back to the version it pointed at before its last move."""
-    _move_done(ctx, state(ctx).workspace().rollback(name, alias))
+    model, selector = split_ref("model", name)
+    if selector is not None and (selector.isdigit() or selector == LATEST):
+        raise UsageError(
+            f"{name!r} names a version; rollback moves an alias back: give {model} or "
+            f"{model}@ALIAS (e.g. {model}@{CHAMPION})"
+        )
+    if selector is not None and alias is not None and alias != selector:
+        raise UsageError(f"{name!r} names alias {selector!r} but --alias says {alias!r}")
+    _move_done(ctx, state(ctx).workspace().rollback(model, selector or alias or CHAMPION))
