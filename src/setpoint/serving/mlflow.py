@@ -29,9 +29,10 @@ from starlette.routing import BaseRoute, Route
 
 from setpoint import __version__
 from setpoint.errors import MalformedRequestError, NotReadyError, SetpointError
-from setpoint.serving.app import ServingState, error_response, json_response, read_body
+from setpoint.serving._responses import error_response, json_response, read_body
 from setpoint.serving.native import MAX_ROWS, columns_from_lists, columns_from_records
 from setpoint.serving.runtime import Answer, EndpointRuntime, PredictRequest
+from setpoint.serving.state import ServingState
 
 JSON_TYPE, CSV_TYPE = "application/json", "text/csv"
 _FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")

@@ -38,9 +38,10 @@ from setpoint.errors import (
     NotFoundError,
 )
 from setpoint.serving._hotpath import parse_length
-from setpoint.serving.app import ServingState, error_response, json_response, read_body
+from setpoint.serving._responses import error_response, json_response, read_body
 from setpoint.serving.native import MAX_ROWS
 from setpoint.serving.runtime import Answer, EndpointRuntime, PredictRequest
+from setpoint.serving.state import ServingState
 
 HEADER = "Inference-Header-Content-Length"
 _DTYPES: dict[str, str] = {

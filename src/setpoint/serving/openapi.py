@@ -34,11 +34,12 @@ from starlette.routing import BaseRoute, Route
 from setpoint import __version__
 from setpoint.data.contract import ColumnRule, Contract
 from setpoint.data.kinds import DATETIME_TEXT
-from setpoint.serving.app import ServingState, json_response
+from setpoint.serving._responses import json_response
 from setpoint.serving.auth import OPEN_PATHS, limited_to
 from setpoint.serving.feedback import MAX_ITEMS
 from setpoint.serving.native import MAX_ROWS
 from setpoint.serving.runtime import EndpointRuntime
+from setpoint.serving.state import ServingState
 
 JSON = "application/json"
 _TYPES = {"numeric": "number", "integer": "integer", "boolean": "boolean"}

@@ -23,8 +23,8 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from setpoint import __version__
-from setpoint.serving.app import ServingState
 from setpoint.serving.auth import PAGE_PREFIX
+from setpoint.serving.state import ServingState
 
 STATIC = PAGE_PREFIX.rstrip("/")
 SCRIPT = "/docs/setpoint.js"
