@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 import pytest
-from serving_support import MemoryLog, requests_of
+from serving_support import MemoryLog, free_port, requests_of
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -313,9 +312,7 @@ def test_serve_says_what_it_serves_as_json(
 ) -> None:
     server = InProcessServer(lambda _client: None)
     serve_env.setattr("setpoint.serving.server.uvicorn.run", server)
-    with socket.socket() as probe:  # a port free now: serve checks it can bind first
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # serve checks it can bind the port first
     args = ["serve", "--port", str(port), "--background", "off"]
     args = ["--json", *args] if where == "before" else [*args, "--json"]
     result = CliRunner().invoke(cli_app, ["-w", str(served.root), *args])
