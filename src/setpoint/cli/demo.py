@@ -40,8 +40,10 @@ def demo(
     audit trail. Everything happens in a new workspace (SQLite + local files) that is
     kept afterwards so you can look around in it with the other commands.
 
-    Measured on an otherwise idle 2-core machine: 21 to 22 CPU-seconds (user +
-    system) and 20 to 22 seconds of wall time; longer on a busier machine.
+    Measured on an otherwise idle 2-core machine with LightGBM installed (the
+    lightgbm extra): 21 to 22 CPU-seconds (user + system) and 20 to 22 seconds of
+    wall time; longer on a busier machine. Without LightGBM it trains scikit-learn's
+    HistGradientBoostingClassifier and takes about three times the CPU.
     """
     from setpoint.demo.walkthrough import run
 
