@@ -13,7 +13,7 @@ from setpoint._durations import LONGEST, format_duration, parse_duration
 from setpoint.cli.loop import every_seconds
 from setpoint.errors import UsageError
 from setpoint.loop.policy import Policy
-from setpoint.monitoring.monitor import MonitorConfig
+from setpoint.monitoring.settings import MonitorConfig
 from setpoint.serving.config import retention_span
 
 

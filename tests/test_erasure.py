@@ -26,7 +26,7 @@ from privacy_support import SPEC, START, records, text_of, with_accounts
 from setpoint.cli.main import app
 from setpoint.demo import lending
 from setpoint.errors import ConflictError, GoneError, NotFoundError, UsageError
-from setpoint.monitoring.monitor import MonitorConfig
+from setpoint.monitoring.settings import MonitorConfig
 from setpoint.serving._logtables import read_log
 from setpoint.serving.app import create_app
 from setpoint.serving.log import RecordLog, compact

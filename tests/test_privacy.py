@@ -23,8 +23,8 @@ from starlette.testclient import TestClient
 from privacy_support import SPEC, START, records, text_of, with_accounts
 from setpoint.data.pii import SECRET_FILE
 from setpoint.demo import lending
-from setpoint.monitoring.monitor import MonitorConfig
 from setpoint.monitoring.report import ReportData, write_report
+from setpoint.monitoring.settings import MonitorConfig
 from setpoint.serving.app import create_app
 from setpoint.serving.log import RecordLog, compact
 from setpoint.store.schema import metadata

@@ -256,8 +256,9 @@ def test_quarantined_rows_come_as_a_dataframe_too(
 
 
 def test_a_monitor_repr_names_its_window_and_reference() -> None:
-    from setpoint.monitoring.monitor import Monitor, MonitorConfig
+    from setpoint.monitoring.monitor import Monitor
     from setpoint.monitoring.reference import Reference
+    from setpoint.monitoring.settings import MonitorConfig
     from setpoint.monitoring.summary import ReferenceSummary
 
     table = pa.table({f"c{i}": [1.0, 2.0, 3.0] for i in range(50)})

@@ -19,7 +19,8 @@ from webhook_support import Receiver
 
 from setpoint.errors import ConfigError, ConflictError, NotFoundError, UsageError
 from setpoint.monitoring.alerts import AlertStore
-from setpoint.monitoring.webhooks import Notifier, WebhookConfig
+from setpoint.monitoring.settings import WebhookConfig
+from setpoint.monitoring.webhooks import Notifier
 from setpoint.store.schema import alerts
 from setpoint.workspace import Workspace
 
@@ -71,7 +72,7 @@ def raise_drift(notifier: Notifier | AlertStore, now: datetime, **kwargs: Any) -
 def test_an_alert_reaches_a_json_webhook(
     webhook_receiver: Receiver, notifier_for: Callable[..., Notifier]
 ) -> None:
-    notifier = notifier_for(WebhookConfig(webhook_receiver.url))
+    notifier = notifier_for(WebhookConfig(url=webhook_receiver.url))
     alert = raise_drift(notifier, T0)
     assert alert is not None
     assert notifier.flush(timeout=10)
@@ -103,7 +104,7 @@ def test_an_alert_reaches_a_json_webhook(
 def test_a_slack_webhook_gets_one_readable_line(
     webhook_receiver: Receiver, notifier_for: Callable[..., Notifier]
 ) -> None:
-    notifier = notifier_for(WebhookConfig(webhook_receiver.url, format="slack"))
+    notifier = notifier_for(WebhookConfig(url=webhook_receiver.url, format="slack"))
     alert = raise_drift(notifier, T0, severity="critical")
     assert notifier.flush(timeout=10)
 
@@ -118,7 +119,7 @@ def test_a_slack_webhook_gets_one_readable_line(
 def test_raising_again_updates_the_alert_and_notifies_only_after_the_cooldown(
     webhook_receiver: Receiver, notifier_for: Callable[..., Notifier]
 ) -> None:
-    notifier = notifier_for(WebhookConfig(webhook_receiver.url))
+    notifier = notifier_for(WebhookConfig(url=webhook_receiver.url))
     first = raise_drift(notifier, T0)
     assert raise_drift(notifier, T0 + 10 * MINUTE, evidence={"ks": 0.4}) is None
     assert raise_drift(notifier, T0 + HOUR - timedelta(seconds=1)) is None
@@ -255,7 +256,7 @@ def test_a_receiver_that_is_down_is_retried_with_backoff_and_gets_it_once(
     start_webhook_receiver: Callable[..., Receiver], notifier_for: Callable[..., Notifier]
 ) -> None:
     port = unused_port()
-    notifier = notifier_for(WebhookConfig(f"http://127.0.0.1:{port}/hook", timeout=5))
+    notifier = notifier_for(WebhookConfig(url=f"http://127.0.0.1:{port}/hook", timeout=5))
     alert = raise_drift(notifier, T0)
     assert alert is not None
     assert notifier.flush(timeout=10)
@@ -282,7 +283,7 @@ def test_a_failing_receiver_is_given_up_on_after_max_attempts(
     start_webhook_receiver: Callable[..., Receiver], notifier_for: Callable[..., Notifier]
 ) -> None:
     receiver = start_webhook_receiver(mode="fail")
-    notifier = notifier_for(WebhookConfig(receiver.url), max_attempts=3)
+    notifier = notifier_for(WebhookConfig(url=receiver.url), max_attempts=3)
     alert = raise_drift(notifier, T0)
     assert notifier.flush(timeout=10)
     retry_times = []
@@ -304,7 +305,7 @@ def test_a_hanging_receiver_does_not_block_raising(
     start_webhook_receiver: Callable[..., Receiver], notifier_for: Callable[..., Notifier]
 ) -> None:
     receiver = start_webhook_receiver(mode="hang")
-    notifier = notifier_for(WebhookConfig(receiver.url, timeout=30))
+    notifier = notifier_for(WebhookConfig(url=receiver.url, timeout=30))
     alert = raise_drift(notifier, T0)
     # raise_alert has returned while the receiver still holds the request unanswered
     assert receiver.arrived.wait(timeout=10)
@@ -321,7 +322,7 @@ def test_a_receiver_that_never_answers_times_out_as_a_failure(
     start_webhook_receiver: Callable[..., Receiver], notifier_for: Callable[..., Notifier]
 ) -> None:
     receiver = start_webhook_receiver(mode="hang")
-    notifier = notifier_for(WebhookConfig(receiver.url, timeout=0.5))
+    notifier = notifier_for(WebhookConfig(url=receiver.url, timeout=0.5))
     alert = raise_drift(notifier, T0)
     assert notifier.flush(timeout=30)
 
@@ -333,7 +334,7 @@ def test_a_receiver_that_never_answers_times_out_as_a_failure(
 def test_a_closed_notifier_leaves_deliveries_in_the_outbox(
     alert_store: AlertStore, webhook_receiver: Receiver
 ) -> None:
-    hook = WebhookConfig(webhook_receiver.url)
+    hook = WebhookConfig(url=webhook_receiver.url)
     raise_drift(alert_store, T0, notify=[hook.url])  # queued by a run that exited
     notifier = Notifier(alert_store, [hook])
     notifier.close()
@@ -351,8 +352,8 @@ def test_a_closed_notifier_leaves_deliveries_in_the_outbox(
     ("options", "message"),
     [
         ({"url": "file:///etc/passwd"}, "http:// or https://"),
-        ({"url": "http://x", "format": "xml"}, "format 'xml'"),
-        ({"url": "http://x", "timeout": 0}, "timeout 0"),
+        ({"url": "http://x", "format": "xml"}, "format: must be 'json' or 'slack', got 'xml'"),
+        ({"url": "http://x", "timeout": 0}, "timeout: must be greater than 0, got 0"),
     ],
 )
 def test_webhook_configs_are_checked(options: dict[str, Any], message: str) -> None:

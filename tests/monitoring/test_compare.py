@@ -160,7 +160,11 @@ def test_mistakes_are_named_with_their_fix() -> None:
         ({"chunk": "1 month"}, UsageError, "unknown unit 'month'; write a period such as 1d"),
         ({"time_column": None}, UsageError, "name the time column to cut by"),
         ({"features": ["ts"], "time_column": None, "chunk": None}, UsageError, "dates or times"),
-        ({"drift": {"alpah": 0.1}}, UsageError, "unknown drift setting(s) alpah"),
+        (
+            {"drift": {"alpah": 0.1}},
+            UsageError,
+            "drift settings: alpah: unknown key; did you mean 'alpha'?",
+        ),
     ]
     for options, error, message in cases:
         with pytest.raises(error) as caught:

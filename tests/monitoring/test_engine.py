@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from setpoint.monitoring.drift import DriftSettings
 from setpoint.monitoring.engine import Baseline, Engine, EngineSettings
 from setpoint.monitoring.reference import PREDICTION
+from setpoint.monitoring.settings import DriftSettings
 from setpoint.monitoring.summary import ReferenceSummary
 
 FEATURES = {"income": "numeric", "grade": "categorical"}

@@ -15,9 +15,7 @@ from webhook_support import Receiver
 
 from setpoint.demo import lending
 from setpoint.errors import ConflictError, NotFoundError, UsageError
-from setpoint.monitoring.drift import DriftSettings
-from setpoint.monitoring.monitor import MonitorConfig
-from setpoint.monitoring.webhooks import WebhookConfig
+from setpoint.monitoring.settings import DriftSettings, MonitorConfig, WebhookConfig
 from setpoint.serving.log import RecordLog
 from setpoint.workspace import Workspace
 
@@ -143,7 +141,7 @@ def test_mistakes_are_named(served: Workspace) -> None:
         served.monitors.get("credit")
     with pytest.raises(UsageError, match="span of time"):
         MonitorConfig(window="weekly")
-    with pytest.raises(UsageError, match="unknown monitor setting"):
+    with pytest.raises(UsageError, match="windw: unknown key; did you mean .window.?"):
         MonitorConfig.from_dict({"windw": "1d"})
     served.monitors.create("credit", MonitorConfig(multivariate=False))
     with pytest.raises(ConflictError, match="--replace"):

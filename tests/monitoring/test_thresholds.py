@@ -12,8 +12,9 @@ import setpoint
 from setpoint.errors import InvalidDataError, UsageError
 from setpoint.monitoring.chunks import Period, cut
 from setpoint.monitoring.comparison import Comparison
-from setpoint.monitoring.drift import DriftSettings, detect
+from setpoint.monitoring.drift import detect
 from setpoint.monitoring.engine import Baseline, Engine, EngineSettings
+from setpoint.monitoring.settings import DriftSettings
 from setpoint.monitoring.summary import ReferenceSummary, summarize
 from setpoint.monitoring.thresholds import learn_effect_thresholds, learn_from_time
 

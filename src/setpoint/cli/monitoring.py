@@ -101,8 +101,7 @@ def create(
     json_: JsonFlag = False,
 ) -> None:
     """Create the monitor of an endpoint; its reference is summarized once, now."""
-    from setpoint.monitoring.monitor import MonitorConfig
-    from setpoint.monitoring.webhooks import WebhookConfig
+    from setpoint.monitoring.settings import MonitorConfig, WebhookConfig
 
     hooks = []
     for spec in webhook or []:

@@ -33,8 +33,8 @@ from setpoint.demo.replay import Answered, Client
 from setpoint.demo.server import Clock, serve
 from setpoint.loop.controller import Loop, TickReport
 from setpoint.loop.policy import Policy
-from setpoint.monitoring.monitor import MonitorConfig
 from setpoint.monitoring.report import ReportData, write_report
+from setpoint.monitoring.settings import MonitorConfig
 from setpoint.monitoring.traffic import read_traffic
 from setpoint.workspace import Workspace
 

@@ -30,9 +30,9 @@ from setpoint.models.evaluation import evaluate
 from setpoint.monitoring.chunks import Chunk, ChunkSize, Period, cut, parse_chunk
 from setpoint.monitoring.comparison import Comparison
 from setpoint.monitoring.conditions import judge
-from setpoint.monitoring.drift import DriftSettings
 from setpoint.monitoring.engine import Baseline, Engine, EngineSettings
 from setpoint.monitoring.reference import PREDICTION, SAMPLE_ROWS
+from setpoint.monitoring.settings import DriftSettings
 from setpoint.monitoring.summary import ReferenceSummary
 from setpoint.monitoring.thresholds import MIN_CHUNKS, TimeThresholds, learn_from_time
 from setpoint.monitoring.thresholds import MIN_ROWS as LEARN_MIN_ROWS

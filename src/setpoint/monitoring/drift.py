@@ -36,56 +36,13 @@ import numpy as np
 from setpoint.errors import UsageError
 from setpoint.monitoring import stats
 from setpoint.monitoring.counts import CategoricalCounts, NumericCounts
+from setpoint.monitoring.settings import DriftSettings
 from setpoint.monitoring.summary import (
     CategoricalReference,
     NumericReference,
     ReferenceSummary,
     WindowSummary,
 )
-
-
-@dataclass(frozen=True)
-class DriftSettings:
-    """When a feature counts as drifted. ``effects`` overrides the effect-size
-    threshold of named features (learned thresholds come in this way)."""
-
-    alpha: float = 0.05
-    numeric_effect: float = 0.1  # Wasserstein / reference standard deviation
-    categorical_effect: float = 0.1  # Jensen-Shannon distance
-    null_effect: float = 0.05  # absolute change in the share of missing values
-    dataset_share: float = 0.5  # the window drifts when this share of features does
-    min_rows: int = 100
-    effects: Mapping[str, float] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not 0 < self.alpha < 1:
-            raise UsageError(f"alpha must be between 0 and 1, not {self.alpha}")
-        for name in ("numeric_effect", "categorical_effect", "null_effect"):
-            if not getattr(self, name) >= 0:
-                raise UsageError(f"{name} must be 0 or more, not {getattr(self, name)}")
-        if not 0 < self.dataset_share <= 1:
-            raise UsageError(f"dataset_share must be in (0, 1], not {self.dataset_share}")
-
-    def threshold(self, name: str, kind: str) -> float:
-        if name in self.effects:
-            return self.effects[name]
-        return self.numeric_effect if kind == "numeric" else self.categorical_effect
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> DriftSettings:
-        check_settings("drift", data, cls.__dataclass_fields__)
-        return cls(**dict(data))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "alpha": self.alpha,
-            "numeric_effect": self.numeric_effect,
-            "categorical_effect": self.categorical_effect,
-            "null_effect": self.null_effect,
-            "dataset_share": self.dataset_share,
-            "min_rows": self.min_rows,
-            "effects": dict(self.effects),
-        }
 
 
 def check_settings(what: str, data: Mapping[str, Any], known: Iterable[str]) -> None:

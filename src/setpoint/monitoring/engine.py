@@ -27,12 +27,13 @@ import pyarrow.compute as pc
 from setpoint.monitoring.conditions import concept_drift
 from setpoint.monitoring.contract_counts import add_inputs
 from setpoint.monitoring.counts import CategoricalCounts, NumericCounts
-from setpoint.monitoring.drift import DriftSettings, detect
+from setpoint.monitoring.drift import detect
 from setpoint.monitoring.multivariate import DEFAULT_THRESHOLD as DOMAIN_THRESHOLD
 from setpoint.monitoring.multivariate import MIN_ROWS as DOMAIN_MIN_ROWS
 from setpoint.monitoring.multivariate import domain_classifier
 from setpoint.monitoring.performance import ConfidenceEstimator, realized
 from setpoint.monitoring.reference import PREDICTION, SCORE
+from setpoint.monitoring.settings import DriftSettings
 from setpoint.monitoring.summary import NumericReference, ReferenceSummary, WindowSummary, summarize
 from setpoint.monitoring.thresholds import MIN_ROWS as LEARN_MIN_ROWS
 from setpoint.monitoring.thresholds import TimeThresholds, learn_effect_thresholds

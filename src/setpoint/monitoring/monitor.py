@@ -16,8 +16,8 @@ arrived, and, for classifiers, estimated performance with its band.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
@@ -27,16 +27,15 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from setpoint._display import count, short_repr
-from setpoint._durations import parse_duration
 from setpoint.data.kinds import Kind
-from setpoint.errors import ConflictError, NotFoundError, UsageError
+from setpoint.errors import ConflictError, NotFoundError
 from setpoint.monitoring import reference as references
 from setpoint.monitoring.alerts import AlertStore
 from setpoint.monitoring.backfill import BackfillResult, backfill
 from setpoint.monitoring.conditions import REALIZED, concept_drift, conditions
-from setpoint.monitoring.drift import DriftSettings, check_settings
+from setpoint.monitoring.settings import MonitorConfig
 from setpoint.monitoring.traffic import read_traffic
-from setpoint.monitoring.webhooks import Notifier, WebhookConfig
+from setpoint.monitoring.webhooks import Notifier
 from setpoint.monitoring.window import VOLUME_WINDOWS, Measurement, Window, aware
 from setpoint.store import audit
 from setpoint.store.schema import monitor_windows, monitors
@@ -47,78 +46,6 @@ if TYPE_CHECKING:
     from setpoint.workspace import Workspace
 
 _SHORTEST_WINDOW = timedelta(minutes=1)
-
-
-@dataclass(frozen=True)
-class MonitorConfig:
-    window: str = "1d"  # a fixed span of time (``_durations``): 30m, 1h, 1d...
-    drift: DriftSettings = field(default_factory=DriftSettings)
-    multivariate: bool = True
-    learn_thresholds: bool = True
-    performance_drop: float = 0.05  # alert when the watched metric is this much worse
-    min_labels: int = 100  # realized performance is judged from this many labels on
-    cooldown_hours: float = 24.0
-    webhooks: tuple[WebhookConfig, ...] = ()
-    # Labels come late: each run brings the realized performance of this many latest
-    # computed windows up to date with the labels that came since.
-    late_label_windows: int = 4
-    # Alert when the server refused at least this share of a window's rows for their
-    # values (quality:refused), or answered at least this share outside the contract's
-    # ranges and categories (quality:out_of_contract).
-    max_refused_share: float = 0.01
-    max_out_of_contract_share: float = 0.05
-    # What orders the reference's rows (default: the training spec's time split
-    # column): thresholds are then also learned from its own chunks of time.
-    time_column: str | None = None
-
-    def __post_init__(self) -> None:
-        self.window_seconds  # noqa: B018 - validates the window
-        if not self.performance_drop >= 0:
-            raise UsageError(f"performance_drop must be 0 or more, not {self.performance_drop}")
-        if self.min_labels < 1:
-            raise UsageError(f"min_labels must be 1 or more, not {self.min_labels}")
-        if self.late_label_windows < 0:
-            raise UsageError(f"late_label_windows must be 0 or more, not {self.late_label_windows}")
-        for name in ("max_refused_share", "max_out_of_contract_share"):
-            share = getattr(self, name)
-            if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1:
-                raise UsageError(f"{name} must be a share between 0 and 1, not {share!r}")
-
-    @property
-    def window_seconds(self) -> int:
-        """The window in seconds; windows are aligned to the epoch in whole seconds."""
-        span = parse_duration(self.window, what="window", at_least=_SHORTEST_WINDOW)
-        if span % timedelta(seconds=1):
-            raise UsageError(f"window {self.window!r}: give a whole number of seconds, e.g. 90s")
-        return int(span.total_seconds())
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "window": self.window,
-            "drift": self.drift.to_dict(),
-            "multivariate": self.multivariate,
-            "learn_thresholds": self.learn_thresholds,
-            "performance_drop": self.performance_drop,
-            "min_labels": self.min_labels,
-            "cooldown_hours": self.cooldown_hours,
-            "late_label_windows": self.late_label_windows,
-            "max_refused_share": self.max_refused_share,
-            "max_out_of_contract_share": self.max_out_of_contract_share,
-            "time_column": self.time_column,
-            "webhooks": [
-                {"url": h.url, "format": h.format, "timeout": h.timeout} for h in self.webhooks
-            ],
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> MonitorConfig:
-        check_settings("monitor", data, cls.__dataclass_fields__)
-        values = dict(data)
-        if "drift" in values:
-            values["drift"] = DriftSettings.from_dict(values["drift"])
-        if "webhooks" in values:
-            values["webhooks"] = tuple(WebhookConfig(**hook) for hook in values["webhooks"])
-        return cls(**values)
 
 
 @dataclass(frozen=True)

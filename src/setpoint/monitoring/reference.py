@@ -39,7 +39,7 @@ from setpoint.monitoring.thresholds import TimeThresholds, drops_from_time, lear
 if TYPE_CHECKING:
     from setpoint.models.predictor import Predictor
     from setpoint.models.registry import ModelVersion
-    from setpoint.monitoring.monitor import MonitorConfig
+    from setpoint.monitoring.settings import MonitorConfig
     from setpoint.workspace import Workspace
 
 SAMPLE_ROWS = 5_000

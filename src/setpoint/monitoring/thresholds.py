@@ -43,10 +43,11 @@ from setpoint.data.kinds import Kind
 from setpoint.errors import InvalidDataError, UsageError
 from setpoint.models.evaluation import evaluate
 from setpoint.monitoring.counts import ColumnCounts, NumericCounts
-from setpoint.monitoring.drift import DriftSettings, detect
+from setpoint.monitoring.drift import detect
 from setpoint.monitoring.multivariate import DEFAULT_THRESHOLD as DOMAIN_THRESHOLD
 from setpoint.monitoring.multivariate import MIN_ROWS as DOMAIN_MIN_ROWS
 from setpoint.monitoring.multivariate import domain_classifier
+from setpoint.monitoring.settings import DriftSettings
 from setpoint.monitoring.summary import (
     NumericReference,
     ReferenceSummary,

@@ -17,14 +17,13 @@ import urllib.error
 import urllib.request
 from collections.abc import Collection, Sequence
 from concurrent import futures
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from threading import Lock
 from typing import Any
 
 import sqlalchemy as sa
 
-from setpoint.errors import ConfigError, UsageError
+from setpoint.errors import UsageError
 from setpoint.monitoring.alerts import (
     DEFAULT_COOLDOWN,
     Alert,
@@ -34,33 +33,17 @@ from setpoint.monitoring.alerts import (
     delivery_from_row,
     utc,
 )
+from setpoint.monitoring.settings import WebhookConfig
 from setpoint.store.db import Database
 from setpoint.store.schema import alert_deliveries, alerts
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class WebhookConfig:
-    """Where to send notifications: ``json`` posts the alert, ``slack`` a ``{"text"}``
-    line that Slack, Mattermost and most chat incoming webhooks accept."""
-
-    url: str
-    format: str = "json"
-    timeout: float = 5.0
-
-    def __post_init__(self) -> None:
-        # urllib would also open file:// and ftp:// URLs; a webhook is HTTP only.
-        if not self.url.startswith(("http://", "https://")):
-            raise ConfigError(f"webhook url {self.url!r}: give an http:// or https:// URL")
-        if self.format not in ("json", "slack"):
-            raise ConfigError(f"webhook {self.url}: format {self.format!r}: use json or slack")
-        if not 0 < self.timeout <= 60:
-            raise ConfigError(f"webhook {self.url}: timeout {self.timeout}: give 0 to 60 seconds")
-
-    def body(self, alert: Alert) -> bytes:
-        document = {"text": alert.summary()} if self.format == "slack" else alert.to_dict()
-        return json.dumps(document, default=str).encode()
+def hook_body(hook: WebhookConfig, alert: Alert) -> bytes:
+    """What ``hook`` is sent for ``alert``, in the hook's format."""
+    document = {"text": alert.summary()} if hook.format == "slack" else alert.to_dict()
+    return json.dumps(document, default=str).encode()
 
 
 class Outbox:
@@ -260,7 +243,7 @@ class Notifier:
     def _attempt(self, delivery: Delivery, alert: Alert, at: datetime) -> None:
         hook = self.webhooks[delivery.url]
         try:
-            _post(hook, hook.body(alert))
+            _post(hook, hook_body(hook, alert))
         except Exception as exc:  # whatever the receiver did, it is this attempt's error
             error = _describe(exc)
             retry_at = None
