@@ -335,17 +335,28 @@ def render_rows(
     overhead = Measurement.get(c, c.options, probe).maximum - len(cols)
     widths = _fit(cols, natural, c.width - overhead)
     if widths is not None:
+        # The title and caption name the user's things: plain text, never markup. One
+        # wider than the table goes on its own lines, wrapped to the terminal rather
+        # than folded to the table's width.
+        wide = sum(widths) + overhead
+        head = None if title is None else Text(title, style="table.title")
+        foot = None if caption is None else Text(caption, style="table.caption")
+        above = head is not None and _width(head) > wide
+        below = foot is not None and _width(foot) > wide
+        if above:
+            c.print(head, soft_wrap=False)
         table = _table(
             widths,
             cols,
-            # the title and caption name the user's things: plain text, never markup
-            title=None if title is None else Text(title, style="table.title"),
-            caption=None if caption is None else Text(caption, style="table.caption"),
+            title=None if above else head,
+            caption=None if below else foot,
             collapse_padding=compact,
         )
         for row in cells:
             table.add_row(*row)
         c.print(table)
+        if below:
+            c.print(foot, soft_wrap=False)
         return
     if title:
         c.print(Text(title, style="bold"), soft_wrap=False)
