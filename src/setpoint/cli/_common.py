@@ -14,6 +14,7 @@ import typer
 from rich import box
 from rich.cells import cell_len
 from rich.console import Console, JustifyMethod
+from rich.markup import escape
 from rich.measure import Measurement
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -49,7 +50,13 @@ class Group(TyperGroup):
         except SetpointError as error:
             if is_json(ctx):
                 print(json.dumps(error.to_dict(), default=str, indent=2))
-            stderr().print(f"[bold red]error:[/] {error.message}", markup=True)
+            if error.listing is not None:
+                headline, lines = error.listing
+                stderr().print(f"[bold red]error:[/] {escape(headline)}:", markup=True)
+                for line in lines:
+                    stderr().print(f"  - {line}", markup=False)
+            else:
+                stderr().print(f"[bold red]error:[/] {escape(error.message)}", markup=True)
             raise typer.Exit(error.exit_code) from None
 
 
