@@ -151,3 +151,14 @@ def test_schemas_are_json_schema_draft_2020_12_with_one_line_descriptions() -> N
 def test_an_unknown_document_name_gets_a_suggestion() -> None:
     with pytest.raises(UsageError, match="did you mean 'policy'"):
         _documents.schema("polcy")
+
+
+def test_the_test_run_checks_what_it_reads_against_the_schemas() -> None:
+    from documents_support import CHECKED, check
+    from setpoint.monitoring.settings import MonitorConfig
+
+    before = CHECKED["monitor"]
+    MonitorConfig.read({"window": "2h"})
+    assert CHECKED["monitor"] == before + 1
+    with pytest.raises(AssertionError, match="the monitor schema refuses"):
+        check("monitor", {"window": "2h", "windw": 1})

@@ -73,3 +73,31 @@ def test_a_settings_file_with_mistakes_lists_each_with_its_line(cli: Cli, tmp_pa
     # The message is text, not markup: brackets in it are printed as written.
     assert "'[ftp]://x': give an http:// or https:// URL" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_an_example_file_starts_with_the_line_that_points_editors_at_the_schema(
+    tmp_path: Path,
+) -> None:
+    for name in _documents.DOCUMENTS:
+        out = tmp_path / f"{name}.yaml"
+        _run("schema", name, "--example", "-o", str(out))
+        text = out.read_text()
+        assert text.startswith(
+            f"# yaml-language-server: $schema={_documents.schema_path(name).as_uri()}\n"
+        )
+        _documents.document_class(name).read_yaml(text, source=str(out))
+    result = _run("schema", "spec", "--path", "--example", code=2)
+    assert "give it alone" in result.stderr
+
+
+def test_a_contract_written_for_editing_points_editors_at_its_schema(
+    cli: Cli, tmp_path: Path
+) -> None:
+    data = tmp_path / "loans.csv"
+    loans().to_csv(data, index=False)
+    cli("data", "add", "loans", str(data))
+    out = tmp_path / "contract.yaml"
+    cli("data", "contract", "loans", "-o", str(out))
+    first = out.read_text().splitlines()[0]
+    assert first == f"# yaml-language-server: $schema={_documents.schema_path('contract').as_uri()}"
+    cli("data", "attach-contract", "loans@1", str(out))  # the line is a comment to the reader

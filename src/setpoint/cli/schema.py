@@ -22,6 +22,14 @@ def schema(
         Path | None,
         typer.Option("--output", "-o", help="Write the schema to this file instead of stdout."),
     ] = None,
+    example: Annotated[
+        bool,
+        typer.Option(
+            "--example",
+            help="Print an example file instead, its first line pointing editors at the "
+            "schema: a start to edit.",
+        ),
+    ] = False,
     path: Annotated[
         bool,
         typer.Option(
@@ -37,18 +45,25 @@ def schema(
     against it (VS Code's YAML extension, any yaml-language-server client) finds what
     setpoint would refuse, as you type. Point an editor at it with a first line such as
     `# yaml-language-server: $schema=spec.schema.json`, or run, for example:
-    setpoint schema spec -o spec.schema.json"""
+    setpoint schema spec -o spec.schema.json. To start a file with that line and an
+    example to edit: setpoint schema spec --example -o spec.yaml"""
     from setpoint import _documents
 
+    if path and (output is not None or example):
+        raise UsageError("--path prints a location; give it alone, without --output or --example")
     if path:
-        if output is not None:
-            raise UsageError("give --path or --output, not both")
         typer.echo(str(_documents.schema_path(name)))
         return
-    text = _documents.schema_text(name)
+    if example:
+        from setpoint._reference import EXAMPLES
+
+        text = _documents.editor_line(name) + EXAMPLES[name]  # editor_line checks the name
+    else:
+        text = _documents.schema_text(name)
     if output is None:
         typer.echo(text, nl=False)
         return
     with writing(output):
         output.write_text(text, encoding="utf-8")
-    typer.echo(f"Wrote the {name} schema to {output}", err=True)
+    what = "an example" if example else "the schema"
+    typer.echo(f"Wrote {what} of the {name} file to {output}", err=True)
