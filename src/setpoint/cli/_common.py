@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import numbers
+import textwrap
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -53,8 +54,17 @@ class Group(TyperGroup):
             if error.listing is not None:
                 headline, lines = error.listing
                 stderr().print(f"[bold red]error:[/] {escape(headline)}:", markup=True)
+                width = max(40, stderr().width)
                 for line in lines:
-                    stderr().print(f"  - {line}", markup=False)
+                    wrapped = textwrap.fill(
+                        line,
+                        width,
+                        initial_indent="  - ",
+                        subsequent_indent="    ",
+                        break_long_words=False,
+                        break_on_hyphens=False,
+                    )
+                    stderr().print(wrapped, markup=False, highlight=False, soft_wrap=True)
             else:
                 stderr().print(f"[bold red]error:[/] {escape(error.message)}", markup=True)
             raise typer.Exit(error.exit_code) from None
