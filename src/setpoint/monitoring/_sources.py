@@ -1,10 +1,11 @@
 """What monitoring needs of a workspace, and nothing more.
 
 Monitoring sits below the workspace: ``Workspace.monitors`` builds the monitors, so no
-module here imports ``setpoint.workspace`` (``tests/monitoring/test_layering.py``
-checks it). The monitors take these protocols instead, which ``Workspace`` satisfies
-structurally (mypy checks it where ``Workspace.monitors`` hands itself over), and a
-test or another host can pass anything that has these members.
+module here imports ``setpoint.workspace``
+(``tests/monitoring/test_monitoring_layering.py`` checks it). The monitors take these
+protocols instead, which ``Workspace`` satisfies structurally (mypy checks it where
+``Workspace.monitors`` hands itself over), and a test or another host can pass
+anything that has these members.
 """
 
 from __future__ import annotations
