@@ -210,21 +210,17 @@ class Trigger(Document):
     def __get_pydantic_json_schema__(
         cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
-        # One key and its setting: one of the single-property objects.
+        # One key and its setting: the five kinds as properties (an editor completes
+        # them), exactly one of which is given.
         schema = handler(core_schema)
         target = handler.resolve_ref_schema(schema)
         if "properties" not in target:  # the serialization schema: to_dict's
             return schema
-        properties: dict[str, Any] = target.pop("properties")
-        target.pop("additionalProperties", None)
-        target["oneOf"] = [
-            {
-                "properties": {key: _not_null(key, value)},
-                "required": [key],
-                "additionalProperties": False,
-            }
-            for key, value in properties.items()
-        ]
+        properties: dict[str, Any] = target["properties"]
+        for key, value in properties.items():
+            properties[key] = _not_null(key, value)
+        target["minProperties"] = target["maxProperties"] = 1
+        target["oneOf"] = [{"required": [key]} for key in properties]
         return schema
 
 
