@@ -137,16 +137,20 @@ def test_set_show_and_remove_a_policy(cli: Cli, endpoint: str, tmp_path: Path) -
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("triggers: [{drift: any}]\ntrigers: []\n", "unknown policy setting(s) trigers; known:"),
-        ("triggers: [{rain: 1}]\n", "unknown trigger 'rain'"),
-        ("triggers: [{drift_share: 1.5}]\n", "drift_share 1.5: give a share between 0 and 1"),
+        (
+            "triggers: [{drift: any}]\ntrigers: []\n",
+            "trigers: unknown key; did you mean 'triggers'? valid keys are triggers, actions",
+        ),
+        ("triggers: [{rain: 1}]\n", "triggers[0].rain: unknown key"),
+        ("triggers: [{drift_share: 1.5}]\n", "triggers[0].drift_share: must be less than or equal"),
         ("triggers: [{schedule: every monday}]\n", "is not a cron expression"),
         ("triggers: [{drift: any}]\nactions: [shadow, canary]\n", "shadow or canary, not both"),
         ("triggers: [{drift: any}]\ncooldown: 7 weeks\n", "is not a span of time"),
-        ("triggers: [{drift: any}]\nretrain: {min_rows: lots}\n", "give a whole number"),
+        ("triggers: [{drift: any}]\nretrain: {min_rows: lots}\n", "must be a valid integer"),
         ("triggers: [{drift: any}]\nactions: 3\n", "give a list of actions"),
         ("triggers: [{drift: any}\n", "not valid YAML"),
-        ("", "at least one trigger"),
+        ("", "triggers: is required"),
+        ("triggers: []\n", "at least one trigger"),
     ],
 )
 def test_a_policy_with_a_mistake_is_refused_with_a_message(

@@ -135,7 +135,7 @@ def test_a_candidate_better_only_by_noise_does_not_pass_with_confidence() -> Non
     # loss so do the unlucky ones.
     for candidate, _ in lucky:
         assert judge(GateConfig(confidence=None), y, champion, candidate).passed
-    loose = GateConfig(metrics=(MetricGate("roc_auc", min_delta=-0.005),), confidence=None)
+    loose = GateConfig(metrics=(MetricGate(metric="roc_auc", min_delta=-0.005),), confidence=None)
     for candidate in candidates[:10]:
         report = judge(loose, y, champion, candidate)
         assert report.passed
@@ -149,7 +149,7 @@ def test_the_same_model_is_not_worse_so_a_zero_margin_passes() -> None:
     report = judge(GateConfig(), y, answers, answers)
     assert report.passed
     assert check(report, "roc_auc").interval == (0.0, 0.0)
-    strict = GateConfig(metrics=(MetricGate("roc_auc", min_delta=0.001),))
+    strict = GateConfig(metrics=(MetricGate(metric="roc_auc", min_delta=0.001),))
     assert not judge(strict, y, answers, answers).passed
 
 
@@ -178,13 +178,17 @@ def test_a_relative_margin_is_a_fraction_of_the_champions_value() -> None:
     assert 0.005 < gain < 0.05
 
     small = gain / auc_a / 2  # half the relative gain: passes
-    config = GateConfig(metrics=(MetricGate("roc_auc", small, relative=True),), confidence=None)
+    config = GateConfig(
+        metrics=(MetricGate(metric="roc_auc", min_delta=small, relative=True),), confidence=None
+    )
     report = judge(config, y, champion, candidate)
     assert report.passed
     assert check(report, "roc_auc").threshold == pytest.approx(small * auc_a)
     assert f"{small * 100:g}% of the champion's" in check(report, "roc_auc").detail
 
-    config = GateConfig(metrics=(MetricGate("roc_auc", 2 * gain / auc_a, relative=True),))
+    config = GateConfig(
+        metrics=(MetricGate(metric="roc_auc", min_delta=2 * gain / auc_a, relative=True),)
+    )
     report = judge(config, y, champion, candidate)
     assert not report.passed
     assert check(report, "roc_auc").threshold == pytest.approx(2 * gain)
@@ -193,7 +197,9 @@ def test_a_relative_margin_is_a_fraction_of_the_champions_value() -> None:
 def test_lower_is_better_metrics_count_a_decrease_as_the_gain() -> None:
     y, signal = binary(2000)
     worse, better = scored(y, signal, 2.0, 1), scored(y, signal, 0.3, 2)
-    config = GateConfig(metrics=(MetricGate("log_loss", 0.01), MetricGate("brier")))
+    config = GateConfig(
+        metrics=(MetricGate(metric="log_loss", min_delta=0.01), MetricGate(metric="brier"))
+    )
     report = judge(config, y, worse, better)
     assert report.passed, report.reasons
     loss = check(report, "log_loss")
@@ -230,7 +236,9 @@ def test_regression_gates_on_rmse_by_default() -> None:
     assert rmse.value > 0
     assert "rmse (lower is better)" in rmse.detail
     assert not run(GateConfig(), close, rough).passed
-    two = GateConfig(metrics=(MetricGate("mae", 0.1), MetricGate("r2", 0.05)))
+    two = GateConfig(
+        metrics=(MetricGate(metric="mae", min_delta=0.1), MetricGate(metric="r2", min_delta=0.05))
+    )
     assert run(two, rough, close).passed
     assert [c.name for c in run(two, close, rough).checks if not c.passed] == ["mae", "r2"]
 
@@ -238,7 +246,7 @@ def test_regression_gates_on_rmse_by_default() -> None:
 def test_an_undefined_metric_fails_its_check() -> None:
     y, signal = binary(500)
     labels_only = (scored(y, signal, 0.3, 2)[0], None)
-    config = GateConfig(metrics=(MetricGate("roc_auc"),))
+    config = GateConfig(metrics=(MetricGate(metric="roc_auc"),))
     report = judge(config, y, scored(y, signal, 2.0, 1), labels_only)
     assert not report.passed
     (reason,) = report.reasons
@@ -281,7 +289,7 @@ def test_wrong_shapes_and_tasks_are_usage_errors() -> None:
     with pytest.raises(UsageError, match="probabilities have shape"):
         judge(GateConfig(), y, a, (b[0], b[1][:, :1]))
     with pytest.raises(UsageError, match="rmse is a regression metric"):
-        judge(GateConfig(metrics=(MetricGate("rmse"),)), y, a, b)
+        judge(GateConfig(metrics=(MetricGate(metric="rmse"),)), y, a, b)
     with pytest.raises(UsageError, match="task must be"):
         evaluate_gates(
             GateConfig(), task="ranking", classes=None, y_true=y, champion=a, candidate=b
@@ -444,7 +452,10 @@ def test_contract_problems_fail() -> None:
 
 def test_config_round_trips_through_yaml() -> None:
     config = GateConfig(
-        metrics=(MetricGate("roc_auc", 0.01), MetricGate("log_loss", -0.02, relative=True)),
+        metrics=(
+            MetricGate(metric="roc_auc", min_delta=0.01),
+            MetricGate(metric="log_loss", min_delta=-0.02, relative=True),
+        ),
         min_samples=500,
         confidence=0.95,
         bootstrap=1000,
@@ -477,9 +488,9 @@ def test_config_reads_the_yaml_forms_of_metrics() -> None:
     """
     config = GateConfig.from_dict(yaml.safe_load(text))
     assert config.metrics == (
-        MetricGate("roc_auc", 0.01),
-        MetricGate("log_loss", 0.02),
-        MetricGate("brier"),
+        MetricGate(metric="roc_auc", min_delta=0.01),
+        MetricGate(metric="log_loss", min_delta=0.02),
+        MetricGate(metric="brier"),
     )
     assert config.segments == ("channel",)
     assert config.confidence is None
@@ -487,43 +498,43 @@ def test_config_reads_the_yaml_forms_of_metrics() -> None:
         {"metrics": ["f1", {"metric": "recall", "min_delta": 0.1}, {"roc_auc": {"relative": True}}]}
     )
     assert listed.metrics == (
-        MetricGate("f1"),
-        MetricGate("recall", 0.1),
-        MetricGate("roc_auc", relative=True),
+        MetricGate(metric="f1"),
+        MetricGate(metric="recall", min_delta=0.1),
+        MetricGate(metric="roc_auc", relative=True),
     )
-    assert GateConfig.from_dict({"metrics": "rmse"}).metrics == (MetricGate("rmse"),)
+    assert GateConfig.from_dict({"metrics": "rmse"}).metrics == (MetricGate(metric="rmse"),)
 
 
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"confidnce": 0.9}, r"unknown gate setting\(s\) confidnce; known: bootstrap, confidence"),
+        ({"confidnce": 0.9}, r"confidnce: unknown key; did you mean 'confidence'\? valid keys"),
         (
             {"metrics": {"roc_auc": {"delta": 0.1}}},
-            r"unknown gate metric roc_auc setting\(s\) delta; known: min_delta, relative",
+            r"metrics\[0\]\.delta: unknown key; did you mean 'min_delta'\?",
         ),
-        ({"metrics": [{"metric": "f1", "margin": 1}]}, r"unknown gate metric setting\(s\) margin"),
-        ({"metrics": {"auc": {}}}, r"unknown metric 'auc' in the gates; known: accuracy, "),
-        ({"metrics": {"roc_auc": "a lot"}}, "gate metrics are a mapping"),
-        ({"metrics": [{"f1": 0.1, "recall": 0.1}]}, "gate metrics are a mapping"),
-        ({"metrics": {"roc_auc": {"min_delta": "0.1"}}}, "min_delta of roc_auc must be a number"),
-        ({"metrics": {"roc_auc": {"relative": "yes"}}}, "relative of roc_auc must be true"),
+        ({"metrics": [{"metric": "f1", "margin": 1}]}, r"metrics\[0\]\.margin: unknown key"),
+        ({"metrics": {"auc": {}}}, r"metric: unknown metric 'auc'; known: accuracy, "),
+        ({"metrics": {"roc_auc": "a lot"}}, "metrics: give a mapping .* got 'a lot' for roc_auc"),
+        ({"metrics": [{"f1": 0.1, "recall": 0.1}]}, "metrics: give a mapping"),
+        ({"metrics": {"roc_auc": {"min_delta": "0.1"}}}, "min_delta: must be a valid number"),
+        ({"metrics": {"roc_auc": {"relative": "yes"}}}, "relative: must be a valid boolean"),
         ({"metrics": ["f1", "f1"]}, r"metric\(s\) f1 gated twice"),
         ({"metrics": ["f1", "rmse"]}, "mix classification and regression"),
-        ({"confidence": 90}, r"confidence must be a fraction between 0 and 1 such as 0\.9"),
-        ({"confidence": 1}, "confidence must be a fraction"),
-        ({"min_samples": "lots"}, "min_samples must be a whole number of 1 or more"),
-        ({"min_samples": 0}, "min_samples must be a whole number"),
-        ({"bootstrap": 10}, "bootstrap must be a whole number of 100 or more"),
-        ({"seed": -1}, "seed must be a whole number of 0 or more"),
-        ({"segments": [1]}, "segments must be a list of distinct column names"),
-        ({"segments": ["a", "a"]}, "segments must be a list of distinct column names"),
-        ({"segments": {"a": 1}}, "segments must be a list of column names"),
-        ({"max_segment_drop": -0.1}, "max_segment_drop must be a number of 0 or more"),
-        ({"min_segment_samples": 0.5}, "min_segment_samples must be a whole number"),
-        ({"max_p99_latency_ms": 0}, r"max_p99_latency_ms must be a number of more than 0"),
-        ({"max_cost_per_1000": "cheap"}, "max_cost_per_1000 must be a number of 0 or more"),
-        ({"cpu_hour_cost": float("nan")}, "cpu_hour_cost must be a number of 0 or more"),
+        ({"confidence": 90}, r"confidence: give a fraction between 0 and 1 such as 0\.9"),
+        ({"confidence": 1}, "confidence: give a fraction"),
+        ({"min_samples": "lots"}, "min_samples: must be a valid integer, got 'lots'"),
+        ({"min_samples": 0}, "min_samples: must be greater than or equal to 1"),
+        ({"bootstrap": 10}, "bootstrap: must be greater than or equal to 100"),
+        ({"seed": -1}, "seed: must be greater than or equal to 0"),
+        ({"segments": [1]}, r"segments\[0\]: must be a valid string"),
+        ({"segments": ["a", "a"]}, r"segments: column\(s\) a named twice"),
+        ({"segments": {"a": 1}}, "segments: give a list of column names"),
+        ({"max_segment_drop": -0.1}, "max_segment_drop: must be greater than or equal to 0"),
+        ({"min_segment_samples": 0.5}, "min_segment_samples: must be a valid integer"),
+        ({"max_p99_latency_ms": 0}, "max_p99_latency_ms: must be greater than 0"),
+        ({"max_cost_per_1000": "cheap"}, "max_cost_per_1000: must be a valid number"),
+        ({"cpu_hour_cost": float("nan")}, "cpu_hour_cost: must be a finite number"),
     ],
 )
 def test_bad_settings_are_usage_errors_that_say_what_to_do(data: Any, message: str) -> None:
@@ -532,7 +543,7 @@ def test_bad_settings_are_usage_errors_that_say_what_to_do(data: Any, message: s
 
 
 def test_not_a_mapping_is_a_usage_error() -> None:
-    with pytest.raises(UsageError, match="gates must be a mapping"):
+    with pytest.raises(UsageError, match="the gates is a mapping"):
         GateConfig.from_dict(["roc_auc"])  # type: ignore[arg-type]
 
 
@@ -632,7 +643,9 @@ def hold_outs(draw: st.DrawFn) -> dict[str, Any]:
     chosen = draw(st.lists(st.sampled_from(metric_names), min_size=1, max_size=2, unique=True))
     deltas = draw(st.lists(st.floats(1e-6, 0.5), min_size=len(chosen), max_size=len(chosen)))
     config = GateConfig(
-        metrics=tuple(MetricGate(m, d) for m, d in zip(chosen, deltas, strict=True)),
+        metrics=tuple(
+            MetricGate(metric=m, min_delta=d) for m, d in zip(chosen, deltas, strict=True)
+        ),
         min_samples=draw(st.integers(1, 40)),
         confidence=draw(st.sampled_from([None, 0.8])),
         bootstrap=100,

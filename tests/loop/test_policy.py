@@ -6,6 +6,7 @@ import textwrap
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 from hypothesis import given, settings
@@ -16,6 +17,7 @@ from setpoint.loop import policy as policy_module
 from setpoint.loop.gates import GateConfig, MetricGate
 from setpoint.loop.policy import (
     ACTIONS,
+    Performance,
     Policy,
     PolicyStore,
     RetrainSettings,
@@ -69,7 +71,7 @@ def test_the_docstring_example_parses_with_every_setting_it_names() -> None:
     assert policy.actions == ("alert", "retrain", "shadow", "promote", "rollback")
     assert policy.mode == "shadow"
     assert (policy.retrain.window, policy.retrain.min_rows) == ("since_trigger", 1000)
-    assert policy.gates.metrics == (MetricGate("roc_auc", 0.0),)
+    assert policy.gates.metrics == (MetricGate(metric="roc_auc", min_delta=0.0),)
     assert (policy.gates.confidence, policy.gates.segments) == (0.9, ("channel",))
     assert policy.rollout.span == timedelta(days=7)
     assert (policy.rollout.min_labels, policy.rollout.max_metric_drop) == (200, 0.02)
@@ -162,21 +164,28 @@ def test_an_unknown_top_level_key_names_the_known_ones() -> None:
     ("text", "words"),
     [
         # triggers
-        ("triggers: [{rain: any}]", ["'rain'", "drift, drift_share, performance"]),
-        ("triggers: [drift]", ["'- drift_share: 0.3'"]),
+        (
+            "triggers: [{rain: any}]",
+            ["triggers[0].rain: unknown key", "drift, drift_share, performance"],
+        ),
+        (
+            "triggers: [{drift_shar: 0.3}]",
+            ["triggers[0].drift_shar: unknown key; did you mean 'drift_share'?"],
+        ),
+        ("triggers: [drift]", ["triggers[0]: a trigger is one of", "'- drift_share: 0.3'"]),
         ("triggers: [{drift: any, labels: 5}]", ["a trigger is one of"]),
-        ("triggers: {drift: any}", ["give a list"]),
-        ("triggers: []", ["at least one trigger", "drift_share: 0.3"]),
-        ("actions: [alert]", ["at least one trigger"]),
-        ("triggers: [{drift: 3}]", ["'any' or a list of feature names"]),
-        ("triggers: [{drift_share: 1.5}]", ["drift_share 1.5", "between 0 and 1", "0.3"]),
-        ("triggers: [{drift_share: 0}]", ["between 0 and 1"]),
-        ("triggers: [{drift_share: -0.2}]", ["between 0 and 1"]),
-        ("triggers: [{drift_share: '30%'}]", ["'30%'", "give a number"]),
-        ("triggers: [{drift_share: .nan}]", ["give a number"]),
+        ("triggers: {drift: any}", ["triggers: give a list"]),
+        ("triggers: []", ["triggers: a policy needs at least one trigger", "drift_share: 0.3"]),
+        ("actions: [alert]", ["triggers: is required"]),
+        ("triggers: [{drift: 3}]", ["triggers[0].drift: give 'any' or a list of feature names"]),
+        ("triggers: [{drift_share: 1.5}]", ["drift_share: must be less than or equal to 1"]),
+        ("triggers: [{drift_share: 0}]", ["drift_share: must be greater than 0"]),
+        ("triggers: [{drift_share: -0.2}]", ["drift_share: must be greater than 0"]),
+        ("triggers: [{drift_share: '30%'}]", ["'30%'", "must be a valid number"]),
+        ("triggers: [{drift_share: .nan}]", ["must be a finite number"]),
         (
             "triggers: [{performance: {metric: roc_auc, below: 0.7, drop: 0.05}}]",
-            ["roc_auc", "either below", "or drop", "not both or neither"],
+            ["triggers[0].performance:", "roc_auc", "either below", "or drop", "not both"],
         ),
         (
             "triggers: [{performance: {metric: roc_auc}}]",
@@ -184,37 +193,40 @@ def test_an_unknown_top_level_key_names_the_known_ones() -> None:
         ),
         (
             "triggers: [{performance: {metric: auc, below: 0.7}}]",
-            ["'auc'", "roc_auc", "log_loss", "rmse"],
+            ["performance.metric: unknown metric 'auc'", "roc_auc", "log_loss", "rmse"],
         ),
-        (
-            "triggers: [{performance: {below: 0.7}}]",
-            ["performance metric ''", "roc_auc"],
-        ),
+        ("triggers: [{performance: {below: 0.7}}]", ["[0].performance.metric: is required"]),
         (
             "triggers: [{performance: {metric: roc_auc, source: guessed, below: 0.7}}]",
-            ["'guessed'", "realized or estimated"],
+            ["performance.source: must be 'realized' or 'estimated', got 'guessed'"],
         ),
         (
             "triggers: [{performance: {metric: roc_auc, below: 0.7, window: 7d}}]",
-            ["window", "known: below, drop, metric, source"],
+            ["performance.window: unknown key", "valid keys are metric, source, below, drop"],
         ),
         ("triggers: [{performance: roc_auc}]", ["{metric: NAME, below: VALUE}"]),
-        ("triggers: [{performance: {metric: roc_auc, below: high}}]", ["'high'", "a number"]),
-        ("triggers: [{performance: {metric: roc_auc, below: .nan}}]", ["give a number"]),
-        ("triggers: [{performance: {metric: roc_auc, drop: 0}}]", ["more than 0", "0.05"]),
+        (
+            "triggers: [{performance: {metric: roc_auc, below: high}}]",
+            ["performance.below: must be a valid number, got 'high'"],
+        ),
+        ("triggers: [{performance: {metric: roc_auc, below: .nan}}]", ["finite number"]),
+        (
+            "triggers: [{performance: {metric: roc_auc, drop: 0}}]",
+            ["triggers[0].performance.drop:", "more than 0", "0.05"],
+        ),
         ("triggers: [{performance: {metric: roc_auc, drop: -0.1}}]", ["more than 0"]),
         (
             "triggers: [{schedule: every monday}]",
             ["'every monday'", "not a cron expression", "'0 3 * * 1'", "UTC"],
         ),
         ("triggers: [{schedule: '61 3 * * 1'}]", ["not a cron expression"]),
-        ("triggers: [{labels: 0}]", ["labels 0", "number of new labels", "5000"]),
-        ("triggers: [{labels: 10.5}]", ["number of new labels"]),
-        ("triggers: [{labels: many}]", ["'many'", "give a number"]),
+        ("triggers: [{labels: 0}]", ["triggers[0].labels: must be greater than or equal to 1"]),
+        ("triggers: [{labels: 10.5}]", ["labels: must be a valid integer, got 10.5"]),
+        ("triggers: [{labels: many}]", ["'many'", "valid integer"]),
         # actions
         (
             "triggers: [{drift: any}]\nactions: [retrain, shadow, canary]",
-            ["shadow or canary, not both"],
+            ["actions: choose shadow or canary, not both"],
         ),
         (
             "triggers: [{drift: any}]\nactions: [alert, promote]",
@@ -226,81 +238,95 @@ def test_an_unknown_top_level_key_names_the_known_ones() -> None:
         ),
         (
             "triggers: [{drift: any}]\nactions: [alert, page]",
-            ["page", "known: alert, retrain, shadow, canary, promote, rollback"],
+            ["actions[1]:", "'page'", "'alert', 'retrain', 'shadow', 'canary', 'promote'"],
         ),
-        ("triggers: [{drift: any}]\nactions: 3", ["actions 3", "give a list of actions"]),
-        ("triggers: [{drift: any}]\nactions: [[alert]]", ["give a list of actions"]),
+        (
+            "triggers: [{drift: any}]\nactions: 3",
+            ["actions: give a list of actions", "not 3", "known: alert, retrain"],
+        ),
+        ("triggers: [{drift: any}]\nactions: [[alert]]", ["actions[0]: must be 'alert'"]),
         # approval and spans
-        ("triggers: [{drift: any}]\napproval: maybe", ["'maybe'", "auto or required"]),
-        ("triggers: [{drift: any}]\napproval: yes", ["auto or required"]),
+        ("triggers: [{drift: any}]\napproval: maybe", ["'maybe'", "'auto' or 'required'"]),
+        ("triggers: [{drift: any}]\napproval: yes", ["'auto' or 'required'"]),
         (
             "triggers: [{drift: any}]\ncooldown: 7 weeks",
-            ["cooldown '7 weeks'", "not a span of time", "1.5h, 7d"],
+            ["cooldown: '7 weeks'", "not a span of time", "1.5h, 7d"],
         ),
-        ("triggers: [{drift: any}]\ncooldown: 7", ["cooldown '7'", "1.5h, 7d"]),
+        ("triggers: [{drift: any}]\ncooldown: 7", ["cooldown: '7'", "1.5h, 7d"]),
         (
             "triggers: [{drift: any}]\nrollout: {duration: 7 weeks}",
-            ["rollout duration '7 weeks'", "1.5h, 7d"],
+            ["rollout.duration: '7 weeks'", "1.5h, 7d"],
         ),
         (
             "triggers: [{drift: any}]\nrollout: {duration: 1 week}",
-            ["rollout duration '1 week'", "1.5h, 7d"],
+            ["rollout.duration: '1 week'", "1.5h, 7d"],
         ),
         # the rollout
-        ("triggers: [{drift: any}]\nrollout: {share: 1.5}", ["rollout share 1.5", "between 0"]),
-        ("triggers: [{drift: any}]\nrollout: {share: 0}", ["rollout share 0", "between 0"]),
-        ("triggers: [{drift: any}]\nrollout: {share: half}", ["rollout share 'half'", "number"]),
+        ("triggers: [{drift: any}]\nrollout: {share: 1.5}", ["rollout.share: must be less than 1"]),
+        ("triggers: [{drift: any}]\nrollout: {share: 0}", ["rollout.share: must be greater"]),
+        ("triggers: [{drift: any}]\nrollout: {share: half}", ["rollout.share:", "'half'"]),
         (
             "triggers: [{drift: any}]\nrollout: {min_labels: -1}",
-            ["min_samples and min_labels", "0 or more"],
+            ["rollout.min_labels: must be greater than or equal to 0"],
         ),
         (
             "triggers: [{drift: any}]\nrollout: {min_samples: 2.5}",
-            ["rollout min_samples 2.5", "whole number"],
+            ["rollout.min_samples: must be a valid integer, got 2.5"],
         ),
         (
             "triggers: [{drift: any}]\nrollout: {max_metric_drop: -0.1}",
-            ["max_metric_drop", "0 or more"],
+            ["rollout.max_metric_drop: must be greater than or equal to 0"],
         ),
         (
             "triggers: [{drift: any}]\nrollout: {max_latency_ratio: 0}",
-            ["max_latency_ratio", "positive"],
+            ["rollout.max_latency_ratio: must be greater than 0"],
         ),
         (
             "triggers: [{drift: any}]\nrollout: {length: 7d}",
-            ["length", "known:", "duration", "share"],
+            ["rollout.length: unknown key", "valid keys are duration, share"],
+        ),
+        (
+            "triggers: [{drift: any}]\nrollout: {durations: 7d}",
+            ["rollout.durations: unknown key; did you mean 'duration'?"],
         ),
         ("triggers: [{drift: any}]\nrollout: 7d", ["rollout: give a mapping of settings"]),
         # retraining
         (
             "triggers: [{drift: any}]\nretrain: {window: rolling}",
-            ["'rolling'", "since_trigger, sliding or expanding"],
+            ["'rolling'", "'since_trigger', 'sliding' or 'expanding'"],
         ),
         (
             "triggers: [{drift: any}]\nretrain: {windw: sliding}",
-            ["windw", "known:", "window", "min_rows"],
+            ["retrain.windw: unknown key; did you mean 'window'?", "min_rows"],
         ),
-        ("triggers: [{drift: any}]\nretrain: {days: 0}", ["days", "positive"]),
+        ("triggers: [{drift: any}]\nretrain: {days: 0}", ["retrain.days: must be greater than 0"]),
         (
             "triggers: [{drift: any}]\nretrain: {min_rows: '1000'}",
-            ["retrain min_rows '1000'", "whole number"],
+            ["retrain.min_rows: must be a valid integer, got '1000'"],
         ),
-        ("triggers: [{drift: any}]\nretrain: {max_attempts: 0}", ["max_attempts", "positive"]),
+        (
+            "triggers: [{drift: any}]\nretrain: {max_attempts: 0}",
+            ["retrain.max_attempts: must be greater than or equal to 1"],
+        ),
         (
             "triggers: [{drift: any}]\nretrain: {include_original: sometimes}",
-            ["include_original 'sometimes'", "true", "false"],
+            ["retrain.include_original: must be a valid boolean, got 'sometimes'"],
         ),
-        # gates (checked by GateConfig) and the document itself
+        # gates (a GateConfig) and the document itself
         (
             "triggers: [{drift: any}]\ngates: {metric: roc_auc}",
-            ["unknown gate setting(s) metric", "metrics"],
+            ["gates.metric: unknown key; did you mean 'metrics'?"],
         ),
         (
             "triggers: [{drift: any}]\ngates: {metrics: {auc: 0.01}}",
-            ["'auc'", "roc_auc"],
+            ["unknown metric 'auc'", "roc_auc"],
         ),
-        ("- drift: any", ["a policy is a mapping"]),
+        ("- drift: any", ["the policy is a mapping"]),
         ("triggers: [{drift: any}", ["not valid YAML"]),
+        (
+            "triggers: [{drift: any}]\ncooldwn: 1d",
+            ["cooldwn: unknown key; did you mean 'cooldown'?"],
+        ),
     ],
 )
 def test_every_mistake_names_the_problem_and_the_fix(text: str, words: list[str]) -> None:
@@ -310,27 +336,32 @@ def test_every_mistake_names_the_problem_and_the_fix(text: str, words: list[str]
 
 
 def test_mistakes_from_python_are_usage_errors_too() -> None:
-    drift = (Trigger("drift"),)
+    drift = (Trigger(drift="any"),)
     with pytest.raises(UsageError, match="at least one trigger"):
         Policy(triggers=())
     with pytest.raises(UsageError, match="shadow or canary"):
-        Policy(drift, actions=("retrain", "shadow", "canary"))
+        Policy(triggers=drift, actions=("retrain", "shadow", "canary"))
     with pytest.raises(UsageError, match="'rolling'"):
         RetrainSettings(window="rolling")  # type: ignore[arg-type]
-    with pytest.raises(UsageError, match=r"rollout share 1\.5"):
+    with pytest.raises(UsageError, match=r"share: must be less than 1, got 1\.5"):
         RolloutSettings(share=1.5)
     with pytest.raises(UsageError, match="'7 weeks'"):
         RolloutSettings(duration="7 weeks")
     with pytest.raises(UsageError, match="'7 weeks'"):
-        Policy(drift, cooldown="7 weeks")
+        Policy(triggers=drift, cooldown="7 weeks")
     with pytest.raises(UsageError, match="'sometimes'"):
-        Policy(drift, approval="sometimes")  # type: ignore[arg-type]
+        Policy(triggers=drift, approval="sometimes")  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="a trigger is one of"):
+        Trigger(drift="any", labels=5)
+    with pytest.raises(UsageError, match="a trigger is one of"):
+        Trigger()
     # a single action given as a string is that action, not its letters
-    assert Policy(drift, actions="alert").actions == ("alert",)  # type: ignore[arg-type]
+    assert Policy(triggers=drift, actions="alert").actions == ("alert",)  # type: ignore[arg-type]
 
 
 # --- round trips ----------------------------------------------------------------------
 
+SCHEMA = jsonschema.Draft202012Validator(Policy.model_json_schema())
 CRONS = ("0 3 * * 1", "*/15 * * * *", "0 0 1 * *", "30 6 * * 1-5", "@daily")
 finite = st.floats(allow_nan=False, allow_infinity=False)
 names = st.text(st.characters(codec="utf-8"), min_size=1, max_size=8)
@@ -342,14 +373,11 @@ spans = st.builds(
 )
 
 triggers = st.one_of(
-    st.builds(lambda fs: Trigger("drift", features=tuple(fs)), st.lists(names, max_size=3)),
-    st.builds(
-        lambda s: Trigger("drift_share", share=s),
-        st.floats(0, 1, exclude_min=True),
-    ),
+    st.builds(lambda fs: Trigger(drift=tuple(fs)), st.lists(names, max_size=3)),
+    st.builds(lambda s: Trigger(drift_share=s), st.floats(0, 1, exclude_min=True)),
     st.builds(
         lambda metric, source, below: Trigger(
-            "performance", metric=metric, source=source, below=below
+            performance=Performance(metric=metric, source=source, below=below)
         ),
         st.sampled_from(sorted(METRICS)),
         st.sampled_from(["realized", "estimated"]),
@@ -357,14 +385,14 @@ triggers = st.one_of(
     ),
     st.builds(
         lambda metric, source, drop: Trigger(
-            "performance", metric=metric, source=source, drop=drop
+            performance=Performance(metric=metric, source=source, drop=drop)
         ),
         st.sampled_from(sorted(METRICS)),
         st.sampled_from(["realized", "estimated"]),
         st.floats(0, 10, exclude_min=True),
     ),
-    st.builds(lambda cron: Trigger("schedule", cron=cron), st.sampled_from(CRONS)),
-    st.builds(lambda n: Trigger("labels", labels=n), st.integers(1, 10**9)),
+    st.builds(lambda cron: Trigger(schedule=cron), st.sampled_from(CRONS)),
+    st.builds(lambda n: Trigger(labels=n), st.integers(1, 10**9)),
 )
 
 
@@ -401,7 +429,7 @@ classification = [m for m in sorted(METRICS) if METRICS[m].task == "classificati
 gate_configs = st.builds(
     GateConfig,
     metrics=st.lists(st.sampled_from(classification), unique=True, max_size=3).map(
-        lambda ms: tuple(MetricGate(m, min_delta=0.01 * i) for i, m in enumerate(ms))
+        lambda ms: tuple(MetricGate(metric=m, min_delta=0.01 * i) for i, m in enumerate(ms))
     ),
     confidence=st.one_of(st.none(), st.floats(0, 1, exclude_min=True, exclude_max=True)),
     segments=st.lists(names, unique=True, max_size=3).map(tuple),
@@ -422,14 +450,15 @@ policies = st.builds(
 @settings(max_examples=150, deadline=None)
 @given(policies)
 def test_any_valid_policy_round_trips(policy: Policy) -> None:
-    assert Policy.from_dict(policy.to_dict()) == policy
+    assert Policy.read(policy.to_dict()) == policy
     assert Policy.from_yaml(policy.to_yaml()) == policy
+    SCHEMA.validate(policy.to_dict())
 
 
 # --- the store ------------------------------------------------------------------------
 
-DRIFT = Policy((Trigger("drift_share", share=0.3),))
-SCHEDULED = Policy((Trigger("schedule", cron="0 3 * * 1"),), actions=("alert",))
+DRIFT = Policy(triggers=(Trigger(drift_share=0.3),))
+SCHEDULED = Policy(triggers=(Trigger(schedule="0 3 * * 1"),), actions=("alert",))
 
 
 def test_the_store_sets_gets_lists_advances_and_removes(workspace: Workspace) -> None:

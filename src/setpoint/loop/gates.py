@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -40,9 +40,9 @@ import pandas as pd
 from setpoint._display import count, html_summary, listing, number, short_repr
 from setpoint.errors import UsageError
 from setpoint.loop.bootstrap import Answers, paired_differences
+from setpoint.loop.gate_config import GateConfig, MetricGate
 from setpoint.models.evaluation import METRICS, PRIMARY, evaluate, primary_metric, segment_metrics
 from setpoint.models.predictor import Predictor
-from setpoint.monitoring.drift import check_settings
 
 __all__ = [
     "Check",
@@ -58,243 +58,12 @@ IntArray = npt.NDArray[np.intp]
 Array = npt.NDArray[Any]
 
 TASKS = ("classification", "regression")
-# Fewer resamples make the interval itself noise.
-MIN_BOOTSTRAP = 100
 # The share of bootstrap resamples on which a metric must be defined for its interval
 # to mean anything (ROC AUC is undefined on a resample without one of the classes).
 MIN_DEFINED_SHARE = 0.9
 # Flavors whose serving answer comes from one predict_proba call (the label is its
 # argmax); other classifiers are asked for both, as serving does.
 _ARGMAX_FLAVORS = frozenset({"lightgbm", "xgboost"})
-
-
-# --- configuration ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MetricGate:
-    """The candidate must beat the champion on ``metric`` by at least ``min_delta`` in
-    the metric's better direction (a negative value allows a small loss); with
-    ``relative``, ``min_delta`` is a fraction of the champion's value (0.01: 1 %)."""
-
-    metric: str
-    min_delta: float = 0.0
-    relative: bool = False
-
-    def __post_init__(self) -> None:
-        if self.metric not in METRICS:
-            raise UsageError(
-                f"unknown metric {self.metric!r} in the gates; known: {', '.join(METRICS)}"
-            )
-        if not _is_number(self.min_delta) or not math.isfinite(self.min_delta):
-            raise UsageError(
-                f"min_delta of {self.metric} must be a number (the least improvement "
-                f"the candidate needs, negative to allow a small loss), not {self.min_delta!r}"
-            )
-        if not isinstance(self.relative, bool):
-            raise UsageError(
-                f"relative of {self.metric} must be true (min_delta is a fraction of the "
-                f"champion's value) or false (an absolute difference), not {self.relative!r}"
-            )
-        object.__setattr__(self, "min_delta", float(self.min_delta))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"metric": self.metric, "min_delta": self.min_delta, "relative": self.relative}
-
-
-@dataclass(frozen=True)
-class GateConfig:
-    """What a candidate must show on the hold-out to replace the champion.
-
-    ``metrics`` empty gates the task's primary metric (see
-    :func:`~setpoint.models.evaluation.primary_metric`) at a margin of 0: not worse.
-    ``confidence`` is the level of the paired bootstrap interval of the difference
-    whose lower bound must reach each margin (None: the point estimate alone decides).
-    ``segments`` names hold-out columns whose values are checked one by one, where at
-    least ``min_segment_samples`` rows have the value; there the candidate may be worse
-    by at most ``max_segment_drop`` (absolute) on each gated metric. The budgets are
-    per one-row prediction (p99 latency, ms) and per 1,000 predictions (cost, in the
-    currency of ``cpu_hour_cost``, the price of one CPU-hour); None is no budget.
-    """
-
-    metrics: tuple[MetricGate, ...] = ()
-    min_samples: int = 200
-    confidence: float | None = 0.9
-    bootstrap: int = 500
-    seed: int = 0
-    segments: tuple[str, ...] = ()
-    max_segment_drop: float = 0.05
-    min_segment_samples: int = 100
-    max_p99_latency_ms: float | None = None
-    max_cost_per_1000: float | None = None
-    cpu_hour_cost: float = 0.05
-
-    def __post_init__(self) -> None:
-        metrics: Any = self.metrics
-        if isinstance(metrics, MetricGate) or not isinstance(metrics, Sequence):
-            raise UsageError(f"metrics must be a list of MetricGate, not {metrics!r}")
-        if not all(isinstance(m, MetricGate) for m in metrics):
-            raise UsageError(f"metrics must be a list of MetricGate, not {list(metrics)!r}")
-        names = [m.metric for m in metrics]
-        twice = sorted({n for n in names if names.count(n) > 1})
-        if twice:
-            raise UsageError(f"metric(s) {', '.join(twice)} gated twice; give each metric once")
-        tasks = {METRICS[n].task for n in names}
-        if len(tasks) > 1:
-            raise UsageError(
-                f"the gated metrics {', '.join(names)} mix classification and regression "
-                "metrics; gate only metrics of the model's task"
-            )
-        object.__setattr__(self, "metrics", tuple(metrics))
-        segments: Any = self.segments  # from Python, anything may come
-        if isinstance(segments, str) or not isinstance(segments, Sequence):
-            raise UsageError(f"segments must be a list of column names, not {segments!r}")
-        if not all(isinstance(s, str) and s for s in segments) or len(set(segments)) != len(
-            segments
-        ):
-            raise UsageError(
-                f"segments must be a list of distinct column names, not {list(segments)!r}"
-            )
-        object.__setattr__(self, "segments", tuple(segments))
-        _require_int(
-            "min_samples", self.min_samples, 1, "the labelled hold-out rows a decision needs"
-        )
-        _require_int("bootstrap", self.bootstrap, MIN_BOOTSTRAP, "bootstrap resamples")
-        _require_int("seed", self.seed, 0, "the seed of the bootstrap")
-        _require_int(
-            "min_segment_samples",
-            self.min_segment_samples,
-            1,
-            "the rows a segment value needs to be checked",
-        )
-        if self.confidence is not None and not (
-            _is_number(self.confidence) and 0 < self.confidence < 1
-        ):
-            raise UsageError(
-                "confidence must be a fraction between 0 and 1 such as 0.9 (for a 90% "
-                f"interval), or null to decide on the point estimate only, not {self.confidence!r}"
-            )
-        _require_float(
-            "max_segment_drop",
-            self.max_segment_drop,
-            "0 or more: the largest loss allowed in a segment, in the metric's units",
-        )
-        _require_float("cpu_hour_cost", self.cpu_hour_cost, "0 or more: the price of one CPU-hour")
-        if self.max_p99_latency_ms is not None:
-            _require_float(
-                "max_p99_latency_ms",
-                self.max_p99_latency_ms,
-                "more than 0 (milliseconds), or null for no latency budget",
-                positive=True,
-            )
-        if self.max_cost_per_1000 is not None:
-            _require_float(
-                "max_cost_per_1000",
-                self.max_cost_per_1000,
-                "0 or more (the price of 1,000 predictions), or null for no cost budget",
-            )
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain values for YAML or JSON; :meth:`from_dict` reads them back."""
-        return {
-            # A list: its order survives serializers that sort mapping keys.
-            "metrics": [m.to_dict() for m in self.metrics],
-            "min_samples": self.min_samples,
-            "confidence": self.confidence,
-            "bootstrap": self.bootstrap,
-            "seed": self.seed,
-            "segments": list(self.segments),
-            "max_segment_drop": self.max_segment_drop,
-            "min_segment_samples": self.min_segment_samples,
-            "max_p99_latency_ms": self.max_p99_latency_ms,
-            "max_cost_per_1000": self.max_cost_per_1000,
-            "cpu_hour_cost": self.cpu_hour_cost,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> GateConfig:
-        """The gates of a policy file. ``metrics`` is a mapping
-        (``{roc_auc: {min_delta: 0.01, relative: false}}``; a bare number is the
-        ``min_delta``, nothing is a margin of 0) or a list of names,
-        ``{metric: roc_auc, min_delta: ...}`` or ``{roc_auc: {...}}`` items."""
-        if data is None:
-            return cls()
-        if not isinstance(data, Mapping):
-            raise UsageError(f"gates must be a mapping of settings, not {data!r}")
-        check_settings("gate", data, (f.name for f in fields(cls)))
-        values = dict(data)
-        if "metrics" in values:
-            values["metrics"] = _metric_gates(values["metrics"])
-        if "segments" in values:
-            segments = values["segments"]
-            if segments is None:
-                segments = ()
-            elif isinstance(segments, str):
-                segments = (segments,)
-            elif isinstance(segments, Sequence):
-                segments = tuple(segments)
-            values["segments"] = segments
-        return cls(**values)
-
-
-def _metric_gates(value: Any) -> tuple[MetricGate, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return (MetricGate(value),)
-    if isinstance(value, Mapping):
-        return tuple(_metric_gate(name, spec) for name, spec in value.items())
-    if isinstance(value, Sequence):
-        gates: list[MetricGate] = []
-        for item in value:
-            if isinstance(item, str):
-                gates.append(MetricGate(item))
-            elif isinstance(item, Mapping) and "metric" in item:
-                check_settings("gate metric", item, ("metric", "min_delta", "relative"))
-                gates.append(MetricGate(**dict(item)))
-            elif isinstance(item, Mapping) and len(item) == 1:
-                ((name, spec),) = item.items()
-                gates.append(_metric_gate(name, spec))
-            else:
-                raise UsageError(_METRICS_FORMS + f"; got {item!r}")
-        return tuple(gates)
-    raise UsageError(_METRICS_FORMS + f"; got {value!r}")
-
-
-_METRICS_FORMS = (
-    "gate metrics are a mapping {roc_auc: {min_delta: 0.01, relative: false}} or a list "
-    "of names, {metric: roc_auc, min_delta: 0.01} or {roc_auc: {min_delta: 0.01}} items"
-)
-
-
-def _metric_gate(name: Any, spec: Any) -> MetricGate:
-    if not isinstance(name, str):
-        raise UsageError(_METRICS_FORMS + f"; got the metric name {name!r}")
-    if spec is None:
-        return MetricGate(name)
-    if _is_number(spec):
-        return MetricGate(name, min_delta=spec)
-    if isinstance(spec, Mapping):
-        check_settings(f"gate metric {name}", spec, ("min_delta", "relative"))
-        return MetricGate(name, **dict(spec))
-    raise UsageError(_METRICS_FORMS + f"; got {spec!r} for {name}")
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
-
-
-def _require_int(name: str, value: Any, least: int, what: str) -> None:
-    if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < least:
-        raise UsageError(
-            f"{name} must be a whole number of {least} or more ({what}), not {value!r}"
-        )
-
-
-def _require_float(name: str, value: Any, what: str, *, positive: bool = False) -> None:
-    ok = _is_number(value) and math.isfinite(value) and (value > 0 if positive else value >= 0)
-    if not ok:
-        raise UsageError(f"{name} must be a number of {what}, not {value!r}")
 
 
 # --- the report ---------------------------------------------------------------------
@@ -411,6 +180,23 @@ def _float_or_none(value: Any) -> float | None:
 
 
 # --- measuring latency and cost -----------------------------------------------------
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+
+
+def _require_int(name: str, value: Any, least: int, what: str) -> None:
+    if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < least:
+        raise UsageError(
+            f"{name} must be a whole number of {least} or more ({what}), not {value!r}"
+        )
+
+
+def _require_float(name: str, value: Any, what: str, *, positive: bool = False) -> None:
+    ok = _is_number(value) and math.isfinite(value) and (value > 0 if positive else value >= 0)
+    if not ok:
+        raise UsageError(f"{name} must be a number of {what}, not {value!r}")
 
 
 def measure_cost(
@@ -626,7 +412,7 @@ def _gated(
     if config.metrics:
         return list(config.metrics)
     primary = primary_metric(task, champion, candidate)
-    return [] if primary is None else [MetricGate(primary)]
+    return [] if primary is None else [MetricGate(metric=primary)]
 
 
 def _min_samples_check(n: int, least: int) -> Check:

@@ -20,221 +20,178 @@ one) puts the candidate on live traffic after its gates; ``promote`` lets the lo
 the champion alias itself when everything passed (without it, or with ``approval:
 required``, a passing candidate waits for ``setpoint approve``); ``rollback`` takes a
 regressing canary off at once.
+
+Each part is a declarative model (``_documents.Document``): the triggers are in
+:mod:`~setpoint.loop.trigger_config`, the gates in :mod:`~setpoint.loop.gate_config`;
+the reader, its errors by path and the JSON Schema (``setpoint schema policy``) all
+come from them. The stored form is :meth:`Policy.to_dict`.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 import sqlalchemy as sa
 import yaml
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
+from setpoint._documents import Document, DurationOrZero, Flag, Number, Problems, Whole
 from setpoint._durations import parse_duration
 from setpoint._names import check_name
-from setpoint._yaml import load_user_yaml
-from setpoint.errors import NotFoundError, UsageError
-from setpoint.loop.gates import GateConfig
-from setpoint.models.evaluation import METRICS
-from setpoint.monitoring.drift import check_settings
+from setpoint.errors import NotFoundError
+from setpoint.loop._forms import AlsoAccepts
+from setpoint.loop.gate_config import GateConfig
+from setpoint.loop.trigger_config import KINDS, Performance, Trigger, next_run
 from setpoint.store import audit
 from setpoint.store.db import Database
 from setpoint.store.schema import policies
 
-ACTIONS = ("alert", "retrain", "shadow", "canary", "promote", "rollback")
+__all__ = [
+    "ACTIONS",
+    "KINDS",
+    "Performance",
+    "Policy",
+    "PolicyStore",
+    "RetrainSettings",
+    "RolloutSettings",
+    "StoredPolicy",
+    "Trigger",
+    "next_run",
+]
+
+Action = Literal["alert", "retrain", "shadow", "canary", "promote", "rollback"]
+ACTIONS: tuple[Action, ...] = get_args(Action)
 Window = Literal["since_trigger", "sliding", "expanding"]
 
 
-@dataclass(frozen=True)
-class Trigger:
-    """One condition that starts a rollout; ``kind`` says which field matters."""
-
-    kind: Literal["drift", "drift_share", "performance", "schedule", "labels"]
-    features: tuple[str, ...] = ()  # drift: () is any feature
-    share: float = 0.0  # drift_share
-    metric: str = ""  # performance
-    source: Literal["realized", "estimated"] = "realized"
-    below: float | None = None  # performance: the metric is worse than this value
-    drop: float | None = None  # performance: worse than the reference by this fraction
-    cron: str = ""  # schedule
-    labels: int = 0  # labels
-
-    def to_dict(self) -> dict[str, Any]:
-        if self.kind == "drift":
-            return {"drift": list(self.features) or "any"}
-        if self.kind == "drift_share":
-            return {"drift_share": self.share}
-        if self.kind == "performance":
-            body: dict[str, Any] = {"metric": self.metric, "source": self.source}
-            if self.below is not None:
-                body["below"] = self.below
-            if self.drop is not None:
-                body["drop"] = self.drop
-            return {"performance": body}
-        if self.kind == "schedule":
-            return {"schedule": self.cron}
-        return {"labels": self.labels}
-
-    @classmethod
-    def from_dict(cls, data: Any) -> Trigger:
-        if not isinstance(data, Mapping) or len(data) != 1:
-            raise UsageError(
-                f"a trigger is one of drift, drift_share, performance, schedule or labels "
-                f"with its setting (e.g. '- drift_share: 0.3'), not {data!r}"
-            )
-        ((kind, value),) = data.items()
-        if kind == "drift":
-            if value in ("any", None, True):
-                return cls("drift")
-            names = [value] if isinstance(value, str) else value
-            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-                raise UsageError("drift: give 'any' or a list of feature names")
-            return cls("drift", features=tuple(names))
-        if kind == "drift_share":
-            share = _number("drift_share", value)
-            if not 0 < share <= 1:
-                raise UsageError(f"drift_share {share}: give a share between 0 and 1, e.g. 0.3")
-            return cls("drift_share", share=share)
-        if kind == "performance":
-            return cls._performance(value)
-        if kind == "schedule":
-            return cls("schedule", cron=_cron(value))
-        if kind == "labels":
-            count = _number("labels", value)
-            if count < 1 or count != int(count):
-                raise UsageError(f"labels {value}: give the number of new labels, e.g. 5000")
-            return cls("labels", labels=int(count))
-        raise UsageError(
-            f"unknown trigger {kind!r}; known: drift, drift_share, performance, schedule, labels"
-        )
-
-    @classmethod
-    def _performance(cls, value: Any) -> Trigger:
-        if not isinstance(value, Mapping):
-            raise UsageError(
-                "performance: give {metric: NAME, below: VALUE} or {metric: NAME, drop: FRACTION}"
-            )
-        check_settings("performance trigger", value, ("metric", "source", "below", "drop"))
-        metric = str(value.get("metric", ""))
-        if metric not in METRICS:
-            raise UsageError(f"performance metric {metric!r}; known: {', '.join(METRICS)}")
-        source = value.get("source", "realized")
-        if source not in ("realized", "estimated"):
-            raise UsageError(f"performance source {source!r}: use realized or estimated")
-        below = value.get("below")
-        drop = value.get("drop")
-        if (below is None) == (drop is None):
-            raise UsageError(
-                f"performance trigger on {metric}: give either below (a value) or drop "
-                "(a fraction of the reference figure), not both or neither"
-            )
-        if drop is not None and not _number("drop", drop) > 0:
-            raise UsageError(
-                f"performance trigger on {metric}: drop {drop} is the fraction of the reference "
-                "figure the metric may lose before it fires; give more than 0, e.g. 0.05"
-            )
-        return cls(
-            "performance",
-            metric=metric,
-            source=source,
-            below=None if below is None else _number("below", below),
-            drop=None if drop is None else _number("drop", drop),
-        )
+# --- settings -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RetrainSettings:
-    # since_trigger: the labelled traffic from the start of the window that fired (what
-    # the world looks like after the change); sliding: the last ``days``; expanding: all.
+class RetrainSettings(Document):
+    """What the candidate is trained on, and how hard the job tries."""
+
+    what: ClassVar[str] = "the retrain settings"
+
     window: Window = "since_trigger"
-    days: float = 28.0
-    include_original: bool = False  # add the champion's own training data
-    min_rows: int = 1000  # labelled rows to wait for before training
-    max_attempts: int = 3
-
-    def __post_init__(self) -> None:
-        if self.window not in ("since_trigger", "sliding", "expanding"):
-            raise UsageError(
-                f"retrain window {self.window!r}: use since_trigger, sliding or expanding"
-            )
-        _number("retrain days", self.days)
-        _whole("retrain min_rows", self.min_rows)
-        _whole("retrain max_attempts", self.max_attempts)
-        if not isinstance(self.include_original, bool):
-            raise UsageError(
-                f"retrain include_original {self.include_original!r}: use true (add the "
-                "champion's own training data) or false"
-            )
-        if not self.days > 0 or self.min_rows < 1 or self.max_attempts < 1:
-            raise UsageError("retrain days, min_rows and max_attempts must be positive")
+    """``since_trigger``: the labelled traffic from the start of the window that fired
+    (what the world looks like after the change); ``sliding``: the last ``days``;
+    ``expanding``: all of it."""
+    days: Number = Field(28.0, gt=0)
+    """The length of a ``sliding`` window, in days."""
+    include_original: Flag = False
+    """Add the champion's own training data."""
+    min_rows: Whole = Field(1000, ge=1)
+    """Labelled rows to wait for before training."""
+    max_attempts: Whole = Field(3, ge=1)
+    """Attempts of the retraining job before the rollout fails."""
 
 
-@dataclass(frozen=True)
-class RolloutSettings:
-    duration: str = "7d"  # on live traffic before the decision
-    share: float = 0.1  # of requests a canary answers
-    min_samples: int = 200  # answered requests the candidate must see
-    min_labels: int = 100  # labelled answers before realized performance is judged; 0: none
-    max_metric_drop: float = 0.02  # candidate may be at most this worse than the champion live
-    max_error_rate: float = 0.02  # a canary failing more often than this is rolled back
-    max_latency_ratio: float = 3.0  # canary p99 latency against the champion's
+class RolloutSettings(Document):
+    """How long a candidate is on live traffic, and what it must show there."""
 
-    def __post_init__(self) -> None:
-        parse_duration(self.duration, what="rollout duration", zero=True)
-        for name in ("share", "max_metric_drop", "max_error_rate", "max_latency_ratio"):
-            _number(f"rollout {name}", getattr(self, name))
-        _whole("rollout min_samples", self.min_samples)
-        _whole("rollout min_labels", self.min_labels)
-        if not 0 < self.share < 1:
-            raise UsageError(f"rollout share {self.share}: between 0 and 1")
-        if self.min_samples < 0 or self.min_labels < 0:
-            raise UsageError("rollout min_samples and min_labels must be 0 or more")
-        if not (self.max_metric_drop >= 0 and self.max_error_rate >= 0):
-            raise UsageError("rollout max_metric_drop and max_error_rate must be 0 or more")
-        if not self.max_latency_ratio > 0:
-            raise UsageError("rollout max_latency_ratio must be positive")
+    what: ClassVar[str] = "the rollout settings"
+
+    duration: DurationOrZero = "7d"
+    """On live traffic before the decision (0s: decide at once)."""
+    share: Number = Field(0.1, gt=0, lt=1)
+    """The share of requests a canary answers."""
+    min_samples: Whole = Field(200, ge=0)
+    """Answered requests the candidate must see."""
+    min_labels: Whole = Field(100, ge=0)
+    """Labelled answers before realized performance is judged (0: not judged)."""
+    max_metric_drop: Number = Field(0.02, ge=0)
+    """Live, the candidate may be at most this much worse than the champion."""
+    max_error_rate: Number = Field(0.02, ge=0)
+    """A canary failing more often than this is rolled back."""
+    max_latency_ratio: Number = Field(3.0, gt=0)
+    """The canary's p99 latency against the champion's, at most."""
 
     @property
     def span(self) -> timedelta:
         return parse_duration(self.duration, what="rollout duration", zero=True)
 
 
-@dataclass(frozen=True)
-class Policy:
-    triggers: tuple[Trigger, ...]
-    actions: tuple[str, ...] = ("alert", "retrain", "shadow", "promote", "rollback")
-    retrain: RetrainSettings = field(default_factory=RetrainSettings)
-    gates: GateConfig = field(default_factory=GateConfig)
-    rollout: RolloutSettings = field(default_factory=RolloutSettings)
-    approval: Literal["auto", "required"] = "auto"
-    cooldown: str = "1d"  # no new rollout within this of the last one's start
+# --- the policy -----------------------------------------------------------------------
 
-    def __post_init__(self) -> None:
-        if not self.triggers:
-            raise UsageError("a policy needs at least one trigger, e.g. '- drift_share: 0.3'")
-        actions: Any = self.actions  # from YAML or Python, anything may come
-        if isinstance(actions, str):
-            actions = (actions,)
-        if not isinstance(actions, Sequence) or not all(isinstance(a, str) for a in actions):
-            raise UsageError(
-                f"actions {actions!r}: give a list of actions, e.g. [alert, retrain, shadow]; "
-                f"known: {', '.join(ACTIONS)}"
-            )
-        object.__setattr__(self, "actions", tuple(actions))
-        unknown = [a for a in self.actions if a not in ACTIONS]
-        if unknown:
-            raise UsageError(f"unknown action(s) {', '.join(unknown)}; known: {', '.join(ACTIONS)}")
+
+def _trigger_list(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return value
+    raise ValueError(f"give a list of triggers, e.g. [{{drift_share: 0.3}}], not {value!r}")
+
+
+def _some(triggers: tuple[Trigger, ...]) -> tuple[Trigger, ...]:
+    if not triggers:
+        raise ValueError("a policy needs at least one trigger, e.g. '- drift_share: 0.3'")
+    return triggers
+
+
+def _action_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list | tuple):
+        return value
+    raise ValueError(
+        f"give a list of actions, e.g. [alert, retrain, shadow], not {value!r}; "
+        f"known: {', '.join(ACTIONS)}"
+    )
+
+
+def _settings(value: Any) -> Any:
+    if isinstance(value, Mapping | Document):
+        return value
+    raise ValueError(f"give a mapping of settings (key: value), not {value!r}")
+
+
+Settings = BeforeValidator(_settings)
+
+
+class Policy(Document):
+    """When an endpoint's model is retrained, and how far a candidate goes alone."""
+
+    what: ClassVar[str] = "the policy"
+
+    triggers: Annotated[
+        tuple[Trigger, ...],
+        BeforeValidator(_trigger_list),
+        AfterValidator(_some),
+        Field(json_schema_extra={"minItems": 1}),
+    ]
+    """Any one of them starts a rollout."""
+    actions: Annotated[
+        tuple[Action, ...],
+        BeforeValidator(_action_list),
+        AlsoAccepts({"enum": list(ACTIONS)}),
+    ] = ("alert", "retrain", "shadow", "promote", "rollback")
+    """What the loop does when a trigger fires: ``alert``; ``retrain`` (needed for the
+    rest); ``shadow`` or ``canary`` (at most one) after the gates; ``promote`` without a
+    person; ``rollback`` a regressing canary at once. One action may be written bare."""
+    retrain: Annotated[RetrainSettings, Settings] = Field(default_factory=RetrainSettings)
+    """What the candidate is trained on."""
+    gates: Annotated[GateConfig, Settings] = Field(default_factory=GateConfig)
+    """What the candidate must show on the hold-out to replace the champion."""
+    rollout: Annotated[RolloutSettings, Settings] = Field(default_factory=RolloutSettings)
+    """The candidate on live traffic."""
+    approval: Literal["auto", "required"] = "auto"
+    """``required``: a candidate that passed everything waits for ``setpoint
+    approve``."""
+    cooldown: DurationOrZero = "1d"
+    """No new rollout within this of the last one's start (0s: none)."""
+
+    @model_validator(mode="after")
+    def _actions_fit(self) -> Policy:
+        problems: list[tuple[tuple[str | int, ...], str]] = []
         if "shadow" in self.actions and "canary" in self.actions:
-            raise UsageError("actions: choose shadow or canary, not both")
+            problems.append((("actions",), "choose shadow or canary, not both"))
         beyond = [a for a in self.actions if a not in ("alert", "retrain")]
         if beyond and "retrain" not in self.actions:
-            raise UsageError(f"actions {', '.join(beyond)} need retrain among the actions")
-        if self.approval not in ("auto", "required"):
-            raise UsageError(f"approval {self.approval!r}: use auto or required")
-        parse_duration(self.cooldown, what="cooldown", zero=True)
+            problems.append((("actions",), f"{', '.join(beyond)} need retrain among the actions"))
+        if problems:
+            raise Problems(problems)
+        return self
 
     @property
     def mode(self) -> Literal["shadow", "canary"] | None:
@@ -254,101 +211,20 @@ class Policy:
         return parse_duration(self.cooldown, what="cooldown", zero=True)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "triggers": [t.to_dict() for t in self.triggers],
-            "actions": list(self.actions),
-            "retrain": {
-                "window": self.retrain.window,
-                "days": self.retrain.days,
-                "include_original": self.retrain.include_original,
-                "min_rows": self.retrain.min_rows,
-                "max_attempts": self.retrain.max_attempts,
-            },
-            "gates": self.gates.to_dict(),
-            "rollout": {
-                "duration": self.rollout.duration,
-                "share": self.rollout.share,
-                "min_samples": self.rollout.min_samples,
-                "min_labels": self.rollout.min_labels,
-                "max_metric_drop": self.rollout.max_metric_drop,
-                "max_error_rate": self.rollout.max_error_rate,
-                "max_latency_ratio": self.rollout.max_latency_ratio,
-            },
-            "approval": self.approval,
-            "cooldown": self.cooldown,
-        }
+        return self.model_dump(mode="json")
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Policy:
-        if not isinstance(data, Mapping):
-            raise UsageError("a policy is a mapping with triggers, actions, retrain, gates...")
-        check_settings("policy", data, cls.__dataclass_fields__)
-        triggers = data.get("triggers") or []
-        if not isinstance(triggers, Sequence) or isinstance(triggers, str):
-            raise UsageError("triggers: give a list, e.g. [{drift_share: 0.3}]")
-        actions = data.get("actions", cls.__dataclass_fields__["actions"].default)
-        return cls(
-            triggers=tuple(Trigger.from_dict(t) for t in triggers),
-            actions=actions,
-            retrain=_settings(RetrainSettings, "retrain", data.get("retrain")),
-            gates=GateConfig.from_dict(data.get("gates") or {}),
-            rollout=_settings(RolloutSettings, "rollout", data.get("rollout")),
-            approval=data.get("approval", "auto"),
-            cooldown=str(data.get("cooldown", "1d")),
-        )
+        return cls.read(data)
 
     @classmethod
     def from_yaml(cls, text: str, *, source: str | None = None) -> Policy:
         """A policy from YAML; ``source`` is the file it came from, named in syntax
         errors."""
-        return cls.from_dict(load_user_yaml(text, what="the policy", source=source) or {})
-
-
-def _settings(kind: Any, what: str, data: Any) -> Any:
-    if data is None:
-        return kind()
-    if not isinstance(data, Mapping):
-        raise UsageError(f"{what}: give a mapping of settings")
-    check_settings(what, data, kind.__dataclass_fields__)
-    try:
-        return kind(**data)
-    except TypeError as error:
-        raise UsageError(f"{what}: {error}") from None
-
-
-def _number(what: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise UsageError(f"{what} {value!r}: give a number")
-    return float(value)
-
-
-def _whole(what: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise UsageError(f"{what} {value!r}: give a whole number")
-    return value
-
-
-def _cron(expression: Any) -> str:
-    from croniter import croniter
-
-    text = str(expression)
-    if not croniter.is_valid(text):
-        raise UsageError(
-            f"schedule {text!r} is not a cron expression; write e.g. '0 3 * * 1' "
-            "(minute hour day-of-month month day-of-week, UTC)"
-        )
-    return text
-
-
-def next_run(cron: str, after: datetime) -> datetime:
-    """The first time ``cron`` fires after ``after`` (UTC)."""
-    from croniter import croniter
-
-    found: datetime = croniter(cron, after).get_next(datetime)
-    return found
+        return cls.read_yaml(text, source=source)
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,7 @@ def on_labels(policy: Policy, new_labels: int, since: datetime, now: datetime) -
     is the same firing until a retraining moves ``since`` on."""
     fired = []
     for trigger in policy.triggers:
-        if trigger.kind == "labels" and new_labels >= trigger.labels:
+        if trigger.labels is not None and new_labels >= trigger.labels:
             fired.append(
                 Firing(
                     key=f"labels:{since.isoformat()}",

@@ -33,7 +33,6 @@ from typing import Any
 
 import numpy as np
 
-from setpoint.errors import UsageError
 from setpoint.monitoring import stats
 from setpoint.monitoring.counts import CategoricalCounts, NumericCounts
 from setpoint.monitoring.settings import DriftSettings
@@ -43,16 +42,6 @@ from setpoint.monitoring.summary import (
     ReferenceSummary,
     WindowSummary,
 )
-
-
-def check_settings(what: str, data: Mapping[str, Any], known: Iterable[str]) -> None:
-    """A UsageError naming every key of ``data`` that is not a ``what`` setting."""
-    names = set(known)
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise UsageError(
-            f"unknown {what} setting(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}"
-        )
 
 
 @dataclass(frozen=True)
