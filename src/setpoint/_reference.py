@@ -175,16 +175,15 @@ def _array_items(node: Mapping[str, Any], defs: Mapping[str, Any]) -> Mapping[st
 def _type(node: Mapping[str, Any], defs: Mapping[str, Any]) -> str:
     node = _resolve(node, defs)
     for key in ("anyOf", "oneOf"):
-        if key in node:
-            kinds = [_type(option, defs) for option in node[key]]
-            return " or ".join(dict.fromkeys(k for k in kinds if k != "null"))
+        if key in node and "properties" not in node:  # a mapping's oneOf says which keys
+            return _either([o for o in node[key] if _resolve(o, defs).get("type") != "null"], defs)
     if "enum" in node:
         return ", ".join(f"`{json.dumps(v)}`" for v in node["enum"])
     if "const" in node:
         return f"`{json.dumps(node['const'])}`"
     if "pattern" in node and node.get("type") == "string":
         return "span of time" if "wdhms" in node["pattern"] else "text"
-    kind = node.get("type", "any")
+    kind = node.get("type", "object" if "properties" in node else "any")
     if kind == "array":
         items = node.get("items")
         return f"list of {_type(items, defs)}" if isinstance(items, Mapping) else "list"
@@ -208,6 +207,37 @@ def _type(node: Mapping[str, Any], defs: Mapping[str, Any]) -> str:
         if key in node
     ]
     return f"{text}, {' and '.join(bounds)}" if bounds else text
+
+
+def _either(options: list[Any], defs: Mapping[str, Any]) -> str:
+    """Several accepted forms in a few words: ``X, or a list of them`` where a list of
+    the same thing is also taken; only the shapes when the forms are many."""
+    kinds = list(dict.fromkeys(_type(option, defs) for option in options))
+    singles = [k for k in kinds if f"list of {k}" not in kinds]
+    merged = [
+        f"{k[len('list of ') :]}, or a list of them"
+        if k.startswith("list of ") and k[len("list of ") :] in kinds
+        else k
+        for k in singles
+    ]
+    text = " or ".join(merged)
+    if len(text) <= 120:
+        return text
+    shapes = {
+        "array": "a list",
+        "object": "a mapping",
+        "string": "text",
+        "number": "a number",
+        "integer": "a number",
+        "boolean": "true or false",
+    }
+    found = []
+    for option in options:
+        target = _resolve(option, defs)
+        kind = target.get("type", "object" if "properties" in target else "")
+        if kind in shapes and shapes[kind] not in found:
+            found.append(shapes[kind])
+    return " or ".join(found) + " (several forms; see the meaning)"
 
 
 def _default(node: Mapping[str, Any]) -> str:

@@ -218,7 +218,9 @@ class GateConfig(Document):
 
     metrics: MetricGates = ()
     """The metrics the candidate must beat the champion on, each with its margin
-    (none: the task's primary metric, not worse)."""
+    (none: the task's primary metric, not worse). Written as a mapping of metric to
+    margin (``{roc_auc: {min_delta: 0.01, relative: false}, log_loss: 0.02}``), or a
+    list of names or of ``{metric, min_delta, relative}``, or one name."""
     min_samples: Whole = Field(200, ge=1)
     """The labelled hold-out rows a decision needs."""
     confidence: Annotated[Number, AfterValidator(_fraction), _FRACTION] | None = 0.9
