@@ -28,6 +28,16 @@ REQUIRE_POSTGRES = os.environ.get("SETPOINT_REQUIRE_POSTGRES", "") not in ("", "
 _RUN = uuid.uuid4().hex[:8]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _documents_match_their_schemas() -> Iterator[None]:
+    """Whatever a test reads as a spec, contract, policy or monitor settings, the
+    published JSON Schema must accept too (documents_support.py)."""
+    from documents_support import watching
+
+    with watching():
+        yield
+
+
 @pytest.fixture(scope="session")
 def postgres_admin() -> Iterator[sa.Engine]:
     engine = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")

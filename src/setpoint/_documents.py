@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import json
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -32,7 +33,7 @@ from pydantic import (
 )
 
 from setpoint import _durations
-from setpoint._yaml import load_user_yaml
+from setpoint._yaml import TEXT, load_user_yaml, locate
 from setpoint.errors import SetpointError, UsageError
 
 __all__ = [
@@ -126,55 +127,86 @@ class Document(BaseModel):
     @classmethod
     def read(cls, data: Any) -> Self:
         """The document from its plain form (YAML or JSON already parsed)."""
-        if not isinstance(data, Mapping):
-            raise cls.error(
-                f"{cls.what} is a mapping of keys to values, not {_kind(data)}",
-                details=["(top): not a mapping"],
-            )
-        try:
-            return cls.model_validate(dict(data))
-        except ValidationError as exc:
-            raise cls.problems(exc) from None
+        return cls._read(data, None, None)
 
     @classmethod
     def read_yaml(cls, text: str, *, source: str | None = None) -> Self:
-        """The document from YAML; ``source`` is the file, named in syntax errors."""
+        """The document from YAML; ``source`` is the file it came from. Problems in a
+        file are given as ``FILE:LINE:COLUMN: path: problem``."""
         data = load_user_yaml(text, what=cls.what, source=source, error=cls.error)
-        return cls.read({} if data is None else data)
+        return cls._read({} if data is None else data, text, source)
 
     @classmethod
-    def problems(cls, exc: ValidationError) -> SetpointError:
-        """``exc`` as this document's error: one ``path: problem`` line per problem."""
+    def _read(cls, data: Any, text: str | None, source: str | None) -> Self:
+        if not isinstance(data, Mapping):
+            where = f"{source}: " if source else ""
+            raise cls.error(
+                f"{where}{cls.what} is a mapping of keys to values, not {_kind(data)}",
+                details=["(top): not a mapping"],
+            )
+        token = _DEPTH.set(_DEPTH.get() + 1)  # __init__ leaves the problems to us
+        try:
+            return cls.model_validate(dict(data))
+        except ValidationError as exc:
+            raise cls.problems(exc, text=text, source=source) from None
+        finally:
+            _DEPTH.reset(token)
+
+    @classmethod
+    def problems(
+        cls, exc: ValidationError, *, text: str | None = None, source: str | None = None
+    ) -> SetpointError:
+        """``exc`` as this document's error: one ``path: problem`` line per problem,
+        each led by ``FILE:LINE:COLUMN:`` when the YAML ``text`` it came from is given."""
+        found = [line for item in exc.errors(include_url=False) for line in _lines(cls, item)]
         lines: list[str] = []
-        for item in exc.errors(include_url=False):
-            lines.extend(_lines(cls, item))
+        for steps, problem in found:
+            path = _format(steps)
+            line = f"{path}: {problem}" if path else problem
+            if text is not None:
+                line = f"{locate(text, steps, source)}: {line}"
+            lines.append(line)
         lines = list(dict.fromkeys(lines))
+        if text is not None:  # in the order of the file
+            lines.sort(key=_position)
+        head = cls.what if text is None else f"{source or TEXT} ({cls.what})"
         if len(lines) == 1:
-            return cls.error(f"{cls.what}: {lines[0]}", details=lines)
-        return cls.error(
-            f"{cls.what} has {len(lines)} problems: " + "; ".join(lines), details=lines
-        )
+            message = lines[0] if text is not None else f"{head}: {lines[0]}"
+            return cls.error(message, details=lines)
+        headline = f"{head} has {len(lines)} problems"
+        error = cls.error(f"{headline}: " + "; ".join(lines), details=lines)
+        error.listing = (headline, tuple(lines))
+        return error
 
 
-def _lines(root: type[BaseModel], item: Mapping[str, Any]) -> list[str]:
+def _position(line: str) -> tuple[int, int]:
+    """(line, column) of a ``FILE:LINE:COLUMN: ...`` problem, for sorting."""
+    match = re.search(r":(\d+):(\d+): ", line)
+    return (int(match[1]), int(match[2])) if match else (0, 0)
+
+
+Steps = tuple[str | int, ...]
+
+
+def _lines(root: type[BaseModel], item: Mapping[str, Any]) -> list[tuple[Steps, str]]:
+    """pydantic's error ``item`` as (the place the person sees, the problem)."""
     loc = tuple(item["loc"])
     kind = item["type"]
     error = (item.get("ctx") or {}).get("error")
     if isinstance(error, Problems):
-        return [f"{_path(root, loc + sub)}{message}" for sub, message in error.items]
+        return [(_steps(root, loc + sub), message) for sub, message in error.items]
     if isinstance(error, SetpointError):
-        return [f"{_path(root, loc)}{error.message}"]
+        return [(_steps(root, loc), error.message)]
     if kind == "extra_forbidden":
         valid = _keys_at(root, loc[:-1])
         close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
-        where = _path(root, loc[:-1]).removesuffix(": ")
-        key = f"{where}.{loc[-1]}" if where else str(loc[-1])
-        return [f"{key}: unknown key; {hint}valid keys are {', '.join(valid)}"]
+        steps = (*_steps(root, loc[:-1]), loc[-1])
+        return [(steps, f"unknown key; {hint}valid keys are {', '.join(valid)}")]
     if kind == "missing":
-        return [f"{_path(root, loc)}is required"]
+        return [(_steps(root, loc), "is required")]
     if isinstance(error, ValueError):
-        return [f"{_path(root, loc)}{error}"]
+        return [(_steps(root, loc), str(error))]
     message = str(item["msg"])
     if message.startswith("Input should be "):
         message = "must be " + message.removeprefix("Input should be ")
@@ -182,7 +214,7 @@ def _lines(root: type[BaseModel], item: Mapping[str, Any]) -> list[str]:
         message = message.removeprefix("Value error, ")
     else:
         message = message[:1].lower() + message[1:]
-    return [f"{_path(root, loc)}{message}, got {_shown(item.get('input'))}"]
+    return [(_steps(root, loc), f"{message}, got {_shown(item.get('input'))}")]
 
 
 def _shown(value: Any) -> str:
@@ -203,15 +235,20 @@ def _kind(value: Any) -> str:
 # -- paths: pydantic's locations as the person wrote them -----------------------------
 
 
-def _path(root: type[BaseModel], loc: tuple[Any, ...]) -> str:
-    """``"split.time_column: "`` for pydantic's location, without union tags."""
+def _steps(root: type[BaseModel], loc: tuple[Any, ...]) -> Steps:
+    """pydantic's location as the keys and indexes the person wrote (no union tags)."""
+    return tuple(step for step, _ in _walk(root, loc))
+
+
+def _format(steps: Steps) -> str:
+    """``split.time_column``, ``triggers[2].performance``."""
     parts: list[str] = []
-    for step, _ in _walk(root, loc):
+    for step in steps:
         if isinstance(step, int):
             parts.append(f"[{step}]")
         else:
             parts.append(f".{step}" if parts else str(step))
-    return "".join(parts) + ": " if parts else ""
+    return "".join(parts)
 
 
 def _keys_at(root: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
@@ -323,8 +360,11 @@ DurationOrZero = Annotated[str, BeforeValidator(_as_text), Strict(), _span(zero=
 def document_class(name: str) -> type[Document]:
     """The model of the document called ``name`` (spec, contract, policy, monitor)."""
     if name not in DOCUMENTS:
+        close = difflib.get_close_matches(name, DOCUMENTS, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
         raise UsageError(
-            f"no document called {name!r}; the files setpoint reads are {', '.join(DOCUMENTS)}"
+            f"no document called {name!r}; {hint}the files setpoint reads are "
+            f"{', '.join(DOCUMENTS)}"
         )
     module, attribute = DOCUMENTS[name]
     cls: type[Document] = getattr(importlib.import_module(module), attribute)

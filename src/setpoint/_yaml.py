@@ -52,3 +52,34 @@ def describe(error: yaml.YAMLError, text: str, source: str | None = None) -> str
         code = char if isinstance(char, int) else ord(char)
         return f"{where}:{line}:{column}: character #x{code:04x}: {error.reason}"
     return f"{where}: {error}"
+
+
+def locate(text: str, steps: tuple[str | int, ...], source: str | None = None) -> str:
+    """``SOURCE:LINE:COLUMN`` of the value at ``steps`` (keys and indexes) in ``text``,
+    or of the nearest enclosing one that exists; an unknown key is found at its key."""
+    try:
+        node: yaml.Node | None = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        node = None
+    mark = node.start_mark if node is not None else None
+    for step in steps:
+        child: yaml.Node | None = None
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.value == str(step):
+                    child, mark = value, key.start_mark
+                    break
+        elif (
+            isinstance(node, yaml.SequenceNode)
+            and isinstance(step, int)
+            and 0 <= step < len(node.value)
+        ):
+            child = node.value[step]
+            mark = child.start_mark
+        if child is None:
+            break
+        node = child
+    where = source or TEXT
+    if mark is None:
+        return where
+    return f"{where}:{mark.line + 1}:{mark.column + 1}"

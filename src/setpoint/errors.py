@@ -21,6 +21,9 @@ class SetpointError(Exception):
     exit_code: ClassVar[int] = 1
     # Seconds after which retrying may succeed (sent as Retry-After), when known.
     retry_after: int | None = None
+    # Several problems at once (a file with three mistakes): a headline and one line
+    # per problem, which a terminal shows as a list rather than one long sentence.
+    listing: tuple[str, tuple[str, ...]] | None = None
 
     def __init__(self, message: str, *, details: Any = None) -> None:
         super().__init__(message)

@@ -165,7 +165,7 @@ def test_a_learned_threshold_overrides_the_default_for_its_feature() -> None:
 def test_settings_are_checked() -> None:
     with pytest.raises(UsageError, match="alpha"):
         DriftSettings(alpha=0)
-    with pytest.raises(UsageError, match="alpah: unknown key; did you mean .alpha.?"):
+    with pytest.raises(UsageError, match=r"alpah: unknown key; did you mean .alpha.\?"):
         DriftSettings.from_dict({"alpah": 0.1})
     settings = DriftSettings(numeric_effect=0.2, effects={"x": 0.3})
     assert DriftSettings.from_dict(settings.to_dict()) == settings

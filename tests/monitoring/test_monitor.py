@@ -141,7 +141,7 @@ def test_mistakes_are_named(served: Workspace) -> None:
         served.monitors.get("credit")
     with pytest.raises(UsageError, match="span of time"):
         MonitorConfig(window="weekly")
-    with pytest.raises(UsageError, match="windw: unknown key; did you mean .window.?"):
+    with pytest.raises(UsageError, match=r"windw: unknown key; did you mean .window.\?"):
         MonitorConfig.from_dict({"windw": "1d"})
     served.monitors.create("credit", MonitorConfig(multivariate=False))
     with pytest.raises(ConflictError, match="--replace"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import numbers
+import textwrap
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ import typer
 from rich import box
 from rich.cells import cell_len
 from rich.console import Console, JustifyMethod
+from rich.markup import escape
 from rich.measure import Measurement
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -49,7 +51,22 @@ class Group(TyperGroup):
         except SetpointError as error:
             if is_json(ctx):
                 print(json.dumps(error.to_dict(), default=str, indent=2))
-            stderr().print(f"[bold red]error:[/] {error.message}", markup=True)
+            if error.listing is not None:
+                headline, lines = error.listing
+                stderr().print(f"[bold red]error:[/] {escape(headline)}:", markup=True)
+                width = max(40, stderr().width)
+                for line in lines:
+                    wrapped = textwrap.fill(
+                        line,
+                        width,
+                        initial_indent="  - ",
+                        subsequent_indent="    ",
+                        break_long_words=False,
+                        break_on_hyphens=False,
+                    )
+                    stderr().print(wrapped, markup=False, highlight=False, soft_wrap=True)
+            else:
+                stderr().print(f"[bold red]error:[/] {escape(error.message)}", markup=True)
             raise typer.Exit(error.exit_code) from None
 
 

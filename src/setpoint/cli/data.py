@@ -216,8 +216,10 @@ def contract_cmd(
     json_: JsonFlag = False,
 ) -> None:
     """Print (or save) the contract of a dataset version as YAML you can edit and attach back."""
+    from setpoint._documents import editor_line
+
     contract = state(ctx).workspace().contract(ref)
-    text = contract.to_yaml()
+    text = editor_line("contract") + contract.to_yaml()
     if output:
         with writing(output):
             output.write_text(text, encoding="utf-8")

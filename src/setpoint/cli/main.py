@@ -56,6 +56,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "reject": ("setpoint.cli.loop", "reject"),
     "loop": ("setpoint.cli.loop", "loop"),
     "erase": ("setpoint.cli.erase", "erase"),
+    "schema": ("setpoint.cli.schema", "schema"),
 }
 
 

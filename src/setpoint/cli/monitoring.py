@@ -22,6 +22,7 @@ from setpoint.cli._common import (
     emit,
     fmt,
     progress_bar,
+    read_text,
     render_rows,
     short,
     state,
@@ -98,25 +99,42 @@ def create(
     replace: Annotated[
         bool, typer.Option("--replace", help="Rebuild an existing monitor (its windows go).")
     ] = False,
+    config_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="Monitor settings (YAML; every key in docs/reference/monitor.md). Options "
+            "given on the command line override the file's values.",
+        ),
+    ] = None,
     json_: JsonFlag = False,
 ) -> None:
     """Create the monitor of an endpoint; its reference is summarized once, now."""
-    from setpoint.monitoring.settings import MonitorConfig, WebhookConfig
+    from setpoint.monitoring.settings import MonitorConfig
 
-    hooks = []
-    for spec in webhook or []:
-        url, _, form = spec.partition(",")
-        hooks.append(WebhookConfig(url=url, format=form or "json"))
-    config = MonitorConfig(
-        window=window,
-        multivariate=not no_multivariate,
-        learn_thresholds=not static_thresholds,
-        late_label_windows=late_label_windows,
-        max_refused_share=max_refused_share,
-        max_out_of_contract_share=max_out_of_contract_share,
-        time_column=time_column,
-        webhooks=tuple(hooks),
-    )
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        values = MonitorConfig.read_yaml(read_text(config_file), source=str(config_file)).to_dict()
+    given = {
+        "window": window,
+        "multivariate": not no_multivariate,
+        "learn_thresholds": not static_thresholds,
+        "late_label_windows": late_label_windows,
+        "max_refused_share": max_refused_share,
+        "max_out_of_contract_share": max_out_of_contract_share,
+        "time_column": time_column,
+    }
+    option = {"multivariate": "no_multivariate", "learn_thresholds": "static_thresholds"}
+    for key, value in given.items():
+        if config_file is None or _on_command_line(ctx, option.get(key, key)):
+            values[key] = value
+    if webhook is not None:
+        hooks = []
+        for spec in webhook:
+            url, _, form = spec.partition(",")
+            hooks.append({"url": url, "format": form or "json"})
+        values["webhooks"] = hooks
+    config = MonitorConfig.read(values)
     ws = state(ctx).workspace()
     with progress_bar(ctx, f"summarizing the reference of {endpoint}") as update:
         update("reading the data and scoring it", 0.1)
@@ -138,6 +156,12 @@ def create(
             )
 
     emit(ctx, monitor.to_dict(), render)
+
+
+def _on_command_line(ctx: typer.Context, name: str) -> bool:
+    """Whether the option ``name`` was given on the command line (not its default)."""
+    source = ctx.get_parameter_source(name)  # Typer's own copy of click's enum: by name
+    return source is not None and source.name == "COMMANDLINE"
 
 
 @monitor_app.command("run")
