@@ -132,11 +132,11 @@ def _repeated(names: tuple[str, ...]) -> list[tuple[tuple[str | int, ...], str]]
 
 
 class Step(Document):
-    """An estimator or transformer named by import path, with its parameters.
+    """An estimator or transformer named by import path, with its parameters:
+    ``{class: sklearn.linear_model.Ridge, params: {alpha: 2}}``, or the import path
+    alone for default parameters."""
 
-    In YAML, ``{class: sklearn.linear_model.Ridge, params: {alpha: 2}}``, or the import
-    path alone for default parameters. From Python: ``Step("sklearn.linear_model.Ridge",
-    {"alpha": 2})``."""
+    # From Python: Step("sklearn.linear_model.Ridge", {"alpha": 2}).
 
     what: ClassVar[str] = "the step"
     error: ClassVar[type[SetpointError]] = InvalidSpecError
@@ -259,6 +259,16 @@ class Split(Document):
         }
 
 
+def _auto_none_or_pipeline(preprocessing: Any) -> Any:
+    if isinstance(preprocessing, str) and preprocessing not in ("auto", "none"):
+        raise ValueError(f"{preprocessing!r}: use auto, none, or {{pipeline: [steps]}}")
+    if not isinstance(preprocessing, str | Mapping | Pipeline):
+        raise ValueError(
+            f"use auto, none, or {{pipeline: [{{class: ..., params: ...}}]}}, got {preprocessing!r}"
+        )
+    return preprocessing
+
+
 def _preprocessing_kind(value: Any) -> str:
     return "choice" if isinstance(value, str) else "steps"
 
@@ -275,9 +285,12 @@ Preprocessing = Annotated[
 
 
 class TrainSpec(Document):
-    """A validated training spec. Build it with :meth:`from_yaml` or :meth:`from_dict`
-    (or keywords), which check everything that can be checked without the data;
-    :meth:`to_dict` gives the form stored with the model version."""
+    """What to train, on which data, and how to judge it. Everything that can be checked
+    without the data is checked when the file is read, before any training starts; the
+    spec is stored with every model version it produced."""
+
+    # From Python: TrainSpec.from_yaml(text), TrainSpec.from_dict(data) or keywords;
+    # to_dict() gives the form stored with the model version.
 
     what: ClassVar[str] = "the training spec"
     error: ClassVar[type[SetpointError]] = InvalidSpecError
@@ -302,7 +315,12 @@ class TrainSpec(Document):
     ] = None
     """What to fit: an import path, or ``{class, params}``; leave out for
     scikit-learn's HistGradientBoosting of the task."""
-    preprocessing: Preprocessing = "auto"
+    preprocessing: Annotated[
+        Preprocessing,
+        BeforeValidator(
+            _auto_none_or_pipeline, json_schema_input_type=Literal["auto", "none"] | Pipeline
+        ),
+    ] = "auto"
     """``auto``: what the estimator needs (none for LightGBM and XGBoost, which take
     categories natively); ``none``: the columns as they are; or
     ``{pipeline: [steps]}`` to write the transformers out."""
@@ -392,18 +410,6 @@ class TrainSpec(Document):
                 f"{task!r} is not one of {', '.join(TASKS)} (or leave it out to infer)"
             )
         return task
-
-    @field_validator("preprocessing", mode="before")
-    @classmethod
-    def _auto_none_or_pipeline(cls, preprocessing: Any) -> Any:
-        if isinstance(preprocessing, str) and preprocessing not in ("auto", "none"):
-            raise ValueError(f"{preprocessing!r}: use auto, none, or {{pipeline: [steps]}}")
-        if not isinstance(preprocessing, str | Mapping | Pipeline):
-            raise ValueError(
-                "use auto, none, or {pipeline: [{class: ..., params: ...}]}, "
-                f"got {preprocessing!r}"
-            )
-        return preprocessing
 
     @field_validator("split", mode="before")
     @classmethod
