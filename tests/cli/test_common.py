@@ -8,7 +8,7 @@ import numpy as np
 from rich.console import Console
 from rich.text import Text
 
-from setpoint.cli._common import Col, count, fmt, render_rows
+from setpoint.cli._common import Col, count, fmt, render_rows, short
 
 
 def _rendered(width: int, columns: list[Col | str], rows: list[list[object]]) -> str:
@@ -59,3 +59,28 @@ def test_too_many_columns_turn_into_one_record_per_row() -> None:
     shown = _rendered(40, columns, [[f"value {i}" for i in range(8)], ["x"] * 8])
     assert "column 3: value 3" in " ".join(shown.split())
     assert all(len(line) <= 40 for line in shown.splitlines()), shown
+
+
+def test_titles_are_text_not_markup() -> None:
+    out = io.StringIO()
+    render_rows(
+        Console(file=out, width=80, highlight=False),
+        ["name"],
+        [["loans"]],
+        title="[bold]endpoint[/]",
+        caption="[dim]note[/]",
+    )
+    assert "[bold]endpoint[/]" in out.getvalue()
+    assert "[dim]note[/]" in out.getvalue()
+
+
+def test_a_compact_table_has_two_spaces_between_columns() -> None:
+    def rendered(compact: bool) -> str:
+        out = io.StringIO()
+        console = Console(file=out, width=80, highlight=False)
+        render_rows(console, [short("a"), short("b")], [["xx", "yy"]], compact=compact)
+        return out.getvalue()
+
+    assert "xx   yy" in rendered(compact=False)
+    assert "xx  yy" in rendered(compact=True)
+    assert "xx   yy" not in rendered(compact=True)

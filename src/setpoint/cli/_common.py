@@ -335,24 +335,45 @@ def render_rows(
     *,
     title: str | None = None,
     caption: str | None = None,
+    compact: bool = False,
 ) -> None:
     """Print a listing that fits ``c.width`` without cutting a cell short: a table,
     its names and messages folded when needed, or, when even that would not fit, one
-    "field: value" record per row. A plain string is a column that may fold."""
+    "field: value" record per row. A plain string is a column that may fold.
+    ``compact``: two spaces between columns instead of three, for a wide table of
+    short figures (a time series) that should stay a table in 80 columns."""
     cols = [Col(col) if isinstance(col, str) else col for col in columns]
     cells = [[_cell(value) for value in row] for row in rows]
     natural = [
         max(_width(Text(col.header)), *(_width(row[i]) for row in cells))
         for i, col in enumerate(cols)
     ]
-    probe = _table([1] * len(cols), cols)
+    probe = _table([1] * len(cols), cols, collapse_padding=compact)
     overhead = Measurement.get(c, c.options, probe).maximum - len(cols)
     widths = _fit(cols, natural, c.width - overhead)
     if widths is not None:
-        table = _table(widths, cols, title=title, caption=caption)
+        # The title and caption name the user's things: plain text, never markup. One
+        # wider than the table goes on its own lines, wrapped to the terminal rather
+        # than folded to the table's width.
+        wide = sum(widths) + overhead
+        head = None if title is None else Text(title, style="table.title")
+        foot = None if caption is None else Text(caption, style="table.caption")
+        above = head is not None and _width(head) > wide
+        below = foot is not None and _width(foot) > wide
+        if above:
+            c.print(head, soft_wrap=False)
+        table = _table(
+            widths,
+            cols,
+            title=None if above else head,
+            caption=None if below else foot,
+            collapse_padding=compact,
+        )
         for row in cells:
             table.add_row(*row)
         c.print(table)
+        if below:
+            c.print(foot, soft_wrap=False)
         return
     if title:
         c.print(Text(title, style="bold"), soft_wrap=False)

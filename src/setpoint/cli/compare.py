@@ -8,15 +8,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from setpoint.cli._common import (
+    Col,
     JsonFlag,
     NoMultivariate,
     StaticThresholds,
     emit,
     progress_bar,
+    render_rows,
+    short,
     state,
     writing,
 )
@@ -159,10 +160,9 @@ def _stem(given: str) -> str:
 
 
 def _verdicts(c: Console, result: Comparison) -> None:
+    """A row per chunk; the drifted features' names fold, whole, in their column."""
     head, cells = result.cells()
-    table = Table(title="Chunks")
-    for i, name in enumerate(head):
-        table.add_column(name, justify="right" if i in (1, 4, 5) else "left")
-    for row in cells:
-        table.add_row(*(escape(cell) for cell in row))  # feature names are the user's
-    c.print(table)
+    chunk, rows, verdict, drifted, *figures = head  # figures: the AUC, the metric
+    columns = [short(chunk), short(rows, "right"), short(verdict), Col(drifted)]
+    columns += [short(name, "right") for name in figures]
+    render_rows(c, columns, cells, title="Chunks")

@@ -8,9 +8,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.panel import Panel
+from rich.text import Text
 
-from setpoint.cli._common import JsonFlag, emit, is_json, stderr
+from setpoint.cli._common import JsonFlag, count, emit, facts, is_json, render_rows, short, stderr
 from setpoint.errors import UsageError
 
 
@@ -61,30 +62,34 @@ def demo(
     result = run(path, rows=rows, step=step)
 
     def render(c: Console) -> None:
-        table = Table("", "", title="setpoint demo", show_header=False)
-        for label, value in result.facts:
-            table.add_row(label, value)
-        c.print(table)
-        weeks = Table(
-            "week",
-            "applications",
-            "features drifted",
-            "served by",
-            "ROC AUC served",
-            "ROC AUC old champion",
-            title="week by week (AUC on the outcomes sent back)",
-        )
+        c.print(Panel(facts(result.facts), title="setpoint demo", expand=False))
+        rows = []
         for week in result.weeks:
             share = "-" if week.drift_share is None else f"{week.drift_share:.0%}"
-            weeks.add_row(
-                f"{week.start:%b %d}",
-                f"{week.rows:,}",
-                f"[bold red]{share}[/]" if week.drifted else share,
-                week.served_by,
-                "-" if week.served_auc is None else f"{week.served_auc:.3f}",
-                "-" if week.old_auc is None else f"{week.old_auc:.3f}",
+            rows.append(
+                (
+                    f"{week.start:%b %d}",
+                    count(week.rows),
+                    Text(share, style="bold red") if week.drifted else share,
+                    week.served_by,
+                    "-" if week.served_auc is None else f"{week.served_auc:.3f}",
+                    "-" if week.old_auc is None else f"{week.old_auc:.3f}",
+                )
             )
-        c.print(weeks)
+        render_rows(
+            c,
+            [
+                short("week"),
+                short("applications", "right"),
+                short("features\ndrifted", "right"),
+                "served by",
+                short("ROC AUC\nserved", "right"),
+                short("ROC AUC\nold champion", "right"),
+            ],
+            rows,
+            title="week by week (AUC on the outcomes sent back)",
+        )
+        # The paths whole on their lines (a terminal wraps them; they copy as one).
         c.print(
             f"The workspace is at {path}.\n"
             f"  report:      {result.report}\n"
@@ -92,7 +97,8 @@ def demo(
             "Look around with, for example:\n"
             f"  setpoint -w {path} rollouts list\n"
             f"  setpoint -w {path} models show credit-risk\n"
-            f"  setpoint -w {path} audit"
+            f"  setpoint -w {path} audit",
+            markup=False,
         )
 
     emit(ctx, result.to_dict(), render)

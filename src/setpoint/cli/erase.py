@@ -6,10 +6,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
+from rich.text import Text
 
-from setpoint.cli._common import JsonFlag, emit, progress_bar, state
+from setpoint.cli._common import JsonFlag, count, emit, progress_bar, render_rows, short, state
 from setpoint.errors import UsageError
 
 
@@ -66,33 +65,34 @@ def erase(
         )
 
     def render(c: Console) -> None:
+        def say(text: str) -> None:  # prose with the user's names, wrapped at 80 columns
+            c.print(Text(text), soft_wrap=False)
+
         verb = "Would remove" if dry_run else "Removed"
-        c.print(f"{verb} {report.rows:,} row(s) where {escape(column.strip())} is the subject's.")
-        table = Table("where", "rows", "note")
-        for kind, n in report.logs.items():
-            table.add_row(f"{kind} log", f"{n:,}", "")
+        say(f"{verb} {report.rows:,} row(s) where {column.strip()} is the subject's.")
+        rows = [(f"{kind} log", count(n), "") for kind, n in report.logs.items()]
         for q in report.quarantine:
-            table.add_row(f"quarantine batch {q['batch']}", f"{q['rows']:,}", "")
+            rows.append((f"quarantine batch {q['batch']}", count(q["rows"]), ""))
         for d in report.datasets:
             note = "" if dry_run else f"now {d.get('replaced_by') or 'empty: no version left'}"
-            table.add_row(escape(f"dataset {d['version']}"), f"{d['rows']:,}", escape(note))
-        c.print(table)
+            rows.append((f"dataset {d['version']}", count(d["rows"]), note))
+        render_rows(c, ["where", short("rows", "right"), "note"], rows)
         if report.logs_skipped:
-            c.print(
+            say(
                 f"{report.logs_skipped:,} row(s) are in a log segment a server is still "
                 "writing and did not seal in time: run this again."
             )
         for note in report.notes:
-            c.print(f"Note: {escape(note)}.")
+            say(f"Note: {note}.")
         if report.monitors:
-            c.print(
+            say(
                 "Monitor references rebuilt from the replacement data: "
-                + escape(", ".join(report.monitors))
+                + ", ".join(report.monitors)
             )
         if report.models:
-            c.print(
+            say(
                 "Trained on erased data (retrain them if they must not have seen it): "
-                + escape(", ".join(sorted(set(report.models))))
+                + ", ".join(sorted(set(report.models)))
             )
 
     emit(ctx, report.to_dict(), render)

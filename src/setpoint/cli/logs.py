@@ -6,10 +6,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
+from rich.text import Text
 
-from setpoint.cli._common import Group, JsonFlag, emit, state
+from setpoint.cli._common import Group, JsonFlag, count, emit, render_rows, short, state
 
 logs_app = typer.Typer(
     cls=Group,
@@ -48,22 +47,35 @@ def prune(
         for result in results:
             before = result.before.strftime("%Y-%m-%d %H:%M")
             c.print(
-                f"[bold]{escape(result.endpoint)}[/]: retention {result.retention}, "
-                f"records before {before} UTC"
+                Text.assemble(
+                    (result.endpoint, "bold"),
+                    f": retention {result.retention}, records before {before} UTC",
+                ),
+                soft_wrap=False,
             )
-            table = Table("log", f"rows {verb}", "files rewritten", "files deleted")
-            for log in result.logs:
-                table.add_row(
-                    log.kind,
-                    f"{log.rows_removed:,}",
-                    f"{log.files_rewritten:,}",
-                    f"{log.files_deleted:,}",
-                )
-            c.print(table)
+            render_rows(
+                c,
+                [
+                    short("log"),
+                    short(f"rows {verb}", "right"),
+                    short("files rewritten", "right"),
+                    short("files deleted", "right"),
+                ],
+                [
+                    (
+                        log.kind,
+                        count(log.rows_removed),
+                        count(log.files_rewritten),
+                        count(log.files_deleted),
+                    )
+                    for log in result.logs
+                ],
+            )
             if result.rows_skipped:
                 c.print(
                     f"{result.rows_skipped:,} old rows are in a segment a server is still "
-                    "writing and did not close in time; run this again."
+                    "writing and did not close in time; run this again.",
+                    soft_wrap=False,
                 )
 
     emit(ctx, [result.to_dict() for result in results], render)

@@ -7,10 +7,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich import box
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Column, Table
 
 from setpoint.cli._common import (
     Col,
@@ -560,43 +558,46 @@ def _brief(window: dict[str, Any]) -> dict[str, Any]:
 
 def _table(c: Console, endpoint: str, windows: list[dict[str, Any]]) -> None:
     """One row per window, in 80 columns: the drifted features' names are listed
-    below the table for the latest window."""
+    below the table for the latest window. Figures too wide for the table (a busy
+    endpoint's hourly windows) turn it into one record per window, never "0.5…"."""
     daily = all(w["start"][11:16] == "00:00" for w in windows)
-    table = Table(
-        Column("window (UTC)", no_wrap=True, min_width=10 if daily else 16),
-        Column("rows", justify="right", no_wrap=True),
-        Column("input\ndrift", justify="right", no_wrap=True),
-        Column("output", no_wrap=True),
-        Column("domain\nAUC", justify="right"),
-        Column("est.\nacc.", justify="right"),
-        Column("acc.", justify="right"),
-        Column("labels", justify="right"),
-        Column("p99\nms", justify="right"),
-        title=escape(endpoint),
-        box=box.SIMPLE_HEAD,
-        padding=(0, 1),
-        collapse_padding=True,
-        pad_edge=False,
-        show_edge=False,
-    )
+    rows = []
     for w in windows:
         if not w["judged"]:
             share, output = "not judged", "-"
         else:
             share = "-" if w["drift_share"] is None else f"{w['drift_share']:.0%}"
             output = {True: "drift", False: "stable", None: "-"}[w["prediction_drifted"]]
-        table.add_row(
-            w["start"][:10] if daily else w["start"][:16].replace("T", " "),
-            f"{w['rows']:,}",
-            share,
-            output,
-            fmt(w["domain_auc"], 3),
-            fmt(w["estimated_accuracy"], 3),
-            fmt(w["realized_accuracy"], 3),
-            fmt(w["labels"]),
-            fmt(w["p99_ms"], 3),
+        rows.append(
+            (
+                w["start"][:10] if daily else w["start"][:16].replace("T", " "),
+                f"{w['rows']:,}",
+                share,
+                output,
+                fmt(w["domain_auc"], 3),
+                fmt(w["estimated_accuracy"], 3),
+                fmt(w["realized_accuracy"], 3),
+                fmt(w["labels"]),
+                fmt(w["p99_ms"], 3),
+            )
         )
-    c.print(table)
+    render_rows(
+        c,
+        [
+            short("window (UTC)"),
+            short("rows", "right"),
+            short("input\ndrift", "right"),
+            short("output"),
+            short("domain\nAUC", "right"),
+            short("est.\nacc.", "right"),
+            short("acc.", "right"),
+            short("labels", "right"),
+            short("p99\nms", "right"),
+        ],
+        rows,
+        title=endpoint,
+        compact=True,
+    )
 
 
 # `setpoint monitor compare` needs no workspace; its module says why it stands apart.

@@ -43,7 +43,7 @@ from setpoint.store.schema import endpoints
 
 if TYPE_CHECKING:
     from setpoint.models.predictor import Predictor
-    from setpoint.workspace import Workspace
+    from setpoint.monitoring._sources import Sources
 
 _BATCH_ROWS = 20_000
 _BEGIN, _DONE = "monitor.backfill.begin", "monitor.backfill"  # audit actions
@@ -79,7 +79,7 @@ class BackfillResult:
 
 
 def backfill(
-    workspace: Workspace,
+    sources: Sources,
     endpoint: str,
     data: Any,
     *,
@@ -94,12 +94,12 @@ def backfill(
     in ``time_column``; outcomes in ``label_column`` become feedback given at the same
     time. ``model`` (NAME@VERSION) is the model that served then (default: the one the
     endpoint serves now)."""
-    deployment = workspace.deployments.get(endpoint)
-    version = workspace.model(model or deployment.config.model)
+    deployment = sources.deployments.get(endpoint)
+    version = sources.model(model or deployment.config.model)
     if version.contract is None:
         raise UsageError(f"model {version.ref} has no input contract to check the rows against")
     contract = Contract.from_dict(version.contract)
-    pii = workspace.pii_policy(contract)
+    pii = sources.pii_policy(contract)
     table = to_table(data)
     named = {"time_column": time_column, "label_column": label_column}
     named["prediction_column"] = prediction_column
@@ -114,16 +114,16 @@ def backfill(
     digest = content_hash(table)
     times = _times(table.column(time_column), time_column)
     features = [name for name in contract.columns if name in table.column_names]
-    loaded = workspace.load_model(version.ref)
+    loaded = sources.load_model(version.ref)
     if prediction_column is not None:
         _check_answers(table.column(prediction_column), prediction_column, loaded, version.ref)
     predictor = None if prediction_column else loaded
 
-    _begin(workspace, endpoint, digest, table.num_rows, force)
+    _begin(sources, endpoint, digest, table.num_rows, force)
     counts = {"scored": 0, "refused": 0, "marked": 0, "labels": 0}
-    predictions = RecordLog(workspace.root, kind="predictions")
-    feedback = RecordLog(workspace.root, kind="feedback")
-    refused_log = RecordLog(workspace.root, kind="refused")
+    predictions = RecordLog(sources.root, kind="predictions")
+    feedback = RecordLog(sources.root, kind="feedback")
+    refused_log = RecordLog(sources.root, kind="refused")
     refusals: list[dict[str, Any]] = []
     try:
         for start in range(0, table.num_rows, _BATCH_ROWS):
@@ -174,10 +174,10 @@ def backfill(
         digest=digest,
         **counts,
     )
-    with workspace.db.write() as conn:
+    with sources.db.write() as conn:
         audit.record(
             conn,
-            actor=workspace.actor,
+            actor=sources.actor,
             action=_DONE,
             entity_type="monitor",
             entity=endpoint,
@@ -186,13 +186,13 @@ def backfill(
     return result
 
 
-def _begin(workspace: Workspace, endpoint: str, digest: str, rows: int, force: bool) -> None:
+def _begin(sources: Sources, endpoint: str, digest: str, rows: int, force: bool) -> None:
     """Record that this table's backfill begins, unless it began before: checked and
     recorded in one transaction (the endpoint's row locked), so two backfills of one
     table cannot both pass, and one that died half-way is not repeated silently."""
-    with workspace.db.write() as conn:
+    with sources.db.write() as conn:
         locked = sa.select(endpoints.c.id).where(endpoints.c.name == endpoint)
-        conn.execute(locked if workspace.db.is_sqlite else locked.with_for_update())
+        conn.execute(locked if sources.db.is_sqlite else locked.with_for_update())
         began = [
             event
             for event in audit.events(
@@ -218,7 +218,7 @@ def _begin(workspace: Workspace, endpoint: str, digest: str, rows: int, force: b
             )
         audit.record(
             conn,
-            actor=workspace.actor,
+            actor=sources.actor,
             action=_BEGIN,
             entity_type="monitor",
             entity=endpoint,

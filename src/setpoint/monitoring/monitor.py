@@ -43,7 +43,7 @@ from setpoint.store.schema import monitor_windows, monitors
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-    from setpoint.workspace import Workspace
+    from setpoint.monitoring._sources import Sources
 
 _SHORTEST_WINDOW = timedelta(minutes=1)
 
@@ -86,11 +86,12 @@ class Monitor:
 
 
 class Monitors:
-    """The monitors of a workspace."""
+    """The monitors of a workspace (``sources``: what they read and write, see
+    ``_sources.py``; a ``Workspace`` is one)."""
 
-    def __init__(self, workspace: Workspace) -> None:
-        self._ws = workspace
-        self.alerts = AlertStore(workspace.db, actor=workspace.actor)
+    def __init__(self, sources: Sources) -> None:
+        self._sources = sources
+        self.alerts = AlertStore(sources.db, actor=sources.actor)
 
     # -- configuration --------------------------------------------------------------
 
@@ -106,9 +107,9 @@ class Monitors:
         serves now (or the dataset ``reference``). ``replace`` rebuilds an existing one
         (its computed windows are dropped: they were measured against another reference)."""
         config = config or MonitorConfig()
-        deployment = self._ws.deployments.get(endpoint)
+        deployment = self._sources.deployments.get(endpoint)
         built = references.build_reference(
-            self._ws, deployment.config.model, reference, config=config
+            self._sources, deployment.config.model, reference, config=config
         )
         now = datetime.now(UTC)
         row = {
@@ -117,9 +118,9 @@ class Monitors:
             "reference": built.to_dict(),
             "created_at": now,
             "updated_at": now,
-            "created_by": self._ws.actor,
+            "created_by": self._sources.actor,
         }
-        with self._ws.db.write() as conn:
+        with self._sources.db.write() as conn:
             existing = conn.execute(
                 sa.select(monitors.c.id).where(monitors.c.endpoint == endpoint)
             ).scalar_one_or_none()
@@ -138,7 +139,7 @@ class Monitors:
                 action = "monitor.create"
             audit.record(
                 conn,
-                actor=self._ws.actor,
+                actor=self._sources.actor,
                 action=action,
                 entity_type="monitor",
                 entity=endpoint,
@@ -151,9 +152,11 @@ class Monitors:
         keeping the windows computed so far: they are the history of the endpoint, and
         each names the reference it was measured against."""
         monitor = self.get(endpoint)
-        deployment = self._ws.deployments.get(endpoint)
-        built = references.build_reference(self._ws, deployment.config.model, config=monitor.config)
-        with self._ws.db.write() as conn:
+        deployment = self._sources.deployments.get(endpoint)
+        built = references.build_reference(
+            self._sources, deployment.config.model, config=monitor.config
+        )
+        with self._sources.db.write() as conn:
             self._replace_reference(conn, monitor, built, "monitor.rebase")
         return self.get(endpoint)
 
@@ -163,8 +166,8 @@ class Monitors:
         subject's, whose values must not stay in the stored sample and summary."""
         monitor = self.get(endpoint)
         old = monitor.reference
-        built = references.build_reference(self._ws, old.model, dataset, config=monitor.config)
-        with self._ws.db.write() as conn:
+        built = references.build_reference(self._sources, old.model, dataset, config=monitor.config)
+        with self._sources.db.write() as conn:
             self._replace_reference(conn, monitor, built, "monitor.rebuild")
             used = {
                 digest
@@ -173,7 +176,7 @@ class Monitors:
             }
         for digest in (old.sample, old.calibration):
             if digest is not None and digest not in used:
-                self._ws.artifacts.delete(digest)
+                self._sources.artifacts.delete(digest)
         return self.get(endpoint)
 
     def _replace_reference(
@@ -187,7 +190,7 @@ class Monitors:
         )
         audit.record(
             conn,
-            actor=self._ws.actor,
+            actor=self._sources.actor,
             action=action,
             entity_type="monitor",
             entity=monitor.endpoint,
@@ -196,7 +199,7 @@ class Monitors:
         )
 
     def get(self, endpoint: str) -> Monitor:
-        with self._ws.db.read() as conn:
+        with self._sources.db.read() as conn:
             row = conn.execute(sa.select(monitors).where(monitors.c.endpoint == endpoint)).first()
         if row is None:
             raise NotFoundError(
@@ -213,7 +216,7 @@ class Monitors:
         )
 
     def all(self) -> list[Monitor]:
-        with self._ws.db.read() as conn:
+        with self._sources.db.read() as conn:
             names = conn.execute(
                 sa.select(monitors.c.endpoint).order_by(monitors.c.endpoint)
             ).scalars()
@@ -229,7 +232,7 @@ class Monitors:
         )
         if limit is not None:
             query = query.limit(limit)
-        with self._ws.db.read() as conn:
+        with self._sources.db.read() as conn:
             rows = list(conn.execute(query))
         return [
             Window(aware(r.start), aware(r.end), r.n_rows, dict(r.results), endpoint)
@@ -269,7 +272,7 @@ class Monitors:
         computed are not computed again: backfill before the first run, or run with
         ``recompute``."""
         return backfill(
-            self._ws,
+            self._sources,
             endpoint,
             data,
             time_column=time_column,
@@ -309,14 +312,14 @@ class Monitors:
             return []
         kinds = cast(dict[str, Kind], monitor.reference.features)
         traffic = read_traffic(
-            self._ws.root,
+            self._sources.root,
             endpoint,
             kinds,
             since=min([*starts, *(w.start for w in recent)]),
             until=max([*(s + timedelta(seconds=span) for s in starts), *(w.end for w in recent)]),
         )
         previous = [w.n_rows for w in self.windows(endpoint, limit=VOLUME_WINDOWS)]
-        context = Measurement(self._ws, monitor, traffic, previous)
+        context = Measurement(self._sources, monitor, traffic, previous)
         own = notifier is None
         notifier = notifier or Notifier(self.alerts, monitor.config.webhooks)
         computed = []
@@ -377,7 +380,7 @@ class Monitors:
             performance, min_labels=monitor.config.min_labels
         )
         results = {**window.results, "performance": performance}
-        with self._ws.db.write() as conn:
+        with self._sources.db.write() as conn:
             conn.execute(
                 sa.update(monitor_windows)
                 .where(
@@ -393,7 +396,8 @@ class Monitors:
         from setpoint.serving._logtables import read_log
 
         logs = [
-            read_log(self._ws.root, kind=k, endpoint=endpoint) for k in ("predictions", "refused")
+            read_log(self._sources.root, kind=k, endpoint=endpoint)
+            for k in ("predictions", "refused")
         ]
         firsts = [pc.min(log.column("ts")).as_py() for log in logs if log.num_rows]
         return aware(min(firsts)) if firsts else None
@@ -401,8 +405,8 @@ class Monitors:
     def _store(self, monitor: Monitor, window: Window, *, replace: bool) -> bool:
         """Store a computed window; False when another process (a second loop) stored
         the same window first, which then counts as computed."""
-        insert = sqlite_insert if self._ws.db.is_sqlite else postgresql_insert
-        with self._ws.db.write() as conn:
+        insert = sqlite_insert if self._sources.db.is_sqlite else postgresql_insert
+        with self._sources.db.write() as conn:
             if replace:
                 conn.execute(
                     sa.delete(monitor_windows).where(

@@ -39,8 +39,8 @@ from setpoint.monitoring.thresholds import TimeThresholds, drops_from_time, lear
 if TYPE_CHECKING:
     from setpoint.models.predictor import Predictor
     from setpoint.models.registry import ModelVersion
+    from setpoint.monitoring._sources import ReferenceSources
     from setpoint.monitoring.settings import MonitorConfig
-    from setpoint.workspace import Workspace
 
 SAMPLE_ROWS = 5_000
 PREDICTION = "__prediction__"  # the answered label or value, as an extra column
@@ -109,7 +109,7 @@ class Reference:
 
 
 def build_reference(
-    workspace: Workspace,
+    sources: ReferenceSources,
     model_ref: str,
     dataset_ref: str | None = None,
     *,
@@ -118,7 +118,7 @@ def build_reference(
     """The reference of ``model_ref`` (NAME@ALIAS or NAME@VERSION): its training dataset
     (or ``dataset_ref``), its contract's features and its answers on that data; with a
     monitor's ``config`` that learns thresholds, what its time says for its windows."""
-    version = workspace.model(model_ref)
+    version = sources.model(model_ref)
     if version.contract is None:
         raise UsageError(f"model {version.ref} has no input contract to monitor against")
     columns = version.contract["columns"]
@@ -127,22 +127,22 @@ def build_reference(
     features = {name: rule["kind"] for name, rule in columns.items() if not rule.get("pii")}
     inputs = list(columns)  # what the model takes, to answer the reference rows
     dataset = dataset_ref or _training_dataset(version)
-    table = workspace.load_dataset(dataset)
+    table = sources.load_dataset(dataset)
     missing = [name for name in inputs if name not in table.column_names]
     if missing:
         raise UsageError(
             f"dataset {dataset} lacks the model's feature(s) {', '.join(missing)}; "
             "give a reference dataset that has them"
         )
-    predictor = workspace.load_model(version.ref)
+    predictor = sources.load_model(version.ref)
     with_outputs = add_outputs(table.select(inputs), predictor)
     with_outputs = with_outputs.drop_columns([n for n in inputs if n not in features])
     reference_kinds = {**features, **output_kinds(version.task, predictor.classes)}
     summary = ReferenceSummary.build(with_outputs, reference_kinds)
     rng = np.random.default_rng(0)
     rows = np.sort(rng.choice(table.num_rows, size=min(SAMPLE_ROWS, table.num_rows), replace=False))
-    sample = workspace.artifacts.put(_parquet(table.select(list(features)).take(pa.array(rows))))
-    calibration, performance, holdout = _holdout(workspace, version, predictor, table)
+    sample = sources.artifacts.put(_parquet(table.select(list(features)).take(pa.array(rows))))
+    calibration, performance, holdout = _holdout(sources, version, predictor, table)
     time_column = _time_column(version, table, config)
     learned: dict[str, dict[str, Any]] = {}
     if config is not None and config.learn_thresholds and time_column is not None:
@@ -161,7 +161,7 @@ def build_reference(
             learned[config.window] = found.to_dict()
     return Reference(
         model=version.ref,
-        dataset=workspace.dataset(dataset).ref,
+        dataset=sources.dataset(dataset).ref,
         task=version.task,
         classes=predictor.classes,
         features=features,
@@ -247,17 +247,17 @@ def add_outputs(inputs: pa.Table, predictor: Predictor) -> pa.Table:
     return table
 
 
-def load_sample(workspace: Workspace, reference: Reference) -> pa.Table:
-    return pq.read_table(io.BytesIO(workspace.artifacts.get(reference.sample)))
+def load_sample(sources: ReferenceSources, reference: Reference) -> pa.Table:
+    return pq.read_table(io.BytesIO(sources.artifacts.get(reference.sample)))
 
 
 def load_calibration(
-    workspace: Workspace, reference: Reference
+    sources: ReferenceSources, reference: Reference
 ) -> tuple[np.ndarray, list[Any]] | None:
     """The hold-out's probabilities (rows x classes) and true labels, if stored."""
     if reference.calibration is None:
         return None
-    table = pq.read_table(io.BytesIO(workspace.artifacts.get(reference.calibration)))
+    table = pq.read_table(io.BytesIO(sources.artifacts.get(reference.calibration)))
     proba = np.column_stack(
         [table.column(f"p{j}").to_numpy() for j in range(table.num_columns - 1)]
     )
@@ -283,7 +283,7 @@ def output_kinds(task: str, classes: list[Any] | None) -> dict[str, str]:
 
 
 def _holdout(
-    workspace: Workspace, version: ModelVersion, predictor: Predictor, table: pa.Table
+    sources: ReferenceSources, version: ModelVersion, predictor: Predictor, table: pa.Table
 ) -> tuple[str | None, dict[str, float | None], tuple[pa.Table, np.ndarray, np.ndarray] | None]:
     """The hold-out rows of the training run (same spec, same seed), scored: the
     calibration artifact of a classifier, the model's figures there, and the rows
@@ -303,7 +303,7 @@ def _holdout(
         return None, performance, rows
     columns = {f"p{j}": pa.array(proba[:, j], pa.float64()) for j in range(proba.shape[1])}
     columns["label"] = pa.array(_plain(truth))
-    return workspace.artifacts.put(_parquet(pa.table(columns))), performance, rows
+    return sources.artifacts.put(_parquet(pa.table(columns))), performance, rows
 
 
 def _plain(values: np.ndarray) -> list[Any]:

@@ -29,8 +29,8 @@ from setpoint.monitoring.performance import ConfidenceEstimator
 from setpoint.monitoring.traffic import Traffic
 
 if TYPE_CHECKING:
+    from setpoint.monitoring._sources import ReferenceSources
     from setpoint.monitoring.monitor import Monitor
-    from setpoint.workspace import Workspace
 
 VOLUME_WINDOWS = 7  # the expected volume is the median of this many latest windows
 
@@ -89,17 +89,16 @@ class Measurement:
     loaded once. ``volumes``: the rows of the latest windows computed before."""
 
     def __init__(
-        self, workspace: Workspace, monitor: Monitor, traffic: Traffic, volumes: list[int]
+        self, sources: ReferenceSources, monitor: Monitor, traffic: Traffic, volumes: list[int]
     ) -> None:
-        self.ws = workspace
         self.monitor = monitor
         self.ref = monitor.reference
         self.traffic = traffic
         self.ts = traffic.log.column("ts")
         self.volumes = list(volumes)  # rows of the latest windows, for the expected volume
-        self.trained_on = workspace.dataset(self.ref.dataset).created_at
+        self.trained_on = sources.dataset(self.ref.dataset).created_at
         estimator: ConfidenceEstimator | None = None
-        calibration = references.load_calibration(workspace, self.ref)
+        calibration = references.load_calibration(sources, self.ref)
         if calibration is not None and self.ref.classes is not None:
             proba, labels = calibration
             try:
@@ -124,7 +123,7 @@ class Measurement:
                 learn_thresholds=config.learn_thresholds,
                 min_labels=config.min_labels,
             ),
-            sample=lambda: references.load_sample(workspace, self.ref),
+            sample=lambda: references.load_sample(sources, self.ref),
             estimator=estimator,
         )
 
