@@ -29,6 +29,7 @@ from pydantic import (
     Strict,
     ValidationError,
     WithJsonSchema,
+    model_validator,
 )
 
 from setpoint import _durations
@@ -111,6 +112,17 @@ class Document(BaseModel):
             raise type(self).problems(exc) from None
         finally:
             _DEPTH.reset(token)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _text_keys(cls, data: Any, handler: Any) -> Any:
+        # Runs before pydantic passes a mapping to __init__ as keywords, where a key
+        # that is not text (YAML's `1: x`) would be a TypeError, not a problem.
+        if isinstance(data, Mapping):
+            odd = [key for key in data if not isinstance(key, str)]
+            if odd:
+                raise ValueError(f"keys must be text, got {_shown(odd[0])}")
+        return handler(data)
 
     @classmethod
     def read(cls, data: Any) -> Self:

@@ -144,7 +144,8 @@ def _keys(
             items = _resolve(target.get("additionalProperties"), defs)
             if isinstance(items, Mapping) and "properties" in items:
                 yield from _keys(items, defs, f"{path}.NAME.")
-        array = _array_items(child, defs)
+        items = _array_items(child, defs)
+        array = None if items is None else _object(items, defs)  # items may be a union
         if array is not None and "properties" in array:
             yield from _keys(array, defs, f"{path}[].")
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from setpoint.loop.controller import Loop
 from setpoint.loop.handlers import HANDLERS
 from setpoint.loop.policy import Policy
 from setpoint.loop.rollouts import Rollout
-from setpoint.models.spec import Step
+from setpoint.models.spec import TrainSpec
 from setpoint.serving.log import RecordLog
 from setpoint.worker import Worker
 from setpoint.workspace import Workspace
@@ -171,7 +170,8 @@ def test_a_worse_candidate_is_never_promoted(
     real = retrain.champion_spec
 
     def worse(version: Any) -> Any:  # the test forces a model that knows nothing
-        return replace(real(version), estimator=Step("sklearn.dummy.DummyClassifier"))
+        dummy = {"estimator": "sklearn.dummy.DummyClassifier"}
+        return TrainSpec.read(real(version).to_dict() | dummy)
 
     monkeypatch.setattr(retrain, "champion_spec", worse)
     loop = Loop(ws)

@@ -220,7 +220,7 @@ def train_candidate(
     the same job registered, or a new one; alias ``challenger`` points at it."""
     existing = registered_by(workspace, champion.name, job_key)
     if existing is None:
-        spec = replace(champion_spec(champion), dataset=dataset)
+        spec = TrainSpec.read(champion_spec(champion).to_dict() | {"dataset": dataset})
         try:
             existing = workspace.train(
                 spec,

@@ -214,11 +214,11 @@ def _check_task(estimator: Any, step: Step, task: Task, where: str) -> None:
 def preprocessing_steps(spec: TrainSpec) -> list[tuple[str, Any]] | None:
     """The spec's explicit pipeline steps, built (and so checked) before any fitting;
     None for ``auto`` and ``none``."""
-    if not isinstance(spec.preprocessing, tuple):
+    if not spec.pipeline:
         return None
     return [
         (f"step{i}", build(step, spec.seed, where=f"preprocessing.pipeline[{i}]"))
-        for i, step in enumerate(spec.preprocessing)
+        for i, step in enumerate(spec.pipeline)
     ]
 
 

@@ -207,9 +207,7 @@ def fit(
         dropped_rows=table.num_rows - kept.num_rows,
         train_seconds=train_seconds,
         cpu_seconds=cpu_seconds,
-        packages=packages(
-            step, *(spec.preprocessing if isinstance(spec.preprocessing, tuple) else ())
-        ),
+        packages=packages(step, *spec.pipeline),
         git=git_revision(),
         spec=spec.to_dict(),
         notes=notes,
