@@ -72,13 +72,13 @@ def test_every_problem_is_reported_at_once_by_path() -> None:
     )
     assert lines == [
         "name: is required",
-        "share: must be a valid number, got '0.3'",
-        "on: must be a valid boolean, got 1",
+        "share: must be a number, got '0.3'",
+        "on: must be true or false, got 1",
         "every: 'weekly' is not a span of time; write a number and a unit (s, m, h, d or w),"
         " e.g. 30s, 5m, 1.5h, 7d or 1h30m",
         "inner.size: must be greater than or equal to 1, got 0",
         "inner.sise: unknown key; did you mean 'size'? valid keys are size",
-        "parts[1].size: must be a valid integer, got True",
+        "parts[1].size: must be a whole number, got True",
     ]
 
 
@@ -99,7 +99,7 @@ def test_a_model_validator_reports_at_its_own_path() -> None:
 def test_python_keywords_report_the_same_way() -> None:
     with pytest.raises(InvalidSpecError, match=r"the test file: inner\.size: must be greater"):
         Outer(name="a", inner={"size": 0})
-    with pytest.raises(UsageError, match="the inner part: size: must be a valid integer"):
+    with pytest.raises(UsageError, match="the inner part: size: must be a whole number"):
         Inner(size="many")
 
 
@@ -117,7 +117,7 @@ def test_a_file_names_the_line_and_column_of_each_problem() -> None:
         Outer.read_yaml(text, source="t.yaml")
     assert caught.value.details == [
         "t.yaml:3:3: inner.sise: unknown key; did you mean 'size'? valid keys are size",
-        "t.yaml:6:5: parts[1].size: must be a valid integer, got 'x'",
+        "t.yaml:6:5: parts[1].size: must be a whole number, got 'x'",
         "t.yaml:7:1: share: must be less than or equal to 1, got 3",
     ]
     assert caught.value.listing == (

@@ -187,6 +187,24 @@ def _position(line: str) -> tuple[int, int]:
 
 Steps = tuple[str | int, ...]
 
+# What a person writing YAML calls the types pydantic names in Python's words.
+_PLAIN = {
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "finite_number": "must be a finite number",
+    "string_type": "must be text",
+    "list_type": "must be a list",
+    "tuple_type": "must be a list",
+    "dict_type": "must be a mapping",
+    "model_type": "must be a mapping",
+    "model_attributes_type": "must be a mapping",
+}
+
 
 def _lines(root: type[BaseModel], item: Mapping[str, Any]) -> list[tuple[Steps, str]]:
     """pydantic's error ``item`` as (the place the person sees, the problem)."""
@@ -195,8 +213,6 @@ def _lines(root: type[BaseModel], item: Mapping[str, Any]) -> list[tuple[Steps, 
     error = (item.get("ctx") or {}).get("error")
     if isinstance(error, Problems):
         return [(_steps(root, loc + sub), message) for sub, message in error.items]
-    if isinstance(error, SetpointError):
-        return [(_steps(root, loc), error.message)]
     if kind == "extra_forbidden":
         valid = _keys_at(root, loc[:-1])
         close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
@@ -207,7 +223,7 @@ def _lines(root: type[BaseModel], item: Mapping[str, Any]) -> list[tuple[Steps, 
         return [(_steps(root, loc), "is required")]
     if isinstance(error, ValueError):
         return [(_steps(root, loc), str(error))]
-    message = str(item["msg"])
+    message = _PLAIN.get(kind) or str(item["msg"])
     if message.startswith("Input should be "):
         message = "must be " + message.removeprefix("Input should be ")
     elif message.startswith("Value error, "):

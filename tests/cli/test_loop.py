@@ -146,7 +146,7 @@ def test_set_show_and_remove_a_policy(cli: Cli, endpoint: str, tmp_path: Path) -
         ("triggers: [{schedule: every monday}]\n", "is not a cron expression"),
         ("triggers: [{drift: any}]\nactions: [shadow, canary]\n", "shadow or canary, not both"),
         ("triggers: [{drift: any}]\ncooldown: 7 weeks\n", "is not a span of time"),
-        ("triggers: [{drift: any}]\nretrain: {min_rows: lots}\n", "must be a valid integer"),
+        ("triggers: [{drift: any}]\nretrain: {min_rows: lots}\n", "must be a whole number"),
         ("triggers: [{drift: any}]\nactions: 3\n", "give a list of actions"),
         ("triggers: [{drift: any}\n", "not valid YAML"),
         ("", "triggers: is required"),

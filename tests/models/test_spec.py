@@ -214,7 +214,7 @@ def test_the_time_column_cannot_be_a_feature_or_the_target() -> None:
         ({"seed": 2**32}, "seed: must be a whole number from 0 to 4294967295"),
         ({"seed": 1.0}, "seed: must be a whole number"),
         ({"seed": True}, "seed: must be a whole number"),
-        ({"overfit_threshold": "high"}, "overfit_threshold: must be a valid number, got 'high'"),
+        ({"overfit_threshold": "high"}, "overfit_threshold: must be a number, got 'high'"),
         ({"overfit_threshold": float("inf")}, "overfit_threshold: must be a finite number"),
         ({"overfit_threshold": -0.1}, "overfit_threshold: must be greater than or equal to 0"),
         ({"split": {"test_size": 0}}, "split.test_size: must be the validation share"),
