@@ -121,6 +121,21 @@ def test_it_prints_as_a_table_that_fits_80_columns_and_converts() -> None:
     assert "pred" in set(frame["feature"])
 
 
+def test_a_long_list_of_drifted_features_folds_with_every_name_whole() -> None:
+    names = [f"applicant_{part}_in_thousands_of_euros" for part in ("income", "savings", "debt")]
+    reference = loans(2_000, "2024-01-01", seed=9)
+    current = loans(1_000, "2024-06-01", seed=10, shift=8.0)
+    for frame in (reference, current):
+        frame[names[1]] = frame["income"] * 2
+        frame[names[2]] = frame["income"] * 3
+    reference, current = (f.rename(columns={"income": names[0]}) for f in (reference, current))
+    text = run(reference, current, features=names, chunk=None).table()
+    assert "…" not in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+    for name in names:
+        assert name in text
+
+
 def test_the_report_is_the_monitors_report(tmp_path: Path) -> None:
     comparison = run(loans(3_000, "2024-01-01", seed=11), loans(1_800, "2024-06-01", seed=12))
     page = comparison.write_report(tmp_path / "report.html").read_text()

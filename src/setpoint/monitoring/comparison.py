@@ -273,18 +273,23 @@ def wrap(text: str, width: int = WIDTH) -> list[str]:
 
 def _layout(head: list[str], cells: list[list[str]], width: int) -> list[str]:
     """Columns as wide as their content; the ``drifted`` column (the fourth) takes
-    what is left of ``width`` and cuts longer lists with an ellipsis."""
+    what is left of ``width`` and folds a longer list onto the next lines, each name
+    whole."""
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(head)]
     others = sum(w for i, w in enumerate(widths) if i != 3) + 2 * (len(head) - 1)
     widths[3] = max(len(head[3]), min(widths[3], width - others))
     right = {1, 4, 5}  # rows and the figures
 
-    def line(values: list[str]) -> str:
-        parts = []
-        for i, (v, w) in enumerate(zip(values, widths, strict=True)):
-            if len(v) > w:
-                v = v[: w - 1] + "…"
-            parts.append(v.rjust(w) if i in right else v.ljust(w))
-        return "  ".join(parts).rstrip()
+    def lines(values: list[str]) -> list[str]:
+        folded = textwrap.wrap(values[3], widths[3], break_long_words=False) or [""]
+        out = []
+        for n, part in enumerate(folded):
+            row = values if n == 0 else [""] * len(values)
+            parts = []
+            for i, (v, w) in enumerate(zip(row, widths, strict=True)):
+                v = part if i == 3 else v
+                parts.append(v.rjust(w) if i in right else v.ljust(w))
+            out.append("  ".join(parts).rstrip())
+        return out
 
-    return [line(head), *(line(r) for r in cells)]
+    return [*lines(head), *(text for r in cells for text in lines(r))]
