@@ -122,9 +122,12 @@ def render(name: str) -> str:
         "| --- | --- | --- | --- |",
     ]
     for key, node, required in _keys(body, defs, ""):
+        kind = _type(node, defs)
         default = "required" if required else _default(node)
+        if not default and kind == "mapping (below)":
+            default = "each key's"
         lines.append(
-            f"| `{key}` | {_cell(_type(node, defs))} | {_cell(default)} | "
+            f"| `{key}` | {_cell(kind)} | {_cell(default)} | "
             f"{_cell(node.get('description', ''))} |"
         )
     return "\n".join(lines) + "\n"
