@@ -49,11 +49,8 @@ ROW = {
 
 
 def policy(**modes: str) -> PiiPolicy:
-    columns = {
-        name: ColumnRule("string", pii=name in modes, pii_mode=modes.get(name, "hash"))  # type: ignore[arg-type]
-        for name in ROW
-    }
-    return PiiPolicy.of(Contract(columns), SECRET)
+    columns = {name: ColumnRule(kind="string", pii=modes.get(name, False)) for name in ROW}
+    return PiiPolicy.of(Contract(columns=columns), SECRET)
 
 
 def timed(call: Callable[[], Any], repeat: int) -> float:

@@ -11,7 +11,6 @@ still computes its windows.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -253,7 +252,7 @@ def test_erasing_by_a_column_not_marked_pii_leaves_no_value_in_the_metadata_stor
     workspace.add_dataset("loans", frame)
     edited = workspace.contract("loans@1")
     workspace.attach_contract(
-        "loans@1", replace(edited, unknown_columns="allow"), note="a person's edit"
+        "loans@1", edited.model_copy(update={"unknown_columns": "allow"}), note="a person's edit"
     )
     batch = frame.iloc[5:12].copy()
     batch.loc[7, "income"] = 12345678.5  # the subject's quarantined row
@@ -311,9 +310,9 @@ def test_the_report_says_how_the_column_was_matched(workspace: Workspace) -> Non
     frame = pd.DataFrame({"email": ["a@x", "b@x"], "account": [11, 12], "city": ["Oslo", "Rome"]})
     workspace.add_dataset("people", frame, pii_columns=["account"])
     contract = workspace.contract("people@1")
-    dropped = replace(contract.columns["email"], pii=True, pii_mode="drop")
+    dropped = contract.columns["email"].model_copy(update={"pii": "drop"})
     workspace.attach_contract(
-        "people@1", replace(contract, columns={**contract.columns, "email": dropped})
+        "people@1", contract.model_copy(update={"columns": {**contract.columns, "email": dropped}})
     )
     [note] = workspace.erase("email", "a@x", dry_run=True).notes
     assert "email is dropped from logs (pii: drop)" in note

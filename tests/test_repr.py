@@ -137,7 +137,7 @@ def test_a_gate_report_repr_says_passed_or_which_gate_failed() -> None:
 
 def test_other_results_have_short_reprs_not_their_whole_fields() -> None:
     contract = Contract(
-        {f"c{i}": ColumnRule("categorical", categories=("a",) * 50) for i in range(40)}
+        columns={f"c{i}": ColumnRule(kind="categorical", categories=("a",) * 50) for i in range(40)}
     )
     deployment = Deployment(
         "credit", 3, DeploymentConfig(model="credit-risk@champion"), "", "ana", WHEN

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -281,9 +280,9 @@ def test_a_pii_mark_added_by_a_contract_edit_masks_the_profile_and_history(
     frame = pd.DataFrame({"city": ["Oslo", "Rome", "Oslo"], "income": [1.5, 2.5, 3.5]})
     workspace.add_dataset("people", frame)
     first = workspace.contract("people@1")
-    workspace.attach_contract("people@1", replace(first, unknown_columns="allow"))
-    marked = {**first.columns, "city": replace(first.columns["city"], pii=True)}
-    workspace.attach_contract("people@1", replace(first, columns=marked))
+    workspace.attach_contract("people@1", first.model_copy(update={"unknown_columns": "allow"}))
+    marked = {**first.columns, "city": first.columns["city"].model_copy(update={"pii": True})}
+    workspace.attach_contract("people@1", first.model_copy(update={"columns": marked}))
 
     column = workspace.dataset("people@1").profile.column("city")
     assert (column.top, column.min, column.max) == (None, None, None)
@@ -320,9 +319,8 @@ def test_an_undeclared_column_refuses_the_batch_once_not_every_row(workspace: Wo
 
 def capped_age(workspace: Workspace, ref: str, most: int) -> Contract:
     contract = workspace.contract(ref)
-    return replace(
-        contract, columns={**contract.columns, "age": replace(contract.columns["age"], max=most)}
-    )
+    age = contract.columns["age"].model_copy(update={"max": most})
+    return contract.model_copy(update={"columns": {**contract.columns, "age": age}})
 
 
 def test_attach_contract_refuses_a_contract_the_data_breaks(workspace: Workspace) -> None:

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
-from dataclasses import replace
 from decimal import Decimal
+from typing import Any
 
+import jsonschema
 import pyarrow as pa
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -30,9 +32,9 @@ def contract() -> Contract:
 
 
 def test_inference_reads_the_reference(contract: Contract) -> None:
-    assert contract.columns["age"] == ColumnRule("integer", nullable=True, min=16, max=64)
+    assert contract.columns["age"] == ColumnRule(kind="integer", nullable=True, min=16, max=64)
     assert contract.columns["income"] == ColumnRule(
-        "numeric", nullable=False, min=700.0, max=4300.0
+        kind="numeric", nullable=False, min=700.0, max=4300.0
     )
     assert contract.columns["grade"].categories == ("A", "B", "C")
     assert contract.columns["owner"].kind == "boolean"
@@ -104,18 +106,18 @@ def test_missing_and_unknown_columns_fail_the_whole_batch(contract: Contract) ->
 def test_unknown_column_policies(contract: Contract) -> None:
     row = {"age": 30, "income": 1.0e3, "grade": "A", "owner": True, "signed": "2024-01-01"}
     batch = to_table([{**row, "extra": 1}])
-    dropping = Contract(contract.columns, "drop")
+    dropping = Contract(columns=contract.columns, unknown_columns="drop")
     assert dropping.validate(batch).ok
     assert "extra" not in dropping.validate(batch).accepted(batch).column_names
-    allowing = Contract(contract.columns, "allow")
+    allowing = Contract(columns=contract.columns, unknown_columns="allow")
     assert "extra" in allowing.validate(batch).accepted(batch).column_names
 
 
 def test_optional_columns_may_be_absent(contract: Contract) -> None:
     columns = dict(contract.columns)
-    columns["signed"] = ColumnRule("datetime", required=False)
+    columns["signed"] = ColumnRule(kind="datetime", required=False)
     batch = pa.table({"age": [30], "income": [1.0e3], "grade": ["A"], "owner": [True]})
-    assert Contract(columns).validate(batch).ok
+    assert Contract(columns=columns).validate(batch).ok
 
 
 def test_text_that_holds_good_values_is_accepted(contract: Contract) -> None:
@@ -134,7 +136,7 @@ def test_text_that_holds_good_values_is_accepted(contract: Contract) -> None:
 
 def test_pii_columns_keep_no_values(contract: Contract) -> None:
     masked = contract.without_values(["grade", "income"])
-    assert masked.columns["grade"] == ColumnRule("categorical", nullable=False, pii=True)
+    assert masked.columns["grade"] == ColumnRule(kind="categorical", nullable=False, pii=True)
     assert masked.columns["income"].min is None
     assert masked.columns["age"] == contract.columns["age"]
 
@@ -201,15 +203,21 @@ def test_an_enforce_that_is_not_score_or_reject_is_named_by_path() -> None:
 
 
 def test_masking_and_restricting_keep_enforce(contract: Contract) -> None:
-    columns = {**contract.columns, "income": replace(contract.columns["income"], enforce="reject")}
-    enforced = Contract(columns)
+    columns = {
+        **contract.columns,
+        "income": contract.columns["income"].model_copy(update={"enforce": "reject"}),
+    }
+    enforced = Contract(columns=columns)
     assert enforced.without_values(["income"]).columns["income"].enforce == "reject"
     assert enforced.restrict(["income"]).enforced == frozenset({"income"})
 
 
 def test_the_report_tells_which_violations_refuse_at_serving(contract: Contract) -> None:
-    columns = {**contract.columns, "grade": replace(contract.columns["grade"], enforce="reject")}
-    enforced = Contract(columns)
+    columns = {
+        **contract.columns,
+        "grade": contract.columns["grade"].model_copy(update={"enforce": "reject"}),
+    }
+    enforced = Contract(columns=columns)
     batch = to_table(
         [
             {"age": 99, "income": 1500.0, "grade": "Z", "owner": True, "signed": "2024-01-01"},
@@ -276,3 +284,100 @@ def test_inferred_bounds_drop_float_noise_and_integers_stay_integers() -> None:
     assert isinstance(floors.min, int)
     assert isinstance(floors.max, int)
     assert "44.620000000000005" not in contract.to_yaml()
+
+
+# -- the contract as a document: its reader and its JSON Schema agree ----------------
+
+
+def variants(contract: Contract) -> list[Contract]:
+    """The inferred contract, and with each form a person may write: pii true (hash)
+    and drop, enforce: reject, categories edited, a column not required."""
+    columns = contract.columns
+    return [
+        contract,
+        contract.without_values(["income"]),
+        contract.model_copy(
+            update={
+                "unknown_columns": "allow",
+                "columns": {
+                    **columns,
+                    "age": columns["age"].model_copy(update={"enforce": "reject"}),
+                    "grade": columns["grade"].model_copy(
+                        update={"categories": ("A", "B", "C", "D"), "enforce": "reject"}
+                    ),
+                    "owner": columns["owner"].model_copy(update={"pii": "drop"}),
+                    "signed": columns["signed"].model_copy(update={"pii": True, "required": False}),
+                },
+            }
+        ),
+    ]
+
+
+def test_a_contract_reads_back_equal_from_its_dict(contract: Contract) -> None:
+    for each in variants(contract):
+        assert Contract.read(each.to_dict()) == each
+        assert Contract.from_dict(each.to_dict()) == each
+    dropped = variants(contract)[2]
+    assert dropped.to_dict()["columns"]["owner"]["pii"] == "drop"
+    assert dropped.to_dict()["columns"]["signed"]["pii"] is True
+    assert Contract.read(dropped.to_dict()).columns["owner"].pii_mode == "drop"
+
+
+def test_the_schema_accepts_every_contract_setpoint_writes(contract: Contract) -> None:
+    schema = Contract.model_json_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    for each in variants(contract):
+        validator.validate(each.to_dict())
+        validator.validate(yaml.safe_load(each.to_yaml()))
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"kind": "integr"},
+        {"kind": "string", "min": 1},
+        {"kind": "numeric", "categories": ["a"]},
+        {"kind": "categorical", "categories": []},
+        {"kind": "integer", "max": "ten"},
+        {"kind": "integer", "max": True},
+        {"kind": "string", "pii": "mask"},
+        {"kind": "string", "enforce": "always"},
+        {"kind": "string", "nullable": "yes"},
+        {"kind": "integer", "maxx": 3},
+        {"nullable": True},
+    ],
+)
+def test_the_schema_and_the_reader_refuse_the_same_rules(rule: dict[str, Any]) -> None:
+    document = {"columns": {"age": rule}}
+    validator = jsonschema.Draft202012Validator(Contract.model_json_schema())
+    assert not validator.is_valid(document)
+    with pytest.raises(InvalidSpecError) as caught:
+        Contract.read(document)
+    assert all(line.startswith("columns.age") for line in caught.value.details)
+
+
+def test_a_misspelled_key_is_named_with_the_key_meant() -> None:
+    with pytest.raises(InvalidSpecError) as caught:
+        Contract.from_yaml("columns:\n  age: {kind: integer, maxx: 90}\n")
+    [problem] = caught.value.details
+    assert problem.startswith("columns.age.maxx: unknown key; did you mean 'max'?"), problem
+    assert "valid keys are kind, nullable, required, min, max" in problem
+
+
+def test_the_enforced_columns_are_worked_out_once_and_again_for_a_copy(
+    contract: Contract,
+) -> None:
+    assert contract.enforced == frozenset()
+    assert contract.enforced is contract.enforced  # cached on the frozen model
+    rejecting = contract.model_copy(
+        update={
+            "columns": {
+                **contract.columns,
+                "age": contract.columns["age"].model_copy(update={"enforce": "reject"}),
+            }
+        }
+    )
+    assert rejecting.enforced == frozenset({"age"})
+    assert rejecting.restrict(["age", "grade"]).enforced == frozenset({"age"})
+    assert rejecting == Contract.read(rejecting.to_dict())  # the cache is not compared

@@ -31,7 +31,7 @@ def rules(draw: st.DrawFn) -> ColumnRule:
         else None
     )
     return ColumnRule(
-        kind,  # type: ignore[arg-type]
+        kind=kind,
         nullable=draw(st.booleans()),
         min=low if number else None,
         max=high if number else None,
@@ -57,7 +57,7 @@ values = st.one_of(
 def test_whatever_the_quick_check_passes_the_contract_passes(
     data: st.DataObject, n_columns: int, n_rows: int
 ) -> None:
-    contract = Contract({f"c{i}": data.draw(rules()) for i in range(n_columns)})
+    contract = Contract(columns={f"c{i}": data.draw(rules()) for i in range(n_columns)})
     columns = {
         name: data.draw(st.lists(values, min_size=n_rows, max_size=n_rows))
         for name in contract.columns
@@ -83,13 +83,13 @@ def test_clean_json_traffic_takes_the_quick_path() -> None:
 
 def test_anything_unusual_is_left_to_the_contract() -> None:
     contract = Contract(
-        {
-            "n": ColumnRule("numeric", nullable=False, min=0, max=10),
-            "c": ColumnRule("categorical", categories=("a", "b")),
-            "t": ColumnRule("datetime"),
+        columns={
+            "n": ColumnRule(kind="numeric", nullable=False, min=0, max=10),
+            "c": ColumnRule(kind="categorical", categories=("a", "b")),
+            "t": ColumnRule(kind="datetime"),
         }
     )
-    check = FastCheck(Contract({k: v for k, v in contract.columns.items() if k != "t"}))
+    check = FastCheck(Contract(columns={k: v for k, v in contract.columns.items() if k != "t"}))
     assert check.clean({"n": [1, 2.5], "c": ["a", None]})
     assert not check.clean({"n": [None], "c": ["a"]})  # not nullable
     assert not check.clean({"n": [11], "c": ["a"]})  # over max
@@ -122,7 +122,7 @@ def test_the_per_column_check_never_passes_what_the_per_value_check_fails(
 
 
 def test_an_infinity_is_never_clean_even_without_bounds() -> None:
-    contract = Contract({"n": ColumnRule("numeric")})
+    contract = Contract(columns={"n": ColumnRule(kind="numeric")})
     for value in (math.inf, -math.inf):
         assert not FastCheck(contract).clean({"n": [1.0, value]})
         assert not contract.validate(to_table({"n": [1.0, value]})).ok

@@ -19,10 +19,10 @@ from setpoint.data.pii import SECRET_FILE, PiiPolicy, canonical, workspace_secre
 from setpoint.errors import InvalidSpecError, StoreError
 
 CONTRACT = Contract(
-    {
-        "income": ColumnRule("numeric"),
-        "customer": ColumnRule("integer", pii=True),
-        "email": ColumnRule("string", pii=True, pii_mode="drop"),
+    columns={
+        "income": ColumnRule(kind="numeric"),
+        "customer": ColumnRule(kind="integer", pii=True),
+        "email": ColumnRule(kind="string", pii="drop"),
     }
 )
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from typing import Any
 
 import pyarrow as pa
@@ -16,11 +15,11 @@ from setpoint.data.validation import HARD_RULES, SOFT_RULES
 from setpoint.errors import SetpointError
 
 CONTRACT = Contract(
-    {
-        "n": ColumnRule("numeric", nullable=False, min=0.0, max=100.0),
-        "k": ColumnRule("integer", min=-5, max=5),
-        "c": ColumnRule("categorical", categories=("a", "b")),
-        "b": ColumnRule("boolean", required=False),
+    columns={
+        "n": ColumnRule(kind="numeric", nullable=False, min=0.0, max=100.0),
+        "k": ColumnRule(kind="integer", min=-5, max=5),
+        "c": ColumnRule(kind="categorical", categories=("a", "b")),
+        "b": ColumnRule(kind="boolean", required=False),
     }
 )
 
@@ -79,10 +78,10 @@ def test_what_refuses_is_exactly_the_hard_rules_and_the_enforced_columns(
     except SetpointError:
         return
     columns = {
-        n: replace(r, enforce="reject" if n in enforced else "score")
+        n: r.model_copy(update={"enforce": "reject" if n in enforced else "score"})
         for n, r in CONTRACT.columns.items()
     }
-    report = Contract(columns, CONTRACT.unknown_columns).validate(batch)
+    report = Contract(columns=columns, unknown_columns=CONTRACT.unknown_columns).validate(batch)
     details = report.to_details(limit=None)
     assert report.refuses.tolist() == [
         v["rule"] in HARD_RULES or v["column"] in enforced for v in details

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -116,9 +115,9 @@ def test_rows_that_cannot_be_scored_are_kept_and_rows_beyond_the_range_are_marke
 
 def test_a_column_that_enforces_its_contract_refuses_rows_beyond_it(served: Workspace) -> None:
     contract = served.contract("loans@1")
-    income = replace(contract.columns["income"], enforce="reject")
+    income = contract.columns["income"].model_copy(update={"enforce": "reject"})
     served.attach_contract(
-        "loans@1", replace(contract, columns={**contract.columns, "income": income})
+        "loans@1", contract.model_copy(update={"columns": {**contract.columns, "income": income}})
     )
     version = served.train(SPEC)  # a model version's contract is fixed when it is registered
     served.promote(version.name, version.version)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -163,10 +162,12 @@ def test_shifted_traffic_is_scored_and_counted_and_an_enforced_contract_refuses_
     # -- refused: a contract that enforces the two columns ------------------------------
     enforced = served.contract("loans@1")
     columns = {
-        name: replace(rule, enforce="reject") if name in SHIFTED else rule
+        name: rule.model_copy(update={"enforce": "reject"}) if name in SHIFTED else rule
         for name, rule in enforced.columns.items()
     }
-    served.attach_contract("loans@1", replace(enforced, columns=columns), note="enforce")
+    served.attach_contract(
+        "loans@1", enforced.model_copy(update={"columns": columns}), note="enforce"
+    )
     version = served.train(SPEC)
     assert version.contract is not None
     assert version.contract["columns"]["income"]["enforce"] == "reject"

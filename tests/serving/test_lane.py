@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,10 +29,10 @@ from setpoint.serving.lane import Answer, Lane, LoadedModel, PredictRequest
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 CONTRACT = Contract(
-    {
-        "x": ColumnRule("numeric", nullable=False, min=0.0, max=10.0),
-        "grade": ColumnRule("categorical", categories=("A", "B")),
-        "age": ColumnRule("integer", min=18, max=90, pii=True),
+    columns={
+        "x": ColumnRule(kind="numeric", nullable=False, min=0.0, max=10.0),
+        "grade": ColumnRule(kind="categorical", categories=("A", "B")),
+        "age": ColumnRule(kind="integer", min=18, max=90, pii=True),
     }
 )
 CLEAN = {"x": 5.0, "grade": "A", "age": 40}
@@ -163,8 +162,8 @@ def test_per_row_answers_soft_rows_and_refuses_hard_ones() -> None:
 
 def test_an_enforced_column_refuses_what_it_would_otherwise_mark() -> None:
     columns = dict(CONTRACT.columns)
-    columns["x"] = ColumnRule("numeric", nullable=False, min=0.0, max=10.0, enforce="reject")
-    lane = make_lane(Contract(columns))
+    columns["x"] = ColumnRule(kind="numeric", nullable=False, min=0.0, max=10.0, enforce="reject")
+    lane = make_lane(Contract(columns=columns))
     try:
         refused, marked = lane._run([request({**CLEAN, "x": 12.0}), request({**CLEAN, "age": 95})])
     finally:
@@ -215,7 +214,7 @@ def test_a_model_that_cannot_take_an_unseen_category_costs_only_that_row(on_erro
 def test_a_model_that_fails_on_clean_rows_still_fails_the_batch() -> None:
     # A "Z" the contract lets through (it lists no categories): nothing to refuse it for,
     # and the row past the range is not what failed the model.
-    lenient = Contract({**CONTRACT.columns, "grade": ColumnRule("categorical")})
+    lenient = Contract(columns={**CONTRACT.columns, "grade": ColumnRule(kind="categorical")})
     lane = make_lane(lenient)
     lane.model = LoadedModel(version(), Picky(), lenient)  # type: ignore[arg-type]
     batch = [request({**CLEAN, "grade": "Z"}), request({**CLEAN, "x": 11.0})]
@@ -324,8 +323,8 @@ def test_what_serving_refuses_is_exactly_the_hard_or_enforced_violations(
     batch: list[list[dict[str, Any]]], enforced: set[str], on_error: str
 ) -> None:
     contract = Contract(
-        {
-            n: replace(r, enforce="reject" if n in enforced else "score")
+        columns={
+            n: r.model_copy(update={"enforce": "reject" if n in enforced else "score"})
             for n, r in CONTRACT.columns.items()
         }
     )
@@ -381,8 +380,8 @@ def _key(violations: Any) -> list[tuple[Any, ...]]:
 
 def test_a_pii_column_to_drop_is_left_out_of_every_record() -> None:
     columns = dict(CONTRACT.columns)
-    columns["age"] = ColumnRule("integer", min=18, max=90, pii=True, pii_mode="drop")
-    lane = make_lane(Contract(columns))
+    columns["age"] = ColumnRule(kind="integer", min=18, max=90, pii="drop")
+    lane = make_lane(Contract(columns=columns))
     try:
         kept, refused = lane._run([request(CLEAN), request({**CLEAN, "x": "lots"})])
     finally:

@@ -153,13 +153,13 @@ def test_values_outside_the_soft_bounds_are_answered_with_a_warning(
 
 
 def test_enforced_bounds_are_schema_constraints() -> None:
-    rule = ColumnRule("integer", min=18, max=90, enforce="reject")
+    rule = ColumnRule(kind="integer", min=18, max=90, enforce="reject")
     assert {k: v for k, v in column_schema(rule).items() if k in ("minimum", "maximum")} == {
         "minimum": 18,
         "maximum": 90,
     }
     assert "x-soft" not in column_schema(rule)
-    grade = column_schema(ColumnRule("categorical", categories=("A",), enforce="reject"))
+    grade = column_schema(ColumnRule(kind="categorical", categories=("A",), enforce="reject"))
     assert grade["enum"] == ["A", None]
 
 
@@ -254,10 +254,10 @@ def test_by_default_the_docs_show_columns_and_types_only(
 
 def test_personal_data_never_shows_values() -> None:
     contract = Contract(
-        {
-            "age": ColumnRule("integer", min=18, max=90, pii=True),
-            "zip": ColumnRule("categorical", categories=("75001", "75002"), pii=True),
-            "income": ColumnRule("numeric", min=0.0, max=10.0),
+        columns={
+            "age": ColumnRule(kind="integer", min=18, max=90, pii=True),
+            "zip": ColumnRule(kind="categorical", categories=("75001", "75002"), pii=True),
+            "income": ColumnRule(kind="numeric", min=0.0, max=10.0),
         }
     )
     shown = record_schema_of(contract.redacted(values=True))
@@ -272,7 +272,7 @@ def test_personal_data_never_shows_values() -> None:
 
 
 def test_docs_escape_what_they_show() -> None:
-    contract = Contract({"<b>x": ColumnRule("categorical", categories=("<i>y",))})
+    contract = Contract(columns={"<b>x": ColumnRule(kind="categorical", categories=("<i>y",))})
     path = "/v1/endpoints/e/predict"
     body = {"records": [example_record(contract)]}
     operation = {

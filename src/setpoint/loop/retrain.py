@@ -187,7 +187,7 @@ def propose_contract(contract: Contract, report: ValidationReport) -> tuple[Cont
             {str(v["value"]) for v in mine if v["rule"] == "category" and v["value"] is not None}
         )
         if new_categories and rule.categories is not None:
-            rule = replace(rule, categories=(*rule.categories, *new_categories))
+            rule = rule.model_copy(update={"categories": (*rule.categories, *new_categories)})
             changes.append(
                 f"{name}: new categor{'y' if len(new_categories) == 1 else 'ies'} "
                 f"{', '.join(new_categories)}"
@@ -199,13 +199,13 @@ def propose_contract(contract: Contract, report: ValidationReport) -> tuple[Cont
                 edge: float | int = pick(found)
                 if rule.kind == "integer" and float(edge).is_integer():
                     edge = int(edge)
-                rule = replace(rule, min=edge) if bound == "min" else replace(rule, max=edge)
+                rule = rule.model_copy(update={bound: edge})
                 changes.append(f"{name}: {bound} {getattr(columns[name], bound)} -> {edge}")
         if "not_null" in seen and not rule.nullable:
-            rule = replace(rule, nullable=True)
+            rule = rule.model_copy(update={"nullable": True})
             changes.append(f"{name}: may be missing")
         columns[name] = rule
-    return replace(contract, columns=columns), changes
+    return contract.model_copy(update={"columns": columns}), changes
 
 
 def train_candidate(
