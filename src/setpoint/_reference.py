@@ -198,8 +198,15 @@ def _type(node: Mapping[str, Any], defs: Mapping[str, Any]) -> str:
         if isinstance(values, Mapping):
             return f"mapping of names to {_type(values, defs)}"
         return "mapping"
-    words = {"number": "number", "integer": "whole number", "boolean": "true or false"}
-    text = words.get(str(kind), "text" if kind == "string" else str(kind))
+    words = {
+        "number": "number",
+        "integer": "whole number",
+        "boolean": "true or false",
+        "string": "text",
+    }
+    if isinstance(kind, list):  # several scalar types
+        return " or ".join(words.get(str(k), str(k)) for k in kind)
+    text = words.get(str(kind), str(kind))
     bounds = [
         f"{sign} {node[key]}"
         for key, sign in (
