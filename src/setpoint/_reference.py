@@ -127,8 +127,7 @@ def render(name: str) -> str:
         if not default and kind == "mapping (below)":
             default = "each key's"
         lines.append(
-            f"| `{key}` | {_cell(kind)} | {_cell(default)} | "
-            f"{_cell(node.get('description', ''))} |"
+            f"| `{key}` | {_cell(kind)} | {_cell(default)} | {_cell(node.get('description', ''))} |"
         )
     return "\n".join(lines) + "\n"
 
