@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -157,7 +158,9 @@ columns:
 """
     with pytest.raises(InvalidSpecError) as caught:
         Contract.from_yaml(text)
-    problems = caught.value.details
+    # Each problem leads with where it is in the text (<text>:LINE:COLUMN), then its path.
+    problems = [re.sub(r"^<text>:\d+:\d+: ", "", p) for p in caught.value.details]
+    assert len(problems) == len([p for p in caught.value.details if p.startswith("<text>:")])
     assert any(p.startswith("unknown_columns:") for p in problems)
     assert any(p.startswith("colour: unknown key") for p in problems)
     assert any(p.startswith("columns.age.kind:") for p in problems)
@@ -197,8 +200,8 @@ def test_an_enforce_that_is_not_score_or_reject_is_named_by_path() -> None:
     with pytest.raises(InvalidSpecError) as caught:
         Contract.from_yaml("columns:\n  age: {kind: integer, enforce: always}\n")
     assert caught.value.details == [
-        "columns.age.enforce: 'always' is not one of score, reject (score: answer a row "
-        "outside min/max/categories with a warning; reject: refuse it)"
+        "<text>:2:24: columns.age.enforce: 'always' is not one of score, reject (score: "
+        "answer a row outside min/max/categories with a warning; reject: refuse it)"
     ]
 
 
@@ -361,7 +364,7 @@ def test_a_misspelled_key_is_named_with_the_key_meant() -> None:
     with pytest.raises(InvalidSpecError) as caught:
         Contract.from_yaml("columns:\n  age: {kind: integer, maxx: 90}\n")
     [problem] = caught.value.details
-    assert problem.startswith("columns.age.maxx: unknown key; did you mean 'max'?"), problem
+    assert problem.startswith("<text>:2:24: columns.age.maxx: unknown key; did you mean 'max'?")
     assert "valid keys are kind, nullable, required, min, max" in problem
 
 
