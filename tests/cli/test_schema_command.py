@@ -38,12 +38,16 @@ def test_schema_mistakes_are_named_without_a_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
 
 
-def test_monitor_create_reads_a_settings_file_and_options_override_it(
-    cli: Cli, tmp_path: Path
-) -> None:
+def _add_loans(cli: Cli, tmp_path: Path) -> None:
     data = tmp_path / "loans.csv"
     loans().to_csv(data, index=False)
     cli("data", "add", "loans", str(data))
+
+
+def test_monitor_create_reads_a_settings_file_and_options_override_it(
+    cli: Cli, tmp_path: Path
+) -> None:
+    _add_loans(cli, tmp_path)
     spec = tmp_path / "spec.yaml"
     spec.write_text("model: risk\ndataset: loans\ntarget: defaulted\nseed: 1\n")
     cli("train", str(spec), "--promote", "champion")
@@ -93,9 +97,7 @@ def test_an_example_file_starts_with_the_line_that_points_editors_at_the_schema(
 def test_a_contract_written_for_editing_points_editors_at_its_schema(
     cli: Cli, tmp_path: Path
 ) -> None:
-    data = tmp_path / "loans.csv"
-    loans().to_csv(data, index=False)
-    cli("data", "add", "loans", str(data))
+    _add_loans(cli, tmp_path)
     out = tmp_path / "contract.yaml"
     cli("data", "contract", "loans", "-o", str(out))
     first = out.read_text().splitlines()[0]
