@@ -38,3 +38,10 @@ def test_a_yaml_syntax_error_names_the_file_line_and_column(
     assert "<unicode string>" not in result.output
     assert "Traceback" not in result.output
     assert f"{path}:{where}: " in cli.json(*args, code=2)["error"]["message"]
+
+
+def test_a_specs_mistakes_come_before_any_progress(cli: Cli, tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("model: risk\ndataset: loans\ntarget: y\nsead: 1\n", encoding="utf-8")
+    result = cli("train", str(spec), code=2)
+    assert result.stderr.startswith(f"error: {spec}:4:1: sead: unknown key; did you mean 'seed'?")

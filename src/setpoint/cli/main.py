@@ -24,11 +24,13 @@ from setpoint.cli._common import (
     emit,
     fmt,
     progress_bar,
+    read_text,
     render_rows,
     set_json,
     short,
     state,
 )
+from setpoint.errors import UsageError
 from setpoint.models.registry import check_alias
 from setpoint.settings import SETTINGS, Setting
 
@@ -263,12 +265,17 @@ def train(
 ) -> None:
     """Fit a model from a spec, evaluate it on the hold-out and register it with lineage."""
     from setpoint.cli.models import render_version
+    from setpoint.models.spec import TrainSpec
 
     if promote:
         check_alias(promote)  # before training, so a typo does not leave a stray version
+    # Read before anything starts: a spec's mistakes come without a progress line.
+    if not spec.is_file():
+        raise UsageError(f"{spec}: no such spec file")
+    parsed = TrainSpec.from_yaml(read_text(spec), source=str(spec))
     ws = state(ctx).workspace()
     with progress_bar(ctx, f"training {spec.name}") as progress:
-        version = ws.train(spec, progress=progress)
+        version = ws.train(parsed, progress=progress)
     if promote:
         ws.promote(version.name, version.version, promote)
         version = ws.model(version.ref)
