@@ -268,3 +268,8 @@ def test_an_error_in_one_trigger_is_reported_at_its_place() -> None:
         "triggers[2].performance.drop: the fraction of the reference figure the metric may "
         "lose before it fires: give more than 0, e.g. 0.05, not -0.1"
     )
+
+
+def test_an_empty_section_says_to_fill_it_or_leave_it_out() -> None:
+    with pytest.raises(UsageError, match=r"p\.yaml:2:1: rollout: is empty: give its settings"):
+        Policy.read_yaml("triggers: [{drift_share: 0.3}]\nrollout:\n", source="p.yaml")

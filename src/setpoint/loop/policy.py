@@ -143,6 +143,10 @@ def _action_list(value: Any) -> Any:
 def _settings(value: Any) -> Any:
     if isinstance(value, Mapping | Document):
         return value
+    if value is None:
+        raise ValueError(
+            "is empty: give its settings (key: value), or leave the key out for the defaults"
+        )
     raise ValueError(f"give a mapping of settings (key: value), not {value!r}")
 
 
