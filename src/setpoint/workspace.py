@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
@@ -44,6 +44,7 @@ from setpoint.store.db import Database, sqlite_url
 if TYPE_CHECKING:
     import pandas as pd
 
+    from setpoint.batch.score import ScoringRun
     from setpoint.erasure import ErasureReport
     from setpoint.monitoring.monitor import Monitors
     from setpoint.serving.retention import PruneResult
@@ -511,6 +512,33 @@ class Workspace:
 
     def rollback(self, name: str, alias: str = CHAMPION) -> AliasMove:
         return self.registry.rollback(name, alias)
+
+    def predict_files(
+        self,
+        model: str,
+        inputs: str | Path | Sequence[str | Path],
+        output: str | Path,
+        *,
+        workers: int | None = None,
+        block_size: int | None = None,
+        progress: Callable[[str, float], None] | None = None,
+    ) -> ScoringRun:
+        """Score CSV or Parquet files (a path, a glob, or a list) with ``model`` into
+        ``output`` (.csv or .parquet), streamed in batches on ``workers`` threads (one
+        per core by default): rows the model's contract refuses are quarantined with
+        their reasons, the others written with ``prediction`` (and ``proba_<class>``
+        for a classifier), in the input's order (``batch/score.py``)."""
+        from setpoint.batch.score import predict_files
+
+        return predict_files(
+            self,
+            model,
+            inputs,
+            output,
+            workers=workers,
+            block_size=block_size,
+            progress=progress,
+        )
 
     # -- serving ---------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Protocol
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
@@ -19,6 +20,13 @@ import pyarrow.parquet as pq
 from setpoint.errors import UsageError
 
 SUFFIXES = (".csv", ".parquet", ".pq")
+
+
+class Rows(Protocol):
+    """Where a check writes the rows it accepts: a :class:`RowSink`, or batch
+    scoring's pool that writes them scored (``batch/score.py``)."""
+
+    def write(self, rows: pa.Table) -> None: ...
 
 
 def check_output(path: Path) -> None:

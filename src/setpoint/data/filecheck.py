@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from setpoint._display import count, listing, short_repr
-from setpoint.data._sink import RowSink
+from setpoint.data._sink import Rows
 from setpoint.data.contract import Contract
 from setpoint.data.pii import PiiPolicy
 from setpoint.data.quarantine import QuarantineBatch
@@ -232,7 +232,7 @@ def check_file(
     limit: int,
     pii: PiiPolicy | None = None,
     rejected: Path | None = None,
-    accepted: RowSink | None = None,
+    accepted: Rows | None = None,
 ) -> FileValidation:
     """Validate ``batches``; with ``rejected``, write the refused rows there (their
     ``_row`` in the file, their ``_reasons``, personal data as ``pii`` says); with

@@ -1,0 +1,1 @@
+"""Batch scoring: files of rows through a registered model's predictor (``score.py``)."""
