@@ -59,6 +59,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "loop": ("setpoint.cli.loop", "loop"),
     "erase": ("setpoint.cli.erase", "erase"),
     "schema": ("setpoint.cli.schema", "schema"),
+    "predict": ("setpoint.cli.batch", "predict"),
 }
 
 

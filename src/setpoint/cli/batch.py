@@ -1,0 +1,94 @@
+"""``setpoint predict``: CSV or Parquet files scored with a model version
+(``batch/score.py`` does the work; this is the command line around it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from setpoint.cli._common import JsonFlag, count, emit, progress_bar, state
+from setpoint.errors import UsageError
+
+ENGINES = ("local", "ray")
+
+
+def predict(
+    ctx: typer.Context,
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="NAME (its champion, else latest), NAME@VERSION, NAME@ALIAS; MLflow's "
+            "models:/NAME/VERSION and models:/NAME@ALIAS too.",
+            show_default=False,
+        ),
+    ],
+    input_: Annotated[
+        list[str],
+        typer.Option(
+            "--input",
+            "-i",
+            help="A .csv or .parquet file, or a glob of them (quote it); may be repeated. "
+            "Files are scored in name order.",
+            show_default=False,
+        ),
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="The .csv or .parquet file to write: the accepted rows with prediction "
+            "(and proba_<class> per class for a classifier), in the input's order. It "
+            "appears only when every input is scored.",
+            show_default=False,
+        ),
+    ],
+    engine: Annotated[
+        str, typer.Option(help="local: this machine's cores (ray: not built yet).")
+    ] = "local",
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Scoring threads. Default: one per core."),
+    ] = None,
+    json_: JsonFlag = False,
+) -> None:
+    """Score files with a model: rows its contract refuses are quarantined with their
+    reasons, the others written with the model's outputs."""
+    if engine not in ENGINES:
+        raise UsageError(f"--engine {engine!r}: use local or ray")
+    if engine == "ray":
+        raise UsageError(
+            "the Ray engine is not built yet (issue 14); score on this machine with --engine local"
+        )
+    ws = state(ctx).workspace()
+    with progress_bar(ctx, "scoring") as update:
+        run = ws.predict_files(model, input_, output, workers=workers, progress=update)
+    data = run.to_dict()
+
+    def render(c: Console) -> None:
+        c.print(
+            f"Scored {count(run.n_scored)} of {count(run.n_rows)} rows with {run.model} in "
+            f"{run.seconds:.1f} s ({count(round(run.rows_per_second))} rows/s, "
+            f"{run.workers} worker(s)).",
+            highlight=False,
+        )
+        c.print(f"Wrote {escape(run.output)}.", highlight=False)
+        for q in run.quarantine:
+            top = q.top_reason
+            why = f" (mostly {top['column']} {top['rule']})" if top else ""
+            c.print(
+                f"{Path(q.source).name}: quarantined {count(q.n_rejected)} "
+                f"row{'s' if q.n_rejected != 1 else ''}{why} as batch {q.id}.",
+                highlight=False,
+            )
+        if run.quarantine:
+            c.print(
+                "Export them with: setpoint data quarantine export ID -o rejected.csv",
+                highlight=False,
+            )
+
+    emit(ctx, data, render)

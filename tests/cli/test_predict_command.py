@@ -1,0 +1,97 @@
+"""``setpoint predict``: files scored with a registered model, from the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from cli_support import Cli
+
+from setpoint.workspace import Workspace
+
+
+@pytest.fixture
+def model(cli: Cli, tmp_path: Path) -> str:
+    """A classifier registered as ``clf@1`` and promoted to champion."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    data = pd.DataFrame({"x1": rng.normal(size=300), "x2": rng.uniform(0, 10, 300)})
+    data["y"] = np.where(data.x1 > 0, "yes", "no")
+    with Workspace.open(cli.root) as ws:
+        fitted = LogisticRegression().fit(data[["x1", "x2"]], data["y"])
+        ws.register_model("clf", fitted, reference=data, target="y")
+        ws.promote("clf", 1)
+    return "clf@champion"
+
+
+def rows(n: int = 40) -> pd.DataFrame:
+    rng = np.random.default_rng(1)
+    return pd.DataFrame({"x1": rng.uniform(-1.5, 1.5, n), "x2": rng.uniform(0, 9.5, n)})
+
+
+def test_predict_scores_a_file_and_says_what_it_did(cli: Cli, model: str, tmp_path: Path) -> None:
+    given = rows()
+    given.loc[5, "x1"] = np.nan
+    source = tmp_path / "in.csv"
+    given.to_csv(source, index=False)
+    out = tmp_path / "out.csv"
+    done = cli.json("predict", model, "--input", str(source), "--output", str(out))
+    assert (done["n_rows"], done["n_scored"], done["n_quarantined"]) == (40, 39, 1)
+    assert done["n_batches"] >= 1
+    assert done["model"] == "clf@1"
+    assert done["engine"] == "local"
+    assert isinstance(done["seconds"], float)
+    scored = pd.read_csv(out)
+    assert list(scored.columns) == ["x1", "x2", "prediction", "proba_no", "proba_yes"]
+    with Workspace.open(cli.root) as ws:
+        expected = ws.load_model("clf@1").predict(given.drop(index=5))
+    assert scored["prediction"].tolist() == expected.tolist()
+
+    out.unlink()
+    said = cli("predict", "models:/clf/1", "--input", str(source), "-o", str(out)).stdout
+    assert "Scored 39 of 40 rows with clf@1" in said
+    assert "quarantined 1 row" in said
+    assert "setpoint data quarantine export" in said
+    assert all(len(line) <= 80 for line in said.splitlines())
+    assert out.exists()
+
+
+def test_predict_takes_a_glob_and_writes_parquet(cli: Cli, model: str, tmp_path: Path) -> None:
+    rows(10).to_csv(tmp_path / "a.csv", index=False)
+    rows(15).to_parquet(tmp_path / "b.parquet", index=False)
+    out = tmp_path / "out.parquet"
+    done = cli.json("predict", model, "--input", str(tmp_path / "[ab].*"), "-o", str(out))
+    assert done["n_scored"] == 25
+    assert len(done["inputs"]) == 2
+    assert len(pd.read_parquet(out)) == 25
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["clf@1", "--input", "missing.csv", "-o", "out.csv"], 2, "no such file"),
+        (["nope@1", "--input", "in.csv", "-o", "out.csv"], 3, "nope"),
+        (["clf@1", "--input", "in.csv", "-o", "nowhere/out.csv"], 2, "does not exist"),
+        (["clf@1", "--input", "in.csv", "-o", "out.json"], 2, ".csv or .parquet"),
+        (["clf@1", "--input", "in.txt", "-o", "out.csv"], 2, "unsupported file type"),
+        (["clf@1", "--input", "in.csv", "-o", "out.csv", "--engine", "ray"], 2, "--engine local"),
+        (["clf@1", "--input", "in.csv", "-o", "out.csv", "--engine", "spark"], 2, "local or ray"),
+    ],
+)
+def test_predict_refuses_bad_arguments_clearly(
+    cli: Cli,
+    model: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    code: int,
+    message: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    rows(3).to_csv("in.csv", index=False)
+    Path("in.txt").write_text("x1,x2\n1,2\n", encoding="utf-8")
+    cli.fails("predict", *args, code=code, message=message)
+    assert not Path("out.csv").exists()
