@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from sklearn.linear_model import LinearRegression, LogisticRegression
@@ -160,3 +161,51 @@ def test_a_file_missing_a_feature_is_refused_whole(workspace: Workspace, tmp_pat
     with pytest.raises(SetpointError, match="x2"):
         workspace.predict_files(ref, source, tmp_path / "out.csv")
     assert not (tmp_path / "out.csv").exists()
+
+
+@pytest.mark.parametrize("n_files", [1, 2])
+def test_a_csv_read_again_for_wider_types_is_written_once(
+    workspace: Workspace, tmp_path: Path, n_files: int
+) -> None:
+    ref = classifier(workspace)
+    rows = inputs(400)
+    rows["x2"] = rows["x2"].round().astype(int)
+    body = rows.to_csv(index=False)
+    lines = body.splitlines()
+    lines[-1] = lines[-1].split(",")[0] + ",2.5"  # an integer column meets a float, late
+    rows["x2"] = rows["x2"].astype(float)
+    rows.loc[rows.index[-1], "x2"] = 2.5
+    for i in range(n_files):
+        (tmp_path / f"in-{i}.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "out.parquet"
+    run = workspace.predict_files(ref, str(tmp_path / "in-*.csv"), out, block_size=1_000)
+    scored = pq.read_table(out).to_pandas()
+    assert run.n_rows == run.n_scored == 400 * n_files
+    expected = pd.concat([rows] * n_files, ignore_index=True)
+    assert np.allclose(scored[["x1", "x2"]].to_numpy(), expected.to_numpy())
+    assert not list(tmp_path.glob(".*"))  # no part left behind
+
+
+def test_a_failure_while_scoring_stops_the_run_and_writes_nothing(
+    workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from setpoint.batch import score
+
+    ref = classifier(workspace)
+    source = tmp_path / "in.csv"
+    inputs(600).to_csv(source, index=False)
+    calls: list[int] = []
+    real = score.score_table
+
+    def failing(predictor: object, rows: pa.Table) -> pa.Table:
+        calls.append(rows.num_rows)
+        if len(calls) == 3:
+            raise RuntimeError("the model broke")
+        return real(predictor, rows)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(score, "score_table", failing)
+    out = tmp_path / "out.csv"
+    with pytest.raises(RuntimeError, match="the model broke"):
+        workspace.predict_files(ref, source, out, workers=2, block_size=1_000)
+    assert not out.exists()
+    assert not list(tmp_path.glob(".*"))
