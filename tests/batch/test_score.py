@@ -134,6 +134,8 @@ def test_the_worker_count_does_not_change_the_output(workspace: Workspace, tmp_p
         ("clf@1", "in.csv", "nowhere/out.csv", UsageError, "does not exist"),
         ("nope@1", "in.csv", "out.csv", NotFoundError, "nope"),
         ("clf@1", "bad.csv", "out.csv", InvalidDataError, "as many fields as the header"),
+        ("clf@1", "in.csv", "in.csv", UsageError, "also an input"),
+        ("clf@1", "folder*", "out.csv", UsageError, "no file matches"),
     ],
 )
 def test_bad_inputs_are_refused_with_a_clear_error(
@@ -149,9 +151,10 @@ def test_bad_inputs_are_refused_with_a_clear_error(
     inputs(5).to_csv(tmp_path / "in.csv", index=False)
     (tmp_path / "in.txt").write_text("x1,x2\n1,2\n", encoding="utf-8")
     (tmp_path / "bad.csv").write_text("x1,x2\n1,2\n1,2,3\n", encoding="utf-8")
+    (tmp_path / "folder.csv").mkdir()
     with pytest.raises(error, match=message.replace(".", r"\.").replace("*", r"\*")):
         workspace.predict_files(model, str(tmp_path / given), tmp_path / output)
-    assert not (tmp_path / output).exists()
+    assert output == given or not (tmp_path / output).exists()
 
 
 def test_a_file_missing_a_feature_is_refused_whole(workspace: Workspace, tmp_path: Path) -> None:
@@ -209,3 +212,19 @@ def test_a_failure_while_scoring_stops_the_run_and_writes_nothing(
         workspace.predict_files(ref, source, out, workers=2, block_size=1_000)
     assert not out.exists()
     assert not list(tmp_path.glob(".*"))
+
+
+def test_a_file_with_no_acceptable_row_gives_an_output_with_its_header(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    ref = classifier(workspace)
+    rows = inputs(4)
+    rows["x1"] = np.nan
+    source = tmp_path / "in.parquet"
+    rows.to_parquet(source, index=False)
+    out = tmp_path / "out.parquet"
+    run = workspace.predict_files(ref, source, out)
+    assert (run.n_scored, run.n_quarantined) == (0, 4)
+    written = pq.read_table(out)
+    assert written.num_rows == 0
+    assert written.column_names == ["x1", "x2", "prediction", "proba_no", "proba_yes"]

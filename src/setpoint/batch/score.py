@@ -133,6 +133,8 @@ def expand(given: str | Path | Sequence[str | Path]) -> list[Path]:
             )
         if not path.is_file():
             raise UsageError(f"{path}: no such file")
+    if not paths:
+        raise UsageError(f"{given}: no file matches; check the path and the pattern")
     return paths
 
 
@@ -268,6 +270,8 @@ def predict_files(
     target = Path(output).expanduser()
     check_output(target)
     paths = expand(given)
+    if any(p.resolve() == target.resolve() for p in paths):
+        raise UsageError(f"{target} is also an input; write the scored rows to another file")
     version = ws.model(model)
     if version.contract is None:
         raise NotReadyError(f"{version.ref} has no contract; register it with reference data")
