@@ -71,12 +71,14 @@ def predict(
 
     def render(c: Console) -> None:
         c.print(
-            f"Scored {count(run.n_scored)} of {count(run.n_rows)} rows with {run.model} in "
-            f"{run.seconds:.1f} s ({count(round(run.rows_per_second))} rows/s, "
-            f"{run.workers} worker(s)).",
+            f"Scored {count(run.n_scored)} of {count(run.n_rows)} rows with {run.model}.",
             highlight=False,
         )
-        c.print(f"Wrote {escape(run.output)}.", highlight=False)
+        c.print(
+            f"{run.seconds:.1f} s, {count(round(run.rows_per_second))} rows/s on "
+            f"{run.workers} worker(s); wrote {escape(run.output)}.",
+            highlight=False,
+        )
         for q in run.quarantine:
             top = q.top_reason
             why = f" (mostly {top['column']} {top['rule']})" if top else ""
