@@ -76,9 +76,10 @@ def predict(
         )
         c.print(
             f"{run.seconds:.1f} s, {count(round(run.rows_per_second))} rows/s on "
-            f"{run.workers} worker(s); wrote {escape(run.output)}.",
+            f"{run.workers} worker(s).",
             highlight=False,
         )
+        c.print(f"Wrote {escape(run.output)}.", highlight=False)
         for q in run.quarantine:
             top = q.top_reason
             why = f" (mostly {top['column']} {top['rule']})" if top else ""
