@@ -426,7 +426,7 @@ def _dataset(lineage: dict[str, Any]) -> str | None:
 def _append(part: Path, final: RowSink) -> None:
     """The rows of a finished part, batch by batch, onto the output."""
     try:
-        file = pq.ParquetFile(part)
+        file = pq.ParquetFile(part, pre_buffer=False)  # see data/reader.py
         for batch in file.iter_batches(batch_size=1 << 16):
             final.write(pa.Table.from_batches([batch]))
     finally:
