@@ -13,7 +13,6 @@ from __future__ import annotations
 import difflib
 import importlib
 import json
-import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -33,7 +32,7 @@ from pydantic import (
 )
 
 from setpoint import _durations
-from setpoint._yaml import TEXT, load_user_yaml, locate
+from setpoint._yaml import TEXT, compose, load_user_yaml, position, where
 from setpoint.errors import SetpointError, UsageError
 
 __all__ = [
@@ -159,16 +158,18 @@ class Document(BaseModel):
         """``exc`` as this document's error: one ``path: problem`` line per problem,
         each led by ``FILE:LINE:COLUMN:`` when the YAML ``text`` it came from is given."""
         found = [line for item in exc.errors(include_url=False) for line in _lines(cls, item)]
-        lines: list[str] = []
+        tree = compose(text) if text is not None else None  # parsed once for every problem
+        placed: list[tuple[tuple[int, int], str]] = []
         for steps, problem in found:
             path = _format(steps)
             line = f"{path}: {problem}" if path else problem
+            at = position(tree, steps) if text is not None else None
             if text is not None:
-                line = f"{locate(text, steps, source)}: {line}"
-            lines.append(line)
-        lines = list(dict.fromkeys(lines))
+                line = f"{where(source, at)}: {line}"
+            placed.append((at or (0, 0), line))
         if text is not None:  # in the order of the file
-            lines.sort(key=_position)
+            placed.sort(key=lambda entry: entry[0])
+        lines = list(dict.fromkeys(line for _, line in placed))
         head = cls.what if text is None else f"{source or TEXT} ({cls.what})"
         if len(lines) == 1:
             message = lines[0] if text is not None else f"{head}: {lines[0]}"
@@ -177,12 +178,6 @@ class Document(BaseModel):
         error = cls.error(f"{headline}: " + "; ".join(lines), details=lines)
         error.listing = (headline, tuple(lines))
         return error
-
-
-def _position(line: str) -> tuple[int, int]:
-    """(line, column) of a ``FILE:LINE:COLUMN: ...`` problem, for sorting."""
-    match = re.search(r":(\d+):(\d+): ", line)
-    return (int(match[1]), int(match[2])) if match else (0, 0)
 
 
 Steps = tuple[str | int, ...]

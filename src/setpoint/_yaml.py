@@ -57,10 +57,21 @@ def describe(error: yaml.YAMLError, text: str, source: str | None = None) -> str
 def locate(text: str, steps: tuple[str | int, ...], source: str | None = None) -> str:
     """``SOURCE:LINE:COLUMN`` of the value at ``steps`` (keys and indexes) in ``text``,
     or of the nearest enclosing one that exists; an unknown key is found at its key."""
+    return where(source, position(compose(text), steps))
+
+
+def compose(text: str) -> yaml.Node | None:
+    """``text``'s YAML node tree (with line and column marks), or None if it has none."""
     try:
-        node: yaml.Node | None = yaml.compose(text, Loader=yaml.SafeLoader)
+        return yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError:
-        node = None
+        return None
+
+
+def position(root: yaml.Node | None, steps: tuple[str | int, ...]) -> tuple[int, int] | None:
+    """(line, column), from 1, of the place ``steps`` leads to in ``root`` (see
+    :func:`locate`), or None without a tree."""
+    node = root
     mark = node.start_mark if node is not None else None
     for step in steps:
         child: yaml.Node | None = None
@@ -79,7 +90,10 @@ def locate(text: str, steps: tuple[str | int, ...], source: str | None = None) -
         if child is None:
             break
         node = child
-    where = source or TEXT
-    if mark is None:
-        return where
-    return f"{where}:{mark.line + 1}:{mark.column + 1}"
+    return None if mark is None else (mark.line + 1, mark.column + 1)
+
+
+def where(source: str | None, at: tuple[int, int] | None) -> str:
+    """``SOURCE:LINE:COLUMN`` (or the source alone without a position)."""
+    name = source or TEXT
+    return name if at is None else f"{name}:{at[0]}:{at[1]}"
