@@ -6,10 +6,10 @@ protocols, which ``Workspace`` satisfies structurally (read from the source with
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import setpoint
+from layering_support import imported_names
 
 MONITORING = Path(setpoint.__file__).parent / "monitoring"
 WORKSPACE = "setpoint.workspace"
@@ -22,22 +22,10 @@ def _package(path: Path, root: Path) -> str:
 
 
 def _imports_workspace(path: Path, package: str) -> bool:
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                # relative: one level is the module's own package, each more one up
-                base_parts = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join([*base_parts, *([node.module] if node.module else [])])
-            else:
-                base = node.module or ""
-            names = [base] + [f"{base}.{alias.name}" for alias in node.names]
-        else:
-            continue
-        if any(name == WORKSPACE or name.startswith(WORKSPACE + ".") for name in names):
-            return True
-    return False
+    return any(
+        name == WORKSPACE or name.startswith(WORKSPACE + ".")
+        for name in imported_names(path, package)
+    )
 
 
 def test_no_monitoring_module_imports_the_workspace() -> None:

@@ -4,10 +4,10 @@ below it (read from the source with ``ast``, nothing is imported)."""
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import setpoint
+from layering_support import imported_names
 
 SERVING = Path(setpoint.__file__).parent / "serving"
 APP = "setpoint.serving.app"
@@ -15,20 +15,7 @@ STARTS_THE_APP = {"server.py"}
 
 
 def _imports_app(path: Path) -> bool:
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            # a relative import inside serving/ is relative to setpoint.serving
-            base = (node.module or "") if node.level == 0 else "setpoint.serving"
-            if node.level and node.module:
-                base = f"{base}.{node.module}"
-            names = [base] + [f"{base}.{alias.name}" for alias in node.names]
-        else:
-            continue
-        if APP in names:
-            return True
-    return False
+    return APP in imported_names(path, "setpoint.serving")
 
 
 def test_no_serving_module_but_the_server_imports_the_app() -> None:
