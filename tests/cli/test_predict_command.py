@@ -96,3 +96,4 @@ def test_predict_refuses_bad_arguments_clearly(
     Path("in.txt").write_text("x1,x2\n1,2\n", encoding="utf-8")
     cli.fails("predict", *args, code=code, message=message)
     assert not Path("out.csv").exists()
+    assert "scoring" not in cli("predict", *args, code=code).stderr  # the error alone

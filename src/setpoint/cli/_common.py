@@ -196,7 +196,12 @@ def progress_bar(ctx: typer.Context, title: str) -> Iterator[Callable[[str, floa
         def update(step: str, fraction: float) -> None:
             bar.update(task, completed=fraction, step=step)
 
-        yield update
+        try:
+            yield update
+        except BaseException:
+            # Work that failed leaves no bar behind: the error is said alone.
+            bar.remove_task(task)
+            raise
 
 
 def read_text(path: Path) -> str:
