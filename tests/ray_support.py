@@ -1,0 +1,48 @@
+"""A local Ray cluster of two nodes on loopback, for the scale-out tests.
+
+Made once per test session (starting Ray costs seconds) and shut down at its end.
+Without Ray installed (the ``ray`` extra) a Ray test skips with the reason, except
+when ``SETPOINT_REQUIRE_RAY=1`` (set by CI), where it fails.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+REQUIRE_RAY = os.environ.get("SETPOINT_REQUIRE_RAY", "") not in ("", "0")
+
+# Small on purpose: the tests move kilobytes, and the machine is shared.
+NODE = {"num_cpus": 2, "object_store_memory": 128 * 1024 * 1024}
+
+
+def ray_or_skip() -> Any:
+    try:
+        import ray
+    except ImportError as exc:
+        reason = f"Ray is not installed ({exc}); install it with: pip install 'setpoint[ray]'"
+        if REQUIRE_RAY:
+            pytest.fail(reason + " (SETPOINT_REQUIRE_RAY is set, so this fails)")
+        pytest.skip(reason)
+    return ray
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[Any]:
+    """A head node and one worker node (``ray.cluster_utils.Cluster``), with this
+    process connected as the driver; tests may add and remove further nodes."""
+    ray = ray_or_skip()
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args=dict(NODE))
+    cluster.add_node(**NODE)
+    ray.init(address=cluster.address, logging_level="WARNING", log_to_driver=False)
+    cluster.wait_for_nodes()
+    try:
+        yield cluster
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
