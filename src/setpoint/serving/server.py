@@ -77,14 +77,21 @@ def app_from_environment() -> Starlette:
     """The app for the workspace named in ``SETPOINT_WORKSPACE`` (one per worker)."""
     import json
 
-    from setpoint.loop.background import background
+    overrides: dict[str, Any] = json.loads(os.environ.get(_OVERRIDES, "{}"))
+    mode, every = os.environ.get(_BACKGROUND, "worker:300").split(":")
+    return build_app(os.environ[_WORKSPACE], overrides, mode, float(every))
+
+
+def build_app(root: str, overrides: dict[str, Any], background: str, every: float) -> Starlette:
+    """The app of one server process (a uvicorn worker or a Ray Serve replica): the
+    workspace at ``root`` opened with ``overrides``, its logs, and what runs beside it
+    (``background`` mode, ticking every ``every`` seconds)."""
+    from setpoint.loop.background import background as beside
     from setpoint.serving.app import create_app
     from setpoint.serving.log import RecordLog
     from setpoint.workspace import Workspace
 
-    overrides: dict[str, Any] = json.loads(os.environ.get(_OVERRIDES, "{}"))
-    workspace = Workspace.open(os.environ[_WORKSPACE], **overrides)
-    mode, every = os.environ.get(_BACKGROUND, "worker:300").split(":")
+    workspace = Workspace.open(root, **overrides)
     return create_app(
         workspace,
         RecordLog(workspace.root, kind="predictions"),
@@ -92,7 +99,7 @@ def app_from_environment() -> Starlette:
         async_log=RecordLog(workspace.root, kind="predictions", durable=False),
         refused_log=RecordLog(workspace.root, kind="refused"),
         freeze_heap=True,
-        background=background(workspace, mode, every=float(every)),
+        background=beside(workspace, background, every=every),
     )
 
 

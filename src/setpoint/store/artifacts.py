@@ -43,6 +43,11 @@ class ArtifactStore:
             raise ConfigError(f"cannot open artifact store {uri!r}: {exc}") from None
         self._local = isinstance(self._fs, LocalFileSystem)
 
+    @property
+    def is_local(self) -> bool:
+        """Whether the store is a folder of this machine (not shared with others)."""
+        return self._local
+
     def path(self, digest: str) -> str:
         return f"{self._root.rstrip('/')}/sha256/{digest[:2]}/{digest}"
 
