@@ -81,6 +81,20 @@ def test_a_workspace_whose_bucket_does_not_exist_is_not_created(
     assert not (tmp_path / "ws" / "setpoint.toml").exists()  # so it can be given again
 
 
+def test_the_command_line_says_it_without_a_traceback(s3_endpoint: str, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from setpoint.cli.main import app
+
+    uri = f"{missing_bucket()}/artifacts"
+    result = CliRunner().invoke(app, ["--artifacts-uri", uri, "init", str(tmp_path / "ws")])
+    assert result.exit_code == StoreError.exit_code, result.output
+    said = " ".join(result.output.split())
+    assert "does not exist" in said
+    assert "SETPOINT_ARTIFACTS_URI" in said
+    assert "Traceback" not in said
+
+
 def test_missing_credentials_are_named(
     s3_bucket: str, fresh_clients: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
