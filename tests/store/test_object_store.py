@@ -8,6 +8,7 @@ trusted for whether an object exists. A large object is sent in parts.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import socket
@@ -165,9 +166,11 @@ def test_a_cached_listing_never_hides_a_change_by_another_process(s3_bucket: str
     assert fs.cat_file(store.path(digest)) == b"model"
 
 
-def test_a_large_object_is_sent_in_parts(s3_bucket: str) -> None:
+def test_a_large_object_goes_up_in_parts_and_comes_back_in_ranges(
+    s3_bucket: str, caplog: pytest.LogCaptureFixture
+) -> None:
     store = ArtifactStore(f"{s3_bucket}/data")
-    size = 2 * PART_SIZE + 12345
+    size = 4 * PART_SIZE + 12345
     with store.staging() as staged:
         with open(staged, "wb") as f:
             for i in range(size // 65536 + 1):
@@ -177,8 +180,15 @@ def test_a_large_object_is_sent_in_parts(s3_bucket: str) -> None:
     fs, _ = outside(store.uri)
     etag = fs.info(store.path(digest))["ETag"].strip('"')
     assert etag.endswith(f"-{math.ceil(size / PART_SIZE)}")  # a multipart upload
-    with store.open(digest) as f:
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="werkzeug"), store.open(digest) as f:
         assert sum(len(p) for p in iter(lambda: f.read(1 << 20), b"")) == size
+    # The loopback server's own log: the object came in ranges of about a part each
+    # (a read in pieces, verified on the way), never in one response.
+    key = f"GET /{store.path(digest)}"
+    gets = [r.getMessage() for r in caplog.records if key in r.getMessage()]
+    assert all('" 206 ' in g for g in gets), gets
+    assert len(gets) >= size // (PART_SIZE + (1 << 20))
 
 
 def test_staging_for_a_remote_store_is_in_the_folder_it_is_given(

@@ -101,6 +101,15 @@ def missing_bucket(place: Place, bucket: str) -> StoreError:
     )
 
 
+def is_store_failure(exc: Exception) -> bool:
+    """Whether ``exc`` is the store's (an OS or network error, or one of the S3
+    client's), as opposed to a mistake in the code calling it."""
+    clients = ("botocore", "aiobotocore", "aiohttp", "s3fs", "fsspec")
+    return isinstance(exc, OSError) or any(
+        c.__module__.split(".", 1)[0] in clients for c in type(exc).__mro__
+    )
+
+
 def failure(place: Place, exc: Exception) -> StoreError:
     """What went wrong talking to the store at ``place``, with the fix."""
     names = {c.__name__ for c in type(exc).__mro__}

@@ -46,6 +46,7 @@ from setpoint.store._remote import (
     Place,
     failure,
     is_object_store,
+    is_store_failure,
     missing_bucket,
     no_bucket,
     unusable,
@@ -298,6 +299,8 @@ class ArtifactStore:
                 raise missing_bucket(self._place, self._bucket) from exc
             raise
         except Exception as exc:
+            if not is_store_failure(exc):
+                raise
             raise failure(self._place, exc) from exc
 
 
