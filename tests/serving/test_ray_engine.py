@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
-from serving_support import SPEC, free_port, requests_of
+from serving_support import SPEC, free_port, requests_of, setpoint_serve
 
 from ray_support import ray_cluster  # noqa: F401
 from s3_support import s3_bucket, s3_endpoint  # noqa: F401
@@ -295,3 +295,32 @@ def test_several_nodes_need_postgres_and_shared_storage(
     assert "SETPOINT_DATABASE_URL=postgresql" in message
     assert "SETPOINT_ARTIFACTS_URI=s3://" in message
     assert "SETPOINT_DATA_URI=s3://" in message
+
+
+def test_setpoint_serve_engine_ray_starts_ray_serves_and_stops_on_ctrl_c(
+    tmp_path: Path, history: pd.DataFrame
+) -> None:
+    """As a user runs it: no cluster given, so it starts Ray on this machine, serves
+    until SIGINT, then removes the app and stops the Ray it started."""
+    with Workspace.init(tmp_path / "ws", actor="tester") as ws:
+        ws.add_dataset("loans", history)
+        version = ws.train(SPEC)
+        ws.promote(version.name, version.version)
+        ws.deploy("credit", model="credit-risk")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    rows = requests_of(history.head(5))
+    with setpoint_serve(
+        tmp_path / "ws",
+        tmp_path / "serve.log",
+        env=env,
+        args=["--engine", "ray", "--replica-cpus", "0.5"],
+        ready_within=DEADLINE,
+    ) as served:
+        answer = httpx.post(
+            f"{served.url}/v1/endpoints/credit/predict", json={"records": rows}, timeout=60
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["version"] == 1
+    assert served.process.returncode == 0, served.output()
+    assert "Serving credit on http://127.0.0.1:" in served.output()
+    assert "1 replica on Ray" in served.output()

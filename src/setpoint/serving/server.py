@@ -103,6 +103,23 @@ def build_app(root: str, overrides: dict[str, Any], background: str, every: floa
     )
 
 
+def exposure(
+    host: str, *, insecure: bool, has_keys: bool, overrides: dict[str, Any]
+) -> dict[str, Any]:
+    """The settings overrides for a server listening on ``host``: beyond loopback
+    (without ``insecure``) every request needs a key, and the server needs one to
+    start (``has_keys``: the workspace has an active API key)."""
+    if is_loopback(host) or insecure:
+        return overrides
+    if not has_keys:
+        raise UsageError(
+            f"refusing to listen on {host}, which other machines can reach, without API keys; "
+            "create one (setpoint keys create --scope predict), serve on 127.0.0.1 behind a "
+            "proxy, or pass --insecure if this network is trusted"
+        )
+    return {**overrides, "require_keys": True}
+
+
 def serve(
     workspace_root: str,
     *,
@@ -122,15 +139,7 @@ def serve(
     Beyond loopback (without ``insecure``) the server needs a key for every request
     while it runs, not only an active key to start: revoking the last key then closes
     it rather than opening it (``require_keys`` in every worker's settings)."""
-    exposed = not is_loopback(host) and not insecure
-    if exposed and not has_keys:
-        raise UsageError(
-            f"refusing to listen on {host}, which other machines can reach, without API keys; "
-            "create one (setpoint keys create --scope predict), serve on 127.0.0.1 behind a "
-            "proxy, or pass --insecure if this network is trusted"
-        )
-    if exposed:
-        overrides = {**overrides, "require_keys": True}
+    overrides = exposure(host, insecure=insecure, has_keys=has_keys, overrides=overrides)
     if workers < 1:
         raise UsageError("--workers must be 1 or more")
     if background == "loop" and workers > 1:
