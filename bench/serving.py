@@ -311,7 +311,9 @@ def ray_main(args: argparse.Namespace, levels: list[int], console: Console) -> N
 
     constant = orjson.dumps({"predictions": [0], "probabilities": [[0.9, 0.1]]})
 
-    @serve.deployment(ray_actor_options={"num_cpus": 1})
+    # The same admission as our replica (Ray's default of 5 ongoing requests queues
+    # the rest in the proxy, which would flatter us at high concurrency).
+    @serve.deployment(ray_actor_options={"num_cpus": 1}, max_ongoing_requests=64)
     class Constant:
         async def __call__(self, request: Request) -> Response:
             await request.body()

@@ -182,7 +182,7 @@ def deploy(
     ray = ray_module()
     from ray import serve
 
-    from setpoint.serving._ray_replica import SetpointReplica
+    from setpoint.serving.ray_app import SetpointReplica, replica_args
 
     check_cluster(workspace, alive_nodes())
     settings = {
@@ -199,7 +199,7 @@ def deploy(
         },
         logging_config={"log_level": "WARNING", "enable_access_log": False},
     )
-    deployment = SetpointReplica.options(  # type: ignore[attr-defined]
+    app = SetpointReplica.options(  # type: ignore[attr-defined]
         name=APP,
         max_ongoing_requests=replica.max_ongoing,
         health_check_period_s=replica.health_check_seconds,
@@ -209,8 +209,16 @@ def deploy(
             "runtime_env": {"env_vars": replica_environment()},
         },
         **replicas.options(),
+    ).bind(
+        *replica_args(
+            {
+                "workspace": str(workspace.root),
+                "settings": settings,
+                "background": replica.background,
+                "loop_every": replica.loop_every,
+            }
+        )
     )
-    app = deployment.bind(str(workspace.root), settings, replica.background, replica.loop_every)
     try:
         serve.run(app, name=APP, route_prefix="/", blocking=False)
     except ray.exceptions.RayError as exc:
