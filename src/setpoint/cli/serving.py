@@ -399,6 +399,15 @@ def serve(
             rich_help_panel=_RAY,
         ),
     ] = None,
+    proxy_on_every_node: Annotated[
+        bool,
+        typer.Option(
+            "--proxy-on-every-node",
+            help="Run Ray Serve's HTTP proxy on every node (behind a load balancer), "
+            "not only on the head node.",
+            rich_help_panel=_RAY,
+        ),
+    ] = False,
     json_: JsonFlag = False,
 ) -> None:
     """Serve every endpoint of the workspace over HTTP, or HTTPS with --tls-cert and
@@ -482,6 +491,7 @@ def serve(
             host=host,
             port=port,
             replicas=scale,
+            proxy_on_every_node=proxy_on_every_node,
             replica=ray_engine.ReplicaSettings(
                 cpus=replica_cpus,
                 max_ongoing=max_ongoing,
