@@ -483,6 +483,9 @@ def serve(
         )
         started.pop("workers")
         started["replicas"] = scale.describe()
+        if not is_json(ctx):
+            where = address or os.environ.get("RAY_ADDRESS") or "this machine"
+            stderr_console.print(f"Starting {scale.describe()} on Ray ({where})…", highlight=False)
         ray_engine.serve_until_stopped(
             ws,
             address=address,

@@ -26,6 +26,7 @@ Ray is imported here only, and this module only when ``--engine ray`` is asked f
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -119,9 +120,12 @@ def connect(address: str | None) -> bool:
         return False
     target = address or os.environ.get("RAY_ADDRESS") or "local"
     try:
+        # Ray's own notices (its start-up, token authentication being on) would bury
+        # what this command says; errors still show.
+        logging.getLogger("ray.serve").setLevel(logging.WARNING)
         ray.init(
             address=target,
-            logging_level="WARNING",
+            logging_level="ERROR",
             log_to_driver=False,
             include_dashboard=False if target == "local" else None,
         )
