@@ -30,6 +30,11 @@ def ray_or_skip() -> Any:
     return ray
 
 
+# The one cluster of the session: each test module imports the fixture, which makes it
+# a fixture of that module, so the modules share what the first one started.
+_SHARED: dict[str, Any] = {}
+
+
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[Any]:
     """A head node and one worker node (``ray.cluster_utils.Cluster``), with this
@@ -37,12 +42,22 @@ def ray_cluster() -> Iterator[Any]:
     ray = ray_or_skip()
     from ray.cluster_utils import Cluster
 
-    cluster = Cluster(initialize_head=True, head_node_args=dict(NODE))
-    cluster.add_node(**NODE)
-    ray.init(address=cluster.address, logging_level="WARNING", log_to_driver=False)
-    cluster.wait_for_nodes()
+    if not _SHARED:
+        # No dashboard: the tests do not look at it, and its fixed port may be taken
+        # (by another cluster on the machine), which Ray reports with a leaked socket.
+        head = dict(NODE, include_dashboard=False)
+        cluster = Cluster(initialize_head=True, head_node_args=head)
+        cluster.add_node(**NODE)
+        ray.init(address=cluster.address, logging_level="WARNING", log_to_driver=False)
+        cluster.wait_for_nodes()
+        _SHARED.update(cluster=cluster, users=0)
+    _SHARED["users"] += 1
     try:
-        yield cluster
+        yield _SHARED["cluster"]
     finally:
-        ray.shutdown()
-        cluster.shutdown()
+        _SHARED["users"] -= 1
+        if not _SHARED["users"]:
+            cluster = _SHARED.pop("cluster")
+            _SHARED.clear()
+            ray.shutdown()
+            cluster.shutdown()
