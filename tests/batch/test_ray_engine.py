@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from ray._private.state import available_resources_per_node
 from sklearn.linear_model import LogisticRegression
 
 from ray_support import NODE, ray_cluster  # noqa: F401
@@ -148,16 +149,22 @@ def test_losing_a_worker_node_mid_run_still_gives_the_whole_output_once(
     finished = threading.Event()
     written: list[int] = []  # the pieces written when the node was removed
 
-    def remove_the_node_after_some_pieces() -> None:
-        while not finished.wait(0.01):  # polls the staging folder; the run has a deadline
+    def remove_the_node_after_it_scored() -> None:
+        """Once an actor holds a CPU of the extra node and 10 more pieces are written
+        after that, take the node away (polling, as no event tells either)."""
+        parts: int | None = None
+        while not finished.wait(0.01):
             staging = list(tmp_path.glob(".ray.parquet.ray-*"))
-            parts = list(staging[0].glob("part-*.parquet")) if staging else []
-            if len(parts) >= 10:
-                written.append(len(parts))
+            now = len(list(staging[0].glob("part-*.parquet"))) if staging else 0
+            if parts is None:
+                free = available_resources_per_node().get(extra.node_id, {})
+                parts = now if free.get("CPU", NODE["num_cpus"]) < NODE["num_cpus"] else None
+            elif now >= parts + 10:
+                written.append(now)
                 cluster.remove_node(extra)
                 return
 
-    remover = threading.Thread(target=remove_the_node_after_some_pieces)
+    remover = threading.Thread(target=remove_the_node_after_it_scored)
     remover.start()
     try:
         run = workspace.predict_files(ref, source, ray_out, engine="ray", workers=3)
