@@ -155,7 +155,7 @@ def main() -> None:
                 wall, *_, said = run([*command, "--engine", "ray", "--address", address])
                 if json.loads(said)["n_scored"] != rows:
                     raise SystemExit(f"Ray scored {json.loads(said)['n_scored']} of {rows} rows")
-                label = "setpoint on Ray"
+                label = "setpoint/ray"
                 table.add_row(
                     f"{rows:,}", label, f"{wall:.1f}", "-", f"{rows / wall:,.0f}", "-", "-"
                 )

@@ -263,7 +263,7 @@ def _score(
     )
     total = sum(p.weight for p in pieces)
     done: dict[int, dict[str, Any]] = {}
-    rows = 0
+    rows, weight = 0, 0.0
     for result in scored.iter_rows():
         if result["error"] is not None:  # a mistake in the data, said as itself
             raise pickle.loads(result["error"])
@@ -271,7 +271,7 @@ def _score(
         if index not in done:  # a piece is one row, once: said twice, counted once
             done[index] = result
             rows += int(result["n_rows"])
-            weight = sum(pieces[i].weight for i in done)
+            weight += pieces[index].weight
             update(f"{rows:,} rows done", weight / total)
     missing = [p.index for p in pieces if p.index not in done]
     if missing:  # Ray Data answers each input once; a gap would be its bug, not ours
