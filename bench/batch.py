@@ -184,7 +184,12 @@ def _ray_cluster() -> str:
     """The address of a Ray cluster on this machine, kept until this script exits."""
     import ray
 
-    ray.init(include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    # A folder of its own: a cluster another process starts on this machine takes
+    # over /tmp/ray's session_latest, and its clean-up there must not reach this one.
+    folder = tempfile.mkdtemp(prefix="setpoint-bench-ray-")
+    ray.init(
+        include_dashboard=False, log_to_driver=False, logging_level="WARNING", _temp_dir=folder
+    )
     return str(ray.get_runtime_context().gcs_address)
 
 

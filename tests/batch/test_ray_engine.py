@@ -3,6 +3,7 @@ after a worker node is lost mid-run; refused rows quarantined as locally."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -12,7 +13,6 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from ray._private.state import available_resources_per_node
 from sklearn.linear_model import LogisticRegression
 
 from ray_support import NODE, ray_cluster  # noqa: F401
@@ -137,6 +137,8 @@ def test_a_bad_row_found_by_an_actor_is_the_error_raised(
 def test_losing_a_worker_node_mid_run_still_gives_the_whole_output_once(
     cluster: Any, workspace: Workspace, tmp_path: Path
 ) -> None:
+    from ray._private.state import available_resources_per_node
+
     ref = classifier(workspace)
     source = tmp_path / "in.parquet"
     inputs(6_000, seed=6, bad_every=101).to_parquet(source, row_group_size=30)
@@ -219,3 +221,13 @@ def test_the_reasons_of_an_inputs_pieces_add_up() -> None:
         {"column": "x1", "rule": "not_null", "count": 3, "example": None},
         {"column": "x2", "rule": "max", "count": 2, "example": 11.0},
     ]
+
+
+def test_nothing_imports_ray_unless_the_ray_engine_runs() -> None:
+    code = (
+        "import sys\n"
+        "import setpoint.batch.ray_engine, setpoint.cli.main, setpoint.workspace\n"
+        "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -4,9 +4,13 @@ The unit of work is the local engine's (``batch/score.py``): the reader's batche
 ``check_file`` against the model version's contract, ``score_table``. What changes is
 who runs it. The driver checks the run as the local engine does (``prepare``), reads
 the first batch of each input (a file the contract refuses whole is refused before
-any work is sent out), and cuts the inputs into *pieces*: a Parquet file by row
-groups (at least ``PIECE_ROWS`` rows each), a CSV file whole (Arrow cannot start a
-CSV part-way; split a large CSV, or convert it to Parquet, to score it in parallel).
+any work is sent out), and cuts the inputs into *pieces*: a Parquet file every
+``PIECE_BATCHES`` reader batches (131,072 rows; a piece reads only the row groups
+that hold its rows), a CSV file whole (Arrow cannot start a CSV part-way, and its
+types are widened over the whole file: split a large CSV, or convert it to Parquet,
+to score it in parallel). A piece is cut where the local engine's batches are, so a
+model is given the same rows at a time by both engines: the same values, to the bit
+(a linear model's BLAS sums in another order for another batch).
 
 A Ray Data pipeline (``from_items`` over the pieces, ``map_batches`` on a pool of
 actors) scores them: each actor opens the workspace from its settings (the database
