@@ -85,15 +85,15 @@ def test_ray_scores_as_the_local_engine_does(
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left
 
 
-def test_a_csv_output_and_an_empty_output_match_too(
+def test_a_csv_output_an_empty_output_and_a_widened_csv_match_too(
     cluster: Any, workspace: Workspace, tmp_path: Path
 ) -> None:
     ref = classifier(workspace)
     inputs(400, seed=4).to_parquet(tmp_path / "in.parquet", row_group_size=50)
-    *_, local_out, ray_out = local_and_ray(
-        workspace, ref, tmp_path / "in.parquet", tmp_path, ".csv"
-    )
+    given = tmp_path / "in.parquet"
+    *_, local_out, ray_out = local_and_ray(workspace, ref, given, tmp_path, ".csv")
     assert ray_out.read_bytes() == local_out.read_bytes()
+
     refused = inputs(30, seed=5)
     refused["x1"] = np.nan
     refused.to_parquet(tmp_path / "none.parquet", row_group_size=10)
@@ -102,13 +102,22 @@ def test_a_csv_output_and_an_empty_output_match_too(
     )
     assert on_ray.n_scored == local.n_scored == 0
     assert pq.read_table(ray_out).equals(pq.read_table(local_out))
-    assert pq.read_table(ray_out).column_names == [
-        "x1",
-        "x2",
-        "prediction",
-        "proba_no",
-        "proba_yes",
-    ]
+    names = ["x1", "x2", "prediction", "proba_no", "proba_yes"]
+    assert pq.read_table(ray_out).column_names == names
+
+    rows = inputs(400, seed=7)
+    rows["x2"] = rows["x2"].round().astype(int)
+    lines = rows.to_csv(index=False).splitlines()
+    lines[-1] = lines[-1].split(",")[0] + ",2.5"  # an integer column meets a float, late
+    (tmp_path / "wide.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    local_out, ray_out = tmp_path / "wide-local.parquet", tmp_path / "wide-ray.parquet"
+    workspace.predict_files(ref, tmp_path / "wide.csv", local_out, block_size=1_000)
+    run = workspace.predict_files(
+        ref, tmp_path / "wide.csv", ray_out, engine="ray", block_size=1_000
+    )
+    assert run.n_batches > 1
+    assert pq.read_table(ray_out).equals(pq.read_table(local_out))
+    assert pq.read_table(ray_out).schema.field("x2").type == "double"
 
 
 def test_a_file_the_contract_refuses_is_refused_before_ray_scores(

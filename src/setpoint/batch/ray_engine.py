@@ -143,7 +143,7 @@ def predict_files(
         run = ScoringRun(
             job.ref, [str(p) for p in job.paths], str(job.target), workers=n, engine="ray"
         )
-        staging = Path(tempfile.mkdtemp(dir=job.target.parent, prefix=f".{job.target.name}.ray-"))
+        staging = _staging(job.target)
         try:
             done = _score(ws, job, pieces, staging, n, block_size, update)
             _finish(ws, job, pieces, done, staging, run)
@@ -155,6 +155,15 @@ def predict_files(
     run.seconds = time.perf_counter() - started
     update(f"{run.n_rows:,} rows", 1.0)
     return run
+
+
+def _staging(target: Path) -> Path:
+    """A hidden folder beside the output for the pieces' files (on a cluster of
+    several machines, the output's folder must be one they all see)."""
+    try:
+        return Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.ray-"))
+    except OSError as exc:
+        raise UsageError(f"cannot write beside {target} ({exc.strerror})") from None
 
 
 def check_cluster(machines: set[str], ws: Workspace) -> None:
