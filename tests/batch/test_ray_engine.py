@@ -146,6 +146,8 @@ def test_a_bad_row_found_by_an_actor_is_the_error_raised(
 def test_losing_a_worker_node_mid_run_still_gives_the_whole_output_once(
     cluster: Any, workspace: Workspace, tmp_path: Path
 ) -> None:
+    # Ray's public state API goes through the dashboard, which the test cluster
+    # runs without; this is the function behind ray.available_resources().
     from ray._private.state import available_resources_per_node
 
     ref = classifier(workspace)
