@@ -71,8 +71,15 @@ class Workspace:
         )
         self.db.migrate()
         self.actor: str = settings.actor
-        self.artifacts = ArtifactStore(settings.artifacts_uri or str(root / "artifacts"))
-        self.data_store = ArtifactStore(settings.data_uri or str(root / "data"))
+        staging = root / "staging"  # large objects on their way to a remote store
+        self.artifacts = ArtifactStore(
+            settings.artifacts_uri or str(root / "artifacts"),
+            setting="artifacts_uri",
+            staging=staging,
+        )
+        self.data_store = ArtifactStore(
+            settings.data_uri or str(root / "data"), setting="data_uri", staging=staging
+        )
         self.datasets = DatasetCatalog(
             self.db,
             self.data_store,
@@ -145,12 +152,16 @@ class Workspace:
         # Open (and migrate) the database first: a settings file is written only for a
         # workspace that works, so a wrong URL can simply be given again.
         workspace = cls(root, Settings.resolve(root, settings))
+        try:
+            for store in (workspace.artifacts, workspace.data_store):
+                store.check()  # a bucket that does not exist is named now, not later
+        except BaseException:
+            workspace.close()
+            raise
         if created:
             lines = [_SETTINGS_HEADER]
             lines += [f"{k} = {_toml_value(v)}\n" for k, v in settings.items() if v is not None]
             settings_file.write_text("".join(lines), encoding="utf-8")
-        for folder in ("artifacts", "data"):
-            (root / folder).mkdir(exist_ok=True)
         if created:
             with workspace.db.write() as conn:
                 audit.record(
