@@ -58,6 +58,7 @@ def local_and_ray(
     return local, on_ray, local_out, ray_out
 
 
+@pytest.mark.every_store  # on S3 the actors load the model from the bucket
 def test_ray_scores_as_the_local_engine_does(
     cluster: Any, workspace: Workspace, tmp_path: Path
 ) -> None:

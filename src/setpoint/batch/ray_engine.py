@@ -13,8 +13,9 @@ model is given the same rows at a time by both engines: the same values, to the 
 (a linear model's BLAS sums in another order for another batch).
 
 A Ray Data pipeline (``from_items`` over the pieces, ``map_batches`` on a pool of
-actors) scores them: each actor opens the workspace from its settings (the database
-URL and the artifact URI), loads the model version once, and for each piece writes
+actors) scores them: each actor opens the workspace from the driver's settings (the
+database URL and the artifact URI; the driver's ``AWS_*`` variables go along, for an
+object store), loads the model version once, and for each piece writes
 the scored rows to ``part-<piece>.parquet`` and the refused rows, with their
 reasons, to ``rejected-<piece>.parquet``, in a staging folder beside the output; it
 returns the piece's counts. A file is written under a temporary name and renamed when
@@ -264,6 +265,7 @@ def _score(
         batch_format="pyarrow",
         compute=ActorPoolStrategy(size=min(workers, len(pieces))),
         num_cpus=1,
+        runtime_env=_store_access(),
         fn_constructor_kwargs={
             "root": str(ws.root),
             "settings": ws.settings.to_dict(),
@@ -292,6 +294,14 @@ def _score(
     return done
 
 
+def _store_access() -> dict[str, Any] | None:
+    """The driver's ``AWS_*`` variables for the actors: with the workspace's settings
+    they are how it reaches an object store (endpoint, credentials, region), so the
+    actors reach the same store as the driver, as the same identity."""
+    found = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+    return {"env_vars": found} if found else None
+
+
 class Scorer:
     """The actor's callable: the model version loaded once, then pieces (pickled
     :class:`Piece`, one per call) scored, each written to files named after it."""
@@ -309,18 +319,26 @@ class Scorer:
         from setpoint.settings import Settings
         from setpoint.workspace import Workspace
 
-        # The driver's settings as they are, not this machine's environment's.
-        given = Settings.resolve(None, settings, environ={})
-        with Workspace(Path(root), given) as ws:
-            self.predictor = ws.load_model(ref)
         self.ref, self.contract, self.pii = ref, contract, pii
         self.staging, self.block_size = Path(staging), block_size
+        # A workspace this node cannot reach is said by the first piece, as the
+        # error itself: an actor dying in its constructor would be retried.
+        self.failure: SetpointError | None = None
+        try:
+            # The driver's settings as they are, not this machine's environment's.
+            given = Settings.resolve(None, settings, environ={})
+            with Workspace(Path(root), given) as ws:
+                self.predictor = ws.load_model(ref)
+        except SetpointError as exc:
+            self.failure = exc
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         results = []
         for given in batch.column("piece").to_pylist():
             piece: Piece = pickle.loads(given)
             try:
+                if self.failure is not None:
+                    raise self.failure
                 results.append(self.score(piece))
             except SetpointError as exc:  # Ray would keep only its text
                 results.append({"piece": piece.index, "error": pickle.dumps(exc)})
