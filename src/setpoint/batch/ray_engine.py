@@ -12,16 +12,17 @@ to score it in parallel). A piece is cut where the local engine's batches are, s
 model is given the same rows at a time by both engines: the same values, to the bit
 (a linear model's BLAS sums in another order for another batch).
 
-A Ray Data pipeline (``from_items`` over the pieces, ``map_batches`` on a pool of
-actors) scores them: each actor opens the workspace from the driver's settings (the
-database URL and the artifact URI; the driver's ``AWS_*`` variables go along, for an
-object store), loads the model version once, and for each piece writes
-the scored rows to ``part-<piece>.parquet`` and the refused rows, with their
-reasons, to ``rejected-<piece>.parquet``, in a staging folder beside the output; it
-returns the piece's counts. A file is written under a temporary name and renamed when
-whole, so a piece scored twice (a task retried after its node was lost, or an actor
-restarted) replaces its own part, never adds a second: the output is complete and
-without duplicates after the loss of a worker node.
+A Ray Data pipeline (``from_items`` over the pieces, ``_pieces.py``; ``map_batches``
+on a pool of actors, ``_ray_scorer.py``) scores them: each actor opens the workspace
+from the driver's settings (the database URL and the artifact URI; the driver's
+``AWS_*`` variables go along, for an object store), loads the model version once,
+and for each piece writes the scored rows to ``part-<piece>.parquet`` and the
+refused rows, with their reasons, to ``rejected-<piece>.parquet``, in a staging
+folder beside the output; it returns the piece's counts. A file is written under a
+temporary name and renamed when whole, so a piece scored twice (a task retried after
+its node was lost, or an actor restarted) replaces its own part, never adds a
+second: the output is complete and without duplicates after the loss of a worker
+node.
 
 The inputs are read by the actors rather than by Ray Data's ``read_parquet`` and
 ``read_csv`` so that a piece is exactly what the local engine reads: the same
@@ -49,7 +50,6 @@ import time
 import uuid
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +57,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from setpoint.batch._pieces import Piece, part_name, plan, rejected_name
+from setpoint.batch._ray_scorer import Scorer
 from setpoint.batch.score import (
     Job,
     Progress,
@@ -64,54 +66,16 @@ from setpoint.batch.score import (
     _append,
     prepare,
     record_quarantine,
-    score_table,
 )
-from setpoint.data import io, reader
 from setpoint.data._sink import RowSink
-from setpoint.data.contract import Contract
-from setpoint.data.filecheck import FileValidation, check_file
-from setpoint.data.pii import PiiPolicy
+from setpoint.data.filecheck import check_file
 from setpoint.data.reader import read_batches
-from setpoint.errors import ConfigError, SetpointError, UsageError
-from setpoint.models.predictor import Predictor
+from setpoint.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
     from setpoint.workspace import Workspace
 
-PIECE_BATCHES = 2  # reader batches (of 65,536 rows) in a piece of a Parquet file
 INSTALL = "pip install 'setpoint[ray]'"
-
-
-@dataclass(frozen=True)
-class Piece:
-    """A part of one input that one task scores."""
-
-    index: int  # its place in the run: its output part is named after it
-    path: str
-    first_row: int  # its first row's number in the file
-    stop: int | None  # the row after its last (Parquet); None: to the end (CSV)
-    batch_rows: int  # the reader's batch, so that the batches are the local engine's
-    weight: float  # the bytes of input it stands for (progress)
-
-
-def plan(paths: Sequence[Path]) -> list[Piece]:
-    """The pieces of ``paths``, in input order: a CSV file whole, a Parquet file cut
-    every ``PIECE_BATCHES`` reader batches (the batches the local engine scores, so
-    that both engines give a model the same rows at a time, and so the same values)."""
-    batch_rows = reader.PARQUET_BATCH_ROWS
-    piece_rows = PIECE_BATCHES * batch_rows
-    pieces: list[Piece] = []
-    for path in paths:
-        size = max(path.stat().st_size, 1)
-        if path.suffix.lower() == ".csv":
-            pieces.append(Piece(len(pieces), str(path), 0, None, batch_rows, size))
-            continue
-        rows = pq.ParquetFile(path).metadata.num_rows
-        for first in range(0, rows, piece_rows):
-            stop = min(first + piece_rows, rows)
-            weight = size * (stop - first) / rows
-            pieces.append(Piece(len(pieces), str(path), first, stop, batch_rows, weight))
-    return pieces
 
 
 def predict_files(
@@ -300,183 +264,6 @@ def _store_access() -> dict[str, Any] | None:
     actors reach the same store as the driver, as the same identity."""
     found = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
     return {"env_vars": found} if found else None
-
-
-class Scorer:
-    """The actor's callable: the model version loaded once, then pieces (pickled
-    :class:`Piece`, one per call) scored, each written to files named after it."""
-
-    def __init__(
-        self,
-        root: str,
-        settings: dict[str, Any],
-        ref: str,
-        contract: Contract,
-        pii: PiiPolicy,
-        staging: str,
-        block_size: int | None,
-    ) -> None:
-        from setpoint.settings import Settings
-        from setpoint.workspace import Workspace
-
-        self.ref, self.contract, self.pii = ref, contract, pii
-        self.staging, self.block_size = Path(staging), block_size
-        # A workspace this node cannot reach is said by the first piece, as the
-        # error itself: an actor dying in its constructor would be retried.
-        self.failure: SetpointError | None = None
-        try:
-            # The driver's settings as they are, not this machine's environment's.
-            given = Settings.resolve(None, settings, environ={})
-            with Workspace(Path(root), given) as ws:
-                self.predictor = ws.load_model(ref)
-        except SetpointError as exc:
-            self.failure = exc
-
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        results = []
-        for given in batch.column("piece").to_pylist():
-            piece: Piece = pickle.loads(given)
-            try:
-                if self.failure is not None:
-                    raise self.failure
-                results.append(self.score(piece))
-            except SetpointError as exc:  # Ray would keep only its text
-                results.append({"piece": piece.index, "error": pickle.dumps(exc)})
-        return pa.Table.from_pylist(results, schema=RESULT)
-
-    def score(self, piece: Piece) -> dict[str, Any]:
-        """Score ``piece`` into ``part-<index>.parquet`` (and its refused rows into
-        ``rejected-<index>.parquet``): its counts."""
-        path = Path(piece.path)
-        scored = _Scored(self.predictor, self.staging / part_name(piece.index))
-        rejected = self.staging / f".{uuid.uuid4().hex}.rejected"
-
-        def consume(schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> FileValidation:
-            scored.restart()  # a CSV read again from its start (widened types)
-            rejected.unlink(missing_ok=True)
-            outcome = check_file(
-                self.contract,
-                schema,
-                batches,
-                mode="quarantine",
-                keep_soft=True,
-                limit=20,
-                pii=self.pii,
-                rejected=rejected,
-                accepted=scored,
-            )
-            if outcome.refused:
-                raise outcome.error(f"the contract of {self.ref} ({path})")
-            return outcome
-
-        try:
-            if piece.stop is None:
-                outcome = read_batches(path, consume, block_size=self.block_size)
-            else:
-                outcome = consume(*_rows(path, piece.first_row, piece.stop, piece.batch_rows))
-            scored.commit()
-            if rejected.exists():
-                os.replace(rejected, self.staging / rejected_name(piece.index))
-        finally:
-            scored.discard()
-            rejected.unlink(missing_ok=True)
-        return {
-            "piece": piece.index,
-            "n_rows": outcome.n_rows,
-            "n_scored": scored.rows,
-            "n_refused": outcome.n_refused,
-            "n_batches": scored.batches,
-            "summary": pickle.dumps(outcome.refused_summary()),
-            "node": _node_id(),
-            "error": None,
-        }
-
-
-RESULT = pa.schema(
-    [
-        ("piece", pa.int64()),
-        ("n_rows", pa.int64()),
-        ("n_scored", pa.int64()),
-        ("n_refused", pa.int64()),
-        ("n_batches", pa.int64()),
-        ("summary", pa.binary()),
-        ("node", pa.string()),
-        ("error", pa.binary()),  # a SetpointError, pickled
-    ]
-)
-
-
-def part_name(index: int) -> str:
-    return f"part-{index:06d}.parquet"
-
-
-def rejected_name(index: int) -> str:
-    return f"rejected-{index:06d}.parquet"
-
-
-def _node_id() -> str:
-    import ray
-
-    return str(ray.get_runtime_context().get_node_id())
-
-
-class _Scored:
-    """What ``check_file`` writes a piece's accepted rows to: each batch scored and
-    written to the piece's part (under a temporary name until ``commit``)."""
-
-    def __init__(self, predictor: Predictor, path: Path) -> None:
-        self.predictor, self.path = predictor, path
-        self.sink: RowSink | None = None
-        self.rows = self.batches = 0
-
-    def restart(self) -> None:
-        self.discard()
-        self.sink = RowSink(self.path)
-        self.rows = self.batches = 0
-
-    def write(self, rows: pa.Table) -> None:
-        assert self.sink is not None
-        scored = score_table(self.predictor, rows)
-        self.sink.write(scored)
-        self.rows += scored.num_rows
-        self.batches += 1
-
-    def commit(self) -> None:
-        assert self.sink is not None
-        self.sink.commit()
-
-    def discard(self) -> None:
-        if self.sink is not None:
-            self.sink.discard()
-
-
-def _rows(
-    path: Path, start: int, stop: int, batch_rows: int
-) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
-    """Rows ``start`` to ``stop`` of a Parquet file, as the reader gives the whole
-    file: normalised batches of ``batch_rows`` rows counted from the file's start
-    (``start`` is a multiple of ``batch_rows``). Only the row groups holding them are
-    read."""
-    file = pq.ParquetFile(path, pre_buffer=False)  # see data/reader.py
-    schema = io.normalise_schema(file.schema_arrow)
-    groups: list[int] = []
-    offset = position = 0
-    for group in range(file.metadata.num_row_groups):
-        rows = file.metadata.row_group(group).num_rows
-        if offset < stop and offset + rows > start:
-            position = offset if not groups else position
-            groups.append(group)
-        offset += rows
-
-    def sliced() -> Iterator[pa.RecordBatch]:
-        at = position
-        for batch in file.iter_batches(batch_size=batch_rows, row_groups=groups):
-            low, high = max(start - at, 0), min(stop - at, batch.num_rows)
-            at += batch.num_rows
-            if high > low:
-                yield io.normalise_batch(batch.slice(low, high - low), schema)
-
-    return schema, io.rechunk(sliced(), schema, batch_rows)
 
 
 def _finish(
