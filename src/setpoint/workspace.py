@@ -533,12 +533,16 @@ class Workspace:
         workers: int | None = None,
         block_size: int | None = None,
         progress: Callable[[str, float], None] | None = None,
+        engine: str = "local",
+        address: str | None = None,
     ) -> ScoringRun:
         """Score CSV or Parquet files (a path, a glob, or a list) with ``model`` into
         ``output`` (.csv or .parquet), streamed in batches on ``workers`` threads (one
         per core by default): rows the model's contract refuses are quarantined with
         their reasons, the others written with ``prediction`` (and ``proba_<class>``
-        for a classifier), in the input's order (``batch/score.py``)."""
+        for a classifier), in the input's order (``batch/score.py``). ``engine="ray"``
+        scores them on the Ray cluster at ``address`` instead, on ``workers`` actors
+        (``batch/ray_engine.py``), with the same output."""
         from setpoint.batch.score import predict_files
 
         return predict_files(
@@ -549,6 +553,8 @@ class Workspace:
             workers=workers,
             block_size=block_size,
             progress=progress,
+            engine=engine,
+            address=address,
         )
 
     # -- serving ---------------------------------------------------------------------

@@ -218,18 +218,17 @@ def _assert_every_acknowledged_prediction_is_logged(load: Load, ws: Workspace) -
 
 
 def _replica_pids() -> dict[str, int]:
-    import ray
-    from ray.util.state import list_actors
+    """The live replicas of the setpoint deployment: actor id → process id. From the
+    GCS's actor table (Ray's public state API needs the dashboard, which the test
+    cluster runs without)."""
+    from ray._private import state
 
-    actors = list_actors(
-        address=ray.get_runtime_context().gcs_address,
-        filters=[("state", "=", "ALIVE")],
-        limit=1000,
-    )
     return {
-        a.actor_id: a.pid
-        for a in actors
-        if a.class_name.startswith("ServeReplica:") and a.class_name.endswith(":setpoint")
+        actor_id: actor["Pid"]
+        for actor_id, actor in state.actors().items()
+        if actor["State"] == "ALIVE"
+        and actor["ActorClassName"].startswith("ServeReplica:")
+        and actor["ActorClassName"].endswith(":setpoint")
     }
 
 
