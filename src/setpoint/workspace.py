@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 
 from setpoint import __version__
 from setpoint._names import check_name
+from setpoint.batch.runs import ScoringRuns
 from setpoint.data import io
 from setpoint.data._batch import to_table
 from setpoint.data._sink import RowSink, check_output
@@ -85,6 +86,7 @@ class Workspace:
         self.registry = ModelRegistry(self.db, self.artifacts, actor=self.actor)
         self.deployments = DeploymentStore(self.db, self.registry, actor=self.actor)
         self.keys = KeyStore(self.db, actor=self.actor)
+        self.scoring_runs = ScoringRuns(self.db, actor=self.actor)
 
     @cached_property
     def pii_secret(self) -> bytes:

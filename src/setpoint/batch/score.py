@@ -35,7 +35,6 @@ itself when there is only one input), so a re-read discards only that part.
 
 from __future__ import annotations
 
-import glob
 import os
 import queue
 import shutil
@@ -54,7 +53,8 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from setpoint.data import io
+from setpoint.batch import sources
+from setpoint.batch.runs import RunCounts
 from setpoint.data._sink import RowSink, check_output
 from setpoint.data.contract import Contract
 from setpoint.data.filecheck import FileValidation, check_file
@@ -73,17 +73,19 @@ Progress = Callable[[str, float], None]
 # gives both (as serving's ``predict_rows``; a scikit-learn model's predict may differ
 # from the argmax, so it is asked for both).
 _ARGMAX_FLAVORS = frozenset({"lightgbm", "xgboost"})
-_GLOB = frozenset("*?[")
 
 
 @dataclass
 class ScoringRun:
-    """What a batch scoring run read, scored, quarantined and wrote."""
+    """What a batch scoring run read, scored, quarantined and wrote; ``id`` is its
+    record in ``scoring_runs`` (``batch/runs.py``)."""
 
     model: str
     inputs: list[str]
     output: str
     workers: int
+    id: int | None = None
+    endpoint: str | None = None
     n_rows: int = 0
     n_scored: int = 0
     n_quarantined: int = 0
@@ -97,7 +99,9 @@ class ScoringRun:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "id": self.id,
             "model": self.model,
+            "endpoint": self.endpoint,
             "inputs": self.inputs,
             "output": self.output,
             "engine": "local",
@@ -113,29 +117,14 @@ class ScoringRun:
 
 
 def expand(given: str | Path | Sequence[str | Path]) -> list[Path]:
-    """The input files: a path, a glob (sorted by name) or a list of either; each
-    with a suffix the reader knows, before anything is read."""
-    items = [given] if isinstance(given, str | Path) else list(given)
-    paths: list[Path] = []
-    for item in items:
-        text = str(item)
-        if _GLOB & set(text) and not Path(text).exists():
-            matches = sorted(glob.glob(os.path.expanduser(text)))
-            if not matches:
-                raise UsageError(f"{text}: no file matches; check the path and the pattern")
-            paths += [Path(m) for m in matches if Path(m).is_file()]
-        else:
-            paths.append(Path(text).expanduser())
-    for path in paths:
-        if path.suffix.lower() not in io.FORMATS:
-            raise UsageError(
-                f"{path}: unsupported file type {path.suffix!r}; give a .csv or .parquet file",
-            )
-        if not path.is_file():
-            raise UsageError(f"{path}: no such file")
-    if not paths:
-        raise UsageError(f"{given}: no file matches; check the path and the pattern")
-    return paths
+    """The local input files: a path, a glob (sorted by name) or a list of either;
+    each with a suffix the reader knows, before anything is read (``sources.expand``
+    takes URIs too)."""
+    found = sources.expand(given)
+    remote = [s.uri for s in found if not s.local]
+    if remote:
+        raise UsageError(f"{remote[0]}: give a local path here")
+    return [Path(s.path) for s in found]
 
 
 def predict_arrays(predictor: Predictor, rows: Any) -> tuple[npt.NDArray[Any], Any]:
@@ -265,7 +254,8 @@ def predict_files(
     progress: Progress | None = None,
 ) -> ScoringRun:
     """Score the files ``given`` (a path, a glob, or a list) with ``model``
-    (``NAME@VERSION``, ``NAME@ALIAS``, ``models:/...``) into ``output``."""
+    (``NAME@VERSION``, ``NAME@ALIAS``, ``models:/...``) into ``output``, recorded as a
+    scoring run from start to end."""
     started = time.perf_counter()
     target = Path(output).expanduser()
     check_output(target)
@@ -285,13 +275,56 @@ def predict_files(
         )
     pii = ws.pii_policy(contract)
     n = max(1, workers or os.cpu_count() or 1)
-    run = ScoringRun(version.ref, [str(p) for p in paths], str(target), workers=n)
+    described = [s.describe() for s in sources.expand([str(p) for p in paths])]
+    recording = ws.scoring_runs.recording(
+        model=version.name,
+        version=version.version,
+        endpoint=None,
+        engine="local",
+        inputs=described,
+        output=str(target),
+    )
+    with recording as (run_id, counts):
+        run = ScoringRun(version.ref, [str(p) for p in paths], str(target), workers=n, id=run_id)
+        _score_paths(
+            ws,
+            run,
+            counts,
+            paths,
+            target,
+            contract,
+            predictor,
+            pii,
+            version.lineage,
+            block_size,
+            progress,
+        )
+    run.seconds = time.perf_counter() - started
+    return run
+
+
+def _score_paths(
+    ws: Workspace,
+    run: ScoringRun,
+    counts: RunCounts,
+    paths: list[Path],
+    target: Path,
+    contract: Contract,
+    predictor: Predictor,
+    pii: PiiPolicy,
+    lineage: dict[str, Any],
+    block_size: int | None,
+    progress: Progress | None,
+) -> None:
+    """The local engine: each file read, checked, scored and written in order."""
     update = progress or (lambda _step, _fraction: None)
     sizes = [max(p.stat().st_size, 1) for p in paths]
     total = sum(sizes)
-    dataset = _dataset(version.lineage)
+    dataset = _dataset(lineage)
     with ExitStack() as stack:
-        pool = stack.enter_context(ThreadPoolExecutor(n, thread_name_prefix="setpoint-score"))
+        pool = stack.enter_context(
+            ThreadPoolExecutor(run.workers, thread_name_prefix="setpoint-score")
+        )
         if len(paths) == 1:
             sinks: list[Callable[[], RowSink]] = [lambda: RowSink(target)]
             final = None
@@ -310,7 +343,7 @@ def predict_files(
             def step(fraction: float, done: int = done, size: int = size) -> None:
                 update(f"{run.n_rows:,} rows done", (done + size * fraction) / total)
 
-            file = _FileRun(ws, version.ref, contract, predictor, pool, n, pii, dataset)
+            file = _FileRun(ws, run.model, contract, predictor, pool, run.workers, pii, dataset)
             sink = file.score(path, sink_for, block_size, step, run)
             try:
                 sink.commit()
@@ -319,11 +352,12 @@ def predict_files(
             if final is not None:
                 _append(sink.path, final)
             done += size
+            counts.n_rows, counts.n_scored = run.n_rows, run.n_scored
+            counts.n_quarantined = run.n_quarantined
+            counts.quarantine = [q.id for q in run.quarantine]
         if final is not None:
             final.commit()
-    run.seconds = time.perf_counter() - started
     update(f"{run.n_rows:,} rows", 1.0)
-    return run
 
 
 @dataclass
