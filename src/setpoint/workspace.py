@@ -521,6 +521,7 @@ class Workspace:
         inputs: str | Path | Sequence[str | Path],
         output: str | Path,
         *,
+        endpoint: bool | None = None,
         workers: int | None = None,
         block_size: int | None = None,
         progress: Callable[[str, float], None] | None = None,
@@ -529,7 +530,10 @@ class Workspace:
         ``output`` (.csv or .parquet), streamed in batches on ``workers`` threads (one
         per core by default): rows the model's contract refuses are quarantined with
         their reasons, the others written with ``prediction`` (and ``proba_<class>``
-        for a classifier), in the input's order (``batch/score.py``)."""
+        for a classifier), in the input's order (``batch/score.py``). ``model`` may
+        name an endpoint (``endpoint=True`` says it does): its serving version scores
+        and the rows go to its logs, monitored as online traffic. The run is recorded
+        in ``scoring_runs``."""
         from setpoint.batch.score import predict_files
 
         return predict_files(
@@ -537,6 +541,7 @@ class Workspace:
             model,
             inputs,
             output,
+            endpoint=endpoint,
             workers=workers,
             block_size=block_size,
             progress=progress,

@@ -97,3 +97,20 @@ def test_predict_refuses_bad_arguments_clearly(
     cli.fails("predict", *args, code=code, message=message)
     assert not Path("out.csv").exists()
     assert "scoring" not in cli("predict", *args, code=code).stderr  # the error alone
+
+
+def test_predict_through_an_endpoint_logs_and_refuses_an_ambiguous_name(
+    cli: Cli, model: str, tmp_path: Path
+) -> None:
+    source = tmp_path / "in.csv"
+    rows(12).to_csv(source, index=False)
+    cli("deploy", "web", "--model", model)
+    said = cli("predict", "web", "-i", str(source), "-o", str(tmp_path / "a.csv")).stdout
+    assert "Scored 12 of 12 rows with clf@1" in said
+    assert "Logged the rows to endpoint web" in said
+    assert "setpoint scoring show 1" in said
+    cli("deploy", "clf", "--model", model)
+    out = str(tmp_path / "b.csv")
+    cli.fails("predict", "clf", "-i", str(source), "-o", out, code=2, message="--endpoint")
+    done = cli.json("predict", "clf", "--endpoint", "-i", str(source), "-o", out)
+    assert (done["endpoint"], done["model"]) == ("clf", "clf@1")

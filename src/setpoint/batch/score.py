@@ -54,7 +54,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from setpoint.batch import sources
+from setpoint.batch.endpoint_log import EndpointLog
 from setpoint.batch.runs import RunCounts
+from setpoint.batch.target import resolve
 from setpoint.data._sink import RowSink, check_output
 from setpoint.data.contract import Contract
 from setpoint.data.filecheck import FileValidation, check_file
@@ -63,6 +65,7 @@ from setpoint.data.quarantine import QuarantineBatch
 from setpoint.data.reader import BLOCK_SIZE, read_batches
 from setpoint.errors import NotReadyError, UsageError
 from setpoint.models.predictor import Predictor
+from setpoint.models.registry import ModelVersion
 
 if TYPE_CHECKING:
     from setpoint.workspace import Workspace
@@ -182,9 +185,16 @@ class _ScoringSink:
     writing (the writer: Parquet's encoding and compression release the GIL) overlap.
     At most ``2 * workers`` batches wait for the writer; past that, ``write`` waits."""
 
-    def __init__(self, pool: ThreadPoolExecutor, workers: int, predictor: Predictor) -> None:
+    def __init__(
+        self,
+        pool: ThreadPoolExecutor,
+        workers: int,
+        predictor: Predictor,
+        log: EndpointLog | None = None,
+    ) -> None:
         self.pool = pool
         self.predictor = predictor
+        self.log = log
         self.limit = 2 * workers
         self.queue: queue.Queue[Future[pa.Table] | None] = queue.Queue(self.limit)
         self.writer: threading.Thread | None = None
@@ -238,6 +248,8 @@ class _ScoringSink:
                 scored = future.result()
                 assert self.sink is not None
                 self.sink.write(scored)
+                if self.log is not None:
+                    self.log.append(scored)
                 self.scored += scored.num_rows
             except BaseException as exc:  # raised in the reading thread
                 self.error = exc
@@ -249,20 +261,70 @@ def predict_files(
     given: str | Path | Sequence[str | Path],
     output: str | Path,
     *,
+    endpoint: bool | None = None,
     workers: int | None = None,
     block_size: int | None = None,
     progress: Progress | None = None,
 ) -> ScoringRun:
-    """Score the files ``given`` (a path, a glob, or a list) with ``model``
-    (``NAME@VERSION``, ``NAME@ALIAS``, ``models:/...``) into ``output``, recorded as a
-    scoring run from start to end."""
+    """Score the files ``given`` (a path, a glob, or a list) with ``model`` into
+    ``output``, recorded as a scoring run from start to end. ``model`` is a version
+    (``NAME@VERSION``, ``NAME@ALIAS``, ``models:/...``) or a bare name: a model's or an
+    endpoint's (``endpoint`` True or False says which; see ``batch/target.py``).
+    Through an endpoint, the version it serves scores and the rows are logged to it."""
     started = time.perf_counter()
     target = Path(output).expanduser()
     check_output(target)
     paths = expand(given)
     if any(p.resolve() == target.resolve() for p in paths):
         raise UsageError(f"{target} is also an input; write the scored rows to another file")
-    version = ws.model(model)
+    chosen = resolve(ws, model, endpoint=endpoint)
+    scoring = prepare(ws, chosen.version)
+    n = max(1, workers or os.cpu_count() or 1)
+    described = [s.describe() for s in sources.expand([str(p) for p in paths])]
+    recording = ws.scoring_runs.recording(
+        model=chosen.version.name,
+        version=chosen.version.version,
+        endpoint=chosen.endpoint,
+        engine="local",
+        inputs=described,
+        output=str(target),
+    )
+    with recording as (run_id, counts), ExitStack() as stack:
+        run = ScoringRun(
+            chosen.version.ref,
+            [str(p) for p in paths],
+            str(target),
+            workers=n,
+            id=run_id,
+            endpoint=chosen.endpoint,
+        )
+        log = None
+        if chosen.endpoint is not None:
+            log = endpoint_log(ws, chosen.endpoint, scoring, run_id)
+            stack.callback(log.close)
+        _score_paths(ws, run, counts, paths, target, scoring, log, block_size, progress)
+    run.seconds = time.perf_counter() - started
+    return run
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """What every engine scores a model version's batches with: its contract, the
+    loaded predictor, how personal data is kept, and the dataset whose quarantine
+    keeps the refused rows."""
+
+    ref: str
+    name: str
+    version: int
+    contract: Contract
+    predictor: Predictor
+    pii: PiiPolicy
+    dataset: str | None
+
+
+def prepare(ws: Workspace, version: ModelVersion) -> Scoring:
+    """``version`` ready to score: refused if it has no contract, or a contract column
+    bears the name of one of its outputs."""
     if version.contract is None:
         raise NotReadyError(f"{version.ref} has no contract; register it with reference data")
     contract = Contract.from_dict(version.contract)
@@ -273,34 +335,31 @@ def predict_files(
             f"{version.ref}'s contract has column(s) {', '.join(clash)}, the names of its "
             "outputs; rename them in the data and the contract"
         )
-    pii = ws.pii_policy(contract)
-    n = max(1, workers or os.cpu_count() or 1)
-    described = [s.describe() for s in sources.expand([str(p) for p in paths])]
-    recording = ws.scoring_runs.recording(
-        model=version.name,
-        version=version.version,
-        endpoint=None,
-        engine="local",
-        inputs=described,
-        output=str(target),
+    return Scoring(
+        version.ref,
+        version.name,
+        version.version,
+        contract,
+        predictor,
+        ws.pii_policy(contract),
+        _dataset(version.lineage),
     )
-    with recording as (run_id, counts):
-        run = ScoringRun(version.ref, [str(p) for p in paths], str(target), workers=n, id=run_id)
-        _score_paths(
-            ws,
-            run,
-            counts,
-            paths,
-            target,
-            contract,
-            predictor,
-            pii,
-            version.lineage,
-            block_size,
-            progress,
-        )
-    run.seconds = time.perf_counter() - started
-    return run
+
+
+def endpoint_log(ws: Workspace, endpoint: str, scoring: Scoring, run_id: int) -> EndpointLog:
+    """The log a run scored through ``endpoint`` writes its rows to."""
+    predictor = scoring.predictor
+    classes = predictor.classes if predictor.task == "classification" else None
+    return EndpointLog(
+        ws.root,
+        endpoint,
+        model=scoring.name,
+        version=scoring.version,
+        run_id=run_id,
+        features=list(scoring.contract.columns),
+        classes=list(classes) if classes else None,
+        pii=scoring.pii,
+    )
 
 
 def _score_paths(
@@ -309,10 +368,8 @@ def _score_paths(
     counts: RunCounts,
     paths: list[Path],
     target: Path,
-    contract: Contract,
-    predictor: Predictor,
-    pii: PiiPolicy,
-    lineage: dict[str, Any],
+    scoring: Scoring,
+    log: EndpointLog | None,
     block_size: int | None,
     progress: Progress | None,
 ) -> None:
@@ -320,7 +377,6 @@ def _score_paths(
     update = progress or (lambda _step, _fraction: None)
     sizes = [max(p.stat().st_size, 1) for p in paths]
     total = sum(sizes)
-    dataset = _dataset(lineage)
     with ExitStack() as stack:
         pool = stack.enter_context(
             ThreadPoolExecutor(run.workers, thread_name_prefix="setpoint-score")
@@ -338,12 +394,14 @@ def _score_paths(
                 for i in range(len(paths))
             ]
         done = 0
-        for path, size, sink_for in zip(paths, sizes, sinks, strict=True):
+        for index, (path, size, sink_for) in enumerate(zip(paths, sizes, sinks, strict=True)):
 
             def step(fraction: float, done: int = done, size: int = size) -> None:
                 update(f"{run.n_rows:,} rows done", (done + size * fraction) / total)
 
-            file = _FileRun(ws, run.model, contract, predictor, pool, run.workers, pii, dataset)
+            if log is not None:
+                log.begin_file(index)
+            file = _FileRun(ws, scoring, pool, run.workers, log)
             sink = file.score(path, sink_for, block_size, step, run)
             try:
                 sink.commit()
@@ -366,13 +424,10 @@ class _FileRun:
     own, its refused rows quarantined."""
 
     ws: Workspace
-    ref: str
-    contract: Contract
-    predictor: Predictor
+    scoring: Scoring
     pool: ThreadPoolExecutor
     workers: int
-    pii: PiiPolicy
-    dataset: str | None
+    log: EndpointLog | None = None
 
     def score(
         self,
@@ -383,13 +438,16 @@ class _FileRun:
         run: ScoringRun,
     ) -> RowSink:
         """The sink holding ``path``'s scored rows, not yet committed."""
-        scorer = _ScoringSink(self.pool, self.workers, self.predictor)
+        scoring = self.scoring
+        scorer = _ScoringSink(self.pool, self.workers, scoring.predictor, self.log)
         sinks: list[RowSink] = []
         size = max(path.stat().st_size, 1)
         with self.ws.data_store.staging() as rejected:
 
             def consume(schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> FileValidation:
                 scorer.cancel()
+                if sinks and self.log is not None:
+                    self.log.again()
                 for sink in sinks:  # a CSV read again from its start (widened types)
                     sink.discard()
                 sinks[:] = [sink_for()]
@@ -397,18 +455,18 @@ class _FileRun:
                 counted = _counting(batches, path, size, block_size, progress)
                 try:
                     outcome = check_file(
-                        self.contract,
+                        scoring.contract,
                         schema,
                         counted,
                         mode="quarantine",
                         keep_soft=True,
                         limit=20,
-                        pii=self.pii,
+                        pii=scoring.pii,
                         rejected=rejected,
                         accepted=scorer,
                     )
                     if outcome.refused:
-                        raise outcome.error(f"the contract of {self.ref} ({path})")
+                        raise outcome.error(f"the contract of {scoring.ref} ({path})")
                     scorer.drain()
                 except BaseException:
                     scorer.cancel()
@@ -425,14 +483,16 @@ class _FileRun:
             run.n_scored += scorer.scored
             run.n_batches += scorer.batches
             run.n_quarantined += outcome.n_refused
-            if outcome.n_refused and self.dataset is not None:
+            if outcome.n_refused and self.log is not None:
+                self.log.append_refused(rejected)
+            if outcome.n_refused and scoring.dataset is not None:
                 run.quarantine.append(self._quarantine(outcome, rejected, path))
         return sinks[0]
 
     def _quarantine(self, outcome: FileValidation, rejected: Path, path: Path) -> QuarantineBatch:
-        assert self.dataset is not None
+        assert self.scoring.dataset is not None
         artifact = self.ws.data_store.put_file(rejected)
-        version = self.ws.datasets.get(self.dataset)
+        version = self.ws.datasets.get(self.scoring.dataset)
         with self.ws.db.write() as conn:
             return self.ws.quarantine.record(
                 conn,

@@ -21,8 +21,11 @@ def predict(
     model: Annotated[
         str,
         typer.Argument(
-            help="NAME (its champion, else latest), NAME@VERSION, NAME@ALIAS; MLflow's "
-            "models:/NAME/VERSION and models:/NAME@ALIAS too.",
+            metavar="MODEL_OR_ENDPOINT",
+            help="A model: NAME (its champion, else latest), NAME@VERSION, NAME@ALIAS; "
+            "MLflow's models:/NAME/VERSION and models:/NAME@ALIAS too. Or an endpoint's "
+            "NAME: the version it serves scores, and the rows are logged to it and "
+            "monitored like its online traffic.",
             show_default=False,
         ),
     ],
@@ -47,6 +50,13 @@ def predict(
             show_default=False,
         ),
     ],
+    endpoint: Annotated[
+        bool,
+        typer.Option(
+            "--endpoint",
+            help="MODEL_OR_ENDPOINT is an endpoint (for a name that is also a model's).",
+        ),
+    ] = False,
     engine: Annotated[
         str, typer.Option(help="local: this machine's cores (ray: not built yet).")
     ] = "local",
@@ -56,8 +66,12 @@ def predict(
     ] = None,
     json_: JsonFlag = False,
 ) -> None:
-    """Score files with a model: rows its contract refuses are quarantined with their
-    reasons, the others written with the model's outputs."""
+    """Score files with a model, or through an endpoint: rows the contract refuses are
+    quarantined with their reasons, the others written with the model's outputs; the
+    run is recorded (`setpoint scoring list`).
+
+    Examples: `setpoint predict credit-risk@3 -i 'in/*.parquet' -o scored.parquet`;
+    `setpoint predict credit -i in.csv -o out.csv` through the endpoint credit."""
     if engine not in ENGINES:
         raise UsageError(f"--engine {engine!r}: use local or ray")
     if engine == "ray":
@@ -66,7 +80,14 @@ def predict(
         )
     ws = state(ctx).workspace()
     with progress_bar(ctx, "scoring") as update:
-        run = ws.predict_files(model, input_, output, workers=workers, progress=update)
+        run = ws.predict_files(
+            model,
+            input_,
+            output,
+            endpoint=True if endpoint else None,
+            workers=workers,
+            progress=update,
+        )
     data = run.to_dict()
 
     def render(c: Console) -> None:
@@ -80,6 +101,14 @@ def predict(
             highlight=False,
         )
         c.print(f"Wrote {escape(run.output)}.", highlight=False)
+        if run.endpoint is not None:
+            c.print(
+                f"Logged the rows to endpoint {escape(run.endpoint)} (monitored as its traffic).",
+                highlight=False,
+            )
+        c.print(
+            f"Recorded as scoring run {run.id}: setpoint scoring show {run.id}", highlight=False
+        )
         for q in run.quarantine:
             top = q.top_reason
             why = f" (mostly {top['column']} {top['rule']})" if top else ""
