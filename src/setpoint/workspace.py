@@ -522,6 +522,7 @@ class Workspace:
         output: str | Path,
         *,
         endpoint: bool | None = None,
+        keep: Sequence[str] = (),
         workers: int | None = None,
         block_size: int | None = None,
         progress: Callable[[str, float], None] | None = None,
@@ -532,8 +533,9 @@ class Workspace:
         their reasons, the others written with ``prediction`` (and ``proba_<class>``
         for a classifier), in the input's order (``batch/score.py``). ``model`` may
         name an endpoint (``endpoint=True`` says it does): its serving version scores
-        and the rows go to its logs, monitored as online traffic. The run is recorded
-        in ``scoring_runs``."""
+        and the rows go to its logs, monitored as online traffic. ``keep`` columns (a
+        row id) are left out of the contract check and copied to the output. The run
+        is recorded in ``scoring_runs``."""
         from setpoint.batch.score import predict_files
 
         return predict_files(
@@ -542,6 +544,7 @@ class Workspace:
             inputs,
             output,
             endpoint=endpoint,
+            keep=keep,
             workers=workers,
             block_size=block_size,
             progress=progress,

@@ -114,3 +114,20 @@ def test_predict_through_an_endpoint_logs_and_refuses_an_ambiguous_name(
     cli.fails("predict", "clf", "-i", str(source), "-o", out, code=2, message="--endpoint")
     done = cli.json("predict", "clf", "--endpoint", "-i", str(source), "-o", out)
     assert (done["endpoint"], done["model"]) == ("clf", "clf@1")
+
+
+def test_predict_keeps_an_id_column_and_logs_only_the_features(
+    cli: Cli, model: str, tmp_path: Path
+) -> None:
+    from setpoint.serving._logtables import read_log
+
+    given = rows(8)
+    given["id"] = range(100, 108)
+    source = tmp_path / "in.csv"
+    given.to_csv(source, index=False)
+    out = tmp_path / "out.csv"
+    cli("deploy", "web", "--model", model)
+    cli("predict", "web", "-i", str(source), "-o", str(out), "--keep", "id")
+    assert pd.read_csv(out)["id"].tolist() == list(range(100, 108))
+    logged = read_log(cli.root, kind="predictions", endpoint="web")
+    assert all("id" not in text for text in logged["inputs"].to_pylist())

@@ -146,14 +146,18 @@ def output_names(predictor: Predictor) -> list[str]:
     return ["prediction", *(f"proba_{c}" for c in classes or [])]
 
 
-def score_table(predictor: Predictor, rows: pa.Table) -> pa.Table:
+def score_table(
+    predictor: Predictor, rows: pa.Table, *, passthrough: Sequence[str] = ()
+) -> pa.Table:
     """``rows`` with the predictor's answers as columns (the unit of work of both
-    engines: the Ray engine's ``map_batches`` is to call this too)."""
+    engines: the Ray engine's ``map_batches`` is to call this too). ``passthrough``
+    columns (``--keep``: a row id) are not given to the model, only carried along."""
     if rows.num_rows == 0:
         return _with_outputs(predictor, rows, None, None)
+    features = rows.drop_columns(list(passthrough)) if passthrough else rows
     # Values far out (1e308) overflow inside a model: a warning, not a failed batch.
     with np.errstate(over="ignore", invalid="ignore"):
-        labels, proba = predict_arrays(predictor, rows)
+        labels, proba = predict_arrays(predictor, features)
     return _with_outputs(predictor, rows, labels, proba)
 
 
@@ -191,10 +195,13 @@ class _ScoringSink:
         workers: int,
         predictor: Predictor,
         log: EndpointLog | None = None,
+        passthrough: Sequence[str] = (),
     ) -> None:
         self.pool = pool
         self.predictor = predictor
         self.log = log
+        # Given to score_table only when there are some (it is replaced in tests).
+        self.extra: dict[str, Any] = {"passthrough": passthrough} if passthrough else {}
         self.limit = 2 * workers
         self.queue: queue.Queue[Future[pa.Table] | None] = queue.Queue(self.limit)
         self.writer: threading.Thread | None = None
@@ -218,7 +225,7 @@ class _ScoringSink:
         if self.error is not None:
             raise self.error
         self.batches += 1
-        self.queue.put(self.pool.submit(score_table, self.predictor, rows))
+        self.queue.put(self.pool.submit(score_table, self.predictor, rows, **self.extra))
 
     def drain(self) -> None:
         """Wait for every batch to be written; the first failure, if any, is raised."""
@@ -262,6 +269,7 @@ def predict_files(
     output: str | Path,
     *,
     endpoint: bool | None = None,
+    keep: Sequence[str] = (),
     workers: int | None = None,
     block_size: int | None = None,
     progress: Progress | None = None,
@@ -270,7 +278,9 @@ def predict_files(
     ``output``, recorded as a scoring run from start to end. ``model`` is a version
     (``NAME@VERSION``, ``NAME@ALIAS``, ``models:/...``) or a bare name: a model's or an
     endpoint's (``endpoint`` True or False says which; see ``batch/target.py``).
-    Through an endpoint, the version it serves scores and the rows are logged to it."""
+    Through an endpoint, the version it serves scores and the rows are logged to it.
+    ``keep`` columns (a row id) are left out of the contract check and copied to the
+    output beside the predictions."""
     started = time.perf_counter()
     target = Path(output).expanduser()
     check_output(target)
@@ -278,7 +288,7 @@ def predict_files(
     if any(p.resolve() == target.resolve() for p in paths):
         raise UsageError(f"{target} is also an input; write the scored rows to another file")
     chosen = resolve(ws, model, endpoint=endpoint)
-    scoring = prepare(ws, chosen.version)
+    scoring = prepare(ws, chosen.version, keep=keep)
     n = max(1, workers or os.cpu_count() or 1)
     described = [s.describe() for s in sources.expand([str(p) for p in paths])]
     recording = ws.scoring_runs.recording(
@@ -320,11 +330,12 @@ class Scoring:
     predictor: Predictor
     pii: PiiPolicy
     dataset: str | None
+    keep: tuple[str, ...] = ()  # columns outside the contract, carried along
 
 
-def prepare(ws: Workspace, version: ModelVersion) -> Scoring:
+def prepare(ws: Workspace, version: ModelVersion, *, keep: Sequence[str] = ()) -> Scoring:
     """``version`` ready to score: refused if it has no contract, or a contract column
-    bears the name of one of its outputs."""
+    bears the name of one of its outputs; ``keep`` columns must be outside both."""
     if version.contract is None:
         raise NotReadyError(f"{version.ref} has no contract; register it with reference data")
     contract = Contract.from_dict(version.contract)
@@ -335,6 +346,7 @@ def prepare(ws: Workspace, version: ModelVersion) -> Scoring:
             f"{version.ref}'s contract has column(s) {', '.join(clash)}, the names of its "
             "outputs; rename them in the data and the contract"
         )
+    _check_keep(version.ref, keep, contract, output_names(predictor))
     return Scoring(
         version.ref,
         version.name,
@@ -343,7 +355,25 @@ def prepare(ws: Workspace, version: ModelVersion) -> Scoring:
         predictor,
         ws.pii_policy(contract),
         _dataset(version.lineage),
+        tuple(keep),
     )
+
+
+def _check_keep(ref: str, keep: Sequence[str], contract: Contract, outputs: list[str]) -> None:
+    for name in keep:
+        if name in contract.columns:
+            raise UsageError(
+                f"--keep {name}: {name!r} is a column of {ref}'s contract, checked and "
+                "written already; --keep is for columns outside it (a row id)"
+            )
+        if name in outputs or name in ("_row", "_reasons"):
+            raise UsageError(
+                f"--keep {name}: scoring writes a column of that name itself; rename it "
+                "in the input"
+            )
+    twice = sorted({n for n in keep if list(keep).count(n) > 1})
+    if twice:
+        raise UsageError(f"--keep {twice[0]} is given twice; give each column once")
 
 
 def endpoint_log(ws: Workspace, endpoint: str, scoring: Scoring, run_id: int) -> EndpointLog:
@@ -439,12 +469,20 @@ class _FileRun:
     ) -> RowSink:
         """The sink holding ``path``'s scored rows, not yet committed."""
         scoring = self.scoring
-        scorer = _ScoringSink(self.pool, self.workers, scoring.predictor, self.log)
+        scorer = _ScoringSink(
+            self.pool, self.workers, scoring.predictor, self.log, passthrough=scoring.keep
+        )
         sinks: list[RowSink] = []
         size = max(path.stat().st_size, 1)
         with self.ws.data_store.staging() as rejected:
 
             def consume(schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> FileValidation:
+                missing = [n for n in scoring.keep if n not in schema.names]
+                if missing:
+                    raise UsageError(
+                        f"{path}: no column {missing[0]!r} to keep (--keep); its columns: "
+                        + ", ".join(schema.names)
+                    )
                 scorer.cancel()
                 if sinks and self.log is not None:
                     self.log.again()
@@ -464,6 +502,7 @@ class _FileRun:
                         pii=scoring.pii,
                         rejected=rejected,
                         accepted=scorer,
+                        passthrough=scoring.keep,
                     )
                     if outcome.refused:
                         raise outcome.error(f"the contract of {scoring.ref} ({path})")

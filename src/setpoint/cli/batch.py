@@ -50,6 +50,15 @@ def predict(
             show_default=False,
         ),
     ],
+    keep: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--keep",
+            help="A column outside the contract (a row id) to leave out of the check and "
+            "copy to the output beside the predictions; may be repeated.",
+            show_default=False,
+        ),
+    ] = None,
     endpoint: Annotated[
         bool,
         typer.Option(
@@ -85,6 +94,7 @@ def predict(
             input_,
             output,
             endpoint=True if endpoint else None,
+            keep=keep or (),
             workers=workers,
             progress=update,
         )

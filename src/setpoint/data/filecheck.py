@@ -21,8 +21,8 @@ batches, before a contract is attached to it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -233,19 +233,26 @@ def check_file(
     pii: PiiPolicy | None = None,
     rejected: Path | None = None,
     accepted: Rows | None = None,
+    passthrough: Sequence[str] = (),
 ) -> FileValidation:
     """Validate ``batches``; with ``rejected``, write the refused rows there (their
     ``_row`` in the file, their ``_reasons``, personal data as ``pii`` says); with
     ``accepted``, write the accepted rows to it. A file a problem refuses gets
-    neither: the problem shows in its first batch, before anything is written."""
+    neither: the problem shows in its first batch, before anything is written.
+    ``passthrough`` columns (a row id) are left out of the check and kept with their
+    rows, accepted or refused, after the contract's columns."""
     outcome = FileValidation(mode)
     writer: pq.ParquetWriter | None = None
     try:
         for batch in batches:
             table = pa.Table.from_batches([batch], schema)
-            whole = contract.validate(table, whole_column_types=True)
+            checked = table.drop_columns(list(passthrough)) if passthrough else table
+            whole = contract.validate(checked, whole_column_types=True)
             outcome.note_problems(contract, whole)
             report = whole.rows_only()
+            if passthrough:
+                columns = (*report.keep_columns, *passthrough)
+                report = replace(report, keep_columns=columns)
             refusing = report.split()[0] if keep_soft else report
             offset = outcome.n_rows
             outcome.add(report, refusing, limit)
