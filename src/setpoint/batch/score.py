@@ -57,7 +57,7 @@ from setpoint.batch import sources
 from setpoint.batch.endpoint_log import EndpointLog
 from setpoint.batch.runs import RunCounts
 from setpoint.batch.target import resolve
-from setpoint.data._sink import RowSink, check_output
+from setpoint.data._sink import RowSink
 from setpoint.data.contract import Contract
 from setpoint.data.filecheck import FileValidation, check_file
 from setpoint.data.pii import PiiPolicy
@@ -205,13 +205,13 @@ class _ScoringSink:
         self.limit = 2 * workers
         self.queue: queue.Queue[Future[pa.Table] | None] = queue.Queue(self.limit)
         self.writer: threading.Thread | None = None
-        self.sink: RowSink | None = None
+        self.sink: sources.Sink | None = None
         self.error: BaseException | None = None
         self.stopping = False
         self.batches = 0
         self.scored = 0
 
-    def restart(self, sink: RowSink) -> None:
+    def restart(self, sink: sources.Sink) -> None:
         """Write to ``sink`` from now on, counting from zero (a file read again)."""
         self.cancel()
         self.sink = sink
@@ -282,28 +282,27 @@ def predict_files(
     ``keep`` columns (a row id) are left out of the contract check and copied to the
     output beside the predictions."""
     started = time.perf_counter()
-    target = Path(output).expanduser()
-    check_output(target)
-    paths = expand(given)
-    if any(p.resolve() == target.resolve() for p in paths):
-        raise UsageError(f"{target} is also an input; write the scored rows to another file")
+    target = sources.output(output)
+    files = sources.expand(given)
+    if any(_same(f, target) for f in files):
+        raise UsageError(f"{target.uri} is also an input; write the scored rows to another file")
     chosen = resolve(ws, model, endpoint=endpoint)
     scoring = prepare(ws, chosen.version, keep=keep)
     n = max(1, workers or os.cpu_count() or 1)
-    described = [s.describe() for s in sources.expand([str(p) for p in paths])]
+    described = [f.describe() for f in files]
     recording = ws.scoring_runs.recording(
         model=chosen.version.name,
         version=chosen.version.version,
         endpoint=chosen.endpoint,
         engine="local",
         inputs=described,
-        output=str(target),
+        output=target.uri,
     )
     with recording as (run_id, counts), ExitStack() as stack:
         run = ScoringRun(
             chosen.version.ref,
-            [str(p) for p in paths],
-            str(target),
+            [f.uri for f in files],
+            target.uri,
             workers=n,
             id=run_id,
             endpoint=chosen.endpoint,
@@ -312,7 +311,7 @@ def predict_files(
         if chosen.endpoint is not None:
             log = endpoint_log(ws, chosen.endpoint, scoring, run_id)
             stack.callback(log.close)
-        _score_paths(ws, run, counts, paths, target, scoring, log, block_size, progress)
+        _score_files(ws, run, counts, files, target, scoring, log, block_size, progress)
     run.seconds = time.perf_counter() - started
     return run
 
@@ -392,12 +391,18 @@ def endpoint_log(ws: Workspace, endpoint: str, scoring: Scoring, run_id: int) ->
     )
 
 
-def _score_paths(
+def _same(source: sources.Source, target: sources.Output) -> bool:
+    if source.local and target.local:
+        return Path(source.path).resolve() == Path(target.path).resolve()
+    return source.uri == target.uri
+
+
+def _score_files(
     ws: Workspace,
     run: ScoringRun,
     counts: RunCounts,
-    paths: list[Path],
-    target: Path,
+    files: list[sources.Source],
+    target: sources.Output,
     scoring: Scoring,
     log: EndpointLog | None,
     block_size: int | None,
@@ -405,26 +410,33 @@ def _score_paths(
 ) -> None:
     """The local engine: each file read, checked, scored and written in order."""
     update = progress or (lambda _step, _fraction: None)
-    sizes = [max(p.stat().st_size, 1) for p in paths]
+    sizes = [max(f.size, 1) for f in files]
     total = sum(sizes)
     with ExitStack() as stack:
         pool = stack.enter_context(
             ThreadPoolExecutor(run.workers, thread_name_prefix="setpoint-score")
         )
-        if len(paths) == 1:
-            sinks: list[Callable[[], RowSink]] = [lambda: RowSink(target)]
+        if len(files) == 1:
+            sinks: list[Callable[[], sources.Sink]] = [target.sink]
             final = None
         else:
-            final = RowSink(target)
+            final = target.sink()
             stack.callback(final.discard)  # a no-op once committed
-            parts = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.parts-"))
+            # Parts beside a local output (same disk, a rename away); else in the temp folder.
+            beside = Path(target.path) if target.local else None
+            parts = Path(
+                tempfile.mkdtemp(
+                    dir=None if beside is None else beside.parent,
+                    prefix=f".{Path(target.path).name}.parts-",
+                )
+            )
             stack.callback(shutil.rmtree, parts, ignore_errors=True)
             sinks = [
                 lambda i=i: RowSink(parts / f"part-{i}.parquet")  # type: ignore[misc]
-                for i in range(len(paths))
+                for i in range(len(files))
             ]
         done = 0
-        for index, (path, size, sink_for) in enumerate(zip(paths, sizes, sinks, strict=True)):
+        for index, (path, size, sink_for) in enumerate(zip(files, sizes, sinks, strict=True)):
 
             def step(fraction: float, done: int = done, size: int = size) -> None:
                 update(f"{run.n_rows:,} rows done", (done + size * fraction) / total)
@@ -438,6 +450,7 @@ def _score_paths(
             finally:
                 sink.discard()
             if final is not None:
+                assert isinstance(sink, RowSink)
                 _append(sink.path, final)
             done += size
             counts.n_rows, counts.n_scored = run.n_rows, run.n_scored
@@ -461,19 +474,20 @@ class _FileRun:
 
     def score(
         self,
-        path: Path,
-        sink_for: Callable[[], RowSink],
+        source: sources.Source,
+        sink_for: Callable[[], sources.Sink],
         block_size: int | None,
         progress: Callable[[float], None],
         run: ScoringRun,
-    ) -> RowSink:
-        """The sink holding ``path``'s scored rows, not yet committed."""
+    ) -> sources.Sink:
+        """The sink holding ``source``'s scored rows, not yet committed."""
         scoring = self.scoring
         scorer = _ScoringSink(
             self.pool, self.workers, scoring.predictor, self.log, passthrough=scoring.keep
         )
-        sinks: list[RowSink] = []
-        size = max(path.stat().st_size, 1)
+        sinks: list[sources.Sink] = []
+        size = max(source.size, 1)
+        path = source.uri
         with self.ws.data_store.staging() as rejected:
 
             def consume(schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> FileValidation:
@@ -490,7 +504,7 @@ class _FileRun:
                     sink.discard()
                 sinks[:] = [sink_for()]
                 scorer.restart(sinks[0])
-                counted = _counting(batches, path, size, block_size, progress)
+                counted = _counting(batches, source, size, block_size, progress)
                 try:
                     outcome = check_file(
                         scoring.contract,
@@ -513,7 +527,8 @@ class _FileRun:
                 return outcome
 
             try:
-                outcome = read_batches(path, consume, block_size=block_size)
+                opener = None if source.local else source.open
+                outcome = read_batches(path, consume, block_size=block_size, opener=opener)
             except BaseException:
                 for sink in sinks:
                     sink.discard()
@@ -528,7 +543,7 @@ class _FileRun:
                 run.quarantine.append(self._quarantine(outcome, rejected, path))
         return sinks[0]
 
-    def _quarantine(self, outcome: FileValidation, rejected: Path, path: Path) -> QuarantineBatch:
+    def _quarantine(self, outcome: FileValidation, rejected: Path, path: str) -> QuarantineBatch:
         assert self.scoring.dataset is not None
         artifact = self.ws.data_store.put_file(rejected)
         version = self.ws.datasets.get(self.scoring.dataset)
@@ -541,7 +556,7 @@ class _FileRun:
                 n_rejected=outcome.n_refused,
                 summary=outcome.refused_summary(),
                 artifact=artifact,
-                source=str(path),
+                source=path,
             )
 
 
@@ -556,7 +571,7 @@ def _dataset(lineage: dict[str, Any]) -> str | None:
     return None
 
 
-def _append(part: Path, final: RowSink) -> None:
+def _append(part: Path, final: sources.Sink) -> None:
     """The rows of a finished part, batch by batch, onto the output."""
     try:
         file = pq.ParquetFile(part, pre_buffer=False)  # see data/reader.py
@@ -568,15 +583,18 @@ def _append(part: Path, final: RowSink) -> None:
 
 def _counting(
     batches: Iterator[pa.RecordBatch],
-    path: Path,
+    source: sources.Source,
     size: int,
     block_size: int | None,
     progress: Callable[[float], None],
 ) -> Iterator[pa.RecordBatch]:
     """``batches``, telling ``progress`` the fraction of the file read so far: exact
     for Parquet (rows of the metadata), estimated for CSV (one block per batch)."""
-    parquet = path.suffix.lower() != ".csv"
-    total_rows = pq.ParquetFile(path).metadata.num_rows if parquet else 0
+    parquet = source.suffix != ".csv"
+    total_rows = 0
+    if parquet:
+        with source.open() as file:
+            total_rows = pq.ParquetFile(file).metadata.num_rows
     rows = 0
     for seen, batch in enumerate(batches, start=1):
         rows += batch.num_rows

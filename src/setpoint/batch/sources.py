@@ -15,9 +15,14 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
+
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
 
 from setpoint.data import io
+from setpoint.data._sink import SUFFIXES, RowSink, check_output
 from setpoint.errors import UsageError
 
 _GLOB = frozenset("*?[")
@@ -161,3 +166,103 @@ def _etag(info: dict[str, Any]) -> str | None:
         if value:
             return str(value).strip('"')
     return None
+
+
+# -------------------------------------------------------------------------- the output
+
+
+class Sink(Protocol):
+    """Where a file's scored rows go: written batch by batch, then given the output's
+    name (``commit``) or thrown away (``discard``, a no-op once committed)."""
+
+    def write(self, rows: pa.Table) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def discard(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Output:
+    """The file the scored rows go to: a local path, or a URI (``fs`` and ``path``)."""
+
+    uri: str
+    path: str
+    fs: Any = None
+
+    @property
+    def local(self) -> bool:
+        return self.fs is None
+
+    def sink(self) -> Sink:
+        if self.fs is None:
+            return RowSink(Path(self.path))
+        return ObjectSink(self.fs, self.path, self.uri)
+
+
+def output(given: str | Path) -> Output:
+    """The output ``given`` names, refused before anything is read if it cannot be
+    written (a suffix other than .csv or .parquet, a local folder that is not there)."""
+    text = str(given)
+    if not is_uri(text):
+        local = Path(text).expanduser()
+        check_output(local)
+        return Output(str(local), str(local))
+    fs, path = filesystem(text)
+    if Path(path).suffix.lower() not in SUFFIXES:
+        raise UsageError(f"{text}: write the accepted rows to a .csv or .parquet file")
+    return Output(text, path, fs)
+
+
+class ObjectSink:
+    """Rows streamed to a file through fsspec (an object store's multipart upload):
+    the object appears whole when ``commit`` closes it, and ``discard`` aborts it, so a
+    failed run leaves no object that looks whole."""
+
+    def __init__(self, fs: Any, path: str, uri: str) -> None:
+        self.fs = fs
+        self.path = path
+        self.uri = uri
+        self.rows = 0
+        self._file: Any = None
+        self._writer: pq.ParquetWriter | pa_csv.CSVWriter | None = None
+        self._schema: pa.Schema | None = None
+
+    def write(self, rows: pa.Table) -> None:
+        if self._writer is None or self._schema is None:
+            self._schema = rows.schema
+            try:
+                self._file = self.fs.open(self.path, "wb")
+            except (OSError, PermissionError) as exc:
+                raise UsageError(f"cannot write {self.uri} ({exc})") from None
+            if self.path.lower().endswith(".csv"):
+                self._writer = pa_csv.CSVWriter(self._file, rows.schema)
+            else:
+                self._writer = pq.ParquetWriter(self._file, rows.schema, compression="zstd")
+        self._writer.write_table(rows.cast(self._schema))
+        self.rows += rows.num_rows
+
+    def commit(self) -> None:
+        if self._writer is None:  # no rows at all: an empty file still says so
+            self.write(pa.table({}))
+        assert self._writer is not None
+        self._writer.close()
+        self._writer = None
+        self._file.close()
+        self._file = None
+
+    def discard(self) -> None:
+        if self._file is None:
+            return
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        discard = getattr(self._file, "discard", None)
+        if discard is not None:
+            discard()  # an unfinished upload, aborted (s3fs: its multipart upload)
+            # Left open, the file would try to upload its (dropped) buffer when collected.
+            self._file.closed = True
+        else:
+            self._file.close()
+            self.fs.rm(self.path)
+        self._file = None

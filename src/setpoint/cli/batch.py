@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -34,19 +33,21 @@ def predict(
         typer.Option(
             "--input",
             "-i",
-            help="A .csv or .parquet file, or a glob of them (quote it); may be repeated. "
-            "Files are scored in name order.",
+            help="A .csv or .parquet file, or a glob of them (quote it), a path or a URI "
+            "such as 's3://bucket/in/*.parquet'; may be repeated. Files are scored in "
+            "name order.",
             show_default=False,
         ),
     ],
     output: Annotated[
-        Path,
+        str,
         typer.Option(
             "--output",
             "-o",
-            help="The .csv or .parquet file to write: the accepted rows with prediction "
-            "(and proba_<class> per class for a classifier), in the input's order. It "
-            "appears only when every input is scored.",
+            help="The .csv or .parquet file to write (a path or a URI such as "
+            "s3://bucket/scored.parquet): the accepted rows with prediction (and "
+            "proba_<class> per class for a classifier), in the input's order. It appears "
+            "only when every input is scored.",
             show_default=False,
         ),
     ],
@@ -123,7 +124,7 @@ def predict(
             top = q.top_reason
             why = f" (mostly {top['column']} {top['rule']})" if top else ""
             c.print(
-                f"{Path(q.source).name}: quarantined {count(q.n_rejected)} "
+                f"{q.source.rsplit('/', 1)[-1]}: quarantined {count(q.n_rejected)} "
                 f"row{'s' if q.n_rejected != 1 else ''}{why} as batch {q.id}.",
                 highlight=False,
             )
