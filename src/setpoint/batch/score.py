@@ -6,8 +6,17 @@ version's contract as a server does (``keep_soft``: only what would refuse a row
 serving refuses it here), keep the refused rows in the quarantine with their reasons
 (one quarantine batch per input file, as ``data validate --mode quarantine`` does),
 and score the accepted rows with the native predictor. The output gets the accepted
-rows' columns, then ``prediction`` and, for a classifier, ``proba_<class>`` per
-class (the native response's ``prediction`` and ``probabilities``, as columns).
+rows' columns, the ``keep`` columns (outside the contract: a row id, never
+checked), then ``prediction`` and, for a classifier, ``proba_<class>`` per class (the
+native response's ``prediction`` and ``probabilities``, as columns). Inputs and the
+output are local paths or fsspec URIs (``sources.py``).
+
+The parts that do not depend on the engine are functions the Ray engine calls too:
+:func:`prepare` (the version, its contract and predictor), :func:`score_table` (one
+batch), ``check_file`` (the contract, ``data/filecheck.py``), :func:`quarantine`
+(a file's refused rows kept), :func:`endpoint_log` (the rows logged to an endpoint,
+``endpoint_log.py``), and ``Workspace.scoring_runs.recording`` (the run's record,
+``runs.py``); the target, a model or an endpoint, is resolved by ``target.py``.
 
 Memory is bounded by the batches in flight, not the input: the reading thread
 reads and checks a batch and hands its accepted rows to a pool of ``workers``
@@ -540,24 +549,30 @@ class _FileRun:
             if outcome.n_refused and self.log is not None:
                 self.log.append_refused(rejected)
             if outcome.n_refused and scoring.dataset is not None:
-                run.quarantine.append(self._quarantine(outcome, rejected, path))
+                run.quarantine.append(quarantine(self.ws, scoring, outcome, rejected, path))
         return sinks[0]
 
-    def _quarantine(self, outcome: FileValidation, rejected: Path, path: str) -> QuarantineBatch:
-        assert self.scoring.dataset is not None
-        artifact = self.ws.data_store.put_file(rejected)
-        version = self.ws.datasets.get(self.scoring.dataset)
-        with self.ws.db.write() as conn:
-            return self.ws.quarantine.record(
-                conn,
-                contract_id=self.ws.datasets.contract_id(conn, version),
-                dataset=version.ref,
-                n_rows=outcome.n_rows,
-                n_rejected=outcome.n_refused,
-                summary=outcome.refused_summary(),
-                artifact=artifact,
-                source=path,
-            )
+
+def quarantine(
+    ws: Workspace, scoring: Scoring, outcome: FileValidation, rejected: Path, source: str
+) -> QuarantineBatch:
+    """Keep the rows ``outcome`` refused (the staged file ``rejected``, as
+    ``check_file`` wrote it) in the quarantine of the dataset the model was trained
+    on, as one batch from ``source``."""
+    assert scoring.dataset is not None
+    artifact = ws.data_store.put_file(rejected)
+    version = ws.datasets.get(scoring.dataset)
+    with ws.db.write() as conn:
+        return ws.quarantine.record(
+            conn,
+            contract_id=ws.datasets.contract_id(conn, version),
+            dataset=version.ref,
+            n_rows=outcome.n_rows,
+            n_rejected=outcome.n_refused,
+            summary=outcome.refused_summary(),
+            artifact=artifact,
+            source=source,
+        )
 
 
 def _dataset(lineage: dict[str, Any]) -> str | None:
