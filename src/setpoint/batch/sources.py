@@ -22,7 +22,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from setpoint.data import io
-from setpoint.data._sink import SUFFIXES, RowSink, check_output
+from setpoint.data._sink import SUFFIXES, RowSink, check_output, parquet_writer
 from setpoint.errors import UsageError
 
 _GLOB = frozenset("*?[")
@@ -238,7 +238,7 @@ class ObjectSink:
             if self.path.lower().endswith(".csv"):
                 self._writer = pa_csv.CSVWriter(self._file, rows.schema)
             else:
-                self._writer = pq.ParquetWriter(self._file, rows.schema, compression="zstd")
+                self._writer = parquet_writer(self._file, rows.schema)
         self._writer.write_table(rows.cast(self._schema))
         self.rows += rows.num_rows
 
