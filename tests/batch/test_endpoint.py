@@ -139,3 +139,24 @@ def test_a_csv_read_again_is_logged_once(served: Workspace, tmp_path: Path) -> N
     assert logged.num_rows == 400
     xs = [json.loads(t)["x1"] for t in logged["inputs"].to_pylist()]
     assert np.allclose(xs, pd.read_csv(tmp_path / "out.csv")["x1"])
+
+
+def test_a_row_outside_the_ranges_is_scored_and_marked_as_online(
+    served: Workspace, tmp_path: Path
+) -> None:
+    rows = inputs(100)
+    rows.loc[[10, 60], "x2"] = 50.0  # beyond what the model saw: a soft rule, scored
+    rows.loc[[30], "x1"] = np.nan  # refused
+    source = tmp_path / "in.parquet"
+    rows.to_parquet(source, index=False)
+    run = served.predict_files("scores", source, tmp_path / "out.parquet", block_size=1_000)
+    assert (run.n_scored, run.n_quarantined) == (99, 1)
+    logged = read_log(served.root, kind="predictions", endpoint="scores")
+    marks = logged["violations"].to_pylist()
+    marked = [i for i, m in enumerate(marks) if m is not None]
+    assert marked == [10, 59]  # row 30 refused: the rows after it move up one
+    assert json.loads(marks[10]) == [{"column": "x2", "rule": "max"}]
+    config = MonitorConfig(window="1d", multivariate=False)
+    served.monitors.create("scores", config, reference="clf-reference@1")
+    [window] = served.monitors.run("scores", until=datetime.now(UTC) + timedelta(days=1))
+    assert window.results["quality"]["contract"]["scored"] == 2

@@ -89,22 +89,34 @@ class EndpointLog:
 
     # -- records -----------------------------------------------------------------------
 
-    def append(self, scored: pa.Table) -> None:
-        """Log a scored batch (the rows of the file, in order, with the outputs)."""
+    def append(self, scored: pa.Table, *, violations: pa.ChunkedArray | None = None) -> None:
+        """Log a scored batch (the rows of the file, in order, with the outputs);
+        ``violations``: per row, the soft contract rules it broke (JSON text
+        ``[{column, rule}]``, null where none; ``check_file(mark_soft=True)``)."""
         start, self._position = self._position, self._position + scored.num_rows
         if self._position <= self._skip:
             return
         if start < self._skip:
             scored = scored.slice(self._skip - start)
+            if violations is not None:
+                violations = violations.slice(self._skip - start)
         request_id = f"scoring-{self.run_id}-{self._file}-{self._batch}"
         self._batch += 1
-        records = self.records(scored, request_id, self.clock())
+        records = self.records(scored, request_id, self.clock(), violations=violations)
         if records:
             self.predictions.append(records)
             self.n_logged += len(records)
 
-    def records(self, scored: pa.Table, request_id: str, now: datetime) -> list[dict[str, Any]]:
-        """The prediction-log records of ``scored``, stamped ``now``."""
+    def records(
+        self,
+        scored: pa.Table,
+        request_id: str,
+        now: datetime,
+        *,
+        violations: pa.ChunkedArray | None = None,
+    ) -> list[dict[str, Any]]:
+        """The prediction-log records of ``scored``, stamped ``now``; a row that broke
+        soft rules is marked with them (``violations``), as the server marks it."""
         names = [n for n in self.features if n in scored.column_names]
         inputs = self.pii.table(scored.select(names)).to_pylist()
         labels = scored.column("prediction").to_pylist()
@@ -137,6 +149,10 @@ class EndpointLog:
                     "scoring_run": self.run_id,
                 }
             )
+        if violations is not None and violations.null_count < len(violations):
+            for row, marks in enumerate(violations.to_pylist()):
+                if marks is not None:
+                    records[row]["violations"] = json.loads(marks)
         return records
 
     def append_refused(self, rejected: Path) -> None:

@@ -33,7 +33,8 @@ worker, 238k-247k with 2 (its bare predict_proba on the same batches: 374k-536k)
 a logistic regression 418k-532k with 1, 425k-443k with 2 (bare: 2.5M-6.9M), so
 equal within the machine's noise. The parts, timed alone for the 1M rows: reading
 ~1.1 s, the contract check 0.05 s, LightGBM's predict_proba ~3.2 s (on both cores
-already, by OpenMP), writing Parquet ~1.1 s. So the pipeline overlaps them and the two
+already, by OpenMP), writing Parquet ~1.1 s (0.4 s since the writers stopped trying a
+dictionary on every float column, ``data/_sink.py``). So the pipeline overlaps them and the two
 cores are full; one worker per core stays the default, where more cores and a
 single-threaded model (a linear one) would gain from more workers.
 
@@ -191,6 +192,17 @@ def _label_type(predictor: Predictor) -> pa.DataType:
     return pa.array(predictor.classes).type
 
 
+MARKS = "_violations"  # check_file(mark_soft=True)'s column
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A batch on the pool, with the soft rules each of its rows broke (or None)."""
+
+    future: Future[pa.Table]
+    marks: pa.ChunkedArray | None
+
+
 class _ScoringSink:
     """What ``check_file`` writes the accepted rows to: each batch is scored on the
     pool, and a writer thread of its own writes the scored batches to ``sink`` in the
@@ -212,7 +224,7 @@ class _ScoringSink:
         # Given to score_table only when there are some (it is replaced in tests).
         self.extra: dict[str, Any] = {"passthrough": passthrough} if passthrough else {}
         self.limit = 2 * workers
-        self.queue: queue.Queue[Future[pa.Table] | None] = queue.Queue(self.limit)
+        self.queue: queue.Queue[_Pending | None] = queue.Queue(self.limit)
         self.writer: threading.Thread | None = None
         self.sink: sources.Sink | None = None
         self.error: BaseException | None = None
@@ -234,7 +246,12 @@ class _ScoringSink:
         if self.error is not None:
             raise self.error
         self.batches += 1
-        self.queue.put(self.pool.submit(score_table, self.predictor, rows, **self.extra))
+        marks = None
+        if MARKS in rows.column_names:  # the soft rules each row broke, for the log
+            marks = rows.column(MARKS)
+            rows = rows.drop_columns([MARKS])
+        future = self.pool.submit(score_table, self.predictor, rows, **self.extra)
+        self.queue.put(_Pending(future, marks))
 
     def drain(self) -> None:
         """Wait for every batch to be written; the first failure, if any, is raised."""
@@ -256,7 +273,8 @@ class _ScoringSink:
     def _write_all(self) -> None:
         """The writer: scored batches in order; after a failure, or once cancelled, it
         only takes what comes (cancelling it) so that ``write`` never waits forever."""
-        while (future := self.queue.get()) is not None:
+        while (pending := self.queue.get()) is not None:
+            future = pending.future
             if self.error is not None or self.stopping:
                 future.cancel()
                 continue
@@ -265,7 +283,7 @@ class _ScoringSink:
                 assert self.sink is not None
                 self.sink.write(scored)
                 if self.log is not None:
-                    self.log.append(scored)
+                    self.log.append(scored, violations=pending.marks)
                 self.scored += scored.num_rows
             except BaseException as exc:  # raised in the reading thread
                 self.error = exc
@@ -526,6 +544,7 @@ class _FileRun:
                         rejected=rejected,
                         accepted=scorer,
                         passthrough=scoring.keep,
+                        mark_soft=self.log is not None,
                     )
                     if outcome.refused:
                         raise outcome.error(f"the contract of {scoring.ref} ({path})")
