@@ -160,3 +160,32 @@ def test_a_row_outside_the_ranges_is_scored_and_marked_as_online(
     served.monitors.create("scores", config, reference="clf-reference@1")
     [window] = served.monitors.run("scores", until=datetime.now(UTC) + timedelta(days=1))
     assert window.results["quality"]["contract"]["scored"] == 2
+
+
+def test_another_engine_records_the_same_run_and_log_through_the_steps(
+    served: Workspace, tmp_path: Path
+) -> None:
+    """What the Ray engine calls: prepare, the run's recording, score_table, the log."""
+    from setpoint.batch.score import endpoint_log, prepare, score_table
+
+    source = tmp_path / "in.parquet"
+    inputs(30).to_parquet(source, index=False)
+    job = prepare(served, "scores", source, tmp_path / "out.parquet")
+    assert (job.ref, job.endpoint, job.paths, job.target) == (
+        "clf@1",
+        "scores",
+        [source],
+        tmp_path / "out.parquet",
+    )
+    with job.recording("ray") as (run_id, counts):
+        log = endpoint_log(served, "scores", job.scoring, run_id)
+        log.begin_file(0)
+        scored = score_table(job.predictor, pq.read_table(source))
+        log.append(scored)
+        log.close()
+        counts.n_rows = counts.n_scored = scored.num_rows
+    recorded = served.scoring_runs.get(run_id)
+    assert (recorded.engine, recorded.state, recorded.n_scored) == ("ray", "succeeded", 30)
+    logged = read_log(served.root, kind="predictions", endpoint="scores")
+    assert set(logged["scoring_run"].to_pylist()) == {str(run_id)}
+    assert logged.num_rows == 30

@@ -12,12 +12,12 @@ native response's ``prediction`` and ``probabilities``, as columns). Inputs and 
 output are local paths or fsspec URIs (``sources.py``).
 
 The parts that do not depend on the engine are functions the Ray engine calls too
-(``steps.py``, re-exported here): :func:`prepare` (the version, its contract and
-predictor), :func:`score_table` (one batch), ``check_file`` (the contract,
-``data/filecheck.py``), :func:`quarantine` (a file's refused rows kept),
-:func:`endpoint_log` (the rows logged to an endpoint, ``endpoint_log.py``), and
-``Workspace.scoring_runs.recording`` (the run's record, ``runs.py``); the target, a
-model or an endpoint, is resolved by ``target.py``.
+(``steps.py``, re-exported here): :func:`prepare` (the inputs, the output, the
+version or endpoint, its contract and predictor: a :class:`Job`, whose ``recording``
+records the run), :func:`score_table` (one batch), ``check_file`` (the contract,
+``data/filecheck.py``), :func:`quarantine` (a file's refused rows kept), and
+:func:`endpoint_log` (the rows logged to an endpoint, ``endpoint_log.py``); the run's
+record is ``runs.py``'s, the target (a model or an endpoint) ``target.py``'s.
 
 Memory is bounded by the batches in flight, not the input: the reading thread
 reads and checks a batch and hands its accepted rows to a pool of ``workers``
@@ -54,7 +54,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,13 +70,16 @@ from setpoint.batch.steps import (
     endpoint_log,
     output_names,
     predict_arrays,
-    prepare,
+    prepare_version,
     quarantine,
+    record_quarantine,
     score_table,
 )
 from setpoint.batch.target import resolve
 from setpoint.data._sink import RowSink
+from setpoint.data.contract import Contract
 from setpoint.data.filecheck import FileValidation, check_file
+from setpoint.data.pii import PiiPolicy
 from setpoint.data.quarantine import QuarantineBatch
 from setpoint.data.reader import BLOCK_SIZE, read_batches
 from setpoint.errors import UsageError
@@ -88,6 +91,7 @@ if TYPE_CHECKING:
 Progress = Callable[[str, float], None]
 
 __all__ = [
+    "Job",
     "Scoring",
     "ScoringRun",
     "endpoint_log",
@@ -96,7 +100,9 @@ __all__ = [
     "predict_arrays",
     "predict_files",
     "prepare",
+    "prepare_version",
     "quarantine",
+    "record_quarantine",
     "score_table",
 ]
 
@@ -270,38 +276,106 @@ def predict_files(
     ``keep`` columns (a row id) are left out of the contract check and copied to the
     output beside the predictions."""
     started = time.perf_counter()
+    job = prepare(ws, model, given, output, endpoint=endpoint, keep=keep)
+    files, target, scoring = job.files, job.output, job.scoring
+    n = max(1, workers or os.cpu_count() or 1)
+    with job.recording("local") as (run_id, counts), ExitStack() as stack:
+        run = ScoringRun(
+            job.ref,
+            [f.uri for f in files],
+            target.uri,
+            workers=n,
+            id=run_id,
+            endpoint=job.endpoint,
+        )
+        log = None
+        if job.endpoint is not None:
+            log = endpoint_log(ws, job.endpoint, scoring, run_id)
+            stack.callback(log.close)
+        _score_files(ws, run, counts, files, target, scoring, log, block_size, progress)
+    run.seconds = time.perf_counter() - started
+    return run
+
+
+@dataclass(frozen=True)
+class Job:
+    """What a run scores, checked before anything is read (by every engine): the
+    input files, the output, the model version ready to score, and the endpoint
+    scored through (if any)."""
+
+    ws: Workspace
+    files: list[sources.Source]
+    output: sources.Output
+    scoring: Scoring
+    endpoint: str | None
+
+    @property
+    def ref(self) -> str:
+        return self.scoring.ref
+
+    @property
+    def contract(self) -> Contract:
+        return self.scoring.contract
+
+    @property
+    def predictor(self) -> Predictor:
+        return self.scoring.predictor
+
+    @property
+    def pii(self) -> PiiPolicy:
+        return self.scoring.pii
+
+    @property
+    def dataset(self) -> str | None:
+        return self.scoring.dataset
+
+    @property
+    def paths(self) -> list[Path]:
+        """The inputs as local paths, for an engine that reads only those."""
+        remote = [f.uri for f in self.files if not f.local]
+        if remote:
+            raise UsageError(f"{remote[0]}: this engine reads local files; give a path")
+        return [Path(f.path) for f in self.files]
+
+    @property
+    def target(self) -> Path:
+        """The output as a local path, for an engine that writes only those."""
+        if not self.output.local:
+            raise UsageError(f"{self.output.uri}: this engine writes local files; give a path")
+        return Path(self.output.path)
+
+    def recording(self, engine: str) -> AbstractContextManager[tuple[int, RunCounts]]:
+        """The run's record for the block (``ScoringRuns.recording``): ``running`` now,
+        ``succeeded`` or ``failed`` at its end, with the inputs' sizes and hashes."""
+        return self.ws.scoring_runs.recording(
+            model=self.scoring.name,
+            version=self.scoring.version,
+            endpoint=self.endpoint,
+            engine=engine,
+            inputs=[f.describe() for f in self.files],
+            output=self.output.uri,
+        )
+
+
+def prepare(
+    ws: Workspace,
+    model: str,
+    given: str | Path | Sequence[str | Path],
+    output: str | Path,
+    *,
+    endpoint: bool | None = None,
+    keep: Sequence[str] = (),
+) -> Job:
+    """The run's inputs, output, model version (or endpoint) and kept columns, each
+    refused with the fix when unusable: the checks every engine makes before
+    reading."""
     target = sources.output(output)
     files = sources.expand(given)
     if any(_same(f, target) for f in files):
         raise UsageError(f"{target.uri} is also an input; write the scored rows to another file")
     chosen = resolve(ws, model, endpoint=endpoint)
-    scoring = prepare(ws, chosen.version, keep=keep)
-    n = max(1, workers or os.cpu_count() or 1)
-    described = [f.describe() for f in files]
-    recording = ws.scoring_runs.recording(
-        model=chosen.version.name,
-        version=chosen.version.version,
-        endpoint=chosen.endpoint,
-        engine="local",
-        inputs=described,
-        output=target.uri,
-    )
-    with recording as (run_id, counts), ExitStack() as stack:
-        run = ScoringRun(
-            chosen.version.ref,
-            [f.uri for f in files],
-            target.uri,
-            workers=n,
-            id=run_id,
-            endpoint=chosen.endpoint,
-        )
-        log = None
-        if chosen.endpoint is not None:
-            log = endpoint_log(ws, chosen.endpoint, scoring, run_id)
-            stack.callback(log.close)
-        _score_files(ws, run, counts, files, target, scoring, log, block_size, progress)
-    run.seconds = time.perf_counter() - started
-    return run
+    scoring = prepare_version(ws, chosen.version, keep=keep)
+    return Job(ws, files, target, scoring, chosen.endpoint)
 
 
 def _same(source: sources.Source, target: sources.Output) -> bool:

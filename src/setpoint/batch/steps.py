@@ -1,7 +1,7 @@
 """The steps of a batch scoring run that do not depend on the engine.
 
 Every engine (the local one in ``score.py``, the Ray one) prepares the model version
-once (:func:`prepare`: its contract, its loaded predictor, how personal data is
+once (:func:`prepare_version`: its contract, its loaded predictor, how personal data is
 kept, the dataset whose quarantine keeps refused rows), scores each accepted batch
 with :func:`score_table`, keeps a file's refused rows with :func:`quarantine`, and,
 through an endpoint, logs the scored rows with :func:`endpoint_log`; the run itself
@@ -105,7 +105,7 @@ class Scoring:
     keep: tuple[str, ...] = ()  # columns outside the contract, carried along
 
 
-def prepare(ws: Workspace, version: ModelVersion, *, keep: Sequence[str] = ()) -> Scoring:
+def prepare_version(ws: Workspace, version: ModelVersion, *, keep: Sequence[str] = ()) -> Scoring:
     """``version`` ready to score: refused if it has no contract, or a contract column
     bears the name of one of its outputs; ``keep`` columns must be outside both."""
     if version.contract is None:
@@ -171,18 +171,40 @@ def quarantine(
     ``check_file`` wrote it) in the quarantine of the dataset the model was trained
     on, as one batch from ``source``."""
     assert scoring.dataset is not None
+    return record_quarantine(
+        ws,
+        scoring.dataset,
+        outcome.n_rows,
+        outcome.n_refused,
+        outcome.refused_summary(),
+        rejected,
+        source,
+    )
+
+
+def record_quarantine(
+    ws: Workspace,
+    dataset: str,
+    n_rows: int,
+    n_refused: int,
+    summary: list[dict[str, Any]],
+    rejected: Path,
+    source: str | Path,
+) -> QuarantineBatch:
+    """The refused rows of the input ``source`` (staged at ``rejected``) kept in the
+    quarantine of ``dataset`` as one batch, with their reasons."""
     artifact = ws.data_store.put_file(rejected)
-    version = ws.datasets.get(scoring.dataset)
+    version = ws.datasets.get(dataset)
     with ws.db.write() as conn:
         return ws.quarantine.record(
             conn,
             contract_id=ws.datasets.contract_id(conn, version),
             dataset=version.ref,
-            n_rows=outcome.n_rows,
-            n_rejected=outcome.n_refused,
-            summary=outcome.refused_summary(),
+            n_rows=n_rows,
+            n_rejected=n_refused,
+            summary=summary,
             artifact=artifact,
-            source=source,
+            source=str(source),
         )
 
 
