@@ -46,7 +46,7 @@ def predict(
             "-o",
             help="The .csv or .parquet file to write (a path or a URI such as "
             "s3://bucket/scored.parquet): the accepted rows with prediction (and "
-            "proba_<class> per class for a classifier), in the input's order. It appears "
+            "proba_CLASS per class for a classifier), in the input's order. It appears "
             "only when every input is scored.",
             show_default=False,
         ),
