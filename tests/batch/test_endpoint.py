@@ -48,6 +48,8 @@ def test_an_endpoint_scores_with_its_champion_and_logs_each_row(
     assert (run.n_scored, run.n_quarantined) == (297, 3)
     recorded = served.scoring_runs.get(run.id or 0)
     assert (recorded.endpoint, recorded.ref) == ("scores", "clf@1")
+    assert [r.id for r in served.scoring_runs.list(endpoint="scores")] == [run.id]
+    assert served.scoring_runs.list(endpoint="other") == []
 
     logged = read_log(served.root, kind="predictions", endpoint="scores")
     assert logged.num_rows == 297
