@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from fsspec import AbstractFileSystem
 
 REQUIRE_S3 = os.environ.get("SETPOINT_REQUIRE_S3", "") not in ("", "0")
 
@@ -68,3 +69,12 @@ def s3_bucket(s3_endpoint: str) -> Iterator[str]:
     fs.mkdir(name)
     yield f"s3://{name}"
     fs.rm(name, recursive=True)
+
+
+def outside(uri: str) -> tuple[AbstractFileSystem, str]:
+    """The file system under ``uri`` and the path in it, as another process sees them:
+    an instance of its own, sharing no cached listing with the store under test."""
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(uri, skip_instance_cache=True)
+    return fs, path

@@ -118,6 +118,7 @@ class ScoringRun:
     workers: int
     id: int | None = None
     endpoint: str | None = None
+    engine: str = "local"
     n_rows: int = 0
     n_scored: int = 0
     n_quarantined: int = 0
@@ -136,7 +137,7 @@ class ScoringRun:
             "endpoint": self.endpoint,
             "inputs": self.inputs,
             "output": self.output,
-            "engine": "local",
+            "engine": self.engine,
             "workers": self.workers,
             "n_rows": self.n_rows,
             "n_scored": self.n_scored,
@@ -267,6 +268,8 @@ def predict_files(
     workers: int | None = None,
     block_size: int | None = None,
     progress: Progress | None = None,
+    engine: str = "local",
+    address: str | None = None,
 ) -> ScoringRun:
     """Score the files ``given`` (a path, a glob, or a list) with ``model`` into
     ``output``, recorded as a scoring run from start to end. ``model`` is a version
@@ -274,7 +277,26 @@ def predict_files(
     endpoint's (``endpoint`` True or False says which; see ``batch/target.py``).
     Through an endpoint, the version it serves scores and the rows are logged to it.
     ``keep`` columns (a row id) are left out of the contract check and copied to the
-    output beside the predictions."""
+    output beside the predictions. ``engine`` ``"ray"`` scores them on a Ray cluster
+    (``batch/ray_engine.py``, at ``address``)."""
+    if engine == "ray":
+        from setpoint.batch.ray_engine import predict_files as on_ray
+
+        if keep:
+            raise UsageError("--keep runs on --engine local for now; leave --engine ray out")
+
+        return on_ray(
+            ws,
+            model,
+            given,
+            output,
+            workers=workers,
+            block_size=block_size,
+            progress=progress,
+            address=address,
+        )
+    if engine != "local":
+        raise UsageError(f"engine {engine!r}: use local or ray")
     started = time.perf_counter()
     job = prepare(ws, model, given, output, endpoint=endpoint, keep=keep)
     files, target, scoring = job.files, job.output, job.scoring

@@ -68,11 +68,27 @@ def predict(
         ),
     ] = False,
     engine: Annotated[
-        str, typer.Option(help="local: this machine's cores (ray: not built yet).")
+        str,
+        typer.Option(
+            help="local: this machine's cores; ray: a Ray cluster's (pip install "
+            "'setpoint[ray]'), with the same output."
+        ),
     ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="The Ray cluster to score on (--engine ray), e.g. 10.0.0.5:6379. "
+            "Default: $RAY_ADDRESS, else a cluster on this machine for the run.",
+            show_default=False,
+        ),
+    ] = None,
     workers: Annotated[
         int | None,
-        typer.Option(min=1, help="Scoring threads. Default: one per core."),
+        typer.Option(
+            min=1,
+            help="Scoring threads (local) or Ray actors (ray). Default: one per core "
+            "(of the cluster).",
+        ),
     ] = None,
     json_: JsonFlag = False,
 ) -> None:
@@ -84,10 +100,8 @@ def predict(
     `setpoint predict credit -i in.csv -o out.csv` through the endpoint credit."""
     if engine not in ENGINES:
         raise UsageError(f"--engine {engine!r}: use local or ray")
-    if engine == "ray":
-        raise UsageError(
-            "the Ray engine is not built yet (issue 14); score on this machine with --engine local"
-        )
+    if address is not None and engine != "ray":
+        raise UsageError("--address names a Ray cluster: add --engine ray, or leave it out")
     ws = state(ctx).workspace()
     with progress_bar(ctx, "scoring") as update:
         run = ws.predict_files(
@@ -98,6 +112,8 @@ def predict(
             keep=keep or (),
             workers=workers,
             progress=update,
+            engine=engine,
+            address=address,
         )
     data = run.to_dict()
 
@@ -108,7 +124,7 @@ def predict(
         )
         c.print(
             f"{run.seconds:.1f} s, {count(round(run.rows_per_second))} rows/s on "
-            f"{run.workers} worker(s).",
+            f"{run.workers} {'Ray actor' if run.engine == 'ray' else 'worker'}(s).",
             highlight=False,
         )
         c.print(f"Wrote {escape(run.output)}.", highlight=False)
@@ -117,9 +133,11 @@ def predict(
                 f"Logged the rows to endpoint {escape(run.endpoint)} (monitored as its traffic).",
                 highlight=False,
             )
-        c.print(
-            f"Recorded as scoring run {run.id}: setpoint scoring show {run.id}", highlight=False
-        )
+        if run.id is not None:
+            c.print(
+                f"Recorded as scoring run {run.id}: setpoint scoring show {run.id}",
+                highlight=False,
+            )
         for q in run.quarantine:
             top = q.top_reason
             why = f" (mostly {top['column']} {top['rule']})" if top else ""
