@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,7 +29,13 @@ def _free_port() -> int:
 
 def ray_or_skip() -> Any:
     try:
-        import ray
+        # Ray's own modules use deprecated pydantic and numpy APIs on import; importing
+        # them here, once, keeps those warnings (not ours) from failing a test.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import ray
+            import ray.serve
+            import ray.serve.schema
     except ImportError as exc:
         reason = f"Ray is not installed ({exc}); install it with: pip install 'setpoint[ray]'"
         if REQUIRE_RAY:

@@ -10,6 +10,7 @@ Without moto or s3fs a test skips with the reason, except when
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -34,6 +35,7 @@ def s3_endpoint() -> Iterator[str]:
         if REQUIRE_S3:
             pytest.fail(reason + " (SETPOINT_REQUIRE_S3 is set, so this fails)")
         pytest.skip(reason)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per S3 request
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

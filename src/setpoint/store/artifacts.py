@@ -83,6 +83,11 @@ class ArtifactStore:
         self._staging = staging
         self._upload = upload_options(self._fs, PART_SIZE)
 
+    @property
+    def is_local(self) -> bool:
+        """Whether the store is a folder of this machine (not shared with others)."""
+        return self._local
+
     def path(self, digest: str) -> str:
         return f"{self._root.rstrip('/')}/sha256/{digest[:2]}/{digest}"
 
