@@ -6,7 +6,9 @@ becomes a prediction-log record of the same shape as an online one (``request_id
 ``outputs``, ``latency_ms``, ``cached``, ``fallback``; see
 ``serving/lane.py:log_records``), stamped with the time it was scored, and marked
 ``"source": "batch"`` with its ``scoring_run``, as backfilled rows are marked
-``"source": "backfill"``. Rows the contract refused go to the refused log with their
+``"source": "backfill"``, and on ``route: batch``: drift and quality count them as
+traffic, while a rollout's live comparison, which takes the champion's online
+answers, leaves them out. Rows the contract refused go to the refused log with their
 reasons, as the server's do. ``monitor run`` then reads them as it reads online
 traffic. Personal-data columns are hashed or left out as the contract says.
 
@@ -139,7 +141,9 @@ class EndpointLog:
                     "endpoint": self.endpoint,
                     "model": self.model,
                     "version": self.version,
-                    "route": "champion",
+                    # Not "champion": a rollout's live comparison takes the champion's
+                    # online answers only, and batch rows would skew it.
+                    "route": "batch",
                     "inputs": values,
                     "outputs": output,
                     "latency_ms": None,
