@@ -1,0 +1,169 @@
+"""A monitor run's windows measured in parallel: local processes, or Ray tasks.
+
+The unit of work is a *share* of the run's windows: consecutive windows, with the
+traffic of their span of time only (``Traffic.between``: the same rows, values,
+types and order the whole run read). A worker measures each window of its share
+(``Measurement.measure``: drift, the domain classifier, quality, latency,
+performance) and sends back what it found; the run finishes the windows in order
+(``Measurement.finish``: freshness, and the volume against the windows before) and
+stores them, so the windows hold exactly the sequential run's numbers.
+
+Why windows, not log files: a window's drift counts add up across files, but its
+latency percentiles, domain classifier, realized and estimated performance need the
+window's rows together. The run reads and parses the log once, as the sequential run
+does (a window's values are then those of the sequential run by construction, even
+where the log's JSON is typed from all of the run's rows at once); measuring is what
+is split, and in a run of many windows it is most of the time (``bench/drift.py``).
+
+Engines: ``local`` starts up to ``workers`` processes (from a fork server that has
+imported monitoring once, so a worker starts in milliseconds and inherits no threads
+of the caller's); ``ray`` runs one task per share on the Ray cluster this process is
+connected to (``ray.init`` reads ``RAY_ADDRESS``; none: a local one), and is imported
+only then. ``workers`` is the number of shares; each worker learns the thresholds of
+its windows' sizes for itself (the same ones: they are drawn with a fixed seed).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Generator, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from setpoint.errors import DependencyMissingError, SetpointError, UsageError
+
+if TYPE_CHECKING:
+    from setpoint.monitoring.monitor import Monitor
+    from setpoint.monitoring.traffic import Traffic
+    from setpoint.monitoring.window import Measurement, ReferenceParts
+
+ENGINES = ("local", "ray")
+
+Span = tuple[datetime, datetime]
+Measured = tuple[int, dict[str, Any]]  # a window's rows and results, before ``finish``
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Share:
+    """Consecutive windows of one run and the traffic of their span: one worker's."""
+
+    monitor: Monitor
+    parts: ReferenceParts  # loaded (the sample too): it travels to the worker
+    traffic: Traffic
+    spans: list[Span]
+
+
+def check(engine: str, workers: int | None) -> None:
+    """Refuse an engine or a number of workers that cannot be, before any work."""
+    if engine not in ENGINES:
+        raise UsageError(f"engine {engine!r}: use local or ray")
+    if workers is not None and workers < 1:
+        raise UsageError(f"workers must be at least 1, not {workers}")
+    if engine == "ray":
+        _ray()
+
+
+def shares(spans: Sequence[T], workers: int) -> list[list[T]]:
+    """``spans`` cut into at most ``workers`` runs of consecutive ones, as even as can
+    be (the first ones one longer), none empty."""
+    count = min(workers, len(spans))
+    if count == 0:
+        return []
+    size, extra = divmod(len(spans), count)
+    out, begin = [], 0
+    for i in range(count):
+        end = begin + size + (i < extra)
+        out.append(list(spans[begin:end]))
+        begin = end
+    return out
+
+
+def measure_share(share: Share) -> list[Measured]:
+    """What a worker does: measure each window of its share, in order."""
+    from setpoint.monitoring.window import Measurement
+
+    context = Measurement(share.parts, share.monitor, share.traffic, [])
+    return [context.measure(start, end) for start, end in share.spans]
+
+
+def measure(
+    context: Measurement,
+    parts: ReferenceParts,
+    spans: list[Span],
+    *,
+    engine: str,
+    workers: int | None,
+) -> Generator[Measured, None, None]:
+    """The windows of ``spans`` measured in shares on ``engine``, yielded in order as
+    their shares come back. ``parts``: the run's reference parts, loaded whole."""
+    count = workers if workers is not None else _default_workers(engine)
+    jobs = [
+        Share(context.monitor, parts, context.traffic.between(cut[0][0], cut[-1][1]), cut)
+        for cut in shares(spans, count)
+    ]
+    if not jobs:
+        return
+    results = _on_ray(jobs) if engine == "ray" else _on_processes(jobs)
+    for measured in results:
+        yield from measured
+
+
+def _default_workers(engine: str) -> int:
+    if engine == "ray":
+        ray = _connected_ray()
+        return max(1, int(ray.cluster_resources().get("CPU", 1)))
+    return 1
+
+
+# -- local processes ------------------------------------------------------------------
+
+
+def _on_processes(jobs: list[Share]) -> Iterator[list[Measured]]:
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__, "setpoint.monitoring.window"])
+    pool = ProcessPoolExecutor(max_workers=len(jobs), mp_context=context)
+    try:
+        yield from pool.map(measure_share, jobs)
+    except BrokenProcessPool as exc:
+        raise SetpointError(
+            "a worker process of the monitor run died before it finished (out of memory?); "
+            "run again with fewer --workers"
+        ) from exc
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+# -- Ray --------------------------------------------------------------------------------
+
+
+def _ray() -> Any:
+    try:
+        import ray
+    except ImportError as exc:
+        raise DependencyMissingError.for_extra("ray", "ray") from exc
+    return ray
+
+
+def _connected_ray() -> Any:
+    ray = _ray()
+    if not ray.is_initialized():
+        ray.init(logging_level="WARNING", log_to_driver=False)
+    return ray
+
+
+def _on_ray(jobs: list[Share]) -> Iterator[list[Measured]]:
+    ray = _connected_ray()
+    task = ray.remote(num_cpus=1, max_retries=2)(measure_share)
+    pending = [task.remote(job) for job in jobs]
+    got = 0
+    try:
+        for ref in pending:
+            yield ray.get(ref)
+            got += 1
+    finally:
+        for ref in pending[got:]:  # the run failed or stopped: the rest is not wanted
+            ray.cancel(ref)
