@@ -329,6 +329,9 @@ class Monitors:
         recent = [] if recompute or not late else self.windows(endpoint, limit=late)
         if not starts and not recent:
             return []
+        in_parallel = bool(starts) and (engine != "local" or (workers or 1) > 1)
+        if in_parallel:
+            parallel.start(engine)  # while the log is read
         kinds = cast(dict[str, Kind], monitor.reference.features)
         traffic = read_traffic(
             self._sources.root,
@@ -339,12 +342,11 @@ class Monitors:
         )
         previous = [w.n_rows for w in self.windows(endpoint, limit=VOLUME_WINDOWS)]
         spans = [(start, start + timedelta(seconds=span)) for start in starts]
-        in_parallel = engine != "local" or (workers or 1) > 1
         parts = ReferenceParts.load(self._sources, monitor.reference, lazy=not in_parallel)
         context = Measurement(parts, monitor, traffic, previous, clock=self._clock)
         measured: Generator[Measured, None, None] = (
             parallel.measure(context, parts, spans, engine=engine, workers=workers)
-            if in_parallel and spans
+            if in_parallel
             else (context.measure(start, end) for start, end in spans)
         )
         own = notifier is None

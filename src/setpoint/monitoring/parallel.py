@@ -19,18 +19,26 @@ Engines: ``local`` starts up to ``workers`` processes (from a fork server that h
 imported monitoring once, so a worker starts in milliseconds and inherits no threads
 of the caller's); ``ray`` runs one task per share on the Ray cluster this process is
 connected to (``ray.init`` reads ``RAY_ADDRESS``; none: a local one), and is imported
-only then. ``workers`` is the number of shares; each worker learns the thresholds of
-its windows' sizes for itself (the same ones: they are drawn with a fixed seed).
+only then. ``workers`` is the number of shares. The effect thresholds for the
+windows' sizes are learned once by the run and handed to every worker (learning is
+the costliest step of a share's first window, and drawn with a fixed seed, so the
+workers would only learn the same ones again).
+
+A script that runs monitors with ``workers`` > 1 needs Python's guard of any script
+that starts processes by the spawn or fork-server methods: its work under
+``if __name__ == "__main__":`` (each worker imports the script's main module).
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import datetime
+from multiprocessing import forkserver
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from setpoint.errors import DependencyMissingError, SetpointError, UsageError
@@ -55,6 +63,8 @@ class Share:
     parts: ReferenceParts  # loaded (the sample too): it travels to the worker
     traffic: Traffic
     spans: list[Span]
+    learned: dict[int, dict[str, float]]  # the thresholds of its windows' sizes
+    threads: int | None = None  # native threads (OpenMP, BLAS) it may use; None: any
 
 
 def check(engine: str, workers: int | None) -> None:
@@ -65,6 +75,17 @@ def check(engine: str, workers: int | None) -> None:
         raise UsageError(f"workers must be at least 1, not {workers}")
     if engine == "ray":
         _ray()
+
+
+def start(engine: str) -> None:
+    """Get ``engine`` ready while the run reads the log: the fork server starts and
+    imports monitoring in the background (the import costs seconds; the run's first
+    worker waits only for what is left of it), or Ray is connected."""
+    if engine == "ray":
+        _connected_ray()
+        return
+    multiprocessing.get_context(_START_METHOD).set_forkserver_preload(_PRELOAD)
+    forkserver.ensure_running()
 
 
 def shares(spans: Sequence[T], workers: int) -> list[list[T]]:
@@ -84,10 +105,14 @@ def shares(spans: Sequence[T], workers: int) -> list[list[T]]:
 
 def measure_share(share: Share) -> list[Measured]:
     """What a worker does: measure each window of its share, in order."""
+    from threadpoolctl import threadpool_limits
+
     from setpoint.monitoring.window import Measurement
 
-    context = Measurement(share.parts, share.monitor, share.traffic, [])
-    return [context.measure(start, end) for start, end in share.spans]
+    with threadpool_limits(share.threads):
+        context = Measurement(share.parts, share.monitor, share.traffic, [])
+        context.engine.reuse(share.learned)
+        return [context.measure(start, end) for start, end in share.spans]
 
 
 def measure(
@@ -101,15 +126,39 @@ def measure(
     """The windows of ``spans`` measured in shares on ``engine``, yielded in order as
     their shares come back. ``parts``: the run's reference parts, loaded whole."""
     count = workers if workers is not None else _default_workers(engine)
+    # The thresholds for the windows' sizes are learned once, here, rather than by
+    # every worker again.
+    for start, end in spans:
+        context.engine.drift_settings(context.judged_rows(start, end))
+    learned = context.engine.learned
+    cuts = shares(spans, count)
+    # Local workers share this machine's cores: each gets its part of them for the
+    # native thread pools of the domain classifier and numpy, not all of them (four
+    # OpenMP pools spinning on two cores run slower than one). Ray gives each task
+    # the threads of the CPUs it reserved.
+    threads = None if engine == "ray" else max(1, _cores() // max(1, len(cuts)))
     jobs = [
-        Share(context.monitor, parts, context.traffic.between(cut[0][0], cut[-1][1]), cut)
-        for cut in shares(spans, count)
+        Share(
+            context.monitor,
+            parts,
+            context.traffic.between(cut[0][0], cut[-1][1]),
+            cut,
+            learned,
+            threads,
+        )
+        for cut in cuts
     ]
     if not jobs:
         return
     results = _on_ray(jobs) if engine == "ray" else _on_processes(jobs)
     for measured in results:
         yield from measured
+
+
+def _cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _default_workers(engine: str) -> int:
@@ -122,9 +171,15 @@ def _default_workers(engine: str) -> int:
 # -- local processes ------------------------------------------------------------------
 
 
+# Not fork: the caller may hold threads (a webhook sender, OpenMP's pool after a
+# domain classifier) that a forked child would inherit half-way.
+_START_METHOD = "forkserver"
+_PRELOAD = [__name__, "setpoint.monitoring.window"]
+
+
 def _on_processes(jobs: list[Share]) -> Iterator[list[Measured]]:
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__, "setpoint.monitoring.window"])
+    context = multiprocessing.get_context(_START_METHOD)
+    context.set_forkserver_preload(_PRELOAD)
     pool = ProcessPoolExecutor(max_workers=len(jobs), mp_context=context)
     try:
         yield from pool.map(measure_share, jobs)

@@ -207,6 +207,10 @@ class Measurement:
         }
         return n, results
 
+    def judged_rows(self, start: datetime, end: datetime) -> int:
+        """How many rows the window's drift is judged on: answered and refused."""
+        return len(self._rows(start, end)) + refused_in(self.traffic, start, end).num_rows
+
     def finish(self, start: datetime, end: datetime, n: int, results: dict[str, Any]) -> Window:
         """The window of ``n`` rows ``measure`` found in [start, end), with what depends
         on the whole run: freshness, and the volume against the windows before it.
