@@ -56,8 +56,10 @@ windows with its default settings. ``setpoint monitor run`` computes every windo
 (``recompute``) in a fresh process, once with one worker and once with ``--workers``
 processes, in alternation ``--repeat`` times; the table gives rows of log per second
 of the run (reading the log, measuring and storing every window, starting the
-workers) and the speed-up, medians. Both runs may use every core: the question is
-what ``--workers`` gains over the default on the same machine.
+workers), medians, and the speed-up: the median of the ratios of the two runs of a
+round, which a slow spell of the machine affects on both sides alike. Both runs may
+use every core: the question is what ``--workers`` gains over the default on the same
+machine.
 
 The machine is shared and noisy (2 cores): each part runs ``--repeat`` times, in
 alternation, and the table shows medians.
@@ -295,11 +297,25 @@ def measure_monitor(console: Console, args: argparse.Namespace, cores: list[int]
                     extra = ["--log-days", str(args.log_days), "--workers", str(workers)]
                     runs[workers].append(run_child("monitor", root, cores=cores, extra=extra))
     seconds = {w: statistics.median(r["seconds"] for r in rs) for w, rs in runs.items()}
+    # The ratio within each round (the two runs back to back) is what a slow spell of
+    # the shared machine moves least; its median is the speed-up reported.
+    ratios = [
+        one["seconds"] / many["seconds"]
+        for one, many in zip(runs[1], runs[args.workers], strict=True)
+    ]
     rows = runs[1][0]["rows"]
-    return {"rows": rows, "windows": runs[1][0]["windows"], "seconds": seconds}
+    return {
+        "rows": rows,
+        "windows": runs[1][0]["windows"],
+        "seconds": seconds,
+        "ratios": ratios,
+        "load": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+    }
 
 
-def print_monitor(console: Console, result: dict[str, Any], args: argparse.Namespace) -> None:
+def print_monitor(
+    console: Console, result: dict[str, Any], args: argparse.Namespace, cores: list[int]
+) -> None:
     seconds, rows = result["seconds"], result["rows"]
     table = Table(
         title=f"Monitor run, {rows:,} logged rows in {result['windows']} daily windows, "
@@ -307,14 +323,21 @@ def print_monitor(console: Console, result: dict[str, Any], args: argparse.Names
     )
     for column in ("workers", "seconds", "rows/s", "speed-up"):
         table.add_column(column, justify="right")
+    speed_up = statistics.median(result["ratios"])
     for workers, spent in seconds.items():
         table.add_row(
             f"{workers} ({'sequential' if workers == 1 else 'processes'})",
             f"{spent:.2f}",
             f"{rows / spent:,.0f}",
-            f"{seconds[1] / spent:.2f}x",
+            "1.00x" if workers == 1 else f"{speed_up:.2f}x",
         )
     console.print(table)
+    rounds = ", ".join(f"{r:.2f}x" for r in result["ratios"])
+    load = "" if result["load"] is None else f"; load average {result['load']:.1f} at the end"
+    console.print(
+        f"speed-up of {args.workers} workers, round by round: {rounds} "
+        f"(the table gives their median){load}; {len(cores) or '?'} cores"
+    )
 
 
 # One measured run, in a fresh process.
@@ -442,7 +465,7 @@ def main() -> None:
 
     console = Console()
     if args.part in ("all", "monitor"):
-        print_monitor(console, measure_monitor(console, args, cores), args)
+        print_monitor(console, measure_monitor(console, args, cores), args, cores)
     if args.part == "monitor":
         return
     with tempfile.TemporaryDirectory() as tmp:

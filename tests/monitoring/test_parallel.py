@@ -13,6 +13,7 @@ from test_monitor import give_labels, replay
 from ray_support import ray_cluster  # noqa: F401
 from setpoint.demo import lending
 from setpoint.errors import DependencyMissingError, UsageError
+from setpoint.monitoring import parallel
 from setpoint.monitoring.monitor import Monitors
 from setpoint.monitoring.parallel import shares
 from setpoint.monitoring.settings import MonitorConfig
@@ -115,10 +116,20 @@ def test_the_run_is_cut_into_contiguous_shares() -> None:
     assert shares([], 4) == []
 
 
-def test_a_run_without_new_windows_starts_no_worker(served: Workspace) -> None:
+def test_a_run_without_new_windows_starts_no_worker(
+    served: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monitors = Monitors(served, clock=lambda: NOW)
     monitors.create("credit", MonitorConfig(window="1d"))
-    assert monitors.run("credit", until=DAY, workers=4) == []
+
+    def no_worker(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a worker was started")
+
+    monkeypatch.setattr(parallel, "start", no_worker)
+    monkeypatch.setattr(parallel, "measure", no_worker)
+    assert monitors.run("credit", until=DAY, workers=4) == []  # no traffic at all
+    many_files(served)
+    assert monitors.run("credit", until=DAY, workers=4) == []  # no complete window yet
 
 
 def test_mistakes_are_named(served: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -191,7 +191,7 @@ def run(
         typer.Option(
             metavar="local|ray",
             help="local: processes on this machine. ray: tasks on the Ray cluster "
-            "(RAY_ADDRESS, or a local one; needs setpoint[ray]).",
+            "(RAY_ADDRESS, else a local one; needs setpoint[ray]).",
         ),
     ] = "local",
     json_: JsonFlag = False,

@@ -342,10 +342,10 @@ class Monitors:
         )
         previous = [w.n_rows for w in self.windows(endpoint, limit=VOLUME_WINDOWS)]
         spans = [(start, start + timedelta(seconds=span)) for start in starts]
-        parts = ReferenceParts.load(self._sources, monitor.reference, lazy=not in_parallel)
+        parts = ReferenceParts.load(self._sources, monitor.reference)
         context = Measurement(parts, monitor, traffic, previous, clock=self._clock)
         measured: Generator[Measured, None, None] = (
-            parallel.measure(context, parts, spans, engine=engine, workers=workers)
+            parallel.measure(context, spans, engine=engine, workers=workers)
             if in_parallel
             else (context.measure(start, end) for start, end in spans)
         )

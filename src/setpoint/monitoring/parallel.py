@@ -16,13 +16,14 @@ where the log's JSON is typed from all of the run's rows at once); measuring is 
 is split, and in a run of many windows it is most of the time (``bench/drift.py``).
 
 Engines: ``local`` starts up to ``workers`` processes (from a fork server that has
-imported monitoring once, so a worker starts in milliseconds and inherits no threads
-of the caller's); ``ray`` runs one task per share on the Ray cluster this process is
-connected to (``ray.init`` reads ``RAY_ADDRESS``; none: a local one), and is imported
-only then. ``workers`` is the number of shares. The effect thresholds for the
-windows' sizes are learned once by the run and handed to every worker (learning is
-the costliest step of a share's first window, and drawn with a fixed seed, so the
-workers would only learn the same ones again).
+imported monitoring once, so a worker starts without importing it again and
+inherits no threads of the caller's); ``ray`` runs one task per share on the Ray cluster this process is
+connected to (else ``ray.init()``'s choice: ``RAY_ADDRESS``, the cluster ``ray start``
+began on this machine, or a new local one), and is imported only then. ``workers``
+is the number of shares. The effect thresholds for the windows' sizes are learned
+once by the run and handed to every worker (learning is the costliest step of a
+share's first window, and drawn with a fixed seed, so the workers would only learn
+the same ones again).
 
 A script that runs monitors with ``workers`` > 1 needs Python's guard of any script
 that starts processes by the spawn or fork-server methods: its work under
@@ -36,7 +37,7 @@ import os
 from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from multiprocessing import forkserver
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -116,21 +117,17 @@ def measure_share(share: Share) -> list[Measured]:
 
 
 def measure(
-    context: Measurement,
-    parts: ReferenceParts,
-    spans: list[Span],
-    *,
-    engine: str,
-    workers: int | None,
+    context: Measurement, spans: list[Span], *, engine: str, workers: int | None
 ) -> Generator[Measured, None, None]:
     """The windows of ``spans`` measured in shares on ``engine``, yielded in order as
-    their shares come back. ``parts``: the run's reference parts, loaded whole."""
+    their shares come back."""
     count = workers if workers is not None else _default_workers(engine)
     # The thresholds for the windows' sizes are learned once, here, rather than by
     # every worker again.
     for start, end in spans:
         context.engine.drift_settings(context.judged_rows(start, end))
     learned = context.engine.learned
+    parts = replace(context.parts, sample=context.engine.sample)  # read once, sent along
     cuts = shares(spans, count)
     # Local workers share this machine's cores: each gets its part of them for the
     # native thread pools of the domain classifier and numpy, not all of them (four

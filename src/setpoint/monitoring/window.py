@@ -91,27 +91,20 @@ class ReferenceParts:
     """What a run loads of its monitor's reference besides the stored document: when
     the training data was registered, the hold-out to calibrate the performance
     estimate on, and the sample of reference rows (or a function that loads it, called
-    only when a window needs it). Loaded (``load``) with everything in it, it can be
-    handed to other processes."""
+    only when a window needs it). With the sample read, it can be handed to other
+    processes."""
 
     trained_on: datetime
     calibration: tuple[np.ndarray, list[Any]] | None
     sample: pa.Table | Callable[[], pa.Table]
 
     @classmethod
-    def load(
-        cls, sources: ReferenceSources, ref: references.Reference, *, lazy: bool = True
-    ) -> ReferenceParts:
-        """The parts of ``ref``; ``lazy``: the sample is read only when first needed."""
-        sample: pa.Table | Callable[[], pa.Table] = (
-            partial(references.load_sample, sources, ref)
-            if lazy
-            else references.load_sample(sources, ref)
-        )
+    def load(cls, sources: ReferenceSources, ref: references.Reference) -> ReferenceParts:
+        """The parts of ``ref``, the sample to be read when first needed."""
         return cls(
             sources.dataset(ref.dataset).created_at,
             references.load_calibration(sources, ref),
-            sample,
+            partial(references.load_sample, sources, ref),
         )
 
 
