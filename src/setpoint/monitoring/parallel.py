@@ -16,10 +16,10 @@ where the log's JSON is typed from all of the run's rows at once); measuring is 
 is split, and in a run of many windows it is most of the time (``bench/drift.py``).
 
 Engines: ``local`` starts up to ``workers`` processes (from a fork server that has
-imported monitoring once, so a worker starts without importing it again and
-inherits no threads of the caller's); ``ray`` runs one task per share on the Ray cluster this process is
-connected to (else ``ray.init()``'s choice: ``RAY_ADDRESS``, the cluster ``ray start``
-began on this machine, or a new local one), and is imported only then. ``workers``
+imported monitoring once, so a worker starts without importing it again and inherits
+no threads of the caller's); ``ray`` runs one task per share on the Ray cluster this
+process is connected to (else ``ray.init()``'s choice: ``RAY_ADDRESS``, the cluster
+``ray start`` began on this machine, or a new local one), and is imported only then. ``workers``
 is the number of shares. The effect thresholds for the windows' sizes are learned
 once by the run and handed to every worker (learning is the costliest step of a
 share's first window, and drawn with a fixed seed, so the workers would only learn
