@@ -197,6 +197,18 @@ def compute_all(reference_table: pa.Table, current_table: pa.Table) -> dict[str,
 
 # A monitor run over a log, sequential and in parallel.
 
+_MONITOR_CHILD = f"""
+import argparse, sys
+from pathlib import Path
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+import drift
+parser = argparse.ArgumentParser()
+for flag in ("--data", "--log-days", "--workers"):
+    parser.add_argument(flag)
+args = parser.parse_args()
+drift.monitor_child(Path(args.data), int(args.log_days), int(args.workers))
+"""
+
 
 def build_log(root: Path, rows: int, days: int) -> None:
     """A workspace at ``root``: endpoint ``credit`` serving the lending model, ``rows``
@@ -406,8 +418,14 @@ def run_child(
         if cores:
             os.sched_setaffinity(0, cores)
 
+    command = [sys.executable, __file__, "--child", part, "--data", str(data_dir)]
+    if part == "monitor":
+        # A main module without a file, as a console script's is small: a worker of
+        # the run imports its caller's main module, and this one is not what
+        # `setpoint monitor run` would make it import.
+        command = [sys.executable, "-c", _MONITOR_CHILD, "--data", str(data_dir)]
     completed = subprocess.run(
-        [sys.executable, __file__, "--child", part, "--data", str(data_dir), *(extra or [])],
+        [*command, *(extra or [])],
         capture_output=True,
         text=True,
         check=False,
