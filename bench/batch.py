@@ -1,6 +1,6 @@
 """Batch scoring: ``setpoint predict`` against the model library on the same batches.
 
-    python bench/batch.py [--rows 1000000 10000000] [--trees 100]
+    python bench/batch.py [--rows 1000000 10000000] [--trees 100] [--no-ray]
 
 Writes a Parquet file of N rows x 20 numeric features per size (row groups of 100,000
 rows), trains a LightGBM classifier (``--trees`` trees) on 50,000 other rows and
@@ -14,7 +14,13 @@ reports its own CPU time (user + system, every thread) and peak resident memory
 - the baseline, measured in the same run: the same file read batch by batch with
   ``pyarrow.parquet`` (``pre_buffer=False``, as setpoint reads it: pyarrow's default
   read-ahead holds row groups and grows with the file) and ``Booster.predict`` on each
-  batch's matrix, output kept nowhere: the least any scorer of this file must do.
+  batch's matrix, output kept nowhere: the least any scorer of this file must do;
+- setpoint on Ray (unless ``--no-ray``): the same command with ``--engine ray
+  --address`` a local Ray cluster that this script starts once (``ray.init``, one
+  CPU per core) and keeps for every size, so the figure holds the run's own start
+  (the actors, each loading the model) but not the cluster's. Its CPU time and
+  memory are the actors', which run outside the measured process: only wall time
+  and rows/s are shown for it.
 
 Prints rows/s, rows per CPU-second (per core used) and peak memory for each, the
 ratio setpoint / baseline per CPU-second (target: at least 0.9) and the peak memory
@@ -98,8 +104,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--trees", type=int, default=100)
+    parser.add_argument("--no-ray", action="store_true", help="leave out the Ray engine")
     args = parser.parse_args()
     console = Console()
+    address = None if args.no_ray else _ray_cluster()
     with tempfile.TemporaryDirectory(prefix="setpoint-bench-batch-") as tmp:
         folder = Path(tmp)
         ws_root = folder / "ws"
@@ -115,22 +123,21 @@ def main() -> None:
             console.print(f"writing {rows:,} rows x {len(FEATURES)} features...")
             write_input(source, rows)
             base = run([sys.executable, "-c", _BASELINE, str(model_file), str(source)])
-            ours = run(
-                [
-                    sys.executable,
-                    "-c",
-                    _CLI,
-                    "-w",
-                    str(ws_root),
-                    "predict",
-                    "risk@champion",
-                    "--input",
-                    str(source),
-                    "--output",
-                    str(folder / "out.parquet"),
-                    "--json",
-                ]
-            )
+            command = [
+                sys.executable,
+                "-c",
+                _CLI,
+                "-w",
+                str(ws_root),
+                "predict",
+                "risk@champion",
+                "--input",
+                str(source),
+                "--output",
+                str(folder / "out.parquet"),
+                "--json",
+            ]
+            ours = run(command)
             scored = json.loads(ours[3])["n_scored"]
             if scored != rows or int(base[3]) != rows:
                 raise SystemExit(f"scored {scored} and {base[3].strip()} of {rows} rows")
@@ -143,6 +150,14 @@ def main() -> None:
                     f"{rows / wall:,.0f}",
                     f"{rows / cpu:,.0f}",
                     f"{peak:,.0f}",
+                )
+            if address is not None:
+                wall, *_, said = run([*command, "--engine", "ray", "--address", address])
+                if json.loads(said)["n_scored"] != rows:
+                    raise SystemExit(f"Ray scored {json.loads(said)['n_scored']} of {rows} rows")
+                label = "setpoint/ray"
+                table.add_row(
+                    f"{rows:,}", label, f"{wall:.1f}", "-", f"{rows / wall:,.0f}", "-", "-"
                 )
             peaks[rows] = ours[2]
             ratios.append((rows / ours[1]) / (rows / base[1]))
@@ -163,6 +178,19 @@ def main() -> None:
             f"{platform.python_version()}, {os.cpu_count()} CPUs, load average "
             f"{os.getloadavg()[0]:.1f}"
         )
+
+
+def _ray_cluster() -> str:
+    """The address of a Ray cluster on this machine, kept until this script exits."""
+    import ray
+
+    # A folder of its own: a cluster another process starts on this machine takes
+    # over /tmp/ray's session_latest, and its clean-up there must not reach this one.
+    folder = tempfile.mkdtemp(prefix="setpoint-bench-ray-")
+    ray.init(
+        include_dashboard=False, log_to_driver=False, logging_level="WARNING", _temp_dir=folder
+    )
+    return str(ray.get_runtime_context().gcs_address)
 
 
 def _register(root: Path, folder: Path, trees: int, model_file: Path) -> None:

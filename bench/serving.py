@@ -1,6 +1,7 @@
 """Serving throughput and latency: the full server against two bare baselines.
 
     python bench/serving.py [--duration 2] [--rounds 7] [--connections 1,16,64]
+    python bench/serving.py --engine ray      # setpoint's replica vs a bare Ray Serve one
 
 Three servers, each one uvicorn process pinned to core 0, loaded one at a time by
 wrk (a C load generator, Debian package ``wrk``) pinned to core 1, with single-row
@@ -128,45 +129,63 @@ def wrk(url: str, script: Path, connections: int, duration: int) -> tuple[float,
     return rate, percentile("50"), percentile("99"), int(errors.group(1)) if errors else 0
 
 
+def prepare(root: Path, console: Console) -> tuple[str, Path]:
+    """A workspace at ``root / "ws"`` serving endpoint ``credit`` (LightGBM, an API key
+    required), and a wrk script posting one of its rows: (the key, the script)."""
+    with console.status("training and deploying the model"):
+        ws = Workspace.init(root / "ws", actor="bench")
+        history = lending.applications(20_000, start=datetime(2026, 1, 1, tzinfo=UTC), seed=3)
+        ws.add_dataset("loans", history)
+        version = ws.train(SPEC)
+        ws.promote(version.name, version.version)
+        ws.deploy("credit", model="credit-risk")
+        _, key = ws.keys.create("predict", note="bench")
+        ws.close()
+    record = {
+        k: (None if v != v else v)
+        for k, v in history.drop(columns=[lending.TARGET, lending.TIME_COLUMN])
+        .iloc[0]
+        .to_dict()
+        .items()
+    }
+    body = root / "body.json"
+    body.write_bytes(orjson.dumps({"records": [record]}, option=orjson.OPT_SERIALIZE_NUMPY))
+    script = root / "post.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        f'wrk.body = io.open("{body}"):read("*a")\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f'wrk.headers["Authorization"] = "Bearer {key}"\n'
+    )
+    return key, script
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=2, help="seconds per slice")
     parser.add_argument("--connections", default="1,16,64")
     parser.add_argument("--rounds", type=int, default=7, help="rounds of one slice per server")
+    parser.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="ray: setpoint's replica against a bare Ray Serve deployment, both behind "
+        "Ray Serve's proxy on a local Ray",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed; install the Debian package: apt-get install wrk")
     levels = [int(c) for c in args.connections.split(",")]
     console = Console()
 
+    if args.engine == "ray":
+        ray_main(args, levels, console)
+        return
+
     with tempfile.TemporaryDirectory(prefix="setpoint-bench-") as tmp:
         root = Path(tmp)
-        with console.status("training and deploying the model"):
-            ws = Workspace.init(root / "ws", actor="bench")
-            history = lending.applications(20_000, start=datetime(2026, 1, 1, tzinfo=UTC), seed=3)
-            ws.add_dataset("loans", history)
-            version = ws.train(SPEC)
-            ws.promote(version.name, version.version)
-            ws.deploy("credit", model="credit-risk")
-            _, key = ws.keys.create("predict", note="bench")
-            ws.close()
-        record = {
-            k: (None if v != v else v)
-            for k, v in history.drop(columns=[lending.TARGET, lending.TIME_COLUMN])
-            .iloc[0]
-            .to_dict()
-            .items()
-        }
-        body = root / "body.json"
-        body.write_bytes(orjson.dumps({"records": [record]}, option=orjson.OPT_SERIALIZE_NUMPY))
+        key, script = prepare(root, console)
         auth = {"Authorization": f"Bearer {key}"}
-        script = root / "post.lua"
-        script.write_text(
-            'wrk.method = "POST"\n'
-            f'wrk.body = io.open("{body}"):read("*a")\n'
-            'wrk.headers["Content-Type"] = "application/json"\n'
-            f'wrk.headers["Authorization"] = "Bearer {key}"\n'
-        )
         env = dict(os.environ, SETPOINT_WORKSPACE=str(root / "ws"), BENCH_MODEL="credit-risk")
         python = sys.executable
         commands: dict[str, tuple[list[str], str, str]] = {}
@@ -276,6 +295,96 @@ def main() -> None:
     console.print(
         f"target at {top} connections (>= 50% of constant req/s, p99 <= 3x): "
         f"{'met' if ok else 'NOT met'} ({rate_ratio:.0%}, {p99_ratio:.1f}x)"
+    )
+
+
+def ray_main(args: argparse.Namespace, levels: list[int], console: Console) -> None:
+    """setpoint's Ray Serve replica (the full server: key, contract, batching, durable
+    log) against a bare Ray Serve deployment returning a constant, one replica each
+    behind the same proxy on a local Ray; wrk pinned to core 1, Ray where it likes."""
+    import ray
+    from ray import serve
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from setpoint.serving import ray_engine
+
+    constant = orjson.dumps({"predictions": [0], "probabilities": [[0.9, 0.1]]})
+
+    # The same admission as our replica (Ray's default of 5 ongoing requests queues
+    # the rest in the proxy, which would flatter us at high concurrency).
+    @serve.deployment(ray_actor_options={"num_cpus": 1}, max_ongoing_requests=64)
+    class Constant:
+        async def __call__(self, request: Request) -> Response:
+            await request.body()
+            return Response(constant, media_type="application/json")
+
+    with tempfile.TemporaryDirectory(prefix="setpoint-bench-") as tmp:
+        root = Path(tmp)
+        _, script = prepare(root, console)
+        with console.status("starting Ray and both deployments"):
+            ray.init(
+                address="local",
+                num_cpus=2,
+                include_dashboard=False,
+                logging_level="ERROR",
+                log_to_driver=False,
+            )
+            ws = Workspace.open(root / "ws")
+            base = ray_engine.deploy(
+                ws,
+                overrides={},
+                port=free_port(),
+                replicas=ray_engine.Replicas(fixed=1),
+                replica=ray_engine.ReplicaSettings(cpus=1),
+            )
+            serve.run(Constant.bind(), name="constant", route_prefix="/constant")
+        urls = {
+            "setpoint on Ray": f"{base}/v1/endpoints/credit/predict",
+            "bare Ray Serve": f"{base}/constant",
+        }
+        samples: dict[str, dict[int, list[tuple[float, float, float, int]]]] = {
+            name: {c: [] for c in levels} for name in urls
+        }
+        try:
+            for url in urls.values():
+                wrk(url, script, 16, 2)  # warm up
+            for c in levels:
+                for round_ in range(args.rounds):
+                    for name, url in urls.items():
+                        with console.status(f"{c} connections, round {round_ + 1}: {name}"):
+                            samples[name][c].append(wrk(url, script, c, args.duration))
+        finally:
+            serve.shutdown()
+            ray.shutdown()
+            ws.close()
+
+    table = Table(
+        title=f"Single-row requests through Ray Serve's proxy, one replica each, wrk on "
+        f"core 1 (medians of {args.rounds} rounds of {args.duration}-s slices)"
+    )
+    for column in ("deployment", "connections", "req/s", "p50 ms", "p99 ms", "non-2xx", "ratio"):
+        table.add_column(column, justify="left" if column == "deployment" else "right")
+    ratios: dict[int, float] = {}
+    for c in levels:
+        ratios[c] = statistics.median(
+            r[0] / b[0]
+            for r, b in zip(
+                samples["setpoint on Ray"][c], samples["bare Ray Serve"][c], strict=True
+            )
+        )
+    for name, by_level in samples.items():
+        for c, runs in by_level.items():
+            rate, p50, p99, errors = _median(runs)
+            ratio = f"{ratios[c]:.0%}" if name == "setpoint on Ray" else ""
+            table.add_row(
+                name, str(c), f"{rate:,.0f}", f"{p50:.2f}", f"{p99:.2f}", str(errors), ratio
+            )
+    console.print(table)
+    top = max(levels)
+    console.print(
+        f"target at {top} connections (>= 80% of the bare deployment's req/s): "
+        f"{'met' if ratios[top] >= 0.8 else 'NOT met'} ({ratios[top]:.0%})"
     )
 
 

@@ -4,6 +4,10 @@ Tests that take ``workspace`` (or ``database_url``) run once on SQLite and once 
 the real PostgreSQL server, each in a database of its own that is dropped afterwards.
 Without a reachable PostgreSQL the PostgreSQL runs skip with the reason, except when
 ``SETPOINT_REQUIRE_POSTGRES=1`` (set by CI), where they fail.
+
+Tests marked ``every_store`` also run once with the artifacts and dataset versions in
+the workspace's folder and once in an S3 bucket on loopback (``s3_support.py``); the
+mark is kept to the tests that exercise storage, so the suite is not run twice.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 import sqlalchemy as sa
+
+from s3_support import s3_bucket, s3_endpoint  # noqa: F401  (fixtures for every test)
 
 if TYPE_CHECKING:
     from setpoint.workspace import Workspace
@@ -77,10 +83,35 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
     return url
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("every_store") is None:
+        return
+    if "storage" not in metafunc.fixturenames:
+        raise pytest.UsageError(
+            f"{metafunc.definition.nodeid} is marked every_store but takes neither "
+            "`workspace` nor `storage`, so it would run on one store only"
+        )
+    stores = ["local", pytest.param("s3", marks=pytest.mark.s3)]
+    metafunc.parametrize("storage", stores, indirect=True)
+
+
 @pytest.fixture
-def workspace(tmp_path: Path, database_url: str | None) -> Iterator[Workspace]:
+def storage(request: pytest.FixtureRequest) -> str | None:
+    """Where artifacts and dataset versions are kept: None for the workspace's own
+    folders, or (tests marked ``every_store``, second run) a fresh ``s3://`` bucket."""
+    if getattr(request, "param", "local") == "local":
+        return None
+    bucket: str = request.getfixturevalue("s3_bucket")
+    return bucket
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, database_url: str | None, storage: str | None) -> Iterator[Workspace]:
     from setpoint.workspace import Workspace
 
-    ws = Workspace.init(tmp_path / "ws", database_url=database_url, actor="tester")
+    stores: dict[str, str] = {}
+    if storage is not None:
+        stores = {"artifacts_uri": f"{storage}/artifacts", "data_uri": f"{storage}/data"}
+    ws = Workspace.init(tmp_path / "ws", database_url=database_url, actor="tester", **stores)
     yield ws
     ws.close()

@@ -10,11 +10,13 @@ Without moto or s3fs a test skips with the reason, except when
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
 
 import pytest
+from fsspec import AbstractFileSystem
 
 REQUIRE_S3 = os.environ.get("SETPOINT_REQUIRE_S3", "") not in ("", "0")
 
@@ -33,6 +35,7 @@ def s3_endpoint() -> Iterator[str]:
         if REQUIRE_S3:
             pytest.fail(reason + " (SETPOINT_REQUIRE_S3 is set, so this fails)")
         pytest.skip(reason)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per S3 request
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -68,3 +71,12 @@ def s3_bucket(s3_endpoint: str) -> Iterator[str]:
     fs.mkdir(name)
     yield f"s3://{name}"
     fs.rm(name, recursive=True)
+
+
+def outside(uri: str) -> tuple[AbstractFileSystem, str]:
+    """The file system under ``uri`` and the path in it, as another process sees them:
+    an instance of its own, sharing no cached listing with the store under test."""
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(uri, skip_instance_cache=True)
+    return fs, path

@@ -10,18 +10,21 @@ still computes its windows.
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from privacy_support import SPEC, START, records, text_of, with_accounts
+from s3_support import outside
 from setpoint.cli.main import app
 from setpoint.demo import lending
 from setpoint.errors import ConflictError, GoneError, NotFoundError, UsageError
@@ -350,3 +353,30 @@ def test_a_subject_named_by_a_column_not_marked_pii_leaves_no_value_anywhere(
     assert "987654.25" not in text
     assert workspace.monitors.get("credit").reference.dataset == "loans@2"
     assert workspace.monitors.run("credit", until=START + timedelta(days=1)) == []
+
+
+@pytest.mark.every_store
+def test_erased_rows_leave_the_store_as_well(workspace: Workspace) -> None:
+    """On every store (a folder, an S3 bucket): the objects that held the subject's rows
+    are deleted, and no object left holds the subject."""
+    subject = 7340011
+    frame = pd.DataFrame({"account": [subject, 7340012, 7340013], "income": [1.0, 2.0, 3.0]})
+    version = workspace.add_dataset("accounts", frame, pii_columns=["account"])
+    batch = pd.DataFrame({"account": [subject, 7340014], "income": [-9e9, 2.5]})
+    quarantined = workspace.validate(version.ref, batch, mode="quarantine").quarantine
+    assert quarantined is not None
+
+    def stored() -> str:
+        fs, root = outside(workspace.data_store.uri)  # a fresh look: no cached listing
+        return json.dumps(
+            [pq.read_table(io.BytesIO(fs.cat_file(p))).to_pylist() for p in fs.find(root)]
+        )
+
+    assert str(subject) in stored()
+    workspace.erase("account", subject)
+    fs, _ = outside(workspace.data_store.uri)
+    for artifact in (version.artifact, quarantined.artifact):
+        assert not fs.exists(workspace.data_store.path(artifact))
+    assert str(subject) not in stored()
+    assert "7340012" in stored()  # everyone else's rows stay
+    assert workspace.load_dataset("accounts@2").num_rows == 2

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer
 
+from s3_support import outside
 from setpoint.data import io
 from setpoint.errors import NotFoundError
 from setpoint.models import flavors
@@ -94,3 +95,20 @@ def test_open_finds_the_workspace_upward(tmp_path: Path, monkeypatch: pytest.Mon
         find_root(None)
     monkeypatch.setenv("SETPOINT_WORKSPACE", str(tmp_path / "ws"))
     assert find_root(None) == (tmp_path / "ws").resolve()
+
+
+@pytest.mark.every_store
+def test_objects_are_kept_where_the_settings_say(workspace: Workspace, storage: str | None) -> None:
+    """The ``every_store`` runs really use the bucket: the objects are there, the
+    workspace folder holds none, and the workspace opened again finds them."""
+    version = workspace.add_dataset("numbers", pd.DataFrame({"x": [1.0, 2.0, 3.0]}))
+    expected = str(workspace.root / "data") if storage is None else f"{storage}/data"
+    assert workspace.data_store.uri == expected
+    fs, _ = outside(expected)
+    assert fs.exists(workspace.data_store.path(version.artifact))
+    if storage is not None:
+        assert not (workspace.root / "data").exists()
+        assert not (workspace.root / "artifacts").exists()
+    with Workspace.open(workspace.root) as again:
+        assert again.data_store.uri == expected
+        assert again.load_dataset("numbers@1").column("x").to_pylist() == [1.0, 2.0, 3.0]

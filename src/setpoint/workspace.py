@@ -71,8 +71,15 @@ class Workspace:
         )
         self.db.migrate()
         self.actor: str = settings.actor
-        self.artifacts = ArtifactStore(settings.artifacts_uri or str(root / "artifacts"))
-        self.data_store = ArtifactStore(settings.data_uri or str(root / "data"))
+        staging = root / "staging"  # large objects on their way to a remote store
+        self.artifacts = ArtifactStore(
+            settings.artifacts_uri or str(root / "artifacts"),
+            setting="artifacts_uri",
+            staging=staging,
+        )
+        self.data_store = ArtifactStore(
+            settings.data_uri or str(root / "data"), setting="data_uri", staging=staging
+        )
         self.datasets = DatasetCatalog(
             self.db,
             self.data_store,
@@ -145,12 +152,16 @@ class Workspace:
         # Open (and migrate) the database first: a settings file is written only for a
         # workspace that works, so a wrong URL can simply be given again.
         workspace = cls(root, Settings.resolve(root, settings))
+        try:
+            for store in (workspace.artifacts, workspace.data_store):
+                store.check()  # a bucket that does not exist is named now, not later
+        except BaseException:
+            workspace.close()
+            raise
         if created:
             lines = [_SETTINGS_HEADER]
             lines += [f"{k} = {_toml_value(v)}\n" for k, v in settings.items() if v is not None]
             settings_file.write_text("".join(lines), encoding="utf-8")
-        for folder in ("artifacts", "data"):
-            (root / folder).mkdir(exist_ok=True)
         if created:
             with workspace.db.write() as conn:
                 audit.record(
@@ -522,12 +533,16 @@ class Workspace:
         workers: int | None = None,
         block_size: int | None = None,
         progress: Callable[[str, float], None] | None = None,
+        engine: str = "local",
+        address: str | None = None,
     ) -> ScoringRun:
         """Score CSV or Parquet files (a path, a glob, or a list) with ``model`` into
         ``output`` (.csv or .parquet), streamed in batches on ``workers`` threads (one
         per core by default): rows the model's contract refuses are quarantined with
         their reasons, the others written with ``prediction`` (and ``proba_<class>``
-        for a classifier), in the input's order (``batch/score.py``)."""
+        for a classifier), in the input's order (``batch/score.py``). ``engine="ray"``
+        scores them on the Ray cluster at ``address`` instead, on ``workers`` actors
+        (``batch/ray_engine.py``), with the same output."""
         from setpoint.batch.score import predict_files
 
         return predict_files(
@@ -538,6 +553,8 @@ class Workspace:
             workers=workers,
             block_size=block_size,
             progress=progress,
+            engine=engine,
+            address=address,
         )
 
     # -- serving ---------------------------------------------------------------------

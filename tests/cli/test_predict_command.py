@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 from cli_support import Cli
 
+from ray_support import ray_cluster  # noqa: F401
 from setpoint.workspace import Workspace
 
 
@@ -78,7 +80,7 @@ def test_predict_takes_a_glob_and_writes_parquet(cli: Cli, model: str, tmp_path:
         (["clf@1", "--input", "in.csv", "-o", "nowhere/out.csv"], 2, "does not exist"),
         (["clf@1", "--input", "in.csv", "-o", "out.json"], 2, ".csv or .parquet"),
         (["clf@1", "--input", "in.txt", "-o", "out.csv"], 2, "unsupported file type"),
-        (["clf@1", "--input", "in.csv", "-o", "out.csv", "--engine", "ray"], 2, "--engine local"),
+        (["clf@1", "--input", "in.csv", "-o", "out.csv", "--address", "h:1"], 2, "--engine ray"),
         (["clf@1", "--input", "in.csv", "-o", "out.csv", "--engine", "spark"], 2, "local or ray"),
     ],
 )
@@ -97,3 +99,29 @@ def test_predict_refuses_bad_arguments_clearly(
     cli.fails("predict", *args, code=code, message=message)
     assert not Path("out.csv").exists()
     assert "scoring" not in cli("predict", *args, code=code).stderr  # the error alone
+
+
+@pytest.mark.slow
+def test_predict_on_ray_writes_what_the_local_engine_writes(
+    ray_cluster: Any,  # noqa: F811
+    cli: Cli,
+    model: str,
+    tmp_path: Path,
+) -> None:
+    given = rows(300)
+    given.loc[7, "x1"] = np.nan
+    given.to_parquet(tmp_path / "in.parquet", row_group_size=50)
+    local, on_ray = tmp_path / "local.csv", tmp_path / "ray.csv"
+    cli.json("predict", model, "-i", str(tmp_path / "in.parquet"), "-o", str(local))
+    args = ["-i", str(tmp_path / "in.parquet"), "-o", str(on_ray), "--engine", "ray"]
+    done = cli.json("predict", model, *args, "--workers", "2")
+    assert done["engine"] == "ray"
+    assert (done["n_rows"], done["n_scored"], done["n_quarantined"]) == (300, 299, 1)
+    assert done["workers"] == 2
+    assert on_ray.read_bytes() == local.read_bytes()
+    on_ray.unlink()
+    said = cli("predict", model, *args).stdout
+    assert "Scored 299 of 300 rows with clf@1" in said
+    assert "Ray actor(s)" in said
+    assert "quarantined 1 row" in said
+    assert all(len(line) <= 80 for line in said.splitlines() if str(on_ray) not in line)

@@ -1,4 +1,10 @@
-"""Datasets, contracts and the quarantine through the workspace, on every backend."""
+"""Datasets, contracts and the quarantine through the workspace, on every backend.
+
+The tests marked ``every_store`` also run with the dataset versions and quarantined
+rows in an S3 bucket on loopback (tests/conftest.py): adding a version (staged,
+moved in by its hash), adding the same content again, reading a version back whole
+and in batches (a contract checked against it), and validating with quarantine.
+"""
 
 from __future__ import annotations
 
@@ -30,6 +36,7 @@ def loans(n: int = 50, shift: int = 0) -> pd.DataFrame:
     )
 
 
+@pytest.mark.every_store
 def test_same_content_twice_is_one_version(workspace: Workspace, tmp_path: Path) -> None:
     path = tmp_path / "loans.csv"
     loans().to_csv(path, index=False)
@@ -40,6 +47,7 @@ def test_same_content_twice_is_one_version(workspace: Workspace, tmp_path: Path)
     assert len(workspace.datasets.list("loans")) == 1
 
 
+@pytest.mark.every_store
 def test_changed_content_is_a_new_version(workspace: Workspace, tmp_path: Path) -> None:
     path = tmp_path / "loans.csv"
     loans().to_csv(path, index=False)
@@ -53,6 +61,7 @@ def test_changed_content_is_a_new_version(workspace: Workspace, tmp_path: Path) 
     assert workspace.dataset("loans@1").content_hash == first.content_hash
 
 
+@pytest.mark.every_store
 def test_a_dataframe_and_its_arrow_table_are_the_same_content(workspace: Workspace) -> None:
     frame = loans()
     first = workspace.add_dataset("loans", frame)
@@ -141,6 +150,7 @@ def test_reject_mode_lists_every_violation(workspace: Workspace) -> None:
     assert workspace.quarantine.list() == []
 
 
+@pytest.mark.every_store
 def test_quarantine_mode_keeps_every_rejected_row_with_its_reasons(
     workspace: Workspace, tmp_path: Path
 ) -> None:
@@ -180,6 +190,7 @@ def test_warn_mode_passes_every_row(workspace: Workspace) -> None:
     assert outcome.report.n_violations == 4
 
 
+@pytest.mark.every_store
 def test_validate_reads_files(workspace: Workspace, tmp_path: Path) -> None:
     version = workspace.add_dataset("loans", loans())
     path = tmp_path / "batch.csv"
@@ -323,6 +334,7 @@ def capped_age(workspace: Workspace, ref: str, most: int) -> Contract:
     return contract.model_copy(update={"columns": {**contract.columns, "age": age}})
 
 
+@pytest.mark.every_store
 def test_attach_contract_refuses_a_contract_the_data_breaks(workspace: Workspace) -> None:
     version = workspace.add_dataset("loans", loans())  # age 20 .. 69
     tight = capped_age(workspace, version.ref, 60)
@@ -344,6 +356,7 @@ def test_attach_contract_refuses_a_contract_the_data_breaks(workspace: Workspace
     assert "forced" in event.after["note"]
 
 
+@pytest.mark.every_store
 def test_attach_contract_reads_the_version_in_batches(
     workspace: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -122,6 +122,7 @@ def setpoint_serve(
     env: Mapping[str, str] | None = None,
     args: Sequence[str] = (),
     tls: TLS | None = None,
+    ready_within: float = 60.0,
 ) -> Iterator[Served]:
     """Run ``setpoint serve`` on a free loopback port for the workspace at ``root`` until
     /readyz answers 200; stop it with SIGINT (a graceful drain) on exit. ``env`` replaces
@@ -151,7 +152,7 @@ def setpoint_serve(
         try:
             scheme = "https" if tls is not None else "http"
             served = Served(f"{scheme}://127.0.0.1:{port}", process, stderr)
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + ready_within
             while True:
                 try:
                     ready = httpx.get(f"{served.url}/readyz", timeout=1, verify=verify)

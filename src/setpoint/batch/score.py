@@ -84,6 +84,7 @@ class ScoringRun:
     inputs: list[str]
     output: str
     workers: int
+    engine: str = "local"
     n_rows: int = 0
     n_scored: int = 0
     n_quarantined: int = 0
@@ -100,7 +101,7 @@ class ScoringRun:
             "model": self.model,
             "inputs": self.inputs,
             "output": self.output,
-            "engine": "local",
+            "engine": self.engine,
             "workers": self.workers,
             "n_rows": self.n_rows,
             "n_scored": self.n_scored,
@@ -263,33 +264,35 @@ def predict_files(
     workers: int | None = None,
     block_size: int | None = None,
     progress: Progress | None = None,
+    engine: str = "local",
+    address: str | None = None,
 ) -> ScoringRun:
     """Score the files ``given`` (a path, a glob, or a list) with ``model``
-    (``NAME@VERSION``, ``NAME@ALIAS``, ``models:/...``) into ``output``."""
-    started = time.perf_counter()
-    target = Path(output).expanduser()
-    check_output(target)
-    paths = expand(given)
-    if any(p.resolve() == target.resolve() for p in paths):
-        raise UsageError(f"{target} is also an input; write the scored rows to another file")
-    version = ws.model(model)
-    if version.contract is None:
-        raise NotReadyError(f"{version.ref} has no contract; register it with reference data")
-    contract = Contract.from_dict(version.contract)
-    predictor = ws.load_model(version.ref)
-    clash = [n for n in output_names(predictor) if n in contract.columns]
-    if clash:
-        raise UsageError(
-            f"{version.ref}'s contract has column(s) {', '.join(clash)}, the names of its "
-            "outputs; rename them in the data and the contract"
+    (``NAME@VERSION``, ``NAME@ALIAS``, ``models:/...``) into ``output``; ``engine``
+    ``"ray"`` scores them on a Ray cluster (``batch/ray_engine.py``, at ``address``)."""
+    if engine == "ray":
+        from setpoint.batch.ray_engine import predict_files as on_ray
+
+        return on_ray(
+            ws,
+            model,
+            given,
+            output,
+            workers=workers,
+            block_size=block_size,
+            progress=progress,
+            address=address,
         )
-    pii = ws.pii_policy(contract)
+    if engine != "local":
+        raise UsageError(f"engine {engine!r}: use local or ray")
+    started = time.perf_counter()
+    job = prepare(ws, model, given, output)
+    target, paths = job.target, job.paths
     n = max(1, workers or os.cpu_count() or 1)
-    run = ScoringRun(version.ref, [str(p) for p in paths], str(target), workers=n)
+    run = ScoringRun(job.ref, [str(p) for p in paths], str(target), workers=n)
     update = progress or (lambda _step, _fraction: None)
     sizes = [max(p.stat().st_size, 1) for p in paths]
     total = sum(sizes)
-    dataset = _dataset(version.lineage)
     with ExitStack() as stack:
         pool = stack.enter_context(ThreadPoolExecutor(n, thread_name_prefix="setpoint-score"))
         if len(paths) == 1:
@@ -310,7 +313,7 @@ def predict_files(
             def step(fraction: float, done: int = done, size: int = size) -> None:
                 update(f"{run.n_rows:,} rows done", (done + size * fraction) / total)
 
-            file = _FileRun(ws, version.ref, contract, predictor, pool, n, pii, dataset)
+            file = _FileRun(ws, job.ref, job.contract, job.predictor, pool, n, job.pii, job.dataset)
             sink = file.score(path, sink_for, block_size, step, run)
             try:
                 sink.commit()
@@ -397,19 +400,80 @@ class _FileRun:
 
     def _quarantine(self, outcome: FileValidation, rejected: Path, path: Path) -> QuarantineBatch:
         assert self.dataset is not None
-        artifact = self.ws.data_store.put_file(rejected)
-        version = self.ws.datasets.get(self.dataset)
-        with self.ws.db.write() as conn:
-            return self.ws.quarantine.record(
-                conn,
-                contract_id=self.ws.datasets.contract_id(conn, version),
-                dataset=version.ref,
-                n_rows=outcome.n_rows,
-                n_rejected=outcome.n_refused,
-                summary=outcome.refused_summary(),
-                artifact=artifact,
-                source=str(path),
-            )
+        return record_quarantine(
+            self.ws,
+            self.dataset,
+            outcome.n_rows,
+            outcome.n_refused,
+            outcome.refused_summary(),
+            rejected,
+            path,
+        )
+
+
+def record_quarantine(
+    ws: Workspace,
+    dataset: str,
+    n_rows: int,
+    n_refused: int,
+    summary: list[dict[str, Any]],
+    rejected: Path,
+    path: Path,
+) -> QuarantineBatch:
+    """The refused rows of the input ``path`` (staged at ``rejected``) kept in the
+    quarantine of ``dataset`` as one batch, with their reasons."""
+    artifact = ws.data_store.put_file(rejected)
+    version = ws.datasets.get(dataset)
+    with ws.db.write() as conn:
+        return ws.quarantine.record(
+            conn,
+            contract_id=ws.datasets.contract_id(conn, version),
+            dataset=version.ref,
+            n_rows=n_rows,
+            n_rejected=n_refused,
+            summary=summary,
+            artifact=artifact,
+            source=str(path),
+        )
+
+
+@dataclass(frozen=True)
+class Job:
+    """What a run scores, checked before anything is read: the input files, the
+    output, the model version with its contract and predictor."""
+
+    target: Path
+    paths: list[Path]
+    ref: str
+    contract: Contract
+    predictor: Predictor
+    pii: PiiPolicy
+    dataset: str | None  # whose quarantine keeps the refused rows
+
+
+def prepare(
+    ws: Workspace, model: str, given: str | Path | Sequence[str | Path], output: str | Path
+) -> Job:
+    """The run's inputs, output and model, each refused with the fix when unusable
+    (the checks both engines make before reading)."""
+    target = Path(output).expanduser()
+    check_output(target)
+    paths = expand(given)
+    if any(p.resolve() == target.resolve() for p in paths):
+        raise UsageError(f"{target} is also an input; write the scored rows to another file")
+    version = ws.model(model)
+    if version.contract is None:
+        raise NotReadyError(f"{version.ref} has no contract; register it with reference data")
+    contract = Contract.from_dict(version.contract)
+    predictor = ws.load_model(version.ref)
+    clash = [n for n in output_names(predictor) if n in contract.columns]
+    if clash:
+        raise UsageError(
+            f"{version.ref}'s contract has column(s) {', '.join(clash)}, the names of its "
+            "outputs; rename them in the data and the contract"
+        )
+    pii = ws.pii_policy(contract)
+    return Job(target, paths, version.ref, contract, predictor, pii, _dataset(version.lineage))
 
 
 def _dataset(lineage: dict[str, Any]) -> str | None:

@@ -48,11 +48,27 @@ def predict(
         ),
     ],
     engine: Annotated[
-        str, typer.Option(help="local: this machine's cores (ray: not built yet).")
+        str,
+        typer.Option(
+            help="local: this machine's cores; ray: a Ray cluster's (pip install "
+            "'setpoint[ray]'), with the same output."
+        ),
     ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="The Ray cluster to score on (--engine ray), e.g. 10.0.0.5:6379. "
+            "Default: $RAY_ADDRESS, else a cluster on this machine for the run.",
+            show_default=False,
+        ),
+    ] = None,
     workers: Annotated[
         int | None,
-        typer.Option(min=1, help="Scoring threads. Default: one per core."),
+        typer.Option(
+            min=1,
+            help="Scoring threads (local) or Ray actors (ray). Default: one per core "
+            "(of the cluster).",
+        ),
     ] = None,
     json_: JsonFlag = False,
 ) -> None:
@@ -60,13 +76,19 @@ def predict(
     reasons, the others written with the model's outputs."""
     if engine not in ENGINES:
         raise UsageError(f"--engine {engine!r}: use local or ray")
-    if engine == "ray":
-        raise UsageError(
-            "the Ray engine is not built yet (issue 14); score on this machine with --engine local"
-        )
+    if address is not None and engine != "ray":
+        raise UsageError("--address names a Ray cluster: add --engine ray, or leave it out")
     ws = state(ctx).workspace()
     with progress_bar(ctx, "scoring") as update:
-        run = ws.predict_files(model, input_, output, workers=workers, progress=update)
+        run = ws.predict_files(
+            model,
+            input_,
+            output,
+            workers=workers,
+            progress=update,
+            engine=engine,
+            address=address,
+        )
     data = run.to_dict()
 
     def render(c: Console) -> None:
@@ -76,7 +98,7 @@ def predict(
         )
         c.print(
             f"{run.seconds:.1f} s, {count(round(run.rows_per_second))} rows/s on "
-            f"{run.workers} worker(s).",
+            f"{run.workers} {'Ray actor' if run.engine == 'ray' else 'worker'}(s).",
             highlight=False,
         )
         c.print(f"Wrote {escape(run.output)}.", highlight=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -313,6 +314,9 @@ def _render(c: Console, d: Deployment) -> None:
     c.print(facts((key, str(value)) for key, value in rows))
 
 
+_RAY = "Ray engine (--engine ray)"
+
+
 def serve(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -358,6 +362,52 @@ def serve(
             help="The certificate's private key (PEM, not encrypted).", rich_help_panel="TLS"
         ),
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="local: uvicorn processes on this machine; ray: replicas on a Ray "
+            "cluster behind Ray Serve's proxy (the ray extra; see docs/scaling.md).",
+        ),
+    ] = "local",
+    replicas: Annotated[
+        int, typer.Option(help="Replicas, each serving every endpoint.", rich_help_panel=_RAY)
+    ] = 1,
+    min_replicas: Annotated[
+        int | None,
+        typer.Option(help="Autoscale between this and --max-replicas.", rich_help_panel=_RAY),
+    ] = None,
+    max_replicas: Annotated[
+        int | None, typer.Option(help="Autoscale up to this many.", rich_help_panel=_RAY)
+    ] = None,
+    target_ongoing: Annotated[
+        float,
+        typer.Option(
+            help="Autoscaling target: ongoing requests per replica.", rich_help_panel=_RAY
+        ),
+    ] = 8.0,
+    max_ongoing: Annotated[
+        int,
+        typer.Option(help="Requests a replica takes at once (more wait).", rich_help_panel=_RAY),
+    ] = 64,
+    replica_cpus: Annotated[
+        float, typer.Option(help="CPUs Ray reserves per replica.", rich_help_panel=_RAY)
+    ] = 1.0,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="A running Ray cluster (default: $RAY_ADDRESS, else start one here).",
+            rich_help_panel=_RAY,
+        ),
+    ] = None,
+    proxy_on_every_node: Annotated[
+        bool,
+        typer.Option(
+            "--proxy-on-every-node",
+            help="Run Ray Serve's HTTP proxy on every node (behind a load balancer), "
+            "not only on the head node.",
+            rich_help_panel=_RAY,
+        ),
+    ] = False,
     json_: JsonFlag = False,
 ) -> None:
     """Serve every endpoint of the workspace over HTTP, or HTTPS with --tls-cert and
@@ -373,7 +423,11 @@ def serve(
     from setpoint.serving.server import serve as run
     from setpoint.serving.tls import check_tls
 
+    if engine not in ("local", "ray"):
+        raise UsageError(f"--engine {engine!r}: use local or ray")
     tls = check_tls(tls_cert, tls_key)
+    if engine == "ray":
+        _check_ray_options(ctx, tls is not None, workers, background, min_replicas, max_replicas)
     st = state(ctx)
     ws = st.workspace()
     overrides = {**st.overrides, **({"require_keys": True} if require_keys else {})}
@@ -383,7 +437,8 @@ def serve(
             "the workspace has no endpoints to serve; create one with: "
             "setpoint deploy NAME --model MODEL@champion"
         )
-    check_address(host, port)
+    if engine == "local" or not (address or os.environ.get("RAY_ADDRESS")):
+        check_address(host, port)  # the proxy listens on this machine too
     stderr_console = Console(stderr=True)
     if tls is None and not is_loopback(host):
         stderr_console.print(
@@ -408,15 +463,47 @@ def serve(
         "keys_required": required,
         "active_keys": len(active),
     }
-    if is_json(ctx):  # one line a script can read before the server's own log
-        print(json.dumps(started), flush=True)
-    else:
-        stderr_console.print(
-            f"Serving {', '.join(names)} on {started['url']} "
-            f"({workers} worker{'s' if workers > 1 else ''}); Ctrl-C to stop.",
-            highlight=False,
+
+    def announce(url: str, how: str) -> None:
+        if is_json(ctx):  # one line a script can read before the server's own log
+            print(json.dumps({**started, "url": url}), flush=True)
+        else:
+            stderr_console.print(
+                f"Serving {', '.join(names)} on {url} ({how}); Ctrl-C to stop.",
+                highlight=False,
+            )
+            stderr_console.print(_keys_status(required, len(active)), highlight=False)
+
+    if engine == "ray":
+        from setpoint.serving import ray_engine
+        from setpoint.serving.server import exposure
+
+        scale = ray_engine.Replicas(
+            fixed=replicas, minimum=min_replicas, maximum=max_replicas, target=target_ongoing
         )
-        stderr_console.print(_keys_status(required, len(active)), highlight=False)
+        started.pop("workers")
+        started["replicas"] = scale.describe()
+        if not is_json(ctx):
+            where = address or os.environ.get("RAY_ADDRESS") or "this machine"
+            stderr_console.print(f"Starting {scale.describe()} on Ray ({where})…", highlight=False)
+        ray_engine.serve_until_stopped(
+            ws,
+            address=address,
+            announce=lambda url: announce(url, f"{scale.describe()} on Ray"),
+            overrides=exposure(host, insecure=insecure, has_keys=bool(active), overrides=overrides),
+            host=host,
+            port=port,
+            replicas=scale,
+            proxy_on_every_node=proxy_on_every_node,
+            replica=ray_engine.ReplicaSettings(
+                cpus=replica_cpus,
+                max_ongoing=max_ongoing,
+                background=background,
+                loop_every=loop_every,
+            ),
+        )
+        return
+    announce(started["url"], f"{workers} worker{'s' if workers > 1 else ''}")
     run(
         str(ws.root),
         host=host,
@@ -429,6 +516,35 @@ def serve(
         loop_every=loop_every,
         tls=tls,
     )
+
+
+def _check_ray_options(
+    ctx: typer.Context,
+    tls: bool,
+    workers: int,
+    background: str,
+    min_replicas: int | None,
+    max_replicas: int | None,
+) -> None:
+    """Refuse what --engine ray cannot do, naming what to do instead."""
+    if tls:
+        raise UsageError(
+            "--engine ray serves plain HTTP from Ray Serve's proxy: leave out --tls-cert and "
+            "--tls-key and terminate TLS at the load balancer in front of the cluster"
+        )
+    if workers != 1:
+        raise UsageError("--workers is for --engine local; on Ray, give --replicas")
+    source = ctx.get_parameter_source("replicas")
+    autoscaled = min_replicas is not None or max_replicas is not None
+    if autoscaled and source is not None and source.name == "COMMANDLINE":
+        raise UsageError("give --replicas N, or --min-replicas and --max-replicas, not both")
+    if autoscaled and (min_replicas is None or max_replicas is None):
+        raise UsageError("autoscaling needs both --min-replicas and --max-replicas")
+    if background == "loop":
+        raise UsageError(
+            "--background loop runs the monitors in one process, not in every replica: "
+            "use --background worker or off, and run `setpoint loop` once beside the cluster"
+        )
 
 
 def _keys_status(required: bool, active: int) -> str:

@@ -77,14 +77,21 @@ def app_from_environment() -> Starlette:
     """The app for the workspace named in ``SETPOINT_WORKSPACE`` (one per worker)."""
     import json
 
-    from setpoint.loop.background import background
+    overrides: dict[str, Any] = json.loads(os.environ.get(_OVERRIDES, "{}"))
+    mode, every = os.environ.get(_BACKGROUND, "worker:300").split(":")
+    return build_app(os.environ[_WORKSPACE], overrides, mode, float(every))
+
+
+def build_app(root: str, overrides: dict[str, Any], background: str, every: float) -> Starlette:
+    """The app of one server process (a uvicorn worker or a Ray Serve replica): the
+    workspace at ``root`` opened with ``overrides``, its logs, and what runs beside it
+    (``background`` mode, ticking every ``every`` seconds)."""
+    from setpoint.loop.background import background as beside
     from setpoint.serving.app import create_app
     from setpoint.serving.log import RecordLog
     from setpoint.workspace import Workspace
 
-    overrides: dict[str, Any] = json.loads(os.environ.get(_OVERRIDES, "{}"))
-    workspace = Workspace.open(os.environ[_WORKSPACE], **overrides)
-    mode, every = os.environ.get(_BACKGROUND, "worker:300").split(":")
+    workspace = Workspace.open(root, **overrides)
     return create_app(
         workspace,
         RecordLog(workspace.root, kind="predictions"),
@@ -92,8 +99,25 @@ def app_from_environment() -> Starlette:
         async_log=RecordLog(workspace.root, kind="predictions", durable=False),
         refused_log=RecordLog(workspace.root, kind="refused"),
         freeze_heap=True,
-        background=background(workspace, mode, every=float(every)),
+        background=beside(workspace, background, every=every),
     )
+
+
+def exposure(
+    host: str, *, insecure: bool, has_keys: bool, overrides: dict[str, Any]
+) -> dict[str, Any]:
+    """The settings overrides for a server listening on ``host``: beyond loopback
+    (without ``insecure``) every request needs a key, and the server needs one to
+    start (``has_keys``: the workspace has an active API key)."""
+    if is_loopback(host) or insecure:
+        return overrides
+    if not has_keys:
+        raise UsageError(
+            f"refusing to listen on {host}, which other machines can reach, without API keys; "
+            "create one (setpoint keys create --scope predict), serve on 127.0.0.1 behind a "
+            "proxy, or pass --insecure if this network is trusted"
+        )
+    return {**overrides, "require_keys": True}
 
 
 def serve(
@@ -115,15 +139,7 @@ def serve(
     Beyond loopback (without ``insecure``) the server needs a key for every request
     while it runs, not only an active key to start: revoking the last key then closes
     it rather than opening it (``require_keys`` in every worker's settings)."""
-    exposed = not is_loopback(host) and not insecure
-    if exposed and not has_keys:
-        raise UsageError(
-            f"refusing to listen on {host}, which other machines can reach, without API keys; "
-            "create one (setpoint keys create --scope predict), serve on 127.0.0.1 behind a "
-            "proxy, or pass --insecure if this network is trusted"
-        )
-    if exposed:
-        overrides = {**overrides, "require_keys": True}
+    overrides = exposure(host, insecure=insecure, has_keys=has_keys, overrides=overrides)
     if workers < 1:
         raise UsageError("--workers must be 1 or more")
     if background == "loop" and workers > 1:

@@ -1,0 +1,168 @@
+"""The actor of a Ray run (``batch/ray_engine.py``): the model version loaded once,
+then each piece read, checked against the contract and scored with the local
+engine's functions, its rows written to files named after it.
+
+Nothing here imports Ray at import time: the driver imports this module to name the
+class to Ray Data, whatever the engine.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from setpoint.batch._pieces import Piece, part_name, piece_rows, rejected_name
+from setpoint.batch.score import score_table
+from setpoint.data._sink import RowSink
+from setpoint.data.contract import Contract
+from setpoint.data.filecheck import FileValidation, check_file
+from setpoint.data.pii import PiiPolicy
+from setpoint.data.reader import read_batches
+from setpoint.errors import SetpointError
+from setpoint.models.predictor import Predictor
+
+
+class Scorer:
+    """The actor's callable: the model version loaded once, then pieces (pickled
+    :class:`Piece`, one per call) scored, each written to files named after it."""
+
+    def __init__(
+        self,
+        root: str,
+        settings: dict[str, Any],
+        ref: str,
+        contract: Contract,
+        pii: PiiPolicy,
+        staging: str,
+        block_size: int | None,
+    ) -> None:
+        from setpoint.settings import Settings
+        from setpoint.workspace import Workspace
+
+        self.ref, self.contract, self.pii = ref, contract, pii
+        self.staging, self.block_size = Path(staging), block_size
+        # A workspace this node cannot reach is said by the first piece, as the
+        # error itself: an actor dying in its constructor would be retried.
+        self.failure: SetpointError | None = None
+        try:
+            # The driver's settings as they are, not this machine's environment's.
+            given = Settings.resolve(None, settings, environ={})
+            with Workspace(Path(root), given) as ws:
+                self.predictor = ws.load_model(ref)
+        except SetpointError as exc:
+            self.failure = exc
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        results = []
+        for given in batch.column("piece").to_pylist():
+            piece: Piece = pickle.loads(given)
+            try:
+                if self.failure is not None:
+                    raise self.failure
+                results.append(self.score(piece))
+            except SetpointError as exc:  # Ray would keep only its text
+                results.append({"piece": piece.index, "error": pickle.dumps(exc)})
+        return pa.Table.from_pylist(results, schema=RESULT)
+
+    def score(self, piece: Piece) -> dict[str, Any]:
+        """Score ``piece`` into ``part-<index>.parquet`` (and its refused rows into
+        ``rejected-<index>.parquet``): its counts."""
+        path = Path(piece.path)
+        scored = _Scored(self.predictor, self.staging / part_name(piece.index))
+        rejected = self.staging / f".{uuid.uuid4().hex}.rejected"
+
+        def consume(schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> FileValidation:
+            scored.restart()  # a CSV read again from its start (widened types)
+            rejected.unlink(missing_ok=True)
+            outcome = check_file(
+                self.contract,
+                schema,
+                batches,
+                mode="quarantine",
+                keep_soft=True,
+                limit=20,
+                pii=self.pii,
+                rejected=rejected,
+                accepted=scored,
+            )
+            if outcome.refused:
+                raise outcome.error(f"the contract of {self.ref} ({path})")
+            return outcome
+
+        try:
+            if piece.stop is None:
+                outcome = read_batches(path, consume, block_size=self.block_size)
+            else:
+                outcome = consume(*piece_rows(path, piece.first_row, piece.stop, piece.batch_rows))
+            scored.commit()
+            if rejected.exists():
+                os.replace(rejected, self.staging / rejected_name(piece.index))
+        finally:
+            scored.discard()
+            rejected.unlink(missing_ok=True)
+        return {
+            "piece": piece.index,
+            "n_rows": outcome.n_rows,
+            "n_scored": scored.rows,
+            "n_refused": outcome.n_refused,
+            "n_batches": scored.batches,
+            "summary": pickle.dumps(outcome.refused_summary()),
+            "node": _node_id(),
+            "error": None,
+        }
+
+
+RESULT = pa.schema(
+    [
+        ("piece", pa.int64()),
+        ("n_rows", pa.int64()),
+        ("n_scored", pa.int64()),
+        ("n_refused", pa.int64()),
+        ("n_batches", pa.int64()),
+        ("summary", pa.binary()),
+        ("node", pa.string()),
+        ("error", pa.binary()),  # a SetpointError, pickled
+    ]
+)
+
+
+def _node_id() -> str:
+    import ray
+
+    return str(ray.get_runtime_context().get_node_id())
+
+
+class _Scored:
+    """What ``check_file`` writes a piece's accepted rows to: each batch scored and
+    written to the piece's part (under a temporary name until ``commit``)."""
+
+    def __init__(self, predictor: Predictor, path: Path) -> None:
+        self.predictor, self.path = predictor, path
+        self.sink: RowSink | None = None
+        self.rows = self.batches = 0
+
+    def restart(self) -> None:
+        self.discard()
+        self.sink = RowSink(self.path)
+        self.rows = self.batches = 0
+
+    def write(self, rows: pa.Table) -> None:
+        assert self.sink is not None
+        scored = score_table(self.predictor, rows)
+        self.sink.write(scored)
+        self.rows += scored.num_rows
+        self.batches += 1
+
+    def commit(self) -> None:
+        assert self.sink is not None
+        self.sink.commit()
+
+    def discard(self) -> None:
+        if self.sink is not None:
+            self.sink.discard()

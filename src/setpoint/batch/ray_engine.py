@@ -1,0 +1,334 @@
+"""Scoring CSV and Parquet files on a Ray cluster (``setpoint predict --engine ray``).
+
+The unit of work is the local engine's (``batch/score.py``): the reader's batches,
+``check_file`` against the model version's contract, ``score_table``. What changes is
+who runs it. The driver checks the run as the local engine does (``prepare``), reads
+the first batch of each input (a file the contract refuses whole is refused before
+any work is sent out), and cuts the inputs into *pieces*: a Parquet file every
+``PIECE_BATCHES`` reader batches (131,072 rows; a piece reads only the row groups
+that hold its rows), a CSV file whole (Arrow cannot start a CSV part-way, and its
+types are widened over the whole file: split a large CSV, or convert it to Parquet,
+to score it in parallel). A piece is cut where the local engine's batches are, so a
+model is given the same rows at a time by both engines: the same values, to the bit
+(a linear model's BLAS sums in another order for another batch).
+
+A Ray Data pipeline (``from_items`` over the pieces, ``_pieces.py``; ``map_batches``
+on a pool of actors, ``_ray_scorer.py``) scores them: each actor opens the workspace
+from the driver's settings (the database URL and the artifact URI; the driver's
+``AWS_*`` variables go along, for an object store), loads the model version once,
+and for each piece writes the scored rows to ``part-<piece>.parquet`` and the
+refused rows, with their reasons, to ``rejected-<piece>.parquet``, in a staging
+folder beside the output; it returns the piece's counts. A file is written under a
+temporary name and renamed when whole, so a piece scored twice (a task retried after
+its node was lost, or an actor restarted) replaces its own part, never adds a
+second: the output is complete and without duplicates after the loss of a worker
+node.
+
+The inputs are read by the actors rather than by Ray Data's ``read_parquet`` and
+``read_csv`` so that a piece is exactly what the local engine reads: the same
+normalised types, a CSV's types widened over the whole file, and each refused row's
+number in its file (the quarantine's ``_row``), which a piece knows from its first row.
+
+At the end the driver appends the parts in input order to the one output file, a
+batch at a time (the local engine's ``_append``), and keeps each input's refused rows
+as one quarantine batch, as the local engine does: the same rows, columns, values and
+order. That last pass is sequential, on the driver.
+
+On more than one machine every node must reach the workspace (PostgreSQL and shared
+artifact storage: a cluster on several machines is refused otherwise) and the input
+and output files (a shared file system).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import shutil
+import tempfile
+import time
+import uuid
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from setpoint.batch._pieces import Piece, part_name, plan, rejected_name
+from setpoint.batch._ray_scorer import Scorer
+from setpoint.batch.score import (
+    Job,
+    Progress,
+    ScoringRun,
+    _append,
+    prepare,
+    record_quarantine,
+)
+from setpoint.data._sink import RowSink
+from setpoint.data.filecheck import check_file
+from setpoint.data.reader import read_batches
+from setpoint.errors import ConfigError, UsageError
+
+if TYPE_CHECKING:
+    from setpoint.workspace import Workspace
+
+INSTALL = "pip install 'setpoint[ray]'"
+
+
+def predict_files(
+    ws: Workspace,
+    model: str,
+    given: str | Path | Sequence[str | Path],
+    output: str | Path,
+    *,
+    workers: int | None = None,
+    block_size: int | None = None,
+    progress: Progress | None = None,
+    address: str | None = None,
+) -> ScoringRun:
+    """Score the files ``given`` with ``model`` into ``output`` on the Ray cluster at
+    ``address`` (default: ``$RAY_ADDRESS``, else a local cluster started for the run;
+    a driver already connected uses its cluster), on ``workers`` actors (default:
+    one per CPU of the cluster)."""
+    ray = _import_ray()
+    started = time.perf_counter()
+    job = prepare(ws, model, given, output)
+    for path in job.paths:
+        _first_batch(job, path, block_size)
+    pieces = plan(job.paths)
+    update = progress or (lambda _step, _fraction: None)
+    update("starting Ray", 0.0)
+    ours = _connect(ray, address)
+    try:
+        check_cluster(_machines(ray), ws)
+        n = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        run = ScoringRun(
+            job.ref, [str(p) for p in job.paths], str(job.target), workers=n, engine="ray"
+        )
+        staging = _staging(job.target)
+        try:
+            done = _score(ws, job, pieces, staging, n, block_size, update)
+            _finish(ws, job, pieces, done, staging, run)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    finally:
+        if ours:
+            ray.shutdown()
+    run.seconds = time.perf_counter() - started
+    update(f"{run.n_rows:,} rows", 1.0)
+    return run
+
+
+def _staging(target: Path) -> Path:
+    """A hidden folder beside the output for the pieces' files (on a cluster of
+    several machines, the output's folder must be one they all see)."""
+    try:
+        return Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.ray-"))
+    except OSError as exc:
+        raise UsageError(f"cannot write beside {target} ({exc.strerror})") from None
+
+
+def check_cluster(machines: set[str], ws: Workspace) -> None:
+    """Refuse a cluster on several machines that cannot all reach the workspace."""
+    if len(machines) < 2:
+        return
+    local = []
+    if ws.db.is_sqlite:
+        local.append("database_url (a PostgreSQL URL; SETPOINT_DATABASE_URL)")
+    for name, store in (("artifacts_uri", ws.artifacts), ("data_uri", ws.data_store)):
+        if store._local:
+            local.append(f"{name} (shared storage, e.g. s3://...; SETPOINT_{name.upper()})")
+    if local:
+        raise ConfigError(
+            f"the Ray cluster spans {len(machines)} machines, which cannot reach this "
+            f"workspace's local files; set {' and '.join(local)} in setpoint.toml, or "
+            "score on one machine with --engine local"
+        )
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+        import ray.data
+    except ImportError as exc:
+        raise UsageError(
+            f"the Ray engine needs Ray ({exc}); install it with: {INSTALL}, "
+            "or score on this machine with --engine local"
+        ) from None
+    return ray
+
+
+def _connect(ray: Any, address: str | None) -> bool:
+    """Connect this process to the cluster; whether it started Ray for this run."""
+    if ray.is_initialized():
+        return False
+    try:
+        ray.init(
+            address=address or os.environ.get("RAY_ADDRESS") or None,
+            logging_level=logging.WARNING,
+            log_to_driver=False,
+            include_dashboard=False,
+        )
+    except (ConnectionError, ValueError, RuntimeError) as exc:
+        where = address or os.environ.get("RAY_ADDRESS")
+        raise UsageError(
+            f"cannot reach the Ray cluster at {where} ({exc}); check --address "
+            "(or RAY_ADDRESS), or leave both unset to start a local cluster"
+        ) from None
+    return True
+
+
+def _machines(ray: Any) -> set[str]:
+    return {n["NodeManagerAddress"] for n in ray.nodes() if n.get("Alive")}
+
+
+def _first_batch(job: Job, path: Path, block_size: int | None) -> None:
+    """Read the first batch of ``path`` on the driver: a bad file, or a file whose
+    columns the contract refuses, is refused before anything is sent out."""
+
+    def check(schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> None:
+        first = next(batches)  # the reader says so for a file without rows
+        outcome = check_file(
+            job.contract, schema, iter([first]), mode="quarantine", keep_soft=True, limit=20
+        )
+        if outcome.refused:
+            raise outcome.error(f"the contract of {job.ref} ({path})")
+
+    read_batches(path, check, block_size=block_size)
+
+
+def _score(
+    ws: Workspace,
+    job: Job,
+    pieces: list[Piece],
+    staging: Path,
+    workers: int,
+    block_size: int | None,
+    update: Progress,
+) -> dict[int, dict[str, Any]]:
+    """Every piece scored on the cluster: its counts, by piece."""
+    from ray.data import ActorPoolStrategy, DataContext, from_items
+
+    with warnings.catch_warnings():
+        # Ray Data's first context sets options of its own that it deprecates (with
+        # a DeprecationWarning each): nothing a user can change.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context = DataContext.get_current()
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
+    items = from_items(
+        [{"piece": pickle.dumps(p)} for p in pieces], override_num_blocks=len(pieces)
+    )
+    scored = items.map_batches(
+        Scorer,
+        batch_size=1,
+        batch_format="pyarrow",
+        compute=ActorPoolStrategy(size=min(workers, len(pieces))),
+        num_cpus=1,
+        runtime_env=_store_access(),
+        fn_constructor_kwargs={
+            "root": str(ws.root),
+            "settings": ws.settings.to_dict(),
+            "ref": job.ref,
+            "contract": job.contract,
+            "pii": job.pii,
+            "staging": str(staging),
+            "block_size": block_size,
+        },
+    )
+    total = sum(p.weight for p in pieces)
+    done: dict[int, dict[str, Any]] = {}
+    rows, weight = 0, 0.0
+    for result in scored.iter_rows():
+        if result["error"] is not None:  # a mistake in the data, said as itself
+            raise pickle.loads(result["error"])
+        index = int(result["piece"])
+        if index not in done:  # a piece is one row, once: said twice, counted once
+            done[index] = result
+            rows += int(result["n_rows"])
+            weight += pieces[index].weight
+            update(f"{rows:,} rows done", weight / total)
+    missing = [p.index for p in pieces if p.index not in done]
+    if missing:  # Ray Data answers each input once; a gap would be its bug, not ours
+        raise RuntimeError(f"Ray returned no result for piece(s) {missing[:10]}")
+    return done
+
+
+def _store_access() -> dict[str, Any] | None:
+    """The driver's ``AWS_*`` variables for the actors: with the workspace's settings
+    they are how it reaches an object store (endpoint, credentials, region), so the
+    actors reach the same store as the driver, as the same identity."""
+    found = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+    return {"env_vars": found} if found else None
+
+
+def _finish(
+    ws: Workspace,
+    job: Job,
+    pieces: list[Piece],
+    done: dict[int, dict[str, Any]],
+    staging: Path,
+    run: ScoringRun,
+) -> None:
+    """The parts appended in input order to the output; each input's refused rows
+    kept as one quarantine batch; the counts added up into ``run``."""
+    for path in job.paths:
+        mine = [p for p in pieces if p.path == str(path)]
+        n_rows = sum(int(done[p.index]["n_rows"]) for p in mine)
+        n_refused = sum(int(done[p.index]["n_refused"]) for p in mine)
+        run.n_rows += n_rows
+        run.n_quarantined += n_refused
+        if n_refused and job.dataset is not None:
+            rejected = _rejected(mine, staging)
+            summary = merged_summary([pickle.loads(done[p.index]["summary"]) for p in mine])
+            batch = record_quarantine(ws, job.dataset, n_rows, n_refused, summary, rejected, path)
+            run.quarantine.append(batch)
+    final = RowSink(job.target)
+    try:
+        # The header, even when no row is accepted: the first part's columns.
+        final.write(pq.read_schema(staging / part_name(0)).empty_table())
+        for piece in pieces:
+            result = done[piece.index]
+            run.n_scored += int(result["n_scored"])
+            run.n_batches += int(result["n_batches"])
+            _append(staging / part_name(piece.index), final)
+        final.commit()
+    finally:
+        final.discard()
+
+
+def _rejected(pieces: list[Piece], staging: Path) -> Path:
+    """One file of the refused rows of an input's ``pieces``, each ``_row`` its
+    number in the file."""
+    target = staging / f"rejected-{uuid.uuid4().hex}.parquet"
+    writer: pq.ParquetWriter | None = None
+    try:
+        for piece in pieces:
+            part = staging / rejected_name(piece.index)
+            if not part.exists():
+                continue
+            rows = pq.read_table(part)
+            index = rows.column_names.index("_row")
+            rows = rows.set_column(index, "_row", pc.add(rows.column("_row"), piece.first_row))
+            if writer is None:
+                writer = pq.ParquetWriter(target, rows.schema, compression="zstd")
+            writer.write_table(rows.cast(writer.schema))
+    finally:
+        if writer is not None:
+            writer.close()
+    return target
+
+
+def merged_summary(summaries: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The refused rows' reasons over an input's pieces: counts added per (column,
+    rule), the first piece's example kept, most frequent first (as for one file)."""
+    kept: dict[tuple[str, str], dict[str, Any]] = {}
+    for summary in summaries:
+        for s in summary:
+            entry = kept.setdefault((s["column"], s["rule"]), {**s, "count": 0})
+            entry["count"] += s["count"]
+    return sorted(kept.values(), key=lambda s: (-s["count"], s["column"], s["rule"]))

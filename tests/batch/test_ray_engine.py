@@ -1,0 +1,245 @@
+"""Batch scoring with the Ray engine: the local engine's output, row for row, also
+after a worker node is lost mid-run; refused rows quarantined as locally."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from ray_support import NODE, ray_cluster  # noqa: F401
+from setpoint.batch import ray_engine
+from setpoint.data import reader
+from setpoint.errors import ConfigError, ContractViolationError, InvalidDataError, UsageError
+from setpoint.workspace import Workspace
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def cluster(ray_cluster: Any, monkeypatch: pytest.MonkeyPatch) -> Any:  # noqa: F811
+    """The session's cluster; Parquet read in batches of 25 rows by both engines, so
+    that files of thousands of rows make many pieces (of two batches), each a task."""
+    monkeypatch.setattr(reader, "PARQUET_BATCH_ROWS", 25)
+    return ray_cluster
+
+
+def classifier(ws: Workspace) -> str:
+    rng = np.random.default_rng(0)
+    data = pd.DataFrame({"x1": rng.normal(size=400), "x2": rng.uniform(0, 10, 400)})
+    data["y"] = np.where(data.x1 + data.x2 / 5 > 1, "yes", "no")
+    model = LogisticRegression().fit(data[["x1", "x2"]], data["y"])
+    return ws.register_model("clf", model, reference=data, target="y").ref
+
+
+def inputs(n: int, seed: int = 1, bad_every: int = 0) -> pd.DataFrame:
+    """Rows inside the contract; with ``bad_every``, each such row's x1 is null (refused)."""
+    rng = np.random.default_rng(seed)
+    rows = pd.DataFrame({"x1": rng.uniform(-1.5, 1.5, n), "x2": rng.uniform(0, 9.5, n)})
+    if bad_every:
+        rows.loc[rows.index[::bad_every], "x1"] = np.nan
+    return rows
+
+
+def local_and_ray(
+    ws: Workspace, ref: str, given: Any, tmp_path: Path, suffix: str = ".parquet", **ray: Any
+) -> tuple[Any, Any, Path, Path]:
+    local_out, ray_out = tmp_path / f"local{suffix}", tmp_path / f"ray{suffix}"
+    local = ws.predict_files(ref, given, local_out)
+    on_ray = ws.predict_files(ref, given, ray_out, engine="ray", **ray)
+    return local, on_ray, local_out, ray_out
+
+
+@pytest.mark.every_store  # on S3 the actors load the model from the bucket
+def test_ray_scores_as_the_local_engine_does(
+    cluster: Any, workspace: Workspace, tmp_path: Path
+) -> None:
+    ref = classifier(workspace)
+    inputs(1_500, seed=1, bad_every=97).to_parquet(tmp_path / "a-1.parquet", row_group_size=100)
+    inputs(700, seed=2, bad_every=50).to_csv(tmp_path / "a-2.csv", index=False)
+    inputs(900, seed=3).to_parquet(tmp_path / "a-3.parquet", row_group_size=300)
+    given = str(tmp_path / "a-*")
+    local, on_ray, local_out, ray_out = local_and_ray(workspace, ref, given, tmp_path, workers=2)
+    assert pq.read_table(ray_out).equals(pq.read_table(local_out))
+    for field in ("n_rows", "n_scored", "n_quarantined", "inputs", "model"):
+        assert getattr(on_ray, field) == getattr(local, field), field
+    assert (on_ray.n_rows, on_ray.n_quarantined) == (3_100, 16 + 14)
+    assert on_ray.to_dict()["engine"] == "ray"
+    assert len(on_ray.quarantine) == len(local.quarantine) == 2
+    for mine, theirs in zip(on_ray.quarantine, local.quarantine, strict=True):
+        assert (mine.source, mine.n_rows, mine.n_rejected) == (
+            theirs.source,
+            theirs.n_rows,
+            theirs.n_rejected,
+        )
+        assert mine.summary == theirs.summary
+        held = workspace.quarantine.rows(mine.id)
+        assert held.equals(workspace.quarantine.rows(theirs.id))  # _row: in the file
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left
+
+
+def test_a_csv_output_an_empty_output_and_a_widened_csv_match_too(
+    cluster: Any, workspace: Workspace, tmp_path: Path
+) -> None:
+    ref = classifier(workspace)
+    inputs(400, seed=4).to_parquet(tmp_path / "in.parquet", row_group_size=50)
+    given = tmp_path / "in.parquet"
+    *_, local_out, ray_out = local_and_ray(workspace, ref, given, tmp_path, ".csv")
+    assert ray_out.read_bytes() == local_out.read_bytes()
+
+    refused = inputs(30, seed=5)
+    refused["x1"] = np.nan
+    refused.to_parquet(tmp_path / "none.parquet", row_group_size=10)
+    local, on_ray, local_out, ray_out = local_and_ray(
+        workspace, ref, tmp_path / "none.parquet", tmp_path
+    )
+    assert on_ray.n_scored == local.n_scored == 0
+    assert pq.read_table(ray_out).equals(pq.read_table(local_out))
+    names = ["x1", "x2", "prediction", "proba_no", "proba_yes"]
+    assert pq.read_table(ray_out).column_names == names
+
+    rows = inputs(400, seed=7)
+    rows["x2"] = rows["x2"].round().astype(int)
+    lines = rows.to_csv(index=False).splitlines()
+    lines[-1] = lines[-1].split(",")[0] + ",2.5"  # an integer column meets a float, late
+    (tmp_path / "wide.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    local_out, ray_out = tmp_path / "wide-local.parquet", tmp_path / "wide-ray.parquet"
+    workspace.predict_files(ref, tmp_path / "wide.csv", local_out, block_size=1_000)
+    run = workspace.predict_files(
+        ref, tmp_path / "wide.csv", ray_out, engine="ray", block_size=1_000
+    )
+    assert run.n_batches > 1
+    assert pq.read_table(ray_out).equals(pq.read_table(local_out))
+    assert pq.read_table(ray_out).schema.field("x2").type == "double"
+
+
+def test_a_file_the_contract_refuses_is_refused_before_ray_scores(
+    cluster: Any, workspace: Workspace, tmp_path: Path
+) -> None:
+    ref = classifier(workspace)
+    inputs(5)[["x1"]].to_csv(tmp_path / "in.csv", index=False)
+    with pytest.raises(ContractViolationError, match="x2"):
+        workspace.predict_files(ref, tmp_path / "in.csv", tmp_path / "out.csv", engine="ray")
+    assert not list(tmp_path.glob("*out*"))
+
+
+def test_a_bad_row_found_by_an_actor_is_the_error_raised(
+    cluster: Any, workspace: Workspace, tmp_path: Path
+) -> None:
+    ref = classifier(workspace)
+    body = inputs(600).to_csv(index=False) + "1,2,3\n"  # a row with a field too many
+    (tmp_path / "in.csv").write_text(body, encoding="utf-8")
+    out = tmp_path / "out.parquet"
+    with pytest.raises(InvalidDataError, match="fields"):
+        workspace.predict_files(ref, tmp_path / "in.csv", out, engine="ray", block_size=1_000)
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_losing_a_worker_node_mid_run_still_gives_the_whole_output_once(
+    cluster: Any, workspace: Workspace, tmp_path: Path
+) -> None:
+    # Ray's public state API goes through the dashboard, which the test cluster
+    # runs without; this is the function behind ray.available_resources().
+    from ray._private.state import available_resources_per_node
+
+    ref = classifier(workspace)
+    source = tmp_path / "in.parquet"
+    inputs(6_000, seed=6, bad_every=101).to_parquet(source, row_group_size=30)
+    pieces = len(ray_engine.plan([source]))
+    assert pieces == 120
+    local_out, ray_out = tmp_path / "local.parquet", tmp_path / "ray.parquet"
+    local = workspace.predict_files(ref, source, local_out)
+    extra = cluster.add_node(**NODE)
+    cluster.wait_for_nodes()
+    finished = threading.Event()
+    written: list[int] = []  # the pieces written when the node was removed
+
+    def remove_the_node_after_it_scored() -> None:
+        """Once an actor holds a CPU of the extra node and 10 more pieces are written
+        after that, take the node away (polling, as no event tells either)."""
+        parts: int | None = None
+        while not finished.wait(0.01):
+            staging = list(tmp_path.glob(".ray.parquet.ray-*"))
+            now = len(list(staging[0].glob("part-*.parquet"))) if staging else 0
+            if parts is None:
+                free = available_resources_per_node().get(extra.node_id, {})
+                parts = now if free.get("CPU", NODE["num_cpus"]) < NODE["num_cpus"] else None
+            elif now >= parts + 10:
+                written.append(now)
+                cluster.remove_node(extra)
+                return
+
+    remover = threading.Thread(target=remove_the_node_after_it_scored)
+    remover.start()
+    try:
+        run = workspace.predict_files(ref, source, ray_out, engine="ray", workers=3)
+    finally:
+        finished.set()
+        remover.join()
+    assert written
+    assert written[0] < pieces  # the node left mid-run
+    assert extra not in cluster.list_all_nodes()
+    scored = pq.read_table(ray_out)
+    assert scored.equals(pq.read_table(local_out))  # complete, in order, no duplicate
+    assert len(set(scored.column("x2").to_pylist())) == scored.num_rows == local.n_scored
+    assert (run.n_rows, run.n_scored, run.n_quarantined) == (6_000, local.n_scored, 60)
+    assert len(run.quarantine) == 1
+    held = workspace.quarantine.rows(run.quarantine[0].id)
+    assert held.column("_row").to_pylist() == list(range(0, 6_000, 101))
+
+
+def test_without_ray_the_engine_says_how_to_install_it(
+    workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ref = classifier(workspace)
+    inputs(5).to_csv(tmp_path / "in.csv", index=False)
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray: ImportError
+    with pytest.raises(UsageError, match=r"pip install 'setpoint\[ray\]'"):
+        workspace.predict_files(ref, tmp_path / "in.csv", tmp_path / "out.csv", engine="ray")
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_a_cluster_on_several_machines_needs_a_shared_workspace(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    ray_engine.check_cluster({"10.0.0.1"}, workspace)  # one machine, many nodes: fine
+    if not workspace.db.is_sqlite:  # artifacts are still local
+        with pytest.raises(ConfigError, match="artifacts_uri") as raised:
+            ray_engine.check_cluster({"10.0.0.1", "10.0.0.2"}, workspace)
+        assert "database_url" not in str(raised.value)
+        return
+    with pytest.raises(ConfigError, match="spans 2 machines") as raised:
+        ray_engine.check_cluster({"10.0.0.1", "10.0.0.2"}, workspace)
+    for named in ("database_url", "SETPOINT_DATABASE_URL", "artifacts_uri", "--engine local"):
+        assert named in str(raised.value)
+
+
+def test_the_reasons_of_an_inputs_pieces_add_up() -> None:
+    first = [{"column": "x1", "rule": "not_null", "count": 2, "example": None}]
+    second = [
+        {"column": "x2", "rule": "max", "count": 2, "example": 11.0},
+        {"column": "x1", "rule": "not_null", "count": 1, "example": None},
+    ]
+    assert ray_engine.merged_summary([first, [], second]) == [
+        {"column": "x1", "rule": "not_null", "count": 3, "example": None},
+        {"column": "x2", "rule": "max", "count": 2, "example": 11.0},
+    ]
+
+
+def test_nothing_imports_ray_unless_the_ray_engine_runs() -> None:
+    code = (
+        "import sys\n"
+        "import setpoint.batch.ray_engine, setpoint.cli.main, setpoint.workspace\n"
+        "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
