@@ -77,6 +77,7 @@ def test_mistakes_are_named_without_a_traceback(
     monitored(cli, tmp_path)
     run = ("monitor", "run", "credit", "--until", UNTIL)
     cli.fails(*run, "--engine", "spark", code=2, message="--engine 'spark': use local or ray")
+    cli.fails(*run, "--address", "10.0.0.5:6379", code=2, message="add --engine ray")
     result = cli(*run, "--workers", "0", code=2)
     assert "Invalid value for '--workers'" in result.stderr
     assert "Traceback" not in result.output

@@ -138,6 +138,8 @@ def test_mistakes_are_named(served: Workspace, monkeypatch: pytest.MonkeyPatch) 
         served.monitors.run("credit", until=DAY, workers=0)
     with pytest.raises(UsageError, match="local or ray"):
         served.monitors.run("credit", until=DAY, engine="spark")
+    with pytest.raises(UsageError, match="address names a Ray cluster"):
+        served.monitors.run("credit", until=DAY, workers=2, address="10.0.0.5:6379")
     monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
     with pytest.raises(DependencyMissingError, match=r"pip install 'setpoint\[ray\]'"):
         served.monitors.run("credit", until=DAY, engine="ray")

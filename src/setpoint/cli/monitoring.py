@@ -194,11 +194,20 @@ def run(
             "(RAY_ADDRESS, else a local one; needs setpoint[ray]).",
         ),
     ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="The Ray cluster to run on (--engine ray), e.g. 10.0.0.5:6379.",
+            show_default=False,
+        ),
+    ] = None,
     json_: JsonFlag = False,
 ) -> None:
     """Compute every complete window not computed yet, and raise or resolve alerts."""
     if engine not in ENGINES:
         raise UsageError(f"--engine {engine!r}: use local or ray")
+    if address is not None and engine != "ray":
+        raise UsageError("--address names a Ray cluster: add --engine ray, or leave it out")
     ws = state(ctx).workspace()
     names = [endpoint] if endpoint else [m.endpoint for m in ws.monitors.all()]
     if not names:
@@ -219,6 +228,7 @@ def run(
                 progress=report,
                 workers=workers,
                 engine=engine,
+                address=address,
             )
         computed[name] = [_brief(w.to_dict()) for w in windows]
 

@@ -307,14 +307,16 @@ class Monitors:
         notifier: Notifier | None = None,
         workers: int | None = None,
         engine: str = "local",
+        address: str | None = None,
     ) -> list[Window]:
         """Compute every complete window up to ``until`` (default: now) not computed
         yet, store them, and raise or resolve alerts; the new windows, oldest first.
 
         ``workers`` > 1 measures the windows in that many shares in parallel, on local
         processes (``engine="local"``) or as Ray tasks (``"ray"``, where the default is
-        one share per CPU of the cluster): the same numbers as one (``parallel.py``)."""
-        parallel.check(engine, workers)
+        one share per CPU of the cluster at ``address``): the same numbers as one
+        (``parallel.py``)."""
+        parallel.check(engine, workers, address)
         monitor = self.get(endpoint)
         until = aware(until or self._clock())
         span = monitor.config.window_seconds
@@ -330,8 +332,30 @@ class Monitors:
         if not starts and not recent:
             return []
         in_parallel = bool(starts) and (engine != "local" or (workers or 1) > 1)
-        if in_parallel:
-            parallel.start(engine)  # while the log is read
+        stop = parallel.start(engine, address) if in_parallel else None  # while reading
+        try:
+            return self._compute(
+                monitor, starts, recent, recompute, progress, notifier, in_parallel, workers, engine
+            )
+        finally:
+            if stop is not None:
+                stop()
+
+    def _compute(
+        self,
+        monitor: Monitor,
+        starts: list[datetime],
+        recent: list[Window],
+        recompute: bool,
+        progress: Callable[[int, int], None] | None,
+        notifier: Notifier | None,
+        in_parallel: bool,
+        workers: int | None,
+        engine: str,
+    ) -> list[Window]:
+        """``run``'s work once it knows the windows: read the traffic, measure, store."""
+        endpoint = monitor.endpoint
+        span = monitor.config.window_seconds
         kinds = cast(dict[str, Kind], monitor.reference.features)
         traffic = read_traffic(
             self._sources.root,

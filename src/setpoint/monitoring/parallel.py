@@ -18,8 +18,9 @@ is split, and in a run of many windows it is most of the time (``bench/drift.py`
 Engines: ``local`` starts up to ``workers`` processes (from a fork server that has
 imported monitoring once, so a worker starts without importing it again and inherits
 no threads of the caller's); ``ray`` runs one task per share on the Ray cluster this
-process is connected to (else ``ray.init()``'s choice: ``RAY_ADDRESS``, the cluster
-``ray start`` began on this machine, or a new local one), and is imported only then. ``workers``
+process is connected to (else the one at ``address``, ``RAY_ADDRESS``, the cluster
+``ray start`` began on this machine, or a new local one, shut down after the run),
+and is imported only then. ``workers``
 is the number of shares. The effect thresholds for the windows' sizes are learned
 once by the run and handed to every worker (learning is the costliest step of a
 share's first window, and drawn with a fixed seed, so the workers would only learn
@@ -32,9 +33,10 @@ that starts processes by the spawn or fork-server methods: its work under
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
@@ -68,25 +70,33 @@ class Share:
     threads: int | None = None  # native threads (OpenMP, BLAS) it may use; None: any
 
 
-def check(engine: str, workers: int | None) -> None:
+def check(engine: str, workers: int | None, address: str | None = None) -> None:
     """Refuse an engine or a number of workers that cannot be, before any work."""
     if engine not in ENGINES:
         raise UsageError(f"engine {engine!r}: use local or ray")
+    if address is not None and engine != "ray":
+        raise UsageError("address names a Ray cluster: use the ray engine, or leave it out")
     if workers is not None and workers < 1:
         raise UsageError(f"workers must be at least 1, not {workers}")
     if engine == "ray":
         _ray()
 
 
-def start(engine: str) -> None:
+def start(engine: str, address: str | None = None) -> Callable[[], None]:
     """Get ``engine`` ready while the run reads the log: the fork server starts and
     imports monitoring in the background (the import costs seconds; the run's first
-    worker waits only for what is left of it), or Ray is connected."""
+    worker waits only for what is left of it), or Ray is connected (to ``address``).
+    What to call when the run is over: it stops a Ray this call started."""
     if engine == "ray":
-        _connected_ray()
-        return
+        ray, started = _connect(address)
+        return ray.shutdown if started else _nothing
     multiprocessing.get_context(_START_METHOD).set_forkserver_preload(_PRELOAD)
     forkserver.ensure_running()
+    return _nothing
+
+
+def _nothing() -> None:
+    return None
 
 
 def shares(spans: Sequence[T], workers: int) -> list[list[T]]:
@@ -159,9 +169,8 @@ def _cores() -> int:
 
 
 def _default_workers(engine: str) -> int:
-    if engine == "ray":
-        ray = _connected_ray()
-        return max(1, int(ray.cluster_resources().get("CPU", 1)))
+    if engine == "ray":  # connected by ``start``
+        return max(1, int(_ray().cluster_resources().get("CPU", 1)))
     return 1
 
 
@@ -200,15 +209,31 @@ def _ray() -> Any:
     return ray
 
 
-def _connected_ray() -> Any:
+def _connect(address: str | None) -> tuple[Any, bool]:
+    """Ray, connected to ``address`` (else ``RAY_ADDRESS``, else a cluster ``ray
+    start`` began on this machine, else a new local one), and whether this call
+    started it."""
     ray = _ray()
-    if not ray.is_initialized():
-        ray.init(logging_level="WARNING", log_to_driver=False)
-    return ray
+    if ray.is_initialized():
+        return ray, False
+    try:
+        ray.init(
+            address=address or os.environ.get("RAY_ADDRESS") or None,
+            logging_level=logging.WARNING,
+            log_to_driver=False,
+            include_dashboard=False,
+        )
+    except (ConnectionError, ValueError, RuntimeError) as exc:
+        where = address or os.environ.get("RAY_ADDRESS")
+        raise UsageError(
+            f"cannot reach the Ray cluster at {where} ({exc}); check --address (or "
+            "RAY_ADDRESS), or leave both unset to start a local cluster"
+        ) from None
+    return ray, True
 
 
 def _on_ray(jobs: list[Share]) -> Iterator[list[Measured]]:
-    ray = _connected_ray()
+    ray = _ray()  # connected by ``start``
     task = ray.remote(num_cpus=1, max_retries=2)(measure_share)
     pending = [task.remote(job) for job in jobs]
     got = 0
