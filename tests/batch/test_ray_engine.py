@@ -18,7 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from ray_support import NODE, ray_cluster  # noqa: F401
 from setpoint.batch import ray_engine
 from setpoint.data import reader
-from setpoint.errors import ConfigError, ContractViolationError, InvalidDataError, UsageError
+from setpoint.errors import ContractViolationError, InvalidDataError, UsageError
 from setpoint.workspace import Workspace
 
 pytestmark = pytest.mark.slow
@@ -206,21 +206,6 @@ def test_without_ray_the_engine_says_how_to_install_it(
     with pytest.raises(UsageError, match=r"pip install 'setpoint\[ray\]'"):
         workspace.predict_files(ref, tmp_path / "in.csv", tmp_path / "out.csv", engine="ray")
     assert not (tmp_path / "out.csv").exists()
-
-
-def test_a_cluster_on_several_machines_needs_a_shared_workspace(
-    workspace: Workspace, tmp_path: Path
-) -> None:
-    ray_engine.check_cluster({"10.0.0.1"}, workspace)  # one machine, many nodes: fine
-    if not workspace.db.is_sqlite:  # artifacts are still local
-        with pytest.raises(ConfigError, match="artifacts_uri") as raised:
-            ray_engine.check_cluster({"10.0.0.1", "10.0.0.2"}, workspace)
-        assert "database_url" not in str(raised.value)
-        return
-    with pytest.raises(ConfigError, match="spans 2 machines") as raised:
-        ray_engine.check_cluster({"10.0.0.1", "10.0.0.2"}, workspace)
-    for named in ("database_url", "SETPOINT_DATABASE_URL", "artifacts_uri", "--engine local"):
-        assert named in str(raised.value)
 
 
 def test_the_reasons_of_an_inputs_pieces_add_up() -> None:

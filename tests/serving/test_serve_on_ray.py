@@ -25,7 +25,8 @@ from serving_support import SPEC, free_port, requests_of, setpoint_serve
 
 from ray_support import ray_cluster  # noqa: F401
 from s3_support import s3_bucket, s3_endpoint  # noqa: F401
-from setpoint.errors import UsageError
+from setpoint import _ray
+from setpoint.errors import ConfigError
 from setpoint.serving import ray_engine
 from setpoint.serving.log import read_log
 from setpoint.workspace import Workspace
@@ -280,20 +281,18 @@ def test_a_killed_replica_is_restarted_and_loses_only_what_was_in_flight_on_it(
     _assert_every_acknowledged_prediction_is_logged(load, ws)
 
 
-def test_several_nodes_need_postgres_and_shared_storage(
+def test_a_cluster_on_several_machines_is_refused_on_a_local_workspace(
     ray_cluster: Any,  # noqa: F811
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(_ray, "machines", lambda _ray_module: 2)  # as if spread out
     with (
         Workspace.init(tmp_path / "ws", actor="tester") as ws,
-        pytest.raises(UsageError) as refused,
+        pytest.raises(ConfigError, match="spans 2 machines") as refused,
     ):
         ray_engine.deploy(ws, overrides={}, port=free_port())
-    message = str(refused.value)
-    assert "2 nodes" in message
-    assert "SETPOINT_DATABASE_URL=postgresql" in message
-    assert "SETPOINT_ARTIFACTS_URI=s3://" in message
-    assert "SETPOINT_DATA_URI=s3://" in message
+    assert "--engine local" in str(refused.value)
 
 
 def test_setpoint_serve_engine_ray_starts_ray_serves_and_stops_on_ctrl_c(

@@ -42,7 +42,6 @@ and output files (a shared file system).
 from __future__ import annotations
 
 import logging
-import os
 import pickle
 import shutil
 import tempfile
@@ -57,6 +56,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from setpoint import _ray
 from setpoint.batch._pieces import Piece, part_name, plan, rejected_name
 from setpoint.batch._ray_scorer import Scorer
 from setpoint.batch.score import (
@@ -70,12 +70,12 @@ from setpoint.batch.score import (
 from setpoint.data._sink import RowSink
 from setpoint.data.filecheck import check_file
 from setpoint.data.reader import read_batches
-from setpoint.errors import ConfigError, UsageError
+from setpoint.errors import UsageError
 
 if TYPE_CHECKING:
     from setpoint.workspace import Workspace
 
-INSTALL = "pip install 'setpoint[ray]'"
+INSTEAD = "score on this machine with --engine local"
 
 
 def predict_files(
@@ -93,7 +93,7 @@ def predict_files(
     ``address`` (default: ``$RAY_ADDRESS``, else a local cluster started for the run;
     a driver already connected uses its cluster), on ``workers`` actors (default:
     one per CPU of the cluster)."""
-    ray = _import_ray()
+    ray = _ray.import_ray("data", instead=INSTEAD)
     started = time.perf_counter()
     job = prepare(ws, model, given, output)
     for path in job.paths:
@@ -101,9 +101,9 @@ def predict_files(
     pieces = plan(job.paths)
     update = progress or (lambda _step, _fraction: None)
     update("starting Ray", 0.0)
-    ours = _connect(ray, address)
+    ours = _ray.connect(ray, address)
     try:
-        check_cluster(_machines(ray), ws)
+        _ray.check_shared(ws, _ray.machines(ray), instead=INSTEAD)
         n = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         run = ScoringRun(
             job.ref, [str(p) for p in job.paths], str(job.target), workers=n, engine="ray"
@@ -129,60 +129,6 @@ def _staging(target: Path) -> Path:
         return Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.ray-"))
     except OSError as exc:
         raise UsageError(f"cannot write beside {target} ({exc.strerror})") from None
-
-
-def check_cluster(machines: set[str], ws: Workspace) -> None:
-    """Refuse a cluster on several machines that cannot all reach the workspace."""
-    if len(machines) < 2:
-        return
-    local = []
-    if ws.db.is_sqlite:
-        local.append("database_url (a PostgreSQL URL; SETPOINT_DATABASE_URL)")
-    for name, store in (("artifacts_uri", ws.artifacts), ("data_uri", ws.data_store)):
-        if store._local:
-            local.append(f"{name} (shared storage, e.g. s3://...; SETPOINT_{name.upper()})")
-    if local:
-        raise ConfigError(
-            f"the Ray cluster spans {len(machines)} machines, which cannot reach this "
-            f"workspace's local files; set {' and '.join(local)} in setpoint.toml, or "
-            "score on one machine with --engine local"
-        )
-
-
-def _import_ray() -> Any:
-    try:
-        import ray
-        import ray.data
-    except ImportError as exc:
-        raise UsageError(
-            f"the Ray engine needs Ray ({exc}); install it with: {INSTALL}, "
-            "or score on this machine with --engine local"
-        ) from None
-    return ray
-
-
-def _connect(ray: Any, address: str | None) -> bool:
-    """Connect this process to the cluster; whether it started Ray for this run."""
-    if ray.is_initialized():
-        return False
-    try:
-        ray.init(
-            address=address or os.environ.get("RAY_ADDRESS") or None,
-            logging_level=logging.WARNING,
-            log_to_driver=False,
-            include_dashboard=False,
-        )
-    except (ConnectionError, ValueError, RuntimeError) as exc:
-        where = address or os.environ.get("RAY_ADDRESS")
-        raise UsageError(
-            f"cannot reach the Ray cluster at {where} ({exc}); check --address "
-            "(or RAY_ADDRESS), or leave both unset to start a local cluster"
-        ) from None
-    return True
-
-
-def _machines(ray: Any) -> set[str]:
-    return {n["NodeManagerAddress"] for n in ray.nodes() if n.get("Alive")}
 
 
 def _first_batch(job: Job, path: Path, block_size: int | None) -> None:
@@ -229,7 +175,7 @@ def _score(
         batch_format="pyarrow",
         compute=ActorPoolStrategy(size=min(workers, len(pieces))),
         num_cpus=1,
-        runtime_env=_store_access(),
+        runtime_env={"env_vars": _ray.environment()},
         fn_constructor_kwargs={
             "root": str(ws.root),
             "settings": ws.settings.to_dict(),
@@ -256,14 +202,6 @@ def _score(
     if missing:  # Ray Data answers each input once; a gap would be its bug, not ours
         raise RuntimeError(f"Ray returned no result for piece(s) {missing[:10]}")
     return done
-
-
-def _store_access() -> dict[str, Any] | None:
-    """The driver's ``AWS_*`` variables for the actors: with the workspace's settings
-    they are how it reaches an object store (endpoint, credentials, region), so the
-    actors reach the same store as the driver, as the same identity."""
-    found = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
-    return {"env_vars": found} if found else None
 
 
 def _finish(

@@ -26,20 +26,17 @@ Ray is imported here only, and this module only when ``--engine ray`` is asked f
 
 from __future__ import annotations
 
-import logging
-import os
 import signal
 import threading
 from dataclasses import dataclass
 from typing import Any
 
+from setpoint import _ray
 from setpoint.errors import UsageError
 from setpoint.workspace import Workspace
 
 APP = "setpoint"
-# Variables a replica needs from the driver's environment: object-store endpoints
-# and credentials, and setpoint's own settings.
-FORWARDED_PREFIXES = ("AWS_", "SETPOINT_", "FSSPEC_", "GOOGLE_", "AZURE_")
+INSTEAD = "serve on one machine with --engine local"
 
 
 @dataclass(frozen=True)
@@ -100,77 +97,6 @@ class ReplicaSettings:
     health_check_seconds: float = 10.0
 
 
-def ray_module() -> Any:
-    try:
-        import ray
-        from ray import serve  # noqa: F401  (the serve extra)
-    except ImportError as exc:
-        raise UsageError(
-            f"--engine ray needs Ray with Ray Serve ({exc}); install it with: "
-            "pip install 'setpoint[ray]'"
-        ) from None
-    return ray
-
-
-def connect(address: str | None) -> bool:
-    """Connect this process to Ray: ``address`` (or ``$RAY_ADDRESS``) names a running
-    cluster; without either, start one on this machine. True if this call started it."""
-    ray = ray_module()
-    if ray.is_initialized():
-        return False
-    target = address or os.environ.get("RAY_ADDRESS") or "local"
-    try:
-        # Ray's own notices (its start-up, token authentication being on) would bury
-        # what this command says; errors still show.
-        logging.getLogger("ray.serve").setLevel(logging.WARNING)
-        ray.init(
-            address=target,
-            logging_level="ERROR",
-            log_to_driver=False,
-            include_dashboard=False if target == "local" else None,
-        )
-    except (ConnectionError, ValueError, RuntimeError) as exc:
-        raise UsageError(
-            f"cannot connect to the Ray cluster at {target!r}: {exc}; start one with "
-            "`ray start --head` and pass its address with --address, or leave --address "
-            "out to start Ray on this machine"
-        ) from None
-    return target == "local"
-
-
-def check_cluster(workspace: Workspace, nodes: int) -> None:
-    """Refuse a cluster of several nodes that cannot share ``workspace``."""
-    if nodes <= 1:
-        return
-    problems = []
-    if workspace.db.is_sqlite:
-        problems.append(
-            "the metadata is in a SQLite file only this machine reads: set database_url "
-            "to PostgreSQL (SETPOINT_DATABASE_URL=postgresql+psycopg://USER@HOST/DB)"
-        )
-    stores = (("artifacts_uri", workspace.artifacts), ("data_uri", workspace.data_store))
-    for setting, store in stores:
-        if store.is_local:
-            problems.append(
-                f"{setting} is the local folder {store.uri}: point it at shared storage "
-                f"(SETPOINT_{setting.upper()}=s3://BUCKET/{setting.split('_')[0]})"
-            )
-    if problems:
-        raise UsageError(
-            f"the Ray cluster has {nodes} nodes, and replicas on other nodes cannot reach "
-            "this workspace: " + "; ".join(problems)
-        )
-
-
-def alive_nodes() -> int:
-    return sum(1 for node in ray_module().nodes() if node.get("Alive"))
-
-
-def replica_environment() -> dict[str, str]:
-    """The driver's variables each replica gets (see ``FORWARDED_PREFIXES``)."""
-    return {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_PREFIXES)}
-
-
 def deploy(
     workspace: Workspace,
     *,
@@ -183,12 +109,12 @@ def deploy(
 ) -> str:
     """Deploy the app on the connected cluster and return its URL once every replica is
     ready. The replicas open ``workspace`` with the settings it was opened with."""
-    ray = ray_module()
+    ray = _ray.import_ray("serve", instead=INSTEAD)
     from ray import serve
 
     from setpoint.serving.ray_app import SetpointReplica, replica_args
 
-    check_cluster(workspace, alive_nodes())
+    _ray.check_shared(workspace, _ray.machines(ray), instead=INSTEAD)
     settings = {
         **overrides,
         "database_url": workspace.db.url,
@@ -210,7 +136,7 @@ def deploy(
         graceful_shutdown_timeout_s=30,
         ray_actor_options={
             "num_cpus": replica.cpus,
-            "runtime_env": {"env_vars": replica_environment()},
+            "runtime_env": {"env_vars": _ray.environment()},
         },
         **replicas.options(),
     ).bind(
@@ -246,8 +172,8 @@ def serve_until_stopped(
 ) -> None:
     """``setpoint serve --engine ray``: deploy, call ``announce(url)``, and serve until
     SIGINT or SIGTERM; then remove the app, and stop Ray if this call started it."""
-    started = connect(address)
-    ray = ray_module()
+    ray = _ray.import_ray("serve", instead=INSTEAD)
+    started = _ray.connect(ray, address)
     stop = threading.Event()
     previous = {
         sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
