@@ -12,7 +12,7 @@ from test_monitor import give_labels, replay
 
 from ray_support import ray_cluster  # noqa: F401
 from setpoint.demo import lending
-from setpoint.errors import DependencyMissingError, UsageError
+from setpoint.errors import UsageError
 from setpoint.monitoring import parallel
 from setpoint.monitoring.monitor import Monitors
 from setpoint.monitoring.parallel import shares
@@ -141,5 +141,5 @@ def test_mistakes_are_named(served: Workspace, monkeypatch: pytest.MonkeyPatch) 
     with pytest.raises(UsageError, match="address names a Ray cluster"):
         served.monitors.run("credit", until=DAY, workers=2, address="10.0.0.5:6379")
     monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
-    with pytest.raises(DependencyMissingError, match=r"pip install 'setpoint\[ray\]'"):
+    with pytest.raises(UsageError, match=r"pip install 'setpoint\[ray\]'"):
         served.monitors.run("credit", until=DAY, engine="ray")

@@ -191,7 +191,7 @@ def run(
         typer.Option(
             metavar="local|ray",
             help="local: processes on this machine. ray: tasks on the Ray cluster "
-            "(RAY_ADDRESS, else a local one; needs setpoint[ray]).",
+            "(--address or RAY_ADDRESS, else Ray started here; needs setpoint[ray]).",
         ),
     ] = "local",
     address: Annotated[

@@ -18,9 +18,9 @@ is split, and in a run of many windows it is most of the time (``bench/drift.py`
 Engines: ``local`` starts up to ``workers`` processes (from a fork server that has
 imported monitoring once, so a worker starts without importing it again and inherits
 no threads of the caller's); ``ray`` runs one task per share on the Ray cluster this
-process is connected to (else the one at ``address``, ``RAY_ADDRESS``, the cluster
-``ray start`` began on this machine, or a new local one, shut down after the run),
-and is imported only then. ``workers``
+process is connected to (else, as every engine connects, ``setpoint._ray``: the one
+``address`` or ``RAY_ADDRESS`` names, or Ray started here for the run and shut down
+after it), and is imported only then. ``workers``
 is the number of shares. The effect thresholds for the windows' sizes are learned
 once by the run and handed to every worker (learning is the costliest step of a
 share's first window, and drawn with a fixed seed, so the workers would only learn
@@ -33,7 +33,6 @@ that starts processes by the spawn or fork-server methods: its work under
 
 from __future__ import annotations
 
-import logging
 import multiprocessing
 import os
 from collections.abc import Callable, Generator, Iterator, Sequence
@@ -44,7 +43,8 @@ from datetime import datetime
 from multiprocessing import forkserver
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from setpoint.errors import DependencyMissingError, SetpointError, UsageError
+from setpoint import _ray as _rays
+from setpoint.errors import SetpointError, UsageError
 
 if TYPE_CHECKING:
     from setpoint.monitoring.monitor import Monitor
@@ -202,34 +202,14 @@ def _on_processes(jobs: list[Share]) -> Iterator[list[Measured]]:
 
 
 def _ray() -> Any:
-    try:
-        import ray
-    except ImportError as exc:
-        raise DependencyMissingError.for_extra("ray", "ray") from exc
-    return ray
+    return _rays.import_ray(instead="run on this machine with --engine local")
 
 
 def _connect(address: str | None) -> tuple[Any, bool]:
-    """Ray, connected to ``address`` (else ``RAY_ADDRESS``, else a cluster ``ray
-    start`` began on this machine, else a new local one), and whether this call
-    started it."""
+    """Ray, connected as every engine connects (``setpoint._ray``), and whether this
+    call started it."""
     ray = _ray()
-    if ray.is_initialized():
-        return ray, False
-    try:
-        ray.init(
-            address=address or os.environ.get("RAY_ADDRESS") or None,
-            logging_level=logging.WARNING,
-            log_to_driver=False,
-            include_dashboard=False,
-        )
-    except (ConnectionError, ValueError, RuntimeError) as exc:
-        where = address or os.environ.get("RAY_ADDRESS")
-        raise UsageError(
-            f"cannot reach the Ray cluster at {where} ({exc}); check --address (or "
-            "RAY_ADDRESS), or leave both unset to start a local cluster"
-        ) from None
-    return ray, True
+    return ray, _rays.connect(ray, address)
 
 
 def _on_ray(jobs: list[Share]) -> Iterator[list[Measured]]:
