@@ -87,6 +87,20 @@ def test_no_account_number_leaves_the_dataset_store_in_clear(
     kept = workspace.validate("loans@1", batch, mode="quarantine")
     assert kept.quarantine is not None
 
+    # A file scored through the endpoint: its rows logged, one refused and quarantined.
+    scored = with_accounts(lending.applications(60, start=START, days=1, seed=12), rng)
+    scored["age"] = scored["age"].astype(object)
+    scored.loc[scored.index[:2], "age"] = "unknown"
+    sent.update(scored["account"].tolist())
+    scored.to_csv(tmp_path / "to-score.csv", index=False)
+    run = workspace.predict_files(
+        "credit",
+        tmp_path / "to-score.csv",
+        tmp_path / "out.csv",
+        keep=[lending.TIME_COLUMN, lending.TARGET],
+    )
+    assert (run.endpoint, run.n_quarantined) == ("credit", 2)
+
     # The monitor, and its report.
     workspace.monitors.create("credit", MonitorConfig(window="1d", multivariate=False))
     assert workspace.monitors.run("credit", until=START + timedelta(days=3))

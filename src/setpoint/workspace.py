@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 
 from setpoint import __version__
 from setpoint._names import check_name
+from setpoint.batch.runs import ScoringRuns
 from setpoint.data import io
 from setpoint.data._batch import to_table
 from setpoint.data._sink import RowSink, check_output
@@ -92,6 +93,7 @@ class Workspace:
         self.registry = ModelRegistry(self.db, self.artifacts, actor=self.actor)
         self.deployments = DeploymentStore(self.db, self.registry, actor=self.actor)
         self.keys = KeyStore(self.db, actor=self.actor)
+        self.scoring_runs = ScoringRuns(self.db, actor=self.actor)
 
     @cached_property
     def pii_secret(self) -> bytes:
@@ -530,6 +532,8 @@ class Workspace:
         inputs: str | Path | Sequence[str | Path],
         output: str | Path,
         *,
+        endpoint: bool | None = None,
+        keep: Sequence[str] = (),
         workers: int | None = None,
         block_size: int | None = None,
         progress: Callable[[str, float], None] | None = None,
@@ -540,9 +544,13 @@ class Workspace:
         ``output`` (.csv or .parquet), streamed in batches on ``workers`` threads (one
         per core by default): rows the model's contract refuses are quarantined with
         their reasons, the others written with ``prediction`` (and ``proba_<class>``
-        for a classifier), in the input's order (``batch/score.py``). ``engine="ray"``
-        scores them on the Ray cluster at ``address`` instead, on ``workers`` actors
-        (``batch/ray_engine.py``), with the same output."""
+        for a classifier), in the input's order (``batch/score.py``). ``model`` may
+        name an endpoint (``endpoint=True`` says it does): its serving version scores
+        and the rows go to its logs, monitored as online traffic. ``keep`` columns (a
+        row id) are left out of the contract check and copied to the output. The run
+        is recorded in ``scoring_runs``. ``engine="ray"`` scores them on the Ray
+        cluster at ``address`` instead, on ``workers`` actors (``batch/ray_engine.py``),
+        with the same output."""
         from setpoint.batch.score import predict_files
 
         return predict_files(
@@ -550,6 +558,8 @@ class Workspace:
             model,
             inputs,
             output,
+            endpoint=endpoint,
+            keep=keep,
             workers=workers,
             block_size=block_size,
             progress=progress,

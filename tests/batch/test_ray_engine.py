@@ -84,6 +84,19 @@ def test_ray_scores_as_the_local_engine_does(
         held = workspace.quarantine.rows(mine.id)
         assert held.equals(workspace.quarantine.rows(theirs.id))  # _row: in the file
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left
+    # Both runs are records, the same but for the engine.
+    mine, theirs = (
+        workspace.scoring_runs.get(on_ray.id or 0),
+        workspace.scoring_runs.get(local.id or 0),
+    )
+    assert (mine.engine, theirs.engine) == ("ray", "local")
+    assert mine.state == theirs.state == "succeeded"
+    assert (mine.n_rows, mine.n_scored, mine.n_quarantined, mine.inputs) == (
+        theirs.n_rows,
+        theirs.n_scored,
+        theirs.n_quarantined,
+        theirs.inputs,
+    )
 
 
 def test_a_csv_output_an_empty_output_and_a_widened_csv_match_too(

@@ -101,6 +101,40 @@ def test_predict_refuses_bad_arguments_clearly(
     assert "scoring" not in cli("predict", *args, code=code).stderr  # the error alone
 
 
+def test_predict_through_an_endpoint_logs_and_refuses_an_ambiguous_name(
+    cli: Cli, model: str, tmp_path: Path
+) -> None:
+    source = tmp_path / "in.csv"
+    rows(12).to_csv(source, index=False)
+    cli("deploy", "web", "--model", model)
+    said = cli("predict", "web", "-i", str(source), "-o", str(tmp_path / "a.csv")).stdout
+    assert "Scored 12 of 12 rows with clf@1" in said
+    assert "Logged the rows to endpoint web" in said
+    assert "setpoint scoring show 1" in said
+    cli("deploy", "clf", "--model", model)
+    out = str(tmp_path / "b.csv")
+    cli.fails("predict", "clf", "-i", str(source), "-o", out, code=2, message="--endpoint")
+    done = cli.json("predict", "clf", "--endpoint", "-i", str(source), "-o", out)
+    assert (done["endpoint"], done["model"]) == ("clf", "clf@1")
+
+
+def test_predict_keeps_an_id_column_and_logs_only_the_features(
+    cli: Cli, model: str, tmp_path: Path
+) -> None:
+    from setpoint.serving._logtables import read_log
+
+    given = rows(8)
+    given["id"] = range(100, 108)
+    source = tmp_path / "in.csv"
+    given.to_csv(source, index=False)
+    out = tmp_path / "out.csv"
+    cli("deploy", "web", "--model", model)
+    cli("predict", "web", "-i", str(source), "-o", str(out), "--keep", "id")
+    assert pd.read_csv(out)["id"].tolist() == list(range(100, 108))
+    logged = read_log(cli.root, kind="predictions", endpoint="web")
+    assert all("id" not in text for text in logged["inputs"].to_pylist())
+
+
 @pytest.mark.slow
 def test_predict_on_ray_writes_what_the_local_engine_writes(
     ray_cluster: Any,  # noqa: F811

@@ -96,6 +96,11 @@ def predict_files(
     ray = _ray.import_ray("data", instead=INSTEAD)
     started = time.perf_counter()
     job = prepare(ws, model, given, output)
+    if job.endpoint is not None:
+        raise UsageError(
+            f"{model!r} is an endpoint: scoring through one (its rows logged to it) runs on "
+            "--engine local for now; or name its model version (models:/NAME@VERSION)"
+        )
     for path in job.paths:
         _first_batch(job, path, block_size)
     pieces = plan(job.paths)
@@ -105,15 +110,24 @@ def predict_files(
     try:
         _ray.check_shared(ws, _ray.machines(ray), instead=INSTEAD)
         n = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        run = ScoringRun(
-            job.ref, [str(p) for p in job.paths], str(job.target), workers=n, engine="ray"
-        )
-        staging = _staging(job.target)
-        try:
-            done = _score(ws, job, pieces, staging, n, block_size, update)
-            _finish(ws, job, pieces, done, staging, run)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        with job.recording("ray") as (run_id, counts):  # the run's record, as locally
+            run = ScoringRun(
+                job.ref,
+                [str(p) for p in job.paths],
+                str(job.target),
+                workers=n,
+                engine="ray",
+                id=run_id,
+            )
+            staging = _staging(job.target)
+            try:
+                done = _score(ws, job, pieces, staging, n, block_size, update)
+                _finish(ws, job, pieces, done, staging, run)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+            counts.n_rows, counts.n_scored = run.n_rows, run.n_scored
+            counts.n_quarantined = run.n_quarantined
+            counts.quarantine = [q.id for q in run.quarantine]
     finally:
         if ours:
             ray.shutdown()

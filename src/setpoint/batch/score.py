@@ -6,8 +6,18 @@ version's contract as a server does (``keep_soft``: only what would refuse a row
 serving refuses it here), keep the refused rows in the quarantine with their reasons
 (one quarantine batch per input file, as ``data validate --mode quarantine`` does),
 and score the accepted rows with the native predictor. The output gets the accepted
-rows' columns, then ``prediction`` and, for a classifier, ``proba_<class>`` per
-class (the native response's ``prediction`` and ``probabilities``, as columns).
+rows' columns, the ``keep`` columns (outside the contract: a row id, never
+checked), then ``prediction`` and, for a classifier, ``proba_<class>`` per class (the
+native response's ``prediction`` and ``probabilities``, as columns). Inputs and the
+output are local paths or fsspec URIs (``sources.py``).
+
+The parts that do not depend on the engine are functions the Ray engine calls too
+(``steps.py``, re-exported here): :func:`prepare` (the inputs, the output, the
+version or endpoint, its contract and predictor: a :class:`Job`, whose ``recording``
+records the run), :func:`score_table` (one batch), ``check_file`` (the contract,
+``data/filecheck.py``), :func:`quarantine` (a file's refused rows kept), and
+:func:`endpoint_log` (the rows logged to an endpoint, ``endpoint_log.py``); the run's
+record is ``runs.py``'s, the target (a model or an endpoint) ``target.py``'s.
 
 Memory is bounded by the batches in flight, not the input: the reading thread
 reads and checks a batch and hands its accepted rows to a pool of ``workers``
@@ -24,8 +34,9 @@ worker, 238k-247k with 2 (its bare predict_proba on the same batches: 374k-536k)
 a logistic regression 418k-532k with 1, 425k-443k with 2 (bare: 2.5M-6.9M), so
 equal within the machine's noise. The parts, timed alone for the 1M rows: reading
 ~1.1 s, the contract check 0.05 s, LightGBM's predict_proba ~3.2 s (on both cores
-already, by OpenMP), writing Parquet ~1.1 s. So the pipeline overlaps them and the two
-cores are full; one worker per core stays the default, where more cores and a
+already, by OpenMP), writing Parquet ~1.1 s (0.4 s since the writers stopped trying
+a dictionary on every float column, ``data/_sink.py``). So the pipeline overlaps them
+and the two cores are full; one worker per core stays the default, where more cores and a
 single-threaded model (a linear one) would gain from more workers.
 
 A CSV file whose column types widen part-way is read again from its start
@@ -35,7 +46,6 @@ itself when there is only one input), so a re-read discards only that part.
 
 from __future__ import annotations
 
-import glob
 import os
 import queue
 import shutil
@@ -44,24 +54,35 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from setpoint.data import io
-from setpoint.data._sink import RowSink, check_output
+from setpoint.batch import sources
+from setpoint.batch.endpoint_log import EndpointLog
+from setpoint.batch.runs import RunCounts
+from setpoint.batch.steps import (
+    Scoring,
+    endpoint_log,
+    output_names,
+    predict_arrays,
+    prepare_version,
+    quarantine,
+    record_quarantine,
+    score_table,
+)
+from setpoint.batch.target import resolve
+from setpoint.data._sink import RowSink
 from setpoint.data.contract import Contract
 from setpoint.data.filecheck import FileValidation, check_file
 from setpoint.data.pii import PiiPolicy
 from setpoint.data.quarantine import QuarantineBatch
 from setpoint.data.reader import BLOCK_SIZE, read_batches
-from setpoint.errors import NotReadyError, UsageError
+from setpoint.errors import UsageError
 from setpoint.models.predictor import Predictor
 
 if TYPE_CHECKING:
@@ -69,21 +90,34 @@ if TYPE_CHECKING:
 
 Progress = Callable[[str, float], None]
 
-# Flavors whose predicted label is by construction the most probable class: one call
-# gives both (as serving's ``predict_rows``; a scikit-learn model's predict may differ
-# from the argmax, so it is asked for both).
-_ARGMAX_FLAVORS = frozenset({"lightgbm", "xgboost"})
-_GLOB = frozenset("*?[")
+__all__ = [
+    "Job",
+    "Scoring",
+    "ScoringRun",
+    "endpoint_log",
+    "expand",
+    "output_names",
+    "predict_arrays",
+    "predict_files",
+    "prepare",
+    "prepare_version",
+    "quarantine",
+    "record_quarantine",
+    "score_table",
+]
 
 
 @dataclass
 class ScoringRun:
-    """What a batch scoring run read, scored, quarantined and wrote."""
+    """What a batch scoring run read, scored, quarantined and wrote; ``id`` is its
+    record in ``scoring_runs`` (``batch/runs.py``)."""
 
     model: str
     inputs: list[str]
     output: str
     workers: int
+    id: int | None = None
+    endpoint: str | None = None
     engine: str = "local"
     n_rows: int = 0
     n_scored: int = 0
@@ -98,7 +132,9 @@ class ScoringRun:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "id": self.id,
             "model": self.model,
+            "endpoint": self.endpoint,
             "inputs": self.inputs,
             "output": self.output,
             "engine": self.engine,
@@ -114,77 +150,25 @@ class ScoringRun:
 
 
 def expand(given: str | Path | Sequence[str | Path]) -> list[Path]:
-    """The input files: a path, a glob (sorted by name) or a list of either; each
-    with a suffix the reader knows, before anything is read."""
-    items = [given] if isinstance(given, str | Path) else list(given)
-    paths: list[Path] = []
-    for item in items:
-        text = str(item)
-        if _GLOB & set(text) and not Path(text).exists():
-            matches = sorted(glob.glob(os.path.expanduser(text)))
-            if not matches:
-                raise UsageError(f"{text}: no file matches; check the path and the pattern")
-            paths += [Path(m) for m in matches if Path(m).is_file()]
-        else:
-            paths.append(Path(text).expanduser())
-    for path in paths:
-        if path.suffix.lower() not in io.FORMATS:
-            raise UsageError(
-                f"{path}: unsupported file type {path.suffix!r}; give a .csv or .parquet file",
-            )
-        if not path.is_file():
-            raise UsageError(f"{path}: no such file")
-    if not paths:
-        raise UsageError(f"{given}: no file matches; check the path and the pattern")
-    return paths
+    """The local input files: a path, a glob (sorted by name) or a list of either;
+    each with a suffix the reader knows, before anything is read (``sources.expand``
+    takes URIs too)."""
+    found = sources.expand(given)
+    remote = [s.uri for s in found if not s.local]
+    if remote:
+        raise UsageError(f"{remote[0]}: give a local path here")
+    return [Path(s.path) for s in found]
 
 
-def predict_arrays(predictor: Predictor, rows: Any) -> tuple[npt.NDArray[Any], Any]:
-    """Labels (or numbers) and class probabilities (None for a regressor) of ``rows``."""
-    if predictor.task == "classification" and predictor.flavor in _ARGMAX_FLAVORS:
-        proba = predictor.predict_proba(rows)
-        if proba is not None and predictor.classes is not None:
-            return np.asarray(predictor.classes)[np.argmax(proba, axis=1)], proba
-    proba = predictor.predict_proba(rows)
-    return np.asarray(predictor.predict(rows)), proba
+MARKS = "_violations"  # check_file(mark_soft=True)'s column
 
 
-def output_names(predictor: Predictor) -> list[str]:
-    """The columns scoring adds: ``prediction``, then ``proba_<class>`` per class."""
-    classes = predictor.classes if predictor.task == "classification" else None
-    return ["prediction", *(f"proba_{c}" for c in classes or [])]
+@dataclass(frozen=True)
+class _Pending:
+    """A batch on the pool, with the soft rules each of its rows broke (or None)."""
 
-
-def score_table(predictor: Predictor, rows: pa.Table) -> pa.Table:
-    """``rows`` with the predictor's answers as columns (the unit of work of both
-    engines: the Ray engine's ``map_batches`` is to call this too)."""
-    if rows.num_rows == 0:
-        return _with_outputs(predictor, rows, None, None)
-    # Values far out (1e308) overflow inside a model: a warning, not a failed batch.
-    with np.errstate(over="ignore", invalid="ignore"):
-        labels, proba = predict_arrays(predictor, rows)
-    return _with_outputs(predictor, rows, labels, proba)
-
-
-def _with_outputs(predictor: Predictor, rows: pa.Table, labels: Any, proba: Any) -> pa.Table:
-    names = output_names(predictor)
-    if labels is None:  # no rows: the columns' types from the model's classes
-        types = [_label_type(predictor), *([pa.float64()] * (len(names) - 1))]
-        columns = [pa.array([], type=t) for t in types]
-    else:
-        columns = [pa.array(labels)]
-        if len(names) > 1:
-            matrix = np.asarray(proba, dtype=np.float64)
-            columns += [pa.array(matrix[:, i]) for i in range(len(names) - 1)]
-    for name, column in zip(names, columns, strict=True):
-        rows = rows.append_column(name, column)
-    return rows
-
-
-def _label_type(predictor: Predictor) -> pa.DataType:
-    if predictor.task != "classification" or not predictor.classes:
-        return pa.float64()
-    return pa.array(predictor.classes).type
+    future: Future[pa.Table]
+    marks: pa.ChunkedArray | None
 
 
 class _ScoringSink:
@@ -194,19 +178,29 @@ class _ScoringSink:
     writing (the writer: Parquet's encoding and compression release the GIL) overlap.
     At most ``2 * workers`` batches wait for the writer; past that, ``write`` waits."""
 
-    def __init__(self, pool: ThreadPoolExecutor, workers: int, predictor: Predictor) -> None:
+    def __init__(
+        self,
+        pool: ThreadPoolExecutor,
+        workers: int,
+        predictor: Predictor,
+        log: EndpointLog | None = None,
+        passthrough: Sequence[str] = (),
+    ) -> None:
         self.pool = pool
         self.predictor = predictor
+        self.log = log
+        # Given to score_table only when there are some (it is replaced in tests).
+        self.extra: dict[str, Any] = {"passthrough": passthrough} if passthrough else {}
         self.limit = 2 * workers
-        self.queue: queue.Queue[Future[pa.Table] | None] = queue.Queue(self.limit)
+        self.queue: queue.Queue[_Pending | None] = queue.Queue(self.limit)
         self.writer: threading.Thread | None = None
-        self.sink: RowSink | None = None
+        self.sink: sources.Sink | None = None
         self.error: BaseException | None = None
         self.stopping = False
         self.batches = 0
         self.scored = 0
 
-    def restart(self, sink: RowSink) -> None:
+    def restart(self, sink: sources.Sink) -> None:
         """Write to ``sink`` from now on, counting from zero (a file read again)."""
         self.cancel()
         self.sink = sink
@@ -220,7 +214,12 @@ class _ScoringSink:
         if self.error is not None:
             raise self.error
         self.batches += 1
-        self.queue.put(self.pool.submit(score_table, self.predictor, rows))
+        marks = None
+        if MARKS in rows.column_names:  # the soft rules each row broke, for the log
+            marks = rows.column(MARKS)
+            rows = rows.drop_columns([MARKS])
+        future = self.pool.submit(score_table, self.predictor, rows, **self.extra)
+        self.queue.put(_Pending(future, marks))
 
     def drain(self) -> None:
         """Wait for every batch to be written; the first failure, if any, is raised."""
@@ -242,7 +241,8 @@ class _ScoringSink:
     def _write_all(self) -> None:
         """The writer: scored batches in order; after a failure, or once cancelled, it
         only takes what comes (cancelling it) so that ``write`` never waits forever."""
-        while (future := self.queue.get()) is not None:
+        while (pending := self.queue.get()) is not None:
+            future = pending.future
             if self.error is not None or self.stopping:
                 future.cancel()
                 continue
@@ -250,6 +250,8 @@ class _ScoringSink:
                 scored = future.result()
                 assert self.sink is not None
                 self.sink.write(scored)
+                if self.log is not None:
+                    self.log.append(scored, violations=pending.marks)
                 self.scored += scored.num_rows
             except BaseException as exc:  # raised in the reading thread
                 self.error = exc
@@ -261,17 +263,27 @@ def predict_files(
     given: str | Path | Sequence[str | Path],
     output: str | Path,
     *,
+    endpoint: bool | None = None,
+    keep: Sequence[str] = (),
     workers: int | None = None,
     block_size: int | None = None,
     progress: Progress | None = None,
     engine: str = "local",
     address: str | None = None,
 ) -> ScoringRun:
-    """Score the files ``given`` (a path, a glob, or a list) with ``model``
-    (``NAME@VERSION``, ``NAME@ALIAS``, ``models:/...``) into ``output``; ``engine``
-    ``"ray"`` scores them on a Ray cluster (``batch/ray_engine.py``, at ``address``)."""
+    """Score the files ``given`` (a path, a glob, or a list) with ``model`` into
+    ``output``, recorded as a scoring run from start to end. ``model`` is a version
+    (``NAME@VERSION``, ``NAME@ALIAS``, ``models:/...``) or a bare name: a model's or an
+    endpoint's (``endpoint`` True or False says which; see ``batch/target.py``).
+    Through an endpoint, the version it serves scores and the rows are logged to it.
+    ``keep`` columns (a row id) are left out of the contract check and copied to the
+    output beside the predictions. ``engine`` ``"ray"`` scores them on a Ray cluster
+    (``batch/ray_engine.py``, at ``address``)."""
     if engine == "ray":
         from setpoint.batch.ray_engine import predict_files as on_ray
+
+        if keep:
+            raise UsageError("--keep runs on --engine local for now; leave --engine ray out")
 
         return on_ray(
             ws,
@@ -286,47 +298,176 @@ def predict_files(
     if engine != "local":
         raise UsageError(f"engine {engine!r}: use local or ray")
     started = time.perf_counter()
-    job = prepare(ws, model, given, output)
-    target, paths = job.target, job.paths
+    job = prepare(ws, model, given, output, endpoint=endpoint, keep=keep)
+    files, target, scoring = job.files, job.output, job.scoring
     n = max(1, workers or os.cpu_count() or 1)
-    run = ScoringRun(job.ref, [str(p) for p in paths], str(target), workers=n)
+    with job.recording("local") as (run_id, counts), ExitStack() as stack:
+        run = ScoringRun(
+            job.ref,
+            [f.uri for f in files],
+            target.uri,
+            workers=n,
+            id=run_id,
+            endpoint=job.endpoint,
+        )
+        log = None
+        if job.endpoint is not None:
+            log = endpoint_log(ws, job.endpoint, scoring, run_id)
+            stack.callback(log.close)
+        _score_files(ws, run, counts, files, target, scoring, log, block_size, progress)
+    run.seconds = time.perf_counter() - started
+    return run
+
+
+@dataclass(frozen=True)
+class Job:
+    """What a run scores, checked before anything is read (by every engine): the
+    input files, the output, the model version ready to score, and the endpoint
+    scored through (if any)."""
+
+    ws: Workspace
+    files: list[sources.Source]
+    output: sources.Output
+    scoring: Scoring
+    endpoint: str | None
+
+    @property
+    def ref(self) -> str:
+        return self.scoring.ref
+
+    @property
+    def contract(self) -> Contract:
+        return self.scoring.contract
+
+    @property
+    def predictor(self) -> Predictor:
+        return self.scoring.predictor
+
+    @property
+    def pii(self) -> PiiPolicy:
+        return self.scoring.pii
+
+    @property
+    def dataset(self) -> str | None:
+        return self.scoring.dataset
+
+    @property
+    def paths(self) -> list[Path]:
+        """The inputs as local paths, for an engine that reads only those."""
+        remote = [f.uri for f in self.files if not f.local]
+        if remote:
+            raise UsageError(f"{remote[0]}: this engine reads local files; give a path")
+        return [Path(f.path) for f in self.files]
+
+    @property
+    def target(self) -> Path:
+        """The output as a local path, for an engine that writes only those."""
+        if not self.output.local:
+            raise UsageError(f"{self.output.uri}: this engine writes local files; give a path")
+        return Path(self.output.path)
+
+    def recording(self, engine: str) -> AbstractContextManager[tuple[int, RunCounts]]:
+        """The run's record for the block (``ScoringRuns.recording``): ``running`` now,
+        ``succeeded`` or ``failed`` at its end, with the inputs' sizes and hashes."""
+        return self.ws.scoring_runs.recording(
+            model=self.scoring.name,
+            version=self.scoring.version,
+            endpoint=self.endpoint,
+            engine=engine,
+            inputs=[f.describe() for f in self.files],
+            output=self.output.uri,
+        )
+
+
+def prepare(
+    ws: Workspace,
+    model: str,
+    given: str | Path | Sequence[str | Path],
+    output: str | Path,
+    *,
+    endpoint: bool | None = None,
+    keep: Sequence[str] = (),
+) -> Job:
+    """The run's inputs, output, model version (or endpoint) and kept columns, each
+    refused with the fix when unusable: the checks every engine makes before
+    reading."""
+    target = sources.output(output)
+    files = sources.expand(given)
+    if any(_same(f, target) for f in files):
+        raise UsageError(f"{target.uri} is also an input; write the scored rows to another file")
+    chosen = resolve(ws, model, endpoint=endpoint)
+    scoring = prepare_version(ws, chosen.version, keep=keep)
+    return Job(ws, files, target, scoring, chosen.endpoint)
+
+
+def _same(source: sources.Source, target: sources.Output) -> bool:
+    if source.local and target.local:
+        return Path(source.path).resolve() == Path(target.path).resolve()
+    return source.uri == target.uri
+
+
+def _score_files(
+    ws: Workspace,
+    run: ScoringRun,
+    counts: RunCounts,
+    files: list[sources.Source],
+    target: sources.Output,
+    scoring: Scoring,
+    log: EndpointLog | None,
+    block_size: int | None,
+    progress: Progress | None,
+) -> None:
+    """The local engine: each file read, checked, scored and written in order."""
     update = progress or (lambda _step, _fraction: None)
-    sizes = [max(p.stat().st_size, 1) for p in paths]
+    sizes = [max(f.size, 1) for f in files]
     total = sum(sizes)
     with ExitStack() as stack:
-        pool = stack.enter_context(ThreadPoolExecutor(n, thread_name_prefix="setpoint-score"))
-        if len(paths) == 1:
-            sinks: list[Callable[[], RowSink]] = [lambda: RowSink(target)]
+        pool = stack.enter_context(
+            ThreadPoolExecutor(run.workers, thread_name_prefix="setpoint-score")
+        )
+        if len(files) == 1:
+            sinks: list[Callable[[], sources.Sink]] = [target.sink]
             final = None
         else:
-            final = RowSink(target)
+            final = target.sink()
             stack.callback(final.discard)  # a no-op once committed
-            parts = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.parts-"))
+            # Parts beside a local output (same disk, a rename away); else in the temp folder.
+            beside = Path(target.path) if target.local else None
+            parts = Path(
+                tempfile.mkdtemp(
+                    dir=None if beside is None else beside.parent,
+                    prefix=f".{Path(target.path).name}.parts-",
+                )
+            )
             stack.callback(shutil.rmtree, parts, ignore_errors=True)
             sinks = [
                 lambda i=i: RowSink(parts / f"part-{i}.parquet")  # type: ignore[misc]
-                for i in range(len(paths))
+                for i in range(len(files))
             ]
         done = 0
-        for path, size, sink_for in zip(paths, sizes, sinks, strict=True):
+        for index, (path, size, sink_for) in enumerate(zip(files, sizes, sinks, strict=True)):
 
             def step(fraction: float, done: int = done, size: int = size) -> None:
                 update(f"{run.n_rows:,} rows done", (done + size * fraction) / total)
 
-            file = _FileRun(ws, job.ref, job.contract, job.predictor, pool, n, job.pii, job.dataset)
+            if log is not None:
+                log.begin_file(index)
+            file = _FileRun(ws, scoring, pool, run.workers, log)
             sink = file.score(path, sink_for, block_size, step, run)
             try:
                 sink.commit()
             finally:
                 sink.discard()
             if final is not None:
+                assert isinstance(sink, RowSink)
                 _append(sink.path, final)
             done += size
+            counts.n_rows, counts.n_scored = run.n_rows, run.n_scored
+            counts.n_quarantined = run.n_quarantined
+            counts.quarantine = [q.id for q in run.quarantine]
         if final is not None:
             final.commit()
-    run.seconds = time.perf_counter() - started
     update(f"{run.n_rows:,} rows", 1.0)
-    return run
 
 
 @dataclass
@@ -335,49 +476,60 @@ class _FileRun:
     own, its refused rows quarantined."""
 
     ws: Workspace
-    ref: str
-    contract: Contract
-    predictor: Predictor
+    scoring: Scoring
     pool: ThreadPoolExecutor
     workers: int
-    pii: PiiPolicy
-    dataset: str | None
+    log: EndpointLog | None = None
 
     def score(
         self,
-        path: Path,
-        sink_for: Callable[[], RowSink],
+        source: sources.Source,
+        sink_for: Callable[[], sources.Sink],
         block_size: int | None,
         progress: Callable[[float], None],
         run: ScoringRun,
-    ) -> RowSink:
-        """The sink holding ``path``'s scored rows, not yet committed."""
-        scorer = _ScoringSink(self.pool, self.workers, self.predictor)
-        sinks: list[RowSink] = []
-        size = max(path.stat().st_size, 1)
+    ) -> sources.Sink:
+        """The sink holding ``source``'s scored rows, not yet committed."""
+        scoring = self.scoring
+        scorer = _ScoringSink(
+            self.pool, self.workers, scoring.predictor, self.log, passthrough=scoring.keep
+        )
+        sinks: list[sources.Sink] = []
+        size = max(source.size, 1)
+        path = source.uri
         with self.ws.data_store.staging() as rejected:
 
             def consume(schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> FileValidation:
+                missing = [n for n in scoring.keep if n not in schema.names]
+                if missing:
+                    raise UsageError(
+                        f"{path}: no column {missing[0]!r} to keep (--keep); its columns: "
+                        + ", ".join(schema.names)
+                    )
                 scorer.cancel()
+                if sinks and self.log is not None:
+                    self.log.again()
                 for sink in sinks:  # a CSV read again from its start (widened types)
                     sink.discard()
                 sinks[:] = [sink_for()]
                 scorer.restart(sinks[0])
-                counted = _counting(batches, path, size, block_size, progress)
+                counted = _counting(batches, source, size, block_size, progress)
                 try:
                     outcome = check_file(
-                        self.contract,
+                        scoring.contract,
                         schema,
                         counted,
                         mode="quarantine",
                         keep_soft=True,
                         limit=20,
-                        pii=self.pii,
+                        pii=scoring.pii,
                         rejected=rejected,
                         accepted=scorer,
+                        passthrough=scoring.keep,
+                        mark_soft=self.log is not None,
                     )
                     if outcome.refused:
-                        raise outcome.error(f"the contract of {self.ref} ({path})")
+                        raise outcome.error(f"the contract of {scoring.ref} ({path})")
                     scorer.drain()
                 except BaseException:
                     scorer.cancel()
@@ -385,7 +537,8 @@ class _FileRun:
                 return outcome
 
             try:
-                outcome = read_batches(path, consume, block_size=block_size)
+                opener = None if source.local else source.open
+                outcome = read_batches(path, consume, block_size=block_size, opener=opener)
             except BaseException:
                 for sink in sinks:
                     sink.discard()
@@ -394,100 +547,14 @@ class _FileRun:
             run.n_scored += scorer.scored
             run.n_batches += scorer.batches
             run.n_quarantined += outcome.n_refused
-            if outcome.n_refused and self.dataset is not None:
-                run.quarantine.append(self._quarantine(outcome, rejected, path))
+            if outcome.n_refused and self.log is not None:
+                self.log.append_refused(rejected)
+            if outcome.n_refused and scoring.dataset is not None:
+                run.quarantine.append(quarantine(self.ws, scoring, outcome, rejected, path))
         return sinks[0]
 
-    def _quarantine(self, outcome: FileValidation, rejected: Path, path: Path) -> QuarantineBatch:
-        assert self.dataset is not None
-        return record_quarantine(
-            self.ws,
-            self.dataset,
-            outcome.n_rows,
-            outcome.n_refused,
-            outcome.refused_summary(),
-            rejected,
-            path,
-        )
 
-
-def record_quarantine(
-    ws: Workspace,
-    dataset: str,
-    n_rows: int,
-    n_refused: int,
-    summary: list[dict[str, Any]],
-    rejected: Path,
-    path: Path,
-) -> QuarantineBatch:
-    """The refused rows of the input ``path`` (staged at ``rejected``) kept in the
-    quarantine of ``dataset`` as one batch, with their reasons."""
-    artifact = ws.data_store.put_file(rejected)
-    version = ws.datasets.get(dataset)
-    with ws.db.write() as conn:
-        return ws.quarantine.record(
-            conn,
-            contract_id=ws.datasets.contract_id(conn, version),
-            dataset=version.ref,
-            n_rows=n_rows,
-            n_rejected=n_refused,
-            summary=summary,
-            artifact=artifact,
-            source=str(path),
-        )
-
-
-@dataclass(frozen=True)
-class Job:
-    """What a run scores, checked before anything is read: the input files, the
-    output, the model version with its contract and predictor."""
-
-    target: Path
-    paths: list[Path]
-    ref: str
-    contract: Contract
-    predictor: Predictor
-    pii: PiiPolicy
-    dataset: str | None  # whose quarantine keeps the refused rows
-
-
-def prepare(
-    ws: Workspace, model: str, given: str | Path | Sequence[str | Path], output: str | Path
-) -> Job:
-    """The run's inputs, output and model, each refused with the fix when unusable
-    (the checks both engines make before reading)."""
-    target = Path(output).expanduser()
-    check_output(target)
-    paths = expand(given)
-    if any(p.resolve() == target.resolve() for p in paths):
-        raise UsageError(f"{target} is also an input; write the scored rows to another file")
-    version = ws.model(model)
-    if version.contract is None:
-        raise NotReadyError(f"{version.ref} has no contract; register it with reference data")
-    contract = Contract.from_dict(version.contract)
-    predictor = ws.load_model(version.ref)
-    clash = [n for n in output_names(predictor) if n in contract.columns]
-    if clash:
-        raise UsageError(
-            f"{version.ref}'s contract has column(s) {', '.join(clash)}, the names of its "
-            "outputs; rename them in the data and the contract"
-        )
-    pii = ws.pii_policy(contract)
-    return Job(target, paths, version.ref, contract, predictor, pii, _dataset(version.lineage))
-
-
-def _dataset(lineage: dict[str, Any]) -> str | None:
-    """The dataset version the model was trained on (or registered with), whose
-    quarantine keeps the rows its contract refuses."""
-    used = lineage.get("datasets") or []
-    for role in ("train", "reference"):
-        for entry in used:
-            if entry.get("role") == role:
-                return str(entry["ref"])
-    return None
-
-
-def _append(part: Path, final: RowSink) -> None:
+def _append(part: Path, final: sources.Sink) -> None:
     """The rows of a finished part, batch by batch, onto the output."""
     try:
         file = pq.ParquetFile(part, pre_buffer=False)  # see data/reader.py
@@ -499,15 +566,18 @@ def _append(part: Path, final: RowSink) -> None:
 
 def _counting(
     batches: Iterator[pa.RecordBatch],
-    path: Path,
+    source: sources.Source,
     size: int,
     block_size: int | None,
     progress: Callable[[float], None],
 ) -> Iterator[pa.RecordBatch]:
     """``batches``, telling ``progress`` the fraction of the file read so far: exact
     for Parquet (rows of the metadata), estimated for CSV (one block per batch)."""
-    parquet = path.suffix.lower() != ".csv"
-    total_rows = pq.ParquetFile(path).metadata.num_rows if parquet else 0
+    parquet = source.suffix != ".csv"
+    total_rows = 0
+    if parquet:
+        with source.open() as file:
+            total_rows = pq.ParquetFile(file).metadata.num_rows
     rows = 0
     for seen, batch in enumerate(batches, start=1):
         rows += batch.num_rows

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -21,8 +20,11 @@ def predict(
     model: Annotated[
         str,
         typer.Argument(
-            help="NAME (its champion, else latest), NAME@VERSION, NAME@ALIAS; MLflow's "
-            "models:/NAME/VERSION and models:/NAME@ALIAS too.",
+            metavar="MODEL_OR_ENDPOINT",
+            help="A model: NAME (its champion, else latest), NAME@VERSION, NAME@ALIAS; "
+            "MLflow's models:/NAME/VERSION and models:/NAME@ALIAS too. Or an endpoint's "
+            "NAME: the version it serves scores, and the rows are logged to it and "
+            "monitored like its online traffic.",
             show_default=False,
         ),
     ],
@@ -31,22 +33,40 @@ def predict(
         typer.Option(
             "--input",
             "-i",
-            help="A .csv or .parquet file, or a glob of them (quote it); may be repeated. "
-            "Files are scored in name order.",
+            help="A .csv or .parquet file, or a glob of them (quote it), a path or a URI "
+            "such as 's3://bucket/in/*.parquet'; may be repeated. Files are scored in "
+            "name order.",
             show_default=False,
         ),
     ],
     output: Annotated[
-        Path,
+        str,
         typer.Option(
             "--output",
             "-o",
-            help="The .csv or .parquet file to write: the accepted rows with prediction "
-            "(and proba_<class> per class for a classifier), in the input's order. It "
-            "appears only when every input is scored.",
+            help="The .csv or .parquet file to write (a path or a URI such as "
+            "s3://bucket/scored.parquet): the accepted rows with prediction (and "
+            "proba_CLASS per class for a classifier), in the input's order. It appears "
+            "only when every input is scored.",
             show_default=False,
         ),
     ],
+    keep: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--keep",
+            help="A column outside the contract (a row id) to leave out of the check and "
+            "copy to the output beside the predictions; may be repeated.",
+            show_default=False,
+        ),
+    ] = None,
+    endpoint: Annotated[
+        bool,
+        typer.Option(
+            "--endpoint",
+            help="MODEL_OR_ENDPOINT is an endpoint (for a name that is also a model's).",
+        ),
+    ] = False,
     engine: Annotated[
         str,
         typer.Option(
@@ -72,8 +92,12 @@ def predict(
     ] = None,
     json_: JsonFlag = False,
 ) -> None:
-    """Score files with a model: rows its contract refuses are quarantined with their
-    reasons, the others written with the model's outputs."""
+    """Score files with a model, or through an endpoint: rows the contract refuses are
+    quarantined with their reasons, the others written with the model's outputs; the
+    run is recorded (`setpoint scoring list`).
+
+    Examples: `setpoint predict credit-risk@3 -i 'in/*.parquet' -o scored.parquet`;
+    `setpoint predict credit -i in.csv -o out.csv` through the endpoint credit."""
     if engine not in ENGINES:
         raise UsageError(f"--engine {engine!r}: use local or ray")
     if address is not None and engine != "ray":
@@ -84,6 +108,8 @@ def predict(
             model,
             input_,
             output,
+            endpoint=True if endpoint else None,
+            keep=keep or (),
             workers=workers,
             progress=update,
             engine=engine,
@@ -102,11 +128,21 @@ def predict(
             highlight=False,
         )
         c.print(f"Wrote {escape(run.output)}.", highlight=False)
+        if run.endpoint is not None:
+            c.print(
+                f"Logged the rows to endpoint {escape(run.endpoint)} (monitored as its traffic).",
+                highlight=False,
+            )
+        if run.id is not None:
+            c.print(
+                f"Recorded as scoring run {run.id}: setpoint scoring show {run.id}",
+                highlight=False,
+            )
         for q in run.quarantine:
             top = q.top_reason
             why = f" (mostly {top['column']} {top['rule']})" if top else ""
             c.print(
-                f"{Path(q.source).name}: quarantined {count(q.n_rejected)} "
+                f"{q.source.rsplit('/', 1)[-1]}: quarantined {count(q.n_rejected)} "
                 f"row{'s' if q.n_rejected != 1 else ''}{why} as batch {q.id}.",
                 highlight=False,
             )

@@ -60,6 +60,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "erase": ("setpoint.cli.erase", "erase"),
     "schema": ("setpoint.cli.schema", "schema"),
     "predict": ("setpoint.cli.batch", "predict"),
+    "scoring": ("setpoint.cli.scoring", "scoring_app"),
 }
 
 

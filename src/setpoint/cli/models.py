@@ -98,11 +98,29 @@ def show(
     version = ws.model(ref)
     datasets = ws.registry.datasets_of(version)
     history = ws.registry.history(version.name, CHAMPION)
+    runs = ws.scoring_runs.list(model=version.name, version=version.version, limit=1)
+    n_runs = ws.scoring_runs.count(version.name, version.version)
+    scoring = {"count": n_runs, "latest": runs[0].to_dict() if runs else None}
     data = version.to_dict() | {
         "datasets": [{"ref": r, "role": role} for r, role in datasets],
         "champion_history": history,
+        "scoring_runs": scoring,
     }
-    emit(ctx, data, lambda c: render_version(c, version, datasets, history))
+
+    def render(c: Console) -> None:
+        render_version(c, version, datasets, history)
+        if runs:
+            latest = runs[0]
+            c.print(
+                f"Scoring runs: {count(n_runs)}; the latest, {latest.id}, "
+                f"{latest.state} {latest.started_at:%Y-%m-%d %H:%M} UTC "
+                f"({count(latest.n_scored)} rows scored).\n"
+                f"List them with: setpoint scoring list --model {version.ref}",
+                highlight=False,
+                markup=False,
+            )
+
+    emit(ctx, data, render)
 
 
 def render_version(

@@ -21,11 +21,13 @@ batches, before a contract is attached to it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -233,19 +235,29 @@ def check_file(
     pii: PiiPolicy | None = None,
     rejected: Path | None = None,
     accepted: Rows | None = None,
+    passthrough: Sequence[str] = (),
+    mark_soft: bool = False,
 ) -> FileValidation:
     """Validate ``batches``; with ``rejected``, write the refused rows there (their
     ``_row`` in the file, their ``_reasons``, personal data as ``pii`` says); with
     ``accepted``, write the accepted rows to it. A file a problem refuses gets
-    neither: the problem shows in its first batch, before anything is written."""
+    neither: the problem shows in its first batch, before anything is written.
+    ``passthrough`` columns (a row id) are left out of the check and kept with their
+    rows, accepted or refused, after the contract's columns. ``mark_soft``: each
+    accepted row comes with ``_violations``, the soft rules it broke as JSON text
+    ``[{column, rule}]`` (null where none), as the server marks its records."""
     outcome = FileValidation(mode)
     writer: pq.ParquetWriter | None = None
     try:
         for batch in batches:
             table = pa.Table.from_batches([batch], schema)
-            whole = contract.validate(table, whole_column_types=True)
+            checked = table.drop_columns(list(passthrough)) if passthrough else table
+            whole = contract.validate(checked, whole_column_types=True)
             outcome.note_problems(contract, whole)
             report = whole.rows_only()
+            if passthrough:
+                columns = (*report.keep_columns, *passthrough)
+                report = replace(report, keep_columns=columns)
             refusing = report.split()[0] if keep_soft else report
             offset = outcome.n_rows
             outcome.add(report, refusing, limit)
@@ -253,7 +265,10 @@ def check_file(
                 continue  # counted, for the error; nothing kept
             if accepted is not None:
                 kept = table.select(list(report.keep_columns)) if mode == "warn" else None
-                accepted.write(kept if kept is not None else refusing.accepted(table))
+                rows = kept if kept is not None else refusing.accepted(table)
+                if mark_soft:
+                    rows = rows.append_column("_violations", soft_marks(report, refusing))
+                accepted.write(rows)
             if rejected is None or refusing.ok:
                 continue
             rows = refusing.rejected(table)
@@ -267,6 +282,24 @@ def check_file(
         if writer is not None:
             writer.close()
     return outcome
+
+
+def soft_marks(report: ValidationReport, refusing: ValidationReport) -> pa.Array:
+    """Per row ``refusing`` accepts, the rules of ``report`` it broke as JSON text
+    ``[{column, rule}]``, null where none (Python work for the marked rows only)."""
+    marks: list[str | None] = [None] * report.n_rows
+    if not report.ok:
+        grouped: dict[int, list[dict[str, str]]] = {}
+        for v in report.violations.select(["row", "column", "rule"]).to_pylist():
+            if v["row"] is not None:
+                grouped.setdefault(v["row"], []).append({"column": v["column"], "rule": v["rule"]})
+        for row, found in grouped.items():
+            marks[row] = json.dumps(found)
+    column = pa.array(marks, pa.string())
+    if refusing.ok:
+        return column
+    keep = np.isin(np.arange(report.n_rows), refusing.invalid_rows, invert=True)
+    return column.filter(pa.array(keep))
 
 
 def check_stored(contract: Contract, parquet: Any, *, limit: int) -> FileValidation:

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -43,6 +44,7 @@ _PASSES = 3
 
 T = TypeVar("T")
 Consume = Callable[[pa.Schema, Iterator[pa.RecordBatch]], T]
+Opener = Callable[[], IO[bytes]]  # a fresh binary stream of the file, seekable
 
 # "to int64: invalid value 'x'", "to time32[s]: ...", "to timestamp[s]: expected no
 # zone offset in '...'": any type, and the value last.
@@ -54,25 +56,34 @@ _BAD_UTF8 = re.compile(r"In CSV column #(\d+): .*invalid UTF8", re.DOTALL)
 _ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OSError)
 
 
-def read_batches(path: Path, consume: Consume[T], *, block_size: int | None = None) -> T:
+def read_batches(
+    path: Path | str,
+    consume: Consume[T],
+    *,
+    block_size: int | None = None,
+    opener: Opener | None = None,
+) -> T:
     """``consume(schema, batches)`` over the file at ``path``, normalised batches of
     bounded size; called again from the start, once, if CSV columns have to be widened
-    (twice if Arrow's converter refuses a value the type scan let through)."""
-    kind = io.FORMATS.get(path.suffix.lower())
+    (twice if Arrow's converter refuses a value the type scan let through). With
+    ``opener`` (a file elsewhere: an fsspec URI), the file is read from the streams it
+    opens, and ``path`` only names it."""
+    suffix = Path(path).suffix
+    kind = io.FORMATS.get(suffix.lower())
     if kind is None:
         raise UsageError(
-            f"{path}: unsupported file type {path.suffix!r}; give a .csv or .parquet file",
+            f"{path}: unsupported file type {suffix!r}; give a .csv or .parquet file",
         )
-    if not path.is_file():
+    if opener is None and not Path(path).is_file():
         raise UsageError(f"{path}: no such file")
     if kind == "parquet":
-        return _parquet(path, consume)
+        return _parquet(path, consume, opener)
     column_types: dict[str, pa.DataType] = {}
     for _ in range(_PASSES):
         try:
-            return _csv(path, consume, column_types, block_size or BLOCK_SIZE)
+            return _csv(path, consume, column_types, block_size or BLOCK_SIZE, opener)
         except _Widen as widen:
-            column_types = widened_types(path, widen.types, block_size or BLOCK_SIZE)
+            column_types = widened_types(path, widen.types, block_size or BLOCK_SIZE, opener)
     raise InvalidDataError(f"{path}: the column types keep changing; save it with plain types")
 
 
@@ -87,11 +98,28 @@ class _Widen(Exception):
 
 
 def _csv(
-    path: Path, consume: Consume[T], column_types: dict[str, pa.DataType], block_size: int
+    path: Path | str,
+    consume: Consume[T],
+    column_types: dict[str, pa.DataType],
+    block_size: int,
+    opener: Opener | None,
+) -> T:
+    # A local file by its path: Arrow reads it natively, without the GIL.
+    with ExitStack() as stack:
+        stream = path if opener is None else stack.enter_context(opener())
+        return _csv_from(path, stream, consume, column_types, block_size)
+
+
+def _csv_from(
+    path: Path | str,
+    stream: Path | str | IO[bytes],
+    consume: Consume[T],
+    column_types: dict[str, pa.DataType],
+    block_size: int,
 ) -> T:
     try:
         reader = pa_csv.open_csv(
-            path,
+            stream,
             read_options=pa_csv.ReadOptions(block_size=block_size),
             convert_options=pa_csv.ConvertOptions(column_types=column_types),
         )
@@ -124,12 +152,18 @@ def _csv(
     return consume(schema, batches())
 
 
-def _parquet(path: Path, consume: Consume[T]) -> T:
+def _parquet(path: Path | str, consume: Consume[T], opener: Opener | None) -> T:
+    with ExitStack() as stack:
+        stream = path if opener is None else stack.enter_context(opener())
+        return _parquet_from(path, stream, consume)
+
+
+def _parquet_from(path: Path | str, stream: Path | str | IO[bytes], consume: Consume[T]) -> T:
     try:
         # pre_buffer (pyarrow's default) reads ahead whole row groups and holds them:
         # 1.2 GB of resident memory for a 5M x 20 file read batch by batch, against
         # 210 MB without it (bench/batch.py), so memory would grow with the file.
-        file = pq.ParquetFile(path, pre_buffer=False)
+        file = pq.ParquetFile(stream, pre_buffer=False)
         arrow_schema = file.schema_arrow
     except _ARROW_ERRORS as exc:
         raise InvalidDataError(f"{path}: cannot read it as Parquet: {exc}") from None
@@ -188,7 +222,7 @@ def check_names(names: list[Any], *, where: str = "") -> None:
         )
 
 
-def _check_text(path: Path, schema: pa.Schema) -> None:
+def _check_text(path: Path | str, schema: pa.Schema) -> None:
     undecoded = [f.name for f in schema if pa.types.is_binary(f.type)]
     if undecoded:
         raise InvalidDataError(
@@ -198,7 +232,7 @@ def _check_text(path: Path, schema: pa.Schema) -> None:
         )
 
 
-def _widen_or_fail(path: Path, schema: pa.Schema, exc: Exception, rows: int) -> Exception:
+def _widen_or_fail(path: Path | str, schema: pa.Schema, exc: Exception, rows: int) -> Exception:
     """A request to learn the file's types and read it again, or the error to show."""
     match = _CONVERSION.search(str(exc))
     if match:
@@ -210,7 +244,7 @@ def _widen_or_fail(path: Path, schema: pa.Schema, exc: Exception, rows: int) -> 
     return _read_error(path, schema.names, exc, rows)
 
 
-def _read_error(path: Path, names: list[str], exc: Exception, rows: int) -> InvalidDataError:
+def _read_error(path: Path | str, names: list[str], exc: Exception, rows: int) -> InvalidDataError:
     """What to tell the user about a CSV file Arrow could not read past row ``rows``."""
     bad_text = _BAD_UTF8.search(str(exc))
     if bad_text:
@@ -224,16 +258,24 @@ def _read_error(path: Path, names: list[str], exc: Exception, rows: int) -> Inva
 
 
 def widened_types(
-    path: Path, types: dict[str, pa.DataType], block_size: int
+    path: Path | str, types: dict[str, pa.DataType], block_size: int, opener: Opener | None = None
 ) -> dict[str, pa.DataType]:
     """Every column's type for the whole file, from ``types`` (what a pass read with)
     widened by every value of the file: one read of the file as text, in blocks,
     holding one block and a type per column."""
+    with ExitStack() as stack:
+        stream = path if opener is None else stack.enter_context(opener())
+        return _widened(path, stream, types, block_size)
+
+
+def _widened(
+    path: Path | str, stream: Path | str | IO[bytes], types: dict[str, pa.DataType], block_size: int
+) -> dict[str, pa.DataType]:
     types = dict(types)
     rows = 0
     try:
         reader = pa_csv.open_csv(
-            path,
+            stream,
             read_options=pa_csv.ReadOptions(block_size=block_size),
             # Text with the nulls a typed column has: the same cells are missing.
             convert_options=pa_csv.ConvertOptions(
@@ -289,7 +331,7 @@ def _holds(type_: pa.DataType, values: pa.Array) -> bool:
     return True
 
 
-def _csv_problem(path: Path, exc: BaseException) -> str:
+def _csv_problem(path: Path | str, exc: BaseException) -> str:
     message = str(exc)
     if "Empty CSV file" in message:
         return f"{path}: the file is empty; a CSV file needs a header row and rows"

@@ -342,3 +342,31 @@ rollouts = sa.Table(
     sa.UniqueConstraint("endpoint", "key"),
     sa.Index(None, "state"),
 )
+
+# -- batch scoring ------------------------------------------------------------------
+
+# One row per `setpoint predict` run: which model version scored which inputs, written
+# when the run starts and again when it ends, so a run that died says `running`.
+scoring_runs = sa.Table(
+    "scoring_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model", sa.String(100), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("endpoint", sa.String(100)),  # the endpoint scored through, if any
+    sa.Column("engine", sa.String(20), nullable=False),  # local | ray
+    sa.Column("inputs", sa.JSON, nullable=False),  # [{uri, size, sha256 | etag}]
+    sa.Column("output", sa.Text, nullable=False),
+    sa.Column("n_rows", sa.Integer, nullable=False),
+    sa.Column("n_scored", sa.Integer, nullable=False),
+    sa.Column("n_quarantined", sa.Integer, nullable=False),
+    sa.Column("quarantine", sa.JSON, nullable=False),  # quarantine batch ids
+    sa.Column("state", sa.String(20), nullable=False),  # running | succeeded | failed
+    sa.Column("error", sa.Text),
+    sa.Column("runner", sa.String(300), nullable=False),  # host:pid that ran it
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Index(None, "model", "version"),
+    sa.Index(None, "endpoint"),
+)

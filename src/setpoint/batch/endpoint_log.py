@@ -1,0 +1,192 @@
+"""Scored rows written to an endpoint's logs, as the online server writes them.
+
+A batch scored through an endpoint is that endpoint's traffic: each scored row
+becomes a prediction-log record of the same shape as an online one (``request_id``,
+``row``, ``ts``, ``endpoint``, ``model``, ``version``, ``route``, ``inputs``,
+``outputs``, ``latency_ms``, ``cached``, ``fallback``; see
+``serving/lane.py:log_records``), stamped with the time it was scored, and marked
+``"source": "batch"`` with its ``scoring_run``, as backfilled rows are marked
+``"source": "backfill"``. Rows the contract refused go to the refused log with their
+reasons, as the server's do. ``monitor run`` then reads them as it reads online
+traffic. Personal-data columns are hashed or left out as the contract says.
+
+The Ray engine calls the same :class:`EndpointLog` (``append`` per scored batch), so
+a run logs the same records whichever engine scored it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from setpoint.data.pii import PiiPolicy
+from setpoint.serving.log import RecordLog
+
+SOURCE = "batch"
+_REFUSED_BATCH_ROWS = 1 << 14
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class EndpointLog:
+    """The prediction (and refused) log records of one run's scored rows.
+
+    ``features``: the contract's columns, what a record's ``inputs`` hold; ``classes``:
+    the classifier's classes in the order of its ``proba_<class>`` columns (None for a
+    regressor). Request ids are ``scoring-RUN-FILE-BATCH``; ``row`` is the row in it.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        endpoint: str,
+        *,
+        model: str,
+        version: int,
+        run_id: int,
+        features: list[str],
+        classes: list[Any] | None,
+        pii: PiiPolicy,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self.endpoint = endpoint
+        self.model = model
+        self.version = version
+        self.run_id = run_id
+        self.features = features
+        self.proba = None if classes is None else [f"proba_{c}" for c in classes]
+        self.pii = pii
+        self.clock = clock
+        self.predictions = RecordLog(root, kind="predictions")
+        self.refused = RecordLog(root, kind="refused")
+        self.n_logged = 0
+        self.n_refused = 0
+        self._file = 0
+        self._batch = 0
+        self._position = 0  # rows of the current file seen so far in this pass
+        self._skip = 0  # rows of the current file logged by an earlier pass
+
+    # -- the order of a file's batches ---------------------------------------------------
+
+    def begin_file(self, index: int) -> None:
+        """The batches that follow are those of input file ``index``."""
+        self._file, self._batch, self._position, self._skip = index, 0, 0, 0
+
+    def again(self) -> None:
+        """The current file is read again from its start (a CSV whose types widened):
+        the rows logged already are not logged twice."""
+        self._skip = max(self._skip, self._position)
+        self._position = 0
+
+    # -- records -----------------------------------------------------------------------
+
+    def append(self, scored: pa.Table, *, violations: pa.ChunkedArray | None = None) -> None:
+        """Log a scored batch (the rows of the file, in order, with the outputs);
+        ``violations``: per row, the soft contract rules it broke (JSON text
+        ``[{column, rule}]``, null where none; ``check_file(mark_soft=True)``)."""
+        start, self._position = self._position, self._position + scored.num_rows
+        if self._position <= self._skip:
+            return
+        if start < self._skip:
+            scored = scored.slice(self._skip - start)
+            if violations is not None:
+                violations = violations.slice(self._skip - start)
+        request_id = f"scoring-{self.run_id}-{self._file}-{self._batch}"
+        self._batch += 1
+        records = self.records(scored, request_id, self.clock(), violations=violations)
+        if records:
+            self.predictions.append(records)
+            self.n_logged += len(records)
+
+    def records(
+        self,
+        scored: pa.Table,
+        request_id: str,
+        now: datetime,
+        *,
+        violations: pa.ChunkedArray | None = None,
+    ) -> list[dict[str, Any]]:
+        """The prediction-log records of ``scored``, stamped ``now``; a row that broke
+        soft rules is marked with them (``violations``), as the server marks it."""
+        names = [n for n in self.features if n in scored.column_names]
+        inputs = self.pii.table(scored.select(names)).to_pylist()
+        labels = scored.column("prediction").to_pylist()
+        proba: list[list[float]] | None = None
+        if self.proba is not None:
+            matrix = np.column_stack(
+                [scored.column(n).to_numpy(zero_copy_only=False) for n in self.proba]
+            )
+            proba = matrix.reshape(scored.num_rows, len(self.proba)).tolist()
+        records = []
+        for row, values in enumerate(inputs):
+            output: dict[str, Any] = {"prediction": labels[row]}
+            if proba is not None:
+                output["probabilities"] = proba[row]
+            records.append(
+                {
+                    "request_id": request_id,
+                    "row": row,
+                    "ts": now,
+                    "endpoint": self.endpoint,
+                    "model": self.model,
+                    "version": self.version,
+                    "route": "champion",
+                    "inputs": values,
+                    "outputs": output,
+                    "latency_ms": None,
+                    "cached": False,
+                    "fallback": False,
+                    "source": SOURCE,
+                    "scoring_run": self.run_id,
+                }
+            )
+        if violations is not None and violations.null_count < len(violations):
+            for row, marks in enumerate(violations.to_pylist()):
+                if marks is not None:
+                    records[row]["violations"] = json.loads(marks)
+        return records
+
+    def append_refused(self, rejected: Path) -> None:
+        """Log the rows a contract refused, from the quarantine's file of them (``_row``
+        in the file, ``_reasons``; personal data already as the contract says)."""
+        file = pq.ParquetFile(rejected, pre_buffer=False)
+        names = [n for n in self.features if n in file.schema_arrow.names]
+        for batch in file.iter_batches(
+            batch_size=_REFUSED_BATCH_ROWS, columns=[*names, "_row", "_reasons"]
+        ):
+            now = self.clock()
+            table = pa.Table.from_batches([batch])
+            inputs = table.select(names).to_pylist()
+            rows = table.column("_row").to_pylist()
+            reasons = table.column("_reasons").to_pylist()
+            records = [
+                {
+                    "request_id": f"scoring-{self.run_id}-{self._file}-refused",
+                    "ts": now,
+                    "endpoint": self.endpoint,
+                    "row": row,
+                    "model": self.model,
+                    "version": self.version,
+                    "inputs": values,
+                    "reasons": json.loads(why),
+                    "source": SOURCE,
+                    "scoring_run": self.run_id,
+                }
+                for values, row, why in zip(inputs, rows, reasons, strict=True)
+            ]
+            if records:
+                self.refused.append(records)
+                self.n_refused += len(records)
+
+    def close(self) -> None:
+        self.predictions.close()
+        self.refused.close()
