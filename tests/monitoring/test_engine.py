@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pytest
 
 from setpoint.monitoring.engine import Baseline, Engine, EngineSettings
 from setpoint.monitoring.reference import PREDICTION
@@ -92,6 +93,22 @@ def test_thresholds_are_learned_once_per_size_class() -> None:
     assert measure.drift_settings(400).effects == first.effects  # ...from one learning
     assert len(measure._learned) == 1
     assert engine(rng, learn_thresholds=False).drift_settings(300) == DriftSettings()
+
+
+def test_thresholds_learned_by_one_engine_serve_another(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(3)
+    teacher = engine(rng)
+    taught = teacher.drift_settings(300)
+    learner = engine(np.random.default_rng(3))
+    learner.reuse(teacher.learned)
+
+    def learn(*args: object, **kwargs: object) -> None:
+        raise AssertionError("learned again")
+
+    monkeypatch.setattr("setpoint.monitoring.engine.learn_effect_thresholds", learn)
+    assert learner.drift_settings(300) == taught  # the same size class: nothing learned
+    with pytest.raises(AssertionError, match="learned again"):
+        learner.drift_settings(5_000)  # another size class is learned as before
 
 
 def test_refused_rows_count_for_the_features_but_not_for_the_outputs() -> None:

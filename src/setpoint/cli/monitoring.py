@@ -29,6 +29,7 @@ from setpoint.cli._common import (
 )
 from setpoint.cli.compare import compare
 from setpoint.errors import UsageError
+from setpoint.monitoring.parallel import ENGINES
 
 monitor_app = typer.Typer(
     cls=Group,
@@ -175,9 +176,38 @@ def run(
     recompute: Annotated[
         bool, typer.Option("--recompute", help="Compute windows already computed again.")
     ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            metavar="N",
+            help="Measure the windows in N processes (or Ray tasks) at once, with the "
+            "same results. Default: 1; with ray, one per CPU of the cluster.",
+            show_default=False,
+        ),
+    ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            metavar="local|ray",
+            help="local: processes on this machine. ray: tasks on the Ray cluster "
+            "(--address or RAY_ADDRESS, else Ray started here; needs setpoint[ray]).",
+        ),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="The Ray cluster to run on (--engine ray), e.g. 10.0.0.5:6379.",
+            show_default=False,
+        ),
+    ] = None,
     json_: JsonFlag = False,
 ) -> None:
     """Compute every complete window not computed yet, and raise or resolve alerts."""
+    if engine not in ENGINES:
+        raise UsageError(f"--engine {engine!r}: use local or ray")
+    if address is not None and engine != "ray":
+        raise UsageError("--address names a Ray cluster: add --engine ray, or leave it out")
     ws = state(ctx).workspace()
     names = [endpoint] if endpoint else [m.endpoint for m in ws.monitors.all()]
     if not names:
@@ -191,7 +221,15 @@ def run(
             def report(done: int, total: int, update: Any = update) -> None:
                 update(f"window {done}/{total}", done / total)
 
-            windows = ws.monitors.run(name, until=until, recompute=recompute, progress=report)
+            windows = ws.monitors.run(
+                name,
+                until=until,
+                recompute=recompute,
+                progress=report,
+                workers=workers,
+                engine=engine,
+                address=address,
+            )
         computed[name] = [_brief(w.to_dict()) for w in windows]
 
     def render(c: Console) -> None:

@@ -122,6 +122,18 @@ class Engine:
             "performance": self._performance(predictions, probabilities, labels),
         }
 
+    @property
+    def learned(self) -> dict[int, dict[str, float]]:
+        """The effect thresholds learned so far from the reference's noise, per window
+        size class: another engine on the same baseline and settings given them
+        (``reuse``) judges windows of those sizes without learning them again."""
+        return {size: dict(effects) for size, effects in self._learned.items()}
+
+    def reuse(self, learned: Mapping[int, Mapping[str, float]]) -> None:
+        """Take thresholds ``learned`` by an engine on the same baseline and settings."""
+        for size, effects in learned.items():
+            self._learned.setdefault(size, dict(effects))
+
     def drift_settings(self, n: int) -> DriftSettings:
         """The settings a window of ``n`` rows is judged with: effect thresholds raised
         to the reference's own noise at that size (learned once per power-of-two size)

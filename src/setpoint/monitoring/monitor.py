@@ -16,9 +16,10 @@ arrived, and, for classifiers, estimated performance with its band.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 import pyarrow.compute as pc
@@ -29,6 +30,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from setpoint._display import count, short_repr
 from setpoint.data.kinds import Kind
 from setpoint.errors import ConflictError, NotFoundError
+from setpoint.monitoring import parallel
 from setpoint.monitoring import reference as references
 from setpoint.monitoring.alerts import AlertStore
 from setpoint.monitoring.backfill import BackfillResult, backfill
@@ -36,7 +38,13 @@ from setpoint.monitoring.conditions import REALIZED, concept_drift, conditions
 from setpoint.monitoring.settings import MonitorConfig
 from setpoint.monitoring.traffic import read_traffic
 from setpoint.monitoring.webhooks import Notifier
-from setpoint.monitoring.window import VOLUME_WINDOWS, Measurement, Window, aware
+from setpoint.monitoring.window import (
+    VOLUME_WINDOWS,
+    Measurement,
+    ReferenceParts,
+    Window,
+    aware,
+)
 from setpoint.store import audit
 from setpoint.store.schema import monitor_windows, monitors
 
@@ -44,6 +52,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from setpoint.monitoring._sources import Sources
+    from setpoint.monitoring.parallel import Measured
 
 _SHORTEST_WINDOW = timedelta(minutes=1)
 
@@ -89,8 +98,11 @@ class Monitors:
     """The monitors of a workspace (``sources``: what they read and write, see
     ``_sources.py``; a ``Workspace`` is one)."""
 
-    def __init__(self, sources: Sources) -> None:
+    def __init__(
+        self, sources: Sources, *, clock: Callable[[], datetime] = partial(datetime.now, UTC)
+    ) -> None:
         self._sources = sources
+        self._clock = clock  # the time now: windows end by it, freshness is measured from it
         self.alerts = AlertStore(sources.db, actor=sources.actor)
 
     # -- configuration --------------------------------------------------------------
@@ -293,11 +305,20 @@ class Monitors:
         recompute: bool = False,
         progress: Callable[[int, int], None] | None = None,
         notifier: Notifier | None = None,
+        workers: int | None = None,
+        engine: str = "local",
+        address: str | None = None,
     ) -> list[Window]:
         """Compute every complete window up to ``until`` (default: now) not computed
-        yet, store them, and raise or resolve alerts; the new windows, oldest first."""
+        yet, store them, and raise or resolve alerts; the new windows, oldest first.
+
+        ``workers`` > 1 measures the windows in that many shares in parallel, on local
+        processes (``engine="local"``) or as Ray tasks (``"ray"``, where the default is
+        one share per CPU of the cluster at ``address``): the same numbers as one
+        (``parallel.py``)."""
+        parallel.check(engine, workers, address)
         monitor = self.get(endpoint)
-        until = aware(until or datetime.now(UTC))
+        until = aware(until or self._clock())
         span = monitor.config.window_seconds
         done = set() if recompute else {w.start for w in self.windows(endpoint)}
         # Windows go on from the last one computed; only a first run (or a recompute)
@@ -310,6 +331,31 @@ class Monitors:
         recent = [] if recompute or not late else self.windows(endpoint, limit=late)
         if not starts and not recent:
             return []
+        in_parallel = bool(starts) and (engine != "local" or (workers or 1) > 1)
+        stop = parallel.start(engine, address) if in_parallel else None  # while reading
+        try:
+            return self._compute(
+                monitor, starts, recent, recompute, progress, notifier, in_parallel, workers, engine
+            )
+        finally:
+            if stop is not None:
+                stop()
+
+    def _compute(
+        self,
+        monitor: Monitor,
+        starts: list[datetime],
+        recent: list[Window],
+        recompute: bool,
+        progress: Callable[[int, int], None] | None,
+        notifier: Notifier | None,
+        in_parallel: bool,
+        workers: int | None,
+        engine: str,
+    ) -> list[Window]:
+        """``run``'s work once it knows the windows: read the traffic, measure, store."""
+        endpoint = monitor.endpoint
+        span = monitor.config.window_seconds
         kinds = cast(dict[str, Kind], monitor.reference.features)
         traffic = read_traffic(
             self._sources.root,
@@ -319,20 +365,30 @@ class Monitors:
             until=max([*(s + timedelta(seconds=span) for s in starts), *(w.end for w in recent)]),
         )
         previous = [w.n_rows for w in self.windows(endpoint, limit=VOLUME_WINDOWS)]
-        context = Measurement(self._sources, monitor, traffic, previous)
+        spans = [(start, start + timedelta(seconds=span)) for start in starts]
+        parts = ReferenceParts.load(self._sources, monitor.reference)
+        context = Measurement(parts, monitor, traffic, previous, clock=self._clock)
+        measured: Generator[Measured, None, None] = (
+            parallel.measure(context, spans, engine=engine, workers=workers)
+            if in_parallel
+            else (context.measure(start, end) for start, end in spans)
+        )
         own = notifier is None
         notifier = notifier or Notifier(self.alerts, monitor.config.webhooks)
         computed = []
         try:
             self._late_labels(monitor, recent, context, notifier)
-            for done_count, start in enumerate(starts, 1):
-                window = context.window(start, start + timedelta(seconds=span))
+            for done_count, ((start, end), (n, results)) in enumerate(
+                zip(spans, measured, strict=True), 1
+            ):
+                window = context.finish(start, end, n, results)
                 if self._store(monitor, window, replace=recompute):
                     computed.append(window)
                     self._alert(monitor, window, notifier)
                 if progress is not None:
                     progress(done_count, len(starts))
         finally:
+            measured.close()  # stops the workers if the run failed
             if own:
                 notifier.flush(timeout=10)
                 notifier.close()

@@ -12,8 +12,10 @@ came, the volume other windows had.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -84,23 +86,59 @@ class Window:
         }
 
 
+@dataclass(frozen=True)
+class ReferenceParts:
+    """What a run loads of its monitor's reference besides the stored document: when
+    the training data was registered, the hold-out to calibrate the performance
+    estimate on, and the sample of reference rows (or a function that loads it, called
+    only when a window needs it). With the sample read, it can be handed to other
+    processes."""
+
+    trained_on: datetime
+    calibration: tuple[np.ndarray, list[Any]] | None
+    sample: pa.Table | Callable[[], pa.Table]
+
+    @classmethod
+    def load(cls, sources: ReferenceSources, ref: references.Reference) -> ReferenceParts:
+        """The parts of ``ref``, the sample to be read when first needed."""
+        return cls(
+            sources.dataset(ref.dataset).created_at,
+            references.load_calibration(sources, ref),
+            partial(references.load_sample, sources, ref),
+        )
+
+
 class Measurement:
     """What every window of one run shares: the traffic and the reference pieces,
-    loaded once. ``volumes``: the rows of the latest windows computed before."""
+    loaded once. ``volumes``: the rows of the latest windows computed before;
+    ``clock``: the time now (freshness is measured from it).
+
+    A window is measured (``measure``: what its own rows say) and then finished
+    (``finish``: what the run as a whole knows, the expected volume and freshness);
+    ``window`` does both. A share of a run's windows can be measured elsewhere, on a
+    Measurement of only that share's traffic (``Traffic.between``), and finished here:
+    the same figures (``parallel.py``)."""
 
     def __init__(
-        self, sources: ReferenceSources, monitor: Monitor, traffic: Traffic, volumes: list[int]
+        self,
+        parts: ReferenceParts,
+        monitor: Monitor,
+        traffic: Traffic,
+        volumes: list[int],
+        *,
+        clock: Callable[[], datetime] = partial(datetime.now, UTC),
     ) -> None:
         self.monitor = monitor
         self.ref = monitor.reference
+        self.parts = parts
         self.traffic = traffic
         self.ts = traffic.log.column("ts")
         self.volumes = list(volumes)  # rows of the latest windows, for the expected volume
-        self.trained_on = sources.dataset(self.ref.dataset).created_at
+        self.clock = clock
+        self.trained_on = parts.trained_on
         estimator: ConfidenceEstimator | None = None
-        calibration = references.load_calibration(sources, self.ref)
-        if calibration is not None and self.ref.classes is not None:
-            proba, labels = calibration
+        if parts.calibration is not None and self.ref.classes is not None:
+            proba, labels = parts.calibration
             try:
                 estimator = ConfidenceEstimator(self.ref.classes).fit(proba, labels)
             except InvalidDataError:
@@ -123,11 +161,16 @@ class Measurement:
                 learn_thresholds=config.learn_thresholds,
                 min_labels=config.min_labels,
             ),
-            sample=lambda: references.load_sample(sources, self.ref),
+            sample=parts.sample,
             estimator=estimator,
         )
 
     def window(self, start: datetime, end: datetime) -> Window:
+        n, results = self.measure(start, end)
+        return self.finish(start, end, n, results)
+
+    def measure(self, start: datetime, end: datetime) -> tuple[int, dict[str, Any]]:
+        """The rows in [start, end) and what they say (all but ``finish``'s part)."""
         rows = self._rows(start, end)
         n = len(rows)
         predictions = self.traffic.predictions.take(rows)
@@ -154,8 +197,18 @@ class Measurement:
             **measured,
             "latency": _latency(self.traffic.log.column("latency_ms").take(rows)),
             "performance": measured["performance"],
-            "freshness": self._freshness(),
         }
+        return n, results
+
+    def judged_rows(self, start: datetime, end: datetime) -> int:
+        """How many rows the window's drift is judged on: answered and refused."""
+        return len(self._rows(start, end)) + refused_in(self.traffic, start, end).num_rows
+
+    def finish(self, start: datetime, end: datetime, n: int, results: dict[str, Any]) -> Window:
+        """The window of ``n`` rows ``measure`` found in [start, end), with what depends
+        on the whole run: freshness, and the volume against the windows before it.
+        Windows are finished in order."""
+        results = {**results, "freshness": self._freshness()}
         # Volume against what the latest windows received (the median of up to 7).
         recent = self.volumes[-VOLUME_WINDOWS:]
         results["quality"]["expected_volume"] = float(np.median(recent)) if recent else None
@@ -165,7 +218,7 @@ class Measurement:
     def _freshness(self) -> dict[str, float | None]:
         """Hours, when the window was computed, since the newest prediction and the newest
         label the run read, and since the reference (training) data was registered."""
-        now = datetime.now(UTC)
+        now = self.clock()
 
         def hours(when: Any) -> float | None:
             return None if when is None else (now - aware(when)).total_seconds() / 3600
