@@ -25,6 +25,13 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
+def database_url(postgres_url: str) -> str:
+    """The metadata on PostgreSQL only, as a cluster of several machines has it: what
+    Ray does does not depend on the database, and each run here costs seconds."""
+    return postgres_url
+
+
+@pytest.fixture
 def cluster(ray_cluster: Any, monkeypatch: pytest.MonkeyPatch) -> Any:  # noqa: F811
     """The session's cluster; Parquet read in batches of 25 rows by both engines, so
     that files of thousands of rows make many pieces (of two batches), each a task."""
