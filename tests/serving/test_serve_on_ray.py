@@ -26,7 +26,7 @@ from serving_support import SPEC, free_port, requests_of, setpoint_serve
 from ray_support import ray_cluster  # noqa: F401
 from s3_support import s3_bucket, s3_endpoint  # noqa: F401
 from setpoint import _ray
-from setpoint.errors import ConfigError
+from setpoint.errors import ConfigError, UsageError
 from setpoint.serving import ray_engine
 from setpoint.serving.log import read_log
 from setpoint.workspace import Workspace
@@ -293,6 +293,25 @@ def test_a_cluster_on_several_machines_is_refused_on_a_local_workspace(
     ):
         ray_engine.deploy(ws, overrides={}, port=free_port())
     assert "--engine local" in str(refused.value)
+
+
+def test_a_serve_already_running_elsewhere_is_named_not_silently_used(
+    ray_cluster: Any,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    from ray import serve
+
+    running = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": running, "location": "HeadOnly"})
+    try:
+        with (
+            Workspace.init(tmp_path / "ws", actor="tester") as ws,
+            pytest.raises(UsageError, match=f"proxy on 127.0.0.1:{running}, not") as refused,
+        ):
+            ray_engine.deploy(ws, overrides={}, port=free_port())
+        assert f"--port {running}" in str(refused.value)
+    finally:
+        serve.shutdown()
 
 
 def test_setpoint_serve_engine_ray_starts_ray_serves_and_stops_on_ctrl_c(

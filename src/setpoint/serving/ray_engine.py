@@ -129,6 +129,7 @@ def deploy(
         },
         logging_config={"log_level": "WARNING", "enable_access_log": False},
     )
+    _check_proxy(host, port)
     app = SetpointReplica.options(  # type: ignore[attr-defined]
         name=APP,
         max_ongoing_requests=replica.max_ongoing,
@@ -154,6 +155,23 @@ def deploy(
     except ray.exceptions.RayError as exc:
         raise UsageError(f"Ray Serve could not start the replicas: {exc}") from None
     return f"http://{host}:{port}"
+
+
+def _check_proxy(host: str, port: int) -> None:
+    """Refuse to deploy behind a proxy listening elsewhere: Ray Serve already running on
+    the cluster keeps its own address (``serve.start`` ignores new options then)."""
+    from ray.serve.context import _get_global_client
+
+    client = _get_global_client()
+    if client is None:  # serve.start has just made one; nothing to compare with
+        return
+    actual = client.http_config
+    if (actual.host, actual.port) != (host, port):
+        raise UsageError(
+            f"Ray Serve already runs on this cluster with its proxy on "
+            f"{actual.host}:{actual.port}, not {host}:{port}; pass --host {actual.host} "
+            f"--port {actual.port}, or stop it first with `serve shutdown`"
+        )
 
 
 def undeploy() -> None:
