@@ -30,8 +30,8 @@ normalised types, a CSV's types widened over the whole file, and each refused ro
 number in its file (the quarantine's ``_row``), which a piece knows from its first row.
 
 At the end the driver appends the parts in input order to the one output file, a
-batch at a time (the local engine's ``_append``), and keeps each input's refused rows
-as one quarantine batch, as the local engine does: the same rows, columns, values and
+batch at a time (the local engine's ``append_part``), and keeps each input's refused
+rows as one quarantine batch, as the local engine does: the same rows, columns, values and
 order. That last pass is sequential, on the driver.
 
 On more than one machine every node must reach the workspace (PostgreSQL and shared
@@ -63,7 +63,7 @@ from setpoint.batch.score import (
     Job,
     Progress,
     ScoringRun,
-    _append,
+    append_part,
     prepare,
     record_quarantine,
 )
@@ -247,7 +247,7 @@ def _finish(
             result = done[piece.index]
             run.n_scored += int(result["n_scored"])
             run.n_batches += int(result["n_batches"])
-            _append(staging / part_name(piece.index), final)
+            append_part(staging / part_name(piece.index), final)
         final.commit()
     finally:
         final.discard()

@@ -460,7 +460,7 @@ def _score_files(
                 sink.discard()
             if final is not None:
                 assert isinstance(sink, RowSink)
-                _append(sink.path, final)
+                append_part(sink.path, final)
             done += size
             counts.n_rows, counts.n_scored = run.n_rows, run.n_scored
             counts.n_quarantined = run.n_quarantined
@@ -554,7 +554,7 @@ class _FileRun:
         return sinks[0]
 
 
-def _append(part: Path, final: sources.Sink) -> None:
+def append_part(part: Path, final: sources.Sink) -> None:
     """The rows of a finished part, batch by batch, onto the output."""
     try:
         file = pq.ParquetFile(part, pre_buffer=False)  # see data/reader.py
