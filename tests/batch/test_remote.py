@@ -7,10 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from test_score import classifier, inputs
+from test_score import classifier, inputs, model_breaks_on_the_third_batch
 
 from s3_support import s3_bucket, s3_endpoint  # noqa: F401
 from setpoint.errors import UsageError
@@ -83,22 +82,12 @@ def test_a_failed_run_leaves_no_object(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from setpoint.batch import score
 
     fs = _fs()
     ref = classifier(workspace)
     source = tmp_path / "in.csv"
     inputs(600).to_csv(source, index=False)
-    calls: list[int] = []
-    real = score.score_table
-
-    def failing(predictor: object, rows: pa.Table) -> pa.Table:
-        calls.append(rows.num_rows)
-        if len(calls) == 3:
-            raise RuntimeError("the model broke")
-        return real(predictor, rows)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(score, "score_table", failing)
+    model_breaks_on_the_third_batch(monkeypatch)
     out = f"{s3_bucket}/out.parquet"
     with pytest.raises(RuntimeError, match="the model broke"):
         workspace.predict_files(ref, source, out, block_size=1_000)

@@ -189,14 +189,10 @@ def test_a_csv_read_again_for_wider_types_is_written_once(
     assert not list(tmp_path.glob(".*"))  # no part left behind
 
 
-def test_a_failure_while_scoring_stops_the_run_and_writes_nothing(
-    workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def model_breaks_on_the_third_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scoring raises ``RuntimeError("the model broke")`` on its third batch."""
     from setpoint.batch import score
 
-    ref = classifier(workspace)
-    source = tmp_path / "in.csv"
-    inputs(600).to_csv(source, index=False)
     calls: list[int] = []
     real = score.score_table
 
@@ -207,6 +203,16 @@ def test_a_failure_while_scoring_stops_the_run_and_writes_nothing(
         return real(predictor, rows)  # type: ignore[arg-type]
 
     monkeypatch.setattr(score, "score_table", failing)
+
+
+def test_a_failure_while_scoring_stops_the_run_and_writes_nothing(
+    workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+
+    ref = classifier(workspace)
+    source = tmp_path / "in.csv"
+    inputs(600).to_csv(source, index=False)
+    model_breaks_on_the_third_batch(monkeypatch)
     out = tmp_path / "out.csv"
     with pytest.raises(RuntimeError, match="the model broke"):
         workspace.predict_files(ref, source, out, workers=2, block_size=1_000)
