@@ -12,7 +12,7 @@ import pytest
 from test_score import classifier, inputs, model_breaks_on_the_third_batch
 
 from s3_support import s3_bucket, s3_endpoint  # noqa: F401
-from setpoint.errors import UsageError
+from setpoint.errors import StoreError, UsageError
 from setpoint.workspace import Workspace
 
 
@@ -121,3 +121,28 @@ def test_the_command_line_takes_uris(workspace: Workspace, s3_bucket: str) -> No
     assert result.exit_code == 0, result.output
     assert f"Wrote {out}." in result.stdout
     assert fs.exists(out)  # type: ignore[attr-defined]
+
+
+def test_an_object_store_that_does_not_answer_is_named_not_a_traceback(
+    workspace: Workspace,
+    s3_bucket: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import socket
+
+    import s3fs
+
+    ref = classifier(workspace)
+    with socket.socket() as sock:  # a loopback port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    s3fs.S3FileSystem.clear_instance_cache()  # its clients keep the old endpoint
+    try:
+        with pytest.raises(StoreError, match="cannot reach the object store") as caught:
+            workspace.predict_files(ref, f"{s3_bucket}/in/*.parquet", f"{s3_bucket}/out.parquet")
+    finally:
+        s3fs.S3FileSystem.clear_instance_cache()
+    assert f"127.0.0.1:{port}" in caught.value.message
+    assert "AWS_ENDPOINT_URL" in caught.value.message

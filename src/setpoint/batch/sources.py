@@ -12,7 +12,8 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -23,9 +24,24 @@ import pyarrow.parquet as pq
 
 from setpoint.data import io
 from setpoint.data._sink import SUFFIXES, RowSink, check_output, parquet_writer
-from setpoint.errors import UsageError
+from setpoint.errors import SetpointError, UsageError
+from setpoint.store._remote import Place, failure, is_store_failure
 
 _GLOB = frozenset("*?[")
+
+
+@contextmanager
+def talking_to(uri: str) -> Iterator[None]:
+    """The object store's own failures (unreachable, no credentials, refused) while
+    working on ``uri``, as a ``StoreError`` that says what to check."""
+    try:
+        yield
+    except SetpointError:
+        raise
+    except Exception as exc:
+        if is_store_failure(exc):
+            raise failure(Place(uri), exc) from None
+        raise
 
 
 def is_uri(text: str) -> bool:
@@ -61,7 +77,8 @@ class Source:
         """A fresh binary stream of the file (seekable)."""
         if self.fs is None:
             return open(self.path, "rb")
-        handle: IO[bytes] = self.fs.open(self.path, "rb")
+        with talking_to(self.uri):
+            handle: IO[bytes] = self.fs.open(self.path, "rb")
         return handle
 
     def describe(self) -> dict[str, Any]:
@@ -132,6 +149,11 @@ def filesystem(uri: str) -> tuple[Any, str]:
 def _remote(text: str) -> list[Source]:
     fs, path = filesystem(text)
     scheme = text.partition("://")[0]
+    with talking_to(text):
+        return _found(fs, path, text, scheme)
+
+
+def _found(fs: Any, path: str, text: str, scheme: str) -> list[Source]:
     try:
         if _GLOB & set(path):
             infos = fs.glob(path, detail=True)
@@ -232,7 +254,8 @@ class ObjectSink:
         if self._writer is None or self._schema is None:
             self._schema = rows.schema
             try:
-                self._file = self.fs.open(self.path, "wb")
+                with talking_to(self.uri):
+                    self._file = self.fs.open(self.path, "wb")
             except (OSError, PermissionError) as exc:
                 raise UsageError(f"cannot write {self.uri} ({exc})") from None
             if self.path.lower().endswith(".csv"):
