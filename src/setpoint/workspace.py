@@ -539,6 +539,7 @@ class Workspace:
         progress: Callable[[str, float], None] | None = None,
         engine: str = "local",
         address: str | None = None,
+        compression: str | None = None,
     ) -> ScoringRun:
         """Score CSV or Parquet files (a path, a glob, or a list) with ``model`` into
         ``output`` (.csv or .parquet), streamed in batches on ``workers`` threads (one
@@ -550,7 +551,8 @@ class Workspace:
         row id) are left out of the contract check and copied to the output. The run
         is recorded in ``scoring_runs``. ``engine="ray"`` scores them on the Ray
         cluster at ``address`` instead, on ``workers`` actors (``batch/ray_engine.py``),
-        with the same output."""
+        with the same output. A Parquet output is written with ``compression``
+        (snappy, zstd, lz4 or none; default snappy)."""
         from setpoint.batch.score import predict_files
 
         return predict_files(
@@ -565,6 +567,7 @@ class Workspace:
             progress=progress,
             engine=engine,
             address=address,
+            compression=compression,
         )
 
     # -- serving ---------------------------------------------------------------------

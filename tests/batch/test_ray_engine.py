@@ -56,6 +56,15 @@ def inputs(n: int, seed: int = 1, bad_every: int = 0) -> pd.DataFrame:
     return rows
 
 
+def _codecs(path: Path) -> set[str]:
+    meta = pq.ParquetFile(path).metadata
+    return {
+        meta.row_group(g).column(c).compression
+        for g in range(meta.num_row_groups)
+        for c in range(meta.num_columns)
+    }
+
+
 def local_and_ray(
     ws: Workspace, ref: str, given: Any, tmp_path: Path, suffix: str = ".parquet", **ray: Any
 ) -> tuple[Any, Any, Path, Path]:
@@ -76,6 +85,7 @@ def test_ray_scores_as_the_local_engine_does(
     given = str(tmp_path / "a-*")
     local, on_ray, local_out, ray_out = local_and_ray(workspace, ref, given, tmp_path, workers=2)
     assert pq.read_table(ray_out).equals(pq.read_table(local_out))
+    assert _codecs(ray_out) == _codecs(local_out) == {"SNAPPY"}  # predict's default
     for field in ("n_rows", "n_scored", "n_quarantined", "inputs", "model"):
         assert getattr(on_ray, field) == getattr(local, field), field
     assert (on_ray.n_rows, on_ray.n_quarantined) == (3_100, 16 + 14)

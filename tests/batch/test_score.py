@@ -234,3 +234,61 @@ def test_a_file_with_no_acceptable_row_gives_an_output_with_its_header(
     written = pq.read_table(out)
     assert written.num_rows == 0
     assert written.column_names == ["x1", "x2", "prediction", "proba_no", "proba_yes"]
+
+
+def _codecs(path: Path) -> set[str]:
+    meta = pq.ParquetFile(path).metadata
+    return {
+        meta.row_group(g).column(c).compression
+        for g in range(meta.num_row_groups)
+        for c in range(meta.num_columns)
+    }
+
+
+def test_a_parquet_output_is_snappy_unless_another_compression_is_asked_for(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    ref = classifier(workspace)
+    source = tmp_path / "in.parquet"
+    inputs(200).to_parquet(source, index=False)
+    default, zstd, plain = (tmp_path / f"{n}.parquet" for n in ("default", "zstd", "none"))
+    workspace.predict_files(ref, source, default)
+    workspace.predict_files(ref, source, zstd, compression="zstd")
+    workspace.predict_files(ref, source, plain, compression="none")
+    assert _codecs(default) == {"SNAPPY"}
+    assert _codecs(zstd) == {"ZSTD"}
+    assert _codecs(plain) == {"UNCOMPRESSED"}
+    # The rows are the same whatever the compression.
+    assert pq.read_table(default).equals(pq.read_table(zstd))
+    assert pq.read_table(default).equals(pq.read_table(plain))
+
+
+def test_several_inputs_end_in_one_output_with_the_compression_asked_for(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    ref = classifier(workspace)
+    inputs(30, seed=2).to_parquet(tmp_path / "part-1.parquet", index=False)
+    inputs(40, seed=3).to_parquet(tmp_path / "part-2.parquet", index=False)
+    out = tmp_path / "out.parquet"
+    run = workspace.predict_files(ref, str(tmp_path / "part-*"), out, compression="lz4")
+    assert run.n_scored == 70
+    assert _codecs(out) == {"LZ4"}
+
+
+@pytest.mark.parametrize(
+    ("output", "compression", "message"),
+    [
+        ("out.parquet", "gzip9", "use one of snappy, zstd, lz4, none"),
+        ("out.csv", "zstd", "a .csv output is written uncompressed"),
+    ],
+)
+def test_a_compression_that_cannot_apply_is_refused_before_reading(
+    workspace: Workspace, tmp_path: Path, output: str, compression: str, message: str
+) -> None:
+    ref = classifier(workspace)
+    source = tmp_path / "in.parquet"
+    inputs(20).to_parquet(source, index=False)
+    with pytest.raises(UsageError, match=message):
+        workspace.predict_files(ref, source, tmp_path / output, compression=compression)
+    assert not (tmp_path / output).exists()
+    assert workspace.scoring_runs.list() == []

@@ -72,6 +72,24 @@ def test_predict_takes_a_glob_and_writes_parquet(cli: Cli, model: str, tmp_path:
     assert len(pd.read_parquet(out)) == 25
 
 
+def test_predict_compresses_parquet_with_snappy_or_what_it_is_told(
+    cli: Cli, model: str, tmp_path: Path
+) -> None:
+    import pyarrow.parquet as pq
+
+    rows(20).to_csv(tmp_path / "in.csv", index=False)
+    for compression in (None, "zstd"):
+        out = tmp_path / f"{compression}.parquet"
+        told = [] if compression is None else ["--compression", compression]
+        cli.json("predict", model, "-i", str(tmp_path / "in.csv"), "-o", str(out), *told)
+        meta = pq.ParquetFile(out).metadata
+        codecs = {meta.row_group(0).column(c).compression for c in range(meta.num_columns)}
+        assert codecs == {"SNAPPY" if compression is None else "ZSTD"}
+    help_text = cli("predict", "--help").stdout
+    assert "--compression" in help_text
+    assert "snappy (default)" in help_text
+
+
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
@@ -82,6 +100,8 @@ def test_predict_takes_a_glob_and_writes_parquet(cli: Cli, model: str, tmp_path:
         (["clf@1", "--input", "in.txt", "-o", "out.csv"], 2, "unsupported file type"),
         (["clf@1", "--input", "in.csv", "-o", "out.csv", "--address", "h:1"], 2, "--engine ray"),
         (["clf@1", "--input", "in.csv", "-o", "out.csv", "--engine", "spark"], 2, "local or ray"),
+        (["clf@1", "--input", "in.csv", "-o", "o.parquet", "--compression", "gz"], 2, "one of"),
+        (["clf@1", "--input", "in.csv", "-o", "out.csv", "--compression", "zstd"], 2, "a .csv"),
     ],
 )
 def test_predict_refuses_bad_arguments_clearly(

@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from setpoint.batch._pieces import Piece, part_name, piece_rows, rejected_name
 from setpoint.batch.score import score_table
-from setpoint.data._sink import RowSink
+from setpoint.data._sink import PREDICT_COMPRESSION, RowSink
 from setpoint.data.contract import Contract
 from setpoint.data.filecheck import FileValidation, check_file
 from setpoint.data.pii import PiiPolicy
@@ -149,7 +149,7 @@ class _Scored:
 
     def restart(self) -> None:
         self.discard()
-        self.sink = RowSink(self.path)
+        self.sink = RowSink(self.path, PREDICT_COMPRESSION)  # read back once by the driver
         self.rows = self.batches = 0
 
     def write(self, rows: pa.Table) -> None:

@@ -88,6 +88,7 @@ def predict_files(
     block_size: int | None = None,
     progress: Progress | None = None,
     address: str | None = None,
+    compression: str | None = None,
 ) -> ScoringRun:
     """Score the files ``given`` with ``model`` into ``output`` on the Ray cluster at
     ``address`` (default: ``$RAY_ADDRESS``, else a local cluster started for the run;
@@ -95,7 +96,7 @@ def predict_files(
     one per CPU of the cluster)."""
     ray = _ray.import_ray("data", instead=INSTEAD)
     started = time.perf_counter()
-    job = prepare(ws, model, given, output)
+    job = prepare(ws, model, given, output, compression=compression)
     if job.endpoint is not None:
         raise UsageError(
             f"{model!r} is an endpoint: scoring through one (its rows logged to it) runs on "
@@ -239,7 +240,7 @@ def _finish(
             summary = merged_summary([pickle.loads(done[p.index]["summary"]) for p in mine])
             batch = record_quarantine(ws, job.dataset, n_rows, n_refused, summary, rejected, path)
             run.quarantine.append(batch)
-    final = RowSink(job.target)
+    final = RowSink(job.target, job.output.compression)
     try:
         # The header, even when no row is accepted: the first part's columns.
         final.write(pq.read_schema(staging / part_name(0)).empty_table())

@@ -76,7 +76,7 @@ from setpoint.batch.steps import (
     score_table,
 )
 from setpoint.batch.target import resolve
-from setpoint.data._sink import RowSink
+from setpoint.data._sink import PREDICT_COMPRESSION, RowSink
 from setpoint.data.contract import Contract
 from setpoint.data.filecheck import FileValidation, check_file
 from setpoint.data.pii import PiiPolicy
@@ -270,9 +270,12 @@ def predict_files(
     progress: Progress | None = None,
     engine: str = "local",
     address: str | None = None,
+    compression: str | None = None,
 ) -> ScoringRun:
     """Score the files ``given`` (a path, a glob, or a list) with ``model`` into
-    ``output``, recorded as a scoring run from start to end. ``model`` is a version
+    ``output``, recorded as a scoring run from start to end. A Parquet output is
+    written with ``compression`` (default ``PREDICT_COMPRESSION``, snappy: see
+    ``data/_sink.py``). ``model`` is a version
     (``NAME@VERSION``, ``NAME@ALIAS``, ``models:/...``) or a bare name: a model's or an
     endpoint's (``endpoint`` True or False says which; see ``batch/target.py``).
     Through an endpoint, the version it serves scores and the rows are logged to it.
@@ -294,11 +297,12 @@ def predict_files(
             block_size=block_size,
             progress=progress,
             address=address,
+            compression=compression,
         )
     if engine != "local":
         raise UsageError(f"engine {engine!r}: use local or ray")
     started = time.perf_counter()
-    job = prepare(ws, model, given, output, endpoint=endpoint, keep=keep)
+    job = prepare(ws, model, given, output, endpoint=endpoint, keep=keep, compression=compression)
     files, target, scoring = job.files, job.output, job.scoring
     n = max(1, workers or os.cpu_count() or 1)
     with job.recording("local") as (run_id, counts), ExitStack() as stack:
@@ -387,11 +391,12 @@ def prepare(
     *,
     endpoint: bool | None = None,
     keep: Sequence[str] = (),
+    compression: str | None = None,
 ) -> Job:
-    """The run's inputs, output, model version (or endpoint) and kept columns, each
-    refused with the fix when unusable: the checks every engine makes before
-    reading."""
-    target = sources.output(output)
+    """The run's inputs, output (written with ``compression``), model version (or
+    endpoint) and kept columns, each refused with the fix when unusable: the checks
+    every engine makes before reading."""
+    target = sources.output(output, compression)
     files = sources.expand(given)
     if any(_same(f, target) for f in files):
         raise UsageError(f"{target.uri} is also an input; write the scored rows to another file")
@@ -440,8 +445,9 @@ def _score_files(
                 )
             )
             stack.callback(shutil.rmtree, parts, ignore_errors=True)
+            # Parts are read back once: written as cheaply as the output's default.
             sinks = [
-                lambda i=i: RowSink(parts / f"part-{i}.parquet")  # type: ignore[misc]
+                lambda i=i: RowSink(parts / f"part-{i}.parquet", PREDICT_COMPRESSION)  # type: ignore[misc]
                 for i in range(len(files))
             ]
         done = 0

@@ -23,7 +23,14 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from setpoint.data import io
-from setpoint.data._sink import SUFFIXES, RowSink, check_output, parquet_writer
+from setpoint.data._sink import (
+    PREDICT_COMPRESSION,
+    SUFFIXES,
+    RowSink,
+    check_compression,
+    check_output,
+    parquet_writer,
+)
 from setpoint.errors import SetpointError, UsageError
 from setpoint.store._remote import Place, failure, is_store_failure
 
@@ -206,11 +213,13 @@ class Sink(Protocol):
 
 @dataclass(frozen=True)
 class Output:
-    """The file the scored rows go to: a local path, or a URI (``fs`` and ``path``)."""
+    """The file the scored rows go to: a local path, or a URI (``fs`` and ``path``);
+    a Parquet file is written with ``compression``."""
 
     uri: str
     path: str
     fs: Any = None
+    compression: str = PREDICT_COMPRESSION
 
     @property
     def local(self) -> bool:
@@ -218,22 +227,32 @@ class Output:
 
     def sink(self) -> Sink:
         if self.fs is None:
-            return RowSink(Path(self.path))
-        return ObjectSink(self.fs, self.path, self.uri)
+            return RowSink(Path(self.path), self.compression)
+        return ObjectSink(self.fs, self.path, self.uri, self.compression)
 
 
-def output(given: str | Path) -> Output:
+def output(given: str | Path, compression: str | None = None) -> Output:
     """The output ``given`` names, refused before anything is read if it cannot be
-    written (a suffix other than .csv or .parquet, a local folder that is not there)."""
+    written (a suffix other than .csv or .parquet, a local folder that is not there).
+    ``compression`` is for a Parquet output (default ``PREDICT_COMPRESSION``); a CSV
+    file is written as text, so one given with it is refused."""
     text = str(given)
+    if compression is not None:
+        check_compression(compression)
+        if Path(text).suffix.lower() == ".csv":
+            raise UsageError(
+                f"{text}: a .csv output is written uncompressed; leave the compression "
+                "out, or write a .parquet file"
+            )
+    chosen = compression or PREDICT_COMPRESSION
     if not is_uri(text):
         local = Path(text).expanduser()
         check_output(local)
-        return Output(str(local), str(local))
+        return Output(str(local), str(local), compression=chosen)
     fs, path = filesystem(text)
     if Path(path).suffix.lower() not in SUFFIXES:
         raise UsageError(f"{text}: write the accepted rows to a .csv or .parquet file")
-    return Output(text, path, fs)
+    return Output(text, path, fs, chosen)
 
 
 class ObjectSink:
@@ -241,10 +260,13 @@ class ObjectSink:
     the object appears whole when ``commit`` closes it, and ``discard`` aborts it, so a
     failed run leaves no object that looks whole."""
 
-    def __init__(self, fs: Any, path: str, uri: str) -> None:
+    def __init__(
+        self, fs: Any, path: str, uri: str, compression: str = PREDICT_COMPRESSION
+    ) -> None:
         self.fs = fs
         self.path = path
         self.uri = uri
+        self.compression = compression
         self.rows = 0
         self._file: Any = None
         self._writer: pq.ParquetWriter | pa_csv.CSVWriter | None = None
@@ -261,7 +283,7 @@ class ObjectSink:
             if self.path.lower().endswith(".csv"):
                 self._writer = pa_csv.CSVWriter(self._file, rows.schema)
             else:
-                self._writer = parquet_writer(self._file, rows.schema)
+                self._writer = parquet_writer(self._file, rows.schema, self.compression)
         self._writer.write_table(rows.cast(self._schema))
         self.rows += rows.num_rows
 

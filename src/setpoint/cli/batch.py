@@ -90,6 +90,15 @@ def predict(
             "(of the cluster).",
         ),
     ] = None,
+    compression: Annotated[
+        str | None,
+        typer.Option(
+            help="How a .parquet output is compressed: snappy (default), zstd (files of "
+            "text a third smaller or more, floats barely: 4 %, for twice the CPU), lz4 "
+            "or none.",
+            show_default=False,
+        ),
+    ] = None,
     json_: JsonFlag = False,
 ) -> None:
     """Score files with a model, or through an endpoint: rows the contract refuses are
@@ -114,6 +123,7 @@ def predict(
             progress=update,
             engine=engine,
             address=address,
+            compression=compression,
         )
     data = run.to_dict()
 

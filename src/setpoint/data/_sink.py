@@ -21,6 +21,15 @@ from setpoint.errors import UsageError
 
 SUFFIXES = (".csv", ".parquet", ".pq")
 
+# Parquet compression codecs a writer takes (``none``: stored as they are).
+COMPRESSIONS = ("snappy", "zstd", "lz4", "none")
+# ``setpoint predict``'s: its output is mostly floats (the input's features, the
+# probabilities), which barely compress, so zstd cost twice the CPU of snappy to
+# write 1M rows x 23 columns (0.26 against 0.13 CPU-s, bench/batch.py) for a file 4 %
+# smaller (168.7 against 176.3 MB); snappy gives up on pages it cannot shrink and
+# still shrinks text (a kept row id). lz4 measured as snappy, none 0.01 s less.
+PREDICT_COMPRESSION = "snappy"
+
 
 class Rows(Protocol):
     """Where a check writes the rows it accepts: a :class:`RowSink`, or batch
@@ -37,19 +46,29 @@ def check_output(path: Path) -> None:
         raise UsageError(f"cannot write {path}: its folder {path.parent} does not exist")
 
 
-def parquet_writer(where: Any, schema: pa.Schema) -> pq.ParquetWriter:
-    """A Parquet writer (zstd) that dictionary-encodes only the columns that are not
-    floating point: measured values rarely repeat, and trying a dictionary on each
-    float column first cost 1.1 of the 1.5 CPU-seconds of writing 1M rows x 23
-    columns (``bench/batch.py``), for a file no smaller."""
+def check_compression(compression: str) -> None:
+    if compression not in COMPRESSIONS:
+        raise UsageError(f"compression {compression!r}: use one of {', '.join(COMPRESSIONS)}")
+
+
+def parquet_writer(where: Any, schema: pa.Schema, compression: str = "zstd") -> pq.ParquetWriter:
+    """A Parquet writer (zstd unless told) that dictionary-encodes only the columns
+    that are not floating point: measured values rarely repeat, and trying a
+    dictionary on each float column first cost 1.1 of the 1.5 CPU-seconds of writing
+    1M rows x 23 columns (``bench/batch.py``), for a file no smaller."""
+    check_compression(compression)
     dictionary = [f.name for f in schema if not pa.types.is_floating(f.type)]
-    return pq.ParquetWriter(where, schema, compression="zstd", use_dictionary=dictionary)
+    return pq.ParquetWriter(where, schema, compression=compression, use_dictionary=dictionary)
 
 
 class RowSink:
-    def __init__(self, path: Path) -> None:
+    """Rows written to ``path`` (Parquet with ``compression``, or CSV)."""
+
+    def __init__(self, path: Path, compression: str = "zstd") -> None:
         check_output(path)
+        check_compression(compression)
         self.path = path
+        self.compression = compression
         self.rows = 0
         try:
             fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
@@ -68,7 +87,7 @@ class RowSink:
             if self.path.suffix.lower() == ".csv":
                 self._writer = pa_csv.CSVWriter(self._partial, rows.schema)
             else:
-                self._writer = parquet_writer(self._partial, rows.schema)
+                self._writer = parquet_writer(self._partial, rows.schema, self.compression)
         self._writer.write_table(rows.cast(self._schema))
         self.rows += rows.num_rows
 
