@@ -34,7 +34,6 @@ from setpoint.data.reader import read_batches
 from setpoint.errors import NotFoundError, UsageError
 from setpoint.models.predictor import Predictor
 from setpoint.models.registry import CHAMPION, AliasMove, ModelRegistry, ModelVersion
-from setpoint.models.spec import TrainSpec
 from setpoint.serving.deployments import Deployment, DeploymentStore
 from setpoint.serving.keys import KeyStore
 from setpoint.settings import SETTINGS_FILE, Settings
@@ -47,6 +46,7 @@ if TYPE_CHECKING:
 
     from setpoint.batch.score import ScoringRun
     from setpoint.erasure import ErasureReport
+    from setpoint.models.spec import TrainSpec
     from setpoint.monitoring.monitor import Monitors
     from setpoint.serving.retention import PruneResult
 
@@ -626,6 +626,10 @@ def find_root(path: str | Path | None) -> Path:
 
 
 def _load_spec(spec: TrainSpec | str | Path | dict[str, Any]) -> TrainSpec:
+    # Imported here: its pydantic models cost some 0.06 CPU-s to build, which every
+    # command opening a workspace (setpoint predict) paid for training's sake.
+    from setpoint.models.spec import TrainSpec
+
     if isinstance(spec, TrainSpec):
         return spec
     if isinstance(spec, dict):

@@ -12,7 +12,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from setpoint.errors import StoreError
-from setpoint.store.db import Database, sqlite_url
+from setpoint.store.db import HEAD, Database, sqlite_url
 from setpoint.store.schema import datasets, metadata
 from setpoint.workspace import Workspace
 
@@ -30,6 +30,24 @@ def test_migrations_reach_the_declared_schema(db: Database) -> None:
     with db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == []
+
+
+def test_the_head_opening_compares_with_is_alembics(db: Database) -> None:
+    # A new migration needs HEAD moved to it, or an older database would be taken
+    # for an up-to-date one.
+    assert db.head() == HEAD
+
+
+def test_opening_an_up_to_date_workspace_does_not_load_alembic(tmp_path: Path) -> None:
+    Workspace.init(tmp_path / "ws").close()
+    probe = (
+        "import sys\n"
+        "from setpoint.workspace import Workspace\n"
+        f"Workspace.open({str(tmp_path / 'ws')!r}).close()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
 
 
 def test_an_older_workspace_is_migrated_on_open(tmp_path: Path, database_url: str | None) -> None:
