@@ -56,3 +56,50 @@ def test_every_command_is_listed_and_runs_its_own_help() -> None:
 def test_version_answers_without_a_command() -> None:
     result = CliRunner().invoke(app, ["--version"])
     assert (result.exit_code, result.stdout.strip()) == (0, f"setpoint {__version__}")
+
+
+_GC_PROBE = """
+import gc, sys
+import setpoint.cli
+assert gc.isenabled()  # importing the package changes nothing
+from setpoint.cli import main
+from setpoint.cli import _common
+
+seen = []
+opened = _common.State.workspace
+
+def workspace(self):
+    seen.append(("before", gc.isenabled()))
+    try:
+        return opened(self)
+    finally:
+        seen.append(("after", gc.isenabled()))
+
+_common.State.workspace = workspace
+try:
+    main()
+except SystemExit as exit:
+    assert not exit.code, exit.code
+print(seen[:2], gc.isenabled())
+"""
+
+
+def test_the_collector_is_off_only_until_the_command_opens_its_workspace(tmp_path: Path) -> None:
+    ws = str(tmp_path / "ws")
+    subprocess.run(
+        [sys.executable, "-c", "from setpoint.cli import main; main()", "init", ws],
+        capture_output=True,
+        check=True,
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", _GC_PROBE, "-w", ws, "data", "list"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.splitlines()[-1] == "[('before', False), ('after', True)] True"
+    # A command that opens no workspace ends with the collector on too.
+    done = subprocess.run(
+        [sys.executable, "-c", _GC_PROBE, "--version"], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.splitlines()[-1] == "[] True"

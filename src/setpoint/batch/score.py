@@ -35,9 +35,12 @@ a logistic regression 418k-532k with 1, 425k-443k with 2 (bare: 2.5M-6.9M), so
 equal within the machine's noise. The parts, timed alone for the 1M rows: reading
 ~1.1 s, the contract check 0.05 s, LightGBM's predict_proba ~3.2 s (on both cores
 already, by OpenMP), writing Parquet ~1.1 s (0.4 s since the writers stopped trying
-a dictionary on every float column, ``data/_sink.py``). So the pipeline overlaps them
-and the two cores are full; one worker per core stays the default, where more cores and a
-single-threaded model (a linear one) would gain from more workers.
+a dictionary on every float column, ``data/_sink.py``; since 2026-12-05 the output is
+snappy, not zstd: 0.13 against 0.26 CPU-s). So the pipeline overlaps them and the two
+cores are full; one worker per core stays the default, where more cores and a
+single-threaded model (a linear one) would gain from more workers. LightGBM keeps its
+own OpenMP threads: one thread per scoring call (``num_threads=1``) measured no less
+CPU time (docs/benchmarks.md, "Batch scoring").
 
 A CSV file whose column types widen part-way is read again from its start
 (``read_batches``): each input is written to a part of its own first (the output

@@ -80,9 +80,11 @@ class State:
 
     def workspace(self) -> Workspace:
         if self._workspace is None:
+            from setpoint.cli import started
             from setpoint.workspace import Workspace
 
             self._workspace = Workspace.open(self.workspace_path, **self.overrides)
+            started()  # the collector back on (setpoint.cli.main)
         return self._workspace
 
     def close(self) -> None:
