@@ -251,12 +251,12 @@ def _logs(
 
     for kind in LOG_KINDS:
         done = rewrite_log(
-            workspace.root, kind, endpoint=endpoint, drop=drop_inputs, dry_run=report.dry_run
+            workspace.logs, kind, endpoint=endpoint, drop=drop_inputs, dry_run=report.dry_run
         )
         report.logs[kind] = done.rows_removed
         report.logs_skipped += done.rows_skipped
     done = rewrite_log(
-        workspace.root, "feedback", endpoint=endpoint, drop=drop_feedback, dry_run=report.dry_run
+        workspace.logs, "feedback", endpoint=endpoint, drop=drop_feedback, dry_run=report.dry_run
     )
     report.logs["feedback"] = done.rows_removed
     report.logs_skipped += done.rows_skipped

@@ -35,6 +35,7 @@ from setpoint.errors import NotFoundError, UsageError
 from setpoint.models.predictor import Predictor
 from setpoint.models.registry import CHAMPION, AliasMove, ModelRegistry, ModelVersion
 from setpoint.models.spec import TrainSpec
+from setpoint.serving._logremote import LogLocation
 from setpoint.serving.deployments import Deployment, DeploymentStore
 from setpoint.serving.keys import KeyStore
 from setpoint.settings import SETTINGS_FILE, Settings
@@ -94,6 +95,17 @@ class Workspace:
         self.deployments = DeploymentStore(self.db, self.registry, actor=self.actor)
         self.keys = KeyStore(self.db, actor=self.actor)
         self.scoring_runs = ScoringRuns(self.db, actor=self.actor)
+
+    @cached_property
+    def logs(self) -> LogLocation:
+        """Where the prediction log lives: ``logs/`` in the workspace, and the store
+        at ``log_uri`` when one is set (``serving/_logremote.py``)."""
+        return LogLocation(
+            self.root,
+            self.settings.log_uri,
+            self.settings.log_seal_seconds,
+            lock=None if self.db.is_sqlite else self.db.lock,
+        )
 
     @cached_property
     def pii_secret(self) -> bytes:
@@ -157,6 +169,8 @@ class Workspace:
         try:
             for store in (workspace.artifacts, workspace.data_store):
                 store.check()  # a bucket that does not exist is named now, not later
+            if workspace.logs.remote is not None:
+                workspace.logs.remote.check()
         except BaseException:
             workspace.close()
             raise

@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from setpoint.data.pii import PiiPolicy
+from setpoint.serving._logremote import LogLocation
 from setpoint.serving.log import RecordLog
 
 SOURCE = "batch"
@@ -49,7 +50,7 @@ class EndpointLog:
 
     def __init__(
         self,
-        root: Path,
+        root: Path | LogLocation,
         endpoint: str,
         *,
         model: str,

@@ -40,6 +40,7 @@ class Place:
 
     uri: str
     setting: str = ""
+    what: str = "artifact store"  # what the store holds, as messages name it
 
     def __str__(self) -> str:
         if not self.setting:
@@ -76,11 +77,11 @@ def unusable(place: Place, exc: Exception) -> SetpointError:
         extra = "s3" if place.uri.startswith(("s3://", "s3a://")) else ""
         fix = f"pip install 'setpoint[{extra}]'" if extra else "install the package it names"
         return DependencyMissingError(
-            f"cannot open artifact store {place}: {exc}; {fix}",
+            f"cannot open {place.what} {place}: {exc}; {fix}",
             details={"uri": place.uri, "setting": place.setting},
         )
     return ConfigError(
-        f"cannot open artifact store {place}: {exc}; use a folder or a URI such as "
+        f"cannot open {place.what} {place}: {exc}; use a folder or a URI such as "
         "s3://BUCKET/PREFIX",
         details={"uri": place.uri, "setting": place.setting},
     )
@@ -88,7 +89,7 @@ def unusable(place: Place, exc: Exception) -> SetpointError:
 
 def no_bucket(place: Place) -> ConfigError:
     return ConfigError(
-        f"artifact store {place} names no bucket; use a URI such as s3://BUCKET/PREFIX",
+        f"{place.what} {place} names no bucket; use a URI such as s3://BUCKET/PREFIX",
         details={"uri": place.uri, "setting": place.setting},
     )
 
