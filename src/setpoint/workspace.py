@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from setpoint.batch.score import ScoringRun
     from setpoint.erasure import ErasureReport
     from setpoint.monitoring.monitor import Monitors
+    from setpoint.serving.log import CompactionResult
     from setpoint.serving.retention import PruneResult
 
 Progress = Callable[[str, float], None]
@@ -599,6 +600,13 @@ class Workspace:
         from setpoint.serving.retention import prune_all
 
         return prune_all(self, endpoint, now=now, dry_run=dry_run)
+
+    def compact_logs(self) -> dict[str, CompactionResult]:
+        """Turn the closed segments of every log into Parquet (in the store, with
+        ``log_uri``); the hourly compaction job does the same."""
+        from setpoint.serving.compaction import compact_all
+
+        return compact_all(self)
 
     def audit(
         self,
