@@ -5,8 +5,9 @@ the real PostgreSQL server, each in a database of its own that is dropped afterw
 Without a reachable PostgreSQL the PostgreSQL runs skip with the reason, except when
 ``SETPOINT_REQUIRE_POSTGRES=1`` (set by CI), where they fail.
 
-Tests marked ``every_store`` also run once with the artifacts and dataset versions in
-the workspace's folder and once in an S3 bucket on loopback (``s3_support.py``); the
+Tests marked ``every_store`` also run once with the artifacts, dataset versions and the
+prediction log's store in the workspace's folder and once in an S3 bucket on loopback
+(``s3_support.py``); the
 mark is kept to the tests that exercise storage, so the suite is not run twice.
 """
 
@@ -111,7 +112,12 @@ def workspace(tmp_path: Path, database_url: str | None, storage: str | None) -> 
 
     stores: dict[str, str] = {}
     if storage is not None:
-        stores = {"artifacts_uri": f"{storage}/artifacts", "data_uri": f"{storage}/data"}
+        stores = {
+            "artifacts_uri": f"{storage}/artifacts",
+            "data_uri": f"{storage}/data",
+            "log_uri": f"{storage}/logs",
+            "log_seal_seconds": "0.5",  # an erasure waits this (and 5 s) for other machines
+        }
     ws = Workspace.init(tmp_path / "ws", database_url=database_url, actor="tester", **stores)
     yield ws
     ws.close()
