@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import logging
 import os
 import platform
 import shutil
@@ -34,6 +33,7 @@ from rich.table import Table
 
 from setpoint.serving._logremote import LogLocation, ship
 from setpoint.serving.log import RecordLog, compact, read_log
+from storage import s3_loopback  # bench/storage.py
 
 T0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 
@@ -75,24 +75,13 @@ def timed(work: Callable[[], object], rounds: int) -> tuple[float, float]:
 
 
 def store() -> tuple[str, Callable[[], None]] | None:
-    """An S3 bucket on loopback and how to stop it; None without moto and s3fs."""
+    """A bucket on an S3 API on loopback and how to stop it; None without moto."""
     try:
-        import s3fs
-        from moto.server import ThreadedMotoServer
+        import moto  # noqa: F401
     except ImportError:
         return None
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    os.environ.update(
-        AWS_ENDPOINT_URL=f"http://{host}:{port}",
-        AWS_ACCESS_KEY_ID="bench",
-        AWS_SECRET_ACCESS_KEY="bench",
-        AWS_DEFAULT_REGION="us-east-1",
-    )
-    s3fs.S3FileSystem(skip_instance_cache=True).mkdir("bench-log")
-    return "s3://bench-log/logs", server.stop
+    server, uri = s3_loopback()
+    return uri.rsplit("/", 1)[0] + "/logs", server.stop
 
 
 def main() -> None:

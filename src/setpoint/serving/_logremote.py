@@ -48,7 +48,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec import AbstractFileSystem
 
-from setpoint.errors import ConfigError, SetpointError
+from setpoint.errors import ConfigError
 from setpoint.serving._logfiles import (
     OPEN_SUFFIX,
     PART_PREFIX,
@@ -64,11 +64,10 @@ from setpoint.serving._logfiles import (
 )
 from setpoint.store._remote import (
     Place,
-    failure,
     is_object_store,
-    is_store_failure,
     missing_bucket,
     no_bucket,
+    talking,
     unusable,
 )
 
@@ -159,22 +158,9 @@ class RemoteLog:
 
     # -- the store -------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def talking(self, *, writing: bool = False) -> Iterator[None]:
-        """Say the store's failures in terms of ``log_uri``; a missing object stays a
-        FileNotFoundError, except on a write, where it means the bucket is missing."""
-        try:
-            yield
-        except SetpointError:
-            raise
-        except FileNotFoundError as exc:
-            if writing and self.objects:
-                raise missing_bucket(self.place, self.bucket) from exc
-            raise
-        except Exception as exc:
-            if not is_store_failure(exc):
-                raise
-            raise failure(self.place, exc) from exc
+    def talking(self, *, writing: bool = False) -> AbstractContextManager[None]:
+        """Say the store's failures in terms of ``log_uri`` (``_remote.talking``)."""
+        return talking(self.place, self.bucket, writing=writing)
 
     def check(self) -> None:
         """Make sure the store answers: its bucket exists (never created), or its folder

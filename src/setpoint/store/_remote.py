@@ -11,6 +11,8 @@ and ``AWS_ENDPOINT_URL`` for a store outside AWS (MinIO, Ceph, …).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,3 +143,22 @@ def failure(place: Place, exc: Exception) -> StoreError:
         f"the object store of {place} failed: {reason}; check the store and the setting",
         details=details,
     )
+
+
+@contextmanager
+def talking(place: Place, bucket: str = "", *, writing: bool = False) -> Iterator[None]:
+    """Say a remote store's failures in terms of ``place``; a missing object stays a
+    FileNotFoundError, except on a write to an object store (``bucket``), where it
+    means the bucket is missing."""
+    try:
+        yield
+    except SetpointError:
+        raise
+    except FileNotFoundError as exc:
+        if writing and bucket:
+            raise missing_bucket(place, bucket) from exc
+        raise
+    except Exception as exc:
+        if not is_store_failure(exc):
+            raise
+        raise failure(place, exc) from exc
