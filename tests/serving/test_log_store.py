@@ -406,3 +406,10 @@ def test_the_hourly_compaction_job_compacts_every_log_once_an_hour(
         assert worker.drain(now=at + dt.timedelta(minutes=30)) == []  # once an hour
         assert [f.split("/")[0] for f in stored(ws.logs)] == ["endpoint=credit"]
         assert ids(read_log(ws.logs)) == ["req-1"]
+
+
+def test_a_workspace_with_a_bad_seal_time_fails_when_opened(tmp_path: Path) -> None:
+    from setpoint.workspace import Workspace
+
+    with pytest.raises(ConfigError, match="log_seal_seconds must be more than 0"):
+        Workspace.init(tmp_path / "ws", log_seal_seconds=0)
