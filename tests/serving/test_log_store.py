@@ -413,3 +413,18 @@ def test_a_workspace_with_a_bad_seal_time_fails_when_opened(tmp_path: Path) -> N
 
     with pytest.raises(ConfigError, match="log_seal_seconds must be more than 0"):
         Workspace.init(tmp_path / "ws", log_seal_seconds=0)
+
+
+def test_no_compaction_is_queued_while_there_is_nothing_to_compact(tmp_path: Path) -> None:
+    from setpoint.serving.compaction import schedule
+    from setpoint.workspace import Workspace
+
+    at = dt.datetime(2026, 3, 1, 12, 5, tzinfo=dt.UTC)
+    with Workspace.init(tmp_path / "ws") as ws:
+        assert schedule(ws, at) is None  # no log at all
+        with RecordLog(ws.logs) as log:
+            log.append([record(1)])
+            assert schedule(ws, at) is None  # a live writer's segment only
+        job = schedule(ws, at)
+        assert job is not None
+        assert job.key == "2026-03-01T12"
