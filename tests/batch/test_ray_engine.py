@@ -17,7 +17,7 @@ from sklearn.linear_model import LogisticRegression
 
 from ray_support import NODE, ray_cluster  # noqa: F401
 from s3_support import outside
-from setpoint.batch import ray_engine, sources
+from setpoint.batch import _pieces, ray_engine, sources
 from setpoint.data import reader
 from setpoint.errors import ContractViolationError, InvalidDataError, UsageError
 from setpoint.workspace import Workspace
@@ -321,8 +321,8 @@ def test_a_store_that_cannot_take_the_output_is_said_before_ray_scores(
     inputs(100).to_parquet(source)
     missing = f"s3://{s3_bucket.removeprefix('s3://')}-missing/out/scored.parquet"
 
-    def predict(output: str) -> Any:
-        args = ["-w", str(workspace.root), "predict", "clf@1", "-i", str(source), "-o", output]
+    def predict(output: str, given: str = str(source)) -> Any:
+        args = ["-w", str(workspace.root), "predict", "clf@1", "-i", given, "-o", output]
         runner = CliRunner(env={"COLUMNS": "200"})  # a URI on one line
         return runner.invoke(app, [*args, "--engine", "ray"], catch_exceptions=False)
 
@@ -338,9 +338,10 @@ def test_a_store_that_cannot_take_the_output_is_said_before_ray_scores(
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     s3fs.S3FileSystem.clear_instance_cache()  # its clients keep the old endpoint
+    unreachable = f"{s3_bucket}/out/scored.parquet"
     try:
-        unreachable = f"{s3_bucket}/out/scored.parquet"
         result = predict(unreachable)
+        from_there = predict(str(tmp_path / "out.parquet"), given=f"{s3_bucket}/in/*.parquet")
     finally:
         s3fs.S3FileSystem.clear_instance_cache()
     assert result.exit_code != 0
@@ -348,7 +349,42 @@ def test_a_store_that_cannot_take_the_output_is_said_before_ray_scores(
     assert unreachable in result.stderr
     assert "AWS_ENDPOINT_URL" in result.stderr
     assert "Traceback" not in result.output
+    assert from_there.exit_code != 0
+    assert "cannot reach the object store" in from_there.stderr, from_there.stderr
+    assert f"{s3_bucket}/in/*.parquet" in from_there.stderr
+    assert "Traceback" not in from_there.output
+    # The input's store is checked before the run starts; the output's, in the run.
     assert [r.state for r in workspace.scoring_runs.list()] == ["failed", "failed"]
+
+
+def test_an_input_gone_before_an_actor_opens_it_is_named(s3_bucket: str) -> None:
+    uri = f"{s3_bucket}/in/gone.parquet"
+    opener = _pieces.opener(uri)
+    assert opener is not None
+    with pytest.raises(UsageError, match=f"{uri}: no such file"):
+        opener()
+    assert _pieces.opener("in/local.parquet") is None  # Arrow reads a local file itself
+
+
+def test_a_staging_folder_in_a_file_system_gets_each_file_whole_by_a_rename(
+    tmp_path: Path,
+) -> None:
+    from setpoint.batch._staging import Staging
+
+    staging = Staging.beside(sources.output("memory://setpoint-test/out/scored.parquet"))
+    try:
+        assert staging.where.startswith("memory://setpoint-test/out/.scored.parquet.ray-")
+        again = Staging(staging.where)  # as an actor opens it
+        for body in (b"first", b"again"):  # a piece scored twice replaces its file
+            (tmp_path / "part").write_bytes(body)
+            again.publish(tmp_path / "part", "part-000000.parquet")
+            assert not (tmp_path / "part").exists()
+        names = sorted(Path(n).name for n in staging.fs.ls(staging.root, detail=False))
+        assert names == ["part-000000.parquet", "run"]  # no temporary name left
+        assert staging.fetch("part-000000.parquet").read_bytes() == b"again"
+    finally:
+        staging.remove()
+    assert not staging.fs.exists(staging.root)
 
 
 def test_without_ray_the_engine_says_how_to_install_it(

@@ -80,11 +80,12 @@ def opener(uri: str) -> reader.Opener | None:
     fs, path = filesystem(uri)
 
     def open_() -> IO[bytes]:
-        try:
-            with talking_to(uri):
+        with talking_to(uri):
+            try:
                 stream: IO[bytes] = fs.open(path, "rb")
-        except FileNotFoundError:
-            raise UsageError(f"{uri}: no such file (it was there when the run started)") from None
+            except FileNotFoundError:
+                gone = f"{uri}: no such file (it was there when the run started)"
+                raise UsageError(gone) from None
         return stream
 
     return open_
