@@ -302,6 +302,27 @@ def test_a_remote_outputs_staging_is_removed_also_after_a_failure(
     assert workspace.scoring_runs.list()[0].state == "failed"
 
 
+def test_an_actors_error_leaves_nothing_in_the_store(
+    cluster: Any, workspace: Workspace, s3_bucket: str, tmp_path: Path
+) -> None:
+    # The first piece fails while the others are being scored: none of them may
+    # write into the staging prefix once the driver has removed it.
+    ref = classifier(workspace)
+    body = inputs(600).to_csv(index=False) + "1,2,3\n"  # a row with a field too many
+    (tmp_path / "a-0.csv").write_text(body, encoding="utf-8")
+    inputs(1_000, seed=9).to_parquet(tmp_path / "a-1.parquet", row_group_size=100)
+    with pytest.raises(InvalidDataError, match="fields"):
+        workspace.predict_files(
+            ref,
+            str(tmp_path / "a-*"),
+            f"{s3_bucket}/out/scored.parquet",
+            engine="ray",
+            block_size=1_000,
+            workers=3,
+        )
+    assert _listing(s3_bucket) == []
+
+
 def test_a_store_that_cannot_take_the_output_is_said_before_ray_scores(
     cluster: Any,
     workspace: Workspace,
@@ -384,6 +405,10 @@ def test_a_staging_folder_in_a_file_system_gets_each_file_whole_by_a_rename(
         assert staging.fetch("part-000000.parquet").read_bytes() == b"again"
     finally:
         staging.remove()
+    assert not staging.fs.exists(staging.root)
+    (tmp_path / "late").write_bytes(b"late")  # a piece finished after a failed run
+    again.publish(tmp_path / "late", "part-000001.parquet")
+    assert not (tmp_path / "late").exists()
     assert not staging.fs.exists(staging.root)
 
 

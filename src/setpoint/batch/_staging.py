@@ -16,7 +16,10 @@ failure.
 
 The driver writes a marker object into a store's prefix before any work is sent out:
 a missing bucket, missing credentials or a store that does not answer are said
-then, as a :class:`~setpoint.errors.StoreError` naming the output and the fix.
+then, as a :class:`~setpoint.errors.StoreError` naming the output and the fix. An
+actor uploads a file only while the marker is there, so the pieces still being
+scored when a run fails (Ray stops its actors, but not at once) leave nothing behind
+the driver's removal of the prefix.
 """
 
 from __future__ import annotations
@@ -94,12 +97,17 @@ class Staging:
 
     def publish(self, file: Path, name: str) -> None:
         """The whole local ``file`` given the staging name ``name`` (replacing what
-        had it: a piece scored again); ``file`` is gone afterwards."""
+        had it: a piece scored again); ``file`` is gone afterwards. Once the driver
+        has removed the prefix (a failed run: actors may still be finishing pieces),
+        nothing is written into it again."""
         if self.fs is None:
-            os.replace(file, self._key(name))
+            os.replace(file, self._key(name))  # fails once the folder is removed
             return
         try:
             with talking_to(self.where):
+                self.fs.invalidate_cache(self.root)  # the store's answer, not a listing's
+                if not self.fs.exists(self._key(MARKER)):
+                    return
                 if is_object_store(self.fs):  # one upload: the object appears whole
                     self.fs.put_file(str(file), self._key(name))
                 else:
