@@ -7,7 +7,7 @@ Without a reachable PostgreSQL the PostgreSQL runs skip with the reason, except 
 
 Tests marked ``every_store`` also run once with the artifacts, dataset versions and the
 prediction log's store in the workspace's folder and once in an S3 bucket on loopback
-(``s3_support.py``); the
+(``s3_support.py``; with PostgreSQL only); the
 mark is kept to the tests that exercise storage, so the suite is not run twice.
 """
 
@@ -94,6 +94,21 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         )
     stores = ["local", pytest.param("s3", marks=pytest.mark.s3)]
     metafunc.parametrize("storage", stores, indirect=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """An S3 bucket is tried with PostgreSQL only, the pair machines share: what the
+    store does does not depend on the database, and SQLite with S3 would run every
+    ``every_store`` test a fourth time."""
+    kept, dropped = [], []
+    for item in items:
+        params = getattr(item, "callspec", None)
+        params = params.params if params is not None else {}
+        pair = (params.get("database_url"), params.get("storage"))
+        (dropped if pair == ("sqlite", "s3") else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 @pytest.fixture

@@ -96,15 +96,12 @@ class Workspace:
         self.deployments = DeploymentStore(self.db, self.registry, actor=self.actor)
         self.keys = KeyStore(self.db, actor=self.actor)
         self.scoring_runs = ScoringRuns(self.db, actor=self.actor)
-
-    @cached_property
-    def logs(self) -> LogLocation:
-        """Where the prediction log lives: ``logs/`` in the workspace, and the store
-        at ``log_uri`` when one is set (``serving/_logremote.py``)."""
-        return LogLocation(
-            self.root,
-            self.settings.log_uri,
-            self.settings.log_seal_seconds,
+        # Where the prediction log lives: ``logs/`` here, and the store at ``log_uri``
+        # when one is set (``serving/_logremote.py``); a bad log_seal_seconds fails now.
+        self.logs = LogLocation(
+            root,
+            settings.log_uri,
+            settings.log_seal_seconds,
             lock=None if self.db.is_sqlite else self.db.lock,
         )
 

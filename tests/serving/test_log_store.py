@@ -406,3 +406,25 @@ def test_the_hourly_compaction_job_compacts_every_log_once_an_hour(
         assert worker.drain(now=at + dt.timedelta(minutes=30)) == []  # once an hour
         assert [f.split("/")[0] for f in stored(ws.logs)] == ["endpoint=credit"]
         assert ids(read_log(ws.logs)) == ["req-1"]
+
+
+def test_a_workspace_with_a_bad_seal_time_fails_when_opened(tmp_path: Path) -> None:
+    from setpoint.workspace import Workspace
+
+    with pytest.raises(ConfigError, match="log_seal_seconds must be more than 0"):
+        Workspace.init(tmp_path / "ws", log_seal_seconds=0)
+
+
+def test_no_compaction_is_queued_while_there_is_nothing_to_compact(tmp_path: Path) -> None:
+    from setpoint.serving.compaction import schedule
+    from setpoint.workspace import Workspace
+
+    at = dt.datetime(2026, 3, 1, 12, 5, tzinfo=dt.UTC)
+    with Workspace.init(tmp_path / "ws") as ws:
+        assert schedule(ws, at) is None  # no log at all
+        with RecordLog(ws.logs) as log:
+            log.append([record(1)])
+            assert schedule(ws, at) is None  # a live writer's segment only
+        job = schedule(ws, at)
+        assert job is not None
+        assert job.key == "2026-03-01T12"

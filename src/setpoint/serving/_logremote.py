@@ -300,6 +300,22 @@ def new_part_name() -> str:
 # ---------------------------------------------------------------------------- shipping
 
 
+def closed_segments(location: LogLocation, kind: str) -> bool:
+    """Whether ``kind`` has segments no writer holds: here (sealed, or a dead process's)
+    or in the store. What a compaction has to do."""
+    folder = segments_dir(location.root, kind)
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if path.suffix == SEALED_SUFFIX:
+            return True
+        if path.suffix == OPEN_SUFFIX:
+            held = try_lock(path)
+            if held is not None:
+                os.close(held)
+                return True
+    remote = location.remote
+    return remote is not None and bool(remote.segments(kind))
+
+
 def ship(location: LogLocation, kind: str) -> int:
     """Move this machine's closed segments of ``kind`` to the store; how many went.
 
@@ -338,4 +354,4 @@ def ship(location: LogLocation, kind: str) -> int:
     return shipped
 
 
-__all__ = ["LogLocation", "RemoteLog", "as_location", "ship"]
+__all__ = ["LogLocation", "RemoteLog", "as_location", "closed_segments", "ship"]

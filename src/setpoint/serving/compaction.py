@@ -5,9 +5,10 @@ store (``log_uri``) each is an object to list and fetch. Compaction turns closed
 into Parquet partitioned by endpoint and date (``_logtables.compact``), which readers
 and the monitor read much faster. It runs as a persistent job of kind ``compaction``,
 one per UTC hour, keyed ``YYYY-MM-DDTHH``, over every kind of log: :func:`schedule`
-queues the hour's job, and queueing it again in the same hour finds the same job, so
-it runs once an hour however many workers ask (see ``retention.py`` for the same
-pattern). ``setpoint logs compact`` runs it at once.
+queues the hour's job when a log has closed segments (here, or in the store), and
+queueing it again in the same hour finds the same job, so it runs once an hour however
+many workers ask (see ``retention.py`` for the same pattern). ``setpoint logs compact``
+runs it at once.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from setpoint.jobs import Job, JobStore
+from setpoint.serving._logremote import closed_segments
 from setpoint.serving.log import CompactionResult, compact
 
 if TYPE_CHECKING:
@@ -32,8 +34,10 @@ def compact_all(workspace: Workspace) -> dict[str, CompactionResult]:
     return {kind: compact(workspace.logs, kind=kind) for kind in LOGS}
 
 
-def schedule(workspace: Workspace, now: datetime) -> Job:
-    """Queue this hour's compaction (once per hour)."""
+def schedule(workspace: Workspace, now: datetime) -> Job | None:
+    """Queue this hour's compaction (once per hour), if a log has closed segments."""
+    if not any(closed_segments(workspace.logs, kind) for kind in LOGS):
+        return None
     hour = now.astimezone(UTC).strftime("%Y-%m-%dT%H")
     return JobStore(workspace.db, actor=workspace.actor).enqueue(JOB_KIND, {}, key=hour, now=now)
 
