@@ -5,8 +5,9 @@ the real PostgreSQL server, each in a database of its own that is dropped afterw
 Without a reachable PostgreSQL the PostgreSQL runs skip with the reason, except when
 ``SETPOINT_REQUIRE_POSTGRES=1`` (set by CI), where they fail.
 
-Tests marked ``every_store`` also run once with the artifacts and dataset versions in
-the workspace's folder and once in an S3 bucket on loopback (``s3_support.py``); the
+Tests marked ``every_store`` also run once with the artifacts, dataset versions and the
+prediction log's store in the workspace's folder and once in an S3 bucket on loopback
+(``s3_support.py``; with PostgreSQL only); the
 mark is kept to the tests that exercise storage, so the suite is not run twice.
 """
 
@@ -95,6 +96,21 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("storage", stores, indirect=True)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """An S3 bucket is tried with PostgreSQL only, the pair machines share: what the
+    store does does not depend on the database, and SQLite with S3 would run every
+    ``every_store`` test a fourth time."""
+    kept, dropped = [], []
+    for item in items:
+        params = getattr(item, "callspec", None)
+        params = params.params if params is not None else {}
+        pair = (params.get("database_url"), params.get("storage"))
+        (dropped if pair == ("sqlite", "s3") else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 @pytest.fixture
 def storage(request: pytest.FixtureRequest) -> str | None:
     """Where artifacts and dataset versions are kept: None for the workspace's own
@@ -111,7 +127,12 @@ def workspace(tmp_path: Path, database_url: str | None, storage: str | None) -> 
 
     stores: dict[str, str] = {}
     if storage is not None:
-        stores = {"artifacts_uri": f"{storage}/artifacts", "data_uri": f"{storage}/data"}
+        stores = {
+            "artifacts_uri": f"{storage}/artifacts",
+            "data_uri": f"{storage}/data",
+            "log_uri": f"{storage}/logs",
+            "log_seal_seconds": "0.5",  # an erasure waits this (and 5 s) for other machines
+        }
     ws = Workspace.init(tmp_path / "ws", database_url=database_url, actor="tester", **stores)
     yield ws
     ws.close()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from setpoint.demo import lending
@@ -41,6 +42,11 @@ def records(frame: pd.DataFrame) -> list[dict[str, object]]:
 
 def text_of(path: Path) -> str:
     """What a file holds, as text: Parquet read back (values are compressed there)."""
-    if path.suffix == ".parquet" or path.read_bytes()[:4] == b"PAR1":
-        return json.dumps(pq.read_table(path).to_pylist(), default=str)
-    return path.read_bytes().decode("utf-8", errors="replace")
+    return text_of_bytes(path.read_bytes())
+
+
+def text_of_bytes(data: bytes) -> str:
+    """What a file's bytes hold, as text: Parquet read back."""
+    if data[:4] == b"PAR1":
+        return json.dumps(pq.read_table(pa.BufferReader(data)).to_pylist(), default=str)
+    return data.decode("utf-8", errors="replace")

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
-from privacy_support import SPEC, START, records, text_of, with_accounts
+from privacy_support import SPEC, START, records, text_of, text_of_bytes, with_accounts
 from s3_support import outside
 from setpoint.cli.main import app
 from setpoint.demo import lending
@@ -43,8 +43,13 @@ def cli(ws: Workspace, *args: str, code: int = 0) -> str:
 
 
 def everywhere(ws: Workspace) -> str:
-    """Every file under the workspace and every table, as text."""
+    """Every file under the workspace, every object in its stores and every table, as
+    text."""
     parts = [text_of(p) for p in ws.root.rglob("*") if p.is_file() and "setpoint.db" not in p.name]
+    for uri in (ws.artifacts.uri, ws.data_store.uri, ws.logs.uri):
+        if uri.startswith("s3://"):
+            fs, base = outside(uri)  # a fresh look: no cached listing
+            parts += [text_of_bytes(fs.cat_file(p)) for p in fs.find(base)]
     with ws.db.read() as conn:
         for table in metadata.sorted_tables:
             parts.append(json.dumps([list(r) for r in conn.execute(sa.select(table))], default=str))
@@ -54,7 +59,7 @@ def everywhere(ws: Workspace) -> str:
 def serve(ws: Workspace, frame: pd.DataFrame, *, refuse: int | None = None) -> int:
     """Send ``frame`` over the app in requests of five, with its outcomes; how many
     rows were answered. Row ``refuse`` is sent with a value of the wrong type."""
-    logs = {kind: RecordLog(ws.root, kind=kind) for kind in ("predictions", "feedback", "refused")}
+    logs = {kind: RecordLog(ws.logs, kind=kind) for kind in ("predictions", "feedback", "refused")}
     answered = 0
     application = create_app(
         ws, logs["predictions"], feedback_log=logs["feedback"], refused_log=logs["refused"]
@@ -82,6 +87,7 @@ def serve(ws: Workspace, frame: pd.DataFrame, *, refuse: int | None = None) -> i
 
 
 @pytest.mark.slow
+@pytest.mark.every_store  # and with the log shipped to a store (conftest.py)
 def test_erasure_leaves_no_trace_of_the_subject_and_keeps_everyone_else(
     workspace: Workspace,
 ) -> None:
@@ -98,7 +104,7 @@ def test_erasure_leaves_no_trace_of_the_subject_and_keeps_everyone_else(
     traffic = with_accounts(lending.applications(40, start=START, days=1, seed=2), rng)
     traffic.loc[traffic.index[[3, 17]], "account"] = subject
     assert serve(workspace, traffic, refuse=17) == 35  # the refused request's 5 rows
-    compact(workspace.root, kind="predictions")  # some in Parquet, some in segments
+    compact(workspace.logs, kind="predictions")  # some in Parquet, some in segments
     serve(workspace, traffic.iloc[:10].assign(account=traffic["account"].iloc[:10] + 1))
     past = with_accounts(lending.applications(30, start=START - timedelta(days=3), days=2), rng)
     past.loc[past.index[0], "account"] = subject
@@ -109,7 +115,7 @@ def test_erasure_leaves_no_trace_of_the_subject_and_keeps_everyone_else(
     assert workspace.validate("loans@1", batch, mode="quarantine").quarantine is not None
     workspace.monitors.create("credit", MonitorConfig(window="1d", multivariate=False))
     before = {
-        kind: read_log(workspace.root, kind=kind).num_rows
+        kind: read_log(workspace.logs, kind=kind).num_rows
         for kind in ("predictions", "feedback", "refused")
     }
     text = everywhere(workspace)
@@ -134,7 +140,7 @@ def test_erasure_leaves_no_trace_of_the_subject_and_keeps_everyone_else(
 
     # Everyone else is intact.
     after = {
-        kind: read_log(workspace.root, kind=kind).num_rows
+        kind: read_log(workspace.logs, kind=kind).num_rows
         for kind in ("predictions", "feedback", "refused")
     }
     assert after == {

@@ -23,6 +23,9 @@ def test_a_cluster_on_several_machines_needs_a_shared_workspace(workspace: Works
     ):
         assert named in message
     assert ("SETPOINT_DATABASE_URL=postgresql" in message) == workspace.db.is_sqlite
+    assert "log_uri" not in message  # the work writes no log
+    with pytest.raises(ConfigError, match="SETPOINT_LOG_URI=s3://") as raised:
+        _ray.check_shared(workspace, 2, instead="stay here", logs=True)
 
 
 def test_workers_get_the_store_and_setting_variables_only(

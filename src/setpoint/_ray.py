@@ -72,9 +72,10 @@ def machines(ray: Any) -> int:
     return len({n["NodeManagerAddress"] for n in ray.nodes() if n.get("Alive")})
 
 
-def check_shared(workspace: Workspace, machines: int, *, instead: str) -> None:
+def check_shared(workspace: Workspace, machines: int, *, instead: str, logs: bool = False) -> None:
     """Refuse a cluster on several ``machines`` that cannot all reach ``workspace``,
-    naming each setting to change, or ``instead``."""
+    naming each setting to change, or ``instead``. ``logs``: the work writes the
+    prediction log, which then needs a store too (``log_uri``)."""
     if machines < 2:
         return
     local = []
@@ -86,6 +87,8 @@ def check_shared(workspace: Workspace, machines: int, *, instead: str) -> None:
     for name, store in stores:
         if store.is_local:
             local.append(f"{name} to shared storage (SETPOINT_{name.upper()}=s3://BUCKET/PATH)")
+    if logs and workspace.logs.remote is None:
+        local.append("log_uri to shared storage (SETPOINT_LOG_URI=s3://BUCKET/PATH)")
     if local:
         raise ConfigError(
             f"the Ray cluster spans {machines} machines, which cannot reach this "

@@ -191,7 +191,7 @@ def erase(
     try:
         if scope.logs:
             say("the logs")
-            _logs(workspace, subject, endpoint, report)
+            _logs(workspace, subject, endpoint, report, say)
         if scope.datasets:
             say("the quarantine")
             _quarantine(workspace, subject, dataset, report)
@@ -220,7 +220,11 @@ def _record(workspace: Workspace, report: ErasureReport, *, complete: bool) -> N
 
 
 def _logs(
-    workspace: Workspace, subject: Subject, endpoint: str | None, report: ErasureReport
+    workspace: Workspace,
+    subject: Subject,
+    endpoint: str | None,
+    report: ErasureReport,
+    say: Progress,
 ) -> None:
     keys: set[tuple[str, str, int]] = set()  # the erased predictions: endpoint, id, row
 
@@ -251,12 +255,24 @@ def _logs(
 
     for kind in LOG_KINDS:
         done = rewrite_log(
-            workspace.root, kind, endpoint=endpoint, drop=drop_inputs, dry_run=report.dry_run
+            workspace.logs,
+            kind,
+            endpoint=endpoint,
+            drop=drop_inputs,
+            dry_run=report.dry_run,
+            # with a store, the first waits for other machines' segments: for all kinds
+            settle=kind == LOG_KINDS[0],
+            progress=say,
         )
         report.logs[kind] = done.rows_removed
         report.logs_skipped += done.rows_skipped
     done = rewrite_log(
-        workspace.root, "feedback", endpoint=endpoint, drop=drop_feedback, dry_run=report.dry_run
+        workspace.logs,
+        "feedback",
+        endpoint=endpoint,
+        drop=drop_feedback,
+        dry_run=report.dry_run,
+        settle=False,
     )
     report.logs["feedback"] = done.rows_removed
     report.logs_skipped += done.rows_skipped

@@ -70,6 +70,22 @@ SETTINGS: tuple[Setting, ...] = (
         "URI. Empty means `data/` inside the workspace.",
     ),
     Setting(
+        "log_uri",
+        str,
+        "",
+        "Where the prediction log is shared between machines: an fsspec URI such as "
+        "`s3://BUCKET/PREFIX`. Each process writes and fsyncs its segments in `logs/` "
+        "inside the workspace and moves each sealed segment there; readers see both. "
+        "Empty keeps the log in `logs/` only (one machine, or a folder they share).",
+    ),
+    Setting(
+        "log_seal_seconds",
+        float,
+        60.0,
+        "With log_uri: the longest a segment of the log stays open before it is sealed "
+        "and moved there, so other machines see a record within about this long.",
+    ),
+    Setting(
         "actor",
         str,
         None,

@@ -34,6 +34,7 @@ from setpoint.data.reader import read_batches
 from setpoint.errors import NotFoundError, UsageError
 from setpoint.models.predictor import Predictor
 from setpoint.models.registry import CHAMPION, AliasMove, ModelRegistry, ModelVersion
+from setpoint.serving._logremote import LogLocation
 from setpoint.serving.deployments import Deployment, DeploymentStore
 from setpoint.serving.keys import KeyStore
 from setpoint.settings import SETTINGS_FILE, Settings
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from setpoint.erasure import ErasureReport
     from setpoint.models.spec import TrainSpec
     from setpoint.monitoring.monitor import Monitors
+    from setpoint.serving.log import CompactionResult
     from setpoint.serving.retention import PruneResult
 
 Progress = Callable[[str, float], None]
@@ -94,6 +96,14 @@ class Workspace:
         self.deployments = DeploymentStore(self.db, self.registry, actor=self.actor)
         self.keys = KeyStore(self.db, actor=self.actor)
         self.scoring_runs = ScoringRuns(self.db, actor=self.actor)
+        # Where the prediction log lives: ``logs/`` here, and the store at ``log_uri``
+        # when one is set (``serving/_logremote.py``); a bad log_seal_seconds fails now.
+        self.logs = LogLocation(
+            root,
+            settings.log_uri,
+            settings.log_seal_seconds,
+            lock=None if self.db.is_sqlite else self.db.lock,
+        )
 
     @cached_property
     def pii_secret(self) -> bytes:
@@ -157,6 +167,8 @@ class Workspace:
         try:
             for store in (workspace.artifacts, workspace.data_store):
                 store.check()  # a bucket that does not exist is named now, not later
+            if workspace.logs.remote is not None:
+                workspace.logs.remote.check()
         except BaseException:
             workspace.close()
             raise
@@ -588,6 +600,13 @@ class Workspace:
         from setpoint.serving.retention import prune_all
 
         return prune_all(self, endpoint, now=now, dry_run=dry_run)
+
+    def compact_logs(self) -> dict[str, CompactionResult]:
+        """Turn the closed segments of every log into Parquet (in the store, with
+        ``log_uri``); the hourly compaction job does the same."""
+        from setpoint.serving.compaction import compact_all
+
+        return compact_all(self)
 
     def audit(
         self,

@@ -16,7 +16,8 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from ray_support import NODE, ray_cluster  # noqa: F401
-from setpoint.batch import ray_engine
+from s3_support import outside
+from setpoint.batch import _pieces, ray_engine, sources
 from setpoint.data import reader
 from setpoint.errors import ContractViolationError, InvalidDataError, UsageError
 from setpoint.workspace import Workspace
@@ -184,7 +185,7 @@ def test_losing_a_worker_node_mid_run_still_gives_the_whole_output_once(
     ref = classifier(workspace)
     source = tmp_path / "in.parquet"
     inputs(6_000, seed=6, bad_every=101).to_parquet(source, row_group_size=30)
-    pieces = len(ray_engine.plan([source]))
+    pieces = len(ray_engine.plan(sources.expand(source)))
     assert pieces == 120
     local_out, ray_out = tmp_path / "local.parquet", tmp_path / "ray.parquet"
     local = workspace.predict_files(ref, source, local_out)
@@ -225,6 +226,200 @@ def test_losing_a_worker_node_mid_run_still_gives_the_whole_output_once(
     assert len(run.quarantine) == 1
     held = workspace.quarantine.rows(run.quarantine[0].id)
     assert held.column("_row").to_pylist() == list(range(0, 6_000, 101))
+
+
+def _listing(uri: str) -> list[str]:
+    """Every object under ``uri``, as another process sees the store."""
+    fs, path = outside(uri)
+    return sorted(name.removeprefix(path).lstrip("/") for name in fs.find(path))
+
+
+def _read_object(uri: str) -> Any:
+    fs, path = outside(uri)
+    with fs.open(path, "rb") as file:
+        return pq.read_table(file)
+
+
+def test_objects_in_a_store_are_scored_on_ray_as_locally(
+    ray_cluster: Any,  # noqa: F811
+    workspace: Workspace,
+    s3_bucket: str,
+) -> None:
+    # The reader's own batches: a Parquet object of more than one piece (131,072 rows).
+    fs, bucket = outside(s3_bucket)
+    ref = classifier(workspace)
+    with fs.open(f"{bucket}/in/a-1.parquet", "wb") as file:
+        inputs(200_000, seed=1, bad_every=997).to_parquet(file, row_group_size=30_000)
+    fs.pipe_file(f"{bucket}/in/a-2.csv", inputs(500, seed=2, bad_every=50).to_csv(index=False))
+    given = f"{s3_bucket}/in/a-*"
+    assert len(ray_engine.plan(sources.expand(given))) == 3  # two pieces and the CSV
+    local_out, ray_out = f"{s3_bucket}/out/local.parquet", f"{s3_bucket}/out/ray.parquet"
+    local = workspace.predict_files(ref, given, local_out)
+    on_ray = workspace.predict_files(ref, given, ray_out, engine="ray", workers=2)
+    assert _read_object(ray_out).equals(_read_object(local_out))
+    for field in ("n_rows", "n_scored", "n_quarantined", "inputs", "model"):
+        assert getattr(on_ray, field) == getattr(local, field), field
+    assert (on_ray.n_rows, on_ray.n_quarantined) == (200_500, 201 + 10)
+    assert on_ray.inputs == [f"{s3_bucket}/in/a-1.parquet", f"{s3_bucket}/in/a-2.csv"]
+    assert on_ray.output == ray_out
+    for mine, theirs in zip(on_ray.quarantine, local.quarantine, strict=True):
+        assert (mine.source, mine.n_rows, mine.n_rejected, mine.summary) == (
+            theirs.source,
+            theirs.n_rows,
+            theirs.n_rejected,
+            theirs.summary,
+        )
+        assert workspace.quarantine.rows(mine.id).equals(workspace.quarantine.rows(theirs.id))
+    recorded = workspace.scoring_runs.get(on_ray.id or 0)
+    assert (recorded.state, recorded.output) == ("succeeded", ray_out)
+    assert recorded.inputs == workspace.scoring_runs.get(local.id or 0).inputs  # with ETags
+    assert _listing(f"{s3_bucket}/out") == ["local.parquet", "ray.parquet"]  # no staging left
+
+
+def test_a_remote_outputs_staging_is_removed_also_after_a_failure(
+    cluster: Any,
+    workspace: Workspace,
+    s3_bucket: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ref = classifier(workspace)
+    source = tmp_path / "in.parquet"
+    inputs(400, seed=8, bad_every=40).to_parquet(source, row_group_size=60)
+    local_out = tmp_path / "local.csv"
+    workspace.predict_files(ref, source, local_out)
+    out = f"{s3_bucket}/out/scored.csv"
+    run = workspace.predict_files(ref, source, out, engine="ray", workers=2)
+    assert run.n_quarantined == 10
+    fs, path = outside(out)
+    assert fs.cat_file(path) == local_out.read_bytes()
+    assert _listing(f"{s3_bucket}/out") == ["scored.csv"]
+
+    # Failing on the driver once every piece is staged: the parts were in the store,
+    # beside the output, and are gone with the failed run.
+    staged: list[str] = []
+
+    def breaks(*_args: Any, **_kwargs: Any) -> Any:
+        staged.extend(_listing(f"{s3_bucket}/out"))
+        raise RuntimeError("the quarantine broke")
+
+    monkeypatch.setattr(ray_engine, "record_quarantine", breaks)
+    with pytest.raises(RuntimeError, match="the quarantine broke"):
+        workspace.predict_files(ref, source, f"{s3_bucket}/out/again.csv", engine="ray")
+    prefix = [name for name in staged if name.startswith(".again.csv.ray-")]
+    assert any(name.endswith("/part-000007.parquet") for name in prefix), staged
+    assert _listing(f"{s3_bucket}/out") == ["scored.csv"]
+    assert workspace.scoring_runs.list()[0].state == "failed"
+
+
+def test_an_actors_error_leaves_nothing_in_the_store(
+    cluster: Any, workspace: Workspace, s3_bucket: str, tmp_path: Path
+) -> None:
+    # The first piece fails while the others are being scored: none of them may
+    # write into the staging prefix once the driver has removed it.
+    ref = classifier(workspace)
+    body = inputs(600).to_csv(index=False) + "1,2,3\n"  # a row with a field too many
+    (tmp_path / "a-0.csv").write_text(body, encoding="utf-8")
+    inputs(1_000, seed=9).to_parquet(tmp_path / "a-1.parquet", row_group_size=100)
+    with pytest.raises(InvalidDataError, match="fields"):
+        workspace.predict_files(
+            ref,
+            str(tmp_path / "a-*"),
+            f"{s3_bucket}/out/scored.parquet",
+            engine="ray",
+            block_size=1_000,
+            workers=3,
+        )
+    assert _listing(s3_bucket) == []
+
+
+def test_a_store_that_cannot_take_the_output_is_said_before_ray_scores(
+    cluster: Any,
+    workspace: Workspace,
+    s3_bucket: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import socket
+
+    import s3fs
+    from typer.testing import CliRunner
+
+    from setpoint.cli.main import app
+
+    classifier(workspace)
+    source = tmp_path / "in.parquet"
+    inputs(100).to_parquet(source)
+    missing = f"s3://{s3_bucket.removeprefix('s3://')}-missing/out/scored.parquet"
+
+    def predict(output: str, given: str = str(source)) -> Any:
+        args = ["-w", str(workspace.root), "predict", "clf@1", "-i", given, "-o", output]
+        runner = CliRunner(env={"COLUMNS": "200"})  # a URI on one line
+        return runner.invoke(app, [*args, "--engine", "ray"], catch_exceptions=False)
+
+    result = predict(missing)
+    assert result.exit_code != 0
+    assert "does not exist" in result.stderr, result.stderr
+    assert missing in result.stderr
+    assert "Traceback" not in result.output
+
+    with socket.socket() as sock:  # a loopback port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    s3fs.S3FileSystem.clear_instance_cache()  # its clients keep the old endpoint
+    unreachable = f"{s3_bucket}/out/scored.parquet"
+    try:
+        result = predict(unreachable)
+        from_there = predict(str(tmp_path / "out.parquet"), given=f"{s3_bucket}/in/*.parquet")
+    finally:
+        s3fs.S3FileSystem.clear_instance_cache()
+    assert result.exit_code != 0
+    assert "cannot reach the object store" in result.stderr, result.stderr
+    assert unreachable in result.stderr
+    assert "AWS_ENDPOINT_URL" in result.stderr
+    assert "Traceback" not in result.output
+    assert from_there.exit_code != 0
+    assert "cannot reach the object store" in from_there.stderr, from_there.stderr
+    assert f"{s3_bucket}/in/*.parquet" in from_there.stderr
+    assert "Traceback" not in from_there.output
+    # The input's store is checked before the run starts; the output's, in the run.
+    assert [r.state for r in workspace.scoring_runs.list()] == ["failed", "failed"]
+
+
+def test_an_input_gone_before_an_actor_opens_it_is_named(s3_bucket: str) -> None:
+    uri = f"{s3_bucket}/in/gone.parquet"
+    opener = _pieces.opener(uri)
+    assert opener is not None
+    with pytest.raises(UsageError, match=f"{uri}: no such file"):
+        opener()
+    assert _pieces.opener("in/local.parquet") is None  # Arrow reads a local file itself
+
+
+def test_a_staging_folder_in_a_file_system_gets_each_file_whole_by_a_rename(
+    tmp_path: Path,
+) -> None:
+    from setpoint.batch._staging import Staging
+
+    staging = Staging.beside(sources.output("memory://setpoint-test/out/scored.parquet"))
+    try:
+        assert staging.where.startswith("memory://setpoint-test/out/.scored.parquet.ray-")
+        again = Staging(staging.where)  # as an actor opens it
+        for body in (b"first", b"again"):  # a piece scored twice replaces its file
+            (tmp_path / "part").write_bytes(body)
+            again.publish(tmp_path / "part", "part-000000.parquet")
+            assert not (tmp_path / "part").exists()
+        names = sorted(Path(n).name for n in staging.fs.ls(staging.root, detail=False))
+        assert names == ["part-000000.parquet", "run"]  # no temporary name left
+        assert staging.fetch("part-000000.parquet").read_bytes() == b"again"
+    finally:
+        staging.remove()
+    assert not staging.fs.exists(staging.root)
+    (tmp_path / "late").write_bytes(b"late")  # a piece finished after a failed run
+    again.publish(tmp_path / "late", "part-000001.parquet")
+    assert not (tmp_path / "late").exists()
+    assert not staging.fs.exists(staging.root)
 
 
 def test_without_ray_the_engine_says_how_to_install_it(

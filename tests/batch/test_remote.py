@@ -106,6 +106,27 @@ def test_missing_objects_are_named(workspace: Workspace, s3_bucket: str) -> None
         workspace.predict_files(ref, f"{s3_bucket}/missing.csv", f"{s3_bucket}/out.json")
 
 
+def test_an_output_bucket_that_does_not_exist_is_said_before_scoring(
+    workspace: Workspace,
+    s3_bucket: str,  # noqa: F811
+) -> None:
+    from typer.testing import CliRunner
+
+    from setpoint.cli.main import app
+
+    classifier(workspace)
+    with _fs().open(f"{s3_bucket}/in.parquet", "wb") as f:  # type: ignore[attr-defined]
+        inputs(10).to_parquet(f, index=False)
+    out = "s3://setpoint-no-such-bucket/out.parquet"
+    args = ["-w", str(workspace.root), "predict", "clf@1", "-i", f"{s3_bucket}/in.parquet"]
+    result = CliRunner().invoke(app, [*args, "-o", out])
+    assert result.exit_code != 0
+    assert "the bucket 'setpoint-no-such-bucket'" in result.stderr
+    assert "does not exist; create it" in result.stderr
+    assert "Traceback" not in result.output
+    assert workspace.scoring_runs.list() == []  # refused before a run began
+
+
 def test_the_command_line_takes_uris(workspace: Workspace, s3_bucket: str) -> None:  # noqa: F811
     from typer.testing import CliRunner
 

@@ -154,6 +154,13 @@ def test_logs_prune_fits_80_columns(cli: Cli, tmp_path: Path) -> None:
     _fits(shown, [ENDPOINT, "predictions", "rows would remove", "50"])
 
 
+def test_logs_compact_fits_80_columns_and_compacts(cli: Cli, tmp_path: Path) -> None:
+    _served(cli, tmp_path)
+    shown = _narrow(cli.root, "logs", "compact")
+    _fits(shown, ["predictions", "feedback", "refused", "parts written", "still open"])
+    assert cli.json("logs", "compact")["predictions"]["segments"] == 0  # nothing left
+
+
 def test_monitor_compare_fits_80_columns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     rng = np.random.default_rng(5)

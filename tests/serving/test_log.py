@@ -734,3 +734,19 @@ def test_json_records_round_trip(inputs: dict[str, Any], outputs: Any) -> None:
         assert read_log(root).to_pylist() == [row]
     assert json.loads(row["inputs"]) == inputs
     assert (None if row["outputs"] is None else json.loads(row["outputs"])) == outputs
+
+
+def test_lines_encoded_by_the_caller_are_stored_as_given(tmp_path: Path) -> None:
+    import orjson
+
+    lines = b"".join(
+        orjson.dumps({**record(i), "ts": (T0 + dt.timedelta(seconds=i)).isoformat()}) + b"\n"
+        for i in range(3)
+    )
+    with RecordLog(tmp_path) as log:
+        log.append_lines(lines, 3)
+        with pytest.raises(UsageError, match="needs 2 whole lines"):
+            log.append_lines(lines, 2)
+        with pytest.raises(UsageError, match="whole lines"):
+            log.append_lines(lines[:-1], 2)  # the last one cut
+    assert ids(read_log(tmp_path)) == ["req-0", "req-1", "req-2"]

@@ -26,6 +26,8 @@ from setpoint.workspace import Workspace
 NOW = dt.datetime(2026, 6, 1, 3, 0, tzinfo=dt.UTC)
 DAY = dt.timedelta(days=1)
 
+RETENTION = {"retention": SCHEDULES["retention"]}  # not the hourly compaction
+
 
 @pytest.fixture
 def ws(workspace: Workspace) -> Workspace:
@@ -119,7 +121,7 @@ def test_the_job_removes_rows_older_than_the_retention_and_nothing_newer(
     kept_elsewhere = read_log(ws.root, kind=kind, endpoint="fraud")
     newer = [ts for ts in times(ws, kind, "credit") if ts >= NOW - 30 * DAY]
 
-    (job,) = Worker(ws, HANDLERS, schedules=SCHEDULES).drain(now=NOW)
+    (job,) = Worker(ws, HANDLERS, schedules=RETENTION).drain(now=NOW)
 
     assert (job.kind, job.key, job.state) == (JOB_KIND, "credit:2026-06-01", "succeeded")
     assert times(ws, kind, "credit") == newer  # the one exactly 30 days old stays
@@ -131,7 +133,7 @@ def test_the_job_removes_rows_older_than_the_retention_and_nothing_newer(
 def test_every_run_is_audited_with_counts_not_values(ws: Workspace) -> None:
     fill_logs(ws.root)
     ws.deploy("credit", log_retention="30d")
-    Worker(ws, HANDLERS, schedules=SCHEDULES).drain(now=NOW)
+    Worker(ws, HANDLERS, schedules=RETENTION).drain(now=NOW)
 
     (event,) = ws.audit(action="logs.prune")
     assert (event.entity_type, event.entity, event.actor) == ("endpoint", "credit", "tester")
@@ -148,13 +150,13 @@ def test_every_run_is_audited_with_counts_not_values(ws: Workspace) -> None:
 
 def test_the_job_is_queued_once_a_day(ws: Workspace) -> None:
     ws.deploy("credit", log_retention="30d")
-    worker = Worker(ws, HANDLERS, schedules=SCHEDULES)
+    worker = Worker(ws, HANDLERS, schedules=RETENTION)
     assert [j.key for j in worker.drain(now=NOW)] == ["credit:2026-06-01"]
     # another worker, later the same day: the same job, already done
-    assert Worker(ws, HANDLERS, schedules=SCHEDULES).drain(now=NOW + dt.timedelta(hours=20)) == []
+    assert Worker(ws, HANDLERS, schedules=RETENTION).drain(now=NOW + dt.timedelta(hours=20)) == []
     assert [j.key for j in worker.drain(now=NOW + DAY)] == ["credit:2026-06-02"]
     # a worker that does not run retention jobs does not queue them
-    Worker(ws, {"retrain": HANDLERS["retrain"]}, schedules=SCHEDULES).drain(now=NOW + 2 * DAY)
+    Worker(ws, {"retrain": HANDLERS["retrain"]}, schedules=RETENTION).drain(now=NOW + 2 * DAY)
     assert len(JobStore(ws.db).list(kind=JOB_KIND)) == 2
 
 

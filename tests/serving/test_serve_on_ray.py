@@ -1,6 +1,6 @@
 """``setpoint serve --engine ray`` on a local Ray cluster of two nodes, with the
-workspace's metadata on PostgreSQL and its artifacts and datasets on the S3 API on
-loopback: two replicas answer all three protocols, a promotion under load fails no
+workspace's metadata on PostgreSQL and its artifacts, datasets and prediction log on
+the S3 API on loopback: two replicas answer all three protocols, a promotion under load fails no
 request, a killed replica is restarted by Ray losing at most what was in flight on
 it, and every acknowledged prediction is in the log."""
 
@@ -171,6 +171,9 @@ def served(
         database_url=postgres_url,
         artifacts_uri=f"{s3_bucket}/artifacts",
         data_uri=f"{s3_bucket}/data",
+        # the log as it is across machines: each replica ships its segments
+        log_uri=f"{s3_bucket}/logs",
+        log_seal_seconds=1.0,
     )
     ws.add_dataset("loans", history)
     version = ws.train(SPEC)
@@ -198,7 +201,7 @@ def served(
 
 def _logged(ws: Workspace) -> dict[float, int]:
     """Each logged prediction's income (unique per request) → its version."""
-    table = read_log(ws.root).select(["version", "inputs"]).to_pylist()
+    table = read_log(ws.logs).select(["version", "inputs"]).to_pylist()
     out = {}
     for record in table:
         inputs = record["inputs"]
@@ -252,10 +255,14 @@ def test_two_replicas_serve_every_protocol_and_a_promotion_fails_nothing(
     assert not load.failed(), load.summary()
     assert {s.protocol for s in load.samples if s.version == new.version} >= {"native", "oip"}
     _assert_every_acknowledged_prediction_is_logged(load, ws)
-    # Both replicas answered: each writes segments of its own.
-    segments = (ws.root / "logs" / "predictions" / "segments").iterdir()
-    writers = {p.name.split("-")[1] for p in segments}
+    # Both replicas answered: each writes segments of its own, and ships them (sealed
+    # after a second) to the store.
+    assert ws.logs.remote is not None
+    shipped = list(ws.logs.remote.segments("predictions"))
+    here = [p.stem for p in (ws.root / "logs" / "predictions" / "segments").iterdir()]
+    writers = {name.split("-")[1] for name in [*shipped, *here]}
     assert len(writers) >= 2, sorted(writers)
+    assert {name.split("-")[1] for name in shipped} == writers
 
 
 def test_a_killed_replica_is_restarted_and_loses_only_what_was_in_flight_on_it(

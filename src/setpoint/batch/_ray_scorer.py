@@ -1,6 +1,7 @@
 """The actor of a Ray run (``batch/ray_engine.py``): the model version loaded once,
-then each piece read, checked against the contract and scored with the local
-engine's functions, its rows written to files named after it.
+then each piece read (a local file, or through fsspec: ``_pieces.opener``), checked
+against the contract and scored with the local engine's functions, its rows written
+to files named after it in the run's staging folder or prefix (``_staging.py``).
 
 Nothing here imports Ray at import time: the driver imports this module to name the
 class to Ray Data, whatever the engine.
@@ -8,16 +9,17 @@ class to Ray Data, whatever the engine.
 
 from __future__ import annotations
 
-import os
 import pickle
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from setpoint.batch._pieces import Piece, part_name, piece_rows, rejected_name
+from setpoint.batch._pieces import Piece, opener, part_name, piece_rows, rejected_name
+from setpoint.batch._staging import Staging
 from setpoint.batch.score import score_table
 from setpoint.data._sink import PREDICT_COMPRESSION, RowSink
 from setpoint.data.contract import Contract
@@ -46,7 +48,7 @@ class Scorer:
         from setpoint.workspace import Workspace
 
         self.ref, self.contract, self.pii = ref, contract, pii
-        self.staging, self.block_size = Path(staging), block_size
+        self.staging, self.block_size = Staging(staging), block_size
         # A workspace this node cannot reach is said by the first piece, as the
         # error itself: an actor dying in its constructor would be retried.
         self.failure: SetpointError | None = None
@@ -73,9 +75,11 @@ class Scorer:
     def score(self, piece: Piece) -> dict[str, Any]:
         """Score ``piece`` into ``part-<index>.parquet`` (and its refused rows into
         ``rejected-<index>.parquet``): its counts."""
-        path = Path(piece.path)
-        scored = _Scored(self.predictor, self.staging / part_name(piece.index))
-        rejected = self.staging / f".{uuid.uuid4().hex}.rejected"
+        path = piece.path
+        here = self.staging.scratch  # the staging folder, or this node's for a store
+        scored = _Scored(self.predictor, here / part_name(piece.index))
+        rejected = here / f".{uuid.uuid4().hex}.rejected"
+        open_ = opener(piece.path)
 
         def consume(schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> FileValidation:
             scored.restart()  # a CSV read again from its start (widened types)
@@ -97,12 +101,16 @@ class Scorer:
 
         try:
             if piece.stop is None:
-                outcome = read_batches(path, consume, block_size=self.block_size)
+                outcome = read_batches(path, consume, block_size=self.block_size, opener=open_)
             else:
-                outcome = consume(*piece_rows(path, piece.first_row, piece.stop, piece.batch_rows))
+                with ExitStack() as stack:
+                    file = path if open_ is None else stack.enter_context(open_())
+                    rows = piece_rows(file, piece.first_row, piece.stop, piece.batch_rows)
+                    outcome = consume(*rows)
             scored.commit()
+            self.staging.publish(scored.path, part_name(piece.index))
             if rejected.exists():
-                os.replace(rejected, self.staging / rejected_name(piece.index))
+                self.staging.publish(rejected, rejected_name(piece.index))
         finally:
             scored.discard()
             rejected.unlink(missing_ok=True)

@@ -18,6 +18,7 @@ a run logs the same records whichever engine scored it.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -25,10 +26,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from setpoint.data.pii import PiiPolicy
+from setpoint.errors import InvalidDataError
+from setpoint.serving._logformat import dumps
+from setpoint.serving._logremote import LogLocation
 from setpoint.serving.log import RecordLog
 
 SOURCE = "batch"
@@ -49,7 +54,7 @@ class EndpointLog:
 
     def __init__(
         self,
-        root: Path,
+        root: Path | LogLocation,
         endpoint: str,
         *,
         model: str,
@@ -104,60 +109,76 @@ class EndpointLog:
                 violations = violations.slice(self._skip - start)
         request_id = f"scoring-{self.run_id}-{self._file}-{self._batch}"
         self._batch += 1
-        records = self.records(scored, request_id, self.clock(), violations=violations)
-        if records:
-            self.predictions.append(records)
-            self.n_logged += len(records)
+        data, count = self.lines(scored, request_id, self.clock(), violations=violations)
+        if count:
+            self.predictions.append_lines(data, count)
+            self.n_logged += count
 
-    def records(
+    def lines(
         self,
         scored: pa.Table,
         request_id: str,
         now: datetime,
         *,
         violations: pa.ChunkedArray | None = None,
-    ) -> list[dict[str, Any]]:
-        """The prediction-log records of ``scored``, stamped ``now``; a row that broke
-        soft rules is marked with them (``violations``), as the server marks it."""
-        names = [n for n in self.features if n in scored.column_names]
-        inputs = self.pii.table(scored.select(names)).to_pylist()
+    ) -> tuple[bytes, int]:
+        """The prediction-log records of ``scored``, stamped ``now``, as the log's JSON
+        lines; a row that broke soft rules is marked with them (``violations``), as the
+        server marks it. The fields every row shares are encoded once, and each row adds
+        its own (``row``, ``inputs``, ``outputs``): a dict and a check per row cost
+        more than the scoring (``docs/benchmarks.md``)."""
+        n = scored.num_rows
+        if n == 0:
+            return b"", 0
+        names = [name for name in self.features if name in scored.column_names]
+        inputs = self.pii.table(scored.select(names))
+        keys = inputs.column_names
+        columns = [column.to_pylist() for column in inputs.columns]
+        values = zip(*columns, strict=True) if columns else itertools.repeat((), n)
         labels = scored.column("prediction").to_pylist()
         proba: list[list[float]] | None = None
         if self.proba is not None:
             matrix = np.column_stack(
-                [scored.column(n).to_numpy(zero_copy_only=False) for n in self.proba]
+                [scored.column(name).to_numpy(zero_copy_only=False) for name in self.proba]
             )
-            proba = matrix.reshape(scored.num_rows, len(self.proba)).tolist()
-        records = []
-        for row, values in enumerate(inputs):
+            proba = matrix.reshape(n, len(self.proba)).tolist()
+        marks: list[str | None] | None = None
+        if violations is not None and violations.null_count < len(violations):
+            marks = violations.to_pylist()
+        shared = dumps(
+            {
+                "request_id": request_id,
+                "ts": now,
+                "endpoint": self.endpoint,
+                "model": self.model,
+                "version": self.version,
+                # Not "champion": a rollout's live comparison takes the champion's
+                # online answers only, and batch rows would skew it.
+                "route": "batch",
+                "latency_ms": None,
+                "cached": False,
+                "fallback": False,
+                "source": SOURCE,
+                "scoring_run": self.run_id,
+            }
+        )
+        head = shared[:-1] + b',"row":'
+        lines = []
+        for row, given in enumerate(values):
             output: dict[str, Any] = {"prediction": labels[row]}
             if proba is not None:
                 output["probabilities"] = proba[row]
-            records.append(
-                {
-                    "request_id": request_id,
-                    "row": row,
-                    "ts": now,
-                    "endpoint": self.endpoint,
-                    "model": self.model,
-                    "version": self.version,
-                    # Not "champion": a rollout's live comparison takes the champion's
-                    # online answers only, and batch rows would skew it.
-                    "route": "batch",
-                    "inputs": values,
-                    "outputs": output,
-                    "latency_ms": None,
-                    "cached": False,
-                    "fallback": False,
-                    "source": SOURCE,
-                    "scoring_run": self.run_id,
-                }
-            )
-        if violations is not None and violations.null_count < len(violations):
-            for row, marks in enumerate(violations.to_pylist()):
-                if marks is not None:
-                    records[row]["violations"] = json.loads(marks)
-        return records
+            try:
+                encoded = dumps(dict(zip(keys, given, strict=True))), dumps(output)
+            except orjson.JSONEncodeError as exc:
+                raise InvalidDataError(
+                    f"row {row} of a scored batch cannot be logged: {exc}"
+                ) from exc
+            line = b'%s%d,"inputs":%s,"outputs":%s' % (head, row, *encoded)
+            if marks is not None and marks[row] is not None:
+                line += b',"violations":' + str(marks[row]).encode()
+            lines.append(line + b"}\n")
+        return b"".join(lines), n
 
     def append_refused(self, rejected: Path) -> None:
         """Log the rows a contract refused, from the quarantine's file of them (``_row``

@@ -18,35 +18,40 @@ from the driver's settings (the database URL and the artifact URI; the driver's
 ``AWS_*`` variables go along, for an object store), loads the model version once,
 and for each piece writes the scored rows to ``part-<piece>.parquet`` and the
 refused rows, with their reasons, to ``rejected-<piece>.parquet``, in a staging
-folder beside the output; it returns the piece's counts. A file is written under a
-temporary name and renamed when whole, so a piece scored twice (a task retried after
-its node was lost, or an actor restarted) replaces its own part, never adds a
-second: the output is complete and without duplicates after the loss of a worker
-node.
+folder beside the output (``_staging.py``: for an output in an object store, a
+hidden prefix beside it in the same store); it returns the piece's counts. A file
+appears whole or not at all (renamed when whole, or uploaded in one piece to a
+store), so a piece scored twice (a task retried after its node was lost, or an
+actor restarted) replaces its own part, never adds a second: the output is complete
+and without duplicates after the loss of a worker node.
 
 The inputs are read by the actors rather than by Ray Data's ``read_parquet`` and
 ``read_csv`` so that a piece is exactly what the local engine reads: the same
 normalised types, a CSV's types widened over the whole file, and each refused row's
 number in its file (the quarantine's ``_row``), which a piece knows from its first row.
+An input is a local path or an fsspec URI (``s3://...``), opened by the actors
+through fsspec as the local engine opens it (``_pieces.opener``).
 
-At the end the driver appends the parts in input order to the one output file, a
-batch at a time (the local engine's ``append_part``), and keeps each input's refused
-rows as one quarantine batch, as the local engine does: the same rows, columns, values and
-order. That last pass is sequential, on the driver.
+At the end the driver appends the parts in input order to the one output, a batch at
+a time (the local engine's ``append_part``, into the local engine's sink: a file, or
+an object uploaded as it is written), and keeps each input's refused rows as one
+quarantine batch, as the local engine does: the same rows, columns, values and
+order. That last pass is sequential, on the driver, and reads each part once (from
+a store, a download). The staging folder or prefix is removed at the end, also
+after a failure.
 
 On more than one machine every node must reach the workspace (PostgreSQL and shared
-artifact storage: a cluster on several machines is refused otherwise) and the input
-and output files (a shared file system).
+artifact storage: a cluster on several machines is refused otherwise) and the inputs
+and the output: a shared file system, or an object store (the driver's ``AWS_*``
+variables go to the actors). A store the output cannot be written to (a missing
+bucket, no credentials, no answer) is said, with the fix, before any work is sent out.
 """
 
 from __future__ import annotations
 
 import logging
 import pickle
-import shutil
-import tempfile
 import time
-import uuid
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -59,6 +64,7 @@ import pyarrow.parquet as pq
 from setpoint import _ray
 from setpoint.batch._pieces import Piece, part_name, plan, rejected_name
 from setpoint.batch._ray_scorer import Scorer
+from setpoint.batch._staging import Staging
 from setpoint.batch.score import (
     Job,
     Progress,
@@ -67,7 +73,7 @@ from setpoint.batch.score import (
     prepare,
     record_quarantine,
 )
-from setpoint.data._sink import RowSink
+from setpoint.batch.sources import Source
 from setpoint.data.filecheck import check_file
 from setpoint.data.reader import read_batches
 from setpoint.errors import UsageError
@@ -102,9 +108,9 @@ def predict_files(
             f"{model!r} is an endpoint: scoring through one (its rows logged to it) runs on "
             "--engine local for now; or name its model version (models:/NAME@VERSION)"
         )
-    for path in job.paths:
-        _first_batch(job, path, block_size)
-    pieces = plan(job.paths)
+    for source in job.files:
+        _first_batch(job, source, block_size)
+    pieces = plan(job.files)
     update = progress or (lambda _step, _fraction: None)
     update("starting Ray", 0.0)
     ours = _ray.connect(ray, address)
@@ -114,18 +120,18 @@ def predict_files(
         with job.recording("ray") as (run_id, counts):  # the run's record, as locally
             run = ScoringRun(
                 job.ref,
-                [str(p) for p in job.paths],
-                str(job.target),
+                [f.uri for f in job.files],
+                job.output.uri,
                 workers=n,
                 engine="ray",
                 id=run_id,
             )
-            staging = _staging(job.target)
+            staging = Staging.beside(job.output)
             try:
                 done = _score(ws, job, pieces, staging, n, block_size, update)
                 _finish(ws, job, pieces, done, staging, run)
             finally:
-                shutil.rmtree(staging, ignore_errors=True)
+                staging.remove()
             counts.n_rows, counts.n_scored = run.n_rows, run.n_scored
             counts.n_quarantined = run.n_quarantined
             counts.quarantine = [q.id for q in run.quarantine]
@@ -137,18 +143,10 @@ def predict_files(
     return run
 
 
-def _staging(target: Path) -> Path:
-    """A hidden folder beside the output for the pieces' files (on a cluster of
-    several machines, the output's folder must be one they all see)."""
-    try:
-        return Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.ray-"))
-    except OSError as exc:
-        raise UsageError(f"cannot write beside {target} ({exc.strerror})") from None
-
-
-def _first_batch(job: Job, path: Path, block_size: int | None) -> None:
-    """Read the first batch of ``path`` on the driver: a bad file, or a file whose
+def _first_batch(job: Job, source: Source, block_size: int | None) -> None:
+    """Read the first batch of ``source`` on the driver: a bad file, or a file whose
     columns the contract refuses, is refused before anything is sent out."""
+    path = source.uri
 
     def check(schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> None:
         first = next(batches)  # the reader says so for a file without rows
@@ -158,14 +156,15 @@ def _first_batch(job: Job, path: Path, block_size: int | None) -> None:
         if outcome.refused:
             raise outcome.error(f"the contract of {job.ref} ({path})")
 
-    read_batches(path, check, block_size=block_size)
+    opener = None if source.local else source.open
+    read_batches(path, check, block_size=block_size, opener=opener)
 
 
 def _score(
     ws: Workspace,
     job: Job,
     pieces: list[Piece],
-    staging: Path,
+    staging: Staging,
     workers: int,
     block_size: int | None,
     update: Progress,
@@ -197,7 +196,7 @@ def _score(
             "ref": job.ref,
             "contract": job.contract,
             "pii": job.pii,
-            "staging": str(staging),
+            "staging": staging.where,
             "block_size": block_size,
         },
     )
@@ -224,47 +223,53 @@ def _finish(
     job: Job,
     pieces: list[Piece],
     done: dict[int, dict[str, Any]],
-    staging: Path,
+    staging: Staging,
     run: ScoringRun,
 ) -> None:
-    """The parts appended in input order to the output; each input's refused rows
-    kept as one quarantine batch; the counts added up into ``run``."""
-    for path in job.paths:
-        mine = [p for p in pieces if p.path == str(path)]
+    """The parts appended in input order to the output (the local engine's sink: a
+    file, or an object uploaded as it is written); each input's refused rows kept as
+    one quarantine batch; the counts added up into ``run``."""
+    for source in job.files:
+        mine = [p for p in pieces if p.path == source.uri]
         n_rows = sum(int(done[p.index]["n_rows"]) for p in mine)
         n_refused = sum(int(done[p.index]["n_refused"]) for p in mine)
         run.n_rows += n_rows
         run.n_quarantined += n_refused
         if n_refused and job.dataset is not None:
-            rejected = _rejected(mine, staging)
+            refused = [p for p in mine if int(done[p.index]["n_refused"])]
             summary = merged_summary([pickle.loads(done[p.index]["summary"]) for p in mine])
-            batch = record_quarantine(ws, job.dataset, n_rows, n_refused, summary, rejected, path)
+            with ws.data_store.staging() as rejected:  # as the local engine's
+                _rejected(refused, staging, rejected)
+                batch = record_quarantine(
+                    ws, job.dataset, n_rows, n_refused, summary, rejected, source.uri
+                )
             run.quarantine.append(batch)
-    final = RowSink(job.target, job.output.compression)
+    final = job.output.sink()  # with the compression asked for
     try:
-        # The header, even when no row is accepted: the first part's columns.
-        final.write(pq.read_schema(staging / part_name(0)).empty_table())
         for piece in pieces:
             result = done[piece.index]
             run.n_scored += int(result["n_scored"])
             run.n_batches += int(result["n_batches"])
-            append_part(staging / part_name(piece.index), final)
+            part = staging.fetch(part_name(piece.index))
+            if piece.index == 0:
+                # The header, even when no row is accepted: the first part's columns.
+                final.write(pq.read_schema(part).empty_table())
+            append_part(part, final)  # and removes the part (or its download)
         final.commit()
     finally:
         final.discard()
 
 
-def _rejected(pieces: list[Piece], staging: Path) -> Path:
-    """One file of the refused rows of an input's ``pieces``, each ``_row`` its
-    number in the file."""
-    target = staging / f"rejected-{uuid.uuid4().hex}.parquet"
+def _rejected(pieces: list[Piece], staging: Staging, target: Path) -> None:
+    """The refused rows of an input's ``pieces`` (those that refused rows) into the
+    local file ``target``, each ``_row`` its number in the file."""
     writer: pq.ParquetWriter | None = None
     try:
         for piece in pieces:
-            part = staging / rejected_name(piece.index)
-            if not part.exists():
-                continue
+            part = staging.fetch(rejected_name(piece.index))
             rows = pq.read_table(part)
+            if not staging.local:
+                part.unlink()
             index = rows.column_names.index("_row")
             rows = rows.set_column(index, "_row", pc.add(rows.column("_row"), piece.first_row))
             if writer is None:
@@ -273,7 +278,6 @@ def _rejected(pieces: list[Piece], staging: Path) -> Path:
     finally:
         if writer is not None:
             writer.close()
-    return target
 
 
 def merged_summary(summaries: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:

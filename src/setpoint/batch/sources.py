@@ -32,7 +32,14 @@ from setpoint.data._sink import (
     parquet_writer,
 )
 from setpoint.errors import SetpointError, UsageError
-from setpoint.store._remote import Place, failure, is_store_failure
+from setpoint.store._remote import (
+    Place,
+    failure,
+    is_object_store,
+    is_store_failure,
+    missing_bucket,
+    talking,
+)
 
 _GLOB = frozenset("*?[")
 
@@ -252,6 +259,14 @@ def output(given: str | Path, compression: str | None = None) -> Output:
     fs, path = filesystem(text)
     if Path(path).suffix.lower() not in SUFFIXES:
         raise UsageError(f"{text}: write the accepted rows to a .csv or .parquet file")
+    if is_object_store(fs):  # a missing bucket said now, not after the scoring
+        place, bucket = Place(text, what="output"), path.split("/", 1)[0]
+        try:
+            with talking(place, bucket):
+                fs.invalidate_cache(bucket)
+                fs.info(bucket)
+        except FileNotFoundError:
+            raise missing_bucket(place, bucket) from None
     return Output(text, path, fs, chosen)
 
 
@@ -291,9 +306,11 @@ class ObjectSink:
         if self._writer is None:  # no rows at all: an empty file still says so
             self.write(pa.table({}))
         assert self._writer is not None
-        self._writer.close()
-        self._writer = None
-        self._file.close()
+        bucket = self.path.split("/", 1)[0] if is_object_store(self.fs) else ""
+        with talking(Place(self.uri, what="output"), bucket, writing=True):
+            self._writer.close()
+            self._writer = None
+            self._file.close()  # the upload completes here
         self._file = None
 
     def discard(self) -> None:

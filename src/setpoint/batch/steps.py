@@ -153,7 +153,7 @@ def endpoint_log(ws: Workspace, endpoint: str, scoring: Scoring, run_id: int) ->
     predictor = scoring.predictor
     classes = predictor.classes if predictor.task == "classification" else None
     return EndpointLog(
-        ws.root,
+        ws.logs,
         endpoint,
         model=scoring.name,
         version=scoring.version,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 import typer
@@ -79,3 +80,32 @@ def prune(
                 )
 
     emit(ctx, [result.to_dict() for result in results], render)
+
+
+@logs_app.command("compact")
+def compact(ctx: typer.Context, json_: JsonFlag = False) -> None:
+    """Turn the logs' closed segments into Parquet, now.
+
+    Readers and the monitor read Parquet much faster than segments. With log_uri set,
+    this machine's sealed segments are moved to the store first and the store's are
+    compacted there. An hourly job run by the worker does the same.
+    """
+    results = state(ctx).workspace().compact_logs()
+
+    def render(c: Console) -> None:
+        render_rows(
+            c,
+            [
+                short("log"),
+                short("segments", "right"),
+                short("records", "right"),
+                short("parts written", "right"),
+                short("still open", "right"),
+            ],
+            [
+                (kind, count(r.segments), count(r.records), count(r.parts), count(r.live))
+                for kind, r in results.items()
+            ],
+        )
+
+    emit(ctx, {kind: asdict(r) for kind, r in results.items()}, render)

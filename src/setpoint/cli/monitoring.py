@@ -404,7 +404,7 @@ def refused(
 
     ws = state(ctx).workspace()
     ws.deployments.get(endpoint)  # an unknown endpoint is a mistake, not an empty list
-    rows = read_refused(ws.root, endpoint, since=since, until=until)
+    rows = read_refused(ws.logs, endpoint, since=since, until=until)
     top = top_reasons(rows)
     if output is not None:
         write_rows(rows, output)

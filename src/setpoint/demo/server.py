@@ -44,9 +44,9 @@ class Running:
 def serve(workspace: Workspace, clock: Clock) -> Iterator[Running]:
     app = create_app(
         workspace,
-        RecordLog(workspace.root, kind="predictions"),
-        feedback_log=RecordLog(workspace.root, kind="feedback"),
-        refused_log=RecordLog(workspace.root, kind="refused"),
+        RecordLog(workspace.logs, kind="predictions"),
+        feedback_log=RecordLog(workspace.logs, kind="feedback"),
+        refused_log=RecordLog(workspace.logs, kind="refused"),
         clock=clock,
     )
     port = _free_port()

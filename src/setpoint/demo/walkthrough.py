@@ -258,7 +258,7 @@ def _summary(
         for name, rule in (ws.model("credit-risk@1").contract or {})["columns"].items()
     }
     # The logs are read once for every week (each read parses them whole).
-    traffic = read_traffic(ws.root, ENDPOINT, kinds, since=weeks[0], until=weeks[-1] + WEEK)
+    traffic = read_traffic(ws.logs, ENDPOINT, kinds, since=weeks[0], until=weeks[-1] + WEEK)
     times = traffic.log.column("ts")
     out = []
     for start, frame in zip(weeks, frames, strict=True):

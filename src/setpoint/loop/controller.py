@@ -215,7 +215,7 @@ class Loop:
 
         return int(
             read_log(
-                self.ws.root, kind="feedback", endpoint=endpoint, since=since, until=now
+                self.ws.logs, kind="feedback", endpoint=endpoint, since=since, until=now
             ).num_rows
         )
 
@@ -291,7 +291,7 @@ class Loop:
         champion = self.ws.model(rollout.champion)
         metric = gated_metric(candidate)
         evidence = live.compare(
-            self.ws.root,
+            self.ws.logs,
             rollout.endpoint,
             mode=rollout.mode or "shadow",
             champion=(champion.name, champion.version),

@@ -1,5 +1,6 @@
 """The job kinds the loop's worker runs, by name (``setpoint worker`` runs these), and
-the schedules of the kinds that run on their own (retention, daily)."""
+the schedules of the kinds that run on their own (retention, daily; log compaction,
+hourly)."""
 
 from __future__ import annotations
 
@@ -33,5 +34,26 @@ def retention_schedule(workspace: Workspace, now: datetime) -> Any:
     return schedule(workspace, now)
 
 
-HANDLERS: dict[str, Callable[[JobContext], Any]] = {"retrain": retrain, "retention": retention}
-SCHEDULES: dict[str, Callable[[Workspace, datetime], Any]] = {"retention": retention_schedule}
+def compaction(context: JobContext) -> Any:
+    """Turn the logs' closed segments into Parquet."""
+    from setpoint.serving.compaction import run_job
+
+    return run_job(context)
+
+
+def compaction_schedule(workspace: Workspace, now: datetime) -> Any:
+    """Queue this hour's log compaction."""
+    from setpoint.serving.compaction import schedule
+
+    return schedule(workspace, now)
+
+
+HANDLERS: dict[str, Callable[[JobContext], Any]] = {
+    "retrain": retrain,
+    "retention": retention,
+    "compaction": compaction,
+}
+SCHEDULES: dict[str, Callable[[Workspace, datetime], Any]] = {
+    "retention": retention_schedule,
+    "compaction": compaction_schedule,
+}

@@ -22,11 +22,12 @@ import pyarrow.compute as pc
 from setpoint.loop.policy import RolloutSettings
 from setpoint.models.evaluation import METRICS, evaluate
 from setpoint.monitoring.traffic import labels_for, parse_outputs
+from setpoint.serving._logremote import LogLocation
 from setpoint.serving._logtables import read_log
 
 
 def compare(
-    root: Path,
+    root: Path | LogLocation,
     endpoint: str,
     *,
     mode: str,
@@ -123,7 +124,7 @@ def _requests(rows: pa.Table) -> int:
 
 
 def _shadow(
-    root: Path,
+    root: Path | LogLocation,
     endpoint: str,
     champion: pa.Table,
     candidate: pa.Table,
@@ -161,7 +162,7 @@ def _shadow(
 
 
 def _side(
-    root: Path, endpoint: str, rows: pa.Table, task: str, classes: list[Any] | None
+    root: Path | LogLocation, endpoint: str, rows: pa.Table, task: str, classes: list[Any] | None
 ) -> dict[str, Any]:
     """One model's answers: how many, p99 latency, and metrics on those with labels."""
     n = rows.num_rows

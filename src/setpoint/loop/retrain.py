@@ -71,7 +71,7 @@ def labelled_rows(
 ) -> int:
     """How many answered predictions in [since, until) have a label by now."""
     traffic = read_traffic(
-        workspace.root, endpoint, _kinds(version), since=since, until=until, with_labels=True
+        workspace.logs, endpoint, _kinds(version), since=since, until=until, with_labels=True
     )
     return 0 if traffic.labels is None else len(traffic.labels) - traffic.labels.null_count
 
@@ -99,7 +99,7 @@ def training_set(
             f"{champion.ref} cannot be retrained from it; retrain by hand on data that has them"
         )
     traffic = read_traffic(
-        workspace.root, endpoint, kinds, since=since, until=until, with_labels=True
+        workspace.logs, endpoint, kinds, since=since, until=until, with_labels=True
     )
     if traffic.labels is None or traffic.num_rows == 0:
         labelled = pa.array(np.zeros(traffic.num_rows, dtype=bool))

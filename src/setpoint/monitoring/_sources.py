@@ -13,8 +13,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     import pyarrow as pa
 
     from setpoint.data.catalog import DatasetVersion
@@ -22,6 +20,7 @@ if TYPE_CHECKING:
     from setpoint.data.pii import PiiPolicy
     from setpoint.models.predictor import Predictor
     from setpoint.models.registry import ModelVersion
+    from setpoint.serving._logremote import LogLocation
     from setpoint.serving.deployments import DeploymentStore
     from setpoint.store.artifacts import ArtifactStore
     from setpoint.store.db import Database
@@ -46,12 +45,12 @@ class ReferenceSources(Protocol):
 
 class Sources(ReferenceSources, Protocol):
     """What the monitors use (``monitor.py``, ``backfill.py``): besides a reference's
-    sources, the metadata store and who acts in it, the endpoints' deployments, the
-    folder whose ``logs/`` hold the traffic, and how a contract's personal data is
+    sources, the metadata store and who acts in it, the endpoints' deployments, where
+    the logs that hold the traffic live, and how a contract's personal data is
     masked before a backfill writes it to the logs."""
 
     @property
-    def root(self) -> Path: ...
+    def logs(self) -> LogLocation: ...
 
     @property
     def db(self) -> Database: ...

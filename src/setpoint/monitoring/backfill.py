@@ -121,9 +121,9 @@ def backfill(
 
     _begin(sources, endpoint, digest, table.num_rows, force)
     counts = {"scored": 0, "refused": 0, "marked": 0, "labels": 0}
-    predictions = RecordLog(sources.root, kind="predictions")
-    feedback = RecordLog(sources.root, kind="feedback")
-    refused_log = RecordLog(sources.root, kind="refused")
+    predictions = RecordLog(sources.logs, kind="predictions")
+    feedback = RecordLog(sources.logs, kind="feedback")
+    refused_log = RecordLog(sources.logs, kind="refused")
     refusals: list[dict[str, Any]] = []
     try:
         for start in range(0, table.num_rows, _BATCH_ROWS):

@@ -358,7 +358,7 @@ class Monitors:
         span = monitor.config.window_seconds
         kinds = cast(dict[str, Kind], monitor.reference.features)
         traffic = read_traffic(
-            self._sources.root,
+            self._sources.logs,
             endpoint,
             kinds,
             since=min([*starts, *(w.start for w in recent)]),
@@ -452,7 +452,7 @@ class Monitors:
         from setpoint.serving._logtables import read_log
 
         logs = [
-            read_log(self._sources.root, kind=k, endpoint=endpoint)
+            read_log(self._sources.logs, kind=k, endpoint=endpoint)
             for k in ("predictions", "refused")
         ]
         firsts = [pc.min(log.column("ts")).as_py() for log in logs if log.num_rows]

@@ -29,6 +29,7 @@ import pyarrow.json as pj
 
 from setpoint.data._batch import to_table
 from setpoint.data.kinds import Kind
+from setpoint.serving._logremote import LogLocation
 from setpoint.serving._logtables import read_log
 
 # How each kind is read from JSON: every number as a float (an integer column may
@@ -119,7 +120,7 @@ class Traffic:
 
 
 def read_traffic(
-    root: Path,
+    root: Path | LogLocation,
     endpoint: str,
     kinds: Mapping[str, Kind],
     *,
@@ -160,7 +161,7 @@ def read_traffic(
 
 
 def read_refused(
-    root: Path,
+    root: Path | LogLocation,
     endpoint: str,
     kinds: Mapping[str, Kind],
     *,
@@ -240,7 +241,7 @@ def parse_outputs(outputs: list[str | None]) -> tuple[pa.Array, npt.NDArray[np.f
     return predictions, np.asarray(probabilities, dtype=np.float64)
 
 
-def labels_for(root: Path, endpoint: str, log: pa.Table) -> tuple[pa.Array, pa.Array]:
+def labels_for(root: Path | LogLocation, endpoint: str, log: pa.Table) -> tuple[pa.Array, pa.Array]:
     """Each prediction's latest label (and when it came), null where none came yet."""
     feedback = read_log(root, kind="feedback", endpoint=endpoint)  # oldest first
     stamp_type = pa.timestamp("us", tz="UTC")

@@ -48,8 +48,13 @@ def segments_dir(root: Path, kind: str) -> Path:
     return kind_dir(root, kind) / "segments"
 
 
+def endpoint_folder(endpoint: str) -> str:
+    """The name of an endpoint's folder of parts: ``endpoint=<quoted name>``."""
+    return f"endpoint={quote(endpoint, safe='')}"
+
+
 def partition_dir(root: Path, kind: str, endpoint: str, date: str) -> Path:
-    return kind_dir(root, kind) / f"endpoint={quote(endpoint, safe='')}" / f"date={date}"
+    return kind_dir(root, kind) / endpoint_folder(endpoint) / f"date={date}"
 
 
 def endpoint_of(directory: Path) -> str:
@@ -69,14 +74,20 @@ def requested_seals(kind_folder: Path) -> frozenset[str]:
 
 
 @contextlib.contextmanager
-def compaction_lock(root: Path, kind: str) -> Iterator[None]:
-    """Hold the kind's compaction lock: no compaction or rewrite of it runs meanwhile."""
-    fd = os.open(kind_dir(root, kind) / COMPACT_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing); waits for it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)
+
+
+def compaction_lock(root: Path, kind: str) -> contextlib.AbstractContextManager[None]:
+    """Hold the kind's compaction lock: no compaction, rewrite or shipping of its local
+    folder runs meanwhile."""
+    return file_lock(kind_dir(root, kind) / COMPACT_LOCK)
 
 
 def new_segment_id(sequence: int, token: str) -> str:

@@ -174,6 +174,11 @@ def _default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+def dumps(value: Any) -> bytes:
+    """``value`` as the log writes JSON (UTC timestamps with a "Z"), without a newline."""
+    return orjson.dumps(value, default=_default, option=_DUMP_OPTIONS & ~orjson.OPT_APPEND_NEWLINE)
+
+
 def encode_records(
     records: Iterable[Mapping[str, Any]], schema: LogSchema, *, checked: bool = False
 ) -> tuple[bytes, int]:

@@ -26,6 +26,15 @@ looked at a writer's segments are in a new segment and are not looked at.
 One rewrite or compaction of a kind runs at a time (they share ``.compact.lock``);
 readers and writers go on meanwhile. Temporary files a crash left in the log's folders
 (they may hold records) are deleted.
+
+With a store (``LogLocation.uri``, see ``_logremote``), the local folder is rewritten
+as above and its closed segments are shipped; then, so that segments other machines
+still hold reach the store, the rewrite waits until ``seal_seconds`` (and a margin)
+have passed since it started, unless ``before`` is older than that or ``settle`` is
+off; then it rewrites the store's segments and parts under the store's lock. An
+object is replaced whole by one write. A machine whose process died, or that cannot
+reach the store, keeps its segments until a process there ships them: records in
+those are not reached.
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -51,6 +61,7 @@ from setpoint.serving._logfiles import (
     SEAL_REQUEST,
     SEALED_SUFFIX,
     compaction_lock,
+    endpoint_folder,
     fsync_dir,
     io_error,
     kind_dir,
@@ -62,6 +73,13 @@ from setpoint.serving._logfiles import (
     write_durably,
 )
 from setpoint.serving._logformat import LogSchema, schema_for, split_lines, to_table
+from setpoint.serving._logremote import (
+    SHIP_MARGIN_SECONDS,
+    LogLocation,
+    RemoteLog,
+    as_location,
+    ship,
+)
 
 Drop = Callable[[pa.Table], "pa.Array | pa.ChunkedArray"]
 """Given a table of one file's records, a boolean mask of the rows to remove."""
@@ -106,7 +124,7 @@ class RewriteResult:
 
 
 def rewrite_log(
-    root: Path,
+    root: Path | LogLocation,
     kind: str,
     *,
     endpoint: str | None = None,
@@ -114,6 +132,8 @@ def rewrite_log(
     before: dt.datetime | None = None,
     dry_run: bool = False,
     seal_timeout: float = 10.0,
+    settle: bool = True,
+    progress: Callable[[str], None] | None = None,
 ) -> RewriteResult:
     """Remove the records ``drop`` selects from every segment and Parquet part of ``kind``.
 
@@ -132,25 +152,60 @@ def rewrite_log(
     Records of a segment are kept byte for byte (their JSON lines as written); a
     part keeps its other rows' values. Returns what was done; a failure to read or
     write raises StoreError, and everything done before it stays done.
+
+    With a store, ``settle`` waits for other machines' segments (see the module's
+    docstring; a dry run does not wait) and ``progress`` hears about that wait.
     """
     check_name("log kind", kind)
     if endpoint is not None:
         check_name("endpoint", endpoint)
     if seal_timeout < 0:
         raise UsageError(f"seal_timeout must be 0 or more seconds, not {seal_timeout}")
-    root = Path(root)
-    if not kind_dir(root, kind).is_dir():
-        return RewriteResult(kind, dry_run=dry_run)
+    location = as_location(root)
+    root = location.root
+    started = time.monotonic()
     rewrite = _Rewrite(root, schema_for(kind), endpoint, drop, _utc(before), dry_run)
     path = kind_dir(root, kind)
-    try:
-        with compaction_lock(root, kind):
-            rewrite.remove_temporary_files()
-            rewrite.segments(seal_timeout)
-            rewrite.parts()
-    except OSError as exc:
-        raise io_error("rewrite", getattr(exc, "filename", None) or path, exc) from exc
-    return rewrite.result()
+    if path.is_dir():
+        try:
+            with compaction_lock(root, kind):
+                rewrite.remove_temporary_files()
+                rewrite.segments(seal_timeout)
+                rewrite.parts()
+        except OSError as exc:
+            raise io_error("rewrite", getattr(exc, "filename", None) or path, exc) from exc
+    remote = location.remote
+    if remote is None:
+        return rewrite.result()
+    if not dry_run:
+        ship(location, kind)
+        if settle:
+            _settle(location, started, rewrite.before, progress)
+    store = _StoreRewrite(remote, rewrite)
+    with location.store_lock(kind):
+        store.segments()
+        store.parts()
+    return store.result()
+
+
+def _settle(
+    location: LogLocation,
+    started: float,
+    before: dt.datetime | None,
+    progress: Callable[[str], None] | None,
+) -> None:
+    """Wait until segments other machines held when the rewrite started are shipped
+    (unless every record to go is older than that anyway)."""
+    settled = location.seal_seconds + SHIP_MARGIN_SECONDS
+    now = dt.datetime.now(dt.UTC)
+    if before is not None and before <= now - dt.timedelta(seconds=settled):
+        return
+    wait = started + settled - time.monotonic()
+    if wait <= 0:
+        return
+    if progress is not None:
+        progress(f"waiting {wait:.0f} s for other machines' log segments to reach {location.uri}")
+    time.sleep(wait)
 
 
 class _Rewrite:
@@ -281,15 +336,20 @@ class _Rewrite:
             data = path.read_bytes()
         except FileNotFoundError:
             return
-        lines = split_lines(data, path)
+        removed, keep = self.kept_lines(split_lines(data, path))
+        if removed:
+            self._replace(path, removed, len(keep), lambda temp: _write_lines(temp, keep))
+
+    def kept_lines(self, lines: list[tuple[bytes, dict[str, Any]]]) -> tuple[int, list[bytes]]:
+        """How many of a segment's records go, and the lines of those that stay."""
         if not lines:
-            return
+            return 0, []
         mask = self.mask(to_table([record for _, record in lines], self.schema))
         removed = int(pc.sum(mask).as_py() or 0)
         if not removed:
-            return
+            return 0, []
         keep = [line for (line, _), gone in zip(lines, mask.to_pylist(), strict=True) if not gone]
-        self._replace(path, removed, len(keep), lambda temp: _write_lines(temp, keep))
+        return removed, keep
 
     # -- parts -----------------------------------------------------------------------------
 
@@ -367,6 +427,55 @@ class _Rewrite:
             dry_run=self.dry_run,
             files=tuple(self.files),
         )
+
+
+class _StoreRewrite(_Rewrite):
+    """The store's side of a rewrite (its lock held), adding to a local one's files."""
+
+    def __init__(self, remote: RemoteLog, local: _Rewrite) -> None:
+        super().__init__(
+            local.root, local.schema, local.endpoint, local.drop, local.before, local.dry_run
+        )
+        self.files = local.files
+        self.remote = remote
+
+    def segments(self, seal_timeout: float = 0.0) -> None:
+        for path in self.remote.segments(self.schema.kind).values():
+            data = self.remote.read(path)
+            removed, keep = self.kept_lines(
+                split_lines(data, self.remote.name(path)) if data else []
+            )
+            if removed:
+                self._store_replace(path, removed, len(keep), b"\n".join(keep) + b"\n")
+
+    def parts(self) -> None:
+        last = self.before.date().isoformat() if self.before is not None else "9999-12-31"
+        folder = endpoint_folder(self.endpoint) if self.endpoint is not None else None
+        for endpoint_dir, date in self.remote.partitions(self.schema.kind, folder, "", last):
+            for path in self.remote.parts(self.schema.kind, endpoint_dir, date):
+                table = self.remote.read_part(path)
+                if table is None:
+                    continue
+                mask = self.mask(table)
+                removed = int(pc.sum(mask).as_py() or 0)
+                if not removed:
+                    continue
+                kept = table.filter(pc.invert(mask))  # its metadata (segments held) too
+                self._store_replace(path, removed, kept.num_rows, kept)
+
+    def _store_replace(self, path: str, removed: int, left: int, content: bytes | pa.Table) -> None:
+        """Write the object at ``path`` again with ``content`` (a segment's lines or a
+        part's table), or delete it when nothing is left."""
+        action = "rewritten" if left else "deleted"
+        self.files.append(RewrittenFile(self.remote.name(path), removed, left, action))
+        if self.dry_run:
+            return
+        if not left:
+            self.remote.delete(path)
+        elif isinstance(content, pa.Table):
+            self.remote.write_part(path, content)
+        else:
+            self.remote.write(path, content)
 
 
 def _current(path: Path) -> Path | None:

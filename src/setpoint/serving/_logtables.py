@@ -18,6 +18,7 @@ from setpoint.serving._logfiles import (
     PART_PREFIX,
     PART_SUFFIX,
     SEALED_SUFFIX,
+    endpoint_folder,
     endpoint_of,
     fsync_dir,
     io_error,
@@ -32,8 +33,19 @@ from setpoint.serving._logfiles import (
     write_durably,
 )
 from setpoint.serving._logformat import LogSchema, empty_table, parse_lines, schema_for, to_table
+from setpoint.serving._logremote import (
+    SEGMENTS_KEY,
+    LogLocation,
+    RemoteLog,
+    as_location,
+    new_part_name,
+    segments_of,
+    ship,
+)
 
 _TS = pa.timestamp("us", tz="UTC")
+# A compaction of the store reads at most about this many bytes of segments at once.
+_STORE_BATCH_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -70,7 +82,7 @@ def _partitions(table: pa.Table) -> list[tuple[str, str, pa.Table]]:
     ]
 
 
-def compact(root: Path, *, kind: str = "predictions") -> CompactionResult:
+def compact(root: Path | LogLocation, *, kind: str = "predictions") -> CompactionResult:
     """Turn every closed segment into Parquet files and delete it.
 
     A closed segment is a ``.seg`` file, or an ``.open`` file whose writer died (no lock
@@ -79,8 +91,16 @@ def compact(root: Path, *, kind: str = "predictions") -> CompactionResult:
     idempotent: a crash leaves the segment in place, a re-run rewrites the same part
     names, and :func:`read_log` shows a record once while both exist. One compaction
     runs at a time per kind (an flock on ``logs/<kind>/.compact.lock``).
+
+    With a store (``LogLocation.uri``), this machine's closed segments are shipped
+    first, and the store's segments are compacted there (``_logremote``): one part per
+    endpoint and date per batch of segments, under the store's lock.
     """
     check_name("log kind", kind)
+    location = as_location(root)
+    if location.remote is not None:
+        return _compact_store(location, location.remote, kind)
+    root = location.root
     schema = schema_for(kind)
     folder = segments_dir(Path(root), kind)
     if not folder.is_dir():
@@ -137,6 +157,68 @@ def _compact_segment(root: Path, schema: LogSchema, path: Path) -> tuple[int, in
     return table.num_rows, len(partitions)
 
 
+def _compact_store(location: LogLocation, remote: RemoteLog, kind: str) -> CompactionResult:
+    schema = schema_for(kind)
+    ship(location, kind)
+    segments = records = parts = 0
+    with location.store_lock(kind):
+        batch: list[tuple[str, str, bytes]] = []
+        size = 0
+        listed = list(remote.segments(kind).items())
+        for number, (seg_id, path) in enumerate(listed, start=1):
+            data = remote.read(path)
+            if data is not None:
+                batch.append((seg_id, path, data))
+                size += len(data)
+            if batch and (size >= _STORE_BATCH_BYTES or number == len(listed)):
+                tables = _store_batch(remote, schema, batch)
+                records += sum(table.num_rows for _, _, table in tables)
+                parts += _store_parts_written(remote, schema, tables)
+                segments += len(batch)
+                for _, done, _ in batch:
+                    remote.delete(done)
+                batch, size = [], 0
+    return CompactionResult(segments, records, parts, 0)
+
+
+def _store_batch(
+    remote: RemoteLog, schema: LogSchema, batch: list[tuple[str, str, bytes]]
+) -> list[tuple[str, str, pa.Table]]:
+    return [
+        (seg_id, path, to_table(parse_lines(data, remote.name(path)), schema))
+        for seg_id, path, data in batch
+    ]
+
+
+def _store_parts_written(
+    remote: RemoteLog, schema: LogSchema, batch: list[tuple[str, str, pa.Table]]
+) -> int:
+    """Write one part per endpoint and date of a batch of the store's segments,
+    without the records a part already holds; how many parts were written."""
+    pieces: dict[tuple[str, str], list[tuple[str, pa.Table]]] = {}
+    for seg_id, _, table in batch:
+        for endpoint, date, rows in _partitions(table) if table.num_rows else []:
+            pieces.setdefault((endpoint, date), []).append((seg_id, rows))
+    fixed = [name for name, _ in schema.fields]
+    written = 0
+    for (endpoint, date), found in sorted(pieces.items()):
+        folder = endpoint_folder(endpoint)
+        held: set[str] = set()
+        for part in remote.parts(schema.kind, folder, date):
+            held |= remote.part_segments(part) or set()
+        found = [(seg_id, rows) for seg_id, rows in found if seg_id not in held]
+        if not found:
+            continue
+        table = pa.concat_tables([rows for _, rows in found], promote_options="default")
+        table = table.select(fixed + sorted(set(table.column_names) - set(fixed)))
+        ids = "\n".join(seg_id for seg_id, _ in found).encode()
+        table = table.replace_schema_metadata({SEGMENTS_KEY: ids})
+        path = f"{remote.kind_path(schema.kind)}/{folder}/date={date}/{new_part_name()}"
+        remote.write_part(path, table)
+        written += 1
+    return written
+
+
 # ---------------------------------------------------------------------------- reading
 
 
@@ -168,7 +250,7 @@ def _filtered(
 
 
 def read_log(
-    root: Path,
+    root: Path | LogLocation,
     *,
     kind: str = "predictions",
     endpoint: str | None = None,
@@ -181,10 +263,15 @@ def read_log(
     fields are typed columns; ``inputs``, ``outputs``, ``label`` and fields the kind
     does not define are JSON text (``json.loads`` each value; null when absent). A
     record whose write a crash cut short was never acknowledged and is skipped.
+
+    With a store (``LogLocation.uri``), this machine's segments, the store's segments
+    and the store's parts, read in that order: a segment shipped or compacted meanwhile
+    is read once.
     """
     check_name("log kind", kind)
     schema = schema_for(kind)
-    root = Path(root)
+    location = as_location(root)
+    root = location.root
     since, until = _utc(since), _utc(until)
 
     # Segments first, Parts second: compaction writes a segment's parts before it
@@ -204,6 +291,9 @@ def read_log(
         compacted, present = _read_parts(root, kind, endpoint, since, until)
     except OSError as exc:
         raise io_error("read", folder.parent, exc) from exc
+    if location.remote is not None:
+        raw = _read_store(location.remote, schema, raw, endpoint, since, until)
+        _read_store_parts(location.remote, kind, endpoint, since, until, compacted, present)
 
     tables = [_filtered(t, None, since, until) for t in compacted]
     for seg_id, rows in raw:
@@ -222,6 +312,53 @@ def read_log(
     extras = sorted(set(table.column_names) - set(fixed))
     table = table.select(fixed + extras)
     return table.take(pc.sort_indices(table, [("ts", "ascending")]))
+
+
+def _read_store(
+    remote: RemoteLog,
+    schema: LogSchema,
+    local: list[tuple[str, pa.Table]],
+    endpoint: str | None,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+) -> list[tuple[str, pa.Table]]:
+    """The store's segments added to this machine's (``local``, read before): a segment
+    in both (shipped while we read) counts once."""
+    shipped = remote.segments(schema.kind)
+    raw = [(seg_id, rows) for seg_id, rows in local if seg_id not in shipped]
+    for seg_id, path in shipped.items():
+        data = remote.read(path)
+        if data:
+            table = to_table(parse_lines(data, remote.name(path)), schema)
+            rows = _filtered(table, endpoint, since, until)
+            if rows.num_rows:
+                raw.append((seg_id, rows))
+    return raw
+
+
+def _read_store_parts(
+    remote: RemoteLog,
+    kind: str,
+    endpoint: str | None,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+    tables: list[pa.Table],
+    present: _Present,
+) -> None:
+    """Add the store's parts to ``tables``, and the segments they hold to ``present``."""
+    first = since.date().isoformat() if since else ""
+    last = until.date().isoformat() if until else "9999-12-31"
+    folder = endpoint_folder(endpoint) if endpoint is not None else None
+    for endpoint_dir, date in remote.partitions(kind, folder, first, last):
+        name = endpoint_of(Path(endpoint_dir))
+        for path in remote.parts(kind, endpoint_dir, date):
+            table = remote.read_part(path)
+            if table is None:
+                continue
+            for seg_id in segments_of(path, table.schema.metadata or {}):
+                present.parts.add((name, date, seg_id))
+                present.segments.add(seg_id)
+            tables.append(table.replace_schema_metadata(None))
 
 
 @dataclass

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from setpoint.errors import ConflictError
+from setpoint.serving._logremote import LogLocation
 
 logger = logging.getLogger("setpoint.serving")
 
@@ -69,7 +70,7 @@ class RecentIds:
         self._ids.pop(request_id, None)
 
 
-def seed(root: Path, since: dt.datetime) -> dict[str, list[str]]:
+def seed(root: Path | LogLocation, since: dt.datetime) -> dict[str, list[str]]:
     """Endpoint -> the request ids its prediction log holds from ``since`` on, oldest
     first (at most ``CAPACITY`` each); empty, with a warning, when the log cannot be
     read: start-up does not fail for it."""

@@ -50,11 +50,13 @@ from setpoint.serving._logfiles import (
     segments_dir,
 )
 from setpoint.serving._logformat import encode_records, schema_for
+from setpoint.serving._logremote import LogLocation, as_location, ship
 from setpoint.serving._logrewrite import RewriteResult, rewrite_log
 from setpoint.serving._logtables import CompactionResult, compact, read_log
 
 __all__ = [
     "CompactionResult",
+    "LogLocation",
     "LogStats",
     "RecordLog",
     "RewriteResult",
@@ -165,11 +167,17 @@ class RecordLog:
     up to ``MAX_BACKOFF_SECONDS`` while retries fail; the full error (with the path)
     goes to the ``setpoint.serving`` logger once per attempt. ``clock`` (monotonic
     seconds) times the backoff.
+
+    ``root`` is the workspace folder, or a :class:`LogLocation` with a store
+    (``log_uri``): then each segment is also sealed ``seal_seconds`` after it was
+    opened, and a thread ships sealed segments to the store (``_logremote``), those of
+    dead processes of this machine too; a failing store is logged and retried, and the
+    segments wait here meanwhile.
     """
 
     def __init__(
         self,
-        root: Path,
+        root: Path | LogLocation,
         *,
         kind: str = "predictions",
         durable: bool = True,
@@ -179,7 +187,8 @@ class RecordLog:
     ) -> None:
         if max_segment_bytes < 1 or flush_interval <= 0:
             raise UsageError("max_segment_bytes and flush_interval must be positive")
-        self.root = Path(root)
+        self.location = as_location(root)
+        self.root = self.location.root
         self.kind = check_name("log kind", kind)
         self.durable = durable
         self.max_segment_bytes = max_segment_bytes
@@ -197,6 +206,13 @@ class RecordLog:
         self._token = os.urandom(3).hex()
         self._sequence = 0
         self._segment: SegmentFile | None = None  # owned by the current leader
+        self._opened_at = 0.0  # monotonic: when the segment was created
+        # With a store: segments live at most this long, and a thread ships them.
+        self._seal_after = self.location.seal_seconds if self.location.remote else None
+        self._ship_wake = threading.Event()
+        self._shipper: threading.Thread | None = None
+        self._shipping_stops = False
+        self._ship_failing = False  # the last shipping failed (said once per streak)
 
         self._lock = threading.Lock()
         self._drained = threading.Condition(self._lock)  # async mode backpressure
@@ -217,6 +233,11 @@ class RecordLog:
             target=self._flush_loop, name=f"setpoint-log-{kind}", daemon=True
         )
         self._flusher.start()
+        if self._seal_after is not None:
+            self._shipper = threading.Thread(
+                target=self._ship_loop, name=f"setpoint-ship-{kind}", daemon=True
+            )
+            self._shipper.start()
         atexit.register(self.close)
 
     # ------------------------------------------------------------------ appending
@@ -230,6 +251,19 @@ class RecordLog:
         :meth:`append_async`.
         """
         data, count = encode_records(records, self._schema)
+        self._store(data, count)
+
+    def append_lines(self, data: bytes, count: int) -> None:
+        """``append`` for records the caller encoded itself: ``count`` JSON lines, each
+        a record with this kind's fields of their types and a UTC ``ts`` (the caller
+        vouches; a batch writer that builds many alike records this way skips a dict
+        and a check per record). Blocks like ``append``."""
+        if data.count(b"\n") != count or (count and not data.endswith(b"\n")):
+            raise UsageError(f"append_lines needs {count} whole lines, one per record")
+        self._store(data, count)
+
+    def _store(self, data: bytes, count: int) -> None:
+        """Queue encoded lines; when durable, wait until their group is fsynced."""
         if not self.durable:
             with self._lock:
                 self._enqueue(data, count, None)
@@ -380,11 +414,13 @@ class RecordLog:
                 segment.seal()
                 self.stats.fsyncs += 1
                 segment = None
+                self._ship_wake.set()
             if not data:
                 return  # an idle check for a seal request: nothing to write
             if segment is None:
                 self._sequence += 1
                 segment = self._segment = SegmentFile.create(self._dir, self._sequence, self._token)
+                self._opened_at = time.monotonic()
                 self.stats.segments += 1
                 self.stats.fsyncs += 1
             segment.write(data)
@@ -429,9 +465,12 @@ class RecordLog:
         )
 
     def _seal_requested(self, segment: SegmentFile) -> bool:
-        """Whether a rewrite asked for this segment to be sealed (looked at about once a
-        second: a stat of a missing file when nobody asks)."""
+        """Whether the segment is to be sealed: it lived ``seal_seconds`` (with a store),
+        or a rewrite asked for it (looked at about once a second: a stat of a missing
+        file when nobody asks)."""
         now = time.monotonic()
+        if self._seal_after is not None and now - self._opened_at >= self._seal_after:
+            return True  # old enough to be shipped
         if now < self._next_seal_check:
             return False
         self._next_seal_check = now + SEAL_CHECK_SECONDS
@@ -467,6 +506,40 @@ class RecordLog:
                 group = self._take()
             self._commit(group)
 
+    # ------------------------------------------------------------------ shipping
+
+    def _ship_loop(self) -> None:
+        """The shipping thread: ships at once (segments dead processes left), then each
+        time a segment is sealed, and every ``seal_seconds`` (to retry a failure)."""
+        assert self._seal_after is not None
+        every = max(1.0, self._seal_after)
+        while not self._shipping_stops:
+            self._ship_once()
+            self._ship_wake.wait(every)
+            self._ship_wake.clear()
+
+    def _ship_once(self) -> bool:
+        """Ship this machine's closed segments; on failure say so once per streak."""
+        try:
+            ship(self.location, self.kind)
+        except (StoreError, OSError) as exc:
+            if not self._ship_failing:
+                message = exc.message if isinstance(exc, StoreError) else str(exc)
+                logger.error(
+                    "the %s log's sealed segments cannot be moved to %s: %s; they wait "
+                    "in %s and are moved once it works",
+                    self.kind,
+                    self.location.uri,
+                    message,
+                    self._dir,
+                )
+            self._ship_failing = True
+            return False
+        if self._ship_failing:
+            logger.warning("the %s log's segments reach %s again", self.kind, self.location.uri)
+        self._ship_failing = False
+        return True
+
     # ------------------------------------------------------------------ closing
 
     def close(self) -> None:
@@ -492,6 +565,11 @@ class RecordLog:
             except OSError as exc:
                 raise io_error("seal", segment.path, exc) from exc
             self.stats.fsyncs += 1
+        if self._shipper is not None:
+            self._shipping_stops = True
+            self._ship_wake.set()
+            self._shipper.join()
+            self._ship_once()  # the sealed segment goes now, or with the next process
         lost, self._lost = self._lost, None
         if lost is not None:
             raise lost

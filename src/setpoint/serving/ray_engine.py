@@ -114,7 +114,7 @@ def deploy(
 
     from setpoint.serving.ray_app import SetpointReplica, replica_args
 
-    _ray.check_shared(workspace, _ray.machines(ray), instead=INSTEAD)
+    _ray.check_shared(workspace, _ray.machines(ray), instead=INSTEAD, logs=True)
     settings = {
         **overrides,
         "database_url": workspace.db.url,

@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from setpoint.data._batch import to_table
 from setpoint.errors import InvalidDataError
+from setpoint.serving._logremote import LogLocation
 from setpoint.serving._logtables import read_log
 
 # The columns that say where a refused row came from (the rest are its inputs).
@@ -27,7 +28,7 @@ REASONS = "_reasons"
 
 
 def read_refused(
-    root: Path,
+    root: Path | LogLocation,
     endpoint: str,
     *,
     since: dt.datetime | None = None,

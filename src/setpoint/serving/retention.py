@@ -89,7 +89,7 @@ def prune(
 
     logs = tuple(
         rewrite_log(
-            workspace.root, kind, endpoint=endpoint, drop=old, before=before, dry_run=dry_run
+            workspace.logs, kind, endpoint=endpoint, drop=old, before=before, dry_run=dry_run
         )
         for kind in LOGS
     )

@@ -94,10 +94,10 @@ def build_app(root: str, overrides: dict[str, Any], background: str, every: floa
     workspace = Workspace.open(root, **overrides)
     return create_app(
         workspace,
-        RecordLog(workspace.root, kind="predictions"),
-        feedback_log=RecordLog(workspace.root, kind="feedback"),
-        async_log=RecordLog(workspace.root, kind="predictions", durable=False),
-        refused_log=RecordLog(workspace.root, kind="refused"),
+        RecordLog(workspace.logs, kind="predictions"),
+        feedback_log=RecordLog(workspace.logs, kind="feedback"),
+        async_log=RecordLog(workspace.logs, kind="predictions", durable=False),
+        refused_log=RecordLog(workspace.logs, kind="refused"),
         freeze_heap=True,
         background=beside(workspace, background, every=every),
     )

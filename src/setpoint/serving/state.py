@@ -64,7 +64,7 @@ class ServingState:
     def seed_request_ids(self) -> None:
         """Remember the request ids the prediction log holds from the last
         ``SEED_WINDOW``, so an id answered before a restart is still refused."""
-        for endpoint, ids in seed(self.workspace.root, self.clock() - SEED_WINDOW).items():
+        for endpoint, ids in seed(self.workspace.logs, self.clock() - SEED_WINDOW).items():
             known = self.request_ids.setdefault(endpoint, RecentIds())
             for request_id in ids:
                 known.add(request_id)

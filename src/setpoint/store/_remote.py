@@ -11,6 +11,8 @@ and ``AWS_ENDPOINT_URL`` for a store outside AWS (MinIO, Ceph, …).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +42,7 @@ class Place:
 
     uri: str
     setting: str = ""
+    what: str = "artifact store"  # what the store holds, as messages name it
 
     def __str__(self) -> str:
         if not self.setting:
@@ -76,11 +79,11 @@ def unusable(place: Place, exc: Exception) -> SetpointError:
         extra = "s3" if place.uri.startswith(("s3://", "s3a://")) else ""
         fix = f"pip install 'setpoint[{extra}]'" if extra else "install the package it names"
         return DependencyMissingError(
-            f"cannot open artifact store {place}: {exc}; {fix}",
+            f"cannot open {place.what} {place}: {exc}; {fix}",
             details={"uri": place.uri, "setting": place.setting},
         )
     return ConfigError(
-        f"cannot open artifact store {place}: {exc}; use a folder or a URI such as "
+        f"cannot open {place.what} {place}: {exc}; use a folder or a URI such as "
         "s3://BUCKET/PREFIX",
         details={"uri": place.uri, "setting": place.setting},
     )
@@ -88,7 +91,7 @@ def unusable(place: Place, exc: Exception) -> SetpointError:
 
 def no_bucket(place: Place) -> ConfigError:
     return ConfigError(
-        f"artifact store {place} names no bucket; use a URI such as s3://BUCKET/PREFIX",
+        f"{place.what} {place} names no bucket; use a URI such as s3://BUCKET/PREFIX",
         details={"uri": place.uri, "setting": place.setting},
     )
 
@@ -140,3 +143,22 @@ def failure(place: Place, exc: Exception) -> StoreError:
         f"the object store of {place} failed: {reason}; check the store and the setting",
         details=details,
     )
+
+
+@contextmanager
+def talking(place: Place, bucket: str = "", *, writing: bool = False) -> Iterator[None]:
+    """Say a remote store's failures in terms of ``place``; a missing object stays a
+    FileNotFoundError, except on a write to an object store (``bucket``), where it
+    means the bucket is missing."""
+    try:
+        yield
+    except SetpointError:
+        raise
+    except FileNotFoundError as exc:
+        if writing and bucket:
+            raise missing_bucket(place, bucket) from exc
+        raise
+    except Exception as exc:
+        if not is_store_failure(exc):
+            raise
+        raise failure(place, exc) from exc

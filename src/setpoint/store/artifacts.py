@@ -41,14 +41,13 @@ from typing import BinaryIO
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from setpoint.errors import ArtifactCorruptedError, SetpointError
+from setpoint.errors import ArtifactCorruptedError
 from setpoint.store._remote import (
     Place,
-    failure,
     is_object_store,
-    is_store_failure,
     missing_bucket,
     no_bucket,
+    talking,
     unusable,
     upload_options,
 )
@@ -290,23 +289,12 @@ class ArtifactStore:
 
     @contextmanager
     def _talking(self, *, writing: bool = False) -> Iterator[None]:
-        """Say a remote store's failures in terms of its setting; a missing object
-        stays a FileNotFoundError, except on a write, where it means the bucket is."""
+        """Say a remote store's failures in terms of its setting (``_remote.talking``)."""
         if self._local:
             yield
             return
-        try:
+        with talking(self._place, self._bucket, writing=writing):
             yield
-        except SetpointError:
-            raise
-        except FileNotFoundError as exc:
-            if writing and self._objects:
-                raise missing_bucket(self._place, self._bucket) from exc
-            raise
-        except Exception as exc:
-            if not is_store_failure(exc):
-                raise
-            raise failure(self._place, exc) from exc
 
 
 _PIECE = 1 << 20

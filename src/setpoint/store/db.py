@@ -10,6 +10,7 @@ and the registry's model lock).
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +22,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
-from setpoint.errors import StoreError
+from setpoint.errors import StoreError, UsageError
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -170,6 +171,26 @@ class Database:
                 return None
             found = conn.execute(sa.text("SELECT version_num FROM alembic_version")).all()
         return str(found[0][0]) if len(found) == 1 else None
+
+    @contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """Hold the lock called ``name`` against every process on every machine that
+        uses this database: a session advisory lock on PostgreSQL, held on a connection
+        of its own (it goes with the session if the holder dies). Waits for it.
+
+        SQLite has no such lock; a workspace on SQLite is on one machine, where a file
+        lock does (raises UsageError)."""
+        if self.is_sqlite:
+            raise UsageError("a SQLite workspace has no lock across machines; use a file lock")
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        with self._connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": key})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                conn.commit()
 
     def _upgrade(self, conn: Connection, revision: str) -> None:
         from alembic import command
