@@ -282,9 +282,6 @@ def predict_files(
     if engine == "ray":
         from setpoint.batch.ray_engine import predict_files as on_ray
 
-        if keep:
-            raise UsageError("--keep runs on --engine local for now; leave --engine ray out")
-
         return on_ray(
             ws,
             model,
@@ -294,6 +291,8 @@ def predict_files(
             block_size=block_size,
             progress=progress,
             address=address,
+            endpoint=endpoint,
+            keep=keep,
         )
     if engine != "local":
         raise UsageError(f"engine {engine!r}: use local or ray")
