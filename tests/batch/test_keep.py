@@ -71,15 +71,3 @@ def test_a_kept_column_that_cannot_be_kept_is_refused(
     with pytest.raises(UsageError, match=message):
         workspace.predict_files(ref, source, tmp_path / "out.csv", keep=keep)
     assert not (tmp_path / "out.csv").exists()
-
-
-def test_keep_on_the_ray_engine_is_refused_for_now(workspace: Workspace, tmp_path: Path) -> None:
-    ref = classifier(workspace)
-    rows = inputs(5)
-    rows["row_id"] = range(5)
-    rows.to_csv(tmp_path / "in.csv", index=False)
-    with pytest.raises(UsageError, match="--engine local"):
-        workspace.predict_files(
-            ref, tmp_path / "in.csv", tmp_path / "out.csv", keep=["row_id"], engine="ray"
-        )
-    assert workspace.scoring_runs.list() == []

@@ -117,6 +117,45 @@ def test_ray_scores_as_the_local_engine_does(
     )
 
 
+def test_scoring_through_an_endpoint_logs_what_the_local_engine_logs(
+    cluster: Any, workspace: Workspace, tmp_path: Path
+) -> None:
+    """Each actor encodes its rows' log lines, the driver appends them in input order:
+    the endpoint's log gets the local engine's records (but for the run's id and the
+    time), its refused rows too, and ``--keep`` columns ride along."""
+    from setpoint.serving.log import read_log
+
+    classifier(workspace)
+    workspace.deploy("credit", model="clf@1")
+    frame = inputs(1_200, seed=4, bad_every=113).assign(account=range(1_200))
+    frame.to_parquet(tmp_path / "in-1.parquet", row_group_size=100)
+    inputs(300, seed=5, bad_every=61).assign(account=range(300)).to_csv(
+        tmp_path / "in-2.csv", index=False
+    )
+    given = str(tmp_path / "in-*")
+    local_out, ray_out = tmp_path / "local.parquet", tmp_path / "ray.parquet"
+    local = workspace.predict_files("credit", given, local_out, keep=["account"])
+    on_ray = workspace.predict_files(
+        "credit", given, ray_out, keep=["account"], engine="ray", workers=2
+    )
+    assert pq.read_table(ray_out).equals(pq.read_table(local_out))
+    assert "account" in pq.read_schema(ray_out).names
+    assert (on_ray.endpoint, on_ray.n_rows) == ("credit", 1_500)
+
+    def logged(kind: str, run: Any) -> list[tuple[Any, ...]]:
+        table = read_log(workspace.logs, kind=kind, endpoint="credit").to_pylist()
+        mine = [r for r in table if r["request_id"].startswith(f"scoring-{run.id}-")]
+        return sorted(
+            (r["request_id"].split("-", 2)[2], r["row"], r["inputs"], r.get("outputs"))
+            for r in mine
+        )
+
+    for kind in ("predictions", "refused"):
+        assert logged(kind, on_ray) == logged(kind, local), kind
+    assert len(logged("predictions", on_ray)) == on_ray.n_scored
+    assert len(logged("refused", on_ray)) == on_ray.n_quarantined == 11 + 5
+
+
 def test_a_csv_output_an_empty_output_and_a_widened_csv_match_too(
     cluster: Any, workspace: Workspace, tmp_path: Path
 ) -> None:
@@ -384,8 +423,8 @@ def test_a_store_that_cannot_take_the_output_is_said_before_ray_scores(
     assert "cannot reach the object store" in from_there.stderr, from_there.stderr
     assert f"{s3_bucket}/in/*.parquet" in from_there.stderr
     assert "Traceback" not in from_there.output
-    # Both stores are checked before a run starts (the output's since its bucket is
-    # looked up first), so neither failure leaves a run record.
+    # The input's store is checked before the run starts; the output's, in the run.
+    # The output's store is looked at before a run begins (sources.output): no record.
     assert workspace.scoring_runs.list() == []
 
 

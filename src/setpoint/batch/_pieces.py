@@ -41,6 +41,7 @@ class Piece:
     stop: int | None  # the row after its last (Parquet); None: to the end (CSV)
     batch_rows: int  # the reader's batch, so that the batches are the local engine's
     weight: float  # the bytes of input it stands for (progress)
+    file: int = 0  # its input's place among the run's inputs (the log's request ids)
 
 
 def plan(files: Sequence[Source]) -> list[Piece]:
@@ -50,16 +51,16 @@ def plan(files: Sequence[Source]) -> list[Piece]:
     batch_rows = reader.PARQUET_BATCH_ROWS
     piece_rows = PIECE_BATCHES * batch_rows
     pieces: list[Piece] = []
-    for source in files:
+    for number, source in enumerate(files):
         size = max(source.size, 1)
         if source.suffix == ".csv":
-            pieces.append(Piece(len(pieces), source.uri, 0, None, batch_rows, size))
+            pieces.append(Piece(len(pieces), source.uri, 0, None, batch_rows, size, number))
             continue
         rows = _rows(source)
         for first in range(0, rows, piece_rows):
             stop = min(first + piece_rows, rows)
             weight = size * (stop - first) / rows
-            pieces.append(Piece(len(pieces), source.uri, first, stop, batch_rows, weight))
+            pieces.append(Piece(len(pieces), source.uri, first, stop, batch_rows, weight, number))
     return pieces
 
 
@@ -93,6 +94,10 @@ def opener(uri: str) -> reader.Opener | None:
 
 def part_name(index: int) -> str:
     return f"part-{index:06d}.parquet"
+
+
+def log_name(index: int) -> str:
+    return f"log-{index:06d}.jsonl"
 
 
 def rejected_name(index: int) -> str:

@@ -14,13 +14,21 @@ import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 
-from setpoint.batch._pieces import Piece, opener, part_name, piece_rows, rejected_name
+from setpoint.batch._pieces import (
+    Piece,
+    log_name,
+    opener,
+    part_name,
+    piece_rows,
+    rejected_name,
+)
 from setpoint.batch._staging import Staging
-from setpoint.batch.score import score_table
+from setpoint.batch.endpoint_log import LogLines
+from setpoint.batch.score import MARKS, score_table
 from setpoint.data._sink import PREDICT_COMPRESSION, RowSink
 from setpoint.data.contract import Contract
 from setpoint.data.filecheck import FileValidation, check_file
@@ -43,11 +51,14 @@ class Scorer:
         pii: PiiPolicy,
         staging: str,
         block_size: int | None,
+        keep: tuple[str, ...] = (),
+        log: LogLines | None = None,
     ) -> None:
         from setpoint.settings import Settings
         from setpoint.workspace import Workspace
 
         self.ref, self.contract, self.pii = ref, contract, pii
+        self.keep, self.log = keep, log
         self.staging, self.block_size = Staging(staging), block_size
         # A workspace this node cannot reach is said by the first piece, as the
         # error itself: an actor dying in its constructor would be retried.
@@ -77,7 +88,13 @@ class Scorer:
         ``rejected-<index>.parquet``): its counts."""
         path = piece.path
         here = self.staging.scratch  # the staging folder, or this node's for a store
-        scored = _Scored(self.predictor, here / part_name(piece.index))
+        scored = _Scored(self.predictor, here / part_name(piece.index), self.keep)
+        if self.log is not None:  # lines for the endpoint's log, appended by the driver
+            # A piece starts at a reader batch: its batches are numbered as the local
+            # engine numbers the file's.
+            first = piece.first_row // piece.batch_rows
+            lines = here / f".{uuid.uuid4().hex}.log"  # published as log_name(index)
+            scored.logging(self.log, lines, piece.file, first)
         rejected = here / f".{uuid.uuid4().hex}.rejected"
         open_ = opener(piece.path)
 
@@ -94,6 +111,8 @@ class Scorer:
                 pii=self.pii,
                 rejected=rejected,
                 accepted=scored,
+                passthrough=self.keep,
+                mark_soft=self.log is not None,
             )
             if outcome.refused:
                 raise outcome.error(f"the contract of {self.ref} ({path})")
@@ -109,17 +128,22 @@ class Scorer:
                     outcome = consume(*rows)
             scored.commit()
             self.staging.publish(scored.path, part_name(piece.index))
+            if scored.log_path is not None:
+                self.staging.publish(scored.log_path, log_name(piece.index))
             if rejected.exists():
                 self.staging.publish(rejected, rejected_name(piece.index))
         finally:
             scored.discard()
             rejected.unlink(missing_ok=True)
+            if scored.log_path is not None:  # published (moved) unless it failed
+                scored.log_path.unlink(missing_ok=True)
         return {
             "piece": piece.index,
             "n_rows": outcome.n_rows,
             "n_scored": scored.rows,
             "n_refused": outcome.n_refused,
             "n_batches": scored.batches,
+            "n_logged": scored.logged,
             "summary": pickle.dumps(outcome.refused_summary()),
             "node": _node_id(),
             "error": None,
@@ -133,6 +157,7 @@ RESULT = pa.schema(
         ("n_scored", pa.int64()),
         ("n_refused", pa.int64()),
         ("n_batches", pa.int64()),
+        ("n_logged", pa.int64()),
         ("summary", pa.binary()),
         ("node", pa.string()),
         ("error", pa.binary()),  # a SetpointError, pickled
@@ -148,29 +173,57 @@ def _node_id() -> str:
 
 class _Scored:
     """What ``check_file`` writes a piece's accepted rows to: each batch scored and
-    written to the piece's part (under a temporary name until ``commit``)."""
+    written to the piece's part (under a temporary name until ``commit``), and with
+    :meth:`logging`, its rows' prediction-log lines to a file of their own."""
 
-    def __init__(self, predictor: Predictor, path: Path) -> None:
-        self.predictor, self.path = predictor, path
+    def __init__(self, predictor: Predictor, path: Path, keep: tuple[str, ...] = ()) -> None:
+        self.predictor, self.path, self.keep = predictor, path, keep
         self.sink: RowSink | None = None
-        self.rows = self.batches = 0
+        self.rows = self.batches = self.logged = 0
+        self.log: LogLines | None = None
+        self.log_path: Path | None = None
+        self._lines: BinaryIO | None = None
+        self._file = self._first_batch = 0
+
+    def logging(self, log: LogLines, path: Path, file: int, first_batch: int) -> None:
+        """Also write each scored batch's log lines to ``path``: batch ``first_batch``
+        onwards of input ``file``."""
+        self.log, self.log_path = log, path
+        self._file, self._first_batch = file, first_batch
 
     def restart(self) -> None:
         self.discard()
         self.sink = RowSink(self.path, PREDICT_COMPRESSION)  # read back once by the driver
-        self.rows = self.batches = 0
+        self.rows = self.batches = self.logged = 0
+        if self.log_path is not None:
+            self._lines = open(self.log_path, "wb")  # noqa: SIM115 (closed in commit/discard)
 
     def write(self, rows: pa.Table) -> None:
         assert self.sink is not None
-        scored = score_table(self.predictor, rows)
+        marks = None
+        if MARKS in rows.column_names:  # the soft rules each row broke, for the log
+            marks = rows.column(MARKS)
+            rows = rows.drop_columns([MARKS])
+        scored = score_table(self.predictor, rows, passthrough=self.keep)
         self.sink.write(scored)
+        if self.log is not None and self._lines is not None:
+            request_id = self.log.request_id(self._file, self._first_batch + self.batches)
+            data, count = self.log.lines(scored, request_id, self.log.clock(), violations=marks)
+            self._lines.write(data)
+            self.logged += count
         self.rows += scored.num_rows
         self.batches += 1
 
     def commit(self) -> None:
         assert self.sink is not None
         self.sink.commit()
+        if self._lines is not None:
+            self._lines.close()
+            self._lines = None
 
     def discard(self) -> None:
         if self.sink is not None:
             self.sink.discard()
+        if self._lines is not None:
+            self._lines.close()
+            self._lines = None

@@ -12,8 +12,11 @@ answers, leaves them out. Rows the contract refused go to the refused log with t
 reasons, as the server's do. ``monitor run`` then reads them as it reads online
 traffic. Personal-data columns are hashed or left out as the contract says.
 
-The Ray engine calls the same :class:`EndpointLog` (``append`` per scored batch), so
-a run logs the same records whichever engine scored it.
+On the Ray engine, each actor encodes its piece's rows with :class:`LogLines` (what
+:class:`EndpointLog` encodes with) into a file beside the piece's part, and the
+driver appends those files in input order with :meth:`EndpointLog.append_file`, then
+each input's refused rows: a run logs the same records whichever engine scored it,
+and a piece Ray scored twice is logged once.
 """
 
 from __future__ import annotations
@@ -31,21 +34,23 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from setpoint.data.pii import PiiPolicy
-from setpoint.errors import InvalidDataError
+from setpoint.errors import InvalidDataError, StoreError
 from setpoint.serving._logformat import dumps
 from setpoint.serving._logremote import LogLocation
 from setpoint.serving.log import RecordLog
 
 SOURCE = "batch"
 _REFUSED_BATCH_ROWS = 1 << 14
+_LINES_CHUNK = 8 << 20
 
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class EndpointLog:
-    """The prediction (and refused) log records of one run's scored rows.
+class LogLines:
+    """A run's scored rows as an endpoint's prediction-log lines (picklable: a Ray
+    actor encodes the rows of its pieces, the driver appends the lines).
 
     ``features``: the contract's columns, what a record's ``inputs`` hold; ``classes``:
     the classifier's classes in the order of its ``proba_<class>`` columns (None for a
@@ -54,7 +59,6 @@ class EndpointLog:
 
     def __init__(
         self,
-        root: Path | LogLocation,
         endpoint: str,
         *,
         model: str,
@@ -70,49 +74,26 @@ class EndpointLog:
         self.version = version
         self.run_id = run_id
         self.features = features
+        self.classes = classes
         self.proba = None if classes is None else [f"proba_{c}" for c in classes]
         self.pii = pii
         self.clock = clock
-        self.predictions = RecordLog(root, kind="predictions")
-        self.refused = RecordLog(root, kind="refused")
-        self.n_logged = 0
-        self.n_refused = 0
-        self._file = 0
-        self._batch = 0
-        self._position = 0  # rows of the current file seen so far in this pass
-        self._skip = 0  # rows of the current file logged by an earlier pass
 
-    # -- the order of a file's batches ---------------------------------------------------
+    def plain(self) -> LogLines:
+        """The encoding alone, without any log open (for a Ray actor)."""
+        return LogLines(
+            self.endpoint,
+            model=self.model,
+            version=self.version,
+            run_id=self.run_id,
+            features=self.features,
+            classes=self.classes,
+            pii=self.pii,
+            clock=self.clock,
+        )
 
-    def begin_file(self, index: int) -> None:
-        """The batches that follow are those of input file ``index``."""
-        self._file, self._batch, self._position, self._skip = index, 0, 0, 0
-
-    def again(self) -> None:
-        """The current file is read again from its start (a CSV whose types widened):
-        the rows logged already are not logged twice."""
-        self._skip = max(self._skip, self._position)
-        self._position = 0
-
-    # -- records -----------------------------------------------------------------------
-
-    def append(self, scored: pa.Table, *, violations: pa.ChunkedArray | None = None) -> None:
-        """Log a scored batch (the rows of the file, in order, with the outputs);
-        ``violations``: per row, the soft contract rules it broke (JSON text
-        ``[{column, rule}]``, null where none; ``check_file(mark_soft=True)``)."""
-        start, self._position = self._position, self._position + scored.num_rows
-        if self._position <= self._skip:
-            return
-        if start < self._skip:
-            scored = scored.slice(self._skip - start)
-            if violations is not None:
-                violations = violations.slice(self._skip - start)
-        request_id = f"scoring-{self.run_id}-{self._file}-{self._batch}"
-        self._batch += 1
-        data, count = self.lines(scored, request_id, self.clock(), violations=violations)
-        if count:
-            self.predictions.append_lines(data, count)
-            self.n_logged += count
+    def request_id(self, file: int, batch: int) -> str:
+        return f"scoring-{self.run_id}-{file}-{batch}"
 
     def lines(
         self,
@@ -179,6 +160,94 @@ class EndpointLog:
                 line += b',"violations":' + str(marks[row]).encode()
             lines.append(line + b"}\n")
         return b"".join(lines), n
+
+
+class EndpointLog(LogLines):
+    """The prediction (and refused) log records of one run's scored rows, written to
+    the endpoint's logs at ``root`` (see :class:`LogLines`)."""
+
+    def __init__(
+        self,
+        root: Path | LogLocation,
+        endpoint: str,
+        *,
+        model: str,
+        version: int,
+        run_id: int,
+        features: list[str],
+        classes: list[Any] | None,
+        pii: PiiPolicy,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        super().__init__(
+            endpoint,
+            model=model,
+            version=version,
+            run_id=run_id,
+            features=features,
+            classes=classes,
+            pii=pii,
+            clock=clock,
+        )
+        self.predictions = RecordLog(root, kind="predictions")
+        self.refused = RecordLog(root, kind="refused")
+        self.n_logged = 0
+        self.n_refused = 0
+        self._file = 0
+        self._batch = 0
+        self._position = 0  # rows of the current file seen so far in this pass
+        self._skip = 0  # rows of the current file logged by an earlier pass
+
+    # -- the order of a file's batches ---------------------------------------------------
+
+    def begin_file(self, index: int) -> None:
+        """The batches that follow are those of input file ``index``."""
+        self._file, self._batch, self._position, self._skip = index, 0, 0, 0
+
+    def again(self) -> None:
+        """The current file is read again from its start (a CSV whose types widened):
+        the rows logged already are not logged twice."""
+        self._skip = max(self._skip, self._position)
+        self._position = 0
+
+    # -- records -----------------------------------------------------------------------
+
+    def append(self, scored: pa.Table, *, violations: pa.ChunkedArray | None = None) -> None:
+        """Log a scored batch (the rows of the file, in order, with the outputs);
+        ``violations``: per row, the soft contract rules it broke (JSON text
+        ``[{column, rule}]``, null where none; ``check_file(mark_soft=True)``)."""
+        start, self._position = self._position, self._position + scored.num_rows
+        if self._position <= self._skip:
+            return
+        if start < self._skip:
+            scored = scored.slice(self._skip - start)
+            if violations is not None:
+                violations = violations.slice(self._skip - start)
+        request_id = self.request_id(self._file, self._batch)
+        self._batch += 1
+        data, count = self.lines(scored, request_id, self.clock(), violations=violations)
+        if count:
+            self.predictions.append_lines(data, count)
+            self.n_logged += count
+
+    def append_file(self, path: Path) -> None:
+        """Log the lines a Ray actor encoded for a piece (a file of the log's JSON
+        lines, :meth:`LogLines.lines`), a few MiB at a time; the file is removed."""
+        try:
+            with open(path, "rb") as file:
+                tail = b""
+                while chunk := file.read(_LINES_CHUNK):
+                    data = tail + chunk
+                    end = data.rfind(b"\n") + 1
+                    data, tail = data[:end], data[end:]
+                    if data:
+                        count = data.count(b"\n")
+                        self.predictions.append_lines(data, count)
+                        self.n_logged += count
+        finally:
+            path.unlink(missing_ok=True)
+        if tail:
+            raise StoreError(f"{path} ends in a cut line: the piece's log lines are damaged")
 
     def append_refused(self, rejected: Path) -> None:
         """Log the rows a contract refused, from the quarantine's file of them (``_row``

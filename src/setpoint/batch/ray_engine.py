@@ -40,6 +40,13 @@ order. That last pass is sequential, on the driver, and reads each part once (fr
 a store, a download). The staging folder or prefix is removed at the end, also
 after a failure.
 
+Through an endpoint, each actor also writes its piece's prediction-log lines
+(``endpoint_log.LogLines``) to ``log-<piece>.jsonl`` beside its part, numbering its
+batches as the local engine numbers the file's; the driver appends them to the
+endpoint's log in input order, then each input's refused rows. A piece scored twice
+replaced its own file, so its rows are logged once. ``--keep`` columns ride along as
+locally.
+
 On more than one machine every node must reach the workspace (PostgreSQL and shared
 artifact storage: a cluster on several machines is refused otherwise) and the inputs
 and the output: a shared file system, or an object store (the driver's ``AWS_*``
@@ -62,14 +69,16 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from setpoint import _ray
-from setpoint.batch._pieces import Piece, part_name, plan, rejected_name
+from setpoint.batch._pieces import Piece, log_name, part_name, plan, rejected_name
 from setpoint.batch._ray_scorer import Scorer
 from setpoint.batch._staging import Staging
+from setpoint.batch.endpoint_log import EndpointLog
 from setpoint.batch.score import (
     Job,
     Progress,
     ScoringRun,
     append_part,
+    endpoint_log,
     prepare,
     record_quarantine,
 )
@@ -94,20 +103,18 @@ def predict_files(
     block_size: int | None = None,
     progress: Progress | None = None,
     address: str | None = None,
+    endpoint: bool | None = None,
+    keep: Sequence[str] = (),
     compression: str | None = None,
 ) -> ScoringRun:
     """Score the files ``given`` with ``model`` into ``output`` on the Ray cluster at
     ``address`` (default: ``$RAY_ADDRESS``, else a local cluster started for the run;
     a driver already connected uses its cluster), on ``workers`` actors (default:
-    one per CPU of the cluster)."""
+    one per CPU of the cluster). ``endpoint``, ``keep`` and ``compression`` are the
+    local engine's."""
     ray = _ray.import_ray("data", instead=INSTEAD)
     started = time.perf_counter()
-    job = prepare(ws, model, given, output, compression=compression)
-    if job.endpoint is not None:
-        raise UsageError(
-            f"{model!r} is an endpoint: scoring through one (its rows logged to it) runs on "
-            "--engine local for now; or name its model version (models:/NAME@VERSION)"
-        )
+    job = prepare(ws, model, given, output, endpoint=endpoint, keep=keep, compression=compression)
     for source in job.files:
         _first_batch(job, source, block_size)
     pieces = plan(job.files)
@@ -125,13 +132,19 @@ def predict_files(
                 workers=n,
                 engine="ray",
                 id=run_id,
+                endpoint=job.endpoint,
             )
+            log = None
+            if job.endpoint is not None:
+                log = endpoint_log(ws, job.endpoint, job.scoring, run_id)
             staging = Staging.beside(job.output)
             try:
-                done = _score(ws, job, pieces, staging, n, block_size, update)
-                _finish(ws, job, pieces, done, staging, run)
+                done = _score(ws, job, pieces, staging, n, block_size, update, log)
+                _finish(ws, job, pieces, done, staging, run, log)
             finally:
                 staging.remove()
+                if log is not None:
+                    log.close()
             counts.n_rows, counts.n_scored = run.n_rows, run.n_scored
             counts.n_quarantined = run.n_quarantined
             counts.quarantine = [q.id for q in run.quarantine]
@@ -150,8 +163,20 @@ def _first_batch(job: Job, source: Source, block_size: int | None) -> None:
 
     def check(schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> None:
         first = next(batches)  # the reader says so for a file without rows
+        missing = [n for n in job.scoring.keep if n not in schema.names]
+        if missing:  # as the local engine says it
+            raise UsageError(
+                f"{path}: no column {missing[0]!r} to keep (--keep); its columns: "
+                + ", ".join(schema.names)
+            )
         outcome = check_file(
-            job.contract, schema, iter([first]), mode="quarantine", keep_soft=True, limit=20
+            job.contract,
+            schema,
+            iter([first]),
+            mode="quarantine",
+            keep_soft=True,
+            limit=20,
+            passthrough=job.scoring.keep,
         )
         if outcome.refused:
             raise outcome.error(f"the contract of {job.ref} ({path})")
@@ -168,8 +193,10 @@ def _score(
     workers: int,
     block_size: int | None,
     update: Progress,
+    log: EndpointLog | None,
 ) -> dict[int, dict[str, Any]]:
-    """Every piece scored on the cluster: its counts, by piece."""
+    """Every piece scored on the cluster: its counts, by piece. With ``log`` (scoring
+    through an endpoint), each actor also encodes its rows' log lines."""
     from ray.data import ActorPoolStrategy, DataContext, from_items
 
     with warnings.catch_warnings():
@@ -198,6 +225,8 @@ def _score(
             "pii": job.pii,
             "staging": staging.where,
             "block_size": block_size,
+            "keep": tuple(job.scoring.keep),
+            "log": None if log is None else log.plain(),
         },
     )
     total = sum(p.weight for p in pieces)
@@ -225,25 +254,36 @@ def _finish(
     done: dict[int, dict[str, Any]],
     staging: Staging,
     run: ScoringRun,
+    log: EndpointLog | None,
 ) -> None:
     """The parts appended in input order to the output (the local engine's sink: a
     file, or an object uploaded as it is written); each input's refused rows kept as
-    one quarantine batch; the counts added up into ``run``."""
-    for source in job.files:
-        mine = [p for p in pieces if p.path == source.uri]
+    one quarantine batch; with ``log``, each piece's log lines appended to the
+    endpoint's log in input order, then each input's refused rows, as the local engine
+    logs them; the counts added up into ``run``."""
+    for number, source in enumerate(job.files):
+        mine = [p for p in pieces if p.file == number]
         n_rows = sum(int(done[p.index]["n_rows"]) for p in mine)
         n_refused = sum(int(done[p.index]["n_refused"]) for p in mine)
         run.n_rows += n_rows
         run.n_quarantined += n_refused
-        if n_refused and job.dataset is not None:
+        if log is not None:
+            log.begin_file(number)
+            for piece in mine:
+                if int(done[piece.index]["n_logged"]):
+                    log.append_file(staging.fetch(log_name(piece.index)))
+        if n_refused and (job.dataset is not None or log is not None):
             refused = [p for p in mine if int(done[p.index]["n_refused"])]
             summary = merged_summary([pickle.loads(done[p.index]["summary"]) for p in mine])
             with ws.data_store.staging() as rejected:  # as the local engine's
                 _rejected(refused, staging, rejected)
-                batch = record_quarantine(
-                    ws, job.dataset, n_rows, n_refused, summary, rejected, source.uri
-                )
-            run.quarantine.append(batch)
+                if log is not None:
+                    log.append_refused(rejected)
+                if job.dataset is not None:
+                    batch = record_quarantine(
+                        ws, job.dataset, n_rows, n_refused, summary, rejected, source.uri
+                    )
+                    run.quarantine.append(batch)
     final = job.output.sink()  # with the compression asked for
     try:
         for piece in pieces:

@@ -288,9 +288,6 @@ def predict_files(
     if engine == "ray":
         from setpoint.batch.ray_engine import predict_files as on_ray
 
-        if keep:
-            raise UsageError("--keep runs on --engine local for now; leave --engine ray out")
-
         return on_ray(
             ws,
             model,
@@ -300,6 +297,8 @@ def predict_files(
             block_size=block_size,
             progress=progress,
             address=address,
+            endpoint=endpoint,
+            keep=keep,
             compression=compression,
         )
     if engine != "local":
