@@ -121,6 +121,14 @@ def test_optional_columns_may_be_absent(contract: Contract) -> None:
     assert Contract(columns=columns).validate(batch).ok
 
 
+@pytest.mark.parametrize("beyond", [-(2**63) - 1, 2**63, 10**30])
+def test_an_integer_beyond_64_bits_is_refused_for_an_integer_column(beyond: int) -> None:
+    """As JSON sends it: -2**63 - 1 would pass as a float (it rounds to -2**63)."""
+    contract = Contract(columns={"age": ColumnRule(kind="integer")})
+    report = contract.validate(to_table({"age": [beyond, 30]}))
+    assert [d["row"] for d in report.to_details()] == [0]
+
+
 def test_text_that_holds_good_values_is_accepted(contract: Contract) -> None:
     # What a CSV or JSON client sends: numbers and booleans as text.
     batch = to_table(

@@ -12,11 +12,11 @@ answers, leaves them out. Rows the contract refused go to the refused log with t
 reasons, as the server's do. ``monitor run`` then reads them as it reads online
 traffic. Personal-data columns are hashed or left out as the contract says.
 
-On the Ray engine, each actor encodes its piece's rows with :class:`LogLines` (what
-:class:`EndpointLog` encodes with) into a file beside the piece's part, and the
-driver appends those files in input order with :meth:`EndpointLog.append_file`, then
-each input's refused rows: a run logs the same records whichever engine scored it,
-and a piece Ray scored twice is logged once.
+On the Ray engine, each actor encodes its piece's rows with the run's
+:class:`LogLines` (what :class:`EndpointLog` encodes with) into a file beside the
+piece's part, and the driver appends those files in input order
+(:meth:`EndpointLog.append_file`), then each input's refused rows: a run logs the
+same records whichever engine scored it, and a piece Ray scored twice is logged once.
 """
 
 from __future__ import annotations
@@ -78,19 +78,6 @@ class LogLines:
         self.proba = None if classes is None else [f"proba_{c}" for c in classes]
         self.pii = pii
         self.clock = clock
-
-    def plain(self) -> LogLines:
-        """The encoding alone, without any log open (for a Ray actor)."""
-        return LogLines(
-            self.endpoint,
-            model=self.model,
-            version=self.version,
-            run_id=self.run_id,
-            features=self.features,
-            classes=self.classes,
-            pii=self.pii,
-            clock=self.clock,
-        )
 
     def request_id(self, file: int, batch: int) -> str:
         return f"scoring-{self.run_id}-{file}-{batch}"
@@ -162,33 +149,12 @@ class LogLines:
         return b"".join(lines), n
 
 
-class EndpointLog(LogLines):
-    """The prediction (and refused) log records of one run's scored rows, written to
-    the endpoint's logs at ``root`` (see :class:`LogLines`)."""
+class EndpointLog:
+    """The prediction (and refused) log records of one run's scored rows, encoded by
+    ``encoder`` and written to the endpoint's logs at ``root``."""
 
-    def __init__(
-        self,
-        root: Path | LogLocation,
-        endpoint: str,
-        *,
-        model: str,
-        version: int,
-        run_id: int,
-        features: list[str],
-        classes: list[Any] | None,
-        pii: PiiPolicy,
-        clock: Callable[[], datetime] = _utc_now,
-    ) -> None:
-        super().__init__(
-            endpoint,
-            model=model,
-            version=version,
-            run_id=run_id,
-            features=features,
-            classes=classes,
-            pii=pii,
-            clock=clock,
-        )
+    def __init__(self, root: Path | LogLocation, encoder: LogLines) -> None:
+        self.encoder = encoder
         self.predictions = RecordLog(root, kind="predictions")
         self.refused = RecordLog(root, kind="refused")
         self.n_logged = 0
@@ -223,9 +189,10 @@ class EndpointLog(LogLines):
             scored = scored.slice(self._skip - start)
             if violations is not None:
                 violations = violations.slice(self._skip - start)
-        request_id = self.request_id(self._file, self._batch)
+        encoder = self.encoder
+        request_id = encoder.request_id(self._file, self._batch)
         self._batch += 1
-        data, count = self.lines(scored, request_id, self.clock(), violations=violations)
+        data, count = encoder.lines(scored, request_id, encoder.clock(), violations=violations)
         if count:
             self.predictions.append_lines(data, count)
             self.n_logged += count
@@ -252,28 +219,29 @@ class EndpointLog(LogLines):
     def append_refused(self, rejected: Path) -> None:
         """Log the rows a contract refused, from the quarantine's file of them (``_row``
         in the file, ``_reasons``; personal data already as the contract says)."""
+        encoder = self.encoder
         file = pq.ParquetFile(rejected, pre_buffer=False)
-        names = [n for n in self.features if n in file.schema_arrow.names]
+        names = [n for n in encoder.features if n in file.schema_arrow.names]
         for batch in file.iter_batches(
             batch_size=_REFUSED_BATCH_ROWS, columns=[*names, "_row", "_reasons"]
         ):
-            now = self.clock()
+            now = encoder.clock()
             table = pa.Table.from_batches([batch])
             inputs = table.select(names).to_pylist()
             rows = table.column("_row").to_pylist()
             reasons = table.column("_reasons").to_pylist()
             records = [
                 {
-                    "request_id": f"scoring-{self.run_id}-{self._file}-refused",
+                    "request_id": f"scoring-{encoder.run_id}-{self._file}-refused",
                     "ts": now,
-                    "endpoint": self.endpoint,
+                    "endpoint": encoder.endpoint,
                     "row": row,
-                    "model": self.model,
-                    "version": self.version,
+                    "model": encoder.model,
+                    "version": encoder.version,
                     "inputs": values,
                     "reasons": json.loads(why),
                     "source": SOURCE,
-                    "scoring_run": self.run_id,
+                    "scoring_run": encoder.run_id,
                 }
                 for values, row, why in zip(inputs, rows, reasons, strict=True)
             ]

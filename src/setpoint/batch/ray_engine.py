@@ -226,7 +226,7 @@ def _score(
             "staging": staging.where,
             "block_size": block_size,
             "keep": tuple(job.scoring.keep),
-            "log": None if log is None else log.plain(),
+            "log": None if log is None else log.encoder,
         },
     )
     total = sum(p.weight for p in pieces)

@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from setpoint.batch.endpoint_log import EndpointLog
+from setpoint.batch.endpoint_log import EndpointLog, LogLines
 from setpoint.data.contract import Contract
 from setpoint.data.filecheck import FileValidation
 from setpoint.data.pii import PiiPolicy
@@ -152,8 +152,7 @@ def endpoint_log(ws: Workspace, endpoint: str, scoring: Scoring, run_id: int) ->
     """The log a run scored through ``endpoint`` writes its rows to."""
     predictor = scoring.predictor
     classes = predictor.classes if predictor.task == "classification" else None
-    return EndpointLog(
-        ws.logs,
+    encoder = LogLines(
         endpoint,
         model=scoring.name,
         version=scoring.version,
@@ -162,6 +161,7 @@ def endpoint_log(ws: Workspace, endpoint: str, scoring: Scoring, run_id: int) ->
         classes=list(classes) if classes else None,
         pii=scoring.pii,
     )
+    return EndpointLog(ws.logs, encoder)
 
 
 def quarantine(

@@ -210,7 +210,17 @@ def _coerce(column: pa.ChunkedArray, kind: Kind) -> tuple[pa.ChunkedArray, pa.Ch
             target = pa.int64() if kind == "integer" else pa.float64()
             try:
                 return kept.cast(target), bad
-            except pa.ArrowInvalid:  # e.g. an integer beyond 64 bits
+            except pa.ArrowInvalid:  # an integer beyond 64 bits
+                if kind == "integer":
+                    # Told apart on the text: as a float, -2**63 - 1 is -2**63 exactly.
+                    outside = pa.array(
+                        [
+                            t is not None and not -(2**63) <= int(t) < 2**63
+                            for t in kept.to_pylist()
+                        ],
+                        pa.bool_(),
+                    )
+                    bad = pc.or_kleene(bad, outside)
                 return kept.cast(pa.float64()), bad
         return _all_bad(column, pa.float64())
     if kind == "boolean":
