@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from setpoint.data.kinds import TEXT_KINDS, Kind
 from setpoint.errors import DependencyMissingError, UsageError
+from setpoint.models.explain import LOG_ODDS, RAW, Explanation, split_contributions
 from setpoint.models.inputs import MatrixEncoder
 from setpoint.models.predictor import BasePredictor, Task
 
@@ -56,6 +57,28 @@ class TreePredictor(BasePredictor):
         if self.task == "regression":
             return None
         return _proba(self.scores(self.encoder(data)))
+
+    @abstractmethod
+    def contributions(self, matrix: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """The library's exact TreeSHAP: (rows x outputs x features contributions,
+        rows x outputs raw outputs); the last feature slot of each block is the base."""
+
+    def explain(self, data: Any) -> Explanation:
+        """Each feature's additive contribution to each row's raw output
+        (``models/explain.py``), by the library's own TreeSHAP."""
+        matrix = self.encoder(data)
+        blocks, raw = self.contributions(matrix)
+        outputs = raw.shape[1]
+        contributions, base = split_contributions(
+            blocks, matrix.shape[0], outputs, len(self.features)
+        )
+        if self.task == "regression":
+            names, space = ["value"], RAW
+        elif outputs == 1:  # binary: the positive (second) class's log-odds
+            names, space = [str(self.classes[-1]) if self.classes else "1"], LOG_ODDS
+        else:
+            names, space = [str(c) for c in self.classes or range(outputs)], RAW
+        return Explanation(list(self.features), names, space, base, contributions, raw)
 
 
 def _proba(scores: FloatArray) -> FloatArray:

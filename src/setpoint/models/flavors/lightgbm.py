@@ -105,6 +105,11 @@ class LightGBMPredictor(TreePredictor):
     def scores(self, matrix: FloatArray) -> FloatArray:
         return np.asarray(self.booster.predict(matrix), dtype=np.float64)
 
+    def contributions(self, matrix: FloatArray) -> tuple[FloatArray, FloatArray]:
+        blocks = np.asarray(self.booster.predict(matrix, pred_contrib=True), dtype=np.float64)
+        raw = np.asarray(self.booster.predict(matrix, raw_score=True), dtype=np.float64)
+        return blocks, raw.reshape(matrix.shape[0], -1)
+
     def save(self) -> dict[str, bytes]:
         return {"model": self.booster.model_to_string().encode()}
 

@@ -126,6 +126,21 @@ class XGBoostPredictor(TreePredictor):
             return softmax
         return np.asarray(self.booster.inplace_predict(matrix), dtype=np.float64)
 
+    def contributions(self, matrix: FloatArray) -> tuple[FloatArray, FloatArray]:
+        xgb = import_xgboost()
+        types = self.booster.feature_types
+        categorical = bool(types) and "c" in types
+        data = xgb.DMatrix(
+            matrix,
+            missing=np.nan,
+            feature_names=self.booster.feature_names,
+            feature_types=types,
+            enable_categorical=categorical,
+        )
+        blocks = np.asarray(self.booster.predict(data, pred_contribs=True), dtype=np.float64)
+        raw = np.asarray(self.booster.predict(data, output_margin=True), dtype=np.float64)
+        return blocks, raw.reshape(matrix.shape[0], -1)
+
     def save(self) -> dict[str, bytes]:
         return {"model": bytes(self.booster.save_raw("json"))}
 
