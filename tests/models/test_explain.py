@@ -104,3 +104,68 @@ def test_an_explanation_lists_the_top_features_as_json() -> None:
     sizes = [abs(v) for v in output["contributions"].values()]
     assert sizes == sorted(sizes, reverse=True)
     assert output["base"] + sum(explained.contributions[0, 0]) == pytest.approx(output["raw"])
+
+
+def _sklearn(kind: str) -> tuple[Any, pd.DataFrame]:
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+
+    data = frame().fillna(0.0)
+    if kind == "logistic":
+        return LogisticRegression().fit(data, targets(data, "binary")), data
+    if kind == "forest":
+        model = RandomForestClassifier(n_estimators=20, max_depth=4, random_state=0)
+        return model.fit(data, targets(data, "multi")), data
+    return LinearRegression().fit(data, targets(data, "regression")), data
+
+
+@pytest.mark.parametrize("kind", ["logistic", "forest", "linear"])
+def test_a_scikit_learn_model_is_explained_additively_against_a_background(kind: str) -> None:
+    model, training = _sklearn(kind)
+    predictor = from_object(model, features=FEATURES)
+    rows = frame(20, seed=5).fillna(0.0)
+    explained = predictor.explain(rows, background=training.sample(50, random_state=0))  # type: ignore[attr-defined]
+    total = explained.base + explained.contributions.sum(axis=2)
+    np.testing.assert_allclose(total, explained.raw, rtol=0, atol=1e-6)
+    if kind == "logistic":  # the decision function: log-odds of the positive class
+        assert explained.space == "decision function"
+        assert explained.outputs == ["1"]
+        np.testing.assert_allclose(explained.raw[:, 0], model.decision_function(rows), atol=1e-9)
+    if kind == "forest":
+        assert (explained.space, len(explained.outputs)) == ("probability", 3)
+
+
+def test_a_linear_models_contributions_are_its_weights_times_the_distance_to_the_mean() -> None:
+    """For a model without interactions the Shapley values are known exactly."""
+    model, training = _sklearn("linear")
+    background = training.sample(50, random_state=0)
+    rows = frame(10, seed=6).fillna(0.0)
+    predictor = from_object(model, features=FEATURES)
+    explained = predictor.explain(rows, background=background)  # type: ignore[attr-defined]
+    expected = model.coef_ * (rows.to_numpy() - background.to_numpy().mean(axis=0))
+    np.testing.assert_allclose(explained.contributions[:, 0, :], expected, atol=1e-9)
+
+
+def test_a_pipeline_with_a_text_column_is_explained_per_input_column() -> None:
+    """A categorical column is one feature of the explanation, whatever the pipeline
+    turns it into (here one-hot columns)."""
+    from sklearn.compose import make_column_transformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    data = frame().fillna(0.0)
+    data["grade"] = np.where(data["income"] > 0.5, "A", np.where(data["income"] > -0.5, "B", "C"))
+    encode = make_column_transformer(
+        (OneHotEncoder(handle_unknown="ignore"), ["grade"]), remainder="passthrough"
+    )
+    model = make_pipeline(encode, LogisticRegression()).fit(data, targets(data, "binary"))
+    features = [*FEATURES, "grade"]
+    predictor = from_object(model, features=features, kinds={"grade": "categorical"})
+    rows = data.sample(15, random_state=1)
+    explained = predictor.explain(rows, background=data.sample(40, random_state=2))  # type: ignore[attr-defined]
+    assert explained.features == features
+    total = explained.base + explained.contributions.sum(axis=2)
+    np.testing.assert_allclose(total, explained.raw, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(explained.raw[:, 0], model.decision_function(rows), atol=1e-9)
+    assert np.abs(explained.contributions[:, 0, features.index("grade")]).max() > 0

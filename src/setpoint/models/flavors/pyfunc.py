@@ -17,9 +17,11 @@ from typing import Any, ClassVar, Self
 import joblib
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 
 from setpoint.data.kinds import Kind
 from setpoint.errors import ArtifactCorruptedError, DependencyMissingError, UsageError
+from setpoint.models.explain import DECISION, PROBABILITY, RAW, Explanation, explain_function
 from setpoint.models.inputs import to_frame
 from setpoint.models.predictor import BasePredictor, Task
 
@@ -85,6 +87,56 @@ class PyfuncPredictor(BasePredictor):
         if self.task == "regression" or not callable(getattr(self.model, "predict_proba", None)):
             return None
         return np.asarray(self.model.predict_proba(self.model_input(data)), dtype=np.float64)
+
+    def explain(self, data: Any, background: Any) -> Explanation:
+        """Each feature's additive contribution to each row's raw output, against
+        ``background`` rows of the training data (``explain_function``)."""
+        features = list(self.features)
+        given = to_frame(data, features, self.kinds)[features]
+        reference = to_frame(background, features, self.kinds)[features]
+        # shap's masker works on numbers: a text column goes as codes of its values.
+        both = pd.concat([given, reference], ignore_index=True)
+        codes = {
+            name: pd.Categorical(both[name].dropna().unique())
+            for name in features
+            if not pd.api.types.is_numeric_dtype(both[name])
+        }
+
+        def encoded(frame: pd.DataFrame) -> npt.NDArray[np.float64]:
+            columns = [
+                pd.Categorical(frame[n], categories=codes[n].categories).codes.astype(float)
+                if n in codes
+                else frame[n].to_numpy(dtype=float)
+                for n in features
+            ]
+            return np.column_stack(columns)
+
+        def decoded(values: npt.NDArray[np.float64]) -> pd.DataFrame:
+            frame = pd.DataFrame(values, columns=features)
+            for name, categorical in codes.items():
+                index = frame[name].to_numpy().astype(int)
+                found = pd.Series(categorical.categories.to_numpy()[np.maximum(index, 0)])
+                frame[name] = found.where(index >= 0, None)  # code -1: a missing value
+            return frame
+
+        rows, reference_rows = encoded(given), encoded(reference)
+        decision = getattr(self.model, "decision_function", None)
+        if self.task == "regression":
+            function, names, space = self.model.predict, ["value"], RAW
+        elif callable(decision):
+            function, space = decision, DECISION
+            classes = [str(c) for c in self.classes or []]
+            names = classes[-1:] if len(classes) == 2 else classes
+        else:
+            function = self.model.predict_proba
+            names, space = [str(c) for c in self.classes or []], PROBABILITY
+
+        def output(values: Any) -> Any:
+            return function(self.model_input(decoded(values)))
+
+        return explain_function(
+            output, rows, reference_rows, features=features, outputs=names, space=space
+        )
 
     def save(self) -> dict[str, bytes]:
         buffer = io.BytesIO()
