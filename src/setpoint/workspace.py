@@ -444,6 +444,7 @@ class Workspace:
             "n_validation": result.n_validation,
             "dropped_rows": result.dropped_rows,
             "notes": result.notes,
+            "importance": result.importance,
         }
         return self.registry.register(
             spec.model,

@@ -110,7 +110,26 @@ def test_each_estimator_fits_and_evaluates(
     assert {"python", "numpy", "pandas", "pyarrow", "scikit-learn", library} <= set(result.packages)
     assert result.spec == with_estimator(name).to_dict()
     parts = [result.metrics, result.segments, result.gap, result.packages, result.git]
-    json.dumps([*parts, result.spec, result.notes], allow_nan=False)
+    json.dumps([*parts, result.spec, result.notes, result.importance], allow_nan=False)
+
+
+@pytest.mark.parametrize("name", list(ESTIMATORS))
+def test_training_measures_each_features_importance_on_the_hold_out(
+    fitted: dict[str, FitResult], name: str
+) -> None:
+    importance = fitted[name].importance
+    assert importance is not None
+    assert set(importance["features"]) == set(fitted[name].features)
+    sizes = list(importance["features"].values())
+    assert sizes == sorted(sizes, reverse=True)
+    assert sizes[0] > 0
+    assert importance["rows"] == (114 if FLAVOR[name] != "sklearn" else 30)
+    spaces = {"lightgbm": "log-odds", "xgboost": "log-odds", "logistic": "decision function"}
+    assert importance["space"] == spaces.get(name, importance["space"] if name == "default" else "")
+    assert importance["space"] in ("log-odds", "decision function", "probability")
+    # The clinic, drawn at random, ranks below a measurement that decides the diagnosis.
+    ranked = list(importance["features"])
+    assert ranked.index("clinic") > ranked.index("worst radius")
 
 
 @pytest.mark.parametrize("name", list(ESTIMATORS))

@@ -19,6 +19,7 @@ models_app = typer.Typer(
 )
 
 # The few metrics a per-segment table shows; every metric is in --json.
+_TOP_FEATURES = 10  # the most important features `models show` lists
 _SEGMENT_METRICS = {
     "classification": ("roc_auc", "accuracy", "f1", "log_loss"),
     "regression": ("rmse", "mae", "r2"),
@@ -176,6 +177,16 @@ def render_version(
             f"[bold yellow]likely overfitting[/]: {gap.get('metric')} is "
             f"{fmt(gap.get('train'))} on the training rows but {fmt(gap.get('validation'))} "
             f"on the hold-out (a {fmt(gap.get('relative_gap'))} relative gap)"
+        )
+    importance = version.evaluation.get("importance") or {}
+    if importance.get("features"):
+        top = list(importance["features"].items())[:_TOP_FEATURES]
+        render_rows(
+            c,
+            ["feature", short("mean |contribution|", "right")],
+            [(name, fmt(size)) for name, size in top],
+            title=f"Top features ({importance.get('space')}, {count(importance.get('rows'))} "
+            "hold-out rows)",
         )
     segments = version.evaluation.get("segments") or {}
     shown = _SEGMENT_METRICS.get(version.task, ())

@@ -102,6 +102,7 @@ def explain_function(
     outputs: Sequence[str],
     space: str,
     seed: int = 0,
+    permutations: int | None = None,
 ) -> Explanation:
     """Explain ``output`` (rows -> raw outputs, one column per name in ``outputs``)
     on ``rows`` against ``background`` rows, both float arrays of the ``features``
@@ -128,21 +129,49 @@ def explain_function(
     given = np.asarray(rows, dtype=np.float64)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        # shap's own default of 500 evaluations a row, or one permutation when more
-        # features need more: the sums are exact either way, the split sharpens.
-        found = explainer(given, max_evals=max(500, 2 * len(features) + 1), silent=True)
+        # One permutation costs 2 * features + 1 evaluations (each on every background
+        # row); the sums are exact with any number, the split sharpens with more.
+        # Without ``permutations``: shap's own default of 500 evaluations a row.
+        one = 2 * len(features) + 1
+        evals = max(500, one) if permutations is None else permutations * one
+        found = explainer(given, max_evals=evals, silent=True)
     values = np.asarray(found.values, dtype=np.float64).reshape(len(given), len(features), -1)
     contributions = np.transpose(values, (0, 2, 1))
     base = np.asarray(found.base_values, dtype=np.float64).reshape(len(given), -1)
     return Explanation(list(features), list(outputs), space, base, contributions, raw(given))
 
 
+# Global importance: rows explained at training (the tree libraries' TreeSHAP is
+# cheap; the permutation explainer costs hundreds of model calls a row).
+TREE_ROWS = 2_000
+OTHER_ROWS = 30
+BACKGROUND_ROWS = 20
+PERMUTATIONS = 2
+
+
+def global_importance(explained: Explanation) -> dict[str, Any]:
+    """Each feature's mean |contribution| over the rows (summed over the outputs),
+    largest first, with the space and the rows it was measured on."""
+    size = np.abs(explained.contributions).sum(axis=1).mean(axis=0)
+    order = np.argsort(-size, kind="stable")
+    return {
+        "space": explained.space,
+        "rows": explained.rows,
+        "features": {explained.features[i]: float(size[i]) for i in order},
+    }
+
+
 __all__ = [
+    "BACKGROUND_ROWS",
     "DECISION",
     "LOG_ODDS",
+    "OTHER_ROWS",
+    "PERMUTATIONS",
     "PROBABILITY",
     "RAW",
+    "TREE_ROWS",
     "Explanation",
     "explain_function",
+    "global_importance",
     "split_contributions",
 ]

@@ -24,7 +24,7 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from setpoint.data.kinds import Kind
-from setpoint.errors import InvalidSpecError, SetpointError, TrainingError
+from setpoint.errors import DependencyMissingError, InvalidSpecError, SetpointError, TrainingError
 from setpoint.models import _training_data as data
 from setpoint.models import flavors
 from setpoint.models._estimators import (
@@ -42,6 +42,7 @@ from setpoint.models.evaluation import (
     primary_metric,
     segment_metrics,
 )
+from setpoint.models.flavors._trees import TreePredictor
 from setpoint.models.inputs import encode_categories
 from setpoint.models.predictor import Predictor, Task
 from setpoint.models.spec import Step, TrainSpec
@@ -85,6 +86,7 @@ class FitResult:
     git: dict[str, Any] | None
     spec: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+    importance: dict[str, Any] | None = None  # mean |contribution| per feature
 
 
 def fit(
@@ -190,6 +192,7 @@ def fit(
         if primary is None
         else overfit_gap(metrics["train"], metrics["validation"], primary, spec.overfit_threshold)
     )
+    importance = _importance(predictor, train, valid, notes)
     report.stage("done")
     return FitResult(
         estimator=model,
@@ -211,7 +214,39 @@ def fit(
         git=git_revision(),
         spec=spec.to_dict(),
         notes=notes,
+        importance=importance,
     )
+
+
+def _importance(
+    predictor: Predictor, train: pa.Table, valid: pa.Table, notes: list[str]
+) -> dict[str, Any] | None:
+    """Global importance on the hold-out (``models/explain.py``): by TreeSHAP on up to
+    ``TREE_ROWS`` rows for the tree flavors, by shap's permutation explainer on
+    ``OTHER_ROWS`` against ``BACKGROUND_ROWS`` training rows otherwise (the ``explain``
+    extra; without it, none and a note)."""
+    from setpoint.models import explain
+
+    explainer = getattr(predictor, "explain", None)
+    if explainer is None or valid.num_rows == 0:
+        return None
+    try:
+        if isinstance(predictor, TreePredictor):
+            explained = explainer(valid.slice(0, explain.TREE_ROWS))
+        else:
+            background = train.slice(0, explain.BACKGROUND_ROWS)
+            explained = explainer(
+                valid.slice(0, explain.OTHER_ROWS),
+                background,
+                permutations=explain.PERMUTATIONS,
+            )
+    except DependencyMissingError:
+        notes.append(
+            "importance: not measured; the explain extra explains this kind of model "
+            "(pip install 'setpoint[explain]')"
+        )
+        return None
+    return explain.global_importance(explained)
 
 
 class _Reporter:
