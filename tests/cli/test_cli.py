@@ -82,7 +82,11 @@ def test_the_whole_foundation_path(cli: Cli, tmp_path: Path) -> None:
     assert cli.json("models", "promote", "risk", "1")["to_version"] == 1
     moved = cli.json("models", "rollback", "risk")
     assert (moved["from_version"], moved["to_version"]) == (1, 2)
-    assert "risk@2" in cli("models", "show", "risk@champion").stdout
+    shown = cli("models", "show", "risk@champion").stdout
+    assert "risk@2" in shown
+    importance = trained["evaluation"]["importance"]
+    assert "Top features" in shown
+    assert next(iter(importance["features"])) in shown  # the most important, listed
 
     actions = [e["action"] for e in cli.json("audit")]
     assert actions[:3] == ["alias.rollback", "alias.promote", "alias.promote"]
