@@ -169,3 +169,17 @@ def test_a_pipeline_with_a_text_column_is_explained_per_input_column() -> None:
     np.testing.assert_allclose(total, explained.raw, rtol=0, atol=1e-6)
     np.testing.assert_allclose(explained.raw[:, 0], model.decision_function(rows), atol=1e-9)
     assert np.abs(explained.contributions[:, 0, features.index("grade")]).max() > 0
+
+
+def test_a_classifier_without_scores_cannot_be_explained_and_says_why() -> None:
+    from setpoint.errors import UsageError
+
+    class Labels:
+        classes_ = np.array([0, 1])
+
+        def predict(self, rows: Any) -> Any:
+            return np.zeros(len(rows), dtype=int)
+
+    predictor = from_object(Labels(), features=FEATURES, task="classification")
+    with pytest.raises(UsageError, match="no decision_function or predict_proba"):
+        predictor.explain(frame(3), background=frame(5))  # type: ignore[attr-defined]

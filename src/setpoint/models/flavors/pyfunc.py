@@ -130,9 +130,15 @@ class PyfuncPredictor(BasePredictor):
             function, space = decision, DECISION
             classes = [str(c) for c in self.classes or []]
             names = classes[-1:] if len(classes) == 2 else classes
-        else:
+        elif callable(getattr(self.model, "predict_proba", None)):
             function = self.model.predict_proba
             names, space = [str(c) for c in self.classes or []], PROBABILITY
+        else:
+            raise UsageError(
+                f"a {type(self.model).__name__} gives classes without scores (no "
+                "decision_function or predict_proba), so there is nothing to split into "
+                "contributions; give the model one of them"
+            )
 
         def output(values: Any) -> Any:
             return function(self.model_input(decoded(values)))
