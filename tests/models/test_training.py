@@ -123,7 +123,7 @@ def test_training_measures_each_features_importance_on_the_hold_out(
     sizes = list(importance["features"].values())
     assert sizes == sorted(sizes, reverse=True)
     assert sizes[0] > 0
-    assert importance["rows"] == (114 if FLAVOR[name] != "sklearn" else 30)
+    assert importance["rows"] == (114 if FLAVOR[name] != "sklearn" else 10)
     spaces = {"lightgbm": "log-odds", "xgboost": "log-odds", "logistic": "decision function"}
     assert importance["space"] == spaces.get(name, importance["space"] if name == "default" else "")
     assert importance["space"] in ("log-odds", "decision function", "probability")

@@ -134,7 +134,8 @@ def explain_function(
         # Without ``permutations``: shap's own default of 500 evaluations a row.
         one = 2 * len(features) + 1
         evals = max(500, one) if permutations is None else permutations * one
-        found = explainer(given, max_evals=evals, silent=True)
+        # All of a row's evaluations in one call of the model: a call costs more than rows.
+        found = explainer(given, max_evals=evals, batch_size=evals, silent=True)
     values = np.asarray(found.values, dtype=np.float64).reshape(len(given), len(features), -1)
     contributions = np.transpose(values, (0, 2, 1))
     base = np.asarray(found.base_values, dtype=np.float64).reshape(len(given), -1)
@@ -144,8 +145,8 @@ def explain_function(
 # Global importance: rows explained at training (the tree libraries' TreeSHAP is
 # cheap; the permutation explainer costs hundreds of model calls a row).
 TREE_ROWS = 2_000
-OTHER_ROWS = 30
-BACKGROUND_ROWS = 20
+OTHER_ROWS = 10
+BACKGROUND_ROWS = 10
 PERMUTATIONS = 2
 
 
