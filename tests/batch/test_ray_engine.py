@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from sklearn.linear_model import LogisticRegression
+from test_score import _codecs
 
 from ray_support import NODE, ray_cluster  # noqa: F401
 from s3_support import outside
@@ -55,15 +56,6 @@ def inputs(n: int, seed: int = 1, bad_every: int = 0) -> pd.DataFrame:
     if bad_every:
         rows.loc[rows.index[::bad_every], "x1"] = np.nan
     return rows
-
-
-def _codecs(path: Path) -> set[str]:
-    meta = pq.ParquetFile(path).metadata
-    return {
-        meta.row_group(g).column(c).compression
-        for g in range(meta.num_row_groups)
-        for c in range(meta.num_columns)
-    }
 
 
 def local_and_ray(
