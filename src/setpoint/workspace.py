@@ -445,6 +445,7 @@ class Workspace:
             "dropped_rows": result.dropped_rows,
             "notes": result.notes,
             "importance": result.importance,
+            "fairness": result.fairness,
         }
         return self.registry.register(
             spec.model,

@@ -14,6 +14,7 @@ from sklearn.datasets import load_breast_cancer
 
 from setpoint.errors import DependencyMissingError, InvalidSpecError, UsageError
 from setpoint.models import flavors
+from setpoint.models._training_data import holdout as holdout_rows
 from setpoint.models.spec import TrainSpec
 from setpoint.models.training import FitResult, fit, git_revision
 
@@ -130,6 +131,37 @@ def test_training_measures_each_features_importance_on_the_hold_out(
     # The clinic, drawn at random, ranks below a measurement that decides the diagnosis.
     ranked = list(importance["features"])
     assert ranked.index("clinic") > ranked.index("worst radius")
+
+
+def test_fairness_is_measured_on_the_hold_out_by_columns_that_are_not_features(
+    cancer: pa.Table,
+) -> None:
+    from setpoint.models.fairness import FairnessTable, fairness_table
+
+    fairness = {"sensitive": "quarter", "metrics": ["selection_rate"], "max_disparity": 0.01}
+    result = fit(with_estimator("lightgbm", exclude=[], fairness=fairness), cancer)
+    assert "quarter" not in result.features  # measured, not learnt from
+    table = result.fairness
+    assert table is not None
+    json.dumps(table, allow_nan=False)  # as the registry keeps it
+    assert (table["positive"], table["max_disparity"]) == ("malignant", 0.01)
+    assert {g["values"]["quarter"] for g in table["groups"]} == {"q1", "q2", "q3", "q4"}
+    assert sum(g["rows"] for g in table["groups"]) == result.n_validation
+    assert table["over"] == ["selection_rate"]  # quarters drawn at random differ by > 0.01
+    again = FairnessTable.from_dict(table)
+    # The same numbers as the table of the hold-out's own predictions.
+    trained = with_estimator("lightgbm", exclude=[], fairness=fairness)
+    holdout, truth = holdout_rows(trained, cancer, "classification")
+    mine = fairness_table(
+        truth,
+        result.predictor.predict(holdout),
+        {"quarter": holdout["quarter"].to_pylist()},
+        task="classification",
+        positive="malignant",
+        metrics=["selection_rate"],
+    )
+    assert again.to_dict() == mine.to_dict()
+    assert again.gap("selection_rate").startswith("selection rate differs by ")
 
 
 @pytest.mark.parametrize("name", list(ESTIMATORS))
@@ -338,6 +370,12 @@ def test_a_listed_free_text_column_is_used_as_categories(cancer: pa.Table) -> No
         ({"segments": ["ward"]}, "segments", "ward"),
         ({"features": ["seen_at"], "exclude": []}, "features", "dates or times"),
         ({"metrics": ["rmse"]}, "metrics", "none of rmse apply to classification"),
+        ({"fairness": {"sensitive": "sex"}}, "fairness.sensitive", "sex named in the spec"),
+        (
+            {"fairness": {"sensitive": "clinic", "metrics": "mean_error"}},
+            "fairness.metrics",
+            "mean_error do not apply to classification",
+        ),
         (
             {"estimator": {"class": "sklearn.ensemble.HistGradientBoostingClassifer"}},
             "estimator.class",

@@ -1,6 +1,7 @@
 """The parts of a training spec: a step (an estimator or transformer by import path),
-a preprocessing pipeline and the split, each a declarative model of its own, with the
-value types they share with the spec (``models/spec.py``)."""
+a preprocessing pipeline, the split and the fairness measurement, each a declarative
+model of its own, with the value types they share with the spec (``models/spec.py``).
+The fairness part is also a key of a policy's gates and of a monitor's settings."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
+    AfterValidator,
     BeforeValidator,
     Discriminator,
     Field,
@@ -17,11 +19,13 @@ from pydantic import (
     field_validator,
 )
 
-from setpoint._documents import Document, Flag, Number
+from setpoint._documents import Document, Flag, Number, Whole
 from setpoint.errors import InvalidSpecError, SetpointError
 
 __all__ = [
+    "FAIRNESS_METRICS",
     "Column",
+    "Fairness",
     "ImportPath",
     "Pipeline",
     "Preprocessing",
@@ -238,3 +242,133 @@ Preprocessing = Annotated[
         _auto_none_or_pipeline, json_schema_input_type=Literal["auto", "none"] | Pipeline
     ),
 ]
+
+
+# -- fairness -----------------------------------------------------------------------------
+
+# The metrics models/fairness.py measures per group, by task (kept here, where reading a
+# spec needs them, so the reader does not import pandas and fairlearn).
+FAIRNESS_METRICS: dict[str, tuple[str, ...]] = {
+    "classification": (
+        "selection_rate",
+        "true_positive_rate",
+        "false_positive_rate",
+        "precision",
+        "error_rate",
+    ),
+    "regression": ("mean_error",),
+}
+_ALL_FAIRNESS = tuple(dict.fromkeys(m for ms in FAIRNESS_METRICS.values() for m in ms))
+
+
+def _listed(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, str):  # one name needs no brackets
+        return [value]
+    return value
+
+
+def _columns_given(value: Any) -> Any:
+    value = _listed(value)
+    if value is None or (isinstance(value, list | tuple) and not value):
+        raise ValueError("name at least one column whose values make the groups, e.g. [region]")
+    return value
+
+
+def _distinct_names(names: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    if names is None:
+        return None
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"lists {', '.join(twice)} more than once; give each once")
+    return names
+
+
+def _fairness_metric(name: Any) -> Any:
+    if name not in _ALL_FAIRNESS:
+        raise ValueError(f"unknown fairness metric {name!r}; known: {', '.join(_ALL_FAIRNESS)}")
+    return name
+
+
+FairnessMetric = Annotated[
+    str, BeforeValidator(_fairness_metric), WithJsonSchema({"enum": list(_ALL_FAIRNESS)})
+]
+
+
+class Fairness(Document):
+    """How a model's treatment of groups is measured, and judged: per group of the
+    ``sensitive`` columns (which need not be model inputs), each metric, and the largest
+    difference between groups with at least ``min_group`` rows."""
+
+    # From Python: Fairness(sensitive=("region",), max_disparity=0.1).
+
+    what: ClassVar[str] = "the fairness settings"
+    error: ClassVar[type[SetpointError]] = InvalidSpecError
+
+    sensitive: Annotated[
+        tuple[Column, ...],
+        BeforeValidator(_columns_given, json_schema_input_type=Column | list[Column]),
+        AfterValidator(_distinct_names),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "string", "minLength": 1},
+                    {
+                        "type": "array",
+                        "items": {"type": "string", "minLength": 1},
+                        "minItems": 1,
+                        "uniqueItems": True,
+                    },
+                ]
+            }
+        ),
+    ]
+    """The columns whose values make the groups (one name or a list). They are read from
+    the data beside the features, and are features only if listed under ``features``."""
+    metrics: Annotated[
+        tuple[FairnessMetric, ...] | None,
+        BeforeValidator(
+            _listed, json_schema_input_type=FairnessMetric | list[FairnessMetric] | None
+        ),
+        AfterValidator(_distinct_names),
+    ] = None
+    """The metrics compared between groups; leave out for every one of the task
+    (classification: selection_rate, true_positive_rate, false_positive_rate, precision,
+    error_rate; regression: mean_error)."""
+    max_disparity: Annotated[Number, Field(ge=0)] | None = None
+    """The largest difference allowed between two judged groups on any listed metric
+    (0.1: ten points of a rate); null: measured, never judged."""
+    margin: Annotated[Number, Field(ge=0)] | None = 0.05
+    """In the loop's gates: how much larger than the champion's a candidate's difference
+    may be on any listed metric; null: not compared with the champion."""
+    min_group: Whole = Field(30, ge=1)
+    """Groups with fewer rows are listed and marked too small, not judged."""
+
+    @field_validator("metrics")
+    @classmethod
+    def _some(cls, metrics: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if metrics is not None and not metrics:
+            raise ValueError("lists no metric; leave it out for every metric of the task")
+        return metrics
+
+    def metrics_for(self, task: str) -> tuple[str, ...]:
+        """The metrics measured for a model of ``task``."""
+        return self.metrics or FAIRNESS_METRICS[task]
+
+    def wrong_task(self, task: str) -> list[str]:
+        """The listed metrics that do not apply to ``task``."""
+        return [m for m in self.metrics or () if m not in FAIRNESS_METRICS[task]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sensitive": list(self.sensitive),
+            "metrics": None if self.metrics is None else list(self.metrics),
+            "max_disparity": self.max_disparity,
+            "margin": self.margin,
+            "min_group": self.min_group,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Fairness:
+        return cls.read(data)

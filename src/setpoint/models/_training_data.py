@@ -39,6 +39,7 @@ def check_columns(spec: TrainSpec, table: pa.Table) -> None:
     named += [("features", c) for c in spec.features or ()]
     named += [("exclude", c) for c in spec.exclude]
     named += [("segments", c) for c in spec.segments]
+    named += [("fairness.sensitive", c) for c in (spec.fairness.sensitive if spec.fairness else ())]
     if spec.split.time_column:
         named.append(("split.time_column", spec.split.time_column))
     present = set(table.column_names)
@@ -113,7 +114,8 @@ def choose_features(
             if kinds[name] == "string":
                 notes.append(f"{name} has many distinct values; it is encoded as a category")
         return list(spec.features)
-    left_out = {spec.target, *spec.exclude}
+    # Sensitive columns are read for measuring fairness, and learnt from only if listed.
+    left_out = {spec.target, *spec.exclude, *(spec.fairness.sensitive if spec.fairness else ())}
     if spec.split.time_column:
         left_out.add(spec.split.time_column)
     features = []
@@ -176,6 +178,17 @@ def class_labels(target: str, y: Array, task: Task) -> list[Any] | None:
             f"the target {target!r} has one class only ({classes[0]!r}); a classifier needs two"
         )
     return classes
+
+
+def check_fairness_task(spec: TrainSpec, task: Task) -> None:
+    """The fairness metrics the spec lists apply to ``task`` (inferred, if not given)."""
+    other = spec.fairness.wrong_task(task) if spec.fairness else []
+    if other:
+        raise InvalidSpecError(
+            f"fairness.metrics: {', '.join(other)} do not apply to {task} (the task of this "
+            "target); leave metrics out for those of the task",
+            details=[f"fairness.metrics: {m} is not a {task} metric" for m in other],
+        )
 
 
 def metric_names(spec: TrainSpec, task: Task, notes: list[str]) -> list[str] | None:

@@ -8,6 +8,11 @@ parity is the selection rate's, equalized odds the true and false positive rates
 A group with fewer than ``min_group`` rows is listed and marked too small, and left
 out of the differences, where one or two rows would decide them. The sensitive
 columns need not be model inputs: they are passed beside the predictions.
+
+:func:`judged` is the table as the registry keeps it (``evaluation["fairness"]``):
+``to_dict()`` plus the positive class, ``max_disparity`` and the metrics over it;
+:meth:`FairnessTable.gap` says a metric's largest difference in a sentence naming the
+two groups, as gates, alerts and ``models show`` print it.
 """
 
 from __future__ import annotations
@@ -21,17 +26,12 @@ import numpy as np
 import pandas as pd
 
 from setpoint.errors import UsageError
+from setpoint.models._spec_parts import FAIRNESS_METRICS
 
 Metric = Callable[..., float]
 
-CLASSIFICATION = (
-    "selection_rate",
-    "true_positive_rate",
-    "false_positive_rate",
-    "precision",
-    "error_rate",
-)
-REGRESSION = ("mean_error",)
+CLASSIFICATION = FAIRNESS_METRICS["classification"]
+REGRESSION = FAIRNESS_METRICS["regression"]
 MIN_GROUP = 30
 
 
@@ -99,6 +99,46 @@ class FairnessTable:
             return None
         ordered = sorted(judged, key=lambda g: float(g.metrics[metric] or 0.0))
         return ordered[0], ordered[-1]
+
+    def gap(self, metric: str) -> str:
+        """``false positive rate differs by 0.21 between region=south (0.31) and
+        region=north (0.10)``: the largest difference of ``metric``, in words."""
+        found = self.extremes(metric)
+        if found is None:
+            return f"{metric.replace('_', ' ')} has fewer than two groups large enough to judge"
+        low, high = found
+        return (
+            f"{metric.replace('_', ' ')} differs by {_two(self.difference[metric])} between "
+            f"{high.name} ({_two(high.metrics[metric])}) and {low.name} "
+            f"({_two(low.metrics[metric])})"
+        )
+
+    def over(self, limit: float | None) -> list[str]:
+        """The metrics whose difference between judged groups exceeds ``limit``."""
+        if limit is None:
+            return []
+        return [m for m in self.metrics if (self.difference.get(m) or 0.0) > limit + 1e-12]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FairnessTable:
+        """The table back from :meth:`to_dict` (or the registry's form of it)."""
+        metrics = list(data["metrics"])
+        return cls(
+            sensitive=list(data["sensitive"]),
+            metrics=metrics,
+            groups=[
+                Group(
+                    dict(g["values"]),
+                    int(g["rows"]),
+                    {m: g.get(m) for m in metrics},
+                    bool(g["too_small"]),
+                )
+                for g in data["groups"]
+            ],
+            min_group=int(data["min_group"]),
+            difference=dict(data.get("difference") or {}),
+            ratio=dict(data.get("ratio") or {}),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -177,9 +217,34 @@ def fairness_table(
     return table
 
 
+def judged(table: FairnessTable, *, positive: Any, max_disparity: float | None) -> dict[str, Any]:
+    """``table`` as the registry keeps it: :meth:`FairnessTable.to_dict` plus the
+    positive class the rates count, ``max_disparity`` and the metrics over it."""
+    if isinstance(positive, np.generic):
+        positive = positive.item()
+    return {
+        **table.to_dict(),
+        "positive": positive,
+        "max_disparity": max_disparity,
+        "over": table.over(max_disparity),
+    }
+
+
+def _two(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
 def _number(value: Any) -> float | None:
     number = float(value)
     return None if math.isnan(number) else number
 
 
-__all__ = ["CLASSIFICATION", "MIN_GROUP", "REGRESSION", "FairnessTable", "Group", "fairness_table"]
+__all__ = [
+    "CLASSIFICATION",
+    "MIN_GROUP",
+    "REGRESSION",
+    "FairnessTable",
+    "Group",
+    "fairness_table",
+    "judged",
+]

@@ -13,6 +13,7 @@ is caught before any training starts rather than silently ignored::
     estimator: {class: lightgbm.LGBMClassifier, params: {n_estimators: 50}}
     split: {method: time, time_column: applied_at, test_size: 0.25}
     metrics: [roc_auc, accuracy]
+    fairness: {sensitive: [region], max_disparity: 0.1}
 """
 
 from __future__ import annotations
@@ -32,9 +33,16 @@ from pydantic import (
 from setpoint._documents import Document, Number, Problems, Text, Whole
 from setpoint._names import _NAME, LATEST, check_name, split_ref, version_number
 from setpoint.errors import InvalidSpecError, SetpointError
-from setpoint.models._spec_parts import Pipeline, Preprocessing, Split, Step, StepOrPathOrNone
+from setpoint.models._spec_parts import (
+    Fairness,
+    Pipeline,
+    Preprocessing,
+    Split,
+    Step,
+    StepOrPathOrNone,
+)
 
-__all__ = ["DEFAULT_ESTIMATORS", "Pipeline", "Split", "Step", "TrainSpec"]
+__all__ = ["DEFAULT_ESTIMATORS", "Fairness", "Pipeline", "Split", "Step", "TrainSpec"]
 
 Task = Literal["classification", "regression"]
 TASKS: tuple[Task, ...] = ("classification", "regression")
@@ -125,6 +133,10 @@ class TrainSpec(Document):
     """Columns whose values the metrics are also broken down by."""
     overfit_threshold: Number = Field(0.05, ge=0)
     """A training score this much better than validation is flagged as overfitting."""
+    fairness: Fairness | None = None
+    """How the model's treatment of groups is measured on the hold-out (and judged, with
+    ``max_disparity``): ``{sensitive: [columns], metrics, max_disparity, margin,
+    min_group}``; leave out to measure nothing."""
     seed: Whole = Field(0, ge=0, le=MAX_SEED)
     """The seed of the split and of the estimator, so a spec trains the same twice."""
     description: Annotated[
@@ -264,6 +276,28 @@ class TrainSpec(Document):
             raise Problems(problems)
         return segments
 
+    @field_validator("fairness")
+    @classmethod
+    def _fairness(cls, fairness: Fairness | None, info: ValidationInfo) -> Fairness | None:
+        if fairness is None:
+            return None
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        target = info.data.get("target")
+        if target in fairness.sensitive:
+            problems.append((("sensitive",), f"the target {target!r} cannot be a sensitive column"))
+        task = info.data.get("task")
+        if task and (other := fairness.wrong_task(task)):
+            problems.append(
+                (
+                    ("metrics",),
+                    f"{', '.join(other)} do not apply to {task}; leave metrics out for "
+                    "those of the task",
+                )
+            )
+        if problems:
+            raise Problems(problems)
+        return fairness
+
     @field_validator("seed", mode="before")
     @classmethod
     def _seed(cls, seed: Any) -> Any:
@@ -323,6 +357,7 @@ class TrainSpec(Document):
             "metrics": None if self.metrics is None else list(self.metrics),
             "segments": list(self.segments),
             "overfit_threshold": self.overfit_threshold,
+            "fairness": None if self.fairness is None else self.fairness.to_dict(),
             "seed": self.seed,
             "description": self.description,
         }

@@ -87,6 +87,7 @@ class FitResult:
     spec: dict[str, Any]
     notes: list[str] = field(default_factory=list)
     importance: dict[str, Any] | None = None  # mean |contribution| per feature
+    fairness: dict[str, Any] | None = None  # the hold-out's fairness table, judged
 
 
 def fit(
@@ -113,6 +114,7 @@ def fit(
     y = data.target_values(kept.column(spec.target))
     task = spec.task or data.infer_task(spec.target, y, all_kinds[spec.target], notes)
     classes = data.class_labels(spec.target, y, task)
+    data.check_fairness_task(spec, task)
     metric_names = data.metric_names(spec, task, notes)
 
     report.stage("splitting")
@@ -193,6 +195,7 @@ def fit(
         else overfit_gap(metrics["train"], metrics["validation"], primary, spec.overfit_threshold)
     )
     importance = _importance(predictor, train, valid, notes)
+    fairness = _fairness(spec, task, classes, valid, y_valid, scored["validation"][0])
     report.stage("done")
     return FitResult(
         estimator=model,
@@ -215,6 +218,7 @@ def fit(
         spec=spec.to_dict(),
         notes=notes,
         importance=importance,
+        fairness=fairness,
     )
 
 
@@ -247,6 +251,34 @@ def _importance(
         )
         return None
     return explain.global_importance(explained)
+
+
+def _fairness(
+    spec: TrainSpec,
+    task: Task,
+    classes: list[Any] | None,
+    valid: pa.Table,
+    y_valid: Array,
+    predicted: Array,
+) -> dict[str, Any] | None:
+    """The spec's fairness table on the hold-out (``models/fairness.py``), with the
+    metrics over ``max_disparity``; rates count the last class as the positive one."""
+    if spec.fairness is None:
+        return None
+    from setpoint.models.fairness import fairness_table, judged
+
+    settings = spec.fairness
+    positive = classes[-1] if classes else None
+    table = fairness_table(
+        y_valid,
+        predicted,
+        {name: valid.column(name).to_pylist() for name in settings.sensitive},
+        task=task,
+        positive=positive,
+        metrics=settings.metrics_for(task),
+        min_group=settings.min_group,
+    )
+    return judged(table, positive=positive, max_disparity=settings.max_disparity)
 
 
 class _Reporter:
