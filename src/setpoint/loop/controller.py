@@ -346,6 +346,7 @@ class Loop:
             since=rollout.data_since,
             until=now,
             include_original=policy.retrain.include_original,
+            measured=policy.gates.fairness.sensitive if policy.gates.fairness else (),
         )
         context.check()
         dataset, proposal = retrain.register_training_set(
@@ -390,6 +391,12 @@ class Loop:
             for name in policy.gates.segments
             if name in holdout.column_names
         }
+        fairness = policy.gates.fairness or spec.fairness
+        sensitive = {
+            name: holdout.column(name).to_pylist()
+            for name in (fairness.sensitive if fairness else ())
+            if name in holdout.column_names
+        }
         cost = None
         if (
             policy.gates.max_p99_latency_ms is not None
@@ -409,6 +416,8 @@ class Loop:
             segments=segments or None,
             candidate_cost=cost,
             contract_problems=contract_problems(champion, candidate),
+            fairness=fairness,
+            sensitive=sensitive,
         )
         return {**report.to_dict(), "holdout": {"dataset": dataset, "rows": len(truth)}}
 

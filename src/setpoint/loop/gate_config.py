@@ -9,6 +9,7 @@ path and the JSON Schema of ``gates`` come from these declarations::
       confidence: 0.9
       segments: [channel]
       max_p99_latency_ms: 50
+      fairness: {sensitive: [region], metrics: [false_positive_rate], max_disparity: 0.1}
 
 ``metrics`` is also a list: of names, of ``{metric: roc_auc, min_delta: 0.01}`` or of
 ``{roc_auc: {min_delta: 0.01}}``; a bare name is one metric at a margin of 0. It is
@@ -27,6 +28,7 @@ from pydantic_core import CoreSchema
 from setpoint._documents import Document, Flag, Number, Text, Whole
 from setpoint.loop._forms import AlsoAccepts
 from setpoint.models.evaluation import METRICS
+from setpoint.models.spec import Fairness
 
 __all__ = ["MIN_BOOTSTRAP", "GateConfig", "MetricGate", "MetricName", "known_metric"]
 
@@ -243,6 +245,10 @@ class GateConfig(Document):
     (null: none)."""
     cpu_hour_cost: Number = Field(0.05, ge=0)
     """The price of one CPU-hour."""
+    fairness: Fairness | None = None
+    """How the candidate's treatment of groups is judged against ``max_disparity`` and
+    the champion's (``{sensitive, metrics, max_disparity, margin, min_group}``); leave
+    out to use the model's spec's ``fairness``, if it has one."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values for YAML or JSON (``metrics`` a list, whose order survives

@@ -17,7 +17,10 @@ window, which the candidate did not train on) and every check must pass:
 - p99 latency and cost per 1,000 predictions, measured by :func:`measure_cost`,
   within their budgets;
 - the candidate takes the inputs the endpoint's callers send: its input contract
-  names the champion's features with the same kinds.
+  names the champion's features with the same kinds;
+- with ``fairness`` settings, no listed metric differs between groups of the
+  sensitive columns by more than ``max_disparity``, or by more than the champion's
+  difference plus ``margin`` (:mod:`setpoint.loop.fairness_gate`).
 
 A metric that is undefined for either model (ROC AUC without probabilities or with
 one class) fails its check: a gate that cannot judge does not promote. The
@@ -39,10 +42,14 @@ import pandas as pd
 
 from setpoint._display import count, html_summary, listing, number, short_repr
 from setpoint.errors import UsageError
+from setpoint.loop._check import Check
+from setpoint.loop._check import float_or_none as _float_or_none
 from setpoint.loop.bootstrap import Answers, paired_differences
+from setpoint.loop.fairness_gate import fairness_checks
 from setpoint.loop.gate_config import GateConfig, MetricGate
 from setpoint.models.evaluation import METRICS, PRIMARY, evaluate, primary_metric, segment_metrics
 from setpoint.models.predictor import Predictor
+from setpoint.models.spec import Fairness
 
 __all__ = [
     "Check",
@@ -67,43 +74,6 @@ _ARGMAX_FLAVORS = frozenset({"lightgbm", "xgboost"})
 
 
 # --- the report ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Check:
-    """One check of a gate. For metric and segment checks ``value`` is the candidate's
-    improvement over the champion in the metric's better direction and ``threshold``
-    the least improvement allowed (``interval``: its bootstrap confidence interval);
-    for budgets ``value`` is the measurement and ``threshold`` the most allowed."""
-
-    name: str
-    passed: bool
-    value: float | None
-    threshold: float | None
-    detail: str
-    interval: tuple[float, float] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "passed": self.passed,
-            "value": self.value,
-            "threshold": self.threshold,
-            "detail": self.detail,
-            "interval": None if self.interval is None else list(self.interval),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Check:
-        interval = data.get("interval")
-        return cls(
-            name=str(data["name"]),
-            passed=bool(data["passed"]),
-            value=_float_or_none(data.get("value")),
-            threshold=_float_or_none(data.get("threshold")),
-            detail=str(data.get("detail", "")),
-            interval=None if interval is None else (float(interval[0]), float(interval[1])),
-        )
 
 
 @dataclass(frozen=True)
@@ -173,10 +143,6 @@ class GateReport:
             champion={str(k): _float_or_none(v) for k, v in data.get("champion", {}).items()},
             candidate={str(k): _float_or_none(v) for k, v in data.get("candidate", {}).items()},
         )
-
-
-def _float_or_none(value: Any) -> float | None:
-    return None if value is None else float(value)
 
 
 # --- measuring latency and cost -----------------------------------------------------
@@ -280,6 +246,8 @@ def evaluate_gates(
     segments: Mapping[str, Any] | None = None,
     candidate_cost: Mapping[str, Any] | None = None,
     contract_problems: Sequence[str] | None = None,
+    fairness: Fairness | None = None,
+    sensitive: Mapping[str, Any] | None = None,
 ) -> GateReport:
     """Judge ``candidate`` against ``champion`` on the same labelled hold-out rows.
 
@@ -292,7 +260,10 @@ def evaluate_gates(
     CPU seconds at ``config.cpu_hour_cost``, so the budget and the price agree. A
     budget without a measurement fails. ``contract_problems``, when given, are what
     would break the endpoint's callers (a feature added, dropped or of another kind):
-    any fails the ``contract`` check.
+    any fails the ``contract`` check. ``fairness`` (``config.fairness`` when not
+    given) judges both models' treatment of the groups of the ``sensitive`` columns'
+    values on those rows; a classifier's rates count the last of ``classes`` as the
+    positive class.
     """
     if task not in TASKS:
         raise UsageError(f"task must be 'classification' or 'regression', not {task!r}")
@@ -354,6 +325,17 @@ def evaluate_gates(
     checks += _budget_checks(config, candidate_cost)
     if contract_problems is not None:
         checks.append(_contract_check(list(contract_problems)))
+    fairness = fairness or config.fairness
+    if fairness is not None:
+        checks += fairness_checks(
+            fairness,
+            task=task,
+            positive=labels[-1] if labels else None,
+            y_true=y,
+            champion=champ[0],
+            candidate=cand[0],
+            sensitive=sensitive or {},
+        )
     return GateReport(
         passed=all(check.passed for check in checks),
         checks=checks,

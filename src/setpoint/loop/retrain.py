@@ -4,7 +4,9 @@ The prediction log holds every answered request's inputs; feedback holds the lab
 that came later. Joined (the latest label per prediction), the labelled rows of the
 training window are the new training set: the champion's features, its target, and the
 time of each prediction as the spec's time column (so a time split keeps its meaning:
-the newest rows are the hold-out). The set is registered as a dataset version whose
+the newest rows are the hold-out), and the columns fairness is measured by, which
+requests carry beside the features (kept in the log, never model inputs unless they
+are features). The set is registered as a dataset version whose
 source and tags name the log window it came from, checked against the contract of the
 champion's training data, and the champion's spec is trained on it. Rows that break
 only soft rules (past a bound, a new category) are the new world the candidate must
@@ -19,7 +21,7 @@ version its predecessor registered, and registration happens under the job's lea
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
@@ -84,10 +86,13 @@ def training_set(
     since: datetime | None,
     until: datetime,
     include_original: bool = False,
+    measured: Sequence[str] = (),
 ) -> TrainingSet:
-    """The labelled traffic of [since, until) as a table the champion's spec trains on."""
+    """The labelled traffic of [since, until) as a table the champion's spec trains on,
+    with the sensitive columns of its fairness settings and ``measured`` (those of the
+    policy's gates) where the requests sent them."""
     spec = champion_spec(champion)
-    kinds = _kinds(champion)
+    kinds = _kinds(champion) | _sensitive_kinds(workspace, champion, spec, measured)
     masked = [
         name
         for name, rule in (champion.contract or {}).get("columns", {}).items()
@@ -244,6 +249,20 @@ def _kinds(version: ModelVersion) -> dict[str, Kind]:
     if version.contract is None:
         raise UsageError(f"{version.ref} has no input contract; retraining needs its features")
     return {name: cast(Kind, rule["kind"]) for name, rule in version.contract["columns"].items()}
+
+
+def _sensitive_kinds(
+    workspace: Workspace, champion: ModelVersion, spec: TrainSpec, measured: Sequence[str]
+) -> dict[str, Kind]:
+    """The kinds (from the training data's contract) of the sensitive columns that are
+    not features: read from the log's records as the features are."""
+    wanted = [*(spec.fairness.sensitive if spec.fairness else ()), *measured]
+    features = (champion.contract or {}).get("columns", {})
+    wanted = [name for name in dict.fromkeys(wanted) if name not in features]
+    if not wanted:
+        return {}
+    columns = workspace.contract(_train_dataset(champion)).columns
+    return {name: columns[name].kind if name in columns else "categorical" for name in wanted}
 
 
 def _train_dataset(version: ModelVersion) -> str:
