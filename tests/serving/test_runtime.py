@@ -8,6 +8,7 @@ does is then decided by the test, not by timing.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -113,6 +114,29 @@ def test_repeated_inputs_are_answered_from_the_cache_and_still_logged(
         runtime.swap(runtime.model)  # a new version is served: old answers go
         assert len(runtime.cache) == 0
         assert post(client, rows[0]).json()["flags"]["cached"] is False
+
+
+# -- columns measured, not used ------------------------------------------------------------
+
+
+def test_the_specs_sensitive_columns_are_taken_and_logged_but_other_columns_refused(
+    served: Workspace, memory_log: MemoryLog, rows: list[dict[str, Any]]
+) -> None:
+    with serve(served, memory_log) as client:
+        lane = runtime_of(client).champion
+        model = lane.model
+        fairness = {"sensitive": ["region"], "max_disparity": 0.1}
+        version = dataclasses.replace(model.version, spec={**SPEC, "fairness": fairness})
+        lane.model = LoadedModel(version, model.predictor, model.contract)
+        plain = post(client, rows[0]).json()
+        answer = post(client, {**rows[0], "region": "south"})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["probabilities"] == plain["probabilities"]  # not a model input
+        logged = {r["request_id"]: r for r in memory_log.records}
+        assert logged[answer.json()["request_id"]]["inputs"]["region"] == "south"
+        other = post(client, {**rows[0], "nickname": "x"})
+        assert other.status_code == 422
+        assert "nickname that the model does not take" in other.json()["error"]["message"]
 
 
 # -- canary and shadow --------------------------------------------------------------------

@@ -113,6 +113,19 @@ class LoadedModel:
         return list(self.contract.columns)
 
     @cached_property
+    def measured(self) -> frozenset[str]:
+        """Columns a request may carry beside the model's inputs: the sensitive columns
+        of the spec's fairness settings, kept in the log for the monitor and the loop's
+        fairness gate and never given to the model."""
+        fairness = (self.version.spec or {}).get("fairness") or {}
+        return frozenset(fairness.get("sensitive") or ()) - self.contract.columns.keys()
+
+    @cached_property
+    def accepted(self) -> frozenset[str]:
+        """Every column a request may carry when the contract refuses unknown ones."""
+        return frozenset(self.contract.columns) | self.measured
+
+    @cached_property
     def required(self) -> frozenset[str]:
         return frozenset(n for n, rule in self.contract.columns.items() if rule.required)
 

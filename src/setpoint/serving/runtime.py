@@ -195,17 +195,18 @@ class EndpointRuntime:
 
     def check_columns(self, request: PredictRequest) -> None:
         """The cheap per-request check: a missing or undeclared column fails this request
-        alone, before it joins a batch with others."""
+        alone, before it joins a batch with others. The spec's sensitive columns are
+        declared too: they are measured (kept in the log), not model inputs."""
         model = self.model
         given = request.names()
         if model.required <= given and (
-            model.contract.unknown_columns != "reject" or given <= model.contract.columns.keys()
+            model.contract.unknown_columns != "reject" or given <= model.accepted
         ):
             return  # the usual case, in two set comparisons
         contract = model.contract
         missing = [n for n, r in contract.columns.items() if r.required and n not in given]
         unknown = (
-            [n for n in given if n not in contract.columns]
+            [n for n in given if n not in model.accepted]
             if contract.unknown_columns == "reject"
             else []
         )
