@@ -3,9 +3,10 @@
 Keys name the condition, so that the alert store keeps one alert per condition and
 endpoint: ``drift:feature:NAME``, ``drift:prediction``, ``drift:dataset``,
 ``drift:multivariate``, ``performance:estimated:METRIC``, ``performance:realized:METRIC``,
-``quality:refused`` (a share of the rows refused for their values) and
+``quality:refused`` (a share of the rows refused for their values),
 ``quality:out_of_contract`` (a share of the answered rows outside the contract's
-ranges and categories).
+ranges and categories), ``fairness:selection_rate`` and ``fairness:realized:METRIC``
+(a difference between groups past ``max_disparity``, see ``fairness.py``).
 
 A condition is *judged* in a window when the window holds the evidence to decide it:
 enough rows for drift, enough labels for realized performance, an estimate for
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
+
+from setpoint.monitoring import fairness
 
 if TYPE_CHECKING:
     from setpoint.monitoring.monitor import Monitor
@@ -47,6 +50,7 @@ def conditions(monitor: Monitor, window: Window) -> dict[str, Holding | None]:
         min_labels=config.min_labels,
     )
     judged.update(_contract(monitor, window, when))  # what the server refused and marked
+    judged.update(fairness.conditions(window.results, when))
     return judged
 
 

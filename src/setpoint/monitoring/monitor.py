@@ -30,7 +30,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from setpoint._display import count, short_repr
 from setpoint.data.kinds import Kind
 from setpoint.errors import ConflictError, NotFoundError
-from setpoint.monitoring import parallel
+from setpoint.monitoring import fairness, parallel
 from setpoint.monitoring import reference as references
 from setpoint.monitoring.alerts import AlertStore
 from setpoint.monitoring.backfill import BackfillResult, backfill
@@ -354,9 +354,13 @@ class Monitors:
         engine: str,
     ) -> list[Window]:
         """``run``'s work once it knows the windows: read the traffic, measure, store."""
+        monitor = fairness.with_settings(monitor, self._sources)
         endpoint = monitor.endpoint
         span = monitor.config.window_seconds
-        kinds = cast(dict[str, Kind], monitor.reference.features)
+        # The sensitive columns are read beside the features (requests carry them).
+        kinds = cast(
+            dict[str, Kind], {**monitor.reference.features, **fairness.sensitive_kinds(monitor)}
+        )
         traffic = read_traffic(
             self._sources.logs,
             endpoint,

@@ -6,6 +6,7 @@ Schema (``setpoint schema monitor``) and ``docs/reference/monitor.md`` agree::
     window: 1d
     drift: {alpha: 0.05, numeric_effect: 0.1, effects: {income: 0.2}}
     performance_drop: 0.05
+    fairness: {sensitive: [region], max_disparity: 0.1}
     webhooks:
       - {url: "http://alerts.internal/hook", format: slack}
 """
@@ -21,6 +22,7 @@ from pydantic import Field, field_validator
 from setpoint._documents import Document, Duration, Flag, Number, Text, Whole
 from setpoint._durations import parse_duration
 from setpoint.errors import ConfigError, SetpointError
+from setpoint.models._spec_parts import Fairness
 
 __all__ = ["DriftSettings", "MonitorConfig", "WebhookConfig"]
 
@@ -120,6 +122,11 @@ class MonitorConfig(Document):
     time_column: Text | None = None
     """What orders the reference's rows (default: the training spec's time split
     column); thresholds are then also learned from its own windows of time."""
+    fairness: Fairness | None = None
+    """How the answers' treatment of groups is measured per window, and when it alerts
+    (``{sensitive, metrics, max_disparity, min_group}``; ``margin`` is the loop's);
+    leave out for the serving model's spec's ``fairness``. Requests carry the
+    sensitive columns beside the inputs."""
 
     @field_validator("window")
     @classmethod

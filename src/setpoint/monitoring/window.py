@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 
 from setpoint._display import count, html_summary, listing, minute, number, short_repr
 from setpoint.errors import InvalidDataError
+from setpoint.monitoring import fairness
 from setpoint.monitoring import reference as references
 from setpoint.monitoring.contract_counts import contract_quality, refused_in
 from setpoint.monitoring.engine import Baseline, Engine, EngineSettings
@@ -181,8 +182,10 @@ class Measurement:
         )
         labels = self.traffic.labels
         refused = refused_in(self.traffic, start, end)
+        inputs = self.traffic.inputs.take(rows)
+        features = list(self.ref.features)
         measured = self.engine.measure(
-            self.traffic.inputs.take(rows),
+            inputs if inputs.column_names == features else inputs.select(features),
             predictions=predictions,
             probabilities=proba,
             labels=None if labels is None else labels.take(rows),
@@ -190,6 +193,16 @@ class Measurement:
         )
         # What the server refused and marked, by column and rule (from the logs).
         measured["quality"].update(contract_quality(self.traffic, rows, refused))
+        settings = self.monitor.config.fairness
+        if settings is not None:
+            measured["fairness"] = fairness.measure(
+                settings,
+                task=self.ref.task,
+                classes=self.ref.classes,
+                groups=inputs.select([c for c in settings.sensitive if c in inputs.column_names]),
+                predictions=predictions,
+                labels=None if labels is None else labels.take(rows),
+            )
         realized = measured["performance"]["realized"]
         if realized is not None and realized["labels"]:
             realized["label_delay_hours"] = self._label_delay(rows)
