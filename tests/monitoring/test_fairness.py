@@ -30,7 +30,7 @@ def _log(ws: Workspace, day: datetime, *, favour_north: float, seed: int) -> Non
     answer = np.where(rng.random(ROWS) < 0.1, 1 - truth, truth)
     answer = np.where((region == "north") & (rng.random(ROWS) < favour_north), 1, answer)
     features = frame.drop(columns=[lending.TARGET, lending.TIME_COLUMN])
-    predictions, feedback = [], []
+    predictions = []
     for i, (row, when) in enumerate(
         zip(features.to_dict(orient="records"), frame[lending.TIME_COLUMN], strict=True)
     ):
@@ -53,20 +53,29 @@ def _log(ws: Workspace, day: datetime, *, favour_north: float, seed: int) -> Non
                 "fallback": False,
             }
         )
-        if i % 2 == 0:
-            feedback.append(
-                {
-                    "request_id": f"{day:%d}-{i}",
-                    "row": 0,
-                    "ts": day + timedelta(days=1),
-                    "endpoint": "credit",
-                    "label": int(truth[i]),
-                }
-            )
-    for kind, records in (("predictions", predictions), ("feedback", feedback)):
-        log = RecordLog(ws.root, kind=kind)
-        log.append(records)
-        log.close()
+    log = RecordLog(ws.root, kind="predictions")
+    log.append(predictions)
+    log.close()
+    _label(ws, day, seed, first=0)
+
+
+def _label(ws: Workspace, day: datetime, seed: int, *, first: int) -> None:
+    """Labels for every other row of the day's answers, from row ``first``."""
+    truth = lending.applications(ROWS, start=day, days=1, seed=seed)[lending.TARGET]
+    log = RecordLog(ws.root, kind="feedback")
+    log.append(
+        [
+            {
+                "request_id": f"{day:%d}-{i}",
+                "row": 0,
+                "ts": day + timedelta(days=1),
+                "endpoint": "credit",
+                "label": int(truth.iloc[i]),
+            }
+            for i in range(first, ROWS, 2)
+        ]
+    )
+    log.close()
 
 
 @pytest.fixture(scope="module")
@@ -126,3 +135,10 @@ def test_each_window_measures_the_groups_and_alerts_past_max_disparity(
     assert "and region=south (0." in message
     assert f"on {ROWS // 2:,} labelled rows in 2026-06-02 00:00 to" in message
     assert message.endswith("over the 0.10 allowed")
+
+    # Labels that come late bring the window's fairness up to date, as its performance.
+    _label(watched, DAY + timedelta(days=1), 2, first=1)
+    watched.monitors.run("credit", until=DAY + timedelta(days=2))
+    later = watched.monitors.windows("credit")[-1].results["fairness"]["realized"]
+    assert sum(g["rows"] for g in later["groups"]) == ROWS
+    assert later["difference"] != skewed["realized"]["difference"]

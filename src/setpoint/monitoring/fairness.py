@@ -31,9 +31,10 @@ if TYPE_CHECKING:
     from setpoint.monitoring.conditions import Holding
     from setpoint.monitoring.monitor import Monitor
 
-__all__ = ["conditions", "measure", "sensitive_kinds", "with_settings"]
+__all__ = ["REALIZED", "conditions", "measure", "sensitive_kinds", "with_settings"]
 
 SELECTION = "selection_rate"
+REALIZED = "fairness:realized:"
 
 
 def with_settings(monitor: Monitor, sources: ReferenceSources) -> Monitor:
@@ -122,7 +123,7 @@ def conditions(results: Mapping[str, Any], when: str) -> dict[str, Holding | Non
     judged: dict[str, Holding | None] = {}
     if limit is None:
         return judged
-    for part, prefix in (("selection", "fairness:"), ("realized", "fairness:realized:")):
+    for part, prefix in (("selection", "fairness:"), ("realized", REALIZED)):
         stored = found.get(part)
         if not stored:
             continue

@@ -417,20 +417,21 @@ class Monitors:
             if found is not None:
                 updated[window.start] = found
         current = [updated.get(w.start, w) for w in recent]
-        judged = [
-            w
-            for w in current
-            if w.results.get("reference", monitor.reference.model) == monitor.reference.model
-            and any(key.startswith(REALIZED) for key in conditions(monitor, w))
-        ]
-        if judged and judged[-1].start in updated:
-            self._alert(monitor, judged[-1], notifier, only=REALIZED)
+        for prefix in (REALIZED, fairness.REALIZED):
+            judged = [
+                w
+                for w in current
+                if w.results.get("reference", monitor.reference.model) == monitor.reference.model
+                and any(key.startswith(prefix) for key in conditions(monitor, w))
+            ]
+            if judged and judged[-1].start in updated:
+                self._alert(monitor, judged[-1], notifier, only=prefix)
 
     def _bring_up_to_date(
         self, monitor: Monitor, window: Window, context: Measurement
     ) -> Window | None:
-        """Store a computed window's realized performance on the labels known now; the
-        window as updated, or None when no label came since."""
+        """Store a computed window's realized performance (and fairness) on the labels
+        known now; the window as updated, or None when no label came since."""
         performance = dict(window.results.get("performance") or {})
         realized = context.realized_in(window.start, window.end)
         if realized == performance.get("realized"):
@@ -440,6 +441,8 @@ class Monitors:
             performance, min_labels=monitor.config.min_labels
         )
         results = {**window.results, "performance": performance}
+        if "fairness" in results:  # its rates on the labels known now
+            results["fairness"] = context.fairness_in(window.start, window.end)
         with self._sources.db.write() as conn:
             conn.execute(
                 sa.update(monitor_windows)

@@ -193,16 +193,8 @@ class Measurement:
         )
         # What the server refused and marked, by column and rule (from the logs).
         measured["quality"].update(contract_quality(self.traffic, rows, refused))
-        settings = self.monitor.config.fairness
-        if settings is not None:
-            measured["fairness"] = fairness.measure(
-                settings,
-                task=self.ref.task,
-                classes=self.ref.classes,
-                groups=inputs.select([c for c in settings.sensitive if c in inputs.column_names]),
-                predictions=predictions,
-                labels=None if labels is None else labels.take(rows),
-            )
+        if self.monitor.config.fairness is not None:
+            measured["fairness"] = self._fairness(rows)
         realized = measured["performance"]["realized"]
         if realized is not None and realized["labels"]:
             realized["label_delay_hours"] = self._label_delay(rows)
@@ -256,6 +248,27 @@ class Measurement:
             else self.traffic.probabilities[rows.to_numpy()]
         )
         return self._realized(rows, predictions, proba)
+
+    def fairness_in(self, start: datetime, end: datetime) -> dict[str, Any] | None:
+        """The fairness of the answers in [start, end) on the labels known now."""
+        if self.monitor.config.fairness is None:
+            return None
+        return self._fairness(self._rows(start, end))
+
+    def _fairness(self, rows: pa.Array) -> dict[str, Any]:
+        settings = self.monitor.config.fairness
+        assert settings is not None
+        inputs, labels = self.traffic.inputs, self.traffic.labels
+        return fairness.measure(
+            settings,
+            task=self.ref.task,
+            classes=self.ref.classes,
+            groups=inputs.select([c for c in settings.sensitive if c in inputs.column_names]).take(
+                rows
+            ),
+            predictions=self.traffic.predictions.take(rows),
+            labels=None if labels is None else labels.take(rows),
+        )
 
     def _rows(self, start: datetime, end: datetime) -> pa.Array:
         inside = pc.and_(
