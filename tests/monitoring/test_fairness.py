@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from setpoint.demo import lending
+from setpoint.monitoring.report import ReportData, render_report
 from setpoint.monitoring.settings import MonitorConfig
 from setpoint.serving.log import RecordLog
 from setpoint.workspace import Workspace
@@ -135,6 +136,17 @@ def test_each_window_measures_the_groups_and_alerts_past_max_disparity(
     assert "and region=south (0." in message
     assert f"on {ROWS // 2:,} labelled rows in 2026-06-02 00:00 to" in message
     assert message.endswith("over the 0.10 allowed")
+
+    # The offline report shows each window's gaps, and the latest ones over the limit.
+    page = render_report(ReportData.from_dict(watched.monitors.report_data("credit")))
+    section = page[page.index('id="fairness"') :]
+    section = section[: section.index("</section>")]
+    assert "Largest difference between groups, per window" in section
+    assert "Selection rate (answers)" in section
+    assert "False positive rate" in section
+    assert section.count("(over)") >= 2  # the second day, both metrics
+    assert "False positive rate differs by 0." in section
+    assert "between region=north (0." in section
 
     # Labels that come late bring the window's fairness up to date, as its performance.
     _label(watched, DAY + timedelta(days=1), 2, first=1)

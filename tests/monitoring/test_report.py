@@ -429,6 +429,10 @@ def test_the_domain_classifier_auc_is_shown_with_its_standard_error() -> None:
         (lambda d: d["windows"][0]["quality"]["null_rates"].update(age=1.5), "null_rates['age']"),
         (lambda d: d["windows"][0].update(drift_share=float("nan")), "windows[0].drift_share"),
         (lambda d: d["alerts"][0].update(state="snoozed"), "alerts[0].state"),
+        (
+            lambda d: d["windows"][1].update(fairness={"selection": {"groups": 3}}),
+            "windows[1].fairness.selection.groups",
+        ),
     ],
 )
 def test_malformed_data_is_refused_naming_the_field(change: Any, field: str) -> None:

@@ -31,6 +31,7 @@ from setpoint.monitoring.report._checks import (
     _version,
     _when,
 )
+from setpoint.monitoring.report._fairness import WindowFairness, read_fairness
 
 Kind = Literal["numeric", "categorical"]
 
@@ -156,6 +157,7 @@ class WindowResult:
     performance: Performance | None = None
     latency: Latency | None = None
     label: str | None = None  # how the window is named, when not by its start (2024-03)
+    fairness: WindowFairness | None = None  # the gaps between groups (report/_fairness.py)
 
 
 @dataclass(frozen=True)
@@ -208,12 +210,14 @@ class ReportData:
                                        realized?: {metric: x, coverage?},
                                        reference?: {metric: x},
                                        concept_drift?: {metrics: {metric: ...}}},
-                        latency?: {p50_ms?, p99_ms?}}]}
+                        latency?: {p50_ms?, p99_ms?},
+                        fairness?: {max_disparity?, selection?: table, realized?: table}}]}
             feature: {kind: "numeric" | "categorical", drifted, effect?, threshold?,
                       test?, statistic?, p_value?, null_fraction?,
                       reference_null_fraction?,
                       histogram?: {edges, reference, current}            (numeric)
                                 | {categories, reference, current}}      (categorical)
+            table: {groups: [{values, rows, too_small, metric: x}], difference: {metric: x}}
             alert: {message, key?, severity?, state?: "open" | "acknowledged" |
                     "resolved", first_seen?, last_seen?, count?, acked_by?,
                     noticed_at?}
@@ -433,6 +437,9 @@ def _window(v: Any, path: str) -> WindowResult:
         performance=None if perf is None else _performance(perf, f"{path}.performance"),
         latency=lat,
         label=None if label is None else _text(label, f"{path}.label"),
+        fairness=None
+        if d.get("fairness") is None
+        else read_fairness(d["fairness"], f"{path}.fairness"),
     )
 
 

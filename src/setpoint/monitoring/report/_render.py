@@ -8,6 +8,7 @@ from importlib import resources
 from pathlib import Path
 
 from setpoint.monitoring.report._data import ReportData
+from setpoint.monitoring.report._fairness_section import fairness_section
 from setpoint.monitoring.report._format import _DASH, _E, _span, _stamp, _window_labels
 from setpoint.monitoring.report._plots import _traffic_plot
 from setpoint.monitoring.report._sections import (
@@ -61,6 +62,11 @@ def render_report(data: ReportData) -> str:
             ),
             _section("performance", "Model performance", _performance_section(ws, labels)),
             _section("quality", "Data quality", _quality_section(ws, labels)),
+            *(
+                [_section("fairness", "Fairness between groups", fair)]
+                if (fair := fairness_section(ws))
+                else []
+            ),
             _section(
                 "traffic",
                 "Traffic and response time",
