@@ -15,10 +15,12 @@ SPEC = """\
 model: risk
 dataset: loans@latest
 target: defaulted
+features: [income, grade]
 estimator:
   class: sklearn.linear_model.LogisticRegression
   params: {max_iter: 500}
 segments: [grade]
+fairness: {sensitive: grade, max_disparity: 0.5, min_group: 15}
 seed: 1
 """
 
@@ -87,6 +89,10 @@ def test_the_whole_foundation_path(cli: Cli, tmp_path: Path) -> None:
     importance = trained["evaluation"]["importance"]
     assert "Top features" in shown
     assert next(iter(importance["features"])) in shown  # the most important, listed
+    fairness = trained["evaluation"]["fairness"]
+    assert {g["values"]["grade"] for g in fairness["groups"]} == {"A", "B", "C"}
+    assert "Fairness on the hold-out (positive class 1)" in shown
+    assert " differs by " in shown
 
     actions = [e["action"] for e in cli.json("audit")]
     assert actions[:3] == ["alias.rollback", "alias.promote", "alias.promote"]

@@ -234,3 +234,19 @@ def test_monitor_windows_at_80_columns_cut_no_figure() -> None:
     with console.capture() as shown:
         windows_table(console, ENDPOINT, [window, judged])
     _fits(shown.get(), [ENDPOINT, "1,234,567", "0.512", "0.812", "0.801", "123456"])
+
+
+def test_a_fairness_table_of_long_group_names_fits() -> None:
+    from setpoint.cli.models import render_fairness
+    from setpoint.models.fairness import fairness_table, judged
+
+    rng = np.random.default_rng(0)
+    groups = {"region": rng.choice([DATASET, "south", "tiny"], 400, p=[0.5, 0.45, 0.05])}
+    y = rng.integers(0, 2, 400)
+    table = fairness_table(y, rng.integers(0, 2, 400), groups, task="classification")
+    console = Console(width=80, record=True)
+    render_fairness(console, judged(table, positive=1, max_disparity=0.05))
+    shown = console.export_text()
+    _fits(shown, [f"region={DATASET}", "region=tiny"])
+    assert "too few" in shown  # the tiny group, shown but not judged
+    assert "over the 0.05 allowed" in " ".join(shown.split())

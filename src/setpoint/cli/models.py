@@ -20,6 +20,16 @@ models_app = typer.Typer(
 
 # The few metrics a per-segment table shows; every metric is in --json.
 _TOP_FEATURES = 10  # the most important features `models show` lists
+_TOP_GAPS = 3  # the largest gaps between groups `models show` says in words
+# Short headers of the fairness metrics, so a table of five fits 80 columns.
+_FAIRNESS = {
+    "selection_rate": "select",
+    "true_positive_rate": "TPR",
+    "false_positive_rate": "FPR",
+    "precision": "prec",
+    "error_rate": "error",
+    "mean_error": "mean err",
+}
 _SEGMENT_METRICS = {
     "classification": ("roc_auc", "accuracy", "f1", "log_loss"),
     "regression": ("rmse", "mae", "r2"),
@@ -188,6 +198,8 @@ def render_version(
             title=f"Top features ({importance.get('space')}, {count(importance.get('rows'))} "
             "hold-out rows)",
         )
+    if version.evaluation.get("fairness"):
+        render_fairness(c, version.evaluation["fairness"])
     segments = version.evaluation.get("segments") or {}
     shown = _SEGMENT_METRICS.get(version.task, ())
     for column, values in segments.items():
@@ -217,6 +229,46 @@ def render_version(
             ],
             title="champion history",
         )
+
+
+def render_fairness(c: Console, stored: dict[str, Any]) -> None:
+    """The hold-out's fairness table, one row per group (a group too small to judge
+    marked), then each metric's largest gap between groups, in words."""
+    from setpoint.models.fairness import FairnessTable
+
+    table = FairnessTable.from_dict(stored)
+    limit = stored.get("max_disparity")
+    render_rows(
+        c,
+        ["group", short("rows", "right"), *(short(_FAIRNESS[m], "right") for m in table.metrics)],
+        [
+            (
+                g.name,
+                f"{g.rows:,}" + (" too few" if g.too_small else ""),
+                *(
+                    "-" if g.metrics.get(m) is None else f"{g.metrics[m]:.2f}"
+                    for m in table.metrics
+                ),
+            )
+            for g in table.groups
+        ],
+        title=f"Fairness on the hold-out (positive class {stored.get('positive')!s})",
+        caption=(
+            f"too few: under {table.min_group} rows, shown but not judged"
+            if any(g.too_small for g in table.groups)
+            else None
+        ),
+    )
+    over = set(stored.get("over") or ())
+    gaps = sorted(table.metrics, key=lambda m: -(table.difference.get(m) or 0.0))
+    for metric in gaps[:_TOP_GAPS]:
+        verdict = (
+            f"[bold red]over the {limit:.2f} allowed[/]"
+            if metric in over
+            else ("" if limit is None else f"within {limit:.2f}")
+        )
+        said = escape(table.gap(metric))
+        c.print(f"  {said}" + (f"; {verdict}" if verdict else ""), highlight=False)
 
 
 def _move_done(ctx: typer.Context, move: AliasMove) -> None:
