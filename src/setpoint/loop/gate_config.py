@@ -245,7 +245,9 @@ class GateConfig(Document):
     (null: none)."""
     cpu_hour_cost: Number = Field(0.05, ge=0)
     """The price of one CPU-hour."""
-    fairness: Fairness | None = None
+    # Left out of the stored form when not given, so policies stored before it read
+    # back as they were.
+    fairness: Annotated[Fairness | None, Field(exclude_if=lambda v: v is None)] = None
     """How the candidate's treatment of groups is judged against ``max_disparity`` and
     the champion's (``{sensitive, metrics, max_disparity, margin, min_group}``); leave
     out to use the model's spec's ``fairness``, if it has one."""

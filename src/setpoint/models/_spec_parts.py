@@ -324,8 +324,9 @@ class Fairness(Document):
             }
         ),
     ]
-    """The columns whose values make the groups (one name or a list). They are read from
-    the data beside the features, and are features only if listed under ``features``."""
+    """The columns whose values make the groups (one name or a list). They need not be
+    model inputs: training reads them from the dataset, requests carry them beside the
+    inputs; in a training spec they are features only if listed under ``features``."""
     metrics: Annotated[
         tuple[FairnessMetric, ...] | None,
         BeforeValidator(
