@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from test_retraining import _answer_and_label
+from test_retraining import SPEC, _answer_and_label
 
 from setpoint.demo import lending
 from setpoint.loop.controller import Loop
@@ -101,24 +101,8 @@ def test_the_loop_rejects_a_better_candidate_that_widens_a_groups_false_positive
     ws = Workspace.init(tmp_path / "ws", actor="tester")
     history = lending.applications(2_000, start=START, days=90, seed=2)
     ws.add_dataset("loans", _with_region(history, 2))
-    spec = {
-        "model": "credit-risk",
-        "dataset": "loans@latest",
-        "target": lending.TARGET,
-        "exclude": [lending.TIME_COLUMN],
-        "estimator": {
-            "class": "sklearn.ensemble.HistGradientBoostingClassifier",
-            "params": {"max_iter": 30},
-        },
-        "split": {"method": "time", "time_column": lending.TIME_COLUMN, "test_size": 0.2},
-        "fairness": {
-            "sensitive": "region",
-            "metrics": ["false_positive_rate"],
-            "max_disparity": 0.1,
-        },
-        "seed": 3,
-    }
-    champion = ws.train(spec)
+    fpr = {"sensitive": "region", "metrics": ["false_positive_rate"], "max_disparity": 0.1}
+    champion = ws.train(SPEC | {"fairness": fpr})
     assert "region" not in champion.contract["columns"]  # type: ignore[index]
     assert champion.evaluation["fairness"]["over"] == []
     ws.promote(champion.name, champion.version)
