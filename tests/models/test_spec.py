@@ -198,6 +198,25 @@ def test_metrics_must_fit_a_given_task() -> None:
     assert TrainSpec.from_dict(MINIMAL | {"metrics": ["rmse", "roc_auc"]}).metrics
 
 
+def test_fairness_mistakes_are_named_with_the_fix() -> None:
+    assert problems(
+        MINIMAL | {"task": "regression", "fairness": {"sensitive": "y", "metrics": "precision"}}
+    ) == [
+        "fairness.sensitive: the target 'y' cannot be a sensitive column",
+        "fairness.metrics: precision do not apply to regression; leave metrics out for those "
+        "of the task",
+    ]
+    assert problems(MINIMAL | {"fairness": {"sensitive": [], "mertics": None}}) == [
+        "fairness.sensitive: name at least one column whose values make the groups, e.g. [region]",
+        "fairness.mertics: unknown key; did you mean 'metrics'? valid keys are sensitive, "
+        "metrics, max_disparity, margin, min_group",
+    ]
+    fairness = TrainSpec.from_dict(MINIMAL | {"fairness": {"sensitive": "region"}}).fairness
+    assert fairness is not None
+    assert (fairness.max_disparity, fairness.margin, fairness.min_group) == (None, 0.05, 30)
+    assert fairness.metrics_for("regression") == ("mean_error",)
+
+
 def test_the_time_column_cannot_be_a_feature_or_the_target() -> None:
     split = {"method": "time", "time_column": "t"}
     [problem] = problems(MINIMAL | {"features": ["a", "t"], "split": split})
@@ -358,6 +377,7 @@ EXAMPLES = [
     STORED,
     yaml.safe_load(FULL),
     MINIMAL | {"features": ["a", "b"], "preprocessing": "none", "metrics": "rmse"},
+    MINIMAL | {"fairness": {"sensitive": ["region", "sex"], "max_disparity": 0.1, "margin": None}},
 ]
 
 
@@ -392,6 +412,7 @@ def test_the_schema_accepts_what_to_dict_gives(data: dict[str, Any]) -> None:
         {"description": None, "exclude": None, "segments": None},
         {"split": {"method": "time", "time_column": "t"}},
         {"overfit_threshold": 1, "seed": 2**32 - 1},
+        {"fairness": {"sensitive": "region", "metrics": "false_positive_rate"}},
     ],
 )
 def test_the_schema_accepts_the_shorthands_the_reader_takes(changes: dict[str, Any]) -> None:
@@ -411,6 +432,9 @@ def test_the_schema_accepts_the_shorthands_the_reader_takes(changes: dict[str, A
         {"seed": -1},
         {"model": "Bad Name"},
         {"dataset": "loans@champion"},
+        {"fairness": {"sensitive": []}},
+        {"fairness": {"sensitive": "region", "metrics": ["auc"]}},
+        {"fairness": {"sensitive": "region", "max_disparity": -0.1}},
     ],
 )
 def test_the_schema_refuses_what_an_editor_can_catch(changes: dict[str, Any]) -> None:

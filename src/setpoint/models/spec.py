@@ -357,7 +357,8 @@ class TrainSpec(Document):
             "metrics": None if self.metrics is None else list(self.metrics),
             "segments": list(self.segments),
             "overfit_threshold": self.overfit_threshold,
-            "fairness": None if self.fairness is None else self.fairness.to_dict(),
+            # Only when given: specs stored before the key read back as they were.
+            **({} if self.fairness is None else {"fairness": self.fairness.to_dict()}),
             "seed": self.seed,
             "description": self.description,
         }

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
@@ -122,7 +122,8 @@ class MonitorConfig(Document):
     time_column: Text | None = None
     """What orders the reference's rows (default: the training spec's time split
     column); thresholds are then also learned from its own windows of time."""
-    fairness: Fairness | None = None
+    # Left out of the stored form when not given: settings stored before read back.
+    fairness: Annotated[Fairness | None, Field(exclude_if=lambda v: v is None)] = None
     """How the answers' treatment of groups is measured per window, and when it alerts
     (``{sensitive, metrics, max_disparity, min_group}``; ``margin`` is the loop's);
     leave out for the serving model's spec's ``fairness``. Requests carry the
