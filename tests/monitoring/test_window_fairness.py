@@ -1,5 +1,7 @@
-"""Fairness per window (monitoring/fairness.py): the groups come with the requests,
-the selection rate is judged from the answers, the other rates on the labels."""
+"""Fairness per window (monitoring/fairness.py; the file is named apart from
+tests/models/test_fairness.py, which pytest could not import beside it): the groups
+come with the requests, the selection rate is judged from the answers, the other
+rates on the labels."""
 
 from __future__ import annotations
 
