@@ -456,6 +456,7 @@ class Workspace:
             spec=result.spec,
             description=spec.description or "",
             guard=guard,
+            background=result.background,
         )
 
     def register_model(

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
@@ -22,6 +23,7 @@ from setpoint._display import html_summary, listing, minute, number, short_repr
 from setpoint._names import LATEST, check_name, check_number, split_ref, version_number
 from setpoint.data.catalog import DatasetVersion
 from setpoint.errors import NotFoundError, UsageError
+from setpoint.models import background as explaining
 from setpoint.models.predictor import Predictor
 from setpoint.store import audit
 from setpoint.store.artifacts import ArtifactStore
@@ -181,12 +183,17 @@ class ModelRegistry:
         spec: dict[str, Any] | None = None,
         description: str = "",
         guard: Callable[[Connection], None] | None = None,
+        background: pa.Table | None = None,
     ) -> ModelVersion:
-        """Store ``predictor`` as the next version of model ``name``. ``guard`` runs
-        first in the registering transaction and may raise to stop it (a job checks that
-        its attempt still holds its lease, so a stale attempt registers nothing)."""
+        """Store ``predictor`` as the next version of model ``name``, with the
+        ``background`` sample it is explained against when it has one
+        (``models/background.py``). ``guard`` runs first in the registering transaction
+        and may raise to stop it (a job checks that its attempt still holds its lease,
+        so a stale attempt registers nothing)."""
         check_name("model", name)
         artifacts = {role: self._store.put(data) for role, data in predictor.save().items()}
+        if background is not None:
+            artifacts[explaining.ROLE] = self._store.put(explaining.to_bytes(background))
         with self._db.write() as conn:
             if guard is not None:
                 guard(conn)
@@ -306,10 +313,25 @@ class ModelRegistry:
 
     def load(self, version: ModelVersion) -> Predictor:
         """The predictor of ``version``, its files verified against their hashes."""
-        files = {role: self._store.get(digest) for role, digest in version.artifacts.items()}
+        files = {
+            role: self._store.get(digest)
+            for role, digest in version.artifacts.items()
+            if role != explaining.ROLE  # not the model's: see explainer()
+        }
         from setpoint.models import flavors  # here: the model libraries load with a model
 
         return flavors.load(version.flavor, files, version.flavor_metadata)
+
+    def explainer(
+        self, version: ModelVersion, predictor: Predictor, *, permutations: int | None = None
+    ) -> explaining.Explainer:
+        """What explains ``version``'s predictions (``predictor``, as :meth:`load` gave
+        it), with the background sample registered with it, if any."""
+        digest = version.artifacts.get(explaining.ROLE)
+        background = None if digest is None else explaining.from_bytes(self._store.get(digest))
+        return explaining.Explainer(
+            predictor, background, ref=version.ref, permutations=permutations
+        )
 
     # -- lineage -----------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ import pyarrow as pa
 from setpoint.data.kinds import Kind
 from setpoint.errors import DependencyMissingError, InvalidSpecError, SetpointError, TrainingError
 from setpoint.models import _training_data as data
+from setpoint.models import background
 from setpoint.models import flavors
 from setpoint.models._estimators import (
     build,
@@ -87,6 +88,8 @@ class FitResult:
     spec: dict[str, Any]
     notes: list[str] = field(default_factory=list)
     importance: dict[str, Any] | None = None  # mean |contribution| per feature
+    # What the version is explained against, for flavors without TreeSHAP (background.py).
+    background: pa.Table | None = None
 
 
 def fit(
@@ -193,6 +196,11 @@ def fit(
         else overfit_gap(metrics["train"], metrics["validation"], primary, spec.overfit_threshold)
     )
     importance = _importance(predictor, train, valid, notes)
+    explained_against = (
+        background.sample(train, features, seed=spec.seed)
+        if background.needs_background(predictor)
+        else None
+    )
     report.stage("done")
     return FitResult(
         estimator=model,
@@ -215,6 +223,7 @@ def fit(
         spec=spec.to_dict(),
         notes=notes,
         importance=importance,
+        background=explained_against,
     )
 
 

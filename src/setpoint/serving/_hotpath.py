@@ -91,7 +91,12 @@ class ServingApp(Starlette):
     hot: HotPath | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.hot is not None and scope["type"] == "http" and scope["method"] == "POST":
+        if (
+            self.hot is not None
+            and scope["type"] == "http"
+            and scope["method"] == "POST"
+            and not scope.get("query_string")  # ?explain=true: the Starlette route reads it
+        ):
             match = _PREDICT.match(scope["path"])
             if match is not None:
                 scope["app"] = self
