@@ -64,6 +64,14 @@ def from_bytes(data: bytes) -> pa.Table:
     return io.from_parquet(data)
 
 
+# Permutations per explained row for the flavors without TreeSHAP. The contributions
+# add up to the output exactly with any number; more only sharpen how the sum is split
+# between interacting features (a linear model's split is exact with one). Measured on
+# an 11-feature scikit-learn pipeline against 100 background rows (a shared 2-core
+# machine): about 0.25 s a row with 2, 0.6 s with 10, 1.2 s with shap's default budget.
+PERMUTATIONS = 2
+
+
 class Explainer:
     """Explains rows for one loaded version: by TreeSHAP for the tree flavors, else
     against the version's ``background`` sample with ``permutations`` per row (None:
@@ -75,7 +83,7 @@ class Explainer:
         background: pa.Table | None,
         *,
         ref: str,
-        permutations: int | None = None,
+        permutations: int | None = PERMUTATIONS,
     ) -> None:
         self.predictor = predictor
         self.background = background
@@ -124,4 +132,13 @@ class Explainer:
         return explain(rows, self.background, permutations=self.permutations)  # type: ignore[no-any-return]
 
 
-__all__ = ["ROLE", "ROWS", "Explainer", "from_bytes", "needs_background", "sample", "to_bytes"]
+__all__ = [
+    "PERMUTATIONS",
+    "ROLE",
+    "ROWS",
+    "Explainer",
+    "from_bytes",
+    "needs_background",
+    "sample",
+    "to_bytes",
+]

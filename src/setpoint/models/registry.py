@@ -323,7 +323,11 @@ class ModelRegistry:
         return flavors.load(version.flavor, files, version.flavor_metadata)
 
     def explainer(
-        self, version: ModelVersion, predictor: Predictor, *, permutations: int | None = None
+        self,
+        version: ModelVersion,
+        predictor: Predictor,
+        *,
+        permutations: int | None = explaining.PERMUTATIONS,
     ) -> explaining.Explainer:
         """What explains ``version``'s predictions (``predictor``, as :meth:`load` gave
         it), with the background sample registered with it, if any."""

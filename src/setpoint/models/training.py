@@ -26,8 +26,7 @@ import pyarrow as pa
 from setpoint.data.kinds import Kind
 from setpoint.errors import DependencyMissingError, InvalidSpecError, SetpointError, TrainingError
 from setpoint.models import _training_data as data
-from setpoint.models import background
-from setpoint.models import flavors
+from setpoint.models import background, flavors
 from setpoint.models._estimators import (
     build,
     fit_estimator,

@@ -652,10 +652,11 @@ def _explain_clean(
     wanted = [r.explain for r in requests]
     if not any(wanted):
         return [None] * len(requests)
-    rows: dict[str, list[Any]] | None = combined
-    starts = np.cumsum([0] + [r.n_rows for r in requests]).tolist()
+    rows = combined
     if not all(wanted):
-        take = [i for r, s, e in zip(wanted, starts, starts[1:]) if r for i in range(s, e)]
+        ends = np.cumsum([r.n_rows for r in requests]).tolist()
+        spans = zip(wanted, [0, *ends], ends, strict=False)
+        take = [i for asked, start, end in spans if asked for i in range(start, end)]
         rows = {name: [values[i] for i in take] for name, values in combined.items()}
     explained = model.explainer_or_default().explain(rows)
     out: list[list[dict[str, Any] | None] | None] = []
