@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 
 import typer
@@ -10,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from setpoint.cli._common import JsonFlag, count, emit, progress_bar, state
+from setpoint.data.quarantine import QuarantineBatch
 from setpoint.errors import UsageError
 
 ENGINES = ("local", "ray")
@@ -148,18 +150,23 @@ def predict(
                 f"Recorded as scoring run {run.id}: setpoint scoring show {run.id}",
                 highlight=False,
             )
-        for q in run.quarantine:
-            top = q.top_reason
-            why = f" (mostly {top['column']} {top['rule']})" if top else ""
-            c.print(
-                f"{q.source.rsplit('/', 1)[-1]}: quarantined {count(q.n_rejected)} "
-                f"row{'s' if q.n_rejected != 1 else ''}{why} as batch {q.id}.",
-                highlight=False,
-            )
-        if run.quarantine:
-            c.print(
-                "Export them with: setpoint data quarantine export ID -o rejected.csv",
-                highlight=False,
-            )
+        render_quarantined(c, run.quarantine)
 
     emit(ctx, data, render)
+
+
+def render_quarantined(c: Console, batches: Sequence[QuarantineBatch]) -> None:
+    """Each input's refused rows, kept in the quarantine, and how to export them."""
+    for q in batches:
+        top = q.top_reason
+        why = f" (mostly {top['column']} {top['rule']})" if top else ""
+        c.print(
+            f"{q.source.rsplit('/', 1)[-1]}: quarantined {count(q.n_rejected)} "
+            f"row{'s' if q.n_rejected != 1 else ''}{why} as batch {q.id}.",
+            highlight=False,
+        )
+    if batches:
+        c.print(
+            "Export them with: setpoint data quarantine export ID -o rejected.csv",
+            highlight=False,
+        )

@@ -10,7 +10,18 @@ from rich.markup import escape
 from rich.panel import Panel
 
 from setpoint._names import LATEST, split_ref
-from setpoint.cli._common import Group, JsonFlag, count, emit, facts, fmt, render_rows, short, state
+from setpoint.cli._common import (
+    Group,
+    JsonFlag,
+    count,
+    emit,
+    facts,
+    fmt,
+    progress_bar,
+    render_rows,
+    short,
+    state,
+)
 from setpoint.errors import UsageError
 from setpoint.models.registry import CHAMPION, AliasMove, ModelVersion
 
@@ -120,6 +131,74 @@ def show(
                 highlight=False,
                 markup=False,
             )
+
+    emit(ctx, data, render)
+
+
+@models_app.command("explain")
+def explain(
+    ctx: typer.Context,
+    ref: Annotated[
+        str,
+        typer.Argument(
+            help="NAME (its champion, else latest), NAME@VERSION, NAME@ALIAS; MLflow's "
+            "models:/NAME/VERSION and models:/NAME@ALIAS too.",
+            show_default=False,
+        ),
+    ],
+    input_: Annotated[
+        list[str],
+        typer.Option(
+            "--input",
+            "-i",
+            help="A .csv or .parquet file, or a glob of them (quote it), a path or a URI; "
+            "may be repeated.",
+            show_default=False,
+        ),
+    ],
+    output: Annotated[
+        str,
+        typer.Option(
+            "--output",
+            "-o",
+            help="The .csv or .parquet file to write: the accepted rows with the model's "
+            "outputs, explanation_space, base_value, raw_output and contribution_FEATURE "
+            "per feature (base_value + contributions = raw_output).",
+            show_default=False,
+        ),
+    ],
+    top: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Keep each row's K largest contributions (by size); the others are "
+            "left empty. Default: every feature's.",
+            show_default=False,
+        ),
+    ] = None,
+    json_: JsonFlag = False,
+) -> None:
+    """Explain a model's predictions on files: each feature's additive contribution,
+    in the model's output space (log-odds for a binary classifier). Rows the contract
+    refuses are quarantined with their reasons, as `setpoint predict` does.
+
+    Example: `setpoint models explain credit-risk@3 -i loans.csv -o why.parquet --top 5`"""
+    from setpoint.batch.explain import explain_files
+    from setpoint.cli.batch import render_quarantined
+
+    ws = state(ctx).workspace()
+    with progress_bar(ctx, "explaining") as update:
+        run = explain_files(ws, ref, input_, output, top=top, progress=update)
+    data = run.to_dict()
+
+    def render(c: Console) -> None:
+        c.print(
+            f"Explained {count(run.n_scored)} of {count(run.n_rows)} rows with {run.model} "
+            f"in {run.seconds:.1f} s.",
+            highlight=False,
+        )
+        c.print(f"Wrote {escape(run.output)}.", highlight=False)
+        render_quarantined(c, run.quarantine)
 
     emit(ctx, data, render)
 

@@ -123,6 +123,25 @@ class Explainer:
                 details={"package": "shap", "extra": "explain"},
             )
 
+    def layout(self) -> Explanation:
+        """An explanation of no rows, with the features, outputs and space every
+        explanation of this version has (made by explaining one row: the models
+        refuse none)."""
+        one: Any = (
+            self.background.slice(0, 1)
+            if self.background is not None
+            else {name: [None] for name in self.predictor.features}  # trees take missing
+        )
+        found = self.explain(one)
+        return Explanation(
+            found.features,
+            found.outputs,
+            found.space,
+            found.base[:0],
+            found.contributions[:0],
+            found.raw[:0],
+        )
+
     def explain(self, rows: Any) -> Explanation:
         """Each row's contributions (``models/explain.py``)."""
         self.check()

@@ -490,6 +490,8 @@ _TOP = {
     "description": "The contributions answered per row and output, largest first: a "
     f"number of features, or all (default {TOP})",
 }
+# null: not a number, where inputs far out of range overflow the model's arithmetic.
+_NUMBER = {"type": ["number", "null"]}
 _EXPLANATION_SCHEMA = _object(
     {
         "space": {
@@ -502,11 +504,11 @@ _EXPLANATION_SCHEMA = _object(
             "items": _object(
                 {
                     "output": _STRING,
-                    "base": {"type": "number", "description": "The mean output (base value)"},
-                    "raw": {"type": "number", "description": "base + all contributions"},
+                    "base": {**_NUMBER, "description": "The mean output (base value)"},
+                    "raw": {**_NUMBER, "description": "base + all contributions"},
                     "contributions": {
                         "type": "object",
-                        "additionalProperties": {"type": "number"},
+                        "additionalProperties": _NUMBER,
                         "description": "Feature to its contribution, largest |value| first",
                     },
                 },
