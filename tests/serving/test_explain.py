@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -110,7 +109,7 @@ def test_explain_refuses_what_predict_refuses_and_says_why_it_cannot_explain(
 ) -> None:
     client, _, history = served
     row = requests_of(history.head(1))[0]
-    missing = {k: v for k, v in list(row.items())[1:]}
+    missing = dict(list(row.items())[1:])
     for route in ("predict", "explain"):
         assert_error_shape(
             client.post(f"/v1/endpoints/gbm/{route}", json={"records": [missing]}),
