@@ -223,7 +223,7 @@ class _ScoringSink:
         if MARKS in rows.column_names:  # the soft rules each row broke, for the log
             marks = rows.column(MARKS)
             rows = rows.drop_columns([MARKS])
-        score = self.score or score_table  # looked up here: tests replace it
+        score: Callable[..., pa.Table] = self.score or score_table  # tests replace it
         future = self.pool.submit(score, self.predictor, rows, **self.extra)
         self.queue.put(_Pending(future, marks))
 
