@@ -27,11 +27,10 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-import orjson
 from rich.console import Console
 from rich.table import Table
 
-from serving import SPEC, _median, free_port, running, wrk
+from serving import SPEC, free_port, medians, post_script, running, wrk
 from setpoint.demo import lending
 from setpoint.workspace import Workspace
 
@@ -57,18 +56,7 @@ def prepare(root: Path, console: Console) -> tuple[str, Path]:
             ws.deploy(endpoint, model=version.name)
         _, key = ws.keys.create("predict", note="bench")
         ws.close()
-    row = history.drop(columns=[lending.TARGET, lending.TIME_COLUMN]).iloc[0].to_dict()
-    record = {k: (None if v != v else v) for k, v in row.items()}
-    body = root / "body.json"
-    body.write_bytes(orjson.dumps({"records": [record]}, option=orjson.OPT_SERIALIZE_NUMPY))
-    script = root / "post.lua"
-    script.write_text(
-        'wrk.method = "POST"\n'
-        f'wrk.body = io.open("{body}"):read("*a")\n'
-        'wrk.headers["Content-Type"] = "application/json"\n'
-        f'wrk.headers["Authorization"] = "Bearer {key}"\n'
-    )
-    return key, script
+    return key, post_script(root, history, key)
 
 
 def main() -> None:
@@ -125,7 +113,7 @@ def main() -> None:
                 statistics.median(e[0] / p[0] for e, p in zip(explained, predicted, strict=True)),
             )
             for route in ROUTES:
-                rate, p50, p99, errors = _median(samples[(endpoint, route)][c])
+                rate, p50, p99, errors = medians(samples[(endpoint, route)][c])
                 p50_ratio, rate_ratio = ratios[(endpoint, c)] if route == "explain" else (1, 1)
                 table.add_row(
                     endpoint,

@@ -4,17 +4,30 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from setpoint.cli._common import JsonFlag, count, emit, progress_bar, state
-from setpoint.data.quarantine import QuarantineBatch
 from setpoint.errors import UsageError
 
+if TYPE_CHECKING:
+    from setpoint.data.quarantine import QuarantineBatch
+
 ENGINES = ("local", "ray")
+InputFiles = Annotated[
+    list[str],
+    typer.Option(
+        "--input",
+        "-i",
+        help="A .csv or .parquet file, or a glob of them (quote it), a path or a URI "
+        "such as 's3://bucket/in/*.parquet'; may be repeated. Files are read in "
+        "name order.",
+        show_default=False,
+    ),
+]
 
 
 def predict(
@@ -30,17 +43,7 @@ def predict(
             show_default=False,
         ),
     ],
-    input_: Annotated[
-        list[str],
-        typer.Option(
-            "--input",
-            "-i",
-            help="A .csv or .parquet file, or a glob of them (quote it), a path or a URI "
-            "such as 's3://bucket/in/*.parquet'; may be repeated. Files are scored in "
-            "name order.",
-            show_default=False,
-        ),
-    ],
+    input_: InputFiles,
     output: Annotated[
         str,
         typer.Option(

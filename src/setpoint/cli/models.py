@@ -22,6 +22,7 @@ from setpoint.cli._common import (
     short,
     state,
 )
+from setpoint.cli.batch import InputFiles, render_quarantined
 from setpoint.errors import UsageError
 from setpoint.models.registry import CHAMPION, AliasMove, ModelVersion
 
@@ -146,16 +147,7 @@ def explain(
             show_default=False,
         ),
     ],
-    input_: Annotated[
-        list[str],
-        typer.Option(
-            "--input",
-            "-i",
-            help="A .csv or .parquet file, or a glob of them (quote it), a path or a URI; "
-            "may be repeated.",
-            show_default=False,
-        ),
-    ],
+    input_: InputFiles,
     output: Annotated[
         str,
         typer.Option(
@@ -184,7 +176,6 @@ def explain(
 
     Example: `setpoint models explain credit-risk@3 -i loans.csv -o why.parquet --top 5`"""
     from setpoint.batch.explain import explain_files
-    from setpoint.cli.batch import render_quarantined
 
     ws = state(ctx).workspace()
     with progress_bar(ctx, "explaining") as update:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -69,6 +70,7 @@ def encode(answer: Answer, *, endpoint: str) -> bytes:
     return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
+_TOP = re.compile(r"[1-9][0-9]{0,5}")
 # Contributions answered per row and output unless ``top`` says otherwise: enough to
 # say why, short enough to read and to log with every explained request.
 TOP = 10
@@ -86,15 +88,15 @@ def explain_options(query: Mapping[str, str], *, explain: bool) -> tuple[bool, i
         )
     flag = query.get("explain")
     if flag is not None:
-        if flag.lower() not in ("true", "false", "1", "0"):
+        if flag not in ("true", "false"):
             raise MalformedRequestError(f"explain must be true or false, not {flag!r}")
-        explain = explain or flag.lower() in ("true", "1")
+        explain = explain or flag == "true"
     top = query.get("top", str(TOP))
-    if top.lower() == "all":
+    if top == "all":
         return explain, None
-    if not (top.isascii() and top.isdigit() and 0 < len(top) <= 6 and int(top) > 0):
+    if _TOP.fullmatch(top) is None:
         raise MalformedRequestError(
-            f"top must be a positive whole number of features or all, not {top!r}"
+            f"top must be a whole number of features from 1 to 999999, or all; not {top!r}"
         )
     return explain, int(top)
 

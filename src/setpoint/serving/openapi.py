@@ -481,12 +481,8 @@ _TOP = {
     "name": "top",
     "in": "query",
     "required": False,
-    "schema": {
-        "anyOf": [
-            {"type": "integer", "minimum": 1, "maximum": 999_999},
-            {"type": "string", "const": "all"},
-        ],
-    },
+    # A pattern, not an integer: JSON Schema's integers include 5.0, a query's do not.
+    "schema": {"type": "string", "pattern": "^([1-9][0-9]{0,5}|all)$"},
     "description": "The contributions answered per row and output, largest first: a "
     f"number of features, or all (default {TOP})",
 }
