@@ -423,7 +423,8 @@ class Workspace:
         table = self.datasets.load(version)
         contract = self.datasets.contract(version)[0]
         kinds = {name: rule.kind for name, rule in contract.columns.items()}
-        result = fit(spec, table, kinds=kinds, progress=progress)
+        personal = {name for name, rule in contract.columns.items() if rule.pii}
+        result = fit(spec, table, kinds=kinds, progress=progress, personal=personal)
         contract = contract.restrict(result.features)
         lineage = {
             "datasets": [{"ref": version.ref, "id": version.id, "role": "train"}],

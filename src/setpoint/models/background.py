@@ -9,7 +9,8 @@ serving or from the CLI. The tree flavors need none and get none.
 
 Privacy: no training row is kept whole. Each column's values are drawn on their own,
 with replacement, from the training rows, so a background row is not any person's
-row, and erasing a person (``erasure.py``) leaves no record of them here to find. This
+row, and erasing a person (``erasure.py``) leaves no record of them here to find; a
+personal-data column (``pii`` in the contract) keeps no values at all. This
 changes nothing the explainer computes: shap's Independent masker already treats the
 features as independent, replacing each one's value by a background row's value
 without regard to the others, so only each column's own distribution matters.
@@ -18,7 +19,7 @@ without regard to the others, so only each column's own distribution matters.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -36,17 +37,24 @@ ROLE = "background"
 ROWS = 100
 
 
-def sample(table: pa.Table, features: Sequence[str], *, seed: int = 0) -> pa.Table:
+def sample(
+    table: pa.Table, features: Sequence[str], *, seed: int = 0, personal: Collection[str] = ()
+) -> pa.Table:
     """``ROWS`` rows of ``features`` whose values are drawn independently per column, with
-    replacement, from ``table``'s rows (none of them a training row whole)."""
+    replacement, from ``table``'s rows (none of them a training row whole). A
+    ``personal`` column (the contract's ``pii``) keeps no value: it is all missing, so
+    its contribution is measured against a missing value, and no one's account number
+    or e-mail outlives their erasure here."""
     rng = np.random.default_rng(seed)
     n = min(ROWS, table.num_rows)
-    return pa.table(
-        {
-            name: table.column(name).take(pa.array(rng.integers(0, table.num_rows, size=n)))
-            for name in features
-        }
-    )
+    columns = {}
+    for name in features:
+        column = table.column(name)
+        if name in personal:
+            columns[name] = pa.nulls(n, column.type)
+        else:
+            columns[name] = column.take(pa.array(rng.integers(0, table.num_rows, size=n)))
+    return pa.table(columns)
 
 
 def needs_background(predictor: Predictor) -> bool:

@@ -16,7 +16,7 @@ import platform
 import subprocess
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,8 +97,10 @@ def fit(
     *,
     kinds: Mapping[str, Kind] | None = None,
     progress: Progress | None = None,
+    personal: Collection[str] = (),
 ) -> FitResult:
-    """Fit ``spec`` on ``table`` and evaluate it.
+    """Fit ``spec`` on ``table`` and evaluate it; ``personal`` columns (personal data)
+    keep no values in the background sample (``models/background.py``).
 
     ``kinds`` (from the dataset's contract) says what each column is; columns it
     does not cover get their kind from the Arrow type. ``progress(stage, fraction)``
@@ -196,7 +198,7 @@ def fit(
     )
     importance = _importance(predictor, train, valid, notes)
     explained_against = (
-        background.sample(train, features, seed=spec.seed)
+        background.sample(train, features, seed=spec.seed, personal=personal)
         if background.needs_background(predictor)
         else None
     )
