@@ -10,7 +10,7 @@ second rollback goes one step further back.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -336,6 +336,34 @@ class ModelRegistry:
         return explaining.Explainer(
             predictor, background, ref=version.ref, permutations=permutations
         )
+
+    def redraw_background(
+        self, version: ModelVersion, rows: pa.Table, *, personal: Collection[str] = ()
+    ) -> None:
+        """Draw ``version``'s background sample again from ``rows`` (erasure: the data it
+        was drawn from lost a subject's rows, whose values it may hold), or drop it when
+        ``rows`` cannot give one; the old sample's bytes go when no version uses them."""
+        digest = version.artifacts.get(explaining.ROLE)
+        if digest is None:
+            return
+        features = explaining.from_bytes(self._store.get(digest)).column_names
+        artifacts = dict(version.artifacts)
+        if rows.num_rows and set(features) <= set(rows.column_names):
+            seed = int((version.spec or {}).get("seed", 0))
+            drawn = explaining.sample(rows, features, seed=seed, personal=personal)
+            artifacts[explaining.ROLE] = self._store.put(explaining.to_bytes(drawn))
+        else:
+            del artifacts[explaining.ROLE]
+        with self._db.write() as conn:
+            conn.execute(
+                sa.update(model_versions)
+                .where(model_versions.c.id == version.id)
+                .values(artifacts=artifacts)
+            )
+            stored = conn.execute(sa.select(model_versions.c.artifacts)).scalars()
+            in_use = any(digest in (found or {}).values() for found in stored)
+        if not in_use:
+            self._store.delete(digest)
 
     # -- lineage -----------------------------------------------------------------------
 
