@@ -129,7 +129,7 @@ def applications(
     )
     if age_band:
         bands = np.digitize(age, [30, 50])
-        frame.insert(frame.columns.get_loc(TARGET), AGE_BAND, np.asarray(AGE_BANDS)[bands])
+        frame.insert(len(frame.columns) - 1, AGE_BAND, np.asarray(AGE_BANDS)[bands])  # before the label
     return frame
 
 
