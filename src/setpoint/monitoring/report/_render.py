@@ -84,9 +84,15 @@ def render_report(data: ReportData) -> str:
 def write_report(path: str | Path, data: ReportData) -> Path:
     """Render and write the report; written to a temporary file and renamed, so a
     reader never sees half a report."""
+    return write_page(path, render_report(data))
+
+
+def write_page(path: str | Path, text: str) -> Path:
+    """Write a document through a temporary file renamed into place (its folder made
+    when missing), so a reader never sees half of it."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(render_report(data), encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     tmp.replace(target)
     return target

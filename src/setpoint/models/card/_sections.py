@@ -1,0 +1,419 @@
+"""The sections of a model card, after Mitchell et al., "Model Cards for Model
+Reporting" (2019): details, intended use, training data, evaluation, fairness,
+top features, known limitations, serving history and monitoring.
+
+Every section is always there: one with nothing to show says so in a sentence,
+and says how to fill it when a person can (a spec key, a monitor)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from setpoint._display import count, listing, number
+from setpoint.models.card._blocks import Block, Facts, Para, Section, Table
+from setpoint.models.card._facts import ModelCard, Watched
+from setpoint.models.registry import SEGMENT_METRICS
+from setpoint.monitoring.report._format import _capital, _pct, _stamp, _when
+from setpoint.monitoring.report._sections import _drifted, _verdict
+
+TOP_FEATURES = 10
+MOST_OUT_OF_RANGE = 10
+MOST_ALERTS = 10
+_RULES_WIDTH = 60  # characters of a feature's range or categories in the contract table
+
+
+def sections(card: ModelCard) -> list[Section]:
+    return [
+        Section("details", "Model details", _details(card)),
+        Section("intended-use", "Intended use", _intended_use(card)),
+        Section("training-data", "Training data", _training_data(card)),
+        Section("evaluation", "Evaluation", _evaluation(card)),
+        Section("fairness", "Fairness", _fairness(card)),
+        Section("features", "Top features", _features(card)),
+        Section("limitations", "Known limitations", _limitations(card)),
+        Section("serving", "Serving history", _serving(card)),
+        Section("monitoring", "Monitoring", _monitoring(card)),
+    ]
+
+
+def _spec(card: ModelCard) -> Mapping[str, Any]:
+    return card.version.spec or {}
+
+
+def _details(card: ModelCard) -> tuple[Block, ...]:
+    v, lineage = card.version, card.version.lineage
+    git = lineage.get("git") or {}
+    packages = lineage.get("packages") or {}
+    estimator = (_spec(card).get("estimator") or {}).get("class")
+    rows = [
+        ("Model", v.name),
+        ("Version", str(v.version)),
+        ("Aliases", ", ".join(v.aliases) or "none"),
+        ("Flavor", v.flavor),
+        ("Task", v.task),
+        ("Estimator", estimator or lineage.get("registered_object") or "the task's default"),
+        ("Created by", v.created_by),
+        ("Created", _stamp(v.created_at)),
+        ("Packages", ", ".join(f"{k} {x}" for k, x in packages.items()) or "not recorded"),
+        (
+            "Git revision",
+            f"{git['revision']}{' (with uncommitted changes)' if git.get('dirty') else ''}"
+            if git.get("revision")
+            else "not recorded (trained outside a git checkout)",
+        ),
+        ("setpoint", str(lineage.get("setpoint") or "not recorded")),
+    ]
+    rows += [("Description", v.description)] if v.description else []
+    rows += [("Notes", v.notes)] if v.notes else []
+    return (Facts(tuple(rows)),)
+
+
+def _intended_use(card: ModelCard) -> tuple[Block, ...]:
+    text = str(_spec(card).get("intended_use") or "")
+    if not text:
+        return (Para("Not stated; add intended_use: to the training spec."),)
+    return (Para(text),)
+
+
+def _training_data(card: ModelCard) -> tuple[Block, ...]:
+    v, ev = card.version, card.version.evaluation
+    blocks: list[Block] = []
+    time_column = (_spec(card).get("split") or {}).get("time_column")
+    roles = {str(d.get("ref")): str(d.get("role")) for d in v.lineage.get("datasets", [])}
+    for data in card.datasets:
+        rows = [
+            ("Dataset version", f"{data.ref} ({roles.get(data.ref, 'train')})"),
+            ("Rows", count(data.row_count)),
+            ("Registered", f"{_stamp(data.created_at)} by {data.owner}"),
+            ("Source", data.source or "not recorded"),
+        ]
+        rows += [("Description", data.description)] if data.description else []
+        period = _period(data.profile.columns, time_column)
+        rows.append(("Period", period or "no time column to tell"))
+        if data.erased_at is not None:
+            rows.append(("Erased", f"{_stamp(data.erased_at)}; replaced by {data.replaced_by}"))
+        blocks.append(Facts(tuple(rows)))
+    missing = [r for r in roles if r not in {d.ref for d in card.datasets}]
+    if missing:
+        blocks.append(Para(f"No longer in the catalog: {', '.join(missing)}."))
+    if not roles:
+        blocks.append(Para("The registry records no dataset for this version."))
+    if "n_train" in ev:
+        split = _spec(card).get("split") or {}
+        how = f"by time on {time_column}" if time_column else split.get("method") or "random"
+        blocks.append(
+            Para(
+                f"Split {how}: {count(ev.get('n_train'))} training rows, "
+                f"{count(ev.get('n_validation'))} hold-out rows; "
+                f"{count(ev.get('dropped_rows') or 0)} rows in neither."
+            )
+        )
+    columns = (v.contract or {}).get("columns") or {}
+    if columns:
+        blocks.append(
+            Table(
+                f"The {len(columns)} features the model reads (its data contract)",
+                ("Feature", "Kind", "Values seen in training"),
+                tuple((name, str(rule.get("kind")), _rule(rule)) for name, rule in columns.items()),
+            )
+        )
+    else:
+        blocks.append(Para("No data contract is recorded for this version."))
+    return tuple(blocks)
+
+
+def _period(columns: Sequence[Any], time_column: str | None) -> str | None:
+    """The first to the last time of the split's time column, else of the only
+    datetime column."""
+    times = [c for c in columns if c.kind == "datetime" and c.min is not None]
+    chosen = [c for c in times if c.name == time_column] or (times if len(times) == 1 else [])
+    if not chosen:
+        return None
+    c = chosen[0]
+    return f"{str(c.min)[:10]} to {str(c.max)[:10]} ({c.name})"
+
+
+def _rule(rule: Mapping[str, Any]) -> str:
+    if rule.get("categories") is not None:
+        cats = list(rule["categories"])
+        text = listing(cats, 8)
+    elif rule.get("min") is not None or rule.get("max") is not None:
+        text = f"{number(rule.get('min'), 6)} to {number(rule.get('max'), 6)}"
+    else:
+        text = "any"
+    text += "" if rule.get("nullable", True) else "; never missing"
+    return text if len(text) <= _RULES_WIDTH else text[: _RULES_WIDTH - 1] + "…"
+
+
+def _evaluation(card: ModelCard) -> tuple[Block, ...]:
+    v, ev = card.version, card.version.evaluation
+    metrics: Mapping[str, Mapping[str, Any]] = ev.get("metrics") or {}
+    if not metrics:
+        return (Para("Not evaluated: the version was registered without labelled data."),)
+    splits = list(metrics)
+    names = list(dict.fromkeys(n for split in metrics.values() for n in split))
+    blocks: list[Block] = [
+        Table(
+            "Overall",
+            ("Metric", *splits),
+            tuple((n, *(number(metrics[s].get(n)) for s in splits)) for n in names),
+        )
+    ]
+    gap = ev.get("gap") or {}
+    if gap.get("metric"):
+        verdict = "likely overfitting" if gap.get("likely_overfit") else "no sign of overfitting"
+        relative = gap.get("relative_gap")
+        blocks.append(
+            Para(
+                f"Overfit gap: {gap['metric']} is {number(gap.get('train'))} on the training "
+                f"rows and {number(gap.get('validation'))} on the hold-out, "
+                + ("" if relative is None else f"{_pct(relative)} worse, ")
+                + f"against a threshold of {_pct(gap.get('threshold'))}: {verdict}."
+            )
+        )
+    shown = SEGMENT_METRICS.get(v.task, ())
+    for column, values in (ev.get("segments") or {}).items():
+        cols = [n for n in shown if any(n in m for m in values.values())]
+        blocks.append(
+            Table(
+                f"Hold-out by {column}",
+                (column, "Rows", *cols),
+                tuple(
+                    (str(value), count(m.get("n")), *(number(m.get(n)) for n in cols))
+                    for value, m in values.items()
+                ),
+            )
+        )
+    if not ev.get("segments"):
+        blocks.append(Para("No per-segment figures; add segments: to the training spec."))
+    notes = [*([ev["note"]] if ev.get("note") else []), *(ev.get("notes") or [])]
+    if notes:
+        blocks.append(Para("Notes from training: " + " ".join(_sentence(n) for n in notes)))
+    return tuple(blocks)
+
+
+def _sentence(text: str) -> str:
+    text = _capital(str(text).strip())
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def _fairness(card: ModelCard) -> tuple[Block, ...]:
+    table = card.version.evaluation.get("fairness")
+    if not table:
+        return (Para("Not measured; add fairness: to the training spec."),)
+    metrics: list[str] = list(table.get("metrics") or [])
+    groups: list[Mapping[str, Any]] = list(table.get("groups") or [])
+    limit = table.get("max_disparity")
+    small = [g for g in groups if g.get("too_small")]
+    intro = (
+        f"Measured at training per group of {', '.join(table.get('sensitive') or [])}. "
+        f"Groups under {count(table.get('min_group'))} rows are marked too small and left "
+        "out of the gaps."
+    )
+    if small:
+        intro += f" {len(small)} of {len(groups)} groups are too small to judge."
+    blocks: list[Block] = [Para(intro)]
+    blocks.append(
+        Table(
+            "Per group",
+            ("Group", "Rows", *metrics),
+            tuple(
+                (
+                    _group_name(g) + (" (too small)" if g.get("too_small") else ""),
+                    count(g.get("rows")),
+                    *(number(g.get(m)) for m in metrics),
+                )
+                for g in groups
+            ),
+        )
+    )
+    difference, ratio = table.get("difference") or {}, table.get("ratio") or {}
+    over = [m for m in metrics if limit is not None and (difference.get(m) or 0) > limit]
+    within = ("Within the limit",) if limit is not None else ()
+    blocks.append(
+        Table(
+            "Largest gap between judged groups",
+            ("Metric", "Difference", "Ratio", *within),
+            tuple(
+                (
+                    m,
+                    number(difference.get(m)),
+                    number(ratio.get(m)),
+                    *(("no" if m in over else "yes",) if within else ()),
+                )
+                for m in metrics
+            ),
+        )
+    )
+    if limit is not None:
+        blocks.append(
+            Para(
+                f"The spec allows a difference of at most {number(limit)}; "
+                + (f"exceeded by {', '.join(over)}." if over else "no metric exceeds it.")
+            )
+        )
+    return tuple(blocks)
+
+
+def _group_name(group: Mapping[str, Any]) -> str:
+    values = group.get("values") or {}
+    return ", ".join(f"{k}={v}" for k, v in values.items()) or "-"
+
+
+def _features(card: ModelCard) -> tuple[Block, ...]:
+    importance = card.version.evaluation.get("importance") or {}
+    features: Mapping[str, float] = importance.get("features") or {}
+    if not features:
+        return (
+            Para(
+                "Not measured at training (models registered from a fitted object, and "
+                "flavors the explain extra cannot explain, have no global importance)."
+            ),
+        )
+    total = sum(abs(x) for x in features.values()) or 1.0
+    top = list(features.items())[:TOP_FEATURES]
+    more = len(features) - len(top)
+    return (
+        Para(
+            f"Mean |contribution| of each feature to the model's output "
+            f"({importance.get('space')}) on {count(importance.get('rows'))} hold-out rows"
+            + (
+                f"; {more} more {'features contribute' if more > 1 else 'feature contributes'} less."
+                if more > 0
+                else "."
+            )
+        ),
+        Table(
+            f"The {len(top)} most important features",
+            ("Feature", "Mean |contribution|", "Share"),
+            tuple((n, number(x), _pct(abs(x) / total)) for n, x in top),
+        ),
+    )
+
+
+def _limitations(card: ModelCard) -> tuple[Block, ...]:
+    stated = str(_spec(card).get("limitations") or "")
+    blocks: list[Block] = [Para(stated or "None stated; add limitations: to the training spec.")]
+    outside: list[tuple[str, ...]] = []
+    alerts: list[tuple[str, ...]] = []
+    for watched in card.watched:
+        outside += _out_of_range(watched)
+        alerts += [
+            (watched.endpoint, a.severity, a.state, _stamp(a.first_seen), a.message)
+            for a in watched.report.alerts
+        ]
+    if not card.watched:
+        blocks.append(Para("Nothing seen in production yet: no monitor has measured it."))
+        return tuple(blocks)
+    if outside:
+        blocks.append(
+            Table(
+                "Traffic outside what the model saw in training",
+                ("Feature", "Endpoint", "Rows out of range", "Unseen categories"),
+                tuple(outside),
+            )
+        )
+    else:
+        blocks.append(Para("No traffic outside the training ranges or categories so far."))
+    if alerts:
+        more = len(alerts) - MOST_ALERTS
+        blocks.append(
+            Table(
+                f"Unresolved alerts ({len(alerts)})"
+                + (f"; the first {MOST_ALERTS}, most severe first" if more > 0 else ""),
+                ("Endpoint", "Severity", "State", "Since", "Message"),
+                tuple(alerts[:MOST_ALERTS]),
+            )
+        )
+    else:
+        blocks.append(Para("No unresolved alerts on the endpoints serving it."))
+    return tuple(blocks)
+
+
+def _out_of_range(watched: Watched) -> list[tuple[str, ...]]:
+    """Per feature, the share of the rows measured against the version that were
+    outside the training range or an unseen category (the features most often so)."""
+    windows = [w for w in watched.report.windows if w.quality is not None and w.n_rows]
+    rows = sum(w.n_rows for w in windows)
+    if not rows:
+        return []
+    ranged: dict[str, int] = {}
+    unseen: dict[str, int] = {}
+    for w in windows:
+        assert w.quality is not None
+        for name, n in w.quality.out_of_range.items():
+            ranged[name] = ranged.get(name, 0) + n
+        for name, n in w.quality.unseen.items():
+            unseen[name] = unseen.get(name, 0) + n
+    names = [n for n in {**ranged, **unseen} if ranged.get(n) or unseen.get(n)]
+    names.sort(key=lambda n: -(ranged.get(n, 0) + unseen.get(n, 0)))
+    return [
+        (
+            n,
+            watched.endpoint,
+            _pct(ranged[n] / rows) if n in ranged else "-",
+            _pct(unseen[n] / rows) if n in unseen else "-",
+        )
+        for n in names[:MOST_OUT_OF_RANGE]
+    ]
+
+
+def _serving(card: ModelCard) -> tuple[Block, ...]:
+    events: list[tuple[datetime | str, str, str, str]] = []
+    for move in card.alias_moves:
+        if move["to_version"] == card.version.version:
+            what = f"{move['action']}d to {move['alias']}" + (
+                f" (from version {move['from_version']})" if move["from_version"] else ""
+            )
+        else:
+            what = f"{move['alias']} moved to version {move['to_version']} ({move['action']})"
+        events.append((str(move["at"]), what, str(move["actor"]), ""))
+    for d in card.deployments:
+        c = d.config
+        what = f"endpoint {d.endpoint} revision {d.revision}: serves {c.model}"
+        if c.challenger:
+            what += f", challenger {c.challenger} ({c.mode}"
+            what += f", {_pct(c.share)})" if c.mode == "canary" else ")"
+        events.append((d.created_at.isoformat(), what, d.created_by, d.note))
+    if not events:
+        return (Para("Never promoted or deployed."),)
+    events.sort(key=lambda e: str(e[0]))
+    now = [w.endpoint for w in card.watched if w.serves_now]
+    blocks: list[Block] = [
+        Table(
+            "Alias moves involving this version, and deployments of its model",
+            ("When (UTC)", "What", "By", "Note"),
+            tuple((str(at)[:16].replace("T", " "), w, by, note) for at, w, by, note in events),
+        )
+    ]
+    if now:
+        blocks.append(Para(f"Serves now on: {', '.join(now)}."))
+    return tuple(blocks)
+
+
+def _monitoring(card: ModelCard) -> tuple[Block, ...]:
+    blocks: list[Block] = []
+    for watched in card.watched:
+        data = watched.report
+        if not data.windows:
+            blocks.append(
+                Para(f"{watched.endpoint}: serves it, but no window has been measured yet.")
+            )
+            continue
+        last = data.windows[-1]
+        drifted = [f.name for f in _drifted(last)] if last.judged else []
+        rows = [
+            ("Endpoint", watched.endpoint + ("" if watched.serves_now else " (no longer)")),
+            ("Verdict", _verdict(data)),
+            ("Latest window", f"{_when(last)} ({count(last.n_rows)} rows)"),
+            ("Windows measured", f"{len(data.windows)} since {_when(data.windows[0])}"),
+            ("Drifted features", listing(drifted, 8) if drifted else "none"),
+        ]
+        if last.latency is not None and last.latency.p50_ms is not None:
+            rows.append(("Median response", f"{number(last.latency.p50_ms)} ms"))
+        blocks.append(Facts(tuple(rows)))
+    if not blocks:
+        return (Para("No monitor has measured traffic against this version."),)
+    return tuple(blocks)
