@@ -275,15 +275,12 @@ def _features(card: ModelCard) -> tuple[Block, ...]:
     total = sum(abs(x) for x in features.values()) or 1.0
     top = list(features.items())[:TOP_FEATURES]
     more = len(features) - len(top)
+    rest = f"; {more} more {'features contribute' if more > 1 else 'feature contributes'} less"
     return (
         Para(
             f"Mean |contribution| of each feature to the model's output "
             f"({importance.get('space')}) on {count(importance.get('rows'))} hold-out rows"
-            + (
-                f"; {more} more {'features contribute' if more > 1 else 'feature contributes'} less."
-                if more > 0
-                else "."
-            )
+            f"{rest if more > 0 else ''}."
         ),
         Table(
             f"The {len(top)} most important features",
