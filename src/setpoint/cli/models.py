@@ -252,16 +252,19 @@ def card(
         typer.Option(
             "--format",
             help="markdown or html, whatever the file is called.",
+            metavar="markdown|html",
             show_default=False,
         ),
     ] = None,
     json_: JsonFlag = False,
 ) -> None:
-    """Write a version's model card: details, intended use, training data,
-    evaluation, fairness, top features, known limitations, serving history and
-    monitoring. Generated from the registry each time; never edit it, change the
-    spec or the version's notes (setpoint models note) instead. Markdown has
-    Hugging Face model card front matter; HTML is one page that opens offline."""
+    """Write a version's model card, for a reviewer.
+
+    Sections: details, intended use, training data, evaluation, fairness, top
+    features, known limitations, serving history and monitoring. Generated from the
+    registry each time: never edit it; change the spec or the version's notes
+    (setpoint models note) instead. Markdown has Hugging Face model card front
+    matter; HTML is one page that opens offline and prints."""
     from setpoint.models.card import format_of, render, write_card
 
     ws = state(ctx).workspace()
@@ -295,8 +298,10 @@ def note(
     ],
     json_: JsonFlag = False,
 ) -> None:
-    """Set a version's notes without retraining: a review's outcome, a caveat found
-    in production. They show in models show and on the model card; audited."""
+    """Set a version's notes, without retraining.
+
+    What a person learns of a version after training (a review's outcome, a caveat
+    found in production); shown by models show and on the model card, audited."""
     version = state(ctx).workspace().annotate(ref, text)
     emit(
         ctx,

@@ -8,10 +8,10 @@ and says how to fill it when a person can (a spec key, a monitor)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from setpoint._display import count, listing, number
+from setpoint._display import count, listing, minute, number
 from setpoint.models.card._blocks import Block, Facts, Para, Section, Table
 from setpoint.models.card._facts import ModelCard, Watched
 from setpoint.models.registry import SEGMENT_METRICS
@@ -298,7 +298,7 @@ def _limitations(card: ModelCard) -> tuple[Block, ...]:
     for watched in card.watched:
         outside += _out_of_range(watched)
         alerts += [
-            (watched.endpoint, a.severity, a.state, _stamp(a.first_seen), a.message)
+            (watched.endpoint, a.severity, a.state, _minute(a.first_seen), a.message)
             for a in watched.report.alerts
         ]
     if not card.watched:
@@ -320,7 +320,7 @@ def _limitations(card: ModelCard) -> tuple[Block, ...]:
             Table(
                 f"Unresolved alerts ({len(alerts)})"
                 + (f"; the first {MOST_ALERTS}, most severe first" if more > 0 else ""),
-                ("Endpoint", "Severity", "State", "Since", "Message"),
+                ("Endpoint", "Severity", "State", "Since (UTC)", "Message"),
                 tuple(alerts[:MOST_ALERTS]),
             )
         )
@@ -357,8 +357,12 @@ def _out_of_range(watched: Watched) -> list[tuple[str, ...]]:
     ]
 
 
+def _minute(when: datetime | None) -> str:
+    return minute(None if when is None else when.astimezone(UTC))
+
+
 def _serving(card: ModelCard) -> tuple[Block, ...]:
-    events: list[tuple[datetime | str, str, str, str]] = []
+    events: list[tuple[datetime, str, str, str]] = []
     for move in card.alias_moves:
         if move["to_version"] == card.version.version:
             what = f"{move['action']}d to {move['alias']}" + (
@@ -366,23 +370,23 @@ def _serving(card: ModelCard) -> tuple[Block, ...]:
             )
         else:
             what = f"{move['alias']} moved to version {move['to_version']} ({move['action']})"
-        events.append((str(move["at"]), what, str(move["actor"]), ""))
+        events.append((datetime.fromisoformat(str(move["at"])), what, str(move["actor"]), ""))
     for d in card.deployments:
         c = d.config
         what = f"endpoint {d.endpoint} revision {d.revision}: serves {c.model}"
         if c.challenger:
             what += f", challenger {c.challenger} ({c.mode}"
             what += f", {_pct(c.share)})" if c.mode == "canary" else ")"
-        events.append((d.created_at.isoformat(), what, d.created_by, d.note))
+        events.append((d.created_at, what, d.created_by, d.note))
     if not events:
         return (Para("Never promoted or deployed."),)
-    events.sort(key=lambda e: str(e[0]))
+    events.sort(key=lambda e: e[0])
     now = [w.endpoint for w in card.watched if w.serves_now]
     blocks: list[Block] = [
         Table(
             "Alias moves involving this version, and deployments of its model",
             ("When (UTC)", "What", "By", "Note"),
-            tuple((str(at)[:16].replace("T", " "), w, by, note) for at, w, by, note in events),
+            tuple((_minute(at), w, by, note) for at, w, by, note in events),
         )
     ]
     if now:
