@@ -80,7 +80,7 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
         history[["grade"]],  # grade G has under 50 rows: too small to judge
         task="classification",
         min_group=50,
-    ).to_dict() | {"max_disparity": 0.05}
+    ).to_dict() | {"positive": 1, "max_disparity": 0.05}
     second = workspace.registry.register(
         first.name,
         predictor,
@@ -138,6 +138,7 @@ def test_the_markdown_card_has_front_matter_and_every_section(ws: Workspace) -> 
         "Overfit gap: roc_auc is",
         "*Hold-out by channel*",
         "| grade=G (too small) |",  # a group too small to judge is listed, marked
+        "Rates count 1 as the positive class.",
         "The spec allows a difference of at most 0.05; exceeded by",
         "*The 10 most important features*",
         "*Traffic outside what the model saw in training*",

@@ -214,6 +214,8 @@ def _fairness(card: ModelCard) -> tuple[Block, ...]:
     )
     if small:
         intro += f" {len(small)} of {len(groups)} groups are too small to judge."
+    if table.get("positive") is not None:
+        intro += f" Rates count {table['positive']} as the positive class."
     blocks: list[Block] = [Para(intro)]
     blocks.append(
         Table(
@@ -230,7 +232,10 @@ def _fairness(card: ModelCard) -> tuple[Block, ...]:
         )
     )
     difference, ratio = table.get("difference") or {}, table.get("ratio") or {}
-    over = [m for m in metrics if limit is not None and (difference.get(m) or 0) > limit]
+    # As training judged it when it says so, else from the differences.
+    over = table.get("over")
+    if over is None:
+        over = [m for m in metrics if limit is not None and (difference.get(m) or 0) > limit]
     within = ("Within the limit",) if limit is not None else ()
     blocks.append(
         Table(
