@@ -111,7 +111,12 @@ def sections_of(markdown: str) -> list[str]:
 
 
 def test_the_markdown_card_has_front_matter_and_every_section(ws: Workspace) -> None:
-    text = render_markdown(gather(ws, "credit-risk"))
+    card = gather(ws, "credit-risk")
+    assert repr(card) == (
+        "<ModelCard credit-risk@2: lightgbm classification, trained on loans@1, "
+        "fairness measured, served on credit>"
+    )
+    text = render_markdown(card)
 
     head, body = re.fullmatch(r"---\n(.*?)\n---\n(.*)", text, re.S).groups()  # type: ignore[union-attr]
     meta = yaml.safe_load(head)

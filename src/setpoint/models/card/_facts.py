@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from setpoint._display import listing, short_repr
 from setpoint._names import split_ref
 from setpoint.errors import NotFoundError
 from setpoint.monitoring.report import ReportData
@@ -58,6 +59,17 @@ class ModelCard:
     deployments: tuple[Deployment, ...]  # revisions naming the model, oldest first
     watched: tuple[Watched, ...]
     generated_at: datetime
+
+    def __repr__(self) -> str:
+        v = self.version
+        served = [w.endpoint for w in self.watched if w.serves_now]
+        facts = [
+            f"{v.flavor} {v.task}",
+            f"trained on {listing(d.ref for d in self.datasets)}" if self.datasets else "",
+            "fairness measured" if v.evaluation.get("fairness") else "",
+            f"served on {listing(served)}" if served else "",
+        ]
+        return short_repr("ModelCard", v.ref, facts)
 
 
 def gather(sources: CardSources, ref: str) -> ModelCard:
