@@ -126,7 +126,10 @@ def monitoring(card: ModelCard) -> tuple[Block, ...]:
         data = watched.report
         if not data.windows:
             blocks.append(
-                Para(f"{watched.endpoint}: serves it, but no window has been measured yet.")
+                Para(
+                    f"{watched.endpoint} serves it, but no monitor window has been measured "
+                    "against this version yet."
+                )
             )
             continue
         last = data.windows[-1]

@@ -34,6 +34,13 @@ def _page() -> string.Template:
     return string.Template(text.read_text(encoding="utf-8"))
 
 
+@functools.cache
+def base_css() -> str:
+    """The rules this report shares with the model card's page (``base.css``)."""
+    text = resources.files("setpoint.monitoring.report").joinpath("base.css")
+    return text.read_text(encoding="utf-8")
+
+
 def render_report(data: ReportData) -> str:
     """The whole report as one HTML document (no external references, no scripts)."""
     ws = data.windows
@@ -74,6 +81,7 @@ def render_report(data: ReportData) -> str:
     sections.append(_section("alerts", "Alerts", _alerts_section(data.alerts)))
     return _page().substitute(
         csp=_CSP,
+        base_css=base_css(),
         endpoint=_E(data.endpoint),
         verdict=_E(_verdict(data)),
         meta=meta_html,
