@@ -213,6 +213,7 @@ def test_the_command_writes_markdown_to_stdout_and_files_by_suffix(
     wrong = cli(ws, "models", "card", "credit-risk@2", "-o", str(tmp_path / "c.pdf"), code=2)
     assert "the card is written as .md or .html" in wrong
     assert "has no version 9" in cli(ws, "models", "card", "credit-risk@9", code=3)
+    assert "use markdown or html" in cli(ws, "models", "card", "m", "--format", "pdf", code=2)
     assert "notes set" in cli(ws, "models", "note", "credit-risk@1", "Kept for comparison.")
     assert "Kept for comparison." in cli(ws, "models", "show", "credit-risk@1")
     assert "notes cleared" in cli(ws, "models", "note", "credit-risk@1", "")

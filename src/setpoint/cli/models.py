@@ -267,15 +267,13 @@ def card(
     matter; HTML is one page that opens offline and prints."""
     from setpoint.models.card import format_of, render, write_card
 
-    ws = state(ctx).workspace()
-    found = ws.model_card(ref)
+    form = format_of(output, format_)  # a wrong name is said before any work
+    found = state(ctx).workspace().model_card(ref)
     ref = found.version.ref
     if output is None:
-        form = format_of(Path("card.md"), format_)
         text = render(found, form)
         emit(ctx, {"ref": ref, "format": form, "card": text}, lambda _: typer.echo(text, nl=False))
         return
-    form = format_of(output, format_)
     with writing(output):
         path = write_card(output, found, form)
     emit(

@@ -24,12 +24,15 @@ Format = Literal["markdown", "html"]
 FORMATS: dict[str, Format] = {".md": "markdown", ".markdown": "markdown", ".html": "html"}
 
 
-def format_of(path: Path, given: str | None = None) -> Format:
-    """The format ``given``, else the one the file's suffix names."""
+def format_of(path: Path | None, given: str | None = None) -> Format:
+    """The format ``given``, else the one the file's suffix names (Markdown for no
+    file: stdout)."""
     if given is not None:
         if given not in ("markdown", "html"):
             raise UsageError(f"--format {given!r}: use markdown or html")
         return "markdown" if given == "markdown" else "html"
+    if path is None:
+        return "markdown"
     found = FORMATS.get(path.suffix.lower())
     if found is None:
         raise UsageError(
