@@ -153,6 +153,9 @@ def test_the_markdown_card_has_front_matter_and_every_section(ws: Workspace) -> 
         "**Latest window**: 2026-03-03 (",
     ):
         assert words in body, words
+    alerts = re.findall(r"^\| credit \| (critical|warning) \| open \|", body, re.M)
+    assert alerts[0] == "critical"
+    assert alerts == sorted(alerts)  # the most severe first
     # The spec's text cannot break a table or bring markup in.
     assert "&lt;img src=" in body
     assert "<img" not in body

@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from setpoint._display import count, listing, minute, number
 from setpoint.models.card._blocks import Block, Facts, Para, Table
 from setpoint.models.card._facts import ModelCard, Watched
+from setpoint.monitoring.alerts import SEVERITIES
+from setpoint.monitoring.report import AlertEntry
 from setpoint.monitoring.report._format import _pct, _when
 from setpoint.monitoring.report._sections import _drifted, _verdict
 
@@ -23,9 +25,10 @@ def limitations(card: ModelCard) -> tuple[Block, ...]:
     alerts: list[tuple[str, ...]] = []
     for watched in card.watched:
         outside += _out_of_range(watched)
+        ranked = sorted(watched.report.alerts, key=_most_severe_first)
         alerts += [
             (watched.endpoint, a.severity, a.state, _minute(a.first_seen), a.message)
-            for a in watched.report.alerts
+            for a in ranked
         ]
     if not card.watched:
         blocks.append(Para("Nothing seen in production yet: no monitor has measured it."))
@@ -53,6 +56,11 @@ def limitations(card: ModelCard) -> tuple[Block, ...]:
     else:
         blocks.append(Para("No unresolved alerts on the endpoints serving it."))
     return tuple(blocks)
+
+
+def _most_severe_first(alert: AlertEntry) -> int:
+    known = alert.severity in SEVERITIES
+    return -SEVERITIES.index(alert.severity) if known else len(SEVERITIES)
 
 
 def _out_of_range(watched: Watched) -> list[tuple[str, ...]]:
