@@ -57,7 +57,9 @@ def test_a_window_is_measured_into_the_results_document_monitors_store() -> None
         "multivariate",
         "quality",
         "performance",
+        "attribution",
     ]
+    assert results["attribution"] is None  # no model to explain
     assert results["judged"] is True
     assert results["reference"] == "credit@1"
     drift = results["drift"]

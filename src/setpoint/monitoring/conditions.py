@@ -2,7 +2,8 @@
 
 Keys name the condition, so that the alert store keeps one alert per condition and
 endpoint: ``drift:feature:NAME``, ``drift:prediction``, ``drift:dataset``,
-``drift:multivariate``, ``performance:estimated:METRIC``, ``performance:realized:METRIC``,
+``drift:multivariate``, ``drift:attribution`` (the model's explanation moved),
+``performance:estimated:METRIC``, ``performance:realized:METRIC``,
 ``quality:refused`` (a share of the rows refused for their values) and
 ``quality:out_of_contract`` (a share of the answered rows outside the contract's
 ranges and categories).
@@ -62,8 +63,11 @@ def judge(
     offline comparison): its key, and what holds (None: it does not). ``outputs``: the
     model's output columns; ``when``: the window as messages name it."""
     judged: dict[str, Holding | None] = {}
+    attribution = results.get("attribution")
     if results.get("judged", True):
-        judged.update(_drift(set(outputs), results["drift"], when))
+        judged.update(_drift(set(outputs), results["drift"], when, attribution))
+    if attribution:
+        judged["drift:attribution"] = _attribution(attribution, when)
     domain = results.get("multivariate")
     if domain:
         judged["drift:multivariate"] = (
@@ -86,18 +90,29 @@ def span(window: Window) -> str:
 
 
 def _drift(
-    output_names: set[str], drift: Mapping[str, Any], when: str
+    output_names: set[str],
+    drift: Mapping[str, Any],
+    when: str,
+    attribution: Mapping[str, Any] | None = None,
 ) -> dict[str, Holding | None]:
     judged: dict[str, Holding | None] = {}
     outputs = dict(drift.get("prediction") or {})
+    # Where the model's explanation is measured, a drifted feature's alert says how
+    # much of it the feature carries: a shift the model ignores reads as such.
+    weight = {
+        name: f["reference"] for name, f in ((attribution or {}).get("features") or {}).items()
+    }
     for name, feature in drift["features"].items():
         if name in output_names:  # a window stored before outputs stood apart
             outputs[name] = feature
             continue
+        carries = (
+            f" (it carries {weight[name]:.0%} of the model's explanation)" if name in weight else ""
+        )
         judged[f"drift:feature:{name}"] = (
             (
                 "warning",
-                f"feature {name!r} drifted in {when}: {'; '.join(feature['reasons'])}",
+                f"feature {name!r} drifted in {when}: {'; '.join(feature['reasons'])}" + carries,
                 feature,
             )
             if feature["drifted"]
@@ -123,6 +138,26 @@ def _drift(
             else None
         )
     return judged
+
+
+def _attribution(attribution: Mapping[str, Any], when: str) -> Holding | None:
+    """Attribution drift: the features whose share of the model's explanation moved,
+    the most important (on the reference) first."""
+    if not attribution["drifted"]:
+        return None
+    features = attribution["features"]
+    moves = "; ".join(
+        f"{name!r} {features[name]['reference']:.0%} -> {features[name]['window']:.0%}"
+        for name in attribution["drifted"][:3]
+    )
+    more = len(attribution["drifted"]) - 3
+    if more > 0:
+        moves += f" and {more} more"
+    return (
+        "warning",
+        f"the model's explanation moved in {when}: share of {moves}",
+        attribution,
+    )
 
 
 def _performance(

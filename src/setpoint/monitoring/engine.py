@@ -8,7 +8,8 @@ for learning thresholds), optionally a fitted :class:`ConfidenceEstimator`, and 
 settings; then, per window, the window's inputs with the model's outputs,
 probabilities and labels where they are known. It returns the window's results
 document as monitors store it: ``judged``, ``reference``, ``drift``,
-``multivariate``, ``quality`` and ``performance``. What only a log can say (latency,
+``multivariate``, ``quality``, ``performance`` and, given an attributor,
+``attribution`` (``attribution.py``). What only a log can say (latency,
 freshness, how late labels came, the volume other windows had) is added by the
 caller (``window.py``).
 """
@@ -24,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from setpoint.monitoring.attribution import Attributor
 from setpoint.monitoring.conditions import concept_drift
 from setpoint.monitoring.contract_counts import add_inputs
 from setpoint.monitoring.counts import CategoricalCounts, NumericCounts
@@ -76,11 +78,13 @@ class Engine:
         *,
         sample: pa.Table | Callable[[], pa.Table],
         estimator: ConfidenceEstimator | None = None,
+        attributor: Attributor | Callable[[], Attributor | None] | None = None,
     ) -> None:
         self.baseline = baseline
         self.settings = settings
         self.estimator = estimator
         self._sample = sample
+        self._attributor = attributor
         self._learned: dict[int, dict[str, float]] = {}
 
     @property
@@ -88,6 +92,14 @@ class Engine:
         if not isinstance(self._sample, pa.Table):
             self._sample = self._sample()
         return self._sample
+
+    @property
+    def attributor(self) -> Attributor | None:
+        """What explains windows' rows (``attribution.py``), made when first needed;
+        None when the model cannot be explained here."""
+        if self._attributor is not None and not isinstance(self._attributor, Attributor):
+            self._attributor = self._attributor()
+        return self._attributor
 
     def measure(
         self,
@@ -120,6 +132,7 @@ class Engine:
             "multivariate": self._multivariate(inputs) if drift.judged else None,
             "quality": _quality(base.features, base.summary, summary, inputs, n),
             "performance": self._performance(predictions, probabilities, labels),
+            "attribution": self._attribution(inputs, n, settings.min_rows),
         }
 
     @property
@@ -207,6 +220,14 @@ class Engine:
         if SCORE in kinds and proba is not None and proba.shape[1] == 2:
             table = table.append_column(SCORE, pa.array(proba[:, 1], pa.float64()))
         return table
+
+    def _attribution(self, inputs: pa.Table, n: int, least: int) -> dict[str, Any] | None:
+        """The window's attribution drift, on the rows the model answered, when there
+        are enough of them to judge and the model can be explained."""
+        if self._attributor is None or n < least:
+            return None
+        attributor = self.attributor
+        return None if attributor is None else attributor.measure(inputs)
 
     def _multivariate(self, inputs: pa.Table) -> dict[str, Any] | None:
         if not self.settings.multivariate:

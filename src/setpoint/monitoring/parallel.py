@@ -137,7 +137,14 @@ def measure(
     for start, end in spans:
         context.engine.drift_settings(context.judged_rows(start, end))
     learned = context.engine.learned
-    parts = replace(context.parts, sample=context.engine.sample)  # read once, sent along
+    # The sample read once, and the model's explainer made once (with the reference's
+    # attribution), sent along.
+    parts = replace(
+        context.parts,
+        sample=context.engine.sample,
+        attributor=context.engine.attributor,
+        predictor=None,
+    )
     cuts = shares(spans, count)
     # Local workers share this machine's cores: each gets its part of them for the
     # native thread pools of the domain classifier and numpy, not all of them (four

@@ -25,12 +25,14 @@ import pyarrow.compute as pc
 from setpoint._display import count, html_summary, listing, minute, number, short_repr
 from setpoint.errors import InvalidDataError
 from setpoint.monitoring import reference as references
+from setpoint.monitoring.attribution import Attributor
 from setpoint.monitoring.contract_counts import contract_quality, refused_in
 from setpoint.monitoring.engine import Baseline, Engine, EngineSettings
 from setpoint.monitoring.performance import ConfidenceEstimator
 from setpoint.monitoring.traffic import Traffic
 
 if TYPE_CHECKING:
+    from setpoint.models.predictor import Predictor
     from setpoint.monitoring._sources import ReferenceSources
     from setpoint.monitoring.monitor import Monitor
 
@@ -97,14 +99,20 @@ class ReferenceParts:
     trained_on: datetime
     calibration: tuple[np.ndarray, list[Any]] | None
     sample: pa.Table | Callable[[], pa.Table]
+    # What loads the reference's model, for attribution drift, and once made, what
+    # explains the windows (``attribution.py``; sent along to other processes in
+    # the loader's place).
+    predictor: Callable[[], Predictor] | None = None
+    attributor: Attributor | None = None
 
     @classmethod
     def load(cls, sources: ReferenceSources, ref: references.Reference) -> ReferenceParts:
-        """The parts of ``ref``, the sample to be read when first needed."""
+        """The parts of ``ref``, the sample and the model to be read when first needed."""
         return cls(
             sources.dataset(ref.dataset).created_at,
             references.load_calibration(sources, ref),
             partial(references.load_sample, sources, ref),
+            partial(sources.load_model, ref.model),
         )
 
 
@@ -163,6 +171,19 @@ class Measurement:
             ),
             sample=parts.sample,
             estimator=estimator,
+            attributor=parts.attributor
+            or (self._attributor if parts.predictor is not None else None),
+        )
+
+    def _attributor(self) -> Attributor | None:
+        load = self.parts.predictor
+        if load is None:
+            return None
+        return Attributor.of(
+            load(),
+            self.engine.sample,
+            self.monitor.config.attribution,
+            self.ref.features,
         )
 
     def window(self, start: datetime, end: datetime) -> Window:

@@ -142,6 +142,20 @@ class Latency:
 
 
 @dataclass(frozen=True)
+class Attribution:
+    """A feature's share of the model's explanation, on the reference and in a window."""
+
+    name: str
+    reference: float
+    window: float
+    drifted: bool
+
+    @property
+    def change(self) -> float:
+        return self.window - self.reference
+
+
+@dataclass(frozen=True)
 class WindowResult:
     start: datetime
     end: datetime
@@ -156,6 +170,9 @@ class WindowResult:
     performance: Performance | None = None
     latency: Latency | None = None
     label: str | None = None  # how the window is named, when not by its start (2024-03)
+    # Per feature, its share of the model's explanation (attribution drift), when the
+    # model was explained in the window.
+    attribution: Mapping[str, Attribution] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -433,7 +450,26 @@ def _window(v: Any, path: str) -> WindowResult:
         performance=None if perf is None else _performance(perf, f"{path}.performance"),
         latency=lat,
         label=None if label is None else _text(label, f"{path}.label"),
+        attribution=_attribution(d.get("attribution"), f"{path}.attribution"),
     )
+
+
+def _attribution(v: Any, path: str) -> dict[str, Attribution]:
+    if v is None:
+        return {}
+    where = f"{path}.features"
+    features = _mapping(_get(_mapping(v, path), "features", path), where)
+    out = {}
+    for name, x in features.items():
+        at = f"{where}[{name!r}]"
+        f = _mapping(x, at)
+        out[str(name)] = Attribution(
+            str(name),
+            _number(_get(f, "reference", at), f"{at}.reference"),
+            _number(_get(f, "window", at), f"{at}.window"),
+            _bool(_get(f, "drifted", at), f"{at}.drifted"),
+        )
+    return out
 
 
 def _alert(v: Any, path: str) -> AlertEntry:

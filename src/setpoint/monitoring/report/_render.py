@@ -12,6 +12,7 @@ from setpoint.monitoring.report._format import _DASH, _E, _span, _stamp, _window
 from setpoint.monitoring.report._plots import _traffic_plot
 from setpoint.monitoring.report._sections import (
     _alerts_section,
+    _attribution_section,
     _distribution_section,
     _drift_section,
     _figure_html,
@@ -66,6 +67,7 @@ def render_report(data: ReportData) -> str:
             _section(
                 "distributions", "What changed in the drifted features", _distribution_section(ws)
             ),
+            _section("attribution", "What the model's answers rest on", _attribution_section(ws)),
             _section("performance", "Model performance", _performance_section(ws, labels)),
             _section("quality", "Data quality", _quality_section(ws, labels)),
             _section(

@@ -280,6 +280,38 @@ def _drift_section(ws: Sequence[WindowResult], labels: Sequence[str]) -> str:
     return intro + fig + table
 
 
+def _attribution_section(ws: Sequence[WindowResult]) -> str:
+    """Each feature's share of the model's explanation in the latest window that has
+    one, against the reference's: the features the model relies on, and whether that
+    moved (attribution drift)."""
+    last = next((w for w in reversed(ws) if w.attribution), None)
+    if last is None:
+        return (
+            "<p>The model's explanations were not measured in these windows (a model "
+            "explained by shap needs the explain extra; personal data among its inputs, "
+            "or too few rows in a window, leave them out).</p>"
+        )
+    intro = (
+        "<p>How much of the model's answers each feature explains: its share of the mean "
+        "absolute contribution, on the reference data and in the window. A feature the "
+        "model does not use has no share whatever its values do; a feature whose share "
+        "<strong>moved</strong> changed what the model's answers rest on.</p>"
+    )
+    ordered = sorted(last.attribution.values(), key=lambda a: -a.reference)
+    rows = [
+        [
+            _E(a.name),
+            _pct(a.reference),
+            _pct(a.window),
+            f"{a.change * 100:+.1f} points",
+            "<strong>moved</strong>" if a.drifted else "steady",
+        ]
+        for a in ordered
+    ]
+    head = ["Feature", "Reference share", "Window share", "Change", "Verdict"]
+    return intro + _table(head, rows, f"Share of the explanation in {_E(_when(last))}")
+
+
 def _reference_changes(ws: Sequence[WindowResult]) -> list[str]:
     """Sentences for each window measured against another model than the one before
     (after a promotion), as the charts mark them."""
