@@ -151,6 +151,7 @@ def test_the_markdown_card_has_front_matter_and_every_section(ws: Workspace) -> 
         "endpoint credit revision 1: serves credit-risk@champion",
         "Serves now on: credit.",
         "**Latest window**: 2026-03-03 (",
+        "**Attribution drift**: ",  # the monitor explains LightGBM's answers
     ):
         assert words in body, words
     alerts = re.findall(r"^\| credit \| (critical|warning) \| open \|", body, re.M)

@@ -149,6 +149,19 @@ def monitoring(card: ModelCard) -> tuple[Block, ...]:
             ("Windows measured", f"{len(data.windows)} since {_when(data.windows[0])}"),
             ("Drifted features", listing(drifted, 8) if drifted else "none"),
         ]
+        if last.attribution:
+            moved = [a for a in last.attribution.values() if a.drifted]
+            rows.append(
+                (
+                    "Attribution drift",
+                    ", ".join(
+                        f"{a.name} {_pct(a.reference)} to {_pct(a.window)} of the explanation"
+                        for a in moved
+                    )
+                    if moved
+                    else "none: each feature's share of the explanation as in training",
+                )
+            )
         if last.latency is not None and last.latency.p50_ms is not None:
             rows.append(("Median response", f"{number(last.latency.p50_ms)} ms"))
         blocks.append(Facts(tuple(rows)))
