@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -21,21 +22,17 @@ from setpoint.cli._common import (
     render_rows,
     short,
     state,
+    writing,
 )
 from setpoint.cli.batch import InputFiles, render_quarantined
 from setpoint.errors import UsageError
-from setpoint.models.registry import CHAMPION, AliasMove, ModelVersion
+from setpoint.models.registry import CHAMPION, SEGMENT_METRICS, AliasMove, ModelVersion
 
 models_app = typer.Typer(
     cls=Group, help="Registered models, their versions, aliases and lineage.", no_args_is_help=True
 )
 
-# The few metrics a per-segment table shows; every metric is in --json.
 _TOP_FEATURES = 10  # the most important features `models show` lists
-_SEGMENT_METRICS = {
-    "classification": ("roc_auc", "accuracy", "f1", "log_loss"),
-    "regression": ("rmse", "mae", "r2"),
-}
 
 Alias = Annotated[str, typer.Option("--alias", "-a", help="Alias to move.")]
 
@@ -228,6 +225,7 @@ def render_version(
             else "-",
         ),
         ("created", f"{version.created_at.isoformat(timespec='seconds')} by {version.created_by}"),
+        *((("notes", version.notes),) if version.notes else ()),
     )
     c.print(Panel(facts(about), title=escape(f"model {version.ref}"), expand=False))
 
@@ -259,7 +257,7 @@ def render_version(
             "hold-out rows)",
         )
     segments = version.evaluation.get("segments") or {}
-    shown = _SEGMENT_METRICS.get(version.task, ())
+    shown = SEGMENT_METRICS.get(version.task, ())
     for column, values in segments.items():
         names = [n for n in shown if any(n in m for m in values.values())]
         render_rows(
@@ -287,6 +285,89 @@ def render_version(
             ],
             title="champion history",
         )
+
+
+@models_app.command("card")
+def card(
+    ctx: typer.Context,
+    ref: Annotated[
+        str,
+        typer.Argument(
+            help="The version: NAME@VERSION, NAME@ALIAS, NAME@latest, or NAME (its "
+            "champion, else latest).",
+            show_default=False,
+        ),
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "-o",
+            "--output",
+            help="Write the card to this .md or .html file. Default: Markdown on stdout.",
+            show_default=False,
+        ),
+    ] = None,
+    format_: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="markdown or html, whatever the file is called.",
+            metavar="markdown|html",
+            show_default=False,
+        ),
+    ] = None,
+    json_: JsonFlag = False,
+) -> None:
+    """Write a version's model card, for a reviewer.
+
+    Sections: details, intended use, training data, evaluation, fairness, top
+    features, known limitations, serving history and monitoring. Generated from the
+    registry each time: never edit it; change the spec or the version's notes
+    (setpoint models note) instead. Markdown has Hugging Face model card front
+    matter; HTML is one page that opens offline and prints."""
+    from setpoint.models.card import format_of, render, write_card
+
+    form = format_of(output, format_)  # a wrong name is said before any work
+    found = state(ctx).workspace().model_card(ref)
+    ref = found.version.ref
+    if output is None:
+        text = render(found, form)
+        emit(ctx, {"ref": ref, "format": form, "card": text}, lambda _: typer.echo(text, nl=False))
+        return
+    with writing(output):
+        path = write_card(output, found, form)
+    emit(
+        ctx,
+        {"ref": ref, "format": form, "path": str(path)},
+        lambda c: c.print(f"Wrote the model card of {ref} to {path}.", markup=False),
+    )
+
+
+@models_app.command("note")
+def note(
+    ctx: typer.Context,
+    ref: Annotated[
+        str,
+        typer.Argument(help="The version: NAME@VERSION or NAME@ALIAS.", show_default=False),
+    ],
+    text: Annotated[
+        str,
+        typer.Argument(help='The notes; "" clears them.', show_default=False),
+    ],
+    json_: JsonFlag = False,
+) -> None:
+    """Set a version's notes, without retraining.
+
+    What a person learns of a version after training (a review's outcome, a caveat
+    found in production); shown by models show and on the model card, audited."""
+    version = state(ctx).workspace().annotate(ref, text)
+    emit(
+        ctx,
+        {"ref": version.ref, "notes": version.notes},
+        lambda c: c.print(
+            f"{version.ref}: notes {'set' if version.notes else 'cleared'}.", markup=False
+        ),
+    )
 
 
 def _move_done(ctx: typer.Context, move: AliasMove) -> None:

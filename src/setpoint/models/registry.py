@@ -39,6 +39,12 @@ from setpoint.store.schema import (
 )
 
 CHAMPION = "champion"
+# The few metrics a per-segment table shows (models show, the model card), most
+# telling first; every metric is in the evaluation.
+SEGMENT_METRICS = {
+    "classification": ("roc_auc", "accuracy", "f1", "log_loss"),
+    "regression": ("rmse", "mae", "r2"),
+}
 
 
 def check_alias(alias: str) -> str:
@@ -66,6 +72,7 @@ class ModelVersion:
     created_by: str
     created_at: datetime
     aliases: tuple[str, ...] = ()
+    notes: str = ""  # a person's, set after training (``annotate``)
 
     @property
     def ref(self) -> str:
@@ -115,6 +122,7 @@ class ModelVersion:
             rows.append(("features", f"{len(features)}: {listing(features, 8)}"))
         rows.append(("created", f"{minute(self.created_at)} by {self.created_by}"))
         rows += [("description", self.description)] if self.description else []
+        rows += [("notes", self.notes)] if self.notes else []
         return html_summary("ModelVersion", self.ref, rows)
 
     @property
@@ -140,6 +148,7 @@ class ModelVersion:
             "spec": self.spec,
             "contract": self.contract,
             "description": self.description,
+            "notes": self.notes,
             "created_by": self.created_by,
             "created_at": self.created_at.isoformat(),
         }
@@ -364,6 +373,28 @@ class ModelRegistry:
             in_use = any(digest in (found or {}).values() for found in stored)
         if not in_use:
             self._store.delete(digest)
+
+    def annotate(self, ref: str, notes: str) -> ModelVersion:
+        """Set the notes of the version ``ref`` names (empty text clears them): what a
+        person knows of it after training, kept with it and on its model card. The only
+        thing about a version that changes; audited with its before and after."""
+        version = self.get(ref)
+        with self._db.write() as conn:
+            conn.execute(
+                model_versions.update()
+                .where(model_versions.c.id == version.id)
+                .values(notes=notes or None)
+            )
+            audit.record(
+                conn,
+                actor=self._actor,
+                action="model.annotate",
+                entity_type="model",
+                entity=version.ref,
+                before={"notes": version.notes},
+                after={"notes": notes},
+            )
+            return self._one(conn, model_versions.c.id == version.id)
 
     # -- lineage -----------------------------------------------------------------------
 
@@ -627,4 +658,5 @@ def _version(row: Row[Any], alias_names: tuple[str, ...]) -> ModelVersion:
         created_by=row.created_by,
         created_at=audit.as_utc(row.created_at),
         aliases=alias_names,
+        notes=row.notes or "",
     )
