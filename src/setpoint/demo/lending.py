@@ -129,7 +129,8 @@ def applications(
     )
     if age_band:
         bands = np.digitize(age, [30, 50])
-        frame.insert(len(frame.columns) - 1, AGE_BAND, np.asarray(AGE_BANDS)[bands])  # before the label
+        # Before the label, the last column.
+        frame.insert(len(frame.columns) - 1, AGE_BAND, np.asarray(AGE_BANDS)[bands])
     return frame
 
 
