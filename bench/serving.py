@@ -42,6 +42,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -102,7 +103,7 @@ _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 SERVERS = ("full", "bare predict", "constant")
 
 
-def _median(runs: list[tuple[float, float, float, int]]) -> tuple[float, float, float, int]:
+def medians(runs: list[tuple[float, float, float, int]]) -> tuple[float, float, float, int]:
     """Median req/s, p50 and p99 of the rounds (each on its own), and all non-2xx."""
     return (
         statistics.median(r[0] for r in runs),
@@ -141,6 +142,11 @@ def prepare(root: Path, console: Console) -> tuple[str, Path]:
         ws.deploy("credit", model="credit-risk")
         _, key = ws.keys.create("predict", note="bench")
         ws.close()
+    return key, post_script(root, history, key)
+
+
+def post_script(root: Path, history: Any, key: str) -> Path:
+    """A wrk script (in ``root``) posting the first row of ``history`` with ``key``."""
     record = {
         k: (None if v != v else v)
         for k, v in history.drop(columns=[lending.TARGET, lending.TIME_COLUMN])
@@ -157,7 +163,7 @@ def prepare(root: Path, console: Console) -> tuple[str, Path]:
         'wrk.headers["Content-Type"] = "application/json"\n'
         f'wrk.headers["Authorization"] = "Bearer {key}"\n'
     )
-    return key, script
+    return script
 
 
 def main() -> None:
@@ -242,7 +248,7 @@ def main() -> None:
                         with console.status(f"{c} connections, round {round_ + 1}: {name}"):
                             samples[name][c].append(wrk(url, script, c, args.duration))
         servers = {
-            name: {c: _median(runs) for c, runs in by_level.items()}
+            name: {c: medians(runs) for c, runs in by_level.items()}
             for name, by_level in samples.items()
         }
         ratios = {  # within each round, then the median over the rounds
@@ -375,7 +381,7 @@ def ray_main(args: argparse.Namespace, levels: list[int], console: Console) -> N
         )
     for name, by_level in samples.items():
         for c, runs in by_level.items():
-            rate, p50, p99, errors = _median(runs)
+            rate, p50, p99, errors = medians(runs)
             ratio = f"{ratios[c]:.0%}" if name == "setpoint on Ray" else ""
             table.add_row(
                 name, str(c), f"{rate:,.0f}", f"{p50:.2f}", f"{p99:.2f}", str(errors), ratio

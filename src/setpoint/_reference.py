@@ -48,6 +48,8 @@ metrics: [roc_auc, log_loss]
 segments: [channel]
 seed: 7
 description: Default risk at application time.
+intended_use: Ranking applications for a credit officer's review; never a decision alone.
+limitations: Trained on applicants aged 18 to 90 from three channels.
 """,
     "contract": """\
 columns:

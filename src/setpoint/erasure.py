@@ -16,7 +16,9 @@ rows. A dataset version is immutable, so one that holds the subject's rows is re
 a new version of the same dataset without them (and the same contract) is added, the
 old version's bytes are deleted, and its metadata stays, marked erased with the number
 of rows and the version that replaces it; loading it says so. Models trained on an
-erased version are listed (their lineage names it), so a person can decide to retrain.
+erased version are listed (their lineage names it), so a person can decide to retrain;
+their background samples (``models/background.py``, values drawn from the rows) are
+drawn again from the rows that remain.
 
 A dry run finds and counts, and changes nothing. Each erasure is an audit event with
 the column and what was removed where, and nothing that points at the subject: not
@@ -381,6 +383,8 @@ def _replace(
                     .where(model_versions.c.id == model.id)
                     .values(contract=_scrub.contract(model.contract, theirs))
                 )
+    for model in models:  # its background sample is drawn from the rows (may hold theirs)
+        workspace.registry.redraw_background(model, rest, personal=version.pii_columns)
     if not catalog.artifact_in_use(version.artifact):
         workspace.data_store.delete(version.artifact)
     _monitors(workspace, version, replaced_by, report)

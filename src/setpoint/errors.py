@@ -230,3 +230,13 @@ class DependencyMissingError(SetpointError):
             f"{package} is not installed; install it with: pip install 'setpoint[{extra}]'",
             details={"package": package, "extra": extra},
         )
+
+
+class NotExplainableError(SetpointError):
+    """A model's predictions cannot be split into contributions (a classifier that gives
+    only labels, a constant answer, a flavor whose explainer is not installed, a version
+    registered without the background sample its explainer needs)."""
+
+    code = "not_explainable"
+    http_status = 409
+    exit_code = 2

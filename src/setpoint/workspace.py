@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
     from setpoint.batch.score import ScoringRun
     from setpoint.erasure import ErasureReport
+    from setpoint.models.card import ModelCard
     from setpoint.models.spec import TrainSpec
     from setpoint.monitoring.monitor import Monitors
     from setpoint.serving.log import CompactionResult
@@ -423,7 +424,8 @@ class Workspace:
         table = self.datasets.load(version)
         contract = self.datasets.contract(version)[0]
         kinds = {name: rule.kind for name, rule in contract.columns.items()}
-        result = fit(spec, table, kinds=kinds, progress=progress)
+        personal = {name for name, rule in contract.columns.items() if rule.pii}
+        result = fit(spec, table, kinds=kinds, progress=progress, personal=personal)
         contract = contract.restrict(result.features)
         lineage = {
             "datasets": [{"ref": version.ref, "id": version.id, "role": "train"}],
@@ -457,6 +459,7 @@ class Workspace:
             spec=result.spec,
             description=spec.description or "",
             guard=guard,
+            background=result.background,
         )
 
     def register_model(
@@ -539,6 +542,17 @@ class Workspace:
 
     def rollback(self, name: str, alias: str = CHAMPION) -> AliasMove:
         return self.registry.rollback(name, alias)
+
+    def model_card(self, ref: str) -> ModelCard:
+        """What the model card of version ``ref`` says (``models/card``): render it with
+        ``setpoint.models.card.render_markdown`` or ``render_html``, or ``write_card``."""
+        from setpoint.models.card import gather  # the monitoring report's helpers load
+
+        return gather(self, ref)
+
+    def annotate(self, ref: str, notes: str) -> ModelVersion:
+        """Set a model version's notes (empty text clears them), without retraining."""
+        return self.registry.annotate(ref, notes)
 
     def predict_files(
         self,

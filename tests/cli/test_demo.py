@@ -54,9 +54,12 @@ def test_the_demo_closes_the_loop(tmp_path: Path) -> None:
     assert after["weeks"] >= 2
     assert after["served_auc"] > after["old_champion_auc"]
 
-    # It says where the report and the audit trail are, and they are there.
+    # It says where the report, the card and the audit trail are, and they are there.
     report, audit = Path(summary["report"]), Path(summary["audit"])
     assert report.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    card = Path(summary["card"]).read_text(encoding="utf-8")
+    assert "<title>Model card: credit-risk@2</title>" in card
+    assert "Ranking loan applications for a credit officer" in card
     actions = [json.loads(line)["action"] for line in audit.read_text().splitlines()]
     for expected in (
         "rollout.open",

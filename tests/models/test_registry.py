@@ -55,6 +55,21 @@ def test_a_fitted_object_is_registered_with_its_reference(workspace: Workspace) 
     ]
 
 
+def test_notes_are_set_on_a_version_without_retraining_and_audited(workspace: Workspace) -> None:
+    register(workspace, 2)
+    before = workspace.model("clf@1")
+    noted = workspace.annotate("clf@1", "Reviewed by credit risk; not for business loans.")
+    assert noted.notes == "Reviewed by credit risk; not for business loans."
+    assert noted.to_dict() == before.to_dict() | {"notes": noted.notes}  # nothing else moves
+    assert workspace.model("clf@2").notes == ""
+    assert workspace.annotate("clf@1", "").notes == ""
+    events = workspace.audit(entity="clf@1", action="model.annotate")
+    assert [(e.before, e.after) for e in events] == [
+        ({"notes": noted.notes}, {"notes": ""}),
+        ({"notes": ""}, {"notes": noted.notes}),
+    ]
+
+
 def test_promote_and_rollback_move_the_alias_and_leave_a_trail(workspace: Workspace) -> None:
     register(workspace, 3)
     assert workspace.model("clf").version == 3  # no champion yet: the latest

@@ -28,6 +28,8 @@ segments: [channel]
 overfit_threshold: 0.1
 seed: 42
 description: Default risk.
+intended_use: Ranking applications for review.
+limitations: Not for applicants under 21.
 """
 
 MINIMAL = {"model": "m", "dataset": "d", "target": "y"}
@@ -109,6 +111,7 @@ def test_every_problem_is_reported_together_by_path() -> None:
         "overfit_threshold": float("nan"),
         "seed": -1,
         "description": 3,
+        "limitations": ["a list"],
         "learning_rate": 0.1,
         "target": "y",
     }
@@ -132,6 +135,7 @@ def test_every_problem_is_reported_together_by_path() -> None:
         "overfit_threshold",
         "seed",
         "description",
+        "limitations",
         "learning_rate",
     }
 
@@ -300,6 +304,7 @@ valid: dict[str, st.SearchStrategy[Any]] = {
     "overfit_threshold": st.floats(0, 10) | st.integers(0, 3),
     "seed": st.integers(0, 2**32 - 1),
     "description": st.text(max_size=10) | st.none(),
+    "intended_use": st.text(max_size=10) | st.none(),
 }
 wrong: dict[str, st.SearchStrategy[Any]] = {
     "model": st.sampled_from(["Bad Name", ""]),
@@ -370,6 +375,8 @@ STORED: dict[str, Any] = {
     "overfit_threshold": 0.1,
     "seed": 42,
     "description": "Default risk.",
+    "intended_use": "Ranking applications for review.",
+    "limitations": "",
 }
 
 EXAMPLES = [
@@ -409,7 +416,7 @@ def test_the_schema_accepts_what_to_dict_gives(data: dict[str, Any]) -> None:
         {"features": "a"},
         {"exclude": "id", "segments": "region", "metrics": "roc_auc"},
         {"preprocessing": {"pipeline": ["sklearn.preprocessing.StandardScaler"]}},
-        {"description": None, "exclude": None, "segments": None},
+        {"description": None, "limitations": None, "exclude": None, "segments": None},
         {"split": {"method": "time", "time_column": "t"}},
         {"overfit_threshold": 1, "seed": 2**32 - 1},
         {"fairness": {"sensitive": "region", "metrics": "false_positive_rate"}},

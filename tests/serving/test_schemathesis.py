@@ -38,7 +38,7 @@ EXAMPLES = 100  # per operation and mode
 # Bodies of model data: their schema cannot state every rule the server checks (columns
 # of one length, a tensor's data matching its shape, the model's own limits), so a body
 # valid by the schema may get 400 or 422. Every other check applies to them.
-MODEL_DATA = ("/predict", "/infer", "/invocations")
+MODEL_DATA = ("/predict", "/explain", "/infer", "/invocations")
 
 
 @pytest.mark.slow

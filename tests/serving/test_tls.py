@@ -58,7 +58,8 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
 
 
 def serve(ws: Workspace, *args: str) -> Any:
-    return CliRunner().invoke(app, ["-w", str(ws.root), "serve", *args])
+    # Wide enough that a long temporary path is not wrapped inside a file name.
+    return CliRunner(env={"COLUMNS": "300"}).invoke(app, ["-w", str(ws.root), "serve", *args])
 
 
 # ---------------------------------------------------------------------------- mistakes

@@ -188,8 +188,10 @@ class _ScoringSink:
         predictor: Predictor,
         log: EndpointLog | None = None,
         passthrough: Sequence[str] = (),
+        score: Callable[..., pa.Table] | None = None,
     ) -> None:
         self.pool = pool
+        self.score = score
         self.predictor = predictor
         self.log = log
         # Given to score_table only when there are some (it is replaced in tests).
@@ -221,7 +223,8 @@ class _ScoringSink:
         if MARKS in rows.column_names:  # the soft rules each row broke, for the log
             marks = rows.column(MARKS)
             rows = rows.drop_columns([MARKS])
-        future = self.pool.submit(score_table, self.predictor, rows, **self.extra)
+        score: Callable[..., pa.Table] = self.score or score_table  # tests replace it
+        future = self.pool.submit(score, self.predictor, rows, **self.extra)
         self.queue.put(_Pending(future, marks))
 
     def drain(self) -> None:
@@ -500,7 +503,12 @@ class _FileRun:
         """The sink holding ``source``'s scored rows, not yet committed."""
         scoring = self.scoring
         scorer = _ScoringSink(
-            self.pool, self.workers, scoring.predictor, self.log, passthrough=scoring.keep
+            self.pool,
+            self.workers,
+            scoring.predictor,
+            self.log,
+            passthrough=scoring.keep,
+            score=scoring.score,
         )
         sinks: list[sources.Sink] = []
         size = max(source.size, 1)

@@ -10,7 +10,7 @@ is recorded by ``Workspace.scoring_runs.recording`` (``runs.py``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -103,6 +103,9 @@ class Scoring:
     pii: PiiPolicy
     dataset: str | None
     keep: tuple[str, ...] = ()  # columns outside the contract, carried along
+    # What a batch of accepted rows becomes, when not ``score_table``'s answers
+    # (``models explain``: its contributions too).
+    score: Callable[..., pa.Table] | None = None
 
 
 def prepare_version(ws: Workspace, version: ModelVersion, *, keep: Sequence[str] = ()) -> Scoring:

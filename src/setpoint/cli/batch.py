@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -12,7 +13,21 @@ from rich.markup import escape
 from setpoint.cli._common import JsonFlag, count, emit, progress_bar, state
 from setpoint.errors import UsageError
 
+if TYPE_CHECKING:
+    from setpoint.data.quarantine import QuarantineBatch
+
 ENGINES = ("local", "ray")
+InputFiles = Annotated[
+    list[str],
+    typer.Option(
+        "--input",
+        "-i",
+        help="A .csv or .parquet file, or a glob of them (quote it), a path or a URI "
+        "such as 's3://bucket/in/*.parquet'; may be repeated. Files are read in "
+        "name order.",
+        show_default=False,
+    ),
+]
 
 
 def predict(
@@ -28,17 +43,7 @@ def predict(
             show_default=False,
         ),
     ],
-    input_: Annotated[
-        list[str],
-        typer.Option(
-            "--input",
-            "-i",
-            help="A .csv or .parquet file, or a glob of them (quote it), a path or a URI "
-            "such as 's3://bucket/in/*.parquet'; may be repeated. Files are scored in "
-            "name order.",
-            show_default=False,
-        ),
-    ],
+    input_: InputFiles,
     output: Annotated[
         str,
         typer.Option(
@@ -148,18 +153,23 @@ def predict(
                 f"Recorded as scoring run {run.id}: setpoint scoring show {run.id}",
                 highlight=False,
             )
-        for q in run.quarantine:
-            top = q.top_reason
-            why = f" (mostly {top['column']} {top['rule']})" if top else ""
-            c.print(
-                f"{q.source.rsplit('/', 1)[-1]}: quarantined {count(q.n_rejected)} "
-                f"row{'s' if q.n_rejected != 1 else ''}{why} as batch {q.id}.",
-                highlight=False,
-            )
-        if run.quarantine:
-            c.print(
-                "Export them with: setpoint data quarantine export ID -o rejected.csv",
-                highlight=False,
-            )
+        render_quarantined(c, run.quarantine)
 
     emit(ctx, data, render)
+
+
+def render_quarantined(c: Console, batches: Sequence[QuarantineBatch]) -> None:
+    """Each input's refused rows, kept in the quarantine, and how to export them."""
+    for q in batches:
+        top = q.top_reason
+        why = f" (mostly {top['column']} {top['rule']})" if top else ""
+        c.print(
+            f"{q.source.rsplit('/', 1)[-1]}: quarantined {count(q.n_rejected)} "
+            f"row{'s' if q.n_rejected != 1 else ''}{why} as batch {q.id}.",
+            highlight=False,
+        )
+    if batches:
+        c.print(
+            "Export them with: setpoint data quarantine export ID -o rejected.csv",
+            highlight=False,
+        )

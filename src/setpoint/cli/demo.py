@@ -37,9 +37,10 @@ def demo(
     serves it on a loopback port, and replays ten weeks of applications over HTTP
     with their outcomes a week later. The world changes in week four: the monitor
     sees it, the policy retrains on post-change data, gates the candidate, runs it in
-    shadow and promotes it. Ends with a week-by-week table, the HTML report and the
-    audit trail. Everything happens in a new workspace (SQLite + local files) that is
-    kept afterwards so you can look around in it with the other commands.
+    shadow and promotes it. Ends with a week-by-week table, the HTML report, the
+    champion's model card and the audit trail. Everything happens in a new
+    workspace (SQLite + local files) that is kept afterwards so you can look around
+    in it with the other commands.
 
     Measured on an otherwise idle 2-core machine with LightGBM installed (the
     lightgbm extra): 21 to 29 CPU-seconds (user + system) and 20 to 28 seconds of
@@ -94,6 +95,7 @@ def demo(
             f"The workspace is at {path}.\n"
             f"  report:      {result.report}\n"
             f"  audit trail: {result.audit}\n"
+            f"  model card:  {result.card}\n"
             "Look around with, for example:\n"
             f"  setpoint -w {path} rollouts list\n"
             f"  setpoint -w {path} models show credit-risk\n"

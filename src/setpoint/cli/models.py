@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -10,15 +11,27 @@ from rich.markup import escape
 from rich.panel import Panel
 
 from setpoint._names import LATEST, split_ref
-from setpoint.cli._common import Group, JsonFlag, count, emit, facts, fmt, render_rows, short, state
+from setpoint.cli._common import (
+    Group,
+    JsonFlag,
+    count,
+    emit,
+    facts,
+    fmt,
+    progress_bar,
+    render_rows,
+    short,
+    state,
+    writing,
+)
+from setpoint.cli.batch import InputFiles, render_quarantined
 from setpoint.errors import UsageError
-from setpoint.models.registry import CHAMPION, AliasMove, ModelVersion
+from setpoint.models.registry import CHAMPION, SEGMENT_METRICS, AliasMove, ModelVersion
 
 models_app = typer.Typer(
     cls=Group, help="Registered models, their versions, aliases and lineage.", no_args_is_help=True
 )
 
-# The few metrics a per-segment table shows; every metric is in --json.
 _TOP_FEATURES = 10  # the most important features `models show` lists
 _TOP_GAPS = 3  # the largest gaps between groups `models show` says in words
 # Short headers of the fairness metrics, so a table of five fits 80 columns.
@@ -29,10 +42,6 @@ _FAIRNESS = {
     "precision": "prec",
     "error_rate": "error",
     "mean_error": "mean err",
-}
-_SEGMENT_METRICS = {
-    "classification": ("roc_auc", "accuracy", "f1", "log_loss"),
-    "regression": ("rmse", "mae", "r2"),
 }
 
 Alias = Annotated[str, typer.Option("--alias", "-a", help="Alias to move.")]
@@ -134,6 +143,64 @@ def show(
     emit(ctx, data, render)
 
 
+@models_app.command("explain")
+def explain(
+    ctx: typer.Context,
+    ref: Annotated[
+        str,
+        typer.Argument(
+            help="NAME (its champion, else latest), NAME@VERSION, NAME@ALIAS; MLflow's "
+            "models:/NAME/VERSION and models:/NAME@ALIAS too.",
+            show_default=False,
+        ),
+    ],
+    input_: InputFiles,
+    output: Annotated[
+        str,
+        typer.Option(
+            "--output",
+            "-o",
+            help="The .csv or .parquet file to write: the accepted rows with the model's "
+            "outputs, explanation_space, base_value, raw_output and contribution_FEATURE "
+            "per feature (base_value + contributions = raw_output).",
+            show_default=False,
+        ),
+    ],
+    top: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Keep each row's K largest contributions (by size); the others are "
+            "left empty. Default: every feature's.",
+            show_default=False,
+        ),
+    ] = None,
+    json_: JsonFlag = False,
+) -> None:
+    """Explain a model's predictions on files: each feature's additive contribution,
+    in the model's output space (log-odds for a binary classifier). Rows the contract
+    refuses are quarantined with their reasons, as `setpoint predict` does.
+
+    Example: `setpoint models explain credit-risk@3 -i loans.csv -o why.parquet --top 5`"""
+    from setpoint.batch.explain import explain_files
+
+    ws = state(ctx).workspace()
+    with progress_bar(ctx, "explaining") as update:
+        run = explain_files(ws, ref, input_, output, top=top, progress=update)
+    data = run.to_dict()
+
+    def render(c: Console) -> None:
+        c.print(
+            f"Explained {count(run.n_scored)} of {count(run.n_rows)} rows with {run.model} "
+            f"in {run.seconds:.1f} s.",
+            highlight=False,
+        )
+        c.print(f"Wrote {escape(run.output)}.", highlight=False)
+        render_quarantined(c, run.quarantine)
+
+    emit(ctx, data, render)
+
+
 def render_version(
     c: Console,
     version: ModelVersion,
@@ -168,6 +235,7 @@ def render_version(
             else "-",
         ),
         ("created", f"{version.created_at.isoformat(timespec='seconds')} by {version.created_by}"),
+        *((("notes", version.notes),) if version.notes else ()),
     )
     c.print(Panel(facts(about), title=escape(f"model {version.ref}"), expand=False))
 
@@ -201,7 +269,7 @@ def render_version(
     if version.evaluation.get("fairness"):
         render_fairness(c, version.evaluation["fairness"])
     segments = version.evaluation.get("segments") or {}
-    shown = _SEGMENT_METRICS.get(version.task, ())
+    shown = SEGMENT_METRICS.get(version.task, ())
     for column, values in segments.items():
         names = [n for n in shown if any(n in m for m in values.values())]
         render_rows(
@@ -269,6 +337,89 @@ def render_fairness(c: Console, stored: dict[str, Any]) -> None:
         )
         said = escape(table.gap(metric))
         c.print(f"  {said}" + (f"; {verdict}" if verdict else ""), highlight=False)
+
+
+@models_app.command("card")
+def card(
+    ctx: typer.Context,
+    ref: Annotated[
+        str,
+        typer.Argument(
+            help="The version: NAME@VERSION, NAME@ALIAS, NAME@latest, or NAME (its "
+            "champion, else latest).",
+            show_default=False,
+        ),
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "-o",
+            "--output",
+            help="Write the card to this .md or .html file. Default: Markdown on stdout.",
+            show_default=False,
+        ),
+    ] = None,
+    format_: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="markdown or html, whatever the file is called.",
+            metavar="markdown|html",
+            show_default=False,
+        ),
+    ] = None,
+    json_: JsonFlag = False,
+) -> None:
+    """Write a version's model card, for a reviewer.
+
+    Sections: details, intended use, training data, evaluation, fairness, top
+    features, known limitations, serving history and monitoring. Generated from the
+    registry each time: never edit it; change the spec or the version's notes
+    (setpoint models note) instead. Markdown has Hugging Face model card front
+    matter; HTML is one page that opens offline and prints."""
+    from setpoint.models.card import format_of, render, write_card
+
+    form = format_of(output, format_)  # a wrong name is said before any work
+    found = state(ctx).workspace().model_card(ref)
+    ref = found.version.ref
+    if output is None:
+        text = render(found, form)
+        emit(ctx, {"ref": ref, "format": form, "card": text}, lambda _: typer.echo(text, nl=False))
+        return
+    with writing(output):
+        path = write_card(output, found, form)
+    emit(
+        ctx,
+        {"ref": ref, "format": form, "path": str(path)},
+        lambda c: c.print(f"Wrote the model card of {ref} to {path}.", markup=False),
+    )
+
+
+@models_app.command("note")
+def note(
+    ctx: typer.Context,
+    ref: Annotated[
+        str,
+        typer.Argument(help="The version: NAME@VERSION or NAME@ALIAS.", show_default=False),
+    ],
+    text: Annotated[
+        str,
+        typer.Argument(help='The notes; "" clears them.', show_default=False),
+    ],
+    json_: JsonFlag = False,
+) -> None:
+    """Set a version's notes, without retraining.
+
+    What a person learns of a version after training (a review's outcome, a caveat
+    found in production); shown by models show and on the model card, audited."""
+    version = state(ctx).workspace().annotate(ref, text)
+    emit(
+        ctx,
+        {"ref": version.ref, "notes": version.notes},
+        lambda c: c.print(
+            f"{version.ref}: notes {'set' if version.notes else 'cleared'}.", markup=False
+        ),
+    )
 
 
 def _move_done(ctx: typer.Context, move: AliasMove) -> None:

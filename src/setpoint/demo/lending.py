@@ -22,6 +22,8 @@ HOME = ("rent", "mortgage", "own")
 PURPOSES = ("debt_consolidation", "credit_card", "home_improvement", "car", "medical", "other")
 CHANNELS = ("branch", "web", "partner")
 TARGET = "defaulted"
+AGE_BAND = "age_band"
+AGE_BANDS = ("under 30", "30 to 49", "50 and over")
 TIME_COLUMN = "applied_at"
 
 
@@ -41,9 +43,12 @@ def applications(
     days: float = 90.0,
     drift: Drift = Drift(),
     seed: int = 0,
+    age_band: bool = False,
 ) -> pd.DataFrame:
     """``n`` loan applications spread evenly over ``days`` from ``start``, with the
-    label column ``defaulted`` (0/1)."""
+    label column ``defaulted`` (0/1). ``age_band`` adds the applicant's age band
+    (``AGE_BANDS``), a sensitive attribute to measure fairness by: after the change,
+    the young go bad more often than any feature but age says."""
     rng = np.random.default_rng(seed)
     seconds = np.sort(rng.uniform(0, days * 86_400, n))
     applied_at = pd.to_datetime(start) + pd.to_timedelta(seconds, unit="s")
@@ -105,7 +110,7 @@ def applications(
     logit = (1 - concept) * before + concept * after
     defaulted = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int64)
 
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             TIME_COLUMN: applied_at,
             "age": age.astype(np.int64),
@@ -122,6 +127,11 @@ def applications(
             TARGET: defaulted,
         }
     )
+    if age_band:
+        bands = np.digitize(age, [30, 50])
+        # Before the label, the last column.
+        frame.insert(len(frame.columns) - 1, AGE_BAND, np.asarray(AGE_BANDS)[bands])
+    return frame
 
 
 def _choice(

@@ -33,6 +33,7 @@ from setpoint.demo.replay import Answered, Client
 from setpoint.demo.server import Clock, serve
 from setpoint.loop.controller import Loop, TickReport
 from setpoint.loop.policy import Policy
+from setpoint.models.card import write_card
 from setpoint.monitoring.report import ReportData, write_report
 from setpoint.monitoring.settings import MonitorConfig
 from setpoint.monitoring.traffic import read_traffic
@@ -62,6 +63,7 @@ class DemoResult:
     rollouts: list[dict[str, Any]] = field(default_factory=list)
     report: Path | None = None
     audit: Path | None = None
+    card: Path | None = None
     loop: dict[str, Any] = field(default_factory=dict)
 
     def add(self, label: str, value: object) -> None:
@@ -77,6 +79,7 @@ class DemoResult:
             "loop": self.loop,
             "report": None if self.report is None else str(self.report),
             "audit": None if self.audit is None else str(self.audit),
+            "card": None if self.card is None else str(self.card),
         }
 
 
@@ -91,6 +94,10 @@ def spec(estimator: str) -> dict[str, Any]:
         "segments": ["channel", "grade"],
         "seed": 7,
         "description": "Probability that a loan application defaults.",
+        "intended_use": "Ranking loan applications for a credit officer's review; "
+        "never a decision on its own.",
+        "limitations": "Trained on generated applications from three channels; "
+        "not for business loans.",
     }
 
 
@@ -210,6 +217,8 @@ def run(
             encoding="utf-8",
         )
         result.report, result.audit = report, trail
+        # The champion at the end (the loop's, after the change) described for a reviewer.
+        result.card = write_card(root / "card.html", ws.model_card(f"{model.name}@champion"))
         result.add("audit events", f"{len(events)} (in {trail.name})")
     return result
 

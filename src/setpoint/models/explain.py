@@ -67,21 +67,22 @@ class Explanation:
     def to_dicts(self, k: int | None = None) -> list[dict[str, Any]]:
         """Each row as JSON: per output, the base, the raw output and the (top ``k``)
         contributions, and the space they are in."""
-        return [
-            {
-                "space": self.space,
-                "outputs": [
-                    {
-                        "output": name,
-                        "base": float(self.base[row, j]),
-                        "raw": float(self.raw[row, j]),
-                        "contributions": dict(self.top(row, j, k)),
-                    }
-                    for j, name in enumerate(self.outputs)
-                ],
-            }
-            for row in range(self.rows)
-        ]
+        return [self.row_dict(row, k) for row in range(self.rows)]
+
+    def row_dict(self, row: int, k: int | None = None) -> dict[str, Any]:
+        """One row of :meth:`to_dicts`."""
+        return {
+            "space": self.space,
+            "outputs": [
+                {
+                    "output": name,
+                    "base": float(self.base[row, j]),
+                    "raw": float(self.raw[row, j]),
+                    "contributions": dict(self.top(row, j, k)),
+                }
+                for j, name in enumerate(self.outputs)
+            ],
+        }
 
 
 def split_contributions(

@@ -10,11 +10,12 @@ second rollback goes one step further back.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
@@ -22,6 +23,7 @@ from setpoint._display import html_summary, listing, minute, number, short_repr
 from setpoint._names import LATEST, check_name, check_number, split_ref, version_number
 from setpoint.data.catalog import DatasetVersion
 from setpoint.errors import NotFoundError, UsageError
+from setpoint.models import background as explaining
 from setpoint.models.predictor import Predictor
 from setpoint.store import audit
 from setpoint.store.artifacts import ArtifactStore
@@ -37,6 +39,12 @@ from setpoint.store.schema import (
 )
 
 CHAMPION = "champion"
+# The few metrics a per-segment table shows (models show, the model card), most
+# telling first; every metric is in the evaluation.
+SEGMENT_METRICS = {
+    "classification": ("roc_auc", "accuracy", "f1", "log_loss"),
+    "regression": ("rmse", "mae", "r2"),
+}
 
 
 def check_alias(alias: str) -> str:
@@ -64,6 +72,7 @@ class ModelVersion:
     created_by: str
     created_at: datetime
     aliases: tuple[str, ...] = ()
+    notes: str = ""  # a person's, set after training (``annotate``)
 
     @property
     def ref(self) -> str:
@@ -113,6 +122,7 @@ class ModelVersion:
             rows.append(("features", f"{len(features)}: {listing(features, 8)}"))
         rows.append(("created", f"{minute(self.created_at)} by {self.created_by}"))
         rows += [("description", self.description)] if self.description else []
+        rows += [("notes", self.notes)] if self.notes else []
         return html_summary("ModelVersion", self.ref, rows)
 
     @property
@@ -138,6 +148,7 @@ class ModelVersion:
             "spec": self.spec,
             "contract": self.contract,
             "description": self.description,
+            "notes": self.notes,
             "created_by": self.created_by,
             "created_at": self.created_at.isoformat(),
         }
@@ -181,12 +192,17 @@ class ModelRegistry:
         spec: dict[str, Any] | None = None,
         description: str = "",
         guard: Callable[[Connection], None] | None = None,
+        background: pa.Table | None = None,
     ) -> ModelVersion:
-        """Store ``predictor`` as the next version of model ``name``. ``guard`` runs
-        first in the registering transaction and may raise to stop it (a job checks that
-        its attempt still holds its lease, so a stale attempt registers nothing)."""
+        """Store ``predictor`` as the next version of model ``name``, with the
+        ``background`` sample it is explained against when it has one
+        (``models/background.py``). ``guard`` runs first in the registering transaction
+        and may raise to stop it (a job checks that its attempt still holds its lease,
+        so a stale attempt registers nothing)."""
         check_name("model", name)
         artifacts = {role: self._store.put(data) for role, data in predictor.save().items()}
+        if background is not None:
+            artifacts[explaining.ROLE] = self._store.put(explaining.to_bytes(background))
         with self._db.write() as conn:
             if guard is not None:
                 guard(conn)
@@ -306,10 +322,79 @@ class ModelRegistry:
 
     def load(self, version: ModelVersion) -> Predictor:
         """The predictor of ``version``, its files verified against their hashes."""
-        files = {role: self._store.get(digest) for role, digest in version.artifacts.items()}
+        files = {
+            role: self._store.get(digest)
+            for role, digest in version.artifacts.items()
+            if role != explaining.ROLE  # not the model's: see explainer()
+        }
         from setpoint.models import flavors  # here: the model libraries load with a model
 
         return flavors.load(version.flavor, files, version.flavor_metadata)
+
+    def explainer(
+        self,
+        version: ModelVersion,
+        predictor: Predictor,
+        *,
+        permutations: int | None = explaining.PERMUTATIONS,
+    ) -> explaining.Explainer:
+        """What explains ``version``'s predictions (``predictor``, as :meth:`load` gave
+        it), with the background sample registered with it, if any."""
+        digest = version.artifacts.get(explaining.ROLE)
+        background = None if digest is None else explaining.from_bytes(self._store.get(digest))
+        return explaining.Explainer(
+            predictor, background, ref=version.ref, permutations=permutations
+        )
+
+    def redraw_background(
+        self, version: ModelVersion, rows: pa.Table, *, personal: Collection[str] = ()
+    ) -> None:
+        """Draw ``version``'s background sample again from ``rows`` (erasure: the data it
+        was drawn from lost a subject's rows, whose values it may hold), or drop it when
+        ``rows`` cannot give one; the old sample's bytes go when no version uses them."""
+        digest = version.artifacts.get(explaining.ROLE)
+        if digest is None:
+            return
+        features = explaining.from_bytes(self._store.get(digest)).column_names
+        artifacts = dict(version.artifacts)
+        if rows.num_rows and set(features) <= set(rows.column_names):
+            seed = int((version.spec or {}).get("seed", 0))
+            drawn = explaining.sample(rows, features, seed=seed, personal=personal)
+            artifacts[explaining.ROLE] = self._store.put(explaining.to_bytes(drawn))
+        else:
+            del artifacts[explaining.ROLE]
+        with self._db.write() as conn:
+            conn.execute(
+                sa.update(model_versions)
+                .where(model_versions.c.id == version.id)
+                .values(artifacts=artifacts)
+            )
+            stored = conn.execute(sa.select(model_versions.c.artifacts)).scalars()
+            in_use = any(digest in (found or {}).values() for found in stored)
+        if not in_use:
+            self._store.delete(digest)
+
+    def annotate(self, ref: str, notes: str) -> ModelVersion:
+        """Set the notes of the version ``ref`` names (empty text clears them): what a
+        person knows of it after training, kept with it and on its model card. The only
+        thing about a version that changes; audited with its before and after."""
+        version = self.get(ref)
+        with self._db.write() as conn:
+            conn.execute(
+                model_versions.update()
+                .where(model_versions.c.id == version.id)
+                .values(notes=notes or None)
+            )
+            audit.record(
+                conn,
+                actor=self._actor,
+                action="model.annotate",
+                entity_type="model",
+                entity=version.ref,
+                before={"notes": version.notes},
+                after={"notes": notes},
+            )
+            return self._one(conn, model_versions.c.id == version.id)
 
     # -- lineage -----------------------------------------------------------------------
 
@@ -573,4 +658,5 @@ def _version(row: Row[Any], alias_names: tuple[str, ...]) -> ModelVersion:
         created_by=row.created_by,
         created_at=audit.as_utc(row.created_at),
         aliases=alias_names,
+        notes=row.notes or "",
     )

@@ -68,6 +68,10 @@ def _none_is_empty(text: Any) -> Any:
     return "" if text is None else text
 
 
+# Text a person writes for people to read; left out or null is empty.
+FreeText = Annotated[Text, BeforeValidator(_none_is_empty, json_schema_input_type=str | None)]
+
+
 def _setpoint_check(check: Callable[[], object]) -> None:
     """Our own checks raise our errors; a validator reports them as problems."""
     try:
@@ -139,10 +143,14 @@ class TrainSpec(Document):
     min_group}``; leave out to measure nothing."""
     seed: Whole = Field(0, ge=0, le=MAX_SEED)
     """The seed of the split and of the estimator, so a spec trains the same twice."""
-    description: Annotated[
-        Text, BeforeValidator(_none_is_empty, json_schema_input_type=str | None)
-    ] = ""
+    description: FreeText = ""
     """Free text kept with the model version."""
+    intended_use: FreeText = ""
+    """Who the model is for and what it may decide (free text); the model card's
+    intended use."""
+    limitations: FreeText = ""
+    """What it must not be used for, and what is known to go wrong (free text); the
+    model card's known limitations."""
 
     # -- the checks a type cannot say ---------------------------------------------------
     # Each field's checks see the fields declared before it that were valid
@@ -361,6 +369,8 @@ class TrainSpec(Document):
             **({} if self.fairness is None else {"fairness": self.fairness.to_dict()}),
             "seed": self.seed,
             "description": self.description,
+            "intended_use": self.intended_use,
+            "limitations": self.limitations,
         }
 
     def to_yaml(self) -> str:

@@ -16,7 +16,7 @@ import platform
 import subprocess
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +26,7 @@ import pyarrow as pa
 from setpoint.data.kinds import Kind
 from setpoint.errors import DependencyMissingError, InvalidSpecError, SetpointError, TrainingError
 from setpoint.models import _training_data as data
-from setpoint.models import flavors
+from setpoint.models import background, flavors
 from setpoint.models._estimators import (
     build,
     fit_estimator,
@@ -88,6 +88,8 @@ class FitResult:
     notes: list[str] = field(default_factory=list)
     importance: dict[str, Any] | None = None  # mean |contribution| per feature
     fairness: dict[str, Any] | None = None  # the hold-out's fairness table, judged
+    # What the version is explained against, for flavors without TreeSHAP (background.py).
+    background: pa.Table | None = None
 
 
 def fit(
@@ -96,8 +98,10 @@ def fit(
     *,
     kinds: Mapping[str, Kind] | None = None,
     progress: Progress | None = None,
+    personal: Collection[str] = (),
 ) -> FitResult:
-    """Fit ``spec`` on ``table`` and evaluate it.
+    """Fit ``spec`` on ``table`` and evaluate it; ``personal`` columns (personal data)
+    keep no values in the background sample (``models/background.py``).
 
     ``kinds`` (from the dataset's contract) says what each column is; columns it
     does not cover get their kind from the Arrow type. ``progress(stage, fraction)``
@@ -196,6 +200,11 @@ def fit(
     )
     importance = _importance(predictor, train, valid, notes)
     fairness = _fairness(spec, task, classes, valid, y_valid, scored["validation"][0])
+    explained_against = (
+        background.sample(train, features, seed=spec.seed, personal=personal)
+        if background.needs_background(predictor)
+        else None
+    )
     report.stage("done")
     return FitResult(
         estimator=model,
@@ -219,6 +228,7 @@ def fit(
         notes=notes,
         importance=importance,
         fairness=fairness,
+        background=explained_against,
     )
 
 

@@ -5,10 +5,13 @@ exception middlewares, the route table scan, the Request and Response objects) c
 about as much as everything setpoint does for a single-row prediction once batching
 has spread the model call, the validation and the fsync over many requests. So the
 one route that carries the traffic, ``POST /v1/endpoints/{endpoint}/predict``, is
-answered by ``ServingApp`` before Starlette's middleware stack, with the same
+answered by ``ServingApp`` before Starlette's middleware stack (and ``.../explain``,
+whose answer is the prediction's plus the explanation's work, for trees a fraction
+of it), with the same
 functions the Starlette route uses (``answer_native``): ``HotPath`` checks the API
 key, reads the body, answers, and turns any error into the one error shape. Every
-other request, including a GET on that path (405), goes through Starlette.
+other request, including a GET on that path (405) and one with a query string
+(``?explain=true``, ``?top=K``), goes through Starlette.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("setpoint.serving")
 
-_PREDICT = re.compile(r"^/v1/endpoints/([^/]+)/predict$")
+_PREDICT = re.compile(r"^/v1/endpoints/([^/]+)/(predict|explain)$")
 _JSON = [(b"content-type", b"application/json")]
 INTERNAL_ERROR = orjson.dumps(
     {
@@ -47,8 +50,8 @@ INTERNAL_ERROR = orjson.dumps(
     }
 )
 
-# endpoint, body -> (status, body, extra headers)
-Handler = Callable[[str, bytes], Awaitable[tuple[int, bytes, list[tuple[bytes, bytes]]]]]
+# endpoint, body, explain -> (status, body, extra headers)
+Handler = Callable[[str, bytes, bool], Awaitable[tuple[int, bytes, list[tuple[bytes, bytes]]]]]
 
 
 class ClientGone(Exception):
@@ -70,11 +73,13 @@ class HotPath:
         self._limit = max_request_bytes
         self._timeout = body_timeout
 
-    async def __call__(self, endpoint: str, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(
+        self, endpoint: str, scope: Scope, receive: Receive, send: Send, explain: bool = False
+    ) -> None:
         try:
             self._guard.authorize(scope, ("predict",), endpoint)
             body = await read_body(scope, receive, self._limit(), self._timeout())
-            status, payload, headers = await self._handler(endpoint, body)
+            status, payload, headers = await self._handler(endpoint, body, explain)
         except ClientGone:
             return
         except SetpointError as error:
@@ -91,11 +96,16 @@ class ServingApp(Starlette):
     hot: HotPath | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.hot is not None and scope["type"] == "http" and scope["method"] == "POST":
+        if (
+            self.hot is not None
+            and scope["type"] == "http"
+            and scope["method"] == "POST"
+            and not scope.get("query_string")  # ?explain=true: the Starlette route reads it
+        ):
             match = _PREDICT.match(scope["path"])
             if match is not None:
                 scope["app"] = self
-                await self.hot(match.group(1), scope, receive, send)
+                await self.hot(match.group(1), scope, receive, send, match.group(2) == "explain")
                 return
         await super().__call__(scope, receive, send)
 

@@ -147,13 +147,18 @@ def create_app(
     async def show_endpoint(request: Request) -> Response:
         return json_response(_describe(state.runtime(request.path_params["endpoint"]), schema=True))
 
-    async def answer_native(endpoint: str, body: bytes) -> tuple[int, bytes, list[Any]]:
-        """The native predict route, shared by the Starlette route and the hot path."""
+    async def answer_native(
+        endpoint: str, body: bytes, explain: bool = False, top: int | None = native.TOP
+    ) -> tuple[int, bytes, list[Any]]:
+        """The native predict route, shared by the Starlette routes (predict, explain)
+        and the hot path; ``explain``: with each row's ``top`` contributions."""
         started = time.perf_counter()
         status, version = 500, None
         try:
             runtime = state.runtime(endpoint)
-            answer = await runtime.predict(native.decode(body))
+            request = native.decode(body)
+            request.explain, request.top = explain, top
+            answer = await runtime.predict(request)
             status, version = 200, answer.version
             return 200, native.encode(answer, endpoint=runtime.name), []
         except SetpointError as error:
@@ -166,8 +171,18 @@ def create_app(
                 )
 
     async def predict(request: Request) -> Response:
+        # Only a request with query parameters comes here: the hot path takes the rest.
+        explain, top = native.explain_options(request.query_params, explain=False)
         body = await read_body(request, state)
-        status, payload, _ = await answer_native(request.path_params["endpoint"], body)
+        status, payload, _ = await answer_native(
+            request.path_params["endpoint"], body, explain, top
+        )
+        return Response(payload, status_code=status, media_type="application/json")
+
+    async def explain(request: Request) -> Response:
+        _, top = native.explain_options(request.query_params, explain=True)
+        body = await read_body(request, state)
+        status, payload, _ = await answer_native(request.path_params["endpoint"], body, True, top)
         return Response(payload, status_code=status, media_type="application/json")
 
     async def feedback(request: Request) -> Response:
@@ -190,6 +205,7 @@ def create_app(
         Route("/v1/endpoints", list_endpoints),
         Route("/v1/endpoints/{endpoint}", show_endpoint),
         Route("/v1/endpoints/{endpoint}/predict", predict, methods=["POST"]),
+        Route("/v1/endpoints/{endpoint}/explain", explain, methods=["POST"]),
         Route("/v1/endpoints/{endpoint}/feedback", feedback, methods=["POST"]),
     ]
     routes += oip.routes(state) + mlflow.routes(state)

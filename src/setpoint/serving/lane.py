@@ -40,6 +40,8 @@ from setpoint.data.contract import Contract
 from setpoint.data.pii import PiiPolicy
 from setpoint.data.validation import ValidationReport
 from setpoint.errors import ContractViolationError, SetpointError
+from setpoint.models.background import Explainer
+from setpoint.models.explain import Explanation
 from setpoint.models.predictor import Predictor
 from setpoint.models.registry import ModelVersion
 from setpoint.serving.batcher import MicroBatcher
@@ -107,6 +109,12 @@ class LoadedModel:
     predictor: Predictor
     contract: Contract
     pii_secret: bytes = b""  # the workspace's (``data/pii.py``); the server always gives it
+    # What requests that ask for explanations are explained by (``models/background.py``);
+    # None: one without a background sample (enough for the tree flavors).
+    explainer: Explainer | None = None
+
+    def explainer_or_default(self) -> Explainer:
+        return self.explainer or Explainer(self.predictor, None, ref=self.version.ref)
 
     @cached_property
     def names(self) -> list[str]:
@@ -153,12 +161,14 @@ class PredictRequest:
         "abandoned",
         "chosen",
         "committing",
+        "explain",
         "fallback",
         "n_rows",
         "received",
         "request_id",
         "route",
         "row",
+        "top",
     )
 
     def __init__(
@@ -171,6 +181,8 @@ class PredictRequest:
         received: float | None = None,
         route: Route = "champion",
         fallback: bool = False,
+        explain: bool = False,
+        top: int | None = None,
     ) -> None:
         if columns is None and row is None:
             raise ValueError("a PredictRequest needs its columns or its one row")
@@ -182,6 +194,9 @@ class PredictRequest:
         self.received = time.perf_counter() if received is None else received
         self.route = route
         self.fallback = fallback  # answered by other than the model its route names
+        # Answer with each row's explanation: its ``top`` contributions (None: all).
+        self.explain = explain
+        self.top = top
         # Set on the event loop: the answer is being logged (it will be given), or the
         # caller was answered otherwise (by the fallback) and this answer must not be
         # logged.
@@ -212,6 +227,8 @@ class PredictRequest:
             received=self.received,
             route=route,
             fallback=fallback,
+            explain=self.explain,
+            top=self.top,
         )
 
 
@@ -236,6 +253,8 @@ class Answer:
     warnings: Sequence[dict[str, Any]] = ()
     # Records for the refused log: the rows refused for their values, with the reasons.
     refused: Sequence[dict[str, Any]] = ()
+    # Asked for: each row's explanation (``Explanation.row_dict``), None for a refused row.
+    explanations: list[dict[str, Any] | None] | None = None
 
 
 def log_records(
@@ -252,11 +271,14 @@ def log_records(
     now = now or utc_now()
     latency_ms = (time.perf_counter() - request.received) * 1000.0
     probs = answer.probabilities
+    explained = answer.explanations
 
     def record(row: int, inputs: dict[str, Any]) -> dict[str, Any]:
         output: dict[str, Any] = {"prediction": answer.predictions[row]}
         if probs is not None:
             output["probabilities"] = probs[row]
+        if explained is not None:
+            output["explanation"] = explained[row]
         return {
             "request_id": request.request_id,
             "row": row,
@@ -378,9 +400,10 @@ class Lane:
         """A batch with no violation: every row is predicted, in order."""
         predictions, proba = predict_rows(model.predictor, combined)
         version, classes, pii = model.version, model.predictor.classes, model.pii
+        explained = _explain_clean(model, requests, combined)
         answers = []
         start = 0
-        for request in requests:
+        for index, request in enumerate(requests):
             end = start + request.n_rows
             answer = Answer(
                 request.request_id,
@@ -392,6 +415,7 @@ class Lane:
                 [],
                 route=request.route,
                 fallback=request.fallback,
+                explanations=explained[index],
             )
             answer.records = log_records(self.endpoint, request, answer, pii, None, now)
             answers.append(answer)
@@ -414,6 +438,9 @@ class Lane:
         predictions, proba, valid, refuses, rejected_requests = self._score(
             model, table, report, starts
         )
+        explained = None
+        if predictions is not None and any(r.explain for r in requests):
+            explained = model.explainer_or_default().explain(table.filter(pa.array(valid)))
         # Index into predictions for each valid row, -1 for a refused one.
         position = np.where(valid, np.cumsum(valid) - 1, -1).tolist()
 
@@ -473,6 +500,7 @@ class Lane:
                 [v for v, _ in found_here if v["row"] in refused],
                 [v for v, _ in found_here if v["row"] not in refused],
                 now,
+                explained if request.explain else None,
             )
             answer.refused = kept
             answers.append(answer)
@@ -550,10 +578,11 @@ class Lane:
         errors: list[dict[str, Any]],
         warnings: list[dict[str, Any]],
         now: datetime,
+        explained: Explanation | None = None,
     ) -> Answer:
         """The answer to ``request`` in a batch with violations: ``positions`` maps its
-        rows into ``predictions`` (-1: a refused row); ``warnings`` (soft violations of
-        answered rows) mark the answer and those rows' records."""
+        rows into ``predictions`` and ``explained`` (-1: a refused row); ``warnings``
+        (soft violations of answered rows) mark the answer and those rows' records."""
         version = model.version
         preds: list[Any] = []
         probs: list[list[float]] | None = [] if proba is not None else None
@@ -580,6 +609,10 @@ class Lane:
             fallback=request.fallback,
             warnings=warnings,
         )
+        if explained is not None:
+            answer.explanations = [
+                None if at < 0 else explained.row_dict(at, request.top) for at in positions
+            ]
         answer.records = log_records(self.endpoint, request, answer, model.pii, answered, now)
         if warnings:
             marks: dict[int, list[dict[str, str]]] = {}
@@ -622,6 +655,32 @@ class Lane:
     def _failed(self, error: BaseException) -> None:
         if not isinstance(error, SetpointError):  # a caller's bad input is not the model failing
             self.breaker.failure()
+
+
+def _explain_clean(
+    model: LoadedModel, requests: Sequence[PredictRequest], combined: dict[str, list[Any]]
+) -> list[list[dict[str, Any] | None] | None]:
+    """Per request, its rows' explanations if it asked for them (else None): the rows of
+    every request that asked, explained in one call."""
+    wanted = [r.explain for r in requests]
+    if not any(wanted):
+        return [None] * len(requests)
+    rows = combined
+    if not all(wanted):
+        ends = np.cumsum([r.n_rows for r in requests]).tolist()
+        spans = zip(wanted, [0, *ends], ends, strict=False)
+        take = [i for asked, start, end in spans if asked for i in range(start, end)]
+        rows = {name: [values[i] for i in take] for name, values in combined.items()}
+    explained = model.explainer_or_default().explain(rows)
+    out: list[list[dict[str, Any] | None] | None] = []
+    at = 0
+    for request in requests:
+        if not request.explain:
+            out.append(None)
+            continue
+        out.append([explained.row_dict(at + i, request.top) for i in range(request.n_rows)])
+        at += request.n_rows
+    return out
 
 
 def _combine(requests: Sequence[PredictRequest], names: list[str]) -> dict[str, list[Any]]:

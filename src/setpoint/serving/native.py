@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -62,8 +64,41 @@ def encode(answer: Answer, *, endpoint: str) -> bytes:
         body["errors"] = answer.errors
     if answer.warnings:
         body["warnings"] = answer.warnings
+    if answer.explanations is not None:
+        body["explanations"] = answer.explanations
     body["flags"] = {"fallback": answer.fallback, "cached": answer.cached}
     return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+_TOP = re.compile(r"[1-9][0-9]{0,5}")
+# Contributions answered per row and output unless ``top`` says otherwise: enough to
+# say why, short enough to read and to log with every explained request.
+TOP = 10
+
+
+def explain_options(query: Mapping[str, str], *, explain: bool) -> tuple[bool, int | None]:
+    """Whether to explain (``explain``: the explain route; else ``?explain=true``) and
+    how many contributions per row (``?top=K``, default ``TOP``; ``?top=all``: every
+    feature), from a request's query parameters."""
+    unknown = sorted(set(query) - {"explain", "top"})
+    if unknown:
+        raise MalformedRequestError(
+            f"unknown query parameter(s) {', '.join(unknown)}; this route takes "
+            "explain=true|false and top=K|all"
+        )
+    flag = query.get("explain")
+    if flag is not None:
+        if flag not in ("true", "false"):
+            raise MalformedRequestError(f"explain must be true or false, not {flag!r}")
+        explain = explain or flag == "true"
+    top = query.get("top", str(TOP))
+    if top == "all":
+        return explain, None
+    if _TOP.fullmatch(top) is None:
+        raise MalformedRequestError(
+            f"top must be a whole number of features from 1 to 999999, or all; not {top!r}"
+        )
+    return explain, int(top)
 
 
 def columns_from_records(records: Any) -> dict[str, list[Any]]:

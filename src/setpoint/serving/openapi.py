@@ -37,7 +37,7 @@ from setpoint.data.kinds import DATETIME_TEXT
 from setpoint.serving._responses import json_response
 from setpoint.serving.auth import OPEN_PATHS, limited_to
 from setpoint.serving.feedback import MAX_ITEMS
-from setpoint.serving.native import MAX_ROWS
+from setpoint.serving.native import MAX_ROWS, TOP
 from setpoint.serving.runtime import EndpointRuntime
 from setpoint.serving.state import ServingState
 
@@ -50,7 +50,8 @@ _ERRORS = {
     403: "The key's scope or endpoint does not cover this request",
     404: "No such endpoint (or model version)",
     408: "The body did not arrive within body_timeout_seconds",
-    409: "The request id was already used on this endpoint; send a new one, or none",
+    409: "The request id was already used on this endpoint (send a new one, or none), or "
+    "explanations were asked of a model that cannot give them (the message says why)",
     413: "The body is over max_request_bytes",
     415: "The content type is not one this route reads",
     422: "The data breaks the model's contract; details list every violation",
@@ -102,7 +103,11 @@ def document(state: ServingState, *, only: str | None = None) -> dict[str, Any]:
     """The OpenAPI 3.1 document of every endpoint ``state`` serves (of ``only`` that one
     when given)."""
     paths: dict[str, Any] = {p: _generic(p, *spec) for p, spec in _GENERIC.items()}
-    schemas: dict[str, Any] = {"Error": _ERROR_SCHEMA, "Feedback": _FEEDBACK_SCHEMA}
+    schemas: dict[str, Any] = {
+        "Error": _ERROR_SCHEMA,
+        "Feedback": _FEEDBACK_SCHEMA,
+        "Explanation": _EXPLANATION_SCHEMA,
+    }
     for name, runtime in sorted(state.runtimes.items()):
         if only not in (None, name):
             continue
@@ -112,9 +117,10 @@ def document(state: ServingState, *, only: str | None = None) -> dict[str, Any]:
         schemas[f"{key}.Record"] = record_schema(contract, examples=values)
         schemas[f"{key}.PredictRequest"] = _predict_request(key, contract)
         schemas[f"{key}.PredictResponse"] = _predict_response(runtime, classes=values)
-        paths[f"/v1/endpoints/{name}/predict"] = {
-            "post": _predict(name, key, runtime, contract, examples=values)
-        }
+        for route in ("predict", "explain"):
+            paths[f"/v1/endpoints/{name}/{route}"] = {
+                "post": _predict(name, key, runtime, contract, examples=values, route=route)
+            }
         paths[f"/v1/endpoints/{name}/feedback"] = {"post": _feedback(name)}
     return {
         "openapi": "3.1.0",
@@ -278,6 +284,12 @@ def _predict_response(runtime: EndpointRuntime, *, classes: bool) -> dict[str, A
             "categories the model was trained on (soft contract rules); present only then",
         },
         "flags": _object({"fallback": _BOOLEAN, "cached": _BOOLEAN}, closed=False),
+        "explanations": {
+            "type": "array",
+            "items": {"anyOf": [_ref("Explanation"), {"type": "null"}]},
+            "description": "Asked for (the explain route, or explain=true): per row, its "
+            "explanation; null for a rejected row",
+        },
     }
     if runtime.model.predictor.classes is not None:
         properties["classes"] = {"type": "array"} | ({"const": labels} if labels else {})
@@ -291,8 +303,15 @@ def _predict_response(runtime: EndpointRuntime, *, classes: bool) -> dict[str, A
 
 
 def _predict(
-    name: str, key: str, runtime: EndpointRuntime, contract: Contract, *, examples: bool
+    name: str,
+    key: str,
+    runtime: EndpointRuntime,
+    contract: Contract,
+    *,
+    examples: bool,
+    route: str = "predict",
 ) -> dict[str, Any]:
+    """The predict route, or the explain route (the same with explanations)."""
     version = runtime.model.version
     body: dict[str, Any] = {"schema": _ref(f"{key}.PredictRequest")}
     if examples:
@@ -301,14 +320,27 @@ def _predict(
             "records": {"value": {"records": [record]}},
             "columns": {"value": {"columns": {n: [v] for n, v in record.items()}}},
         }
+    explains = route == "explain"
+    summary = (
+        f"Predict with {version.name} v{version.version} ({version.task}) and explain "
+        "each prediction: every feature's additive contribution"
+        if explains
+        else f"Predict with {version.name} v{version.version} ({version.task})"
+    )
     return {
-        "operationId": f"predict_{key}",
-        "summary": f"Predict with {version.name} v{version.version} ({version.task})",
+        "operationId": f"{route}_{key}",
+        "summary": summary,
         "tags": [name],
         "security": _SECURITY,
+        "parameters": [_TOP] if explains else [_EXPLAIN, _TOP],
         "requestBody": {"required": True, "content": {JSON: body}},
         "responses": {
-            "200": _ok("Predictions, one per row", _ref(f"{key}.PredictResponse")),
+            "200": _ok(
+                "Predictions with their explanations, one per row"
+                if explains
+                else "Predictions, one per row",
+                _ref(f"{key}.PredictResponse"),
+            ),
             **_errors(*_PREDICT_ERRORS),
         },
     }
@@ -436,6 +468,58 @@ _VIOLATION = _object(
     {"row": {"type": ["integer", "null"]}, "column": _STRING, "rule": _STRING, "value": {}},
     closed=False,
 )
+_EXPLAIN = {
+    "name": "explain",
+    "in": "query",
+    "required": False,
+    # No "default" in the schemas: Swagger UI would send it with every try.
+    "schema": {"type": "boolean"},
+    "description": "true: answer each row's explanation too, as the explain route does "
+    "(default false)",
+}
+_TOP = {
+    "name": "top",
+    "in": "query",
+    "required": False,
+    # A pattern, not an integer: JSON Schema's integers include 5.0, a query's do not.
+    "schema": {"type": "string", "pattern": "^([1-9][0-9]{0,5}|all)$"},
+    "description": "The contributions answered per row and output, largest first: a "
+    f"number of features, or all (default {TOP})",
+}
+# null: not a number, where inputs far out of range overflow the model's arithmetic.
+_NUMBER = {"type": ["number", "null"]}
+_EXPLANATION_SCHEMA = _object(
+    {
+        "space": {
+            "type": "string",
+            "description": "What the numbers are in: log-odds, raw score, decision "
+            "function, probability",
+        },
+        "outputs": {
+            "type": "array",
+            "items": _object(
+                {
+                    "output": _STRING,
+                    "base": {**_NUMBER, "description": "The mean output (base value)"},
+                    "raw": {**_NUMBER, "description": "base + all contributions"},
+                    "contributions": {
+                        "type": "object",
+                        "additionalProperties": _NUMBER,
+                        "description": "Feature to its contribution, largest |value| first",
+                    },
+                },
+                "output",
+                "base",
+                "raw",
+                "contributions",
+            ),
+        },
+    },
+    "space",
+    "outputs",
+    description="One row's explanation: per model output (the positive class's for a "
+    "binary classifier), the base value and each feature's additive contribution.",
+)
 _LABEL = _object(
     {
         "request_id": _REQUEST_ID,
@@ -515,6 +599,8 @@ def render(doc: dict[str, Any], *, host: str, keys: bool) -> str:
         parts += [
             f"<h2>{e(name)}</h2><p>{e(operation['summary'])}</p><ul>",
             f"<li><code>POST {e(path)}</code> — records or columns</li>",
+            f"<li><code>POST {e(path.removesuffix('/predict'))}/explain</code> — the same, "
+            "with each feature's contribution (<code>?top=K|all</code>)</li>",
             f"<li><code>POST {e(path.removesuffix('/predict'))}/feedback</code> — labels</li>",
             f"<li><code>POST /v2/models/{e(name)}/infer</code> — Open Inference Protocol v2</li>",
             f"<li><code>POST /endpoints/{e(name)}/invocations</code> — MLflow scoring</li></ul>",

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from setpoint.errors import (
     ContractViolationError,
     ModelUnavailableError,
+    NotExplainableError,
     OverloadedError,
     SetpointError,
 )
@@ -244,7 +245,7 @@ class EndpointRuntime:
             await self._keep_refused(request, error)
             raise
         key = None
-        if self.cache is not None:
+        if self.cache is not None and not request.explain:  # a hit has no explanation
             model = self.champion.model
             key = PredictionCache.key(model.version.id, model.names, request.columns)
             hit = None if key is None else self.cache.get(key)
@@ -377,6 +378,8 @@ class EndpointRuntime:
 
     async def _ask(self, lane: Lane, request: PredictRequest) -> Answer:
         """The lane's answer; with a fallback to turn to, no later than the budget."""
+        if request.explain:  # refused alone, before it joins others' batch
+            lane.model.explainer_or_default().check()
         if self.fallback is None and self.deployment.config.fallback is None:
             return await lane.batcher.submit(request)
         loop = asyncio.get_running_loop()
@@ -456,11 +459,19 @@ class EndpointRuntime:
                     f"endpoint {self.name!r}: both the model and its fallback model are failing",
                     retry_after=max(retry_after, self.fallback.breaker.retry_after()),
                 )
+            if copy.explain:
+                self.fallback.model.explainer_or_default().check()
             answer = await self.fallback.predict(copy)
             if answer.error is not None:
                 raise answer.error
         else:
             assert config.fallback is not None
+            if request.explain:
+                raise NotExplainableError(
+                    f"endpoint {self.name!r}: the model could not answer and the fallback "
+                    "is a constant value, which has no explanation; retry, or predict "
+                    "without explain"
+                )
             answer = Answer(
                 request.request_id,
                 self.model.version.name,

@@ -195,7 +195,8 @@ class ServingState:
             raise NotReadyError(f"{version.ref} has no contract; register it with reference data")
         contract = Contract.from_dict(version.contract)
         policy = self.workspace.pii_policy(contract)
-        return LoadedModel(version, predictor, contract, policy.secret)
+        explainer = self.workspace.registry.explainer(version, predictor)
+        return LoadedModel(version, predictor, contract, policy.secret, explainer)
 
 
 _CANNOT_LOAD = "its model could not be loaded"

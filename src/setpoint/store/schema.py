@@ -123,6 +123,8 @@ model_versions = sa.Table(
     sa.Column("description", sa.Text, nullable=False),
     sa.Column("created_by", sa.String(200), nullable=False),
     _when(),
+    # A person's notes on the version, set after training (the rest never changes).
+    sa.Column("notes", sa.Text),
     sa.UniqueConstraint("model_id", "version"),
 )
 

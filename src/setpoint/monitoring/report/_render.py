@@ -36,6 +36,13 @@ def _page() -> string.Template:
     return string.Template(text.read_text(encoding="utf-8"))
 
 
+@functools.cache
+def base_css() -> str:
+    """The rules this report shares with the model card's page (``base.css``)."""
+    text = resources.files("setpoint.monitoring.report").joinpath("base.css")
+    return text.read_text(encoding="utf-8")
+
+
 def render_report(data: ReportData) -> str:
     """The whole report as one HTML document (no external references, no scripts)."""
     ws = data.windows
@@ -82,6 +89,7 @@ def render_report(data: ReportData) -> str:
     sections.append(_section("alerts", "Alerts", _alerts_section(data.alerts)))
     return _page().substitute(
         csp=_CSP,
+        base_css=base_css(),
         endpoint=_E(data.endpoint),
         verdict=_E(_verdict(data)),
         meta=meta_html,
@@ -92,9 +100,15 @@ def render_report(data: ReportData) -> str:
 def write_report(path: str | Path, data: ReportData) -> Path:
     """Render and write the report; written to a temporary file and renamed, so a
     reader never sees half a report."""
+    return write_page(path, render_report(data))
+
+
+def write_page(path: str | Path, text: str) -> Path:
+    """Write a document through a temporary file renamed into place (its folder made
+    when missing), so a reader never sees half of it."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(render_report(data), encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     tmp.replace(target)
     return target
