@@ -95,7 +95,7 @@ def watched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
             "dataset": "loans@latest",
             "target": lending.TARGET,
             "exclude": [lending.TIME_COLUMN],
-            "estimator": "sklearn.linear_model.LogisticRegression",
+            "estimator": {"class": "lightgbm.LGBMClassifier", "params": {"verbose": -1}},
             "fairness": {
                 "sensitive": "region",
                 "metrics": ["selection_rate", "false_positive_rate"],
