@@ -193,8 +193,10 @@ def test_docs_and_document_need_a_read_key(client: TestClient, served: Workspace
     # two of the creations, so wait until it knows the last one.
     admin_header = {"Authorization": f"Bearer {admin}"}
     wait_for(
-        lambda: client.get("/openapi.json").status_code == 401
-        and client.get("/openapi.json", headers=admin_header).status_code == 200
+        lambda: (
+            client.get("/openapi.json").status_code == 401
+            and client.get("/openapi.json", headers=admin_header).status_code == 200
+        )
     )
     for path in ("/openapi.json", "/docs/plain"):
         assert_error_shape(client.get(path), 401, "unauthorized")
