@@ -60,6 +60,13 @@ def test_the_demo_closes_the_loop(tmp_path: Path) -> None:
     card = Path(summary["card"]).read_text(encoding="utf-8")
     assert "<title>Model card: credit-risk@2</title>" in card
     assert "Ranking loan applications for a credit officer" in card
+    # Trust: the age bands measured at training and in production, gated, and the
+    # model's explanation seen to move after the change.
+    assert "age_band=under 30" in card
+    facts = summary["facts"]
+    assert "for the candidate (at most 0.35 allowed" in facts["fairness gate"]
+    assert "age_band=under 30" in facts["fairness in production"]
+    assert "credit-risk@1's explanation moved" in facts["attribution drift"]
     actions = [json.loads(line)["action"] for line in audit.read_text().splitlines()]
     for expected in (
         "rollout.open",

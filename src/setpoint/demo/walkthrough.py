@@ -34,8 +34,10 @@ from setpoint.demo.server import Clock, serve
 from setpoint.loop.controller import Loop, TickReport
 from setpoint.loop.policy import Policy
 from setpoint.models.card import write_card
+from setpoint.models.fairness import FairnessTable
+from setpoint.models.registry import ModelVersion
 from setpoint.monitoring.report import ReportData, write_report
-from setpoint.monitoring.settings import MonitorConfig
+from setpoint.monitoring.settings import AttributionSettings, MonitorConfig
 from setpoint.monitoring.traffic import read_traffic
 from setpoint.workspace import Workspace
 
@@ -92,6 +94,11 @@ def spec(estimator: str) -> dict[str, Any]:
         "estimator": {"class": estimator, "params": _PARAMS.get(estimator, {})},
         "split": {"method": "time", "time_column": lending.TIME_COLUMN, "test_size": 0.2},
         "segments": ["channel", "grade"],
+        # Measured, not learnt from: requests carry the band beside the inputs.
+        "fairness": {
+            "sensitive": [lending.AGE_BAND],
+            "metrics": ["true_positive_rate", "false_positive_rate"],
+        },
         "seed": 7,
         "description": "Probability that a loan application defaults.",
         "intended_use": "Ranking loan applications for a credit officer's review; "
@@ -112,6 +119,13 @@ gates:
   confidence: 0.9
   min_samples: 300
   segments: [channel]
+  # The risk team's line: a candidate may not flag good applicants of one age band
+  # far more often than another's, nor widen that gap much past the champion's.
+  fairness:
+    sensitive: [age_band]
+    metrics: [false_positive_rate]
+    max_disparity: 0.35
+    margin: 0.3
   max_p99_latency_ms: 250
 rollout: {duration: 7d, min_samples: 500, min_labels: 300, max_metric_drop: 0.0}
 cooldown: 7d
@@ -150,7 +164,7 @@ def run(
     result = DemoResult(root)
     with Workspace.init(root, actor="demo") as ws:
         step("generating three months of loan applications")
-        history = lending.applications(rows, start=START, days=90, seed=1)
+        history = lending.applications(rows, start=START, days=90, seed=1, age_band=True)
         step("registering them as dataset 'loans' (profile and contract inferred)")
         data = ws.add_dataset(
             "loans",
@@ -171,7 +185,11 @@ def run(
 
         step("deploying it, with a weekly monitor and a retraining policy")
         ws.deploy(ENDPOINT, model=f"{model.name}@champion", note="the demo's endpoint")
-        ws.monitors.create(ENDPOINT, MonitorConfig(window="7d"))
+        # Weekly windows hold thousands of rows: 500 of them explained a week measure
+        # each feature's share of the explanation to within about 0.02, so a move of
+        # 0.04 is the change in what the model's answers rest on, not noise.
+        attribution = AttributionSettings(share_change=0.04, rows=500)
+        ws.monitors.create(ENDPOINT, MonitorConfig(window="7d", attribution=attribution))
         loop = Loop(ws)
         loop.policies.set(ENDPOINT, Policy.from_yaml(POLICY))
 
@@ -183,6 +201,7 @@ def run(
             days=7 * WEEKS,
             drift=lending.Drift(change, covariate=1.0, concept=1.0),
             seed=5,
+            age_band=True,
         )
         clock = Clock(weeks[0])
         frames = [_within(stream, start, start + WEEK) for start in weeks]
@@ -207,6 +226,7 @@ def run(
         old = ws.load_model(model.ref)
         result.weeks = _summary(ws, weeks, frames, old)
         _loop_facts(ws, loop, result, change)
+        _trust_facts(ws, model, result)
         report = write_report(
             root / "report.html", ReportData.from_dict(ws.monitors.report_data(ENDPOINT))
         )
@@ -225,7 +245,7 @@ def run(
 
 def _check_a_broken_batch(ws: Workspace, ref: str, rows: int, result: DemoResult) -> None:
     april = lending.applications(
-        rows // 10, start=datetime(2026, 4, 1, tzinfo=UTC), days=30, seed=2
+        rows // 10, start=datetime(2026, 4, 1, tzinfo=UTC), days=30, seed=2, age_band=True
     )
     outcome = ws.validate(ref, _break_some_rows(april), mode="quarantine", source="april.csv")
     quarantined = outcome.quarantine.n_rejected if outcome.quarantine else 0
@@ -339,6 +359,9 @@ def _loop_facts(ws: Workspace, loop: Loop, result: DemoResult, change: datetime)
         verdict = "passed" if gates.get("passed") else "failed"
         passed = [c["detail"] for c in gates.get("checks", []) if c["name"] == "roc_auc"]
         result.add(f"gates {verdict}", passed[0] if passed else "; ".join(gates.get("reasons", [])))
+        fair = [c["detail"] for c in gates.get("checks", []) if c["name"].startswith("fairness")]
+        if fair:
+            result.add("fairness gate", fair[0])
     live = first.live or {}
     if live.get("agreement") is not None:
         result.add(
@@ -364,6 +387,61 @@ def _loop_facts(ws: Workspace, loop: Loop, result: DemoResult, change: datetime)
             f"ROC AUC {np.mean(served):.3f} served by {first.candidate} against "
             f"{np.mean(old):.3f} for the old champion on the same {len(after_promotion)} weeks",
         )
+
+
+def _trust_facts(ws: Workspace, model: ModelVersion, result: DemoResult) -> None:
+    """How the first champion treated the age bands on its hold-out, and on the
+    labelled traffic once the world changed; and whether its explanation moved."""
+    gap = _widest(model.evaluation.get("fairness"))
+    if gap:
+        result.add("fairness at training", f"{gap} (hold-out)")
+    windows = ws.monitors.windows(ENDPOINT)
+    widest = max(
+        (
+            (table["difference"].get(metric) or 0.0, w)
+            for w in windows
+            if w.results.get("reference") == model.ref
+            and (table := (w.results.get("fairness") or {}).get("realized"))
+            for metric in table["metrics"]
+        ),
+        default=None,
+        key=lambda found: found[0],
+    )
+    if widest is not None:
+        window = widest[1]
+        result.add(
+            "fairness in production",
+            f"week of {window.start:%b %d}: {_widest(window.results['fairness']['realized'])}",
+        )
+    moved = [w for w in windows if (w.results.get("attribution") or {}).get("drifted")]
+    if moved:
+        first = moved[0].results["attribution"]
+        shares = "; ".join(
+            f"{name} {first['features'][name]['reference']:.0%} -> "
+            f"{first['features'][name]['window']:.0%}"
+            for name in first["drifted"][:3]
+        )
+        result.add(
+            "attribution drift",
+            f"week of {moved[0].start:%b %d}: the share of {moved[0].results['reference']}'s "
+            f"explanation moved ({shares})",
+        )
+
+
+def _widest(table: dict[str, Any] | None) -> str | None:
+    """The metric with the largest gap between groups, in words."""
+    if not table or not table.get("difference"):
+        return None
+    found = FairnessTable.from_dict(table)
+    metric = max(found.difference, key=lambda m: found.difference[m] or 0.0)
+    ends = found.extremes(metric)
+    if ends is None:
+        return None
+    low, high = ends
+    return (
+        f"{metric.replace('_', ' ')} {low.metrics[metric]:.2f} for {low.name} against "
+        f"{high.metrics[metric]:.2f} for {high.name}"
+    )
 
 
 def _estimator() -> str:
