@@ -57,9 +57,9 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
     workspace.close()
 
 
-def serve(ws: Workspace, *args: str) -> Any:
-    # Wide enough that a long temporary path is not wrapped inside a file name.
-    return CliRunner(env={"COLUMNS": "300"}).invoke(app, ["-w", str(ws.root), "serve", *args])
+def serve(ws: Workspace, *args: str, columns: int = 80) -> Any:
+    env = {"COLUMNS": str(columns)}
+    return CliRunner(env=env).invoke(app, ["-w", str(ws.root), "serve", *args])
 
 
 # ---------------------------------------------------------------------------- mistakes
@@ -121,7 +121,8 @@ def test_a_wrong_tls_file_is_named_without_a_traceback(
     if key is not None:
         args += ["--tls-key", str(files[key])]
 
-    result = serve(ws, *args)
+    # Wide enough that a long temporary path is not wrapped inside a file name.
+    result = serve(ws, *args, columns=300)
 
     assert result.exit_code == 2, result.output
     assert message in " ".join(result.output.split())  # unwrapped

@@ -43,6 +43,7 @@ from setpoint.serving.state import ServingState
 
 JSON = "application/json"
 _TYPES = {"numeric": "number", "integer": "integer", "boolean": "boolean"}
+
 _INT64 = (-(2**63), 2**63 - 1)
 _ERRORS = {
     400: "The body or a header is malformed: not JSON, or not the expected shape",
@@ -450,10 +451,12 @@ _WWW_AUTHENTICATE = {"description": "Bearer", "schema": _STRING}
 _REQUEST_ID = {"type": "string", "minLength": 1, "maxLength": 200}
 _CHOSEN_ID = {
     **_REQUEST_ID,
-    "description": "Your id for this prediction, which feedback names; omit it and the "
-    "server makes one. Unique per endpoint: an id the endpoint answered recently (its "
-    "last 100,000 chosen ids in this server process, or its prediction log's last hour "
-    "at start-up) is refused with 409.",
+    # null is read as no id (``native.py``), as clients that always send the key do.
+    "type": ["string", "null"],
+    "description": "Your id for this prediction, which feedback names; omit it (or send "
+    "null) and the server makes one. Unique per endpoint: an id the endpoint answered "
+    "recently (its last 100,000 chosen ids in this server process, or its prediction "
+    "log's last hour at start-up) is refused with 409.",
 }
 _ERROR_SCHEMA = _object(
     {
