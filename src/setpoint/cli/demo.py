@@ -42,9 +42,9 @@ def demo(
     workspace (SQLite + local files) that is kept afterwards so you can look around
     in it with the other commands.
 
-    Measured on an otherwise idle 2-core machine with LightGBM installed (the
-    lightgbm extra): 21 to 29 CPU-seconds (user + system) and 20 to 28 seconds of
-    wall time (two machines); longer on a busier machine. Without LightGBM it trains scikit-learn's
+    Measured on a 2-core machine running one other job, with LightGBM installed (the
+    lightgbm extra): 39 CPU-seconds (user + system) and 36 seconds of wall time;
+    longer on a busier machine. Without LightGBM it trains scikit-learn's
     HistGradientBoostingClassifier and takes about three times the CPU.
     """
     from setpoint.demo.walkthrough import run
