@@ -571,8 +571,9 @@ def keys_create(
     scope: Annotated[
         str,
         typer.Option(
-            help="predict, feedback, read (/openapi.json, /docs and endpoint metadata), "
-            "or admin (everything)."
+            help="predict, feedback, read (/openapi.json, /docs, endpoint metadata and "
+            "the dashboard), approve (the dashboard and its approve, reject and "
+            "acknowledge buttons), or admin (everything)."
         ),
     ],
     endpoint: Annotated[

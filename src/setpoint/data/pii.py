@@ -46,12 +46,13 @@ PREFIX = "pii:"
 _SECRET_BYTES = 32
 
 
-def workspace_secret(root: Path) -> bytes:
-    """The workspace's PII secret, made on first use. Two processes making it at once
+def workspace_secret(root: Path, file: Path = SECRET_FILE) -> bytes:
+    """The workspace's secret in ``file`` (the PII secret by default; the dashboard
+    signs its sessions with another), made on first use. Two processes making it at once
     agree, and a crash never leaves a partial secret: it is written whole to a file of
     its own, then linked to its name, which fails if another process linked first (the
     loser reads the winner's secret, complete from the moment it has its name)."""
-    path = root / SECRET_FILE
+    path = root / file
     try:
         return _read(path)
     except FileNotFoundError:
@@ -86,8 +87,8 @@ def _read(path: Path) -> bytes:
     secret = path.read_bytes()
     if len(secret) != _SECRET_BYTES:
         raise StoreError(
-            f"{path} holds {len(secret)} bytes, not a PII secret of {_SECRET_BYTES}; "
-            "restore it from a backup (hashes made with another secret no longer match)"
+            f"{path} holds {len(secret)} bytes, not a secret of {_SECRET_BYTES}; restore it "
+            "from a backup (hashes and sessions made with another secret no longer match)"
         )
     return secret
 

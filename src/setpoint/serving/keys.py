@@ -4,7 +4,9 @@ A key reads ``sp_<key id>_<secret>``. The key id is public (it names the key in
 lists, logs and revocations); only the sha256 of the secret is stored, and a key is
 checked by hashing what a caller sends and comparing in constant time. A key has a
 scope — ``predict``, ``feedback``, ``read`` (the API description, ``/openapi.json`` and
-``/docs``, and the endpoints' metadata) or ``admin`` (which allows everything) — may be
+``/docs``, the endpoints' metadata, and the dashboard's pages), ``approve`` (the
+dashboard's pages and its actions: approving or rejecting a rollout, acknowledging an
+alert) or ``admin`` (which allows everything) — may be
 limited to one endpoint, and may carry a rate limit in requests per second.
 """
 
@@ -26,7 +28,7 @@ from setpoint.store import audit
 from setpoint.store.db import Database
 from setpoint.store.schema import api_keys
 
-Scope = Literal["predict", "feedback", "read", "admin"]
+Scope = Literal["predict", "feedback", "read", "approve", "admin"]
 SCOPES: tuple[str, ...] = get_args(Scope)
 PREFIX = "sp"
 
