@@ -44,6 +44,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "demo": ("setpoint.cli.demo", "demo"),
     "deploy": ("setpoint.cli.serving", "deploy"),
     "serve": ("setpoint.cli.serving", "serve"),
+    "ui": ("setpoint.cli.ui", "ui"),
     "deployments": ("setpoint.cli.serving", "deployments_app"),
     "keys": ("setpoint.cli.serving", "keys_app"),
     "logs": ("setpoint.cli.logs", "logs_app"),

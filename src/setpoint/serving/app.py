@@ -38,6 +38,7 @@ from setpoint.serving.auth import AuthMiddleware, limited_to
 from setpoint.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from setpoint.serving.runtime import EndpointRuntime, Log
 from setpoint.serving.state import ServingState
+from setpoint.ui.app import Dashboard
 from setpoint.workspace import Workspace
 
 logger = logging.getLogger("setpoint.serving")
@@ -210,6 +211,7 @@ def create_app(
     ]
     routes += oip.routes(state) + mlflow.routes(state)
     routes += openapi.routes(state) + swagger.routes(state)
+    routes.append(Dashboard(workspace, state.guard, live=state.metrics.counts).mount())
     app = ServingApp(
         routes=routes,
         lifespan=lifespan,

@@ -41,6 +41,9 @@ DOC_PATHS = frozenset({"/openapi.json", "/docs/plain"})
 # them without a key; what they show comes from /openapi.json (serving.swagger).
 PAGE_PATHS = frozenset({"/docs", "/docs/setpoint.js"})
 PAGE_PREFIX = "/docs/static/"
+# The dashboard checks its own visitors: a key once, then a signed session cookie
+# (setpoint.ui.session), so a browser need not send the key with every request.
+UI_PREFIX = "/ui"
 _MAX_VERIFIED = 10_000
 _ENDPOINT = re.compile(r"^/(?:v1/endpoints|v2/models|endpoints)/([^/]+)")
 _CREATE = "create one with: setpoint keys create --scope predict"
@@ -96,6 +99,10 @@ class Guard:
             for key_id, key in self._keys.items()
             if key.rate_per_second is not None
         }
+
+    def active(self, key_id: str) -> ApiKey | None:
+        """The active key ``key_id``, or None (unknown, or revoked when last read)."""
+        return self._keys.get(key_id)
 
     def authorize(
         self, request: Scope, scopes: tuple[KeyScope, ...], endpoint: str | None
@@ -226,7 +233,12 @@ class AuthMiddleware:
 
 
 def _open(path: str) -> bool:
-    return path in OPEN_PATHS or path in PAGE_PATHS or path.startswith(PAGE_PREFIX)
+    return (
+        path in OPEN_PATHS
+        or path in PAGE_PATHS
+        or path == UI_PREFIX
+        or path.startswith((PAGE_PREFIX, UI_PREFIX + "/"))
+    )
 
 
 async def _reply(send: Send, error: SetpointError) -> None:

@@ -319,6 +319,29 @@ class ServingMetrics:
             self.sample()
             multiprocess.mark_process_dead(os.getpid(), self._dir)  # type: ignore[no-untyped-call]
 
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Per endpoint, the prediction requests answered since the server started (by
+        every worker, with several): ``requests``, ``errors`` (5xx) and ``refused``
+        (4xx), for the dashboard."""
+        out: dict[str, dict[str, int]] = {}
+        for family in self.registry.collect():
+            if family.name != "setpoint_requests":
+                continue
+            for sample in family.samples:
+                if not sample.name.endswith("_total"):
+                    continue
+                tally = out.setdefault(
+                    sample.labels["endpoint"], {"requests": 0, "errors": 0, "refused": 0}
+                )
+                n = int(sample.value)
+                tally["requests"] += n
+                status = sample.labels.get("status", "")
+                if status.startswith("5"):
+                    tally["errors"] += n
+                elif status.startswith("4"):
+                    tally["refused"] += n
+        return out
+
     def render(self) -> bytes:
         self.sample()
         if self._dir is not None:

@@ -72,5 +72,12 @@ class Sessions:
     def check_csrf(self, session: Session, token: str | None) -> bool:
         return bool(token) and hmac.compare_digest(str(token), self.csrf(session))
 
+    def notice(self, message: str) -> str:
+        """The signature that lets a redirect show ``message`` on the next page."""
+        return self._sign("notice:" + message)
+
+    def check_notice(self, message: str, signature: str) -> bool:
+        return bool(signature) and hmac.compare_digest(signature, self.notice(message))
+
     def _sign(self, text: str) -> str:
         return hmac.new(self._secret, text.encode(), hashlib.sha256).hexdigest()
