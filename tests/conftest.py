@@ -9,6 +9,10 @@ Tests marked ``every_store`` also run once with the artifacts, dataset versions 
 prediction log's store in the workspace's folder and once in an S3 bucket on loopback
 (``s3_support.py``; with PostgreSQL only); the
 mark is kept to the tests that exercise storage, so the suite is not run twice.
+
+``demo`` is ``setpoint demo`` run once for the whole session (it takes ~25 s): the demo's
+own test checks what it did, and the dashboard's browser test serves a copy of its
+workspace. Tests that take it run in one pytest-xdist worker, so it runs once.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import TYPE_CHECKING
 import pytest
 import sqlalchemy as sa
 
+from demo_support import DemoRun, run_demo
 from s3_support import s3_bucket, s3_endpoint  # noqa: F401  (fixtures for every test)
 
 if TYPE_CHECKING:
@@ -114,6 +119,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "ray_cluster" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.xdist_group("ray"))
+        # Likewise the tests of the demo's workspace: one worker runs the demo once.
+        if "demo" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("demo"))
 
 
 @pytest.fixture
@@ -141,3 +149,10 @@ def workspace(tmp_path: Path, database_url: str | None, storage: str | None) -> 
     ws = Workspace.init(tmp_path / "ws", database_url=database_url, actor="tester", **stores)
     yield ws
     ws.close()
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """``setpoint demo`` run once (demo_support.py). Tests that change the workspace
+    work on a copy of ``demo.root``."""
+    return run_demo(tmp_path_factory.mktemp("demo") / "demo")

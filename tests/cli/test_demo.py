@@ -1,39 +1,22 @@
 """The README's main job, `setpoint demo`, end to end: the whole closed loop, as a user
-runs it (a child process, the default sizes, the real server on a loopback port)."""
+runs it (the session's ``demo`` fixture: a child process, the default sizes, the real
+server on a loopback port)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from typer.testing import CliRunner
 
+from demo_support import DemoRun
 from setpoint.cli.main import app
 from setpoint.workspace import Workspace
 
 
-def test_the_demo_closes_the_loop(tmp_path: Path) -> None:
-    root = tmp_path / "demo"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from setpoint.cli import main; main()",
-            "demo",
-            "--path",
-            str(root),
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=280,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    summary = json.loads(done.stdout)
+def test_the_demo_closes_the_loop(demo: DemoRun) -> None:
+    root, summary = demo.root, demo.summary
     loop = summary["loop"]
     change = datetime.fromisoformat(loop["change"])
 

@@ -1,0 +1,255 @@
+"""The dashboard in a real browser, on the workspace the demo leaves: every page it links
+to opens with no console error, no failed request, nothing asked of another machine,
+and no serious or critical WCAG 2.1 A/AA violation axe-core can find; a person signs in
+with a key, moves by keyboard, and sees the page refresh itself.
+
+One demo run (the session's ``demo`` fixture, shared with the demo's own test), one
+``setpoint serve`` on a copy of its workspace and one headless Chromium for the module.
+The overview's and the endpoint's screenshots are saved in the test's folder, and with
+``SETPOINT_SCREENSHOTS=1`` also as the README's pictures in ``docs/images/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter, deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from browser_support import Watcher, axe_source, axe_violations, playwright_chromium
+from demo_support import DemoRun
+from setpoint.workspace import Workspace
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, BrowserContext, Page
+
+# The demo's fixture runs in one pytest-xdist worker (conftest.py); so must its users.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("demo")]
+
+MAX_PAGES = 60
+QUERIES_PER_PATH = 2  # /ui/endpoints/credit?range=30d and one more, not every range
+SKIPPED_SUFFIXES = (".csv", ".json", ".jsonl", ".parquet", ".html.zip", ".png", ".svg")
+IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
+WIDTH = 1280
+
+
+@dataclass(frozen=True)
+class Site:
+    url: str  # http://127.0.0.1:PORT
+    approve_key: str
+    read_key: str
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with playwright_chromium() as chromium:
+        yield chromium
+
+
+@pytest.fixture(scope="module")
+def axe() -> str:
+    return axe_source()
+
+
+@pytest.fixture(scope="module")
+def site(
+    browser: Browser,
+    axe: str,
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Site]:
+    """``setpoint serve`` on a copy of the demo's workspace with two keys: the demo is
+    asked for only once the browser and axe are known to be here."""
+    demo: DemoRun = request.getfixturevalue("demo")
+    folder = tmp_path_factory.mktemp("ui-browser")
+    root = folder / "ws"
+    shutil.copytree(demo.root, root)
+    with Workspace.open(root) as ws:
+        _, approve_key = ws.keys.create("approve", note="reviewer")
+        _, read_key = ws.keys.create("read", note="reader")
+    with _serve(root, folder / "server.log") as url:
+        yield Site(url, approve_key, read_key)
+
+
+def test_every_page_is_clean_and_accessible(
+    browser: Browser, site: Site, axe: str, tmp_path: Path
+) -> None:
+    context = _context(browser)
+    watcher = Watcher(site.url)
+    page = watcher.watch(context.new_page())
+    _sign_in(page, site, site.approve_key)
+    watcher.take()  # the sign-in itself is the other test's subject
+
+    front = f"{site.url}/ui/"
+    queue, linked_from, per_path = deque([front]), {front: "the start"}, Counter[str]()
+    visited: list[str] = []
+    problems: dict[str, list[str]] = {}
+    endpoint: str | None = None
+    while queue and len(visited) < MAX_PAGES:
+        url = queue.popleft()
+        response = page.goto(url)
+        assert response is not None, url
+        visited.append(url)
+        found = watcher.take()
+        if not response.ok:  # a broken link: what the page would say does not matter
+            problems[url] = [f"HTTP {response.status} (linked from {linked_from[url]})"]
+            continue
+        found += axe_violations(page, axe)
+        if found:
+            problems[url] = found
+        path = urlsplit(url).path
+        if path == "/ui/":
+            _screenshot(page, tmp_path, "ui-overview.png")
+        elif endpoint is None and path.startswith("/ui/endpoints/") and response.ok:
+            endpoint = url
+            _screenshot(page, tmp_path, "ui-endpoint.png")
+        for link in _links(page):
+            where = urlsplit(link)
+            if link in linked_from or not _crawlable(link, site.url):
+                continue
+            if where.query and per_path[where.path] >= QUERIES_PER_PATH:
+                continue
+            linked_from[link] = url.removeprefix(site.url)
+            per_path[where.path] += bool(where.query)
+            queue.append(link)
+    context.close()
+
+    report = "\n".join(
+        f"{url}\n" + "\n".join(f"  - {p}" for p in found) for url, found in problems.items()
+    )
+    assert not problems, f"{len(problems)} of {len(visited)} pages have problems:\n{report}"
+    assert len(visited) >= 1
+    print(f"visited {len(visited)} pages:", *(urlsplit(u).path for u in visited), sep="\n  ")
+    if endpoint is None:  # the endpoint page is not there yet (issue 16 adds it)
+        print("no endpoint page linked from the overview: its screenshot is not taken")
+
+
+def test_a_person_signs_in_with_a_key_and_the_page_refreshes_itself(
+    browser: Browser, site: Site
+) -> None:
+    context = _context(browser)
+    watcher = Watcher(site.url)
+    page = watcher.watch(context.new_page())
+    page.clock.install()  # the refresh's 15 s pass when the test says so
+
+    _sign_in(page, site, site.read_key)
+    assert page.locator("h1").inner_text() == "Overview"
+    assert "key:" in page.locator(".who").inner_text()
+
+    # The keyboard: the first Tab reaches the skip link, which moves focus to main.
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.className") == "skip"
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
+
+    with page.expect_request(lambda r: "fragment=main" in r.url) as asked:
+        page.clock.run_for(16_000)
+    answer = asked.value.response()
+    assert answer is not None
+    assert answer.status == 200
+    assert "<main" not in answer.text()  # the fragment, not the whole page
+    assert watcher.take() == []
+    context.close()
+
+
+def test_a_read_key_that_is_wrong_is_refused_on_the_form(browser: Browser, site: Site) -> None:
+    context = _context(browser)
+    watcher = Watcher(site.url)
+    watcher.expected_status[f"{site.url}/ui/login"] = 401
+    page = watcher.watch(context.new_page())
+    page.goto(f"{site.url}/ui/")
+    page.get_by_label("API key").fill(site.read_key[:-4] + "abcd")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_load_state()
+    assert urlsplit(page.url).path == "/ui/login"
+    assert page.get_by_role("alert").is_visible()
+    assert watcher.take() == []
+    context.close()
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def _context(browser: Browser) -> BrowserContext:
+    return browser.new_context(viewport={"width": WIDTH, "height": 800}, service_workers="block")
+
+
+def _sign_in(page: Page, site: Site, key: str) -> None:
+    page.goto(f"{site.url}/ui/")
+    assert urlsplit(page.url).path == "/ui/login", "the dashboard let a stranger in"
+    page.get_by_label("API key").fill(key)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{site.url}/ui/")
+
+
+def _links(page: Page) -> list[str]:
+    hrefs: list[str] = page.eval_on_selector_all(
+        "a[href]:not([download])", "links => links.map(a => a.href.split('#')[0])"
+    )
+    return hrefs
+
+
+def _crawlable(url: str, origin: str) -> bool:
+    """A page of this dashboard a person would open: not signing out, not a file."""
+    parts = urlsplit(url)
+    return (
+        url.startswith(origin + "/ui/")
+        and not parts.path.startswith(("/ui/logout", "/ui/static/"))
+        and not parts.path.endswith(SKIPPED_SUFFIXES)
+        and "fragment=" not in parts.query
+    )
+
+
+def _screenshot(page: Page, folder: Path, name: str) -> None:
+    """The page as a person sees it, in the test's folder and, when asked, in the docs."""
+    page.screenshot(path=folder / name, full_page=True)
+    if os.environ.get("SETPOINT_SCREENSHOTS", "") not in ("", "0"):
+        IMAGES.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(folder / name, IMAGES / name)
+
+
+@contextlib.contextmanager
+def _serve(root: Path, log: Path) -> Iterator[str]:
+    """``setpoint serve`` on a free loopback port until /readyz answers; SIGINT after."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-c", "from setpoint.cli import main; main()", "-w", str(root)]
+    with log.open("wb") as errors:
+        server = subprocess.Popen(
+            [*command, "serve", "--port", str(port), "--background", "off"],
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                with contextlib.suppress(httpx.TransportError):
+                    if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                        break
+                assert server.poll() is None, log.read_text(errors="replace")
+                assert time.monotonic() < deadline, "the server did not become ready in 60 s"
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    server.wait(timeout=0.05)  # waits on the server exiting, else polls
+            yield url
+        finally:
+            server.send_signal(signal.SIGINT)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait(timeout=30)
