@@ -2,8 +2,9 @@
 
 Debian's browser, driven by selenium through its chromedriver or by Playwright through
 ``executable_path``, so nothing is downloaded (never ``playwright install``). The
-dashboard's tests also inject axe-core, the npm package (``npm install --no-save
-axe-core@4.14.1`` in the repository, or ``SETPOINT_AXE`` naming its ``axe.min.js``).
+dashboard's tests also inject axe-core, the npm package pinned with its hash in
+``package-lock.json`` (``npm ci`` in the repository puts it in ``node_modules``, or
+``SETPOINT_AXE`` names an ``axe.min.js``).
 Without them a browser test skips, except when ``SETPOINT_REQUIRE_BROWSER=1`` (set by
 CI), where it fails.
 """
@@ -111,8 +112,9 @@ def axe_source() -> str:
     path = Path(given) if given else _REPO / "node_modules" / "axe-core" / "axe.min.js"
     if not path.is_file():
         unavailable(
-            f"axe-core not found at {path}; install it in the repository with: "
-            f"npm install --no-save axe-core@{AXE_VERSION} (or set SETPOINT_AXE to its axe.min.js)"
+            f"axe-core not found at {path}; install it in the repository with: npm ci "
+            f"(or npm install --no-save axe-core@{AXE_VERSION}, or set SETPOINT_AXE to an "
+            "axe.min.js)"
         )
     return path.read_text(encoding="utf-8")
 
