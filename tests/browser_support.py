@@ -180,6 +180,8 @@ class Watcher:
             self.problems.append(f"request leaves {self.origin}: {request.method} {request.url}")
 
     def _failed(self, request: Request) -> None:
+        if request.failure == "net::ERR_ABORTED":
+            return  # cut short by the test's next navigation (CSP would say ERR_BLOCKED_BY_CSP)
         self.problems.append(f"request failed: {request.method} {request.url}: {request.failure}")
 
     def _response(self, response: Response) -> None:

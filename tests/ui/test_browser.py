@@ -96,6 +96,7 @@ def test_every_page_is_clean_and_accessible(
     front = f"{site.url}/ui/"
     queue, linked_from, per_path = deque([front]), {front: "the start"}, Counter[str]()
     visited: list[str] = []
+    opened: list[str] = []  # those that answered 200
     problems: dict[str, list[str]] = {}
     endpoint: str | None = None
     while queue and len(visited) < MAX_PAGES:
@@ -106,7 +107,10 @@ def test_every_page_is_clean_and_accessible(
         found = watcher.take()
         if not response.ok:  # a broken link: what the page would say does not matter
             problems[url] = [f"HTTP {response.status} (linked from {linked_from[url]})"]
+            page.wait_for_load_state("networkidle")  # its /favicon.ico too (not ours)
+            watcher.take()
             continue
+        opened.append(url)
         found += axe_violations(page, axe)
         if found:
             problems[url] = found
@@ -125,6 +129,19 @@ def test_every_page_is_clean_and_accessible(
             linked_from[link] = url.removeprefix(site.url)
             per_path[where.path] += bool(where.query)
             queue.append(link)
+
+    # A thing that is not there: the dashboard's own error page, with its status.
+    detail = next((u for u in opened if urlsplit(u).path.count("/") >= 3), None)
+    if detail is not None:
+        missing = detail.split("?")[0].rsplit("/", 1)[0] + "/999999"
+        watcher.expected_status[missing] = 404
+        response = page.goto(missing)
+        assert response is not None
+        found = watcher.take() + axe_violations(page, axe)
+        if response.status != 404 or page.locator("main#main").count() != 1:
+            found.append(f"HTTP {response.status}, not the dashboard's page saying 404")
+        if found:
+            problems[missing] = found
     context.close()
 
     report = "\n".join(
