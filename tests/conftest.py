@@ -10,9 +10,9 @@ prediction log's store in the workspace's folder and once in an S3 bucket on loo
 (``s3_support.py``; with PostgreSQL only); the
 mark is kept to the tests that exercise storage, so the suite is not run twice.
 
-``demo`` is ``setpoint demo`` run once for the whole session (it takes ~25 s): the demo's
-own test checks what it did, and the dashboard's browser test serves a copy of its
-workspace. Tests that take it run in one pytest-xdist worker, so it runs once.
+``demo`` is ``setpoint demo`` run once for the whole test run (it takes ~25 s), in
+whichever pytest-xdist worker asks first: the demo's own test checks what it did, and
+the dashboard's browser test serves a copy of its workspace.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import pytest
 import sqlalchemy as sa
 
-from demo_support import DemoRun, run_demo
+from demo_support import DemoRun, shared_demo
 from s3_support import s3_bucket, s3_endpoint  # noqa: F401  (fixtures for every test)
 
 if TYPE_CHECKING:
@@ -119,9 +119,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "ray_cluster" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.xdist_group("ray"))
-        # Likewise the tests of the demo's workspace: one worker runs the demo once.
-        if "demo" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("demo"))
 
 
 @pytest.fixture
@@ -153,6 +150,8 @@ def workspace(tmp_path: Path, database_url: str | None, storage: str | None) -> 
 
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
-    """``setpoint demo`` run once (demo_support.py). Tests that change the workspace
-    work on a copy of ``demo.root``."""
-    return run_demo(tmp_path_factory.mktemp("demo") / "demo")
+    """``setpoint demo`` run once for the test run, in whichever worker asks first
+    (demo_support.py). Tests that change the workspace work on a copy of ``demo.root``."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # the workers' folders share a parent
+        return shared_demo(tmp_path_factory.getbasetemp().parent / "demo")
+    return shared_demo(tmp_path_factory.mktemp("demo"))
