@@ -1,14 +1,14 @@
-"""The dashboard's pages, one module per subject; each lists its ``PAGES`` and
-``ACTIONS`` (see ``_page.py``)."""
+"""The dashboard's pages, one module per subject; each lists its ``PAGES``,
+``ACTIONS`` and ``DOWNLOADS`` (see ``_page.py``)."""
 
 from __future__ import annotations
 
 from types import ModuleType
 
-from setpoint.ui.pages import overview
-from setpoint.ui.pages._page import Action, Page
+from setpoint.ui.pages import datasets, models, overview
+from setpoint.ui.pages._page import Action, Download, Page
 
-_MODULES: tuple[ModuleType, ...] = (overview,)
+_MODULES: tuple[ModuleType, ...] = (overview, models, datasets)
 
 
 def pages() -> list[Page]:
@@ -17,3 +17,7 @@ def pages() -> list[Page]:
 
 def actions() -> list[Action]:
     return [action for module in _MODULES for action in getattr(module, "ACTIONS", ())]
+
+
+def downloads() -> list[Download]:
+    return [download for module in _MODULES for download in getattr(module, "DOWNLOADS", ())]
