@@ -10,7 +10,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from setpoint.ui.app import create_ui_app
-from setpoint.ui.pages.models import better_words
+from setpoint.ui.pages.compare import better_words
 from ui_pages_support import build
 
 
