@@ -630,11 +630,20 @@ class Workspace:
         entity_type: str | None = None,
         entity: str | None = None,
         action: str | None = None,
+        actor: str | None = None,
+        before_id: int | None = None,
         limit: int | None = 100,
     ) -> list[audit.AuditEvent]:
+        """Audit events, newest first, filtered as ``store.audit.events`` says."""
         with self.db.read() as conn:
             return audit.events(
-                conn, entity_type=entity_type, entity=entity, action=action, limit=limit
+                conn,
+                entity_type=entity_type,
+                entity=entity,
+                action=action,
+                actor=actor,
+                before_id=before_id,
+                limit=limit,
             )
 
 

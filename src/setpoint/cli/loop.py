@@ -220,7 +220,14 @@ def accept_contract(ctx: typer.Context, rollout: RolloutId, json_: JsonFlag = Fa
     emit(ctx, done.to_dict(), render)
 
 
-def approve(ctx: typer.Context, rollout: RolloutId, json_: JsonFlag = False) -> None:
+def approve(
+    ctx: typer.Context,
+    rollout: RolloutId,
+    reason: Annotated[
+        str | None, typer.Option(help="Why, for the audit trail (optional here).")
+    ] = None,
+    json_: JsonFlag = False,
+) -> None:
     """Promote a candidate that is waiting for approval (see setpoint rollouts list)."""
     loop = _loop(ctx)
     found = loop.rollouts.get(rollout)
@@ -228,7 +235,7 @@ def approve(ctx: typer.Context, rollout: RolloutId, json_: JsonFlag = False) -> 
         raise UsageError(
             f"rollout {rollout} is {found.state}; only a rollout awaiting approval is approved"
         )
-    done = loop.decisions.promote(found, actor=state(ctx).workspace().actor)
+    done = loop.decisions.promote(found, actor=state(ctx).workspace().actor, note=reason)
     emit(ctx, done.to_dict(), lambda c: c.print(f"Rollout {rollout}: {done.reason}.", markup=False))
 
 

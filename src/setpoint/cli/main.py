@@ -295,7 +295,15 @@ def audit(
         str | None, typer.Option("--type", help="Only this kind: dataset, model, workspace.")
     ] = None,
     action: Annotated[
-        str | None, typer.Option(help="Only this action, e.g. alias.promote.")
+        str | None,
+        typer.Option(
+            help="Only this action, e.g. alias.promote; ending in a dot, every action it "
+            "begins: rollout."
+        ),
+    ] = None,
+    actor: Annotated[
+        str | None,
+        typer.Option(help="Only events by actors whose name begins with this, e.g. key:."),
     ] = None,
     limit: Annotated[int, typer.Option(help="At most this many events, newest first.")] = 50,
     json_: JsonFlag = False,
@@ -304,7 +312,7 @@ def audit(
     events = (
         state(ctx)
         .workspace()
-        .audit(entity_type=entity_type, entity=entity, action=action, limit=limit)
+        .audit(entity_type=entity_type, entity=entity, action=action, actor=actor, limit=limit)
     )
 
     def render(c: Console) -> None:

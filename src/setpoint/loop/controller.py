@@ -476,7 +476,10 @@ class Decisions:
         now: datetime | None = None,
         actor: str | None,
         live: dict[str, Any] | None = None,
+        note: str | None = None,
     ) -> Rollout:
+        """Make the candidate the champion; ``note``: why, from the person approving,
+        kept in the rollout's reason and its audit event."""
         if rollout.candidate is None:
             raise ConflictError(f"rollout {rollout.id} has no candidate to promote yet")
         candidate = self.ws.model(rollout.candidate)
@@ -490,7 +493,8 @@ class Decisions:
         self._take_off(rollout, f"rollout {rollout.id}: {candidate.ref} promoted")
         with contextlib.suppress(NotFoundError):  # an endpoint without a monitor
             self.ws.monitors.rebase(rollout.endpoint)
-        values: dict[str, Any] = {"reason": f"{candidate.ref} is the champion (was {current.ref})"}
+        said = f"{candidate.ref} is the champion (was {current.ref})"
+        values: dict[str, Any] = {"reason": f"{said}; approved: {note}" if note else said}
         if live is not None:
             values["live"] = live
         return self._end(

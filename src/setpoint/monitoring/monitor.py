@@ -30,11 +30,13 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from setpoint._display import count, short_repr
 from setpoint.data.kinds import Kind
 from setpoint.errors import ConflictError, NotFoundError
+from setpoint.monitoring import digest as digests
 from setpoint.monitoring import fairness, parallel
 from setpoint.monitoring import reference as references
 from setpoint.monitoring.alerts import AlertStore
 from setpoint.monitoring.backfill import BackfillResult, backfill
 from setpoint.monitoring.conditions import REALIZED, concept_drift, conditions
+from setpoint.monitoring.series import WindowDigest, read_series
 from setpoint.monitoring.settings import MonitorConfig
 from setpoint.monitoring.traffic import read_traffic
 from setpoint.monitoring.webhooks import Notifier
@@ -251,6 +253,16 @@ class Monitors:
             for r in reversed(rows)
         ]
 
+    def series(
+        self, endpoint: str, *, since: datetime | None = None, until: datetime | None = None
+    ) -> list[WindowDigest]:
+        """The windows that start in [``since``, ``until``), oldest first, as digests
+        (``digest.py``): what time series over many windows draw, without reading the
+        windows' full results (``windows`` reads those)."""
+        monitor = self.get(endpoint)
+        with self._sources.db.read() as conn:
+            return read_series(conn, monitor.id, since=since, until=until)
+
     def report_data(self, endpoint: str, *, last: int | None = None) -> dict[str, Any]:
         """What ``report.ReportData.from_dict`` reads: the monitor's latest windows
         (``last`` of them, default all) and the endpoint's alerts."""
@@ -443,6 +455,7 @@ class Monitors:
         results = {**window.results, "performance": performance}
         if "fairness" in results:  # its rates on the labels known now
             results["fairness"] = context.fairness_in(window.start, window.end)
+        updated = Window(window.start, window.end, window.n_rows, results, monitor.endpoint)
         with self._sources.db.write() as conn:
             conn.execute(
                 sa.update(monitor_windows)
@@ -450,9 +463,9 @@ class Monitors:
                     (monitor_windows.c.monitor_id == monitor.id)
                     & (monitor_windows.c.start == window.start)
                 )
-                .values(results=results)
+                .values(results=results, digest=_digest(monitor, updated))
             )
-        return Window(window.start, window.end, window.n_rows, results, monitor.endpoint)
+        return updated
 
     def _first_prediction(self, endpoint: str) -> datetime | None:
         """When traffic began: the first answer, or the first row refused."""
@@ -486,6 +499,7 @@ class Monitors:
                     n_rows=window.n_rows,
                     computed_at=datetime.now(UTC),
                     results=window.results,
+                    digest=_digest(monitor, window),
                 )
                 .on_conflict_do_nothing(index_elements=["monitor_id", "start"])
                 .returning(monitor_windows.c.id)
@@ -517,6 +531,12 @@ class Monitors:
                 )
             elif key in unresolved:
                 self.alerts.resolve(monitor.endpoint, key)
+
+
+def _digest(monitor: Monitor, window: Window) -> dict[str, Any]:
+    """The window's digest, counting the conditions that hold in it (its alerts)."""
+    held = sum(holding is not None for holding in conditions(monitor, window).values())
+    return digests.digest(window.results, window.n_rows, alerts=held)
 
 
 def _starts(first: datetime, until: datetime, span: int) -> list[datetime]:

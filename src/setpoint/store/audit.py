@@ -73,15 +73,25 @@ def events(
     entity_type: str | None = None,
     entity: str | None = None,
     action: str | None = None,
+    actor: str | None = None,
+    before_id: int | None = None,
     limit: int | None = 100,
 ) -> list[AuditEvent]:
-    """Newest first."""
+    """Newest first; ``action`` ending in ``.`` matches every action it begins (``rollout.``),
+    ``actor`` matches the start of the actor's name (``key:ab12`` finds ``key:ab12 (note)``),
+    ``before_id`` pages back (events older than that one)."""
     query = sa.select(audit_events).order_by(audit_events.c.id.desc())
+    if actor:
+        query = query.where(audit_events.c.actor.startswith(actor, autoescape=True))
+    if before_id is not None:
+        query = query.where(audit_events.c.id < before_id)
     if entity_type:
         query = query.where(audit_events.c.entity_type == entity_type)
     if entity:
         query = query.where(audit_events.c.entity == entity)
-    if action:
+    if action and action.endswith("."):
+        query = query.where(audit_events.c.action.startswith(action, autoescape=True))
+    elif action:
         query = query.where(audit_events.c.action == action)
     if limit:
         query = query.limit(limit)

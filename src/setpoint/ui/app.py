@@ -27,6 +27,7 @@ from setpoint.data.pii import workspace_secret
 from setpoint.errors import ForbiddenError, SetpointError, UnauthorizedError, UsageError
 from setpoint.serving.auth import Guard
 from setpoint.serving.keys import ApiKey
+from setpoint.serving.keys import Scope as KeyScope
 from setpoint.ui import pages as page_modules
 from setpoint.ui.pages._page import Action, Download, LiveCounts, Page, View
 from setpoint.ui.render import HEADERS, render
@@ -36,8 +37,8 @@ from setpoint.workspace import Workspace
 logger = logging.getLogger("setpoint.ui")
 
 PREFIX = "/ui"
-READ_SCOPES = frozenset({"read", "approve", "admin"})
-ACT_SCOPES = frozenset({"approve", "admin"})
+READ_SCOPES: tuple[KeyScope, ...] = ("read", "approve", "admin")
+ACT_SCOPES: tuple[KeyScope, ...] = ("approve", "admin")
 _MAX_FORM_BYTES = 64 * 1024
 _STATIC = Path(__file__).parent / "static"
 
@@ -196,7 +197,8 @@ class Dashboard:
         return {
             "view": view,
             "base": view.base,
-            "page_title": page.title,
+            "page_title": page.title,  # a page's gather may name itself more closely
+            "section": page.title,  # the navigation's current entry
             "live": page.live,
             "signed_in": key is not None,
             "who": None if key is None else view.actor,
@@ -220,6 +222,7 @@ class Dashboard:
             {
                 "base": base,
                 "page_title": "Something is wrong",
+                "section": "",
                 "live": False,
                 "signed_in": key is not None,
                 "who": None,
@@ -259,6 +262,7 @@ class Dashboard:
             {
                 "base": base,
                 "page_title": "Sign in",
+                "section": "",
                 "live": False,
                 "signed_in": False,
                 "who": None,
@@ -287,7 +291,7 @@ class Dashboard:
         if not self.guard.required:
             return RedirectResponse(target, status_code=303)
         try:
-            key = self.guard.check((form.get("key") or "").strip(), tuple(READ_SCOPES), None)  # type: ignore[arg-type]
+            key = self.guard.check((form.get("key") or "").strip(), READ_SCOPES, None)
             assert key is not None
             if key.endpoint is not None:
                 raise ForbiddenError(
@@ -387,6 +391,8 @@ def create_ui_app(workspace: Workspace, *, refresh_seconds: float | None = None)
     async def front(_request: Request) -> Response:
         return RedirectResponse(PREFIX + "/", status_code=307)
 
-    return Starlette(
+    app = Starlette(
         routes=[Route("/", front), Dashboard(workspace, guard).mount()], lifespan=lifespan
     )
+    app.state.read_keys = read_keys  # read them now, not at the next refresh
+    return app

@@ -39,7 +39,8 @@ def environment() -> jinja2.Environment:
         autoescape=True,
         trim_blocks=True,
         lstrip_blocks=True,
-        undefined=jinja2.StrictUndefined,
+        # Stored documents differ across versions: a missing field shows as nothing.
+        undefined=jinja2.ChainableUndefined,
     )
     env.filters.update(
         figure=figure,

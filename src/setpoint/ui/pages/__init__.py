@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from setpoint.ui.pages import compare, datasets, models, overview
+from setpoint.ui.pages import alerts, audit, compare, datasets, models, overview, rollouts
 from setpoint.ui.pages._page import Action, Download, Page
 
-_MODULES: tuple[ModuleType, ...] = (overview, models, compare, datasets)
+_MODULES: tuple[ModuleType, ...] = (overview, models, compare, datasets, rollouts, alerts, audit)
 
 
 def pages() -> list[Page]:

@@ -8,9 +8,15 @@
   if (!main || !main.dataset.refresh) { return; }
   var seconds = Math.max(5, parseInt(main.dataset.refresh, 10) || 15);
   var last = main.innerHTML;
-  function busy() {
+  function busy() {  // typing, or something typed and not sent yet
     var active = document.activeElement;
-    return active && active.form && main.contains(active);
+    if (active && active.form && main.contains(active)) { return true; }
+    var fields = main.querySelectorAll("input, textarea, select");
+    for (var i = 0; i < fields.length; i++) {
+      var field = fields[i];
+      if (field.type !== "hidden" && field.value !== field.defaultValue) { return true; }
+    }
+    return false;
   }
   function refresh() {
     if (document.hidden || busy()) { return; }
