@@ -7,14 +7,17 @@ import csv
 import io
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 from starlette.testclient import TestClient
+from ui_support import csrf_of
 
 from setpoint.data.contract import ColumnRule
 from setpoint.ui.app import create_ui_app
 from setpoint.ui.pages.datasets import contract_words
-from ui_pages_support import build
+from setpoint.workspace import Workspace
+from ui_pages_support import build, loans
 
 
 @pytest.fixture(scope="module")
@@ -100,3 +103,28 @@ def test_unknown_datasets_and_batches_are_html_errors(
     assert page.status_code == status
     assert page.headers["content-type"].startswith("text/html")
     assert words in page.text
+
+
+def test_the_export_is_let_in_like_a_page(tmp_path: Path) -> None:
+    """With keys, the CSV needs a session as pages do; a read key's session gets it."""
+    ws = Workspace.init(tmp_path / "ws", actor="tester")
+    ws.add_dataset("loans", loans())
+    ws.validate("loans", loans(3, seed=2).assign(age=[5, 30, 40]), mode="quarantine")
+    _, key = ws.keys.create("read", note="auditor")
+    with TestClient(create_ui_app(ws)) as client:
+        answer = client.get("/ui/datasets/quarantine/1.csv", follow_redirects=False)
+        assert answer.status_code == 303
+        target = urlparse(answer.headers["location"])
+        assert target.path == "/ui/login"
+        assert parse_qs(target.query)["next"] == ["/ui/datasets/quarantine/1.csv"]
+        login = client.get("/ui/login")
+        signed = client.post(
+            "/ui/login",
+            data={"key": key, "csrf": csrf_of(login.text), "next": "/ui/datasets"},
+            follow_redirects=False,
+        )
+        assert signed.status_code == 303
+        answer = client.get("/ui/datasets/quarantine/1.csv")
+        assert answer.status_code == 200
+        assert "age: below the smallest value allowed (5)" in answer.text
+    ws.close()
