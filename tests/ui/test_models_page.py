@@ -108,3 +108,11 @@ def test_unknown_models_and_versions_are_html_errors_naming_the_fix(
     assert page.status_code == status
     assert page.headers["content-type"].startswith("text/html")
     assert words in page.text
+
+
+def test_pages_name_themselves_and_keep_their_place_in_the_navigation(
+    client: TestClient,
+) -> None:
+    text = client.get("/ui/models/risk/compare", params={"a": "1", "b": "2"}).text
+    assert "<title>risk: version 1 and version 2 · setpoint</title>" in text
+    assert 'href="/ui/models" aria-current="page"' in text

@@ -36,6 +36,7 @@ def gather_compare(view: View) -> dict[str, Any]:
             raise NotFoundError(no_version(name, number, versions))
     a, b = by_number[a_number], by_number[b_number]
     return {
+        "page_title": f"{name}: version {a.version} and version {b.version}",
         "name": name,
         "model_href": view.url("models", name),
         "a": version_row(view, a),

@@ -64,6 +64,7 @@ def gather_dataset(view: View) -> dict[str, Any]:
     versions = ws.datasets.list(name)  # NotFoundError names the known datasets
     batches = ws.quarantine.list(dataset=name)
     return {
+        "page_title": f"Dataset {name}",
         "dataset": _dataset(view, name, versions, batches),
         "batches": [_batch(view, b) for b in batches],
     }
@@ -124,6 +125,7 @@ def gather_version(view: View) -> dict[str, Any]:
     batches = [b for b in ws.quarantine.list(dataset=name) if b.dataset == version.ref]
     trained = ws.registry.trained_on(version)
     return {
+        "page_title": f"Dataset {version.ref}",
         "name": name,
         "dataset_href": view.url("datasets", name),
         "version": _version_row(view, version, revision, batches),

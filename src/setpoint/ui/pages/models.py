@@ -56,6 +56,7 @@ def gather_model(view: View) -> dict[str, Any]:
     chosen = _chosen(view, versions)
     history = ws.registry.history(name, CHAMPION)
     return {
+        "page_title": f"Model {name}",
         "name": name,
         "versions": [version_row(view, v) for v in reversed(versions)],
         "chosen": _details(view, chosen),
