@@ -182,4 +182,4 @@ def _traffic(ws: Any, endpoint: str) -> str | None:
     if not windows:
         return None
     window = windows[-1]
-    return f"{window.n_rows:,} rows, window to {window.end:%b %d}"
+    return f"{window.n_rows:,} rows last window"
