@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from setpoint.ui.pages import alerts, audit, overview, rollouts
+from setpoint.ui.pages import alerts, audit, endpoint, overview, rollouts
 from setpoint.ui.pages._page import Action, Page
 
-_MODULES: tuple[ModuleType, ...] = (overview, rollouts, alerts, audit)
+_MODULES: tuple[ModuleType, ...] = (overview, endpoint, rollouts, alerts, audit)
 
 
 def pages() -> list[Page]:
