@@ -5,10 +5,28 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from setpoint.ui.pages import alerts, audit, compare, datasets, models, overview, rollouts
+from setpoint.ui.pages import (
+    alerts,
+    audit,
+    compare,
+    datasets,
+    endpoint,
+    models,
+    overview,
+    rollouts,
+)
 from setpoint.ui.pages._page import Action, Download, Page
 
-_MODULES: tuple[ModuleType, ...] = (overview, models, compare, datasets, rollouts, alerts, audit)
+_MODULES: tuple[ModuleType, ...] = (
+    overview,
+    endpoint,
+    models,
+    compare,
+    datasets,
+    rollouts,
+    alerts,
+    audit,
+)
 
 
 def pages() -> list[Page]:
