@@ -370,8 +370,10 @@ def _awaiting(ws: Workspace, loop: Loop, endpoint: str, end: datetime) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("path", type=Path, help="a new folder for the workspace")
-    parser.add_argument("--endpoints", type=int, default=5)
-    parser.add_argument("--hours", type=int, default=8760)
+    parser.add_argument("--endpoints", type=int, default=5, help="1 to 5 (default 5)")
+    parser.add_argument(
+        "--hours", type=int, default=8760, help="hourly windows per endpoint (default a year)"
+    )
     parser.add_argument("--database-url", default=None, help="PostgreSQL instead of SQLite")
     args = parser.parse_args()
     began = time.perf_counter()
