@@ -213,6 +213,9 @@ def test_labels_that_come_after_a_window_bring_its_realized_performance_up_to_da
     assert realized["labels"] == 1_000
     assert realized["roc_auc"] > 0.6
     assert 2 < realized["label_delay_hours"] < 26  # a day of traffic, labelled 2 h after it
+    # The window's digest, which the dashboard's series read, is brought up to date too.
+    [digested] = monitors.series("credit")
+    assert digested.digest["labels"] == 1_000
 
 
 def test_late_labels_are_not_looked_for_beyond_the_configured_windows(served: Workspace) -> None:

@@ -412,7 +412,8 @@ def serve(
 ) -> None:
     """Serve every endpoint of the workspace over HTTP, or HTTPS with --tls-cert and
     --tls-key, until interrupted (Ctrl-C drains in-flight requests and flushes the
-    prediction log). The job worker runs beside it unless --background off.
+    prediction log). The job worker runs beside it unless --background off. The
+    dashboard is at /ui on the same address (see setpoint ui).
 
     Requests need an API key once the workspace has ever had one (revoking every key
     closes the server, it never opens it), with --require-keys, and beyond loopback

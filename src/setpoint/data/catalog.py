@@ -369,6 +369,20 @@ class DatasetCatalog:
             row = _current_contract(conn, version)
         return Contract.from_dict(row.body), int(row.revision)
 
+    def revisions(self, versions: Iterable[DatasetVersion]) -> dict[int, int]:
+        """The current contract revision of each version, by version id, in one query
+        (a page listing many versions)."""
+        ids = [v.id for v in versions]
+        if not ids:
+            return {}
+        with self._db.read() as conn:
+            rows = conn.execute(
+                sa.select(contracts.c.dataset_version_id, sa.func.max(contracts.c.revision))
+                .where(contracts.c.dataset_version_id.in_(ids))
+                .group_by(contracts.c.dataset_version_id)
+            )
+            return {int(version_id): int(revision) for version_id, revision in rows}
+
     def contract_id(self, conn: Connection, version: DatasetVersion) -> int:
         return int(_current_contract(conn, version).id)
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+import orjson
 import sqlalchemy as sa
 
 from setpoint.monitoring.digest import digest
@@ -45,26 +46,25 @@ def read_series(
     """The windows of monitor ``monitor_id`` that start in [``since``, ``until``),
     oldest first (either bound may be left open)."""
     w = monitor_windows.c
-    query = sa.select(w.id, w.start, w.end, w.n_rows, w.digest).where(w.monitor_id == monitor_id)
+    # The digests are read as text and parsed by orjson: a year of hourly windows is
+    # 8,760 documents, and the standard library's parser takes twice as long.
+    text = sa.cast(w.digest, sa.Text).label("digest")
+    query = sa.select(w.id, w.start, w.end, w.n_rows, text).where(w.monitor_id == monitor_id)
     if since is not None:
         query = query.where(w.start >= since)
     if until is not None:
         query = query.where(w.start < until)
     rows = conn.execute(query.order_by(w.start)).all()
-    missing = [r.id for r in rows if r.digest is None]
-    computed = {}
+    # SQL NULL, or JSON null where a writer stored None through the JSON type.
+    digests = {r.id: None if r.digest is None else orjson.loads(r.digest) for r in rows}
+    missing = [key for key, found in digests.items() if found is None]
     # The safety net: digest what an older writer left without one, a batch at a time
     # (SQLite bounds the parameters of one statement).
     for i in range(0, len(missing), _BATCH):
         batch = missing[i : i + _BATCH]
         found = conn.execute(sa.select(w.id, w.n_rows, w.results).where(w.id.in_(batch)))
-        computed.update({r.id: digest(r.results or {}, r.n_rows) for r in found})
+        digests.update({r.id: digest(r.results or {}, r.n_rows) for r in found})
     return [
-        WindowDigest(
-            aware(r.start),
-            aware(r.end),
-            r.n_rows,
-            r.digest if r.digest is not None else computed[r.id],
-        )
+        WindowDigest(aware(r.start), aware(r.end), r.n_rows, cast(dict[str, Any], digests[r.id]))
         for r in rows
     ]

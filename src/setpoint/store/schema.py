@@ -220,10 +220,11 @@ monitor_windows = sa.Table(
     sa.Column("end", sa.DateTime(timezone=True), nullable=False),  # exclusive
     sa.Column("n_rows", sa.Integer, nullable=False),
     sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("results", sa.JSON, nullable=False),
     # What the dashboard's series draw of the results (monitoring/digest.py), a few
     # hundred bytes; NULL only where a writer before 0012 left it (read falls back).
+    # Before the results: SQLite reaches a column after them through their overflow pages.
     sa.Column("digest", sa.JSON, nullable=True),
+    sa.Column("results", sa.JSON, nullable=False),
     # A window is computed once: `monitor run` skips the starts it finds here.
     sa.UniqueConstraint("monitor_id", "start"),
 )

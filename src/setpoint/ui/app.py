@@ -29,7 +29,7 @@ from setpoint.serving.auth import Guard
 from setpoint.serving.keys import ApiKey
 from setpoint.serving.keys import Scope as KeyScope
 from setpoint.ui import pages as page_modules
-from setpoint.ui.pages._page import Action, LiveCounts, Page, View
+from setpoint.ui.pages._page import Action, Download, LiveCounts, Page, View
 from setpoint.ui.render import HEADERS, render
 from setpoint.ui.session import COOKIE, SECRET_FILE, Session, Sessions
 from setpoint.workspace import Workspace
@@ -67,6 +67,10 @@ class Dashboard:
             Route("/logout", self._logout, methods=["POST"]),
             Mount("/static", app=StaticFiles(directory=_STATIC), name="ui-static"),
         ]
+        # Downloads first: their fixed paths (/datasets/quarantine/3.csv) would read as
+        # a page's parameters (/datasets/{name}/{version}).
+        for download in page_modules.downloads():
+            routes.append(Route(download.path, self._download(download), methods=["GET", "HEAD"]))
         for page in page_modules.pages():
             routes.append(Route(page.path or "/", self._page(page), methods=["GET", "HEAD"]))
         for action in page_modules.actions():
@@ -127,6 +131,30 @@ class Dashboard:
                     page.template,
                     {**self._common(view, key, page), **context},
                     fragment=request.query_params.get("fragment"),
+                )
+            except SetpointError as error:
+                response = self._error(request, error, session, key)
+            if new:
+                self._set_cookie(request, response, session)
+            return response
+
+        return handler
+
+    def _download(self, download: Download) -> Callable[[Request], Any]:
+        async def handler(request: Request) -> Response:
+            try:
+                session, key, new = self._viewer(request)
+            except _SignIn as sign_in:
+                return self._to_login(request, sign_in.why)
+            response: Response
+            try:
+                view = self._view(request, session, key)
+                filename, media_type, body = await run_in_threadpool(download.make, view)
+                disposition = f'attachment; filename="{_plain(filename)}"'
+                response = Response(
+                    body,
+                    media_type=media_type,
+                    headers={**HEADERS, "Content-Disposition": disposition},
                 )
             except SetpointError as error:
                 response = self._error(request, error, session, key)
@@ -316,6 +344,11 @@ async def _form(request: Request) -> dict[str, str]:
         return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
     except UnicodeDecodeError:
         raise UsageError("the form is not UTF-8 text") from None
+
+
+def _plain(filename: str) -> str:
+    """A file name safe inside a quoted header value: letters, digits, ``.-_`` only."""
+    return "".join(c if c.isascii() and (c.isalnum() or c in ".-_") else "_" for c in filename)
 
 
 def _local(target: str, base: str) -> str:

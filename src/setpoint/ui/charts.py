@@ -155,10 +155,14 @@ def _chart_id(chart_id: str | None, title: str) -> str:
     return f"chart-{slug}-{digest}" if slug else f"chart-{digest}"
 
 
-def _open(cid: str, kind: str, width: float, height: float, title: str, desc: str) -> list[str]:
+def _open(
+    cid: str, kind: str, width: float, height: float, title: str, desc: str, role: str = "img"
+) -> list[str]:
+    # A chart holding links is a group, not an image: an image's children are hidden
+    # from assistive technology, so its links could not be reached (axe: nested-interactive).
     return [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart {kind}" '
-        f'viewBox="0 0 {_c(width)} {_c(height)}" width="100%" role="img" '
+        f'viewBox="0 0 {_c(width)} {_c(height)}" width="100%" role="{role}" '
         f'aria-labelledby="{cid}-title {cid}-desc" font-family="system-ui, sans-serif" '
         f'font-size="12"><title id="{cid}-title">{_t(title)}</title>'
         f'<desc id="{cid}-desc">{_t(desc)}</desc>',
@@ -765,7 +769,10 @@ def lineage_graph(
             + "; ".join(said)
             + (f" and {len(links) - 20} more" if len(links) > 20 else "")
         )
-    parts = _open(cid, "chart-lineage", width, height, title, desc + ".")
+    linked = any(_safe_href(n.href) for n in by_id.values())
+    parts = _open(
+        cid, "chart-lineage", width, height, title, desc + ".", "group" if linked else "img"
+    )
     parts.append(
         f'<defs><marker id="{cid}-arrow" viewBox="0 0 8 8" refX="8" refY="4" '
         f'markerWidth="8" markerHeight="8" markerUnits="userSpaceOnUse" orient="auto">'

@@ -49,6 +49,7 @@ def environment() -> jinja2.Environment:
         when=when,
         ago=ago,
         ms=ms,
+        signed=signed,
     )
     env.globals["version"] = __version__
     return env
@@ -72,10 +73,17 @@ def render(
     return HTMLResponse(text, status_code=status, headers=HEADERS)
 
 
+def _missing(value: Any) -> bool:
+    """Unknown: None, a field the document lacks, or a number that is not finite."""
+    if value is None or isinstance(value, jinja2.Undefined):
+        return True
+    return isinstance(value, float) and not math.isfinite(value)
+
+
 def figure(value: Any, digits: int = 3) -> str:
     """A number as people read it: a few significant digits, thousands separated;
     an em dash when unknown."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+    if _missing(value):
         return "—"
     if isinstance(value, bool):
         return "yes" if value else "no"
@@ -86,8 +94,15 @@ def figure(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}g}"
 
 
+def signed(value: Any, digits: int = 2) -> str:
+    """A difference, with its sign always shown."""
+    if _missing(value):
+        return "—"
+    return "±0" if value == 0 else f"{value:+.{digits}g}"
+
+
 def percent(value: Any, digits: int = 1) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+    if _missing(value):
         return "—"
     shown = f"{100 * value:.{digits}f}"
     if float(shown) == 0 and value > 0:
@@ -96,27 +111,27 @@ def percent(value: Any, digits: int = 1) -> str:
 
 
 def count(value: Any) -> str:
-    return "—" if value is None else f"{int(value):,}"
+    return "—" if _missing(value) else f"{int(value):,}"
 
 
 def ms(value: Any) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+    if _missing(value):
         return "—"
     return f"{value:.3g} ms" if value < 100 else f"{value:,.0f} ms"
 
 
-def when(value: datetime | str | None) -> str:
+def when(value: Any) -> str:
     """A moment in UTC to the minute."""
-    if value is None:
+    if _missing(value):
         return "—"
     at = datetime.fromisoformat(value) if isinstance(value, str) else value
     at = at if at.tzinfo else at.replace(tzinfo=UTC)
     return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def ago(value: datetime | str | None, now: datetime | None = None) -> str:
+def ago(value: Any, now: datetime | None = None) -> str:
     """How long before ``now`` (the system's time) ``value`` was, in the largest unit."""
-    if value is None:
+    if _missing(value):
         return "never"
     at = datetime.fromisoformat(value) if isinstance(value, str) else value
     at = at if at.tzinfo else at.replace(tzinfo=UTC)

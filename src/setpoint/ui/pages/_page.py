@@ -5,7 +5,7 @@ workspace, the path and query parameters, who is looking) into the template's co
 it runs in a worker thread, since the store is synchronous. An action is a POSTed form
 (approve, reject, acknowledge): it needs the ``approve`` scope and the form's CSRF
 token (both checked by the app before ``run`` is called), and answers with where to go
-next and what to say there.
+next and what to say there. A download is a GET like a page whose answer is a file.
 """
 
 from __future__ import annotations
@@ -60,6 +60,15 @@ class Page:
     gather: Callable[[View], dict[str, Any]]
     title: str
     live: bool = False  # refreshed in place while open (ui.js)
+
+
+@dataclass(frozen=True)
+class Download:
+    """A file a GET returns (a quarantine batch as CSV), let in like a page."""
+
+    path: str
+    # view -> (the file's name, its media type, its bytes)
+    make: Callable[[View], tuple[str, str, bytes]]
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ from typing import Any
 
 from setpoint.errors import NotFoundError, SetpointError
 from setpoint.loop.rollouts import RolloutStore
-from setpoint.models.evaluation import PRIMARY
-from setpoint.ui import status
+from setpoint.monitoring.digest import digest
+from setpoint.ui import charts, status
 from setpoint.ui.pages._page import Page, View
 
 
@@ -18,7 +18,7 @@ def gather(view: View) -> dict[str, Any]:
     unresolved = [a for a in ws.monitors.alerts.list(limit=500) if a.state != "resolved"]
     rows = []
     for deployment in sorted(ws.deployments.current(), key=lambda d: d.endpoint):
-        rows.append(_endpoint(view, deployment, rollouts, unresolved, live))
+        rows.append(endpoint_row(view, deployment, rollouts, unresolved, live))
     waiting = [r for r in rows if r["rollout"] and r["rollout"]["state"] == "awaiting_approval"]
     return {
         "endpoints": rows,
@@ -28,19 +28,20 @@ def gather(view: View) -> dict[str, Any]:
     }
 
 
-def _endpoint(
+def endpoint_row(
     view: View,
     deployment: Any,
     rollouts: RolloutStore,
     unresolved: list[Any],
     live: dict[str, Any] | None,
 ) -> dict[str, Any]:
+    """What the overview shows of one endpoint (and the endpoint page at its top):
+    what serves it, the latest window's figures, and its state in words."""
     ws, name = view.workspace, deployment.endpoint
     config = deployment.config
-    serving, task, problem = config.model, None, None
+    serving, problem = config.model, None
     try:
-        version = ws.model(config.model)
-        serving, task = version.ref, version.task
+        serving = ws.model(config.model).ref
     except SetpointError as error:
         problem = error.message
     try:
@@ -50,20 +51,22 @@ def _endpoint(
     latest = ws.monitors.windows(name, limit=1) if monitor is not None else []
     window = latest[-1] if latest else None
     results = window.results if window is not None else None
+    facts = digest(results, window.n_rows) if window is not None and results is not None else {}
+    trend: list[float | None] = []
+    if window is not None:  # the traffic of the last 48 windows, for the sparkline
+        span = window.end - window.start
+        trend = [w.n_rows for w in ws.monitors.series(name, since=window.end - 48 * span)]
     rollout = rollouts.active(name)
     alerts = [a.to_dict() for a in unresolved if a.endpoint == name]
-    primary = PRIMARY.get(task or "", None)
+    metric = facts.get("metric")
     found = status.findings(
         monitored=monitor is not None,
         window=results,
         rollout=None if rollout is None else rollout.to_dict(),
         open_alerts=alerts,
-        primary=primary,
+        primary=metric,
         cannot_serve=problem,
     )
-    performance = (results or {}).get("performance") or {}
-    estimate = (performance.get("estimated") or {}).get(primary or "")
-    realized = (performance.get("realized") or {}).get(primary or "")
     hours = None
     if window is not None:
         hours = max((window.end - window.start).total_seconds() / 3600, 1e-9)
@@ -82,15 +85,22 @@ def _endpoint(
         if window is None
         else {"start": window.start, "end": window.end, "rows": window.n_rows},
         "rows_per_hour": None if window is None or hours is None else window.n_rows / hours,
-        "p99_ms": ((results or {}).get("latency") or {}).get("p99_ms"),
+        "trend": charts.sparkline(
+            trend, label=f"rows per window of {name}, last {len(trend)} windows"
+        )
+        if len(trend) > 1
+        else None,
+        "p99_ms": facts.get("p99_ms"),
         "refused": None if results is None else status.refused_share(results),
         "errors": None
         if not counts or not counts.get("requests")
         else counts["errors"] / counts["requests"],
-        "drifted": list(((results or {}).get("drift") or {}).get("drifted_features") or []),
-        "primary": primary,
-        "estimate": estimate,
-        "realized": realized,
+        "judged": facts.get("judged"),
+        "drifted": facts.get("drifted") or [],
+        "primary": metric,
+        "estimate": facts.get("estimated"),
+        "realized": (facts.get("realized") or {}).get(metric or ""),
+        "labels": facts.get("labels"),
         "alerts": alerts,
         "rollout": None if rollout is None else rollout.to_dict(),
         "rollout_href": None if rollout is None else view.url("rollouts", rollout.id),

@@ -1,0 +1,130 @@
+"""The overview and an endpoint's page on monitored traffic: two days of applications,
+the second drifted, in 12-hour windows; and how a long range folds into points."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from starlette.testclient import TestClient
+
+from setpoint.demo import lending
+from setpoint.monitoring.series import WindowDigest
+from setpoint.monitoring.settings import MonitorConfig
+from setpoint.ui.app import create_ui_app
+from setpoint.ui.pages.endpoint import MAX_POINTS, default_range, fold
+from setpoint.workspace import Workspace
+
+DAY = datetime(2026, 6, 1, tzinfo=UTC)
+SPEC = {
+    "model": "credit-risk",
+    "dataset": "loans@latest",
+    "target": lending.TARGET,
+    "exclude": [lending.TIME_COLUMN],
+    "estimator": {"class": "sklearn.linear_model.LogisticRegression", "params": {"max_iter": 300}},
+    "seed": 1,
+}
+
+
+@pytest.fixture(scope="module")
+def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
+    ws = Workspace.init(tmp_path_factory.mktemp("ui") / "ws", actor="tester")
+    ws.add_dataset("loans", lending.applications(2_000, start=DAY - timedelta(days=60), seed=3))
+    version = ws.train(SPEC)
+    ws.promote(version.name, version.version)
+    ws.deploy("credit", model="credit-risk")
+    calm = lending.applications(400, start=DAY, days=1, seed=4)
+    moved = lending.applications(
+        400,
+        start=DAY + timedelta(days=1),
+        days=1,
+        seed=5,
+        drift=lending.Drift(start=DAY, covariate=1.0),
+    )
+    traffic = pd.concat([calm, moved], ignore_index=True)
+    traffic["age"] = traffic["age"].astype(object)
+    traffic.loc[traffic.index[3], "age"] = "forty"  # refused by the contract
+    ws.monitors.backfill(
+        "credit", traffic, time_column=lending.TIME_COLUMN, label_column=lending.TARGET
+    )
+    ws.monitors.create("credit", MonitorConfig(window="12h"))
+    ws.monitors.run("credit", until=DAY + timedelta(days=2))
+    yield ws
+    ws.close()
+
+
+@pytest.fixture(scope="module")
+def client(monitored: Workspace) -> Iterator[TestClient]:
+    with TestClient(create_ui_app(monitored)) as test_client:
+        yield test_client
+
+
+def test_the_overview_says_how_each_endpoint_is_doing(client: TestClient) -> None:
+    page = client.get("/ui/").text
+    assert 'href="/ui/endpoints/credit"' in page
+    assert "credit-risk@1" in page
+    assert "drifting: " in page  # the latest window is the drifted day's
+    assert "rows per window of credit" in page  # the traffic's sparkline
+
+
+def test_an_endpoint_page_draws_its_range(client: TestClient, monitored: Workspace) -> None:
+    page = client.get("/ui/endpoints/credit")
+    assert page.status_code == 200
+    text = page.text
+    for said in (
+        "Traffic: rows answered per window",
+        "Drift by feature",
+        "accuracy: estimated (with its band) and realized",
+        "Rows the contract refused",
+        "Refused rows by rule",
+        "age: type",
+        "Deployment history",
+    ):
+        assert said in text, said
+    assert text.count("<svg") >= 6
+    assert "4 windows of 12h" in text  # the default range: 48 windows or more would fit
+    drifted = monitored.monitors.series("credit")[-1].digest["drifted"]
+    assert drifted
+    assert f"{drifted[0]}, " in text or f"{drifted[0]}<" in text
+
+    day = client.get("/ui/endpoints/credit", params={"range": "1d"}).text
+    assert "2 windows of 12h" in day
+    assert 'aria-current="true">day<' in day
+
+
+def test_an_unknown_endpoint_is_a_page_that_says_so(client: TestClient) -> None:
+    page = client.get("/ui/endpoints/nowhere")
+    assert page.status_code == 404
+    assert "no endpoint &#39;nowhere&#39;" in page.text
+
+
+def _windows(n: int, span: timedelta) -> list[WindowDigest]:
+    return [WindowDigest(DAY + i * span, DAY + (i + 1) * span, 10, {"rows": 10}) for i in range(n)]
+
+
+def test_a_long_range_folds_into_points_and_keeps_every_row() -> None:
+    year = _windows(8_760, timedelta(hours=1))
+    buckets = fold(year)
+    assert len(buckets) <= MAX_POINTS
+    assert sum(b.total("rows") or 0 for b in buckets) == 87_600
+    assert [b.start for b in buckets] == sorted(b.start for b in buckets)
+    week = _windows(168, timedelta(hours=1))
+    assert [len(b.windows) for b in fold(week)] == [1] * 168
+
+
+@pytest.mark.parametrize(
+    ("window", "shown"),
+    [(timedelta(minutes=5), "1d"), (timedelta(hours=1), "7d"), (timedelta(days=1), "90d"),
+     (timedelta(days=7), "365d")],
+)  # fmt: skip
+def test_the_default_range_shows_enough_windows(window: timedelta, shown: str) -> None:
+    assert default_range(window) == shown
+
+
+def test_pages_need_no_monitor(tmp_path: Path) -> None:
+    ws = Workspace.init(tmp_path / "ws")
+    with TestClient(create_ui_app(ws)) as client:
+        assert "No endpoint is deployed yet" in client.get("/ui/").text
