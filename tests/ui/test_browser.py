@@ -150,7 +150,8 @@ def test_every_page_is_clean_and_accessible(
     )
     assert not problems, f"{len(problems)} of {len(visited)} pages have problems:\n{report}"
     assert len(visited) >= 1
-    print(f"visited {len(visited)} pages:", *(urlsplit(u).path for u in visited), sep="\n  ")
+    paths = (u.removeprefix(site.url) for u in visited)
+    print(f"visited {len(visited)} pages:", *paths, sep="\n  ")
     if endpoint is None:  # the endpoint page is not there yet (issue 16 adds it)
         print("no endpoint page linked from the overview: its screenshot is not taken")
 
@@ -211,7 +212,9 @@ def _sign_in(page: Page, site: Site, key: str) -> None:
 
 def _links(page: Page) -> list[str]:
     hrefs: list[str] = page.eval_on_selector_all(
-        "a[href]:not([download])", "links => links.map(a => a.href.split('#')[0])"
+        "a[href]:not([download])",  # HTML's and SVG's (a chart's points link too)
+        "links => links.map(a => new URL(a.getAttribute('href'), document.baseURI).href"
+        "   .split('#')[0])",
     )
     return hrefs
 
@@ -229,7 +232,11 @@ def _crawlable(url: str, origin: str) -> bool:
 
 def _screenshot(page: Page, folder: Path, name: str) -> None:
     """The page as a person sees it, in the test's folder and, when asked, in the docs."""
+    viewport = page.viewport_size
+    page.set_viewport_size({"width": WIDTH, "height": 240})  # no blank below a short page
     page.screenshot(path=folder / name, full_page=True)
+    if viewport is not None:
+        page.set_viewport_size(viewport)
     if os.environ.get("SETPOINT_SCREENSHOTS", "") not in ("", "0"):
         IMAGES.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(folder / name, IMAGES / name)
