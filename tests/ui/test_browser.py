@@ -148,7 +148,7 @@ def test_every_page_is_clean_and_accessible(
     report = "\n".join(
         f"{url}\n" + "\n".join(f"  - {p}" for p in found) for url, found in problems.items()
     )
-    assert not problems, f"{len(problems)} of {len(visited)} pages have problems:\n{report}"
+    assert not problems, f"{len(problems)} pages have problems ({len(visited)} crawled):\n{report}"
     assert len(visited) >= 1
     paths = (u.removeprefix(site.url) for u in visited)
     print(f"visited {len(visited)} pages:", *paths, sep="\n  ")
