@@ -118,7 +118,7 @@ def test_every_page_is_clean_and_accessible(
         path = urlsplit(url).path
         if path == "/ui/":
             _screenshot(page, tmp_path, "ui-overview.png")
-        elif endpoint is None and path.startswith("/ui/endpoints/") and response.ok:
+        elif endpoint is None and path.startswith("/ui/endpoints/"):
             endpoint = url
             _screenshot(page, tmp_path, "ui-endpoint.png")
         for link in _links(page):
@@ -149,9 +149,10 @@ def test_every_page_is_clean_and_accessible(
         f"{url}\n" + "\n".join(f"  - {p}" for p in found) for url, found in problems.items()
     )
     assert not problems, f"{len(problems)} pages have problems ({len(visited)} crawled):\n{report}"
-    assert len(visited) >= 1
     paths = (u.removeprefix(site.url) for u in visited)
     print(f"visited {len(visited)} pages:", *paths, sep="\n  ")
+    if queue:
+        print(f"{len(queue)} more linked pages not opened: the crawl stops at {MAX_PAGES}")
     if endpoint is None:  # the endpoint page is not there yet (issue 16 adds it)
         print("no endpoint page linked from the overview: its screenshot is not taken")
 
