@@ -12,9 +12,8 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import orjson
 import sqlalchemy as sa
@@ -29,9 +28,10 @@ if TYPE_CHECKING:
 _BATCH = 500
 
 
-@dataclass(frozen=True)
-class WindowDigest:
-    """One window of a series: its span, its answered rows and its digest."""
+class WindowDigest(NamedTuple):
+    """One window of a series: its span, its answered rows and its digest. A named
+    tuple, not a dataclass: a year of hourly windows is 8,760 of them, and a tuple is
+    made several times faster."""
 
     start: datetime
     end: datetime
