@@ -423,3 +423,12 @@ def test_late_labels_of_an_older_window_do_not_clear_what_a_newer_one_shows(
     assert newer.results["performance"]["realized"]["accuracy"] == 0.0
     [alert] = [a for a in monitors.alerts.list(endpoint="credit") if a.key == key]
     assert (alert.state, alert.count) == ("open", 1)
+
+
+def test_an_hourly_monitor_on_a_long_reference_is_made(served: Workspace) -> None:
+    # The champion was trained on 90 days of loans: over 1,800 hours with a loan, more
+    # chunks than `cut` takes, and the monitor was refused ("choose a longer period");
+    # thresholds are now learned from the reference's last 1,000 hours.
+    config = MonitorConfig(window="1h", time_column=lending.TIME_COLUMN)
+    monitor = served.monitors.create("credit", config)
+    assert monitor.reference.time_column == lending.TIME_COLUMN

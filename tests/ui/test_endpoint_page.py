@@ -107,12 +107,17 @@ def _windows(n: int, span: timedelta) -> list[WindowDigest]:
 
 def test_a_long_range_folds_into_points_and_keeps_every_row() -> None:
     year = _windows(8_760, timedelta(hours=1))
-    buckets = fold(year)
-    assert len(buckets) <= MAX_POINTS
-    assert sum(b.total("rows") or 0 for b in buckets) == 87_600
-    assert [b.start for b in buckets] == sorted(b.start for b in buckets)
-    week = _windows(168, timedelta(hours=1))
-    assert [len(b.windows) for b in fold(week)] == [1] * 168
+    folded = fold(year)
+    assert len(folded) <= MAX_POINTS
+    rows = folded.column(lambda d: d.get("rows"))
+    assert sum(v or 0 for v in folded.total(rows)) == 87_600
+    assert folded.starts == sorted(folded.starts)
+    assert folded.sizes.sum() == 8_760
+    week = fold(_windows(168, timedelta(hours=1)))
+    assert folded.sizes.max() > 1
+    assert week.sizes.tolist() == [1] * 168
+    assert week.mean(week.column(lambda d: d.get("missing"))) == [None] * 168
+    assert fold([]).total(fold([]).column(lambda d: d.get("rows"))) == []
 
 
 @pytest.mark.parametrize(

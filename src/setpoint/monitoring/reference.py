@@ -32,7 +32,7 @@ from setpoint.errors import UsageError
 from setpoint.models import _training_data as training_data
 from setpoint.models.evaluation import evaluate
 from setpoint.models.spec import TrainSpec
-from setpoint.monitoring.chunks import Period, cut
+from setpoint.monitoring.chunks import MAX_CHUNKS, Period, cut, period_keys, times
 from setpoint.monitoring.summary import ReferenceSummary
 from setpoint.monitoring.thresholds import TimeThresholds, drops_from_time, learn_from_time
 
@@ -210,7 +210,7 @@ def _learn_from_time(
     """Thresholds from the reference's chunks of the monitor's window length; the
     allowed drop in performance from the hold-out's chunks (the rows with labels)."""
     span = Period(config.window_seconds, "s")
-    chunks, _ = cut(reference, time_column=time_column, chunk=span)
+    chunks, _ = cut(_recent(reference, time_column, span), time_column=time_column, chunk=span)
     learned = learn_from_time(
         reference,
         summary,
@@ -221,7 +221,7 @@ def _learn_from_time(
     if learned is None or holdout is None or time_column not in holdout[0].column_names:
         return learned
     rows, truth, predicted = holdout
-    held, _ = cut(rows, time_column=time_column, chunk=span)
+    held, _ = cut(_recent(rows, time_column, span), time_column=time_column, chunk=span)
     drops = drops_from_time(
         pa.array(_plain(truth)),
         pa.array(_plain(predicted)),
@@ -232,6 +232,21 @@ def _learn_from_time(
         min_labels=config.min_labels,
     )
     return replace(learned, performance_drop=drops)
+
+
+def _recent(table: pa.Table, time_column: str, span: Period) -> pa.Table:
+    """The rows of the last ``MAX_CHUNKS`` windows (and those without a time, which no
+    chunk takes). How the reference varies from window to window is as clear from a
+    thousand windows as from more, and ``cut`` allows no more: an hourly monitor on 90
+    days of training data (2,160 hours) was refused."""
+    micros, timed = times(table, time_column)
+    if not timed.any():
+        return table
+    keys = period_keys(micros, span)
+    first = int(keys[timed].max()) - MAX_CHUNKS + 1
+    if int(keys[timed].min()) >= first:
+        return table
+    return table.filter(pa.array(~timed | (keys >= first)))
 
 
 def add_outputs(inputs: pa.Table, predictor: Predictor) -> pa.Table:
