@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -118,29 +118,32 @@ class Dashboard:
     # -- pages and actions -------------------------------------------------------------
 
     def _page(self, page: Page) -> Callable[[Request], Any]:
-        async def handler(request: Request) -> Response:
-            try:
-                session, key, new = self._viewer(request)
-            except _SignIn as sign_in:
-                return self._to_login(request, sign_in.why)
-            response: Response
-            try:
-                view = self._view(request, session, key)
-                context = await run_in_threadpool(page.gather, view)
-                response = render(
-                    page.template,
-                    {**self._common(view, key, page), **context},
-                    fragment=request.query_params.get("fragment"),
-                )
-            except SetpointError as error:
-                response = self._error(request, error, session, key)
-            if new:
-                self._set_cookie(request, response, session)
-            return response
+        async def respond(request: Request, view: View, key: ApiKey | None) -> Response:
+            context = await run_in_threadpool(page.gather, view)
+            return render(
+                page.template,
+                {**self._common(view, key, page), **context},
+                fragment=request.query_params.get("fragment"),
+            )
 
-        return handler
+        return self._reading(respond)
 
     def _download(self, download: Download) -> Callable[[Request], Any]:
+        async def respond(_request: Request, view: View, _key: ApiKey | None) -> Response:
+            filename, media_type, body = await run_in_threadpool(download.make, view)
+            disposition = f'attachment; filename="{_plain(filename)}"'
+            return Response(
+                body, media_type=media_type, headers={**HEADERS, "Content-Disposition": disposition}
+            )
+
+        return self._reading(respond)
+
+    def _reading(
+        self, respond: Callable[[Request, View, ApiKey | None], Awaitable[Response]]
+    ) -> Callable[[Request], Any]:
+        """A GET handler: who is looking (or the sign-in), then ``respond``; an error
+        is the HTML error page; a new session's cookie is set on whatever answers."""
+
         async def handler(request: Request) -> Response:
             try:
                 session, key, new = self._viewer(request)
@@ -148,14 +151,7 @@ class Dashboard:
                 return self._to_login(request, sign_in.why)
             response: Response
             try:
-                view = self._view(request, session, key)
-                filename, media_type, body = await run_in_threadpool(download.make, view)
-                disposition = f'attachment; filename="{_plain(filename)}"'
-                response = Response(
-                    body,
-                    media_type=media_type,
-                    headers={**HEADERS, "Content-Disposition": disposition},
-                )
+                response = await respond(request, self._view(request, session, key), key)
             except SetpointError as error:
                 response = self._error(request, error, session, key)
             if new:
