@@ -83,6 +83,7 @@ def pages(ws: Workspace) -> list[tuple[str, str]]:
         ("overview", "/ui/"),
         ("endpoint, default (week)", f"/ui/endpoints/{first}"),
         ("endpoint, 30 days", f"/ui/endpoints/{first}?range=30d"),
+        ("endpoint, 90 days", f"/ui/endpoints/{first}?range=90d"),
         ("endpoint, year", f"/ui/endpoints/{first}?range=365d"),
         ("models", "/ui/models"),
         ("model", f"/ui/models/{model}"),

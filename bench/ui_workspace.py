@@ -13,9 +13,10 @@ workspace the way production would leave it, fast (about a minute on two cores):
 - ``endpoints`` endpoints serving the champion, each with an hourly monitor and the
   demo's retraining policy;
 - per endpoint, ``hours`` hourly windows ending at the current hour, inserted in one
-  transaction each with their digests. They are made from one window the monitor
-  really computed (traffic backfilled into the hour before the first one) with
-  figures that move as production's do (``_ui_windows.py``): daily and weekly
+  transaction each with their digests and daily rollups. They are made from one
+  window the monitor really computed (traffic backfilled into the hour before the
+  first one) with figures that move as production's do (``_ui_windows.py``): daily
+  and weekly
   seasonality, late labels, refused rows and bursts of them, and a drift episode of
   two weeks on two or three features (on the first endpoint it is going on now);
 - alerts raised and resolved at the data's time over the year (open ones on the first
@@ -46,6 +47,7 @@ from setpoint.demo import lending
 from setpoint.demo.walkthrough import POLICY, spec
 from setpoint.loop.controller import Loop
 from setpoint.loop.policy import Policy
+from setpoint.monitoring import rollups
 from setpoint.monitoring.conditions import conditions
 from setpoint.monitoring.digest import digest
 from setpoint.monitoring.monitor import Monitor
@@ -192,7 +194,7 @@ def _real_window(ws: Workspace, endpoint: str, first: datetime) -> dict[str, Any
 
 def _store(ws: Workspace, monitor: Monitor, made: list[Hour]) -> int:
     """Insert the windows in one transaction, each with its digest (conditions judged
-    as the monitor would, for its alert count)."""
+    as the monitor would, for its alert count), and their days' rollups."""
     rows = []
     for hour in made:
         window = Window(hour.start, hour.start + HOUR, hour.n_rows, hour.results)
@@ -210,6 +212,8 @@ def _store(ws: Workspace, monitor: Monitor, made: list[Hour]) -> int:
         )
     with ws.db.write() as conn:
         conn.execute(sa.insert(monitor_windows), rows)
+        # Inserted in bulk, past Monitors._store: their daily rollups are made here.
+        rollups.rebuild(conn, monitor.id)
     return len(rows)
 
 

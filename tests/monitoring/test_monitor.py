@@ -216,6 +216,8 @@ def test_labels_that_come_after_a_window_bring_its_realized_performance_up_to_da
     # The window's digest, which the dashboard's series read, is brought up to date too.
     [digested] = monitors.series("credit")
     assert digested.digest["labels"] == 1_000
+    [day_rollup] = monitors.series("credit", daily=True)  # and so is its day's rollup
+    assert day_rollup.digest["labels"] == 1_000
 
 
 def test_late_labels_are_not_looked_for_beyond_the_configured_windows(served: Workspace) -> None:

@@ -9,11 +9,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from setpoint.demo import lending
+from setpoint.monitoring.digest import digest
 from setpoint.monitoring.series import WindowDigest
 from setpoint.monitoring.settings import MonitorConfig
+from setpoint.store.schema import monitor_windows
 from setpoint.ui.app import create_ui_app
 from setpoint.ui.pages.endpoint import MAX_POINTS, default_range, fold
 from setpoint.workspace import Workspace
@@ -133,3 +136,34 @@ def test_pages_need_no_monitor(tmp_path: Path) -> None:
     ws = Workspace.init(tmp_path / "ws")
     with TestClient(create_ui_app(ws)) as client:
         assert "No endpoint is deployed yet" in client.get("/ui/").text
+
+
+def test_a_long_range_of_hourly_windows_is_drawn_from_daily_rollups(risk_ws: Workspace) -> None:
+    monitor = risk_ws.monitors.create("credit", MonitorConfig(window="1h", multivariate=False))
+    results = {"drift": {"drift_share": 0.25}, "latency": {"p50_ms": 3.0, "p99_ms": 9.0}}
+    hours = [DAY + timedelta(hours=h) for h in range(40 * 24)]  # 40 days
+    with risk_ws.db.write() as conn:  # in bulk, as a loader would
+        conn.execute(
+            sa.insert(monitor_windows),
+            [
+                {
+                    "monitor_id": monitor.id,
+                    "start": start,
+                    "end": start + timedelta(hours=1),
+                    "n_rows": 10,
+                    "computed_at": start,
+                    "results": results,
+                    "digest": digest(results, 10),
+                }
+                for start in hours
+            ],
+        )
+    assert risk_ws.monitors.rebuild_rollups("credit") == 40
+    with TestClient(create_ui_app(risk_ws)) as client:
+        quarter = client.get("/ui/endpoints/credit", params={"range": "90d"}).text
+        month = client.get("/ui/endpoints/credit", params={"range": "30d"}).text
+    assert "40 days of 1h windows, by day" in quarter
+    assert "rows answered per day" in quarter  # 40 points: a point a day
+    assert "9,600 rows" in quarter  # every window's rows
+    assert "720 windows of 1h" in month  # 30 days and shorter: the windows themselves
+    assert "by day" not in month

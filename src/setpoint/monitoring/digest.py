@@ -28,6 +28,9 @@ not hold it: a window without labels, one too small to judge, an older shape)::
      "realized": {metric: x?},         # realized metrics known (empty without labels)
      "alerts": int?}                   # conditions that held (alerts raised or bumped)
 
+``merge`` folds several windows' digests into one of the same shape (a day's rollup,
+``rollups.py``), with ``"windows"``: how many it merged.
+
 Floats keep four significant digits: a chart is a few hundred pixels high. Reading
 never raises on a missing or malformed section: a digest is drawn, not judged.
 """
@@ -35,7 +38,7 @@ never raises on a missing or malformed section: a digest is drawn, not judged.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 VERSION = 1
@@ -163,3 +166,98 @@ def _performance(performance: Mapping[str, Any]) -> dict[str, Any]:
             if k not in _NOT_METRICS and _round(v) is not None
         },
     }
+
+
+def merge(digests: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One digest of the same shape for several windows' ``digests`` (a day of hourly
+    windows, say), plus ``"windows"``: how many windows it holds (a window's own digest
+    counts one). Merging merged digests gives the merge of all their windows for every
+    sum, maximum and union; the weighted means come out the same up to rounding.
+
+    - summed (None when none knows it): rows, refused, marked, out_of_range, unseen,
+      labels, alerts; ``refused_by_rule`` per (column, rule), most first;
+    - the highest: p99_ms, drift_share, auc, max_null_rate, each feature's score;
+    - any: judged, prediction_drifted (None when none knows it);
+    - drifted: every feature any window drifted on, in the order first seen;
+    - p50_ms and the estimate's value, low and high: their means weighted by rows
+      (a median of medians is only an approximation; a chart is what draws it);
+    - realized: per metric, the mean weighted by labels;
+    - metric: the last one named.
+    """
+    ds = list(digests)
+    rows = [_count(d.get("rows")) or 0 for d in ds]
+    labels = [_count(d.get("labels")) or 0 for d in ds]
+    drifted: dict[str, None] = {}
+    scores: dict[str, float | None] = {}
+    rules: dict[tuple[str, str], int] = {}
+    realized: dict[str, list[tuple[float, int]]] = {}
+    for d, weight in zip(ds, labels, strict=True):
+        drifted.update(dict.fromkeys(str(f) for f in d.get("drifted") or ()))
+        for name, score in (d.get("scores") or {}).items():
+            scores[name] = _highest([scores.get(name), score])
+        for column, rule, n in d.get("refused_by_rule") or ():
+            rules[(column, rule)] = rules.get((column, rule), 0) + (_count(n) or 0)
+        for metric, x in (d.get("realized") or {}).items():
+            if _number(x) is not None:
+                realized.setdefault(metric, []).append((x, weight))
+    estimates = [(d.get("estimated"), w) for d, w in zip(ds, rows, strict=True)]
+    known = [(e, w) for e, w in estimates if isinstance(e, Mapping)]
+    return {
+        "v": VERSION,
+        "rows": sum(rows),
+        "p50_ms": _weighted((d.get("p50_ms"), w) for d, w in zip(ds, rows, strict=True)),
+        "p99_ms": _highest(d.get("p99_ms") for d in ds),
+        "judged": any(bool(d.get("judged")) for d in ds),
+        "drift_share": _highest(d.get("drift_share") for d in ds),
+        "drifted": list(drifted),
+        "scores": scores,
+        "prediction_drifted": _any(d.get("prediction_drifted") for d in ds),
+        "auc": _highest(d.get("auc") for d in ds),
+        "refused": _sum(d.get("refused") for d in ds),
+        "marked": _sum(d.get("marked") for d in ds),
+        "refused_by_rule": [
+            [column, rule, n]
+            for (column, rule), n in sorted(rules.items(), key=lambda kv: -kv[1])
+            if n
+        ],
+        "max_null_rate": _highest(d.get("max_null_rate") for d in ds),
+        "out_of_range": _sum(d.get("out_of_range") for d in ds),
+        "unseen": _sum(d.get("unseen") for d in ds),
+        "metric": next((d["metric"] for d in reversed(ds) if d.get("metric") is not None), None),
+        "estimated": {
+            k: _weighted((e.get(k), w) for e, w in known) for k in ("value", "low", "high")
+        }
+        if known
+        else None,
+        "labels": _sum(d.get("labels") for d in ds),
+        "realized": {metric: _weighted(pairs) for metric, pairs in realized.items()},
+        "alerts": _sum(d.get("alerts") for d in ds),
+        "windows": sum(_count(d.get("windows")) or 1 for d in ds),
+    }
+
+
+def _sum(values: Iterable[Any]) -> int | None:
+    known = [n for n in map(_count, values) if n is not None]
+    return sum(known) if known else None
+
+
+def _highest(values: Iterable[Any]) -> float | None:
+    known = [x for x in map(_number, values) if x is not None]
+    return max(known) if known else None
+
+
+def _any(values: Iterable[Any]) -> bool | None:
+    known = [bool(x) for x in values if x is not None]
+    return any(known) if known else None
+
+
+def _weighted(pairs: Iterable[tuple[Any, int]]) -> float | None:
+    """The mean of the known values weighted by theirs; the plain mean where no value
+    has a weight (windows without rows still say something)."""
+    known = [(x, w) for x, w in ((_number(x), w) for x, w in pairs) if x is not None]
+    if not known:
+        return None
+    total = sum(w for _, w in known)
+    if total <= 0:
+        return _round(sum(x for x, _ in known) / len(known))
+    return _round(sum(x * w for x, w in known) / total)

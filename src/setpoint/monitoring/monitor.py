@@ -31,7 +31,7 @@ from setpoint._display import count, short_repr
 from setpoint.data.kinds import Kind
 from setpoint.errors import ConflictError, NotFoundError
 from setpoint.monitoring import digest as digests
-from setpoint.monitoring import fairness, parallel
+from setpoint.monitoring import fairness, parallel, rollups
 from setpoint.monitoring import reference as references
 from setpoint.monitoring.alerts import AlertStore
 from setpoint.monitoring.backfill import BackfillResult, backfill
@@ -48,7 +48,7 @@ from setpoint.monitoring.window import (
     aware,
 )
 from setpoint.store import audit
-from setpoint.store.schema import monitor_windows, monitors
+from setpoint.store.schema import monitor_rollups, monitor_windows, monitors
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -145,6 +145,9 @@ class Monitors:
             if existing is not None:
                 conn.execute(
                     sa.delete(monitor_windows).where(monitor_windows.c.monitor_id == existing)
+                )
+                conn.execute(
+                    sa.delete(monitor_rollups).where(monitor_rollups.c.monitor_id == existing)
                 )
                 conn.execute(sa.update(monitors).where(monitors.c.id == existing).values(**row))
                 action = "monitor.replace"
@@ -254,14 +257,34 @@ class Monitors:
         ]
 
     def series(
-        self, endpoint: str, *, since: datetime | None = None, until: datetime | None = None
+        self,
+        endpoint: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        daily: bool = False,
     ) -> list[WindowDigest]:
         """The windows that start in [``since``, ``until``), oldest first, as digests
         (``digest.py``): what time series over many windows draw, without reading the
-        windows' full results (``windows`` reads those)."""
+        windows' full results (``windows`` reads those).
+
+        ``daily``: the days instead, each its windows merged (``rollups.py``; the first
+        day whole even where ``since`` cuts it), spanning a day each. A long range of
+        short windows reads 24 times fewer digests so; ask for it only when the
+        monitor's window is shorter than a day (longer ones have no finer rollup to
+        gain from)."""
         monitor = self.get(endpoint)
         with self._sources.db.read() as conn:
+            if daily:
+                return rollups.read_daily(conn, monitor.id, since=since, until=until)
             return read_series(conn, monitor.id, since=since, until=until)
+
+    def rebuild_rollups(self, endpoint: str) -> int:
+        """Make ``endpoint``'s daily rollups again from its windows (after windows were
+        inserted in bulk, bypassing ``run``); the number of days."""
+        monitor = self.get(endpoint)
+        with self._sources.db.write() as conn:
+            return rollups.rebuild(conn, monitor.id)
 
     def report_data(self, endpoint: str, *, last: int | None = None) -> dict[str, Any]:
         """What ``report.ReportData.from_dict`` reads: the monitor's latest windows
@@ -465,6 +488,7 @@ class Monitors:
                 )
                 .values(results=results, digest=_digest(monitor, updated))
             )
+            rollups.refresh(conn, monitor.id, [rollups.day_of(window.start)])
         return updated
 
     def _first_prediction(self, endpoint: str) -> datetime | None:
@@ -504,6 +528,8 @@ class Monitors:
                 .on_conflict_do_nothing(index_elements=["monitor_id", "start"])
                 .returning(monitor_windows.c.id)
             ).scalar()
+            if stored is not None or replace:
+                rollups.refresh(conn, monitor.id, [rollups.day_of(window.start)])
             return stored is not None
 
     def _alert(

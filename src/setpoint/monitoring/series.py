@@ -58,7 +58,7 @@ def read_series(
     if until is not None:
         query = query.where(w.start < until)
     rows = conn.execute(query.order_by(w.start)).all()
-    with _paused_gc():
+    with paused_gc():
         # SQL NULL, or JSON null where a writer stored None through the JSON type.
         digests = {r.id: None if r.digest is None else orjson.loads(r.digest) for r in rows}
     missing = [key for key, found in digests.items() if found is None]
@@ -68,7 +68,7 @@ def read_series(
         batch = missing[i : i + _BATCH]
         found = conn.execute(sa.select(w.id, w.n_rows, w.results).where(w.id.in_(batch)))
         digests.update({r.id: digest(r.results or {}, r.n_rows) for r in found})
-    with _paused_gc():
+    with paused_gc():
         return [
             WindowDigest(
                 aware(r.start), aware(r.end), r.n_rows, cast(dict[str, Any], digests[r.id])
@@ -78,7 +78,7 @@ def read_series(
 
 
 @contextmanager
-def _paused_gc() -> Iterator[None]:
+def paused_gc() -> Iterator[None]:
     """No cyclic garbage collection while a year of digests becomes objects: the tens of
     thousands of dicts they are set off collection after collection, each walking the
     objects alive, which doubled the time to read them (bench/ui.py: 110 ms to parse

@@ -229,6 +229,22 @@ monitor_windows = sa.Table(
     sa.UniqueConstraint("monitor_id", "start"),
 )
 
+# A day of a monitor's windows merged into one digest (monitoring/rollups.py), kept
+# with them in the same transaction: a year of hourly windows draws from 365 of these
+# instead of 8,760 window digests.
+monitor_rollups = sa.Table(
+    "monitor_rollups",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("monitor_id", sa.ForeignKey("monitors.id"), nullable=False),
+    sa.Column("day", sa.DateTime(timezone=True), nullable=False),  # UTC midnight
+    sa.Column("n_windows", sa.Integer, nullable=False),
+    sa.Column("n_rows", sa.Integer, nullable=False),
+    sa.Column("digest", sa.JSON, nullable=False),
+    # Also the index a range of days is read through.
+    sa.UniqueConstraint("monitor_id", "day"),
+)
+
 # While an alert is not resolved, raising its key again updates it instead of adding
 # one; a partial unique index makes that hold under concurrent writers too.
 _UNRESOLVED = "state != 'resolved'"

@@ -5,6 +5,9 @@ candidates it has tried on live traffic.
 The series come from the windows' digests (``monitoring/digest.py``) over the chosen
 range, folded into at most :data:`MAX_POINTS` buckets of equal time, so a year of
 hourly windows draws as fast as a week; only the latest window's full results are read.
+Ranges longer than :data:`DAILY_AFTER` of windows shorter than a day read the daily
+rollups instead (``monitoring/rollups.py``): 365 merged digests for a year of hourly
+windows rather than 8,760, each then folded like a window.
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ RANGES: dict[str, timedelta] = {
 }
 RANGE_WORDS = {"1d": "day", "7d": "week", "30d": "30 days", "90d": "90 days", "365d": "year"}
 DEFAULT_RANGE = "7d"
+# Longer ranges of windows shorter than a day are read a day a point: 168 points over
+# 90 days are already half a day each, so a day loses little of the chart.
+DAILY_AFTER = timedelta(days=30)
 _HEATMAP_ROWS = 20
 
 
@@ -72,7 +78,9 @@ class Folded:
                 found = rows.get(name)
                 if found is not None:
                     found[j] = value
-        return np.array([_floats(rows[name]) for name in names]).reshape(len(names), -1)
+        # Sized explicitly: with no names (digests without scores) -1 cannot be inferred.
+        shape = (len(names), len(self.digests))
+        return np.array([_floats(rows[name]) for name in names]).reshape(shape)
 
     def total(self, values: np.ndarray) -> list[float | None]:
         """The sum of each bucket's known values; None where it has none."""
@@ -167,13 +175,20 @@ def gather(view: View) -> dict[str, Any]:
         monitor = ws.monitors.get(name)
     except NotFoundError:
         return {**out, "range": DEFAULT_RANGE, "monitored": False}
+    span = parse_duration(monitor.config.window, what="window")
     if chosen not in RANGES:
-        chosen = default_range(parse_duration(monitor.config.window, what="window"))
+        chosen = default_range(span)
     out["range"], out["range_words"] = chosen, RANGE_WORDS[chosen]
-    windows = ws.monitors.series(name, since=_since(ws, name, RANGES[chosen]))
+    daily = span < timedelta(days=1) and RANGES[chosen] > DAILY_AFTER
+    windows = ws.monitors.series(name, since=_since(ws, name, RANGES[chosen]), daily=daily)
     out["window_span"] = monitor.config.window
-    out.update(_charts(fold(windows), name, RANGE_WORDS[chosen]))
-    out["n_windows"] = len(windows)
+    out.update(_charts(fold(windows), name, RANGE_WORDS[chosen], each="day" if daily else "window"))
+    out["daily"] = daily
+    # A day's rollup counts the windows it merged (a window's own digest has no count).
+    out["n_windows"] = (
+        sum(int(w.digest.get("windows") or 1) for w in windows) if daily else len(windows)
+    )
+    out["n_days"] = len(windows) if daily else None
     return out
 
 
@@ -193,7 +208,9 @@ def _since(ws: Any, name: str, span: timedelta) -> datetime | None:
     return None if not latest else latest[-1].end - span
 
 
-def _charts(folded: Folded, name: str, words: str) -> dict[str, Any]:
+def _charts(folded: Folded, name: str, words: str, *, each: str = "window") -> dict[str, Any]:
+    """The page's charts; ``each``: what one digest of ``folded`` holds (a window, or a
+    day of them)."""
     times = folded.starts
 
     def paired(values: list[float | None]) -> list[tuple[datetime, float | None]]:
@@ -202,7 +219,7 @@ def _charts(folded: Folded, name: str, words: str) -> dict[str, Any]:
     metric = next((d["metric"] for d in reversed(folded.digests) if d.get("metric")), None)
     figure = figures(folded.digests, metric)
     rows, refused = folded.total(figure["rows"]), folded.total(figure["refused"])
-    per = "point" if folded.sizes.max(initial=1) > 1 else "window"
+    per = "point" if folded.sizes.max(initial=1) > 1 else each
     performance = None
     if metric is not None:
         band = list(zip(folded.mean(figure["low"]), folded.mean(figure["high"]), strict=True))
