@@ -580,7 +580,7 @@ def heatmap(
     left, right, top, pitch = label_w, width - count_w, 24.0, 16
     cw = (right - left) / nc
     bottom = top + nr * pitch
-    height = bottom + 70
+    height = bottom + 92  # the axis, the scale, then what hatch and outline mean
 
     n_flag = sum(map(sum, flags))
     drifted_rows = [rows[i] for i in range(nr) if any(flags[i])]
@@ -685,7 +685,8 @@ def heatmap(
     lx = 148.0
     scale_text = f"{scale_label} from 0 (lightest) to {_num(vmax)} (darkest)"
     parts.append(_text(lx, ly + 10, scale_text, size=11))
-    lx += len(scale_text) * 6 + 14
+    # a line of its own: beside a long scale label it ran off the chart's right edge
+    lx, ly = 0.0, ly + 36
     parts.append(
         f'<rect x="{_c(lx)}" y="{_c(ly)}" width="14" height="12" fill="url(#{cid}-nodata)"/>'
     )
