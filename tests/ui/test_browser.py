@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from ui_support import waiting_rollout
 
 from browser_support import Watcher, axe_source, axe_violations, playwright_chromium
 from demo_support import DemoRun
@@ -48,8 +49,10 @@ WIDTH = 1280
 @dataclass(frozen=True)
 class Site:
     url: str  # http://127.0.0.1:PORT
+    root: Path
     approve_key: str
     read_key: str
+    waiting: tuple[int, int]  # two rollouts waiting for a person: to approve, to reject
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +84,15 @@ def site(
     with Workspace.open(root) as ws:
         _, approve_key = ws.keys.create("approve", note="reviewer")
         _, read_key = ws.keys.create("read", note="reader")
+        # The demo's loop promoted its candidate alone; two more wait for a person here,
+        # so the crawl checks the decision's forms too and a reviewer can use them.
+        champion = ws.model("credit-risk@champion").ref
+        waiting = (
+            waiting_rollout(ws, "browser:1", candidate="credit-risk@1", champion=champion),
+            waiting_rollout(ws, "browser:2", candidate="credit-risk@1", champion=champion),
+        )
     with _serve(root, folder / "server.log") as url:
-        yield Site(url, approve_key, read_key)
+        yield Site(url, root, approve_key, read_key, (waiting[0].id, waiting[1].id))
 
 
 def test_every_page_is_clean_and_accessible(
@@ -194,6 +204,45 @@ def test_a_person_signs_in_with_a_key_and_the_page_refreshes_itself(
     assert "<main" not in answer.text()  # the block alone, not the page again
     assert watcher.take() == []
     context.close()
+
+
+def test_a_reviewer_approves_one_candidate_and_rejects_another(
+    browser: Browser, site: Site
+) -> None:
+    context = _context(browser)
+    watcher = Watcher(site.url)
+    page = watcher.watch(context.new_page())
+    _sign_in(page, site, site.approve_key)
+    approve, reject = site.waiting
+    assert page.get_by_role("heading", name="Waiting for your approval").is_visible()
+
+    page.goto(f"{site.url}/ui/rollouts/{approve}")
+    decide = page.get_by_role("region", name="Your decision")
+    decide.get_by_role("button", name="Approve").click()  # no reason yet: the browser asks
+    assert page.url.endswith(f"/ui/rollouts/{approve}")
+    decide.locator(f"form[action$='/{approve}/approve']").get_by_label("Why?").fill(
+        "segments hold up; checked with Maria"
+    )
+    decide.get_by_role("button", name="Approve").click()
+    page.wait_for_url(f"**/ui/rollouts/{approve}?notice=*")
+    assert "Approved: credit-risk@1 is the champion." in page.get_by_role("status").inner_text()
+
+    page.goto(f"{site.url}/ui/rollouts/{reject}")
+    form = page.locator(f"form[action$='/{reject}/reject']")
+    form.get_by_label("Why?").fill("no better than today's")
+    form.get_by_role("button", name="Reject").click()
+    page.wait_for_url(f"**/ui/rollouts/{reject}?notice=*")
+    assert watcher.take() == []
+    context.close()
+
+    with Workspace.open(site.root) as ws:
+        assert ws.model("credit-risk@champion").ref == "credit-risk@1"
+        (promoted,) = ws.audit(action="rollout.promoted", entity=str(approve))
+        (rejected,) = ws.audit(action="rollout.rejected", entity=str(reject))
+    assert promoted.actor.startswith("key:")
+    assert promoted.actor.endswith("(reviewer)")
+    assert "segments hold up; checked with Maria" in promoted.after["reason"]
+    assert (rejected.actor, rejected.after["reason"]) == (promoted.actor, "no better than today's")
 
 
 # -- helpers ------------------------------------------------------------------------------

@@ -29,11 +29,14 @@ def loans(n: int = 300, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame({"income": income, "grade": grade, "defaulted": (risk > 0.5).astype(int)})
 
 
-def waiting_rollout(ws: Workspace, key: str = "test:1", candidate: str = "risk@2") -> Rollout:
-    """A rollout of ``candidate`` on ``credit`` that passed its gates and waits for a person."""
+def waiting_rollout(
+    ws: Workspace, key: str = "test:1", candidate: str = "risk@2", champion: str = "risk@1"
+) -> Rollout:
+    """A rollout of ``candidate`` against ``champion`` on ``credit`` that passed its
+    gates and waits for a person."""
     store = RolloutStore(ws.db, actor="loop")
     rollout, _ = store.open(
-        "credit", key, trigger={"message": "a test"}, champion="risk@1", mode=None, data_since=None
+        "credit", key, trigger={"message": "a test"}, champion=champion, mode=None, data_since=None
     )
     gates = {
         "passed": True,
