@@ -189,3 +189,30 @@ def test_forged_cookies_and_foreign_next_pages_lead_nowhere(risk_ws: Workspace) 
 def test_notices_only_show_what_the_server_signed(client: TestClient) -> None:
     page = client.get("/ui/", params={"notice": "Send your key to evil", "sig": "00"})
     assert "Send your key to evil" not in page.text
+
+
+def test_alerts_are_acknowledged_from_the_alerts_page(
+    client: TestClient, risk_ws: Workspace
+) -> None:
+    alerts = risk_ws.monitors.alerts
+    for i in range(3):  # resolved ones do not hide those still open
+        alerts.raise_alert("credit", f"drift:feature:old{i}", "warning", "it moved")
+        alerts.resolve("credit", f"drift:feature:old{i}")
+    alerts.raise_alert("credit", "drift:feature:income", "warning", "income moved")
+    page = client.get("/ui/alerts")
+    assert "Acknowledge" in page.text
+    assert "1 alert not resolved" in client.get("/ui/").text.replace("\n", " ")
+    (alert,) = alerts.list(state="open")
+    done = client.post(
+        f"/ui/alerts/{alert.id}/acknowledge",
+        data={"csrf": csrf_of(page.text), "note": "looking into it"},
+    )
+    assert done.status_code == 200
+    assert f"Alert {alert.id} acknowledged" in done.text
+    acked = alerts.get(alert.id)
+    assert (acked.state, acked.acked_by, acked.note) == (
+        "acknowledged",
+        "ui:tester",
+        "looking into it",
+    )
+    assert "acknowledged by ui:tester: looking into it" in done.text

@@ -155,7 +155,7 @@ def gather(view: View) -> dict[str, Any]:
     ws, name = view.workspace, view.params["endpoint"]
     deployments = ws.deployments.history(name)  # NotFoundError names the fix
     rollouts = RolloutStore(ws.db, actor=view.actor)
-    unresolved = [a for a in ws.monitors.alerts.list(endpoint=name) if a.state != "resolved"]
+    unresolved = overview.unresolved_alerts(ws, name)
     live = dict(view.live()) if view.live is not None else None
     row = overview.endpoint_row(view, deployments[-1], rollouts, unresolved, live)
     chosen = view.query.get("range", "")

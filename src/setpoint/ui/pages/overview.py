@@ -15,7 +15,7 @@ def gather(view: View) -> dict[str, Any]:
     ws = view.workspace
     rollouts = RolloutStore(ws.db, actor=ws.actor)
     live = dict(view.live()) if view.live is not None else None
-    unresolved = [a for a in ws.monitors.alerts.list(limit=500) if a.state != "resolved"]
+    unresolved = unresolved_alerts(ws)
     rows = []
     for deployment in sorted(ws.deployments.current(), key=lambda d: d.endpoint):
         rows.append(endpoint_row(view, deployment, rollouts, unresolved, live))
@@ -26,6 +26,16 @@ def gather(view: View) -> dict[str, Any]:
         "open_alerts": len(unresolved),
         "live_counts": live is not None,
     }
+
+
+def unresolved_alerts(ws: Any, endpoint: str | None = None) -> list[Any]:
+    """Every alert not resolved (of ``endpoint``), however many resolved ones there are."""
+    alerts = ws.monitors.alerts
+    return [
+        a
+        for state in ("open", "acknowledged")
+        for a in alerts.list(endpoint=endpoint, state=state, limit=None)
+    ]
 
 
 def endpoint_row(
