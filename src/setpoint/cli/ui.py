@@ -39,7 +39,9 @@ def ui(
 
     st = state(ctx)
     ws = st.workspace()
-    overrides = exposure(host, insecure=insecure, has_keys=bool(ws.keys.list()), overrides={})
+    overrides = exposure(
+        host, insecure=insecure, has_keys=bool(ws.keys.list()), overrides={}, scope="read"
+    )
     if overrides:  # beyond loopback: keys are required even if every one is revoked later
         ws = Workspace.open(ws.root, **{**st.overrides, **overrides})
     check_address(host, port)

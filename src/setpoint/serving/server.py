@@ -104,7 +104,7 @@ def build_app(root: str, overrides: dict[str, Any], background: str, every: floa
 
 
 def exposure(
-    host: str, *, insecure: bool, has_keys: bool, overrides: dict[str, Any]
+    host: str, *, insecure: bool, has_keys: bool, overrides: dict[str, Any], scope: str = "predict"
 ) -> dict[str, Any]:
     """The settings overrides for a server listening on ``host``: beyond loopback
     (without ``insecure``) every request needs a key, and the server needs one to
@@ -114,7 +114,7 @@ def exposure(
     if not has_keys:
         raise UsageError(
             f"refusing to listen on {host}, which other machines can reach, without API keys; "
-            "create one (setpoint keys create --scope predict), serve on 127.0.0.1 behind a "
+            f"create one (setpoint keys create --scope {scope}), serve on 127.0.0.1 behind a "
             "proxy, or pass --insecure if this network is trusted"
         )
     return {**overrides, "require_keys": True}
