@@ -153,6 +153,22 @@ SETTINGS: tuple[Setting, ...] = (
         "does a server listening beyond loopback without `--insecure`.",
     ),
     Setting(
+        "cpu_hour_price",
+        float,
+        0.031611,
+        "Price of one core for one hour, for the cost per 1,000 predictions that "
+        "`setpoint monitor show`, the report, `/metrics` and `setpoint loadtest` give. "
+        "The default is a public cloud's on-demand price of a general-purpose vCPU-hour "
+        "(US$; docs/monitoring.md#cost says which); set your own, in any currency.",
+    ),
+    Setting(
+        "gb_hour_price",
+        float,
+        0.004237,
+        "Price of one GB of memory held for one hour, in the currency of "
+        "`cpu_hour_price` (the default: the same public cloud's on-demand price).",
+    ),
+    Setting(
         "sqlite_busy_timeout",
         float,
         30.0,
