@@ -16,6 +16,7 @@ rows would have cost at the version's model CPU per predicted row in the window.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -141,3 +142,44 @@ def _total(versions: list[dict[str, Any]], prices: Prices) -> dict[str, Any]:
     saved = [v["cache_saved"] for v in versions if v["cache_saved"] is not None]
     total["cache_saved"] = sum(saved) if saved else None
     return total
+
+
+def money(amount: float) -> str:
+    """An amount with three significant figures, never in scientific notation."""
+    if amount == 0 or not math.isfinite(amount):
+        return f"{amount:g}"
+    places = max(2, 2 - math.floor(math.log10(abs(amount))))
+    return f"{amount:,.{places}f}"
+
+
+def describe(cost: dict[str, Any] | None) -> str | None:
+    """A window's cost in a sentence: per 1,000 predictions served and its parts,
+    what the cache saved and what shadow copies cost apart; None when not measured."""
+    if cost is None:
+        return None
+    total = cost.get("total")
+    if total is None or total.get("cost_per_1000") is None:
+        return None
+    per_1000 = total["cost_per_1000"]
+    parts = [
+        (name, total[f"{name}_cost_per_1000"] / per_1000 if per_1000 else 0.0)
+        for name in ("model", "server", "memory")
+    ]
+    text = (
+        f"{money(per_1000)} per 1,000 predictions ("
+        + ", ".join(f"{name} {share:.0%}" for name, share in parts)
+        + ")"
+    )
+    versions = cost.get("served") or []
+    if len(versions) > 1:
+        text += "; " + ", ".join(
+            f"{v['model']}@{v['version']} {money(v['cost_per_1000'])}"
+            for v in versions
+            if v.get("cost_per_1000") is not None
+        )
+    if total.get("cache_saved"):
+        text += f"; the cache saved {money(total['cache_saved'])}"
+    shadow = [v for v in cost.get("shadow") or [] if v.get("cost") is not None]
+    if shadow:
+        text += f"; shadow copies cost {money(sum(v['cost'] for v in shadow))} apart"
+    return text

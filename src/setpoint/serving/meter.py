@@ -91,6 +91,12 @@ class Meter:
         self._resident = memory()
         self.usage: dict[Key, Usage] = {}
 
+    def leave_out(self) -> None:
+        """Leave the CPU time spent since the last stamp out of every share: start-up
+        and loading a model are not the cost of predictions (the memory they leave
+        held is)."""
+        self._last_cpu = self._cpu()
+
     def stamp(self, endpoint: str, records: Sequence[dict[str, Any]]) -> None:
         """Give ``records`` (logged together) their share of what the process spent
         since the last stamp. Their ``model_cpu_ms`` is set already (by the lane that
