@@ -308,6 +308,8 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed; install the Debian package: apt-get install wrk")
+    if args.granian and not Path(sys.executable).with_name("granian").exists():
+        raise SystemExit("granian is not installed here; pip install -c constraints.txt granian")
     levels = [int(c) for c in args.connections.split(",")]
     routes = [r.strip() for r in args.routes.split(",") if r.strip()]
     unknown = sorted(set(routes) - set(ROUTES))
