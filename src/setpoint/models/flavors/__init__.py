@@ -15,7 +15,9 @@ from sklearn.base import BaseEstimator
 
 from setpoint.data.kinds import Kind
 from setpoint.errors import UsageError
+from setpoint.models.flavors.compiled import CompiledPredictor
 from setpoint.models.flavors.lightgbm import LightGBMPredictor
+from setpoint.models.flavors.onnx import OnnxPredictor
 from setpoint.models.flavors.pyfunc import PyfuncPredictor
 from setpoint.models.flavors.sklearn import SklearnPredictor
 from setpoint.models.flavors.xgboost import XGBoostPredictor
@@ -25,7 +27,14 @@ __all__ = ["FLAVORS", "flavor_of", "from_object", "load"]
 
 FLAVORS: dict[str, type[BasePredictor]] = {
     cls.flavor: cls
-    for cls in (SklearnPredictor, LightGBMPredictor, XGBoostPredictor, PyfuncPredictor)
+    for cls in (
+        SklearnPredictor,
+        LightGBMPredictor,
+        XGBoostPredictor,
+        PyfuncPredictor,
+        CompiledPredictor,
+        OnnxPredictor,
+    )
 }
 
 
