@@ -42,6 +42,11 @@ def test_optimize_prints_the_table_in_80_columns(cli: Cli) -> None:
         assert any(line.split()[:2] == [name, f"risk@{version}"] for line in lines), name
     assert "no int8 quantization" in result.stdout
     assert "setpoint models promote risk 2" in result.stdout
+    shown = cli("models", "show", "risk@2").stdout
+    assert "optimised from  risk@1 (compiled)" in shown
+    assert "compiled / classification" in shown
+    card = cli("models", "card", "risk@3").stdout
+    assert "risk@1 (onnx candidate of `setpoint optimize`)" in card
 
 
 def test_models_optimize_json_with_the_options(cli: Cli) -> None:

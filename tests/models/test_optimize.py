@@ -94,6 +94,15 @@ def test_compiled_and_onnx_agree_with_the_original(workspace: Workspace) -> None
         got = workspace.load_model(row.ref).predict_proba(rows)  # as the registry loads it
         assert got is not None
         assert np.max(np.abs(got - expected)) <= 1e-5, row.candidate
+        # No TreeSHAP of their own: explained against the background sample kept with
+        # them, the contributions adding up to the probabilities.
+        version = workspace.model(row.ref)
+        explainer = workspace.registry.explainer(
+            version, workspace.load_model(row.ref), permutations=2
+        )
+        explained = explainer.explain(rows.head(3))
+        total = explained.contributions.sum(axis=-1) + explained.base
+        np.testing.assert_allclose(total, got[:3], atol=1e-6)
 
 
 def test_pruned_keeps_a_budget_of_trees_and_no_register_registers_nothing(

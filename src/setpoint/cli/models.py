@@ -227,6 +227,11 @@ def render_version(
             or lineage.get("registered_object")
             or "default for the task",
         ),
+        *(
+            (("optimised from", f"{lineage['optimized_from']} ({lineage.get('optimization')})"),)
+            if lineage.get("optimized_from")
+            else ()
+        ),
         (
             "git",
             f"{git.get('revision', '-')}{' (dirty)' if git.get('dirty') else ''}" if git else "-",

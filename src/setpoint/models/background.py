@@ -109,8 +109,10 @@ class Explainer:
             )
         if not needs_background(predictor):
             return
+        # A wrapped object (pyfunc, sklearn) may give labels only; the optimised
+        # flavors (models/flavors/_encoded.py) always have probabilities.
         model = getattr(predictor, "model", None)
-        if predictor.task == "classification" and not any(
+        if model is not None and predictor.task == "classification" and not any(
             callable(getattr(model, method, None))
             for method in ("decision_function", "predict_proba")
         ):

@@ -90,6 +90,9 @@ class OptimizeReport:
     calls: int
     rows: list[Measured]  # the original first
     notes: list[str] = field(default_factory=list)
+    # Each row's model, by candidate name (the original's as "original"), to use or
+    # time further (bench/optimize.py); not part of the report's data.
+    predictors: dict[str, Predictor] = field(default_factory=dict, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -135,6 +138,7 @@ def optimize(
     steps = len(chosen) + 1
     report(f"measuring {version.ref}", 0.05)
     rows = [bench.measure(ORIGINAL, original, None, "the version optimised")]
+    predictors = {ORIGINAL: original}
     notes: list[str] = []
     for k, name in enumerate(chosen, start=1):
         report(f"building {name}", 0.05 + 0.95 * (k - 0.5) / steps)
@@ -150,6 +154,7 @@ def optimize(
             )
             measured = _with_ref(measured, registered.ref)
         rows.append(measured)
+        predictors[name] = candidate
     report("done", 1.0)
     if "onnx" in chosen:
         notes.append(f"onnx: {_NO_QUANTIZATION}")
@@ -158,7 +163,7 @@ def optimize(
             "pruned: the number of trees was chosen on the hold-out it is measured on, so "
             "its figure there is optimistic; judge it on fresh data before promoting it"
         )
-    return OptimizeReport(version.ref, holdout.num_rows, price, calls, rows, notes)
+    return OptimizeReport(version.ref, holdout.num_rows, price, calls, rows, notes, predictors)
 
 
 def _chosen(only: Sequence[str] | None) -> list[str]:

@@ -14,6 +14,7 @@ probabilities agree with the original to the last bits.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import io
 import os
@@ -32,6 +33,9 @@ from setpoint.models.flavors._trees import FloatArray, optional_import
 from setpoint.models.predictor import BasePredictor
 
 _EXTRA = "optimize"
+# Up to this many rows are predicted by calling the library once per row (_RowCalls),
+# more through tl2cgen's batch predictor.
+_ROW_CALLS = 16
 
 
 def current_platform() -> dict[str, str]:
@@ -67,6 +71,7 @@ class CompiledPredictor(EncodedPredictor):
                 "written by the compiled flavor"
             ) from exc
         self._dmatrix = tl2cgen.DMatrix
+        self._rows = _RowCalls(path)
 
     @classmethod
     def compile(cls, original: BasePredictor, booster: Any) -> Self:
@@ -107,13 +112,46 @@ class CompiledPredictor(EncodedPredictor):
         return {**super().metadata(), "platform": dict(self.built_on)}
 
     def scores(self, matrix: FloatArray) -> FloatArray:
-        out = self._predictor.predict(self._dmatrix(matrix, dtype="float64"))
-        # (rows, targets, classes): one target; one "class" for binary and regression.
-        out = np.asarray(out, dtype=np.float64)[:, 0, :]
+        if matrix.shape[0] <= _ROW_CALLS:
+            out = self._rows(matrix)
+        else:
+            # (rows, targets, classes): one target; one "class" for binary and regression.
+            found = self._predictor.predict(self._dmatrix(matrix, dtype="float64"))
+            out = np.asarray(found, dtype=np.float64)[:, 0, :]
         return out[:, 0] if out.shape[1] == 1 else out
 
     def save(self) -> dict[str, bytes]:
         return {"model": self.library}
+
+
+class _RowCalls:
+    """The library's own per-row ``predict`` called directly, for a few rows: tl2cgen's
+    Predictor builds a DMatrix and dispatches to a thread pool per call, which costs
+    more than the trees for the one-row requests a service answers.
+
+    The generated code takes an array of ``union Entry {int missing; double fvalue;}``
+    (8 bytes each), a value marked missing by ``missing == -1``, and adds each tree's
+    output to ``result``, so that starts at zero."""
+
+    def __init__(self, path: str) -> None:
+        self._library = ctypes.CDLL(path)
+        self._library.predict.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p]
+        self._library.predict.restype = None
+        classes = np.zeros(self._library.get_num_target(), dtype=np.int32)
+        self._library.get_num_class(classes.ctypes.data_as(ctypes.c_void_p))
+        self._width = int(classes.max())
+
+    def __call__(self, matrix: FloatArray) -> FloatArray:
+        rows, features = matrix.shape
+        entries = np.array(matrix, dtype=np.float64, order="C")  # a copy: marked below
+        missing = np.isnan(entries)
+        if missing.any():  # the union's int is the entry's first 4 bytes
+            entries.view(np.int32).reshape(rows, features, 2)[..., 0][missing] = -1
+        out = np.zeros((rows, self._width), dtype=np.float64)
+        predict, data, result = self._library.predict, entries.ctypes.data, out.ctypes.data
+        for k in range(rows):
+            predict(data + k * features * 8, 0, result + k * self._width * 8)
+        return out
 
 
 def check_platform(built_on: Mapping[str, str]) -> None:
