@@ -129,6 +129,9 @@ def main() -> None:
         f"hold-out {report.holdout_rows:,} rows; the original's roc_auc "
         f"{report.rows[0].value:.4f}"
     )
+    console.print(
+        "sizes: " + ", ".join(f"{r.candidate} {r.size_bytes / 1024:.0f} KB" for r in report.rows)
+    )
     for row in report.rows[1:]:
         console.print(
             f"{row.candidate}: {row.note}; same label {row.same_labels:.1%}, "

@@ -4,6 +4,8 @@
 predictor from what the registry stored. The flavor is chosen by where the object's
 class comes from, so LightGBM and XGBoost are imported only when one of their models
 is actually used, and a missing library is a clear error, not an ImportError.
+The ``compiled`` and ``onnx`` flavors wrap no user object: ``setpoint optimize``
+makes them from a LightGBM model (``models/optimize.py``), and ``load`` rebuilds them.
 """
 
 from __future__ import annotations

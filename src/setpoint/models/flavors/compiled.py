@@ -67,8 +67,9 @@ class CompiledPredictor(EncodedPredictor):
             self._predictor = tl2cgen.Predictor(path, nthread=1)
         except (OSError, tl2cgen.TL2cgenError) as exc:
             raise ArtifactCorruptedError(
-                f"the compiled model cannot be loaded ({exc}); it is damaged or was not "
-                "written by the compiled flavor"
+                f"the compiled model cannot be loaded from {path} ({exc}); it is damaged or "
+                "was not written by the compiled flavor, or the temporary folder does not "
+                "allow loading code from it (point TMPDIR at one that does)"
             ) from exc
         self._dmatrix = tl2cgen.DMatrix
         self._rows = _RowCalls(path)
