@@ -31,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
+from setpoint.cost import Prices
 from setpoint.data.kinds import TEXT_KINDS
 from setpoint.errors import UsageError
 from setpoint.models import _training_data as training_data
@@ -133,7 +134,7 @@ def optimize(
     if holdout.num_rows == 0:
         raise UsageError(f"{version.ref} has no hold-out rows to measure candidates on")
     metric = _metric(version)
-    price = float(ws.settings.cpu_hour_price)
+    price = Prices.of(ws.settings).cpu_hour  # the price every cost figure uses
     bench = _Bench(original, holdout, truth, metric, price, calls)
     steps = len(chosen) + 1
     report(f"measuring {version.ref}", 0.05)
