@@ -86,9 +86,7 @@ def test_models_optimize_json_with_the_options(cli: Cli) -> None:
 
 def test_mistakes_exit_without_a_traceback(cli: Cli) -> None:
     ref = trained(cli, n_estimators=5)
-    cli.fails(
-        "optimize", ref, "--only", "quantized", code=2, message="unknown candidate(s) quantized"
-    )
+    cli.fails("optimize", ref, "--only", "int4", code=2, message="unknown candidate(s) int4")
     cli.fails("optimize", "nosuch@1", code=3, message="nosuch")
     with Workspace.open(cli.root) as ws:
         linear = ws.train(
@@ -100,4 +98,4 @@ def test_mistakes_exit_without_a_traceback(cli: Cli) -> None:
                 "seed": 1,
             }
         ).ref
-    cli.fails("optimize", linear, code=2, message="is a sklearn model")
+    cli.fails("optimize", linear, "--only", "compiled", code=2, message="compiled does not apply")

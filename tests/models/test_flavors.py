@@ -39,7 +39,7 @@ from setpoint.errors import (
 from setpoint.models import flavors
 from setpoint.models.flavors import FLAVORS
 from setpoint.models.flavors.compiled import CompiledPredictor
-from setpoint.models.flavors.onnx import OnnxPredictor
+from setpoint.models.flavors.onnx import OnnxPipelinePredictor, OnnxPredictor
 from setpoint.models.inputs import encode_categories, to_frame, to_matrix
 from setpoint.models.predictor import Predictor
 
@@ -185,8 +185,11 @@ FACTORIES: dict[str, Callable[[str, int], Fitted]] = {
 
 @functools.cache
 def _derived(flavor: str, variant: str, seed: int) -> Predictor:
-    """A compiled or ONNX model made from the LightGBM one, as ``setpoint optimize``
-    makes it (compiled once per variant: each build runs the C compiler)."""
+    """A compiled or ONNX model made from the LightGBM (or scikit-learn) one, as
+    ``setpoint optimize`` makes it (compiled once per variant: each build runs the C compiler)."""
+    if flavor == "onnx-pipeline":
+        sklearn: Any = wrap("sklearn", variant, seed)
+        return OnnxPipelinePredictor.from_sklearn(sklearn, sklearn.model)
     original: Any = wrap("lightgbm", variant, seed)
     if flavor == "compiled":
         return CompiledPredictor.compile(original, original.booster)
@@ -194,7 +197,7 @@ def _derived(flavor: str, variant: str, seed: int) -> Predictor:
 
 
 # Flavors made from another flavor's model, not from a fitted object.
-DERIVED = {"compiled", "onnx"}
+DERIVED = {"compiled", "onnx", "onnx-pipeline"}
 
 
 def wrap(flavor: str, variant: str, seed: int = 0) -> Predictor:
@@ -494,6 +497,7 @@ def test_a_numpy_array_feeds_an_all_numeric_model() -> None:
         ("xgboost", "xgboost", "xgboost"),
         ("tl2cgen", "compiled", "optimize"),
         ("onnxruntime", "onnx", "optimize"),
+        ("onnxruntime", "onnx-pipeline", "optimize"),
     ],
 )
 def test_a_missing_library_is_a_dependency_error(

@@ -55,7 +55,10 @@ def test_every_candidate_is_registered_with_its_lineage(workspace: Workspace) ->
     original = trained(workspace)
     report = optimize(workspace, original.ref, calls=CALLS)
 
-    assert [row.candidate for row in report.rows] == ["original", *CANDIDATES]
+    assert [row.candidate for row in report.rows] == [
+        "original",
+        *(name for name in CANDIDATES if name != "quantized"),
+    ]
     first = report.rows[0]
     assert (first.ref, first.same_labels, first.max_difference, first.delta) == (None, 1, 0, 0)
     flavors = {}
@@ -128,7 +131,7 @@ def test_a_regressor_gets_every_candidate(workspace: Workspace) -> None:
     original = workspace.train(regression)
     report = optimize(workspace, original.ref, trees=5, calls=CALLS)
     by_name = {row.candidate: row for row in report.rows}
-    assert set(by_name) == {"original", *CANDIDATES}
+    assert set(by_name) == {"original", "compiled", "onnx", "pruned", "distilled"}
     assert by_name["compiled"].max_difference <= 1e-6 * 100_000  # values, not probabilities
     assert by_name["compiled"].same_labels is None
     assert by_name["distilled"].metric == "rmse"
@@ -136,15 +139,54 @@ def test_a_regressor_gets_every_candidate(workspace: Workspace) -> None:
 
 def test_mistakes_are_usage_errors(workspace: Workspace) -> None:
     original = trained(workspace)
-    with pytest.raises(UsageError, match=r"unknown candidate.*quantized"):
-        optimize(workspace, original.ref, only=["quantized"])
+    with pytest.raises(UsageError, match=r"unknown candidate.*int4"):
+        optimize(workspace, original.ref, only=["int4"])
     with pytest.raises(UsageError, match="trees must be"):
         optimize(workspace, original.ref, trees=0)
+    with pytest.raises(UsageError, match=r"quantized does not apply.*no dense weights"):
+        optimize(workspace, original.ref, only=["quantized"])
     logistic = spec("sklearn.linear_model.LogisticRegression")
     logistic["estimator"]["params"] = {"max_iter": 500}
     linear = workspace.train(logistic)
-    with pytest.raises(UsageError, match=r"sklearn model.*LightGBM models"):
-        optimize(workspace, linear.ref)
+    with pytest.raises(UsageError, match=r"compiled does not apply.*LightGBM model's trees"):
+        optimize(workspace, linear.ref, only=["compiled"])
+
+
+def test_a_scikit_learn_pipeline_in_onnx_and_its_weights_in_int8(workspace: Workspace) -> None:
+    history = lending.applications(1500, start=datetime(2026, 1, 1, tzinfo=UTC), seed=5)
+    workspace.add_dataset("loans", history)
+    logistic = spec("sklearn.linear_model.LogisticRegression")
+    logistic["estimator"]["params"] = {"max_iter": 500}
+    linear = workspace.train(logistic)
+    network = spec("sklearn.neural_network.MLPClassifier") | {"model": "network"}
+    network["estimator"]["params"] = {"hidden_layer_sizes": [16], "max_iter": 200}
+    mlp = workspace.train(network)
+
+    report = optimize(workspace, linear.ref, calls=CALLS)
+    assert [(row.candidate, row.flavor) for row in report.rows] == [
+        ("original", "sklearn"),
+        ("onnx", "onnx-pipeline"),
+    ]
+    assert report.rows[1].max_difference <= 1e-5
+    assert report.notes == [
+        "quantized: not built; the model has no dense weights (MatMul, Gemm) to quantize"
+    ]
+    rows = holdout_rows(workspace, linear)
+    rows.loc[2, "grade"] = None  # the pipeline's imputer fills it, in ONNX as in Python
+    expected = workspace.load_model(linear.ref).predict_proba(rows)
+    assert report.rows[1].ref is not None
+    got = workspace.load_model(report.rows[1].ref).predict_proba(rows)
+    assert expected is not None
+    assert got is not None
+    assert np.max(np.abs(got - expected)) <= 1e-5
+
+    report = optimize(workspace, mlp.ref, only=["quantized"], calls=CALLS)
+    quantized = report.rows[1]
+    assert (quantized.candidate, quantized.flavor) == ("quantized", "onnx-pipeline")
+    assert quantized.note == "int8 weights (dynamic quantization)"
+    assert 0 < quantized.max_difference < 0.2  # int8 weights: close, not equal
+    assert quantized.same_labels is not None
+    assert quantized.same_labels > 0.9
 
 
 def test_a_model_not_trained_by_setpoint_has_no_holdout(workspace: Workspace) -> None:

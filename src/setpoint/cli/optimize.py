@@ -12,7 +12,7 @@ from rich.markup import escape
 from setpoint.cli._common import JsonFlag, emit, progress_bar, render_rows, short, state
 from setpoint.errors import UsageError
 
-_CANDIDATES = "compiled,onnx,pruned,distilled"
+_CANDIDATES = "compiled,onnx,quantized,pruned,distilled"
 
 
 def optimize(
@@ -21,14 +21,19 @@ def optimize(
         str,
         typer.Argument(
             help="The version to optimise: NAME@VERSION, NAME@ALIAS or NAME (its champion, "
-            "else latest). A LightGBM model trained by setpoint.",
+            "else latest). A LightGBM or scikit-learn model trained by setpoint.",
             show_default=False,
         ),
     ],
     only: Annotated[
-        str,
-        typer.Option(help="Candidates to build, comma-separated."),
-    ] = _CANDIDATES,
+        str | None,
+        typer.Option(
+            help=f"Candidates to build, comma-separated, of {_CANDIDATES}. Default: all "
+            "that apply (a LightGBM model: all but quantized; a scikit-learn one: onnx, "
+            "quantized).",
+            show_default=False,
+        ),
+    ] = None,
     trees: Annotated[
         int | None,
         typer.Option(
@@ -50,16 +55,18 @@ def optimize(
     ] = 500,
     json_: JsonFlag = False,
 ) -> None:
-    """Build cheaper candidates of a model (compiled trees, ONNX, fewer trees, a distilled
-    student) and measure each against it on its hold-out: agreement, metric, one-row
+    """Build cheaper candidates of a model (compiled trees, ONNX, int8 weights, fewer trees,
+    a distilled student) and measure each against it on its hold-out: agreement, metric, one-row
     latency, throughput, size and cost per 1,000 predictions (at `cpu_hour_price`).
     Each is registered as a new version optimised from the original; promote the
     one you choose with `setpoint models promote`."""
     from setpoint.models.optimize import optimize as build
 
-    names = [name.strip() for name in only.split(",") if name.strip()]
-    if not names:
-        raise UsageError(f"--only needs at least one of {_CANDIDATES}")
+    names = None
+    if only is not None:
+        names = [name.strip() for name in only.split(",") if name.strip()]
+        if not names:
+            raise UsageError(f"--only needs at least one of {_CANDIDATES}")
     ws = state(ctx).workspace()
     with progress_bar(ctx, f"optimising {ref}") as progress:
         report = build(

@@ -8,7 +8,13 @@
 - ``pruned``: the first trees only, as many as score best on the hold-out (or a
   budget of ``trees``), flavor ``lightgbm``;
 - ``distilled``: a smaller LightGBM (a quarter of the trees, at most 15 leaves each)
-  fitted to the original's outputs on its training rows, flavor ``lightgbm``.
+  fitted to the original's outputs on its training rows, flavor ``lightgbm``;
+
+and from a scikit-learn version:
+
+- ``onnx``: the whole pipeline exported to ONNX, flavor ``onnx-pipeline``;
+- ``quantized``: that graph's dense weights in int8 (ONNX Runtime's dynamic
+  quantization), when it has any (a network; a linear model has none).
 
 Each is measured on the original's hold-out (the rows its training run held out, same
 split and seed) next to the original: how often it answers the same label, the
@@ -32,10 +38,9 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from setpoint.cost import Prices
-from setpoint.data.kinds import TEXT_KINDS
 from setpoint.errors import UsageError
+from setpoint.models import _candidates, background
 from setpoint.models import _training_data as training_data
-from setpoint.models import background
 from setpoint.models.evaluation import FALLBACK, METRICS, PRIMARY, evaluate
 from setpoint.models.predictor import Predictor
 from setpoint.models.registry import ModelVersion
@@ -46,7 +51,20 @@ if TYPE_CHECKING:
 
 __all__ = ["CANDIDATES", "Measured", "OptimizeReport", "optimize"]
 
-CANDIDATES = ("compiled", "onnx", "pruned", "distilled")
+CANDIDATES = ("compiled", "onnx", "quantized", "pruned", "distilled")
+# The candidates each flavor can have, all built by default.
+_FOR_FLAVOR = {
+    "lightgbm": ("compiled", "onnx", "pruned", "distilled"),
+    "sklearn": ("onnx", "quantized"),
+}
+# Why a candidate does not apply to a flavor.
+_NEEDS = {
+    "compiled": "it compiles a LightGBM model's trees",
+    "pruned": "it drops a LightGBM model's trees",
+    "distilled": "its student learns a LightGBM model's outputs on the same float matrix",
+    "quantized": "trees have no dense weights to quantize (it applies to linear models "
+    "and networks)",
+}
 ORIGINAL = "original"
 Progress = Callable[[str, float], None]
 # One-row predictions timed per candidate, and hold-out rows they cycle through.
@@ -120,13 +138,13 @@ def optimize(
     ``ref``, measure each against it, and register each as a new version unless
     ``register`` is False. ``trees``: the pruned candidate keeps the first ``trees``
     trees instead of the best number on the hold-out."""
-    chosen = _chosen(only)
+    version = ws.model(ref)
+    chosen = _chosen(only, version)
     if trees is not None and (isinstance(trees, bool) or trees < 1):
         raise UsageError(f"trees must be a whole number of 1 or more, not {trees!r}")
     report = progress or (lambda _step, _fraction: None)
-    version = ws.model(ref)
     original = ws.load_model(version.ref)
-    booster = _booster(version, original)
+    booster = getattr(original, "booster", None) if version.flavor == "lightgbm" else None
     report("loading the training data", 0.0)
     dataset, spec = _training_source(ws, version)
     table = ws.load_dataset(dataset.ref)
@@ -143,7 +161,9 @@ def optimize(
     notes: list[str] = []
     for k, name in enumerate(chosen, start=1):
         report(f"building {name}", 0.05 + 0.95 * (k - 0.5) / steps)
-        candidate, note = _build(name, original, booster, train, bench, spec, trees)
+        candidate, note = _candidates.build(
+            name, original, booster, train, bench.best_iteration, spec, trees
+        )
         if candidate is None:
             notes.append(f"{name}: not built; {note}")
             continue
@@ -157,7 +177,7 @@ def optimize(
         rows.append(measured)
         predictors[name] = candidate
     report("done", 1.0)
-    if "onnx" in chosen:
+    if "onnx" in chosen and version.flavor == "lightgbm":
         notes.append(f"onnx: {_NO_QUANTIZATION}")
     if "pruned" in chosen and trees is None:
         notes.append(
@@ -167,25 +187,28 @@ def optimize(
     return OptimizeReport(version.ref, holdout.num_rows, price, calls, rows, notes, predictors)
 
 
-def _chosen(only: Sequence[str] | None) -> list[str]:
+def _chosen(only: Sequence[str] | None, version: ModelVersion) -> list[str]:
+    if version.flavor not in _FOR_FLAVOR:
+        raise UsageError(
+            f"{version.ref} is a {version.flavor} model; optimize builds candidates of "
+            f"{' and '.join(_FOR_FLAVOR)} models"
+        )
+    applicable = _FOR_FLAVOR[version.flavor]
     if only is None:
-        return list(CANDIDATES)
+        return list(applicable)
     unknown = [name for name in only if name not in CANDIDATES]
     if unknown or not only:
         raise UsageError(
             f"unknown candidate(s) {', '.join(unknown) or '(none given)'}; "
             f"choose from {', '.join(CANDIDATES)}"
         )
-    return [name for name in CANDIDATES if name in only]
-
-
-def _booster(version: ModelVersion, original: Predictor) -> Any:
-    if version.flavor != "lightgbm":
+    wrong = [name for name in only if name not in applicable]
+    if wrong:
         raise UsageError(
-            f"{version.ref} is a {version.flavor} model; optimize builds compiled, ONNX, "
-            "pruned and distilled candidates of LightGBM models (flavor lightgbm) only"
+            f"{wrong[0]} does not apply to {version.ref}, a {version.flavor} model: "
+            f"{_NEEDS[wrong[0]]}; its candidates are {', '.join(applicable)}"
         )
-    return original.booster  # type: ignore[attr-defined]
+    return [name for name in CANDIDATES if name in only]
 
 
 def _training_source(ws: Workspace, version: ModelVersion) -> tuple[Any, TrainSpec]:
@@ -207,95 +230,6 @@ def _metric(version: ModelVersion) -> str | None:
     return PRIMARY.get(version.task) or FALLBACK.get(version.task)
 
 
-# -- the candidates ------------------------------------------------------------------
-
-
-def _build(
-    name: str,
-    original: Predictor,
-    booster: Any,
-    train: pa.Table,
-    bench: _Bench,
-    spec: TrainSpec,
-    trees: int | None,
-) -> tuple[Predictor | None, str]:
-    from setpoint.models.flavors.compiled import CompiledPredictor
-    from setpoint.models.flavors.onnx import OnnxPredictor
-
-    base: Any = original
-    if name == "compiled":
-        compiled = CompiledPredictor.compile(base, booster)
-        return compiled, f"native code (tl2cgen, gcc) for {compiled.built_on['machine']}"
-    if name == "onnx":
-        return OnnxPredictor.from_lightgbm(base, booster), "ONNX Runtime, float32, 1 thread"
-    if name == "pruned":
-        return _pruned(base, booster, bench, trees)
-    return _distilled(base, booster, train, spec.seed)
-
-
-def _lightgbm(original: Any, booster: Any) -> Predictor:
-    from setpoint.models.flavors.lightgbm import LightGBMPredictor
-
-    return LightGBMPredictor(booster, **LightGBMPredictor.common_fields(original.metadata()))
-
-
-def _pruned(
-    original: Any, booster: Any, bench: _Bench, trees: int | None
-) -> tuple[Predictor | None, str]:
-    from setpoint.models.flavors.lightgbm import import_lightgbm
-
-    lgb = import_lightgbm()
-    total = int(booster.current_iteration())
-    if trees is not None:
-        keep = min(trees, total)
-        note = f"first {keep} of {total} trees (--trees)"
-    else:
-        keep = bench.best_iteration(booster, total)
-        note = f"first {keep} of {total} trees (the best on the hold-out)"
-    if keep >= total:
-        return None, (
-            f"all {total} trees score best on the hold-out; give a budget with --trees N"
-            if trees is None
-            else f"the model has only {total} trees"
-        )
-    pruned = lgb.Booster(model_str=booster.model_to_string(num_iteration=keep))
-    return _lightgbm(original, pruned), note
-
-
-def _distilled(original: Any, booster: Any, train: pa.Table, seed: int) -> tuple[Predictor, str]:
-    """A smaller LightGBM fitted to the original's outputs on its training rows: its
-    probabilities (cross-entropy on soft labels) for a binary classifier, its labels
-    for a multiclass one (LightGBM takes no soft multiclass labels), its values for a
-    regressor."""
-    from setpoint.models.flavors.lightgbm import import_lightgbm
-
-    lgb = import_lightgbm()
-    matrix = original.encoder(train)
-    teacher = np.asarray(booster.predict(matrix), dtype=np.float64)
-    total = int(booster.current_iteration())
-    rounds = max(10, total // 4)
-    params: dict[str, Any] = {
-        "num_leaves": 15,
-        "learning_rate": 0.1,
-        "seed": seed,
-        "deterministic": True,
-        "num_threads": 1,
-        "verbose": -1,
-    }
-    if original.task == "regression":
-        params["objective"], label = "regression", teacher
-    elif teacher.ndim == 1:
-        params["objective"], label = "cross_entropy", teacher
-    else:
-        params |= {"objective": "multiclass", "num_class": teacher.shape[1]}
-        label = np.argmax(teacher, axis=1)
-    text = [i for i, name in enumerate(original.features) if original.kinds[name] in TEXT_KINDS]
-    data = lgb.Dataset(matrix, label=label, categorical_feature=text or "auto", free_raw_data=True)
-    student = lgb.train(params, data, num_boost_round=rounds)
-    student = lgb.Booster(model_str=student.model_to_string())
-    return _lightgbm(original, student), f"{rounds} trees of <= 15 leaves, from {total}"
-
-
 # -- measuring -----------------------------------------------------------------------
 
 
@@ -315,7 +249,7 @@ class _Bench:
         self.price, self.calls = price, calls
         self.task, self.classes = original.task, original.classes
         self.sample = holdout.slice(0, _SAMPLE_ROWS).to_pandas()
-        self.matrix = original.encoder(holdout)  # type: ignore[attr-defined]
+        self.original = original
         self.answers = self._answers(original)
         self.baseline = self.score(*self.answers)
 
@@ -344,7 +278,7 @@ class _Bench:
         """The fewest first trees that score best on the hold-out."""
         if self.metric is None:
             return total
-        matrix = self.matrix
+        matrix = self.original.encoder(self.holdout)  # type: ignore[attr-defined]
         better = 1.0 if METRICS[self.metric].higher_is_better else -1.0
         best, keep = -np.inf, total
         for k in range(1, total + 1):

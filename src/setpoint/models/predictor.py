@@ -26,7 +26,7 @@ TASKS: tuple[Task, ...] = ("classification", "regression")
 # Flavors whose predicted label is by construction the most probable class, so one
 # predict_proba call answers both (a scikit-learn model's predict may differ from the
 # argmax, so serving, batch scoring and the cost gate ask it for both).
-ARGMAX_FLAVORS = frozenset({"lightgbm", "xgboost", "compiled", "onnx"})
+ARGMAX_FLAVORS = frozenset({"lightgbm", "xgboost", "compiled", "onnx", "onnx-pipeline"})
 
 
 class Predictor(Protocol):

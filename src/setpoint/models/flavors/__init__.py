@@ -4,8 +4,9 @@
 predictor from what the registry stored. The flavor is chosen by where the object's
 class comes from, so LightGBM and XGBoost are imported only when one of their models
 is actually used, and a missing library is a clear error, not an ImportError.
-The ``compiled`` and ``onnx`` flavors wrap no user object: ``setpoint optimize``
-makes them from a LightGBM model (``models/optimize.py``), and ``load`` rebuilds them.
+The ``compiled``, ``onnx`` and ``onnx-pipeline`` flavors wrap no user object:
+``setpoint optimize`` makes them from a LightGBM or scikit-learn model
+(``models/optimize.py``), and ``load`` rebuilds them.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from setpoint.data.kinds import Kind
 from setpoint.errors import UsageError
 from setpoint.models.flavors.compiled import CompiledPredictor
 from setpoint.models.flavors.lightgbm import LightGBMPredictor
-from setpoint.models.flavors.onnx import OnnxPredictor
+from setpoint.models.flavors.onnx import OnnxPipelinePredictor, OnnxPredictor
 from setpoint.models.flavors.pyfunc import PyfuncPredictor
 from setpoint.models.flavors.sklearn import SklearnPredictor
 from setpoint.models.flavors.xgboost import XGBoostPredictor
@@ -36,6 +37,7 @@ FLAVORS: dict[str, type[BasePredictor]] = {
         PyfuncPredictor,
         CompiledPredictor,
         OnnxPredictor,
+        OnnxPipelinePredictor,
     )
 }
 
