@@ -181,8 +181,9 @@ def _library_file(library: bytes) -> str:
     folder.mkdir(mode=0o700, exist_ok=True)
     path = folder / f"{hashlib.sha256(library).hexdigest()}.so"
     if not path.exists():
-        staged = path.with_suffix(f".{os.getpid()}.tmp")
-        staged.write_bytes(library)
+        handle, staged = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        with os.fdopen(handle, "wb") as file:
+            file.write(library)
         os.replace(staged, path)  # atomic: a concurrent loader sees all of it or nothing
     return str(path)
 
