@@ -5,7 +5,8 @@ version, served and shadow apart, priced at the workspace's prices. End to end: 
 LightGBM models, one with twice the trees of the other, serve the same rows
 in-process with the real logs; the larger one's model CPU per row is about twice the
 smaller one's, an endpoint answering the same request from its cache costs less, and
-the cost per 1,000 shows in ``monitor show --json``, the report and ``/metrics``.
+the cost per 1,000 shows in ``monitor show --json``, the report, the dashboard and
+``/metrics``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from setpoint.monitoring.report import ReportData, render_report
 from setpoint.monitoring.settings import MonitorConfig
 from setpoint.serving.app import create_app
 from setpoint.serving.log import RecordLog
+from setpoint.ui.app import create_ui_app
 from setpoint.workspace import Workspace
 
 DAY = datetime(2026, 6, 1, tzinfo=UTC)
@@ -172,7 +174,7 @@ def test_twice_the_trees_take_about_twice_the_model_cpu_and_the_cache_costs_less
     assert cached["cost_per_1000"] < large["cost_per_1000"]
 
 
-def test_the_cost_shows_in_monitor_show_the_report_and_metrics(
+def test_the_cost_shows_in_monitor_show_the_report_the_dashboard_and_metrics(
     metered: tuple[Workspace, str],
 ) -> None:
     ws, metrics = metered
@@ -189,6 +191,10 @@ def test_the_cost_shows_in_monitor_show_the_report_and_metrics(
 
     report = render_report(ReportData.from_dict(ws.monitors.report_data("large")))
     assert "per 1,000 predictions" in report
+
+    with TestClient(create_ui_app(ws)) as client:
+        page = client.get("/ui/endpoints/large").text
+    assert "Cost per 1,000 predictions, last" in page
 
     labels = 'endpoint="large",model="large",route="champion",version="1"'
     per_1000 = re.search(rf"setpoint_cost_per_1000_predictions\{{{labels}\}} (\S+)", metrics)
