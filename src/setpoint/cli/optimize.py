@@ -28,7 +28,8 @@ def optimize(
     only: Annotated[
         str | None,
         typer.Option(
-            help=f"Candidates to build, comma-separated, of {_CANDIDATES}. Default: all "
+            help="Candidates to build, comma-separated: compiled, onnx, quantized, pruned, "
+            "distilled. Default: all "
             "that apply (a LightGBM model: all but quantized; a scikit-learn one: onnx, "
             "quantized).",
             show_default=False,
