@@ -1,17 +1,19 @@
-"""The native predict route, answered before the web framework.
+"""The prediction routes of every protocol, answered before the web framework.
 
 Measured on one core (``bench/serving.py``), Starlette's per-request layers (the
 exception middlewares, the route table scan, the Request and Response objects) cost
 about as much as everything setpoint does for a single-row prediction once batching
 has spread the model call, the validation and the fsync over many requests. So the
-one route that carries the traffic, ``POST /v1/endpoints/{endpoint}/predict``, is
-answered by ``ServingApp`` before Starlette's middleware stack (and ``.../explain``,
+routes that carry the traffic are answered by ``ServingApp`` before Starlette's
+middleware stack: ``POST /v1/endpoints/{endpoint}/predict`` (and ``.../explain``,
 whose answer is the prediction's plus the explanation's work, for trees a fraction
-of it), with the same
-functions the Starlette route uses (``answer_native``): ``HotPath`` checks the API
-key, reads the body, answers, and turns any error into the one error shape. Every
-other request, including a GET on that path (405) and one with a query string
-(``?explain=true``, ``?top=K``), goes through Starlette.
+of it), the Open Inference Protocol's ``POST /v2/models/{name}[/versions/{v}]/infer``
+and MLflow's ``POST /invocations`` and ``/endpoints/{endpoint}/invocations``. Each is
+a ``HotRoute`` whose answer the protocol's module shares with its Starlette route;
+``HotPath`` checks the API key (as the auth middleware would), reads the body,
+answers, and turns any error into the one error shape. Every other request,
+including a GET on those paths (405) and one with a query string (``?explain=true``,
+``?top=K``), goes through Starlette.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import asyncio
 import logging
 import re
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import orjson
@@ -36,10 +39,11 @@ from setpoint.errors import (
 
 if TYPE_CHECKING:
     from setpoint.serving.auth import Guard
+    from setpoint.serving.keys import ApiKey
 
 logger = logging.getLogger("setpoint.serving")
 
-_PREDICT = re.compile(r"^/v1/endpoints/([^/]+)/(predict|explain)$")
+PREDICT = re.compile(r"^/v1/endpoints/([^/]+)/(predict|explain)$")
 _JSON = [(b"content-type", b"application/json")]
 INTERNAL_ERROR = orjson.dumps(
     {
@@ -51,8 +55,19 @@ INTERNAL_ERROR = orjson.dumps(
     }
 )
 
-# endpoint, body, explain -> (status, body, extra headers)
-Handler = Callable[[str, bytes, bool], Awaitable[tuple[int, bytes, list[tuple[bytes, bytes]]]]]
+# (status, body, extra headers); a body other than JSON names its content-type there
+Reply = tuple[int, bytes, list[tuple[bytes, bytes]]]
+
+
+@dataclass(frozen=True)
+class HotRoute:
+    """A POST route answered before Starlette's stack: ``answer(match, scope, body,
+    key)`` with ``match`` the path's, and ``endpoint(match)`` the endpoint the API key
+    must be allowed to predict on (None: a route that names none)."""
+
+    pattern: re.Pattern[str]
+    answer: Callable[[re.Match[str], Scope, bytes, ApiKey | None], Awaitable[Reply]]
+    endpoint: Callable[[re.Match[str]], str | None]
 
 
 class ClientGone(Exception):
@@ -60,27 +75,40 @@ class ClientGone(Exception):
 
 
 class HotPath:
-    """Answers the native predict route: the API key, the body, the answer, errors."""
+    """Answers the prediction routes of every protocol: the API key, the body, the
+    answer, errors."""
 
     def __init__(
         self,
-        handler: Handler,
+        routes: Sequence[HotRoute],
         guard: Guard,
         max_request_bytes: Callable[[], int],
         body_timeout: Callable[[], float] = lambda: 0.0,
     ) -> None:
-        self._handler = handler
+        self._routes = tuple(routes)
         self._guard = guard
         self._limit = max_request_bytes
         self._timeout = body_timeout
 
+    def find(self, path: str) -> tuple[HotRoute, re.Match[str]] | None:
+        for route in self._routes:
+            match = route.pattern.match(path)
+            if match is not None:
+                return route, match
+        return None
+
     async def __call__(
-        self, endpoint: str, scope: Scope, receive: Receive, send: Send, explain: bool = False
+        self,
+        route: HotRoute,
+        match: re.Match[str],
+        scope: Scope,
+        receive: Receive,
+        send: Send,
     ) -> None:
         try:
-            self._guard.authorize(scope, ("predict",), endpoint)
+            key = self._guard.authorize(scope, ("predict",), route.endpoint(match))
             body = await read_body(scope, receive, self._limit(), self._timeout())
-            status, payload, headers = await self._handler(endpoint, body, explain)
+            status, payload, headers = await route.answer(match, scope, body, key)
         except ClientGone:
             return
         except SetpointError as error:
@@ -92,7 +120,7 @@ class HotPath:
 
 
 class ServingApp(Starlette):
-    """Starlette, with the native predict route (``hot``) answered before its stack."""
+    """Starlette, with the prediction routes (``hot``) answered before its stack."""
 
     hot: HotPath | None = None
 
@@ -103,17 +131,26 @@ class ServingApp(Starlette):
             and scope["method"] == "POST"
             and not scope.get("query_string")  # ?explain=true: the Starlette route reads it
         ):
-            match = _PREDICT.match(scope["path"])
-            if match is not None:
+            found = self.hot.find(scope["path"])
+            if found is not None:
                 scope["app"] = self
-                await self.hot(match.group(1), scope, receive, send, match.group(2) == "explain")
+                await self.hot(*found, scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
 
 
+def header(scope: Scope, name: bytes) -> str | None:
+    """The value of request header ``name`` (lower case), as text; None when absent."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
 async def reply(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
-    """Send a JSON response."""
-    content = [*_JSON, (b"content-length", str(len(body)).encode()), *headers]
+    """Send a response: JSON unless ``headers`` name another content-type."""
+    typed = any(name == b"content-type" for name, _ in headers)
+    content = [*([] if typed else _JSON), (b"content-length", str(len(body)).encode()), *headers]
     await send({"type": "http.response.start", "status": status, "headers": content})
     await send({"type": "http.response.body", "body": body})
 

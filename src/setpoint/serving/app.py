@@ -32,7 +32,7 @@ from setpoint import __version__
 from setpoint.errors import NotReadyError, SetpointError
 from setpoint.serving import feedback as feedback_codec
 from setpoint.serving import mlflow, native, oip, openapi, swagger
-from setpoint.serving._hotpath import INTERNAL_ERROR, HotPath, ServingApp
+from setpoint.serving._hotpath import INTERNAL_ERROR, PREDICT, HotPath, HotRoute, ServingApp
 from setpoint.serving._responses import error_response, json_response, read_body
 from setpoint.serving.auth import AuthMiddleware, limited_to
 from setpoint.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -227,8 +227,18 @@ def create_app(
             Exception: _internal_error,
         },
     )
+    native_route = HotRoute(
+        PREDICT,
+        lambda match, _scope, body, _key: answer_native(
+            match.group(1), body, match.group(2) == "explain"
+        ),
+        lambda match: match.group(1),
+    )
     app.hot = HotPath(
-        answer_native, state.guard, lambda: state.max_request_bytes, lambda: state.body_timeout
+        [native_route, *oip.hot_routes(state), *mlflow.hot_routes(state)],
+        state.guard,
+        lambda: state.max_request_bytes,
+        lambda: state.body_timeout,
     )
     app.state.serving = state
     return app

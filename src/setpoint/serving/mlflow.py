@@ -26,10 +26,18 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Scope
 
 from setpoint import __version__
-from setpoint.errors import MalformedRequestError, NotReadyError, SetpointError
+from setpoint.errors import (
+    ForbiddenError,
+    MalformedRequestError,
+    NotReadyError,
+    SetpointError,
+)
+from setpoint.serving._hotpath import HotRoute, Reply, header
 from setpoint.serving._responses import error_response, json_response, read_body
+from setpoint.serving.keys import ApiKey
 from setpoint.serving.native import MAX_ROWS, columns_from_lists, columns_from_records
 from setpoint.serving.runtime import Answer, EndpointRuntime, PredictRequest
 from setpoint.serving.state import ServingState
@@ -64,29 +72,18 @@ def routes(state: ServingState) -> list[BaseRoute]:
     async def version(_request: Request) -> Response:
         return json_response({"setpoint": __version__})
 
-    async def invoke(runtime: EndpointRuntime, request: Request) -> Response:
-        started, status, served = time.perf_counter(), 500, None
-        try:
-            kind = _media_type(request)
-            body = await read_body(request, state)
-            columns = _decode_csv(body) if kind == CSV_TYPE else _decode_json(body)
-            n_rows = len(next(iter(columns.values())))
-            answer = await runtime.predict(PredictRequest(columns, n_rows))
-            status, served = 200, answer.version
-            return json_response(_encode(answer))
-        except SetpointError as error:
-            status = error.http_status
-            raise
-        finally:
-            state.metrics.observe(
-                runtime.name, served, "mlflow", status, time.perf_counter() - started
-            )
-
     async def default_invocations(request: Request) -> Response:
-        return await invoke(_default(state), request)
+        # Only a request with a query string comes here: the hot path takes the rest.
+        runtime = _default(state)
+        _media_type(request.headers.get("content-type", ""))
+        return _response(await invoke(state, runtime, request.headers.get("content-type", ""),
+                                      await read_body(request, state)))  # fmt: skip
 
     async def endpoint_invocations(request: Request) -> Response:
-        return await invoke(state.runtime(request.path_params["endpoint"]), request)
+        runtime = state.runtime(request.path_params["endpoint"])
+        _media_type(request.headers.get("content-type", ""))
+        return _response(await invoke(state, runtime, request.headers.get("content-type", ""),
+                                      await read_body(request, state)))  # fmt: skip
 
     return [
         Route("/ping", ping),
@@ -95,6 +92,54 @@ def routes(state: ServingState) -> list[BaseRoute]:
         Route("/invocations", default_invocations, methods=["POST"]),
         Route("/endpoints/{endpoint}/invocations", endpoint_invocations, methods=["POST"]),
     ]
+
+
+_INVOCATIONS = re.compile(r"^/(?:endpoints/([^/]+)/)?invocations$")
+
+
+def hot_routes(state: ServingState) -> list[HotRoute]:
+    """The invocations routes, answered before Starlette's stack (``_hotpath.py``)."""
+
+    async def invocations(
+        match: re.Match[str], scope: Scope, body: bytes, key: ApiKey | None
+    ) -> Reply:
+        named = match.group(1)
+        if named is None:
+            only = None if key is None else key.endpoint
+            if only is not None and state.only_endpoint() != only:  # as the auth middleware
+                raise ForbiddenError(
+                    f"this key is limited to endpoint {only!r}, which /invocations does not "
+                    f"serve here; post to /endpoints/{only}/invocations"
+                )
+            runtime = _default(state)
+        else:
+            runtime = state.runtime(named)
+        return await invoke(state, runtime, header(scope, b"content-type") or "", body)
+
+    return [HotRoute(_INVOCATIONS, invocations, lambda match: match.group(1))]
+
+
+async def invoke(
+    state: ServingState, runtime: EndpointRuntime, content_type: str, body: bytes
+) -> Reply:
+    """The answer of ``runtime`` to a scoring request's ``body`` of ``content_type``."""
+    started, status, served = time.perf_counter(), 500, None
+    try:
+        kind = _media_type(content_type)
+        columns = _decode_csv(body) if kind == CSV_TYPE else _decode_json(body)
+        n_rows = len(next(iter(columns.values())))
+        answer = await runtime.predict(PredictRequest(columns, n_rows))
+        status, served = 200, answer.version
+        return 200, orjson.dumps(_encode(answer), option=orjson.OPT_SERIALIZE_NUMPY), []
+    except SetpointError as error:
+        status = error.http_status
+        raise
+    finally:
+        state.metrics.observe(runtime.name, served, "mlflow", status, time.perf_counter() - started)
+
+
+def _response(reply: Reply) -> Response:
+    return Response(reply[1], status_code=reply[0], media_type=JSON_TYPE)
 
 
 def _default(state: ServingState) -> EndpointRuntime:
@@ -110,8 +155,7 @@ def _default(state: ServingState) -> EndpointRuntime:
     )
 
 
-def _media_type(request: Request) -> str:
-    raw = request.headers.get("content-type", "")
+def _media_type(raw: str) -> str:
     kind = raw.split(";", 1)[0].strip().lower()
     if kind not in (JSON_TYPE, CSV_TYPE):
         raise UnsupportedMediaTypeError(

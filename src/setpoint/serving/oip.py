@@ -22,7 +22,9 @@ is a contract error (422).
 from __future__ import annotations
 
 import math
+import re
 import struct
+import time
 from typing import Any
 
 import numpy as np
@@ -30,20 +32,23 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Scope
 
 from setpoint import __version__
 from setpoint.errors import (
     ContractViolationError,
     MalformedRequestError,
     NotFoundError,
+    SetpointError,
 )
-from setpoint.serving._hotpath import parse_length
+from setpoint.serving._hotpath import HotRoute, Reply, header, parse_length
 from setpoint.serving._responses import error_response, json_response, read_body
 from setpoint.serving.native import MAX_ROWS
 from setpoint.serving.runtime import Answer, EndpointRuntime, PredictRequest
 from setpoint.serving.state import ServingState
 
 HEADER = "Inference-Header-Content-Length"
+_HEADER_KEY = HEADER.lower().encode()
 _DTYPES: dict[str, str] = {
     "BOOL": "<?",
     "UINT8": "<u1",
@@ -107,14 +112,14 @@ def routes(state: ServingState) -> list[BaseRoute]:
         return json_response({"name": runtime.name, "ready": True})
 
     async def infer(request: Request) -> Response:
-        runtime = _model(state, request)
+        # Only a request with a query string comes here: the hot path takes the rest.
+        params = request.path_params
+        _model_named(state, params["name"], params.get("version"))  # 404 before the body
         body = await read_body(request, state)
-        header, tensors = _split(body, request.headers.get(HEADER))
-        predict, outputs = _decode(header, tensors, runtime)
-        if outputs is not None:
-            _check_outputs(outputs, runtime)
-        answer = await runtime.predict(predict)
-        return _encode(answer, runtime, header, outputs)
+        _, payload, headers = await answer(
+            state, params["name"], params.get("version"), request.headers.get(HEADER), body
+        )
+        return Response(payload, headers={k.decode(): v.decode() for k, v in headers})
 
     paths = ("/v2/models/{name}", "/v2/models/{name}/versions/{version}")
     found: list[BaseRoute] = [
@@ -129,9 +134,49 @@ def routes(state: ServingState) -> list[BaseRoute]:
     return found
 
 
+_INFER = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?/infer$")
+
+
+def hot_routes(state: ServingState) -> list[HotRoute]:
+    """The infer routes, answered before Starlette's stack (``_hotpath.py``)."""
+
+    async def infer(match: re.Match[str], scope: Scope, body: bytes, _key: object) -> Reply:
+        declared = header(scope, _HEADER_KEY)
+        return await answer(state, match.group(1), match.group(2), declared, body)
+
+    return [HotRoute(_INFER, infer, lambda match: match.group(1))]
+
+
+async def answer(
+    state: ServingState, name: str, version: str | None, declared: str | None, body: bytes
+) -> Reply:
+    """The answer to an infer request for model ``name`` (at ``version``, when named)
+    with ``body`` (``declared``: its Inference-Header-Content-Length)."""
+    started, status, served = time.perf_counter(), 500, None
+    runtime = _model_named(state, name, version)
+    try:
+        head, tensors = _split(body, declared)
+        predict, outputs = _decode(head, tensors, runtime)
+        if outputs is not None:
+            _check_outputs(outputs, runtime)
+        answered = await runtime.predict(predict)
+        payload, headers = _encode(answered, runtime, head, outputs)
+        status, served = 200, answered.version
+        return 200, payload, headers
+    except SetpointError as error:
+        status = error.http_status
+        raise
+    finally:
+        state.metrics.observe(runtime.name, served, "oip", status, time.perf_counter() - started)
+
+
 def _model(state: ServingState, request: Request) -> EndpointRuntime:
-    runtime = state.runtime(request.path_params["name"])
-    version = request.path_params.get("version")
+    params = request.path_params
+    return _model_named(state, params["name"], params.get("version"))
+
+
+def _model_named(state: ServingState, name: str, version: str | None) -> EndpointRuntime:
+    runtime = state.runtime(name)
     served = str(runtime.model.version.version)
     if version is not None and version != served:
         raise NotFoundError(
@@ -408,7 +453,9 @@ def _encode(
     runtime: EndpointRuntime,
     header: dict[str, Any],
     requested: list[dict[str, Any]] | None,
-) -> Response:
+) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    """The response body and its headers (content-type, the JSON header's length when
+    binary outputs follow it)."""
     n = len(answer.predictions)
     tensors: dict[str, tuple[str, list[int], np.ndarray | list[str]]] = {}
     # A fallback's constant answer need not be one of the classes: then text holds all.
@@ -465,12 +512,11 @@ def _encode(
         body["parameters"] = parameters
     head = orjson.dumps(body)
     if not blobs:
-        return Response(head, media_type="application/json")
-    return Response(
-        head + b"".join(blobs),
-        media_type="application/octet-stream",
-        headers={HEADER: str(len(head))},
-    )
+        return head, [(b"content-type", b"application/json")]
+    return head + b"".join(blobs), [
+        (b"content-type", b"application/octet-stream"),
+        (_HEADER_KEY, str(len(head)).encode()),
+    ]
 
 
 def _to_binary(data: np.ndarray | list[str]) -> bytes:
