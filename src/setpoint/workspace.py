@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from setpoint.models.card import ModelCard
     from setpoint.models.spec import TrainSpec
     from setpoint.monitoring.monitor import Monitors
+    from setpoint.serving.loadtest.runs import LoadTests
     from setpoint.serving.log import CompactionResult
     from setpoint.serving.retention import PruneResult
 
@@ -139,6 +140,13 @@ class Workspace:
             dry_run=dry_run,
             progress=progress,
         )
+
+    @cached_property
+    def load_tests(self) -> LoadTests:
+        """`setpoint loadtest` runs, recorded (``serving/loadtest/runs.py``)."""
+        from setpoint.serving.loadtest.runs import LoadTests  # HdrHistogram loads on use
+
+        return LoadTests(self.db, actor=self.actor)
 
     @cached_property
     def monitors(self) -> Monitors:

@@ -62,6 +62,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "schema": ("setpoint.cli.schema", "schema"),
     "predict": ("setpoint.cli.batch", "predict"),
     "scoring": ("setpoint.cli.scoring", "scoring_app"),
+    "loadtest": ("setpoint.cli.loadtest", "loadtest"),
 }
 
 
