@@ -59,6 +59,9 @@ def loadtest(
         float, typer.Option(min=0.001, help="The last step's rate, at most.")
     ] = 5000,
     step_seconds: Annotated[float, typer.Option(min=0.1, help="How long each step lasts.")] = 5,
+    warmup: Annotated[
+        float, typer.Option(min=0, help="Seconds at the first rate before it, not recorded.")
+    ] = 2,
     p99_ms: Annotated[
         float, typer.Option(min=0.001, help="The objective: a step's p99 latency, at most.")
     ] = 50,
@@ -127,6 +130,7 @@ def loadtest(
         step=step,
         max_rate=max_rate,
         step_seconds=step_seconds,
+        warmup=warmup,
         p99_ms=p99_ms,
         connections=connections,
         timeout=timeout,

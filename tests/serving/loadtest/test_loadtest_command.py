@@ -1,0 +1,106 @@
+"""``setpoint loadtest`` end to end: a real ``setpoint serve`` on a loopback port, a
+tiny model, a low rate. Nothing here asserts a timing: the objective is set far out
+of reach of a busy machine, and the checks are on what was sent, answered and kept."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from serving_support import SPEC, free_port, setpoint_serve
+from typer.testing import CliRunner
+
+from setpoint.cli.main import app
+from setpoint.workspace import Workspace
+
+
+@pytest.fixture
+def keyed(tmp_path: Path, history: pd.DataFrame) -> tuple[Path, str]:
+    """A workspace serving ``credit`` (a logistic regression) that needs an API key."""
+    with Workspace.init(tmp_path / "ws", actor="tester") as ws:
+        ws.add_dataset("loans", history)
+        version = ws.train(SPEC)
+        ws.promote(version.name, version.version)
+        ws.deploy("credit", model="credit-risk")
+        _, key = ws.keys.create("predict", note="load test")
+    return ws.root, key
+
+
+def invoke(root: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    runner = CliRunner(env={"COLUMNS": "80", "SETPOINT_API_KEY": "", **(env or {})})
+    result = runner.invoke(app, ["-w", str(root), "loadtest", *args], catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.mark.slow
+def test_a_served_endpoint_is_loaded_planned_recorded_and_plotted(
+    keyed: tuple[Path, str], tmp_path: Path
+) -> None:
+    root, key = keyed
+    plot = tmp_path / "latency.svg"
+    with setpoint_serve(root, tmp_path / "server.log") as served:
+        code, _, err = invoke(root, "credit", "--url", served.url, "--rate", "5")
+        assert code == 1, err
+        assert "--key" in " ".join(err.split())
+        assert "Traceback" not in err
+
+        args = ["credit", "--url", served.url, "--rate", "20", "--step-seconds", "1"]
+        args += ["--warmup", "0.2", "--p99-ms", "60000", "--target-rps", "50"]
+        code, out, err = invoke(
+            root, *args, "--plot", str(plot), "--json", env={"SETPOINT_API_KEY": key}
+        )
+        assert code == 0, err + served.output()
+        run = json.loads(out)
+        code, text, err = invoke(root, *args, "--no-batch", "--key", key)
+        assert code == 0, err
+    [step] = run["steps"]
+    assert (step["rate"], step["sent"], step["ok"], step["errors"]) == (20, 20, 20, 0), step
+    assert step["met"]
+    assert run["sustainable_rps"] == 20
+    assert run["model"] == "credit-risk@1"
+    plan = run["plan"]
+    assert (plan["per_core_rps"], plan["replicas"]) == (20, 3)
+    assert plan["batch_rows_per_cpu_second"] > 0
+    svg = ET.parse(plot).getroot()
+    assert svg.tag == "{http://www.w3.org/2000/svg}svg"
+    assert "p99" in ET.tostring(svg, encoding="unicode")
+    # The human form: the table, the plan, where the plot went, in 80 columns.
+    assert "Sustainable rate: 20 req/s" in text
+    assert "For 50 req/s: 3 replicas" in text
+    assert all(len(line) <= 80 for line in text.splitlines()), text
+    assert Path(text.split("Plot: ")[1].split()[0]).name.startswith("loadtest-credit-")
+
+    code, out, _ = invoke(root, "credit", "--history", "--json")
+    listed = json.loads(out)
+    assert [t["id"] for t in listed] == [run["id"] + 1, run["id"]]
+    assert listed[1]["steps"] == run["steps"]
+    code, text, _ = invoke(root, "credit", "--history")
+    assert "credit-risk@1" in text
+
+
+@pytest.fixture
+def bare(tmp_path: Path) -> Path:
+    """A workspace alone: the refusals come before any model is needed."""
+    with Workspace.init(tmp_path / "ws", actor="tester") as ws:
+        return ws.root
+
+
+def test_a_server_that_does_not_answer_is_said_without_a_traceback(bare: Path) -> None:
+    root = bare
+    url = f"http://127.0.0.1:{free_port()}"
+    code, _, err = invoke(root, "credit", "--url", url, "--rate", "5")
+    assert code == 8
+    said = " ".join(err.split())
+    assert url in said
+    assert "setpoint serve" in said
+    assert "Traceback" not in err
+
+
+def test_a_remote_server_is_refused_without_allow_remote(bare: Path) -> None:
+    root = bare
+    code, _, err = invoke(root, "credit", "--url", "http://192.0.2.1:8000", "--rate", "5")
+    assert code == 2
+    assert "--allow-remote" in err
