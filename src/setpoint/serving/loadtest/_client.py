@@ -1,13 +1,14 @@
 """The load generator's HTTP/1.1 client: a pool of keep-alive connections, each an
-``asyncio.Protocol`` with httptools' C parser (uvicorn's, so no new dependency), one
+``asyncio.Protocol`` with httptools' C parser (the one uvicorn[standard] brings), one
 request in flight per connection, no pipelining.
 
-Why not httpx or aiohttp: measured on the 2-core machine, client pinned to one core,
-against a constant endpoint on the other (``bench/loadtest.py --clients``,
-docs/benchmarks.md), httpx offered ~1.3k req/s and aiohttp ~3.5k req/s before the
-client's core was full, under what one setpoint worker answers; this client ~12k
-req/s, about wrk's figure for the same endpoint, so the server and not the generator
-is what a step measures.
+Why not httpx or aiohttp: one client core must offer more than one server process
+answers. Measured on the 2-core machine (2026-12-06, ``bench/loadtest.py --clients``,
+docs/benchmarks.md), closed loop on 64 connections, client pinned to one core, a
+constant endpoint on the other: httpx spent ~1.3 ms of CPU a request (~750 req/s a
+core with one connection; under 100 req/s with 64 in flight), aiohttp 124 us (3,200
+req/s, the client's core full: under what one setpoint worker answers), this client
+20 us (6,900 req/s, the server's limit: wrk got 7,300; ~50,000 req/s a client core).
 
 The :class:`Dispatcher` is the part that matters for coordinated omission: a request
 is *offered* at its intended time; it goes out at once on an idle connection or waits
@@ -197,13 +198,13 @@ class Pool:
             task.add_done_callback(self._reconnects.discard)
 
     async def _reconnect(self) -> None:
-        try:
-            await self._connect()
-        except OSError:
-            self.connect_errors += 1
-            await asyncio.sleep(0.05)  # a refused connection is tried again, not spun on
-            if not self._closing:
-                await self._reconnect()
+        while not self._closing:
+            try:
+                await self._connect()
+                return
+            except OSError:
+                self.connect_errors += 1
+                await asyncio.sleep(0.05)  # a refused connection is tried again, not spun on
 
     def expire(self) -> int:
         """Abort connections whose request has waited longer than ``timeout`` for its

@@ -126,6 +126,8 @@ class LoadGenerator:
             deadline = self.clock.now() + s.timeout + 0.5
             while pool.busy and self.clock.now() < deadline:
                 await asyncio.sleep(0.005)
+            # Still waiting for a connection (the server stopped taking them): never sent.
+            stats.not_sent += pool.dispatcher.drop_backlog()
         finally:
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
