@@ -69,13 +69,14 @@ def loadtest(
         int, typer.Option(min=1, help="Keep-alive connections the requests share.")
     ] = 64,
     workers: Annotated[
-        int,
+        int | None,
         typer.Option(
             min=1,
-            help="Worker processes (cores) the server runs: `setpoint serve --workers`. "
-            "The server does not say, so say it for the plan's per-core figures.",
+            help="Worker processes (cores) the server runs, for the per-core figures. "
+            "Default: what its /metrics says (setpoint_workers), else 1.",
+            show_default=False,
         ),
-    ] = 1,
+    ] = None,
     target_rps: Annotated[
         float | None,
         typer.Option(min=0.001, help="Plan replicas and cost for this rate.", show_default=False),

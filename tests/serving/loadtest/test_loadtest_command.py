@@ -63,6 +63,7 @@ def test_a_served_endpoint_is_loaded_planned_recorded_and_plotted(
     assert run["model"] == "credit-risk@1"
     plan = run["plan"]
     assert (plan["per_core_rps"], plan["replicas"]) == (20, 3)
+    assert plan["workers"] == run["settings"]["workers"] == 1  # as its /metrics said
     assert plan["batch_rows_per_cpu_second"] > 0
     svg = ET.parse(plot).getroot()
     assert svg.tag == "{http://www.w3.org/2000/svg}svg"

@@ -36,7 +36,7 @@ class Options:
     p99_ms: float = 50.0
     connections: int = 64
     timeout: float = 5.0
-    workers: int = 1
+    workers: int | None = None  # None: as the server's /metrics says, else 1
     target_rps: float | None = None
     batch: bool = True  # measure batch scoring for the comparison
     rows: int = target.ROWS
@@ -46,7 +46,7 @@ class Options:
             raise UsageError("give 0 < --start-rate <= --max-rate")
         if self.step < 0 or self.step_seconds <= 0 or self.p99_ms <= 0:
             raise UsageError("--step must be 0 or more, --step-seconds and --p99-ms above 0")
-        if self.connections < 1 or self.workers < 1 or self.timeout <= 0:
+        if self.connections < 1 or (self.workers or 1) < 1 or self.timeout <= 0:
             raise UsageError("--connections and --workers must be 1 or more, --timeout above 0")
 
     def recorded(self) -> dict[str, Any]:
@@ -84,6 +84,7 @@ def loadtest(
     where = target.address(options.url, allow_remote=options.allow_remote)
     info = target.served_version(where, endpoint, options.key, timeout=options.timeout)
     model, version = str(info["model"]), int(info["version"])
+    workers = options.workers or target.served_workers(where, timeout=options.timeout) or 1
     ref = f"{model}@{version}"
     records = target.reference_records(ws, ref, limit=options.rows)
     path = f"/v1/endpoints/{quote(endpoint, safe='')}/predict"
@@ -111,7 +112,7 @@ def loadtest(
     batch = measure_batch(ws, ref, records) if options.batch else None
     plan = CapacityPlan(
         sustainable_rps=sustainable,
-        workers=options.workers,
+        workers=workers,
         target_rps=options.target_rps,
         cpu_hour_price=ws.settings.cpu_hour_price,
         batch_rows_per_cpu_second=batch,
@@ -121,7 +122,7 @@ def loadtest(
         model=model,
         version=version,
         url=where.url,
-        settings=options.recorded(),
+        settings={**options.recorded(), "workers": workers},
         steps=results,
         sustainable_rps=sustainable,
         plan=plan.to_dict(),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.client
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
@@ -109,6 +110,30 @@ def served_version(
             "is it a setpoint server?"
         ) from None
     return info
+
+
+def served_workers(where: Address, *, timeout: float = 5.0) -> int | None:
+    """How many worker processes the server runs, from its ``/metrics``
+    (``setpoint_workers``); None when it does not say (an older server)."""
+    conn = http.client.HTTPConnection(where.host, where.port, timeout=timeout)
+    try:
+        conn.request("GET", "/metrics")
+        response = conn.getresponse()
+        status, body = response.status, response.read()
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        conn.close()
+    if status != 200:
+        return None
+    found = re.search(rb"^setpoint_workers ([0-9.e+]+)$", body, re.MULTILINE)
+    if found is None:
+        return None
+    try:
+        workers = round(float(found.group(1)))
+    except ValueError:
+        return None
+    return workers if workers >= 1 else None
 
 
 def reference_records(ws: Workspace, model_ref: str, *, limit: int = ROWS) -> list[dict[str, Any]]:
