@@ -28,7 +28,11 @@ def loadtest(
     ctx: typer.Context,
     endpoint: Annotated[
         str,
-        typer.Argument(help="The endpoint to load, as the server names it.", show_default=False),
+        typer.Argument(
+            metavar="ENDPOINT",
+            help="The endpoint to load, as the server names it.",
+            show_default=False,
+        ),
     ],
     url: Annotated[
         str, typer.Option(help="The server: `setpoint serve`'s address (its default here).")
@@ -43,7 +47,9 @@ def loadtest(
     ] = None,
     allow_remote: Annotated[
         bool,
-        typer.Option(help="Load a server beyond this machine (yours to load, say so)."),
+        typer.Option(
+            "--allow-remote", help="Load a server beyond this machine (yours to load: say so)."
+        ),
     ] = False,
     rate: Annotated[
         float | None,
@@ -91,9 +97,10 @@ def loadtest(
             show_default=False,
         ),
     ] = None,
-    batch: Annotated[
-        bool, typer.Option(help="Time batch scoring of the same rows for the comparison.")
-    ] = True,
+    no_batch: Annotated[
+        bool,
+        typer.Option("--no-batch", help="Skip timing batch scoring of the same rows."),
+    ] = False,
     history: Annotated[
         bool,
         typer.Option("--history", help="List ENDPOINT's past load tests instead of running one."),
@@ -117,7 +124,7 @@ def loadtest(
         tests = ws.load_tests.list(endpoint)
         emit(ctx, [t.to_dict() for t in tests], lambda c: render_history(c, endpoint, tests))
         return
-    from setpoint.serving.loadtest.runner import Options, loadtest, write_chart
+    from setpoint.serving.loadtest.runner import Options, write_chart
 
     if rate is not None:
         start_rate, max_rate, step = rate, rate, 0
@@ -137,10 +144,10 @@ def loadtest(
         timeout=timeout,
         workers=workers,
         target_rps=target_rps,
-        batch=batch,
+        batch=not no_batch,
     )
     with _steps_progress(ctx) as (progress, on_batch):
-        report = loadtest(ws, endpoint, options, progress=progress, on_batch=on_batch)
+        report = ws.loadtest(endpoint, options, progress=progress, on_batch=on_batch)
     test = report.test
     path = plot or Path(f"loadtest-{_file_name(endpoint)}-{test.id}.svg")
     write_chart(test, path)

@@ -14,6 +14,7 @@ from serving_support import SPEC, free_port, setpoint_serve
 from typer.testing import CliRunner
 
 from setpoint.cli.main import app
+from setpoint.errors import UsageError
 from setpoint.workspace import Workspace
 
 
@@ -105,3 +106,8 @@ def test_a_remote_server_is_refused_without_allow_remote(bare: Path) -> None:
     code, _, err = invoke(root, "credit", "--url", "http://192.0.2.1:8000", "--rate", "5")
     assert code == 2
     assert "--allow-remote" in err
+
+
+def test_the_python_api_names_an_option_it_does_not_take(bare: Path) -> None:
+    with Workspace.open(bare) as ws, pytest.raises(UsageError, match=r"'rat'.*p99_ms"):
+        ws.loadtest("credit", rat=5)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -76,7 +77,7 @@ def loadtest(
     options: Options,
     *,
     progress: generator.Progress | None = None,
-    on_batch: Any = None,
+    on_batch: Callable[[], None] | None = None,
 ) -> Report:
     """Load ``endpoint`` on the server at ``options.url`` step by step, measure batch
     scoring beside it, record the run and return it with its capacity plan."""
