@@ -153,9 +153,10 @@ class Workspace:
     @cached_property
     def monitors(self) -> Monitors:
         """Drift, quality and performance monitors of the endpoints (``monitoring/``)."""
+        from setpoint.cost import Prices
         from setpoint.monitoring.monitor import Monitors  # scipy and friends load on use
 
-        return Monitors(self)
+        return Monitors(self, prices=Prices.of(self.settings))
 
     # -- opening -------------------------------------------------------------------
 

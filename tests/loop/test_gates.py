@@ -411,6 +411,8 @@ def test_latency_and_cost_budgets(classifier: tuple[Any, pd.DataFrame]) -> None:
     assert latency.value == cost["p99_latency_ms"]
     assert "over budget" in latency.detail
 
+    # Without a price of its own the gate prices at the one the cost was measured at
+    # (the workspace's cpu_hour_price, when the loop measures it).
     huge = GateConfig(max_p99_latency_ms=1e9, max_cost_per_1000=1e9)
     report = judge(huge, y, a, b, candidate_cost=cost)
     assert report.passed, report.reasons

@@ -101,7 +101,7 @@ STORED_BEFORE = [
             "min_segment_samples": 100,
             "max_p99_latency_ms": None,
             "max_cost_per_1000": None,
-            "cpu_hour_cost": 0.05,
+            "cpu_hour_cost": None,
         },
         "rollout": {
             "duration": "7d",
@@ -142,7 +142,7 @@ STORED_BEFORE = [
             "min_segment_samples": 100,
             "max_p99_latency_ms": 5,
             "max_cost_per_1000": None,
-            "cpu_hour_cost": 0.05,
+            "cpu_hour_cost": None,
         },
         "rollout": {
             "duration": "0m",

@@ -24,6 +24,7 @@ KEYS = {
     "v", "rows", "p50_ms", "p99_ms", "judged", "drift_share", "drifted", "scores",
     "prediction_drifted", "auc", "refused", "marked", "refused_by_rule", "max_null_rate",
     "out_of_range", "unseen", "metric", "estimated", "labels", "realized", "alerts",
+    "cost", "measured",
 }  # fmt: skip
 
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
@@ -18,7 +19,10 @@ from setpoint.store.db import Database, sqlite_url
 from setpoint.store.schema import monitor_rollups, monitor_windows, monitors
 from setpoint.workspace import Workspace
 
-SUMMED = ("rows", "refused", "marked", "out_of_range", "unseen", "labels", "alerts", "windows")
+SUMMED = (
+    "rows", "refused", "marked", "out_of_range", "unseen", "labels", "alerts", "windows",
+    "measured",
+)  # fmt: skip
 HIGHEST = ("p99_ms", "drift_share", "auc", "max_null_rate")
 
 
@@ -55,6 +59,8 @@ digests = st.fixed_dictionaries(
         "labels": st.none() | counts,
         "realized": st.dictionaries(st.sampled_from(["accuracy", "roc_auc"]), figures),
         "alerts": st.none() | counts,
+        "cost": st.none() | figures,
+        "measured": st.none() | counts,
     }
 )
 
@@ -74,6 +80,11 @@ def test_a_merge_of_merges_is_the_merge_of_all(ds: list[dict[str, Any]], cut: in
         map(tuple, whole["refused_by_rule"])
     )
     assert of_parts["metric"] == whole["metric"]
+    # A cost is a sum kept to four significant digits: a merge of merges rounds twice.
+    if whole["cost"] is None:
+        assert of_parts["cost"] is None
+    else:
+        assert of_parts["cost"] == pytest.approx(whole["cost"], rel=1e-3, abs=1e-9)
 
 
 def test_means_are_weighted_by_rows_and_realized_by_labels() -> None:

@@ -29,6 +29,7 @@ from setpoint.cli._common import (
 )
 from setpoint.cli.compare import compare
 from setpoint.errors import UsageError
+from setpoint.monitoring.cost import describe, money
 from setpoint.monitoring.parallel import ENGINES
 
 monitor_app = typer.Typer(
@@ -353,6 +354,13 @@ def show(
             return
         _table(c, endpoint, [_brief(w) for w in windows])
         latest = windows[-1]
+        cost = describe(latest.get("cost"))
+        if cost is not None:
+            prices = latest["cost"]["prices"]
+            c.print(
+                f"Cost of the latest window: {cost}, at {money(prices['cpu_hour'])} a "
+                f"core-hour and {money(prices['gb_hour'])} a GB-hour."
+            )
         drift = latest["drift"]
         if not latest.get("judged", True):
             c.print(

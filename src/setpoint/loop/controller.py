@@ -403,8 +403,11 @@ class Loop:
             or policy.gates.max_cost_per_1000 is not None
         ):
             sample = holdout.slice(0, _COST_SAMPLE_ROWS).to_pandas()
+            price = policy.gates.cpu_hour_cost
             cost = measure_cost(
-                self.ws.load_model(candidate.ref), sample, cpu_hour_cost=policy.gates.cpu_hour_cost
+                self.ws.load_model(candidate.ref),
+                sample,
+                cpu_hour_cost=self.ws.settings.cpu_hour_price if price is None else price,
             )
         report = evaluate_gates(
             policy.gates,

@@ -243,8 +243,10 @@ class GateConfig(Document):
     max_cost_per_1000: Annotated[Number, Field(ge=0)] | None = None
     """The cost budget of 1,000 predictions, in the currency of ``cpu_hour_cost``
     (null: none)."""
-    cpu_hour_cost: Number = Field(0.05, ge=0)
-    """The price of one CPU-hour."""
+    cpu_hour_cost: Annotated[Number, Field(ge=0)] | None = None
+    """The price of one CPU-hour for the cost budget; null: the workspace's
+    ``cpu_hour_price`` setting, which every other cost figure (monitor windows,
+    ``/metrics``, ``setpoint loadtest``) is priced at."""
     # Left out of the stored form when not given, so policies stored before it read
     # back as they were.
     fairness: Annotated[Fairness | None, Field(exclude_if=lambda v: v is None)] = None

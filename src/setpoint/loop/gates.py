@@ -257,7 +257,8 @@ def evaluate_gates(
     checked are ``config.segments`` (all given ones when that is empty), and a named
     column that is not given fails its check. ``candidate_cost`` is what
     :func:`measure_cost` returned for the candidate; the cost is recomputed from its
-    CPU seconds at ``config.cpu_hour_cost``, so the budget and the price agree. A
+    CPU seconds at ``config.cpu_hour_cost`` (when set; else at the price it was
+    measured at), so the budget and the price agree. A
     budget without a measurement fails. ``contract_problems``, when given, are what
     would break the endpoint's callers (a feature added, dropped or of another kind):
     any fails the ``contract`` check. ``fairness`` (``config.fairness`` when not
@@ -603,8 +604,11 @@ def _budget_checks(config: GateConfig, cost: Mapping[str, Any] | None) -> list[C
     if config.max_cost_per_1000 is not None:
         budget = config.max_cost_per_1000
         per_1000: float | None = None
-        if cost is not None and cost.get("cpu_seconds_per_1000") is not None:
-            per_1000 = float(cost["cpu_seconds_per_1000"]) / 3600 * config.cpu_hour_cost
+        price = config.cpu_hour_cost
+        if price is None and cost is not None:
+            price = _float_or_none(cost.get("cpu_hour_cost"))
+        if cost is not None and cost.get("cpu_seconds_per_1000") is not None and price is not None:
+            per_1000 = float(cost["cpu_seconds_per_1000"]) / 3600 * price
         elif cost is not None:
             per_1000 = _float_or_none(cost.get("cost_per_1000"))
         if per_1000 is None:
@@ -620,7 +624,7 @@ def _budget_checks(config: GateConfig, cost: Mapping[str, Any] | None) -> list[C
                     per_1000,
                     budget,
                     f"cost {per_1000:.3g} per 1,000 predictions (CPU time at "
-                    f"{config.cpu_hour_cost:g} per CPU-hour), budget {budget:.3g}"
+                    f"{price or 0:g} per CPU-hour), budget {budget:.3g}"
                     + ("" if passed else "; over budget"),
                 )
             )

@@ -26,7 +26,9 @@ not hold it: a window without labels, one too small to judge, an older shape)::
      "estimated": {"value", "low", "high"}?,
      "labels": int?,                   # labels joined to the window's rows
      "realized": {metric: x?},         # realized metrics known (empty without labels)
-     "alerts": int?}                   # conditions that held (alerts raised or bumped)
+     "alerts": int?,                   # conditions that held (alerts raised or bumped)
+     "cost": x?, "measured": int?}     # what the served rows cost, over how many rows
+                                       # were measured (cost.py; per 1,000 = cost/measured)
 
 ``merge`` folds several windows' digests into one of the same shape (a day's rollup,
 ``rollups.py``), with ``"windows"``: how many it merged.
@@ -75,7 +77,15 @@ def digest(results: Mapping[str, Any], n_rows: int, *, alerts: int | None = None
         **_quality(_section(results, "quality")),
         **_performance(_section(results, "performance")),
         "alerts": alerts,
+        **_cost(_section(results, "cost")),
     }
+
+
+def _cost(cost: Mapping[str, Any]) -> dict[str, Any]:
+    total = _section(cost, "total")
+    measured = _count(total.get("measured_rows"))
+    spent = _round(total.get("cost"))
+    return {"cost": spent if measured else None, "measured": measured or None}
 
 
 def _section(d: Mapping[str, Any], key: str) -> Mapping[str, Any]:
@@ -175,7 +185,7 @@ def merge(digests: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     sum, maximum and union; the weighted means come out the same up to rounding.
 
     - summed (None when none knows it): rows, refused, marked, out_of_range, unseen,
-      labels, alerts; ``refused_by_rule`` per (column, rule), most first;
+      labels, alerts, cost, measured; ``refused_by_rule`` per (column, rule), most first;
     - the highest: p99_ms, drift_share, auc, max_null_rate, each feature's score;
     - any: judged, prediction_drifted (None when none knows it);
     - drifted: every feature any window drifted on, in the order first seen;
@@ -232,6 +242,8 @@ def merge(digests: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "labels": _sum(d.get("labels") for d in ds),
         "realized": {metric: _weighted(pairs) for metric, pairs in realized.items()},
         "alerts": _sum(d.get("alerts") for d in ds),
+        "cost": _added(d.get("cost") for d in ds),
+        "measured": _sum(d.get("measured") for d in ds),
         "windows": sum(_count(d.get("windows")) or 1 for d in ds),
     }
 
@@ -239,6 +251,11 @@ def merge(digests: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 def _sum(values: Iterable[Any]) -> int | None:
     known = [n for n in map(_count, values) if n is not None]
     return sum(known) if known else None
+
+
+def _added(values: Iterable[Any]) -> float | None:
+    known = [x for x in map(_number, values) if x is not None]
+    return _round(sum(known)) if known else None
 
 
 def _highest(values: Iterable[Any]) -> float | None:

@@ -28,6 +28,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from setpoint._display import count, short_repr
+from setpoint.cost import Prices
 from setpoint.data.kinds import Kind
 from setpoint.errors import ConflictError, NotFoundError
 from setpoint.monitoring import digest as digests
@@ -101,9 +102,15 @@ class Monitors:
     ``_sources.py``; a ``Workspace`` is one)."""
 
     def __init__(
-        self, sources: Sources, *, clock: Callable[[], datetime] = partial(datetime.now, UTC)
+        self,
+        sources: Sources,
+        *,
+        clock: Callable[[], datetime] = partial(datetime.now, UTC),
+        prices: Prices | None = None,
     ) -> None:
         self._sources = sources
+        # What a window's predictions cost is priced at these (None: not priced).
+        self.prices = prices
         self._clock = clock  # the time now: windows end by it, freshness is measured from it
         self.alerts = AlertStore(sources.db, actor=sources.actor)
 
@@ -406,7 +413,9 @@ class Monitors:
         previous = [w.n_rows for w in self.windows(endpoint, limit=VOLUME_WINDOWS)]
         spans = [(start, start + timedelta(seconds=span)) for start in starts]
         parts = ReferenceParts.load(self._sources, monitor.reference)
-        context = Measurement(parts, monitor, traffic, previous, clock=self._clock)
+        context = Measurement(
+            parts, monitor, traffic, previous, clock=self._clock, prices=self.prices
+        )
         measured: Generator[Measured, None, None] = (
             parallel.measure(context, spans, engine=engine, workers=workers)
             if in_parallel

@@ -29,6 +29,7 @@ import pyarrow.json as pj
 
 from setpoint.data._batch import to_table
 from setpoint.data.kinds import Kind
+from setpoint.monitoring.cost import usage_columns
 from setpoint.serving._logremote import LogLocation
 from setpoint.serving._logtables import read_log
 
@@ -91,6 +92,8 @@ class Traffic:
     # null where none; None when no row was marked.
     violations: pa.Array | None = None
     refused: Refused | None = None  # the rows refused in the same span, when read
+    # What each logged row cost (``cost.usage_columns``), shadow copies included.
+    usage: pa.Table | None = None
 
     @property
     def num_rows(self) -> int:
@@ -116,6 +119,7 @@ class Traffic:
             take(self.label_ts),
             violations=take(self.violations),
             refused=None if self.refused is None else self.refused.between(start, end),
+            usage=None if self.usage is None else usage_between(self.usage, start, end),
         )
 
 
@@ -135,6 +139,7 @@ def read_traffic(
     feedback given for them so far (whenever it was given), and with ``with_refused``
     the rows refused in the same span."""
     log = read_log(root, kind="predictions", endpoint=endpoint, since=since, until=until)
+    usage = usage_columns(log)
     log = log.filter(pc.not_equal(log.column("route"), "shadow"))
     inputs = parse_json_column(log.column("inputs"), kinds)
     outputs = log.column("outputs").to_pylist()
@@ -157,6 +162,15 @@ def read_traffic(
         label_ts,
         violations=violations,
         refused=refused,
+        usage=usage,
+    )
+
+
+def usage_between(usage: pa.Table, start: dt.datetime, end: dt.datetime) -> pa.Table:
+    """The rows of a ``Traffic.usage`` table logged in [start, end)."""
+    ts = usage.column("ts")
+    return usage.filter(
+        pc.and_(pc.greater_equal(ts, pa.scalar(start)), pc.less(ts, pa.scalar(end)))
     )
 
 

@@ -23,14 +23,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from setpoint._display import count, html_summary, listing, minute, number, short_repr
+from setpoint.cost import Prices
 from setpoint.errors import InvalidDataError
 from setpoint.monitoring import fairness
 from setpoint.monitoring import reference as references
 from setpoint.monitoring.attribution import Attributor
 from setpoint.monitoring.contract_counts import contract_quality, refused_in
+from setpoint.monitoring.cost import window_cost
 from setpoint.monitoring.engine import Baseline, Engine, EngineSettings
 from setpoint.monitoring.performance import ConfidenceEstimator
-from setpoint.monitoring.traffic import Traffic
+from setpoint.monitoring.traffic import Traffic, usage_between
 
 if TYPE_CHECKING:
     from setpoint.models.predictor import Predictor
@@ -136,8 +138,10 @@ class Measurement:
         volumes: list[int],
         *,
         clock: Callable[[], datetime] = partial(datetime.now, UTC),
+        prices: Prices | None = None,
     ) -> None:
         self.monitor = monitor
+        self.prices = prices
         self.ref = monitor.reference
         self.parts = parts
         self.traffic = traffic
@@ -235,6 +239,9 @@ class Measurement:
         on the whole run: freshness, and the volume against the windows before it.
         Windows are finished in order."""
         results = {**results, "freshness": self._freshness()}
+        usage = self.traffic.usage
+        if usage is not None and self.prices is not None:
+            results["cost"] = window_cost(usage_between(usage, start, end), self.prices)
         # Volume against what the latest windows received (the median of up to 7).
         recent = self.volumes[-VOLUME_WINDOWS:]
         results["quality"]["expected_volume"] = float(np.median(recent)) if recent else None

@@ -75,6 +75,10 @@ _SCHEMAS = {
             ("fallback", "bool"),
             ("inputs", "json"),
             ("outputs", "json"),
+            # What the row cost (serving/meter.py); absent in logs written before.
+            ("cpu_ms", "float"),
+            ("model_cpu_ms", "float"),
+            ("mem_gb_s", "float"),
         ),
     ),
     "feedback": LogSchema("feedback", (*_COMMON, ("row", "int"), ("label", "json"))),

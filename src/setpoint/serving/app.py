@@ -91,8 +91,10 @@ def create_app(
                 logger.exception("refreshing the deployments failed; serving what is loaded")
             while state.retired:  # requests already in them finish there
                 await state.retired.pop().close()
-            if freeze_heap and state.loads != loads:
-                _freeze_heap()  # once per model change: the old model's cycles go now
+            if state.loads != loads:
+                state.meter.leave_out()  # loading a model is not serving predictions
+                if freeze_heap:
+                    _freeze_heap()  # once per model change: the old model's cycles go now
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -100,6 +102,7 @@ def create_app(
         await asyncio.get_running_loop().run_in_executor(None, state.refresh)
         if freeze_heap:
             _freeze_heap()
+        state.meter.leave_out()  # start-up is not serving predictions
         task = asyncio.ensure_future(follow())
         state.metrics.start()
         stop = threading.Event()

@@ -46,6 +46,7 @@ from setpoint.models.predictor import Predictor
 from setpoint.models.registry import ModelVersion
 from setpoint.serving.batcher import MicroBatcher
 from setpoint.serving.breaker import CircuitBreaker
+from setpoint.serving.meter import Meter, ThreadClock
 
 _NONE = [None]  # a one-row column that is absent
 Route = Literal["champion", "canary", "shadow", "fallback"]
@@ -352,6 +353,7 @@ class Lane:
         routed: Callable[[str, str, int], None] | None = None,
         clock: Clock | None = None,
         refused_log: Log | None = None,
+        meter: Meter | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.model = model
@@ -362,6 +364,8 @@ class Lane:
         self._refused_log = refused_log
         self._routed = routed  # (endpoint, route, answers): counted once per batch
         self._clock = utc_clock(clock)
+        self._meter = meter
+        self._model_cpu = ThreadClock()  # the batch being predicted (one at a time)
         self.batcher: MicroBatcher[PredictRequest, Answer] = MicroBatcher(
             self._run,
             max_rows=max_batch_size,
@@ -383,12 +387,16 @@ class Lane:
         if combined is None:
             combined = _combine(requests, names)
         now = self._clock()
+        self._model_cpu = ThreadClock()
         if model.fast_check.clean(combined):  # the usual case: no Arrow round trip
-            return self._run_clean(model, requests, combined, now)
-        starts = [0]
-        for request in requests:
-            starts.append(starts[-1] + request.n_rows)
-        return self._run_checked(model, requests, combined, np.asarray(starts), now)
+            answers = self._run_clean(model, requests, combined, now)
+        else:
+            starts = [0]
+            for request in requests:
+                starts.append(starts[-1] + request.n_rows)
+            answers = self._run_checked(model, requests, combined, np.asarray(starts), now)
+        _share_model_cpu(answers, self._model_cpu.seconds)
+        return answers
 
     def _run_clean(
         self,
@@ -398,9 +406,10 @@ class Lane:
         now: datetime,
     ) -> list[Answer]:
         """A batch with no violation: every row is predicted, in order."""
-        predictions, proba = predict_rows(model.predictor, combined)
+        with self._model_cpu:
+            predictions, proba = predict_rows(model.predictor, combined)
+            explained = _explain_clean(model, requests, combined)
         version, classes, pii = model.version, model.predictor.classes, model.pii
-        explained = _explain_clean(model, requests, combined)
         answers = []
         start = 0
         for index, request in enumerate(requests):
@@ -440,7 +449,8 @@ class Lane:
         )
         explained = None
         if predictions is not None and any(r.explain for r in requests):
-            explained = model.explainer_or_default().explain(table.filter(pa.array(valid)))
+            with self._model_cpu:
+                explained = model.explainer_or_default().explain(table.filter(pa.array(valid)))
         # Index into predictions for each valid row, -1 for a refused one.
         position = np.where(valid, np.cumsum(valid) - 1, -1).tolist()
 
@@ -545,7 +555,7 @@ class Lane:
             try:
                 # Rows past the training range may hold values far out (1e308): numpy's
                 # overflow warnings about them inside the model are not a failed batch.
-                with np.errstate(over="ignore", invalid="ignore"):
+                with np.errstate(over="ignore", invalid="ignore"), self._model_cpu:
                     predictions, proba = predict_rows(
                         model.predictor, table.filter(pa.array(valid))
                     )
@@ -650,11 +660,24 @@ class Lane:
         if refused and self._refused_log is not None:
             await self._refused_log.append_async(refused, checked=True)
         if records:
+            if self._meter is not None:
+                self._meter.stamp(self.endpoint, records)
             await self._log.append_async(records, checked=True)
 
     def _failed(self, error: BaseException) -> None:
         if not isinstance(error, SetpointError):  # a caller's bad input is not the model failing
             self.breaker.failure()
+
+
+def _share_model_cpu(answers: Sequence[Answer], seconds: float) -> None:
+    """Each answered row's share of the model CPU its batch took, on its log record."""
+    n = sum(len(answer.records) for answer in answers)
+    if not n:
+        return
+    each = seconds * 1000 / n
+    for answer in answers:
+        for record in answer.records:
+            record["model_cpu_ms"] = each
 
 
 def _explain_clean(

@@ -26,6 +26,7 @@ import glob
 import logging
 import os
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Literal
 
 from prometheus_client import (
@@ -38,7 +39,9 @@ from prometheus_client import (
     values,
 )
 
+from setpoint.cost import Prices
 from setpoint.serving._requests import RequestTally
+from setpoint.serving.meter import Meter, Usage
 
 if TYPE_CHECKING:
     from setpoint.serving.batcher import BatchStats
@@ -50,7 +53,7 @@ SAMPLE_SECONDS = 1.0
 # canary_error: the champion answered a canary request the canary failed.
 FALLBACK_REASONS = frozenset({"circuit_open", "model_error", "latency_budget", "canary_error"})
 ROUTES = frozenset({"champion", "canary", "shadow", "fallback", "cache"})
-_Mode = Literal["livesum", "livemax"]
+_Mode = Literal["livesum", "livemax", "liveall"]
 _CIRCUIT_STATES = {"closed": 0, "half_open": 1, "open": 2}
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 
@@ -82,13 +85,44 @@ class _Sampled:
         self.circuit: tuple[str, Gauge] | None = None
 
 
+class _Metered:
+    """One endpoint version route's cost series, and the totals already added to them."""
+
+    def __init__(self, metrics: ServingMetrics, labels: tuple[str, str, str, str]) -> None:
+        self.rows = metrics.predicted_rows.labels(*labels)
+        self.model = metrics.cpu_seconds.labels(*labels, "model")
+        self.server = metrics.cpu_seconds.labels(*labels, "server")
+        self.memory = metrics.memory_gb_seconds.labels(*labels)
+        self.cost = metrics.cost.labels(*labels)
+        self.saved = metrics.cache_saved.labels(*labels)
+        self.per_1000 = metrics.cost_per_1000.labels(*labels)
+        self.seen = Usage()
+
+    def add(self, usage: Usage, prices: Prices) -> None:
+        seen = self.seen
+        model = usage.model_cpu_seconds - seen.model_cpu_seconds
+        cpu = usage.cpu_seconds - seen.cpu_seconds
+        memory = usage.gb_seconds - seen.gb_seconds
+        self.rows.inc(usage.rows - seen.rows)
+        self.model.inc(max(model, 0.0))
+        self.server.inc(max(cpu - model, 0.0))
+        self.memory.inc(memory)
+        self.cost.inc(prices.cost(cpu, memory))
+        self.saved.inc(prices.cost(usage.saved_cpu_seconds - seen.saved_cpu_seconds))
+        if usage.rows:
+            self.per_1000.set(prices.cost(usage.cpu_seconds, usage.gb_seconds) / usage.rows * 1000)
+        self.seen = replace(usage)
+
+
 class ServingMetrics:
     def __init__(
         self,
         runtimes: Callable[[], Mapping[str, EndpointRuntime]],
         log: object = None,
+        meter: Meter | None = None,
     ) -> None:
         self._runtimes = runtimes
+        self._meter = meter
         self._dir = multiprocess_dir()
         # Metrics record here; with several workers the merged files are rendered instead.
         recording = CollectorRegistry()
@@ -168,6 +202,41 @@ class ServingMetrics:
             [*endpoint, "model"],
             "livemax",
         )
+        # What predictions cost (``serving/meter.py``), copied from the meter's totals
+        # at each sample: counters to rate, and each version's cost per 1,000 so far.
+        version = [*endpoint, "model", "version", "route"]
+        self.predicted_rows = counter(
+            "setpoint_predicted_rows", "Rows answered and logged, cache hits included.", version
+        )
+        self.cpu_seconds = counter(
+            "setpoint_cpu_seconds",
+            "CPU seconds of the server process shared out over the rows answered, by part: "
+            "model (the model's calls) or server (everything around them).",
+            [*version, "part"],
+        )
+        self.memory_gb_seconds = counter(
+            "setpoint_memory_gb_seconds",
+            "GB-seconds of the server process's resident memory, shared out over the rows.",
+            version,
+        )
+        self.cost = counter(
+            "setpoint_cost",
+            "What the rows cost at the prices configured (cpu_hour_price, gb_hour_price); "
+            "rate it over setpoint_predicted_rows_total for a cost per prediction.",
+            version,
+        )
+        self.cache_saved = counter(
+            "setpoint_cache_saved_cost",
+            "What cache hits saved: their rows at the model's mean CPU cost per row.",
+            version,
+        )
+        self.cost_per_1000 = gauge(
+            "setpoint_cost_per_1000_predictions",
+            "Cost of 1,000 rows since this worker started, at the prices configured.",
+            version,
+            "liveall",
+        )
+        self._metered: dict[tuple[str, str, int, str], _Metered] = {}
         # Each worker counts itself once: the live ones add up to how many serve, which
         # `setpoint loadtest` reads to give its figures per core.
         self.workers = Gauge(
@@ -284,6 +353,17 @@ class ServingMetrics:
                 sampled.circuit = self._set(self.circuit, sampled.circuit, name, model.name, code)
         if self._pending_age is not None and self.log_lag is not None:
             self.log_lag.set(self._pending_age() or 0.0)
+        if self._meter is not None:
+            self._sample_cost(self._meter)
+
+    def _sample_cost(self, meter: Meter) -> None:
+        prices = meter.prices
+        for key, usage in list(meter.usage.items()):
+            metered = self._metered.get(key)
+            if metered is None:
+                labels = (key[0], key[1], str(key[2]), key[3])
+                metered = self._metered[key] = _Metered(self, labels)
+            metered.add(usage, prices)
 
     def _set(
         self,

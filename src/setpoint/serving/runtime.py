@@ -49,6 +49,7 @@ from setpoint.serving.lane import (
     refused_records,
     utc_clock,
 )
+from setpoint.serving.meter import Meter
 
 __all__ = [
     "Answer",
@@ -112,15 +113,18 @@ class EndpointRuntime:
         clock: Clock | None = None,
         refused_log: Log | None = None,
         request_ids: RecentIds | None = None,
+        meter: Meter | None = None,
     ) -> None:
         """``clock`` stamps every record this endpoint logs (default: the system's
         UTC time); it is read once per batch. ``refused_log`` keeps the rows refused
         for their values (none are kept without it). ``request_ids`` holds the ids
         clients chose that the endpoint answered (kept by the server across model
-        changes); a repeat is refused with 409."""
+        changes); a repeat is refused with 409. ``meter`` stamps each logged record
+        with what it cost (``serving/meter.py``)."""
         self.deployment = deployment
         self._clock = utc_clock(clock)
         self._refused_log = refused_log
+        self._meter = meter
         # An endpoint deployed with log=async trades durability for latency, when the
         # server has an async log to give it; otherwise it gets the durable one.
         self._log = async_log if deployment.config.log == "async" and async_log else log
@@ -150,6 +154,7 @@ class EndpointRuntime:
             routed=self.events.routed,
             clock=self._clock,
             refused_log=self._refused_log,
+            meter=self._meter,
         )
 
     # -- what the server reads -------------------------------------------------------------
@@ -413,6 +418,10 @@ class EndpointRuntime:
 
     # -- answers not from the chosen lane ----------------------------------------------------
 
+    def _stamp(self, records: list[dict[str, Any]]) -> None:
+        if self._meter is not None:
+            self._meter.stamp(self.name, records)
+
     async def _cached(self, request: PredictRequest, hit: Cached) -> Answer:
         answer = Answer(
             request.request_id,
@@ -425,6 +434,7 @@ class EndpointRuntime:
             cached=True,
         )
         records = log_records(self.name, request, answer, self.model.pii, now=self._clock())
+        self._stamp(records)
         await self._log.append_async(records)
         self.events.routed(self.name, "cache")
         return answer
@@ -484,6 +494,7 @@ class EndpointRuntime:
                 fallback=True,
             )
             records = log_records(self.name, copy, answer, self.model.pii, now=self._clock())
+            self._stamp(records)
             await self._log.append_async(records)
             self.events.routed(self.name, "fallback")
         return answer

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from setpoint.cost import Prices
 from setpoint.data.contract import Contract
 from setpoint.errors import (
     ArtifactCorruptedError,
@@ -24,6 +25,7 @@ from setpoint.serving._requestids import SEED_WINDOW, RecentIds, seed
 from setpoint.serving.auth import Guard
 from setpoint.serving.deployments import Deployment
 from setpoint.serving.lane import utc_clock
+from setpoint.serving.meter import Meter
 from setpoint.serving.metrics import ServingMetrics
 from setpoint.serving.runtime import EndpointRuntime, LoadedModel, Log
 from setpoint.workspace import Workspace
@@ -52,7 +54,9 @@ class ServingState:
         # log only; callers and probes get ``reasons`` (what failed, no paths)
         self.failures: dict[str, str] = {}
         self.reasons: dict[str, str] = {}
-        self.metrics = ServingMetrics(lambda: self.runtimes, log=log)
+        # What each prediction costs, stamped on its log record and counted in /metrics.
+        self.meter = Meter(Prices.of(workspace.settings))
+        self.metrics = ServingMetrics(lambda: self.runtimes, log=log, meter=self.meter)
         self.max_request_bytes = workspace.settings.max_request_bytes
         self.body_timeout = workspace.settings.body_timeout_seconds
         self.guard = Guard(required=workspace.settings.require_keys)
@@ -160,6 +164,7 @@ class ServingState:
                 clock=self.clock,
                 refused_log=self.refused_log,
                 request_ids=self.request_ids.setdefault(deployment.endpoint, RecentIds()),
+                meter=self.meter,
             )
             if current is not None:
                 self.retired.append(current)  # closed on the event loop once idle

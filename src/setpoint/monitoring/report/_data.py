@@ -175,6 +175,8 @@ class WindowResult:
     # model was explained in the window.
     attribution: Mapping[str, Attribution] = field(default_factory=dict)
     fairness: WindowFairness | None = None  # the gaps between groups (report/_fairness.py)
+    # What the window's predictions cost, as ``monitoring/cost.py`` measured it.
+    cost: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -227,7 +229,7 @@ class ReportData:
                                        realized?: {metric: x, coverage?},
                                        reference?: {metric: x},
                                        concept_drift?: {metrics: {metric: ...}}},
-                        latency?: {p50_ms?, p99_ms?},
+                        latency?: {p50_ms?, p99_ms?}, cost?: {...} (monitoring/cost.py),
                         fairness?: {max_disparity?, selection?: table, realized?: table}}]}
             feature: {kind: "numeric" | "categorical", drifted, effect?, threshold?,
                       test?, statistic?, p_value?, null_fraction?,
@@ -458,6 +460,7 @@ def _window(v: Any, path: str) -> WindowResult:
         fairness=None
         if d.get("fairness") is None
         else read_fairness(d["fairness"], f"{path}.fairness"),
+        cost=None if d.get("cost") is None else _mapping(d["cost"], f"{path}.cost"),
     )
 
 

@@ -13,6 +13,7 @@ import itertools
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from setpoint.monitoring.cost import describe
 from setpoint.monitoring.report._data import (
     AlertEntry,
     FeatureDrift,
@@ -224,6 +225,9 @@ def _summary(data: ReportData) -> str:
                 f"slowest 1% {_num(last.latency.p99_ms, 0)} ms",
             ]
         )
+    cost = describe(dict(last.cost)) if last.cost is not None else None
+    if cost is not None:
+        rows.append(["Cost now", cost])
     return _table(["Measure", "Latest window"], rows, "Where things stand")
 
 

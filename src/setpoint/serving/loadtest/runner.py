@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from setpoint.cost import Prices
 from setpoint.errors import ServerUnavailableError, UsageError
 from setpoint.serving.loadtest import generator, target
 from setpoint.serving.loadtest.plan import CapacityPlan, measure_batch
@@ -115,7 +116,7 @@ def loadtest(
         sustainable_rps=sustainable,
         workers=workers,
         target_rps=options.target_rps,
-        cpu_hour_price=ws.settings.cpu_hour_price,
+        cpu_hour_price=Prices.of(ws.settings).cpu_hour,  # the one price (cost.py)
         batch_rows_per_cpu_second=batch,
     )
     test = ws.load_tests.record(

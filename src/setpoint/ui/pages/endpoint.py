@@ -118,7 +118,7 @@ class Folded:
 
 def figures(digests: Sequence[dict[str, Any]], metric: str | None) -> dict[str, np.ndarray]:
     """The figures the charts draw, of every window, read in one pass (NaN if missing)."""
-    names = ("rows", "refused", "p50_ms", "p99_ms", "drift_share")
+    names = ("rows", "refused", "p50_ms", "p99_ms", "drift_share", "cost", "measured")
     read: dict[str, list[Any]] = {n: [] for n in (*names, "value", "low", "high", "realized")}
     flat = [read[n].append for n in names]
     value, low, high = read["value"].append, read["low"].append, read["high"].append
@@ -276,9 +276,33 @@ def _charts(folded: Folded, name: str, words: str, *, each: str = "window") -> d
             chart_id=f"refused-{name}",
         ),
         "rules_chart": _rules(folded, name, words),
+        "cost_chart": _cost_chart(folded, figure, paired, name, words),
         "refused_total": int(sum(v for v in refused if v is not None)),
         "rows_total": int(sum(v for v in rows if v is not None)),
     }
+
+
+def _cost_chart(
+    folded: Folded,
+    figure: dict[str, np.ndarray],
+    paired: Callable[[list[float | None]], list[tuple[datetime, float | None]]],
+    name: str,
+    words: str,
+) -> Any:
+    """What 1,000 predictions cost in each bucket (its cost over its measured rows);
+    None when no window was measured."""
+    cost, measured = folded.total(figure["cost"]), folded.total(figure["measured"])
+    per_1000 = [
+        None if c is None or not m else c / m * 1000 for c, m in zip(cost, measured, strict=True)
+    ]
+    if all(v is None for v in per_1000):
+        return None
+    return charts.line_chart(
+        [charts.Series("cost per 1,000 predictions", paired(per_1000))],
+        title=f"Cost per 1,000 predictions, last {words}",
+        y_min=0,
+        chart_id=f"cost-{name}",
+    )
 
 
 def _heatmap(folded: Folded, name: str, words: str) -> Any:
