@@ -170,3 +170,14 @@ def test_no_sustainable_rate_when_the_first_step_breaks() -> None:
 def test_a_result_reads_back_from_its_record() -> None:
     result = _result(250, met=True)
     assert StepResult.from_dict(result.to_dict()) == result
+
+
+def test_requests_never_sent_fail_the_step() -> None:
+    stats = StepStats(rate=10, objective_ms=50, planned=10)
+    for k in range(7):
+        stats.record(intended=k / 10, latency=0.002, status=200)
+    stats.not_sent = 3  # still waiting for a connection when the step ended
+    result = summarize(stats, started=0.0, offered_for=1.0)
+    assert result.errors == 0
+    assert not result.met
+    assert result.stopped_early
