@@ -49,7 +49,7 @@ def test_a_served_endpoint_is_loaded_planned_recorded_and_plotted(
         assert "Traceback" not in err
 
         args = ["credit", "--url", served.url, "--rate", "20", "--step-seconds", "1"]
-        args += ["--warmup", "0.2", "--p99-ms", "60000", "--target-rps", "50"]
+        args += ["--warmup", "0.2", "--p99-ms", "60000", "--timeout", "60", "--target-rps", "50"]
         code, out, err = invoke(
             root, *args, "--plot", str(plot), "--json", env={"SETPOINT_API_KEY": key}
         )
