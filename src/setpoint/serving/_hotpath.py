@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -135,14 +136,70 @@ async def read_body(scope: Scope, receive: Receive, limit: int, timeout: float =
     sent) for ever."""
     if timeout <= 0:
         return await _read_body(scope, receive, limit)
+    task = asyncio.current_task()
+    assert task is not None
+    deadlines = _deadlines(task.get_loop())
+    deadlines.add(task, timeout)
     try:
-        async with asyncio.timeout(timeout):
-            return await _read_body(scope, receive, limit)
-    except TimeoutError:
+        return await _read_body(scope, receive, limit)
+    except asyncio.CancelledError:
+        if task not in deadlines.late:
+            raise
+        task.uncancel()
         raise RequestTimeoutError(
             f"the request body did not arrive within {timeout:g} seconds "
             "(body_timeout_seconds); send it at once"
         ) from None
+    finally:
+        deadlines.remove(task)
+
+
+class _Deadlines:
+    """The body reads in flight on one event loop and when each must be over.
+
+    One timer, set for the earliest deadline, cancels the reads that are late when it
+    fires. ``asyncio.timeout`` around every read (a timer scheduled and cancelled per
+    request) cost about a tenth of the event loop's time per prediction; a small body
+    arrives with its headers, so a read is in this table for a few microseconds and
+    the timer rarely finds anything to do."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._due: dict[asyncio.Task[object], float] = {}
+        self.late: set[asyncio.Task[object]] = set()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, task: asyncio.Task[object], seconds: float) -> None:
+        due = self._due[task] = self._loop.time() + seconds
+        if self._timer is None:
+            self._timer = self._loop.call_at(due, self._sweep)
+
+    def remove(self, task: asyncio.Task[object]) -> None:
+        self._due.pop(task, None)
+        self.late.discard(task)
+
+    def _sweep(self) -> None:
+        self._timer = None
+        now = self._loop.time()
+        for task, due in list(self._due.items()):
+            if due <= now and task not in self.late:
+                self.late.add(task)
+                task.cancel()
+        waiting = [due for task, due in self._due.items() if task not in self.late]
+        if waiting:
+            self._timer = self._loop.call_at(min(waiting), self._sweep)
+
+
+_LOOPS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Deadlines] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _deadlines(loop: asyncio.AbstractEventLoop) -> _Deadlines:
+    found = _LOOPS.get(loop)
+    if found is None:
+        found = _LOOPS[loop] = _Deadlines(loop)
+    return found
 
 
 async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
