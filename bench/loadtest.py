@@ -18,9 +18,9 @@ to core 0; at each rate our generator (one open-loop step) and wrk take turns on
 core 1. Debian's wrk is closed-loop: a connection sends its next request when the
 last one is answered. It is paced with its Lua ``delay()`` hook: each connection
 waits ``d`` ms between an answer and its next request, so C connections offer
-about C / (d + latency) a second. The latency is not known in advance, so each wrk
-measurement is two runs: the first with d = C / R estimates the latency from what it
-achieved (latency = C / achieved - d), the second uses d = C / R - latency. Both
+about C / (d + latency) a second. The latency is not known in advance, so short
+calibration runs estimate it from what they achieved (latency = C / achieved - d) and
+set d = C / R - latency (see ``paced_wrk``) before the measured run. Both
 tools post the same bodies in turn (the served version's training rows). Compared:
 the throughput each achieved (the figure that must agree within 10%), and the
 median and p99 latency each measured. The medians differ by construction: ours is
@@ -250,11 +250,19 @@ end
 def paced_wrk(
     root: Path, url: str, requests: list[bytes], key: str, rate: float, seconds: float, c: int
 ) -> tuple[float, float, float, int]:
-    """wrk offering about ``rate`` a second: a calibration run, then the measured one."""
-    delay = c / rate * 1000
-    achieved = wrk(url, max(1.0, seconds / 2), c, wrk_script(root, requests, key, delay))[0]
-    latency = max(0.0, c / achieved * 1000 - delay)
-    delay = max(0.0, c / rate * 1000 - latency)
+    """wrk offering about ``rate`` a second: up to three 1-s calibration runs, then the
+    measured one. Each run's cycle per connection (c / achieved) less its pause is the
+    latency; the next pause is the cycle ``rate`` needs less that latency, kept between
+    a quarter and all of that cycle, so one slow second of this shared machine cannot
+    turn the pacing off (a pause of 0 is wrk unpaced, at the server's full rate)."""
+    cycle = c / rate * 1000  # ms a connection may take per request
+    delay = cycle
+    for _ in range(3):
+        achieved = wrk(url, 1, c, wrk_script(root, requests, key, delay))[0]
+        if abs(achieved / rate - 1) < 0.03:
+            break
+        latency = max(0.0, c / achieved * 1000 - delay)
+        delay = min(cycle, max(cycle / 4, cycle - latency))
     return wrk(url, seconds, c, wrk_script(root, requests, key, delay))
 
 
