@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from setpoint.serving.loadtest.generator import Progress as Progress_
     from setpoint.serving.loadtest.plan import CapacityPlan
     from setpoint.serving.loadtest.runs import LoadTest
-    from setpoint.serving.loadtest.schedule import StepStats
+    from setpoint.serving.loadtest.schedule import StepResult, StepStats
 
 
 def loadtest(
@@ -155,7 +155,7 @@ def loadtest(
 
     def render(c: Console) -> None:
         render_steps(c, test)
-        render_plan(c, report.plan)
+        render_plan(c, report.plan, test.steps[0] if test.steps else None)
         if report.client_behind:
             rates = ", ".join(f"{r:g}" for r in report.client_behind)
             c.print(
@@ -244,12 +244,18 @@ def _errors(statuses: dict[str, int]) -> str:
     return ", ".join(f"{n:,} {kind}" for kind, n in statuses.items())
 
 
-def render_plan(c: Console, plan: CapacityPlan) -> None:
+def render_plan(c: Console, plan: CapacityPlan, first: StepResult | None = None) -> None:
     price = plan.cpu_hour_price
     if plan.sustainable_rps is None:
+        why = "its p99 passed the objective; start lower (--start-rate)"
+        if first is not None and first.statuses.get("transport"):
+            why = (
+                "requests got no answer (refused, reset or timed out): is the server still running?"
+            )
+        elif first is not None and first.errors:
+            why = f"requests failed ({_errors(first.statuses)}); the server's log says why"
         c.print(
-            "[bold red]Not sustainable:[/] even the first step broke the objective; "
-            "start lower (--start-rate).",
+            f"[bold red]Not sustainable:[/] even the first step failed: {why}",
             highlight=False,
             soft_wrap=False,
         )

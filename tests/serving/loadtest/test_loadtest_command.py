@@ -4,6 +4,7 @@ of reach of a busy machine, and the checks are on what was sent, answered and ke
 
 from __future__ import annotations
 
+import io
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -111,3 +112,31 @@ def test_a_remote_server_is_refused_without_allow_remote(bare: Path) -> None:
 def test_the_python_api_names_an_option_it_does_not_take(bare: Path) -> None:
     with Workspace.open(bare) as ws, pytest.raises(UsageError, match=r"'rat'.*p99_ms"):
         ws.loadtest("credit", rat=5)
+
+
+@pytest.mark.parametrize(
+    ("statuses", "says"),
+    [
+        ({}, "start lower"),
+        ({"transport": 3}, "is the server still running?"),
+        ({"429": 2}, "2 429"),
+    ],
+)
+def test_a_first_step_that_fails_says_why(statuses: dict[str, int], says: str) -> None:
+    from rich.console import Console
+
+    from setpoint.cli.loadtest import render_plan
+    from setpoint.serving.loadtest.plan import CapacityPlan
+    from setpoint.serving.loadtest.schedule import StepResult
+
+    first = StepResult(
+        rate=100, seconds=5, sent=500, answered=500, ok=500, errors=sum(statuses.values()),
+        statuses=statuses, achieved=100, p50_ms=2, p90_ms=3, p99_ms=80, p999_ms=90,
+        max_ms=95, lag_p99_ms=0.5, met=False, stopped_early=True,
+    )  # fmt: skip
+    plan = CapacityPlan(sustainable_rps=None, workers=1, target_rps=None, cpu_hour_price=0.03)
+    out = io.StringIO()
+    render_plan(Console(file=out, width=80), plan, first)
+    text = " ".join(out.getvalue().split())
+    assert "Not sustainable" in text
+    assert says in text
