@@ -39,7 +39,7 @@ def invoke(root: Path, *args: str, env: dict[str, str] | None = None) -> tuple[i
 
 @pytest.mark.slow
 def test_a_served_endpoint_is_loaded_planned_recorded_and_plotted(
-    keyed: tuple[Path, str], tmp_path: Path
+    keyed: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root, key = keyed
     plot = tmp_path / "latency.svg"
@@ -56,6 +56,9 @@ def test_a_served_endpoint_is_loaded_planned_recorded_and_plotted(
         )
         assert code == 0, err + served.output()
         run = json.loads(out)
+        # Without --plot the plot goes to the current folder: the test's, entered only
+        # now that the server runs (a relative PYTHONPATH must resolve where it starts).
+        monkeypatch.chdir(tmp_path)
         code, text, err = invoke(root, *args, "--no-batch", "--key", key)
         assert code == 0, err
     [step] = run["steps"]
@@ -74,7 +77,9 @@ def test_a_served_endpoint_is_loaded_planned_recorded_and_plotted(
     assert "Sustainable rate: 20 req/s" in text
     assert "For 50 req/s: 3 replicas" in text
     assert all(len(line) <= 80 for line in text.splitlines()), text
-    assert Path(text.split("Plot: ")[1].split()[0]).name.startswith("loadtest-credit-")
+    written = Path(text.split("Plot: ")[1].split()[0])
+    assert written.name.startswith("loadtest-credit-")
+    assert (tmp_path / written).is_file()
 
     code, out, _ = invoke(root, "credit", "--history", "--json")
     listed = json.loads(out)
