@@ -142,9 +142,23 @@ def medians(runs: list[Slice]) -> Slice:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds of process ``pid`` and its children so far (Linux
+    /proc): granian answers from a worker process of its own."""
+    tree, total = {pid}, 0.0
+    stats = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                stats[int(entry.name)] = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+    grew = True
+    while grew:  # children, then theirs
+        found = {p for p, fields in stats.items() if int(fields[1]) in tree}
+        grew = not found <= tree
+        tree |= found
+    for p in tree:
+        if p in stats:
+            total += int(stats[p][11]) + int(stats[p][12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def wrk(url: str, script: Path, connections: int, duration: int, pid: int | None = None) -> Slice:
@@ -280,6 +294,11 @@ def main() -> None:
         help="the full server's protocols to load, of: " + ", ".join(ROUTES),
     )
     parser.add_argument(
+        "--granian",
+        action="store_true",
+        help="also load the native route and the constant endpoint served by granian",
+    )
+    parser.add_argument(
         "--engine",
         choices=("local", "ray"),
         default="local",
@@ -289,6 +308,8 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed; install the Debian package: apt-get install wrk")
+    if args.granian and not Path(sys.executable).with_name("granian").exists():
+        raise SystemExit("granian is not installed here; pip install -c constraints.txt granian")
     levels = [int(c) for c in args.connections.split(",")]
     routes = [r.strip() for r in args.routes.split(",") if r.strip()]
     unknown = sorted(set(routes) - set(ROUTES))
@@ -333,6 +354,23 @@ def main() -> None:
                 f"http://127.0.0.1:{port}/predict",
             )  # fmt: skip
             targets[name] = (name, f"http://127.0.0.1:{port}/predict")
+        if args.granian:
+            # The same apps under granian (one worker, uvloop), beside uvicorn's.
+            env.update(SETPOINT_SERVE_OVERRIDES="{}", SETPOINT_SERVE_BACKGROUND="worker:300")
+            for name, app in (
+                ("native [granian]", "setpoint.serving.server:app_from_environment"),
+                ("constant [granian]", "_servers:constant_app"),
+            ):
+                port = free_port()
+                ready = "/readyz" if name.startswith("native") else "/predict"
+                processes[name] = (
+                    [str(Path(python).with_name("granian")), "--interface", "asgi", "--factory",
+                     "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--loop",
+                     "uvloop", "--log-level", "warning", "--working-dir", str(HERE), app],
+                    f"http://127.0.0.1:{port}{ready}",
+                )  # fmt: skip
+                path = paths["native"] if name.startswith("native") else "/predict"
+                targets[name] = (name, f"http://127.0.0.1:{port}{path}")
         samples: dict[str, dict[int, list[Slice]]] = {
             name: {c: [] for c in levels} for name in targets
         }
@@ -353,7 +391,7 @@ def main() -> None:
                     root,
                     [body(name if name in ROUTES else "native", r, datatypes) for r in records],
                     key,
-                    name.replace(" ", "_"),
+                    re.sub(r"\W+", "_", name),
                 )
                 for name in targets
             }
@@ -386,12 +424,12 @@ def report(
 ) -> None:
     table = Table(
         title=f"Single-row requests, 1,000 distinct rows; medians of {args.rounds} rounds "
-        f"of {args.duration}-s slices; p50, p99 in ms; CPU µs per request; fail: "
-        "non-2xx; x: to the constant endpoint, within rounds",
+        f"of {args.duration}-s slices; c: connections; p50, p99 in ms; CPU µs per "
+        "request; fail: non-2xx; x: to the constant endpoint, within rounds; (g): granian",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
     )
-    columns = ("server", "conn", "req/s", "p50", "p99", "fail", "CPU",
+    columns = ("server", "c", "req/s", "p50", "p99", "fail", "CPU",
                "rate x", "p99 x", "CPU x")  # fmt: skip
     for column in columns:
         table.add_column(column, justify="left" if column == "server" else "right", no_wrap=True)
@@ -400,7 +438,7 @@ def report(
             m = medians(runs)
             constant = samples["constant"][c]
             table.add_row(
-                name.replace(" predict", ""),
+                name.replace(" predict", "").replace(" [granian]", " (g)"),
                 str(c),
                 f"{m.rate:,.0f}",
                 f"{m.p50:.2f}",
@@ -430,6 +468,22 @@ def report(
                     f"{route} CPU per request vs native at {top} connections (<= 1.3x): "
                     f"{'met' if ratio <= 1.3 else 'NOT met'} ({ratio:.2f}x)"
                 )
+    if "native [granian]" in samples:
+        for name in ("native", "constant"):
+            mine, theirs = samples[name][top], samples[f"{name} [granian]"][top]
+            console.print(
+                f"{name} under granian against uvicorn at {top} connections: "
+                f"req/s {_within(theirs, mine, 'rate'):.0%}, "
+                f"p99 {_within(theirs, mine, 'p99'):.2f}x, "
+                f"CPU per request {_within(theirs, mine, 'cpu_us'):.2f}x"
+            )
+        native, constant = samples["native [granian]"][top], samples["constant [granian]"][top]
+        console.print(
+            f"under granian, native against constant at {top} connections: "
+            f"req/s {_within(native, constant, 'rate'):.0%}, "
+            f"p99 {_within(native, constant, 'p99'):.1f}x, "
+            f"CPU per request {_within(native, constant, 'cpu_us'):.2f}x"
+        )
 
 
 def ray_main(args: argparse.Namespace, levels: list[int], console: Console) -> None:

@@ -203,6 +203,15 @@ class ArtifactCorruptedError(SetpointError):
     exit_code = 7
 
 
+class PlatformMismatchError(SetpointError):
+    """A model compiled to native code is loaded on a platform (machine, OS, C library)
+    other than the one it was built for."""
+
+    code = "platform_mismatch"
+    http_status = 409
+    exit_code = 7
+
+
 class StoreError(SetpointError):
     """The metadata store cannot be reached, or its schema is not one this version reads."""
 

@@ -157,7 +157,8 @@ SETTINGS: tuple[Setting, ...] = (
         float,
         0.031611,
         "Price of one core for one hour, for the cost per 1,000 predictions that "
-        "`setpoint monitor show`, the report, `/metrics` and `setpoint loadtest` give. "
+        "`setpoint monitor show`, the report, `/metrics`, `setpoint loadtest` and "
+        "`setpoint optimize` give. "
         "The default is a public cloud's on-demand price of a general-purpose vCPU-hour "
         "(US$; docs/monitoring.md#cost says which); set your own, in any currency.",
     ),

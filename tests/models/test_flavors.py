@@ -8,6 +8,7 @@ categorical feature with missing values.
 
 from __future__ import annotations
 
+import functools
 import json
 import pickle
 import sys
@@ -37,6 +38,8 @@ from setpoint.errors import (
 )
 from setpoint.models import flavors
 from setpoint.models.flavors import FLAVORS
+from setpoint.models.flavors.compiled import CompiledPredictor
+from setpoint.models.flavors.onnx import OnnxPipelinePredictor, OnnxPredictor
 from setpoint.models.inputs import encode_categories, to_frame, to_matrix
 from setpoint.models.predictor import Predictor
 
@@ -180,7 +183,26 @@ FACTORIES: dict[str, Callable[[str, int], Fitted]] = {
 }
 
 
+@functools.cache
+def _derived(flavor: str, variant: str, seed: int) -> Predictor:
+    """A compiled or ONNX model made from the LightGBM (or scikit-learn) one, as
+    ``setpoint optimize`` makes it (compiled once per variant: each build runs the C compiler)."""
+    if flavor == "onnx-pipeline":
+        sklearn: Any = wrap("sklearn", variant, seed)
+        return OnnxPipelinePredictor.from_sklearn(sklearn, sklearn.model)
+    original: Any = wrap("lightgbm", variant, seed)
+    if flavor == "compiled":
+        return CompiledPredictor.compile(original, original.booster)
+    return OnnxPredictor.from_lightgbm(original, original.booster)
+
+
+# Flavors made from another flavor's model, not from a fitted object.
+DERIVED = {"compiled", "onnx", "onnx-pipeline"}
+
+
 def wrap(flavor: str, variant: str, seed: int = 0) -> Predictor:
+    if flavor in DERIVED:
+        return _derived(flavor, variant, seed)
     fitted = FACTORIES[flavor](variant, seed)
     predictor = flavors.from_object(
         fitted.model, features=FEATURES, kinds=KINDS, categories=fitted.categories
@@ -233,7 +255,7 @@ def assert_same(a: tuple[Any, Any], b: tuple[Any, Any], context: str = "") -> No
 
 
 def test_every_flavor_has_a_factory() -> None:
-    assert set(FACTORIES) == set(FLAVORS)
+    assert set(FACTORIES) | DERIVED == set(FLAVORS)
 
 
 def test_predictions_have_the_task_shape(
@@ -448,8 +470,8 @@ def test_wrapping_refuses_what_cannot_work() -> None:
 
 
 def test_an_unknown_flavor_is_a_usage_error() -> None:
-    with pytest.raises(UsageError, match="unknown model flavor 'onnx'"):
-        flavors.load("onnx", {}, {})
+    with pytest.raises(UsageError, match="unknown model flavor 'mleap'"):
+        flavors.load("mleap", {}, {})
 
 
 def test_kinds_default_to_numeric_and_categorical_for_categories() -> None:
@@ -468,13 +490,22 @@ def test_a_numpy_array_feeds_an_all_numeric_model() -> None:
     np.testing.assert_array_equal(predictor.predict(frame), model.predict(x))
 
 
-@pytest.mark.parametrize(("module", "flavor"), [("lightgbm", "lightgbm"), ("xgboost", "xgboost")])
+@pytest.mark.parametrize(
+    ("module", "flavor", "extra"),
+    [
+        ("lightgbm", "lightgbm", "lightgbm"),
+        ("xgboost", "xgboost", "xgboost"),
+        ("tl2cgen", "compiled", "optimize"),
+        ("onnxruntime", "onnx", "optimize"),
+        ("onnxruntime", "onnx-pipeline", "optimize"),
+    ],
+)
 def test_a_missing_library_is_a_dependency_error(
-    monkeypatch: pytest.MonkeyPatch, module: str, flavor: str
+    monkeypatch: pytest.MonkeyPatch, module: str, flavor: str, extra: str
 ) -> None:
     saved = wrap(flavor, "binary")
     files, metadata = saved.save(), saved.metadata()
     monkeypatch.setitem(sys.modules, module, None)  # what an uninstalled package looks like
     with pytest.raises(DependencyMissingError, match=r"pip install 'setpoint\[") as caught:
         flavors.load(flavor, files, metadata)
-    assert caught.value.details["extra"] == flavor
+    assert caught.value.details["extra"] == extra

@@ -25,21 +25,16 @@ from setpoint.data.filecheck import FileValidation
 from setpoint.data.pii import PiiPolicy
 from setpoint.data.quarantine import QuarantineBatch
 from setpoint.errors import NotReadyError, UsageError
-from setpoint.models.predictor import Predictor
+from setpoint.models.predictor import ARGMAX_FLAVORS, Predictor
 from setpoint.models.registry import ModelVersion
 
 if TYPE_CHECKING:
     from setpoint.workspace import Workspace
 
-# Flavors whose predicted label is by construction the most probable class: one call
-# gives both (as serving's ``predict_rows``; a scikit-learn model's predict may differ
-# from the argmax, so it is asked for both).
-_ARGMAX_FLAVORS = frozenset({"lightgbm", "xgboost"})
-
 
 def predict_arrays(predictor: Predictor, rows: Any) -> tuple[npt.NDArray[Any], Any]:
     """Labels (or numbers) and class probabilities (None for a regressor) of ``rows``."""
-    if predictor.task == "classification" and predictor.flavor in _ARGMAX_FLAVORS:
+    if predictor.task == "classification" and predictor.flavor in ARGMAX_FLAVORS:
         proba = predictor.predict_proba(rows)
         if proba is not None and predictor.classes is not None:
             return np.asarray(predictor.classes)[np.argmax(proba, axis=1)], proba

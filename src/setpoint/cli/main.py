@@ -61,6 +61,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "erase": ("setpoint.cli.erase", "erase"),
     "schema": ("setpoint.cli.schema", "schema"),
     "predict": ("setpoint.cli.batch", "predict"),
+    "optimize": ("setpoint.cli.optimize", "optimize"),
     "scoring": ("setpoint.cli.scoring", "scoring_app"),
     "loadtest": ("setpoint.cli.loadtest", "loadtest"),
 }

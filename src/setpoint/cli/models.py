@@ -25,6 +25,7 @@ from setpoint.cli._common import (
     writing,
 )
 from setpoint.cli.batch import InputFiles, render_quarantined
+from setpoint.cli.optimize import optimize
 from setpoint.errors import UsageError
 from setpoint.models.registry import CHAMPION, SEGMENT_METRICS, AliasMove, ModelVersion
 
@@ -43,6 +44,8 @@ _FAIRNESS = {
     "error_rate": "error",
     "mean_error": "mean err",
 }
+
+models_app.command("optimize")(optimize)
 
 Alias = Annotated[str, typer.Option("--alias", "-a", help="Alias to move.")]
 
@@ -223,6 +226,11 @@ def render_version(
             ((version.spec or {}).get("estimator") or {}).get("class")
             or lineage.get("registered_object")
             or "default for the task",
+        ),
+        *(
+            (("optimised from", f"{lineage['optimized_from']} ({lineage.get('optimization')})"),)
+            if lineage.get("optimized_from")
+            else ()
         ),
         (
             "git",

@@ -48,7 +48,7 @@ from setpoint.loop.bootstrap import Answers, paired_differences
 from setpoint.loop.fairness_gate import fairness_checks
 from setpoint.loop.gate_config import GateConfig, MetricGate
 from setpoint.models.evaluation import METRICS, PRIMARY, evaluate, primary_metric, segment_metrics
-from setpoint.models.predictor import Predictor
+from setpoint.models.predictor import ARGMAX_FLAVORS, Predictor
 from setpoint.models.spec import Fairness
 
 __all__ = [
@@ -68,9 +68,6 @@ TASKS = ("classification", "regression")
 # The share of bootstrap resamples on which a metric must be defined for its interval
 # to mean anything (ROC AUC is undefined on a resample without one of the classes).
 MIN_DEFINED_SHARE = 0.9
-# Flavors whose serving answer comes from one predict_proba call (the label is its
-# argmax); other classifiers are asked for both, as serving does.
-_ARGMAX_FLAVORS = frozenset({"lightgbm", "xgboost"})
 
 
 # --- the report ---------------------------------------------------------------------
@@ -223,7 +220,7 @@ def measure_cost(
 def _serving_call(predictor: Predictor) -> Callable[[Any], object]:
     if predictor.task != "classification":
         return predictor.predict
-    if predictor.flavor in _ARGMAX_FLAVORS:
+    if predictor.flavor in ARGMAX_FLAVORS:
         return predictor.predict_proba
 
     def both(record: Any) -> object:

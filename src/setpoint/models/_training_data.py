@@ -225,11 +225,20 @@ def holdout(spec: TrainSpec, table: pa.Table, task: Task) -> tuple[pa.Table, Arr
     """The validation rows a training run with ``spec`` held out of ``table`` (same
     rows, same split, same seed) and their target values: what a trained model is
     judged on again later (its monitor's calibration, a retraining's gates)."""
+    return split(spec, table, task)[1]
+
+
+def split(
+    spec: TrainSpec, table: pa.Table, task: Task
+) -> tuple[tuple[pa.Table, Array], tuple[pa.Table, Array]]:
+    """The (rows, target values) a training run with ``spec`` trained on and held out
+    of ``table``: what a model derived from a trained one (``models/optimize.py``)
+    learns from and is judged on."""
     notes: list[str] = []
     kept = rows_to_use(spec, table, notes)
     y = target_values(kept.column(spec.target))
-    _, valid = split_rows(spec, kept, y, task, notes)
-    return kept.take(pa.array(valid)), y[valid]
+    train, valid = split_rows(spec, kept, y, task, notes)
+    return (kept.take(pa.array(train)), y[train]), (kept.take(pa.array(valid)), y[valid])
 
 
 def _cover_classes(train: Array, valid: Array, y: Array, notes: list[str]) -> tuple[Array, Array]:

@@ -109,10 +109,16 @@ class Explainer:
             )
         if not needs_background(predictor):
             return
+        # A wrapped object (pyfunc, sklearn) may give labels only; the optimised
+        # flavors (models/flavors/_encoded.py) always have probabilities.
         model = getattr(predictor, "model", None)
-        if predictor.task == "classification" and not any(
-            callable(getattr(model, method, None))
-            for method in ("decision_function", "predict_proba")
+        if (
+            model is not None
+            and predictor.task == "classification"
+            and not any(
+                callable(getattr(model, method, None))
+                for method in ("decision_function", "predict_proba")
+            )
         ):
             raise NotExplainableError(
                 f"{ref} is a classifier that gives only labels (no decision_function or "

@@ -19,10 +19,14 @@ import numpy.typing as npt
 from setpoint.data.kinds import KINDS, Kind
 from setpoint.errors import ArtifactCorruptedError, UsageError
 
-__all__ = ["BasePredictor", "Predictor", "Task"]
+__all__ = ["ARGMAX_FLAVORS", "BasePredictor", "Predictor", "Task"]
 
 Task = Literal["classification", "regression"]
 TASKS: tuple[Task, ...] = ("classification", "regression")
+# Flavors whose predicted label is by construction the most probable class, so one
+# predict_proba call answers both (a scikit-learn model's predict may differ from the
+# argmax, so serving, batch scoring and the cost gate ask it for both).
+ARGMAX_FLAVORS = frozenset({"lightgbm", "xgboost", "compiled", "onnx", "onnx-pipeline"})
 
 
 class Predictor(Protocol):

@@ -42,7 +42,7 @@ from setpoint.data.validation import ValidationReport
 from setpoint.errors import ContractViolationError, SetpointError
 from setpoint.models.background import Explainer
 from setpoint.models.explain import Explanation
-from setpoint.models.predictor import Predictor
+from setpoint.models.predictor import ARGMAX_FLAVORS, Predictor
 from setpoint.models.registry import ModelVersion
 from setpoint.serving.batcher import MicroBatcher
 from setpoint.serving.breaker import CircuitBreaker
@@ -732,14 +732,9 @@ def _transpose(rows: list[dict[str, Any] | None], names: list[str]) -> dict[str,
         return None
 
 
-# Flavors whose predicted label is by construction the most probable class: one
-# booster call gives both (a scikit-learn model's predict may differ from the argmax).
-_ARGMAX_FLAVORS = frozenset({"lightgbm", "xgboost"})
-
-
 def predict_rows(predictor: Predictor, rows: Any) -> tuple[list[Any], list[list[float]] | None]:
     """Labels and class probabilities (None for a regressor) of ``rows``, as lists."""
-    if predictor.task == "classification" and predictor.flavor in _ARGMAX_FLAVORS:
+    if predictor.task == "classification" and predictor.flavor in ARGMAX_FLAVORS:
         proba = predictor.predict_proba(rows)
         if proba is not None and predictor.classes is not None:
             labels = np.asarray(predictor.classes)[np.argmax(proba, axis=1)]

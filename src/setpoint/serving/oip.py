@@ -111,7 +111,8 @@ def routes(state: ServingState) -> list[BaseRoute]:
         body = await read_body(request, state)
         header, tensors = _split(body, request.headers.get(HEADER))
         predict, outputs = _decode(header, tensors, runtime)
-        _check_outputs(outputs, runtime)
+        if outputs is not None:
+            _check_outputs(outputs, runtime)
         answer = await runtime.predict(predict)
         return _encode(answer, runtime, header, outputs)
 
@@ -255,9 +256,11 @@ def _decode(
                 f"{_DATATYPE_OF_KIND.get(rule.kind, 'BYTES')}",
                 details={"violations": [_violation(name, "datatype")]},
             )
+        if size is not None and datatype in _FLOATS:  # JSON holds no NaN; binary may
+            values = [None if v != v else v for v in values]
         if rule.kind == "numeric":
             values = [None if v is None else float(v) for v in values]
-        columns[name] = [None if isinstance(v, float) and math.isnan(v) else v for v in values]
+        columns[name] = values
     if offset != len(tail):
         raise MalformedRequestError(
             f"the binary data after the JSON header is {len(tail)} bytes but the inputs' "
@@ -307,12 +310,14 @@ def _describe(tensor: dict[str, Any], index: int) -> tuple[str, str, int]:
 def _from_json(data: Any, datatype: str, n: int, name: str) -> list[Any]:
     if not isinstance(data, list):
         raise MalformedRequestError(f"input {name!r}: data must be a list")
-    flat: list[Any] = []
-    for item in data:
-        if isinstance(item, list):
-            flat.extend(item)
-        else:
-            flat.append(item)
+    flat: list[Any] = data
+    if any(type(item) is list for item in data):  # [[v], [v]]: a shape of [N, 1]
+        flat = []
+        for item in data:
+            if isinstance(item, list):
+                flat.extend(item)
+            else:
+                flat.append(item)
     if len(flat) != n:
         raise MalformedRequestError(f"input {name!r} has {len(flat)} values but its shape says {n}")
     for value in flat:
@@ -325,16 +330,22 @@ def _from_json(data: Any, datatype: str, n: int, name: str) -> list[Any]:
 
 
 def _fits(value: Any, datatype: str) -> bool:
-    if datatype == "BYTES":
-        return isinstance(value, str)
-    if datatype == "BOOL":
-        return isinstance(value, bool)
-    if isinstance(value, bool):
-        return False
+    kind = type(value)  # orjson gives exact types: bool is never taken for an int here
     if datatype in _FLOATS:
-        return isinstance(value, int | float)
-    info = np.iinfo(np.dtype(_DTYPES[datatype]))
-    return isinstance(value, int) and int(info.min) <= value <= int(info.max)
+        return kind is float or kind is int
+    if datatype == "BYTES":
+        return kind is str
+    if datatype == "BOOL":
+        return kind is bool
+    low, high = _INT_RANGES[datatype]
+    return kind is int and low <= value <= high
+
+
+_INT_RANGES = {
+    name: (int(np.iinfo(np.dtype(dtype)).min), int(np.iinfo(np.dtype(dtype)).max))
+    for name, dtype in _DTYPES.items()
+    if name in _INTEGERS
+}
 
 
 def _from_binary(raw: bytes, datatype: str, n: int, name: str) -> list[Any]:

@@ -15,7 +15,7 @@ from setpoint.models.card._sections import sections
 from setpoint.monitoring.report._format import _stamp
 
 # Hugging Face's library identifiers for the flavors that are one library's.
-_LIBRARIES = {"sklearn": "sklearn", "lightgbm": "lightgbm", "xgboost": "xgboost"}
+_LIBRARIES = {"sklearn": "sklearn", "lightgbm": "lightgbm", "xgboost": "xgboost", "onnx": "onnx"}
 
 
 def front_matter(card: ModelCard) -> dict[str, Any]:

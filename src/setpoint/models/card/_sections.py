@@ -52,6 +52,17 @@ def _details(card: ModelCard) -> tuple[Block, ...]:
         ("Flavor", v.flavor),
         ("Task", v.task),
         ("Estimator", estimator or lineage.get("registered_object") or "the task's default"),
+        *(
+            (
+                (
+                    "Optimised from",
+                    f"{lineage['optimized_from']} ({lineage.get('optimization')} candidate "
+                    "of `setpoint optimize`)",
+                ),
+            )
+            if lineage.get("optimized_from")
+            else ()
+        ),
         ("Created by", v.created_by),
         ("Created", _stamp(v.created_at)),
         ("Packages", ", ".join(f"{k} {x}" for k, x in packages.items()) or "not recorded"),

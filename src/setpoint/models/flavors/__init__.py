@@ -4,6 +4,9 @@
 predictor from what the registry stored. The flavor is chosen by where the object's
 class comes from, so LightGBM and XGBoost are imported only when one of their models
 is actually used, and a missing library is a clear error, not an ImportError.
+The ``compiled``, ``onnx`` and ``onnx-pipeline`` flavors wrap no user object:
+``setpoint optimize`` makes them from a LightGBM or scikit-learn model
+(``models/optimize.py``), and ``load`` rebuilds them.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ from sklearn.base import BaseEstimator
 
 from setpoint.data.kinds import Kind
 from setpoint.errors import UsageError
+from setpoint.models.flavors.compiled import CompiledPredictor
 from setpoint.models.flavors.lightgbm import LightGBMPredictor
+from setpoint.models.flavors.onnx import OnnxPipelinePredictor, OnnxPredictor
 from setpoint.models.flavors.pyfunc import PyfuncPredictor
 from setpoint.models.flavors.sklearn import SklearnPredictor
 from setpoint.models.flavors.xgboost import XGBoostPredictor
@@ -25,7 +30,15 @@ __all__ = ["FLAVORS", "flavor_of", "from_object", "load"]
 
 FLAVORS: dict[str, type[BasePredictor]] = {
     cls.flavor: cls
-    for cls in (SklearnPredictor, LightGBMPredictor, XGBoostPredictor, PyfuncPredictor)
+    for cls in (
+        SklearnPredictor,
+        LightGBMPredictor,
+        XGBoostPredictor,
+        PyfuncPredictor,
+        CompiledPredictor,
+        OnnxPredictor,
+        OnnxPipelinePredictor,
+    )
 }
 
 

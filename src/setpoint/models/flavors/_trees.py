@@ -51,12 +51,12 @@ class TreePredictor(BasePredictor):
         scores = self.scores(self.encoder(data))
         if self.task == "regression":
             return scores
-        return self.labels(np.argmax(_proba(scores), axis=1))
+        return self.labels(np.argmax(proba_columns(scores), axis=1))
 
     def predict_proba(self, data: Any) -> FloatArray | None:
         if self.task == "regression":
             return None
-        return _proba(self.scores(self.encoder(data)))
+        return proba_columns(self.scores(self.encoder(data)))
 
     @abstractmethod
     def contributions(self, matrix: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -81,7 +81,7 @@ class TreePredictor(BasePredictor):
         return Explanation(list(self.features), names, space, base, contributions, raw)
 
 
-def _proba(scores: FloatArray) -> FloatArray:
+def proba_columns(scores: FloatArray) -> FloatArray:
     if scores.ndim == 1:  # binary: the booster gives P(class 1)
         return np.column_stack([1.0 - scores, scores])
     return scores

@@ -1,0 +1,101 @@
+"""``setpoint optimize`` and ``setpoint models optimize``: the table, --json, the options
+and the mistakes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cli_support import Cli, loans
+from typer.testing import CliRunner
+
+from setpoint.cli.main import app
+from setpoint.workspace import Workspace
+
+
+def trained(cli: Cli, estimator: str = "lightgbm.LGBMClassifier", **params: Any) -> str:
+    with Workspace.open(cli.root) as ws:
+        ws.add_dataset("loans", loans(400))
+        version = ws.train(
+            {
+                "model": "risk",
+                "dataset": "loans@latest",
+                "target": "defaulted",
+                "estimator": {"class": estimator, "params": params},
+                "seed": 1,
+            }
+        )
+        return version.ref
+
+
+def test_optimize_prints_the_table_in_80_columns(cli: Cli) -> None:
+    ref = trained(cli, n_estimators=30)
+    narrow = CliRunner(env={"COLUMNS": "80"})
+    result = narrow.invoke(
+        app, ["-w", str(cli.root), "optimize", ref, "--calls", "5"], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert max(map(len, lines)) <= 80, result.stdout
+    header = next(line for line in lines if line.startswith("candidate") and "same label" in line)
+    assert header.split()[:5] == ["candidate", "version", "same", "label", "max"]
+    for name, version in [("compiled", 2), ("onnx", 3), ("pruned", 4), ("distilled", 5)]:
+        assert any(line.split()[:2] == [name, f"risk@{version}"] for line in lines), name
+    assert "no int8 quantization" in result.stdout
+    assert "setpoint models promote risk 2" in result.stdout
+    shown = cli("models", "show", "risk@2").stdout
+    assert "optimised from  risk@1 (compiled)" in shown
+    assert "compiled / classification" in shown
+    card = cli("models", "card", "risk@3").stdout
+    assert "risk@1 (onnx candidate of `setpoint optimize`)" in card
+
+
+def test_models_optimize_json_with_the_options(cli: Cli) -> None:
+    ref = trained(cli, n_estimators=30)
+    report = cli.json(
+        "models",
+        "optimize",
+        ref,
+        "--only",
+        "pruned,onnx",
+        "--trees",
+        "3",
+        "--no-register",
+        "--calls",
+        "5",
+    )
+    assert report["original"] == ref
+    assert [(row["candidate"], row["ref"]) for row in report["candidates"]] == [
+        ("original", None),
+        ("onnx", None),
+        ("pruned", None),
+    ]
+    onnx = report["candidates"][1]
+    assert onnx["max_difference"] <= 1e-5
+    assert set(onnx) >= {
+        "same_labels",
+        "metric",
+        "delta",
+        "p50_ms",
+        "p99_ms",
+        "rows_per_second",
+        "size_bytes",
+        "cost_per_1000",
+    }
+    assert cli.json("models", "list")[0]["latest"] == 1
+
+
+def test_mistakes_exit_without_a_traceback(cli: Cli) -> None:
+    ref = trained(cli, n_estimators=5)
+    cli.fails("optimize", ref, "--only", "int4", code=2, message="unknown candidate(s) int4")
+    cli.fails("optimize", "nosuch@1", code=3, message="nosuch")
+    with Workspace.open(cli.root) as ws:
+        linear = ws.train(
+            {
+                "model": "linear",
+                "dataset": "loans@latest",
+                "target": "defaulted",
+                "estimator": {"class": "sklearn.linear_model.LogisticRegression"},
+                "seed": 1,
+            }
+        ).ref
+    cli.fails("optimize", linear, "--only", "compiled", code=2, message="compiled does not apply")
