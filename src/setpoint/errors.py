@@ -128,6 +128,14 @@ class ModelUnavailableError(RetryLaterError):
     exit_code = 8
 
 
+class ServerUnavailableError(SetpointError):
+    """A setpoint server this command talks to (``setpoint loadtest``) does not answer."""
+
+    code = "server_unavailable"
+    http_status = 503
+    exit_code = 8
+
+
 class NotFoundError(SetpointError):
     """A named thing (workspace, dataset, model, version, alias) does not exist."""
 

@@ -50,6 +50,9 @@ if TYPE_CHECKING:
     from setpoint.models.card import ModelCard
     from setpoint.models.spec import TrainSpec
     from setpoint.monitoring.monitor import Monitors
+    from setpoint.serving.loadtest.runner import Options as LoadTestOptions
+    from setpoint.serving.loadtest.runner import Report as LoadTestReport
+    from setpoint.serving.loadtest.runs import LoadTests
     from setpoint.serving.log import CompactionResult
     from setpoint.serving.retention import PruneResult
 
@@ -139,6 +142,13 @@ class Workspace:
             dry_run=dry_run,
             progress=progress,
         )
+
+    @cached_property
+    def load_tests(self) -> LoadTests:
+        """`setpoint loadtest` runs, recorded (``serving/loadtest/runs.py``)."""
+        from setpoint.serving.loadtest.runs import LoadTests  # HdrHistogram loads on use
+
+        return LoadTests(self.db, actor=self.actor)
 
     @cached_property
     def monitors(self) -> Monitors:
@@ -608,6 +618,32 @@ class Workspace:
         :class:`~setpoint.serving.config.DeploymentConfig` for them all.
         """
         return self.deployments.deploy(endpoint, note=note, **changes)
+
+    def loadtest(
+        self,
+        endpoint: str,
+        options: LoadTestOptions | None = None,
+        *,
+        progress: Callable[..., None] | None = None,
+        on_batch: Callable[[], None] | None = None,
+        **fields: Any,
+    ) -> LoadTestReport:
+        """Load ``endpoint`` on a running server (``url=``, default where `setpoint
+        serve` listens) step by step until its p99 passes ``p99_ms`` or a request
+        fails: the sustainable rate, the capacity plan beside batch scoring, and the
+        run recorded in ``load_tests`` (``serving/loadtest/``). Give ``options``, or
+        their fields as keywords (``rate=200, p99_ms=20``)."""
+        from setpoint.serving.loadtest.runner import Options, loadtest
+
+        if options is None:
+            unknown = sorted(set(fields) - set(Options.__dataclass_fields__))
+            if unknown:
+                raise UsageError(
+                    f"loadtest takes no option {unknown[0]!r}; it takes "
+                    + ", ".join(Options.__dataclass_fields__)
+                )
+            options = Options(**fields)
+        return loadtest(self, endpoint, options, progress=progress, on_batch=on_batch)
 
     def prune_logs(
         self, endpoint: str | None = None, *, now: datetime | None = None, dry_run: bool = False

@@ -135,6 +135,7 @@ def test_a_runtime_without_a_circuit_reports_no_circuit_state() -> None:
     text = ServingMetrics(lambda: {"credit": runtime}).render().decode()  # type: ignore[dict-item]
     assert value(text, 'setpoint_served_version{endpoint="credit",model="credit-risk"}') == 1
     assert "setpoint_circuit_state{" not in text
+    assert value(text, "setpoint_workers") == 1  # one process: one worker
 
 
 class Circuit(enum.Enum):
@@ -261,6 +262,7 @@ def test_every_scrape_of_several_workers_counts_every_request(
             text = httpx.get(f"{served.url}/metrics").text
             assert total(text, "setpoint_requests_total") == 40, text
             assert total(text, "setpoint_request_seconds_count") == 40, text
+            assert value(text, "setpoint_workers") == 2, text
         # Batch counts are sampled once a second by each worker.
         deadline = time.monotonic() + 10
         while (

@@ -63,6 +63,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "predict": ("setpoint.cli.batch", "predict"),
     "optimize": ("setpoint.cli.optimize", "optimize"),
     "scoring": ("setpoint.cli.scoring", "scoring_app"),
+    "loadtest": ("setpoint.cli.loadtest", "loadtest"),
 }
 
 

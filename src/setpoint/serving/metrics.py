@@ -237,6 +237,15 @@ class ServingMetrics:
             "liveall",
         )
         self._metered: dict[tuple[str, str, int, str], _Metered] = {}
+        # Each worker counts itself once: the live ones add up to how many serve, which
+        # `setpoint loadtest` reads to give its figures per core.
+        self.workers = Gauge(
+            "setpoint_workers",
+            "Worker processes serving (setpoint serve --workers), live ones.",
+            registry=recording,
+            multiprocess_mode="livesum",
+        )
+        self.workers.set(1)
         # The log's lag is reported only when the log can tell it.
         self._pending_age: Callable[[], float | None] | None = getattr(log, "pending_age", None)
         self.log_lag = (

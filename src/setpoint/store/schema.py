@@ -392,3 +392,24 @@ scoring_runs = sa.Table(
     sa.Index(None, "model", "version"),
     sa.Index(None, "endpoint"),
 )
+
+# `setpoint loadtest` runs: what a server sustained with one model version, so capacity
+# can be followed from version to version (serving/loadtest/runs.py).
+load_tests = sa.Table(
+    "load_tests",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("endpoint", sa.String(100), nullable=False),
+    sa.Column("model", sa.String(100), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("settings", sa.JSON, nullable=False),  # objective, rates, connections, ...
+    sa.Column("steps", sa.JSON, nullable=False),  # [{rate, achieved, p50_ms, p99_ms, ...}]
+    sa.Column("sustainable_rps", sa.Float),  # None: not even the first step met it
+    sa.Column("plan", sa.JSON, nullable=False),  # the capacity plan as printed
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index(None, "endpoint", "started_at"),
+    sa.Index(None, "model", "version"),
+)

@@ -35,6 +35,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import pairwise
+from typing import Any
 
 from markupsafe import Markup, escape
 
@@ -61,11 +62,12 @@ _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 @dataclass(frozen=True)
 class Series:
-    """One line: points in time order (``None`` is a window without data), an optional
-    low/high band per point drawn shaded, and dashed or solid."""
+    """One line: points in time order (``None`` is a window without data), or in the
+    order of a number on the x axis (``line_chart(x_unit=...)``), an optional low/high
+    band per point drawn shaded, and dashed or solid."""
 
     name: str
-    points: Sequence[tuple[datetime, float | None]]
+    points: Sequence[tuple[datetime, float | None]] | Sequence[tuple[float, float | None]]
     band: Sequence[tuple[float | None, float | None]] | None = None
     dashed: bool = False
 
@@ -340,14 +342,20 @@ def _polylines(
     return out
 
 
-def _describe_series(s: Series, vals: list[float], unit: str, long: bool, short: bool) -> str:
+def _describe_series(
+    s: Series, vals: list[float], unit: str, long: bool, short: bool, x_unit: str | None = None
+) -> str:
     if not vals:
         return f"{s.name}: no data"
     first, last = s.points[0][0], s.points[-1][0]
     gaps = len(s.points) - len(vals)
+    if isinstance(first, datetime) and isinstance(last, datetime):
+        span = f"{_date(first, time=short, year=long)} to {_date(last, time=short, year=long)}"
+    else:
+        ends = [_with_unit(x, x_unit or "") for x in (first, last) if isinstance(x, float | int)]
+        span = " to ".join(ends)
     text = (
-        f"{s.name} from {_date(first, time=short, year=long)} to "
-        f"{_date(last, time=short, year=long)}: lowest {_with_unit(min(vals), unit)}, "
+        f"{s.name} from {span}: lowest {_with_unit(min(vals), unit)}, "
         f"highest {_with_unit(max(vals), unit)}, latest {_with_unit(vals[-1], unit)}"
     )
     return text + (f", {gaps} without data" if gaps else "")
@@ -365,14 +373,22 @@ def line_chart(
     width: int = 720,
     height: int = 200,
     chart_id: str | None = None,
+    x_unit: str | None = None,
 ) -> Markup:
     """Series over time on one axis, with their bands, a legend and an optional labelled
-    horizontal threshold; "No data in this range" when no series has a number."""
+    horizontal threshold; "No data in this range" when no series has a number. With
+    ``x_unit`` the x values are numbers in that unit (latency against offered
+    requests a second), not times."""
     cid = _chart_id(chart_id, title)
     vals = [[v for _, v in s.points if v is not None and v - v == 0] for s in series]
     if not any(vals):
         return _empty(cid, "chart-line", title, width, height)
-    times = [t for s in series for t, _ in s.points]
+    numeric = x_unit is not None
+
+    def x_of(t: datetime | float) -> float:
+        return t.timestamp() if isinstance(t, datetime) else float(t)
+
+    times: list[Any] = [t for s in series for t, _ in s.points]
     t0, t1 = min(times), max(times)
     threshold = _finite(threshold)
     threshold_label = threshold_label or "threshold"
@@ -398,11 +414,17 @@ def line_chart(
     hi = y_max if y_max is not None and math.isfinite(y_max) else max(data)
     lo, hi, ticks = _nice(lo, hi, fixed_lo=y_min is not None, fixed_hi=y_max is not None)
     ys = _Scale(lo, hi, bottom, top)
-    xs = _Scale(t0.timestamp(), t1.timestamp(), left, right)
-
-    span = (t1 - t0).total_seconds()
-    short, long = span < 2 * _DAY, t0.year != t1.year
-    words = [_describe_series(s, v, unit, long, short) for s, v in zip(series, vals, strict=True)]
+    if numeric:
+        x_lo, x_hi, x_ticks = _nice(x_of(t0), x_of(t1), fixed_lo=False, fixed_hi=False)
+        short = long = False
+    else:
+        x_lo, x_hi = x_of(t0), x_of(t1)
+        span = (t1 - t0).total_seconds()
+        short, long = span < 2 * _DAY, t0.year != t1.year
+    xs = _Scale(x_lo, x_hi, left, right)
+    words = [
+        _describe_series(s, v, unit, long, short, x_unit) for s, v in zip(series, vals, strict=True)
+    ]
     if threshold is not None:
         words.append(f"{threshold_label} at {_with_unit(threshold, unit)}")
     parts = _open(cid, "chart-line", width, height, title, "; ".join(words) + ".")
@@ -417,8 +439,18 @@ def line_chart(
         parts.append(_text(left - 4, y + 4, _num(v), anchor="end"))
     if unit:
         parts.append(_text(left - 4, top - 12, unit, anchor="end", size=11))
-    for t, label in time_ticks(t0, t1, max_ticks=max(2, int((right - left) // 80))):
-        x = xs(t.timestamp())
+    marks: list[tuple[float, str]] = (
+        [(v, _num(v)) for v in x_ticks]
+        if numeric
+        else [
+            (t.timestamp(), label)
+            for t, label in time_ticks(t0, t1, max_ticks=max(2, int((right - left) // 80)))
+        ]
+    )
+    if numeric and x_unit:
+        parts.append(_text(right, bottom - 4, x_unit, anchor="end", size=11))
+    for tx, label in marks:
+        x = xs(tx)
         parts.append(
             f'<line x1="{_c(x)}" y1="{_c(bottom)}" x2="{_c(x)}" y2="{_c(bottom + 4)}" '
             f'stroke="#555"/>'
@@ -431,7 +463,7 @@ def line_chart(
 
     for i, s in enumerate(series):
         colour = _PALETTE[i % 7]
-        px = xs.many([t.timestamp() for t, _ in s.points])
+        px = xs.many([x_of(t) for t, _ in s.points])
         if s.band:
             runs: list[list[tuple[float, float, float]]] = [[]]
             his, los = ys.many(h for _, h in s.band), ys.many(lw for lw, _ in s.band)
