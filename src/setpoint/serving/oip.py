@@ -25,6 +25,7 @@ import math
 import re
 import struct
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -259,6 +260,10 @@ def _decode(
         raise MalformedRequestError('outputs must be a list of {"name": ..., "parameters": {...}}')
     _parameters(header)
     rules = runtime.model.contract.columns
+    if not tail:
+        usual = _usual_columns(inputs, rules)
+        if usual is not None:
+            return PredictRequest(usual[0], usual[1], request_id or None), outputs
     columns: dict[str, list[Any]] = {}
     n_rows: int | None = None
     offset = 0
@@ -313,6 +318,81 @@ def _decode(
         )
     assert n_rows is not None
     return PredictRequest(columns, n_rows, request_id or None), outputs
+
+
+def _usual_columns(
+    inputs: list[Any], rules: Mapping[str, Any]
+) -> tuple[dict[str, list[Any]], int] | None:
+    """The columns and row count of JSON tensors in the usual form (one column each,
+    shape ``[N]``, ``data`` a flat list of N values of a datatype the column takes, no
+    parameters), checked in one pass; None for anything else, which ``_decode`` then
+    reads value by value and, when it is wrong, says why."""
+    columns: dict[str, list[Any]] = {}
+    n_rows = -1
+    for tensor in inputs:
+        if type(tensor) is not dict or "parameters" in tensor:
+            return None
+        name, shape, data = tensor.get("name"), tensor.get("shape"), tensor.get("data")
+        if type(name) is not str or name in columns or type(data) is not list:
+            return None
+        if type(shape) is not list or len(shape) != 1 or type(shape[0]) is not int:
+            return None
+        if shape[0] != len(data):
+            return None
+        rule = rules.get(name)
+        if rule is None:
+            return None
+        take = _USUAL.get((rule.kind, tensor.get("datatype")))
+        values = None if take is None else take(data)
+        if values is None or (n_rows >= 0 and len(values) != n_rows):
+            return None
+        n_rows = len(values)
+        columns[name] = values
+    if not 1 <= n_rows <= MAX_ROWS:
+        return None
+    return columns, n_rows
+
+
+def _numbers(data: list[Any]) -> list[Any] | None:
+    for v in data:
+        kind = type(v)
+        if kind is not float and kind is not int and v is not None:
+            return None
+    return [None if v is None else float(v) for v in data]
+
+
+def _of(kind: type) -> Callable[[list[Any]], list[Any] | None]:
+    def take(data: list[Any]) -> list[Any] | None:
+        for v in data:
+            if type(v) is not kind and v is not None:
+                return None
+        return data
+
+    return take
+
+
+def _int64s(data: list[Any]) -> list[Any] | None:
+    low, high = _INT_RANGES["INT64"]
+    for v in data:
+        if v is not None and (type(v) is not int or not low <= v <= high):
+            return None
+    return data
+
+
+def _int64_numbers(data: list[Any]) -> list[Any] | None:
+    return None if _int64s(data) is None else [None if v is None else float(v) for v in data]
+
+
+_USUAL: dict[tuple[str, Any], Callable[[list[Any]], list[Any] | None]] = {
+    ("numeric", "FP64"): _numbers,
+    ("numeric", "FP32"): _numbers,
+    ("numeric", "INT64"): _int64_numbers,
+    ("integer", "INT64"): _int64s,
+    ("boolean", "BOOL"): _of(bool),
+    ("categorical", "BYTES"): _of(str),
+    ("string", "BYTES"): _of(str),
+    ("datetime", "BYTES"): _of(str),
+}
 
 
 def _violation(column: str, rule: str) -> dict[str, Any]:
