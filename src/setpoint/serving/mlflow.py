@@ -126,9 +126,13 @@ async def invoke(
     started, status, served = time.perf_counter(), 500, None
     try:
         kind = _media_type(content_type)
-        columns = _decode_csv(body) if kind == CSV_TYPE else _decode_json(body)
-        n_rows = len(next(iter(columns.values())))
-        answer = await runtime.predict(PredictRequest(columns, n_rows))
+        if kind == CSV_TYPE:
+            request = _request(_decode_csv(body))
+        else:
+            data = _json(body)
+            row = _one_row(data)
+            request = PredictRequest(None, row=row) if row else _request(_from_json(data))
+        answer = await runtime.predict(request)
         status, served = 200, answer.version
         return 200, orjson.dumps(_encode(answer), option=orjson.OPT_SERIALIZE_NUMPY), []
     except SetpointError as error:
@@ -166,11 +170,42 @@ def _media_type(raw: str) -> str:
     return kind
 
 
-def _decode_json(body: bytes) -> dict[str, list[Any]]:
+def _request(columns: dict[str, list[Any]]) -> PredictRequest:
+    return PredictRequest(columns, len(next(iter(columns.values()))))
+
+
+def _json(body: bytes) -> Any:
     try:
-        data = orjson.loads(body)
+        return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise MalformedRequestError(f"the body is not valid JSON ({exc}); {_SHAPE}") from None
+
+
+def _one_row(data: Any) -> dict[str, Any] | None:
+    """The record of the usual body, one row in ``dataframe_split`` (no index) or
+    ``dataframe_records``, taken as it is; None for anything else, which
+    ``_from_json`` checks and reads."""
+    if type(data) is not dict or len(data) != 1:
+        return None
+    split = data.get("dataframe_split")
+    if type(split) is dict and len(split) == 2:
+        names, rows = split.get("columns"), split.get("data")
+        if type(names) is not list or type(rows) is not list or len(rows) != 1:
+            return None
+        row = rows[0]
+        if type(row) is not list or not names or len(row) != len(names):
+            return None
+        record = dict(zip(names, row, strict=True))
+        if len(record) != len(names) or not all(type(n) is str for n in names):
+            return None
+        return record
+    records = data.get("dataframe_records")
+    if type(records) is list and len(records) == 1 and type(records[0]) is dict and records[0]:
+        return records[0]
+    return None
+
+
+def _from_json(data: Any) -> dict[str, list[Any]]:
     if not isinstance(data, dict):
         raise MalformedRequestError(f"the body must be a JSON object; {_SHAPE}")
     unknown = sorted(set(data) - {*_FORMATS, "params"})
