@@ -430,7 +430,7 @@ def report(
         pad_edge=False,
     )
     columns = ("server", "c", "req/s", "p50", "p99", "fail", "CPU",
-               "rate x", "p99 x", "CPU x")  # fmt: skip
+               "x req", "x p99", "x CPU")  # fmt: skip
     for column in columns:
         table.add_column(column, justify="left" if column == "server" else "right", no_wrap=True)
     for name, by_level in samples.items():
