@@ -156,6 +156,12 @@ def loadtest(
     def render(c: Console) -> None:
         render_steps(c, test)
         render_plan(c, report.plan, test.steps[0] if test.steps else None)
+        if test.steps and all(step.met for step in test.steps) and len(test.steps) > 1:
+            c.print(
+                "Every step met the objective: the server's limit lies above the last "
+                "rate tried; raise --max-rate to find it.",
+                highlight=False,
+            )
         if report.client_behind:
             rates = ", ".join(f"{r:g}" for r in report.client_behind)
             c.print(
