@@ -16,27 +16,20 @@ loaded again on the other side.
 
 from __future__ import annotations
 
-from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any, Self
 
 import numpy as np
-import numpy.typing as npt
 
 from setpoint.data.kinds import Kind
 from setpoint.errors import UsageError
 from setpoint.models.explain import PROBABILITY, RAW, Explanation, explain_function
-from setpoint.models.flavors._trees import FloatArray, proba_columns
-from setpoint.models.inputs import MatrixEncoder
-from setpoint.models.predictor import BasePredictor, Task
+from setpoint.models.flavors._trees import FloatArray, MatrixPredictor, proba_columns
+from setpoint.models.predictor import Task
 
 
-class EncodedPredictor(BasePredictor):
+class EncodedPredictor(MatrixPredictor):
     """A model that maps the float matrix of the features to values or probabilities."""
-
-    def __init__(self, **fields: Any) -> None:
-        super().__init__(**fields)
-        self.encoder = MatrixEncoder(self.features, self.kinds, self.categories)
 
     @classmethod
     def wrap(
@@ -52,21 +45,6 @@ class EncodedPredictor(BasePredictor):
             f"a {cls.flavor} model is made from a registered LightGBM model by "
             "`setpoint optimize NAME@VERSION`, not from a fitted object"
         )
-
-    @abstractmethod
-    def scores(self, matrix: FloatArray) -> FloatArray:
-        """Regression values, or class probabilities (rows by classes, or P(class 1))."""
-
-    def predict(self, data: Any) -> npt.NDArray[Any]:
-        scores = self.scores(self.encoder(data))
-        if self.task == "regression":
-            return scores
-        return self.labels(np.argmax(proba_columns(scores), axis=1))
-
-    def predict_proba(self, data: Any) -> FloatArray | None:
-        if self.task == "regression":
-            return None
-        return proba_columns(self.scores(self.encoder(data)))
 
     def explain(
         self, data: Any, background: Any, *, permutations: int | None = None

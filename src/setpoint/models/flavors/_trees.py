@@ -35,12 +35,12 @@ def optional_import(module: str, *, package: str, extra: str) -> Any:
         raise DependencyMissingError.for_extra(package, extra) from exc
 
 
-class TreePredictor(BasePredictor):
-    """A booster that maps a float matrix to values or class probabilities."""
+class MatrixPredictor(BasePredictor):
+    """A model that maps the float matrix of the features (``MatrixEncoder``) to values
+    or class probabilities: the native tree flavors and the optimised ones."""
 
-    def __init__(self, booster: Any, **fields: Any) -> None:
+    def __init__(self, **fields: Any) -> None:
         super().__init__(**fields)
-        self.booster = booster
         self.encoder = MatrixEncoder(self.features, self.kinds, self.categories)
 
     @abstractmethod
@@ -57,6 +57,14 @@ class TreePredictor(BasePredictor):
         if self.task == "regression":
             return None
         return proba_columns(self.scores(self.encoder(data)))
+
+
+class TreePredictor(MatrixPredictor):
+    """A booster that maps a float matrix to values or class probabilities."""
+
+    def __init__(self, booster: Any, **fields: Any) -> None:
+        super().__init__(**fields)
+        self.booster = booster
 
     @abstractmethod
     def contributions(self, matrix: FloatArray) -> tuple[FloatArray, FloatArray]:

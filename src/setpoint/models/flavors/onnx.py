@@ -66,12 +66,7 @@ class OnnxPredictor(EncodedPredictor):
 
     @classmethod
     def load(cls, files: Mapping[str, bytes], metadata: Mapping[str, Any]) -> Self:
-        output = metadata.get("output")
-        if not isinstance(output, str):
-            raise ArtifactCorruptedError(
-                "the ONNX model's metadata does not name its output; run setpoint optimize again"
-            )
-        return cls(cls.file(files), output, **cls.common_fields(metadata))
+        return cls(cls.file(files), _output(metadata), **cls.common_fields(metadata))
 
     def metadata(self) -> dict[str, Any]:
         return {**super().metadata(), "output": self.output, "input_type": "float32"}
@@ -178,12 +173,7 @@ class OnnxPipelinePredictor(PyfuncPredictor):
 
     @classmethod
     def load(cls, files: Mapping[str, bytes], metadata: Mapping[str, Any]) -> Self:
-        output = metadata.get("output")
-        if not isinstance(output, str):
-            raise ArtifactCorruptedError(
-                "the ONNX model's metadata does not name its output; run setpoint optimize again"
-            )
-        return cls(cls.file(files), output, **cls.common_fields(metadata))
+        return cls(cls.file(files), _output(metadata), **cls.common_fields(metadata))
 
     def metadata(self) -> dict[str, Any]:
         return {**super().metadata(), "output": self.output}
@@ -272,3 +262,13 @@ def _strings_for_none(estimator: Any) -> Any:
 
     visit(copy)
     return copy
+
+
+def _output(metadata: Mapping[str, Any]) -> str:
+    """The name of the graph's output a saved ONNX model answers from."""
+    output = metadata.get("output")
+    if not isinstance(output, str):
+        raise ArtifactCorruptedError(
+            "the ONNX model's metadata does not name its output; run setpoint optimize again"
+        )
+    return output
