@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -210,3 +211,18 @@ def test_a_compiled_model_refuses_another_platform(workspace: Workspace) -> None
     metadata["platform"] = {**metadata["platform"], "machine": "riscv64"}
     with pytest.raises(PlatformMismatchError, match=r"machine riscv64.*setpoint optimize"):
         load("compiled", files, metadata)
+
+
+def test_a_compiled_library_is_not_loaded_from_a_folder_others_can_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from setpoint.errors import StoreError
+    from setpoint.models.flavors import compiled
+
+    monkeypatch.setattr(compiled.tempfile, "gettempdir", lambda: str(tmp_path))
+    path = compiled._library_file(b"not really a library")
+    assert Path(path).read_bytes() == b"not really a library"
+    folder = tmp_path / f"setpoint-compiled-{compiled.os.getuid()}"
+    folder.chmod(0o777)  # as one another user made, or opened to everyone
+    with pytest.raises(StoreError, match="only this user can write"):
+        compiled._library_file(b"not really a library")

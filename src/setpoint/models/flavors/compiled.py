@@ -20,6 +20,7 @@ import io
 import os
 import platform
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -27,7 +28,12 @@ from typing import Any, Self
 
 import numpy as np
 
-from setpoint.errors import ArtifactCorruptedError, DependencyMissingError, PlatformMismatchError
+from setpoint.errors import (
+    ArtifactCorruptedError,
+    DependencyMissingError,
+    PlatformMismatchError,
+    StoreError,
+)
 from setpoint.models.flavors._encoded import EncodedPredictor
 from setpoint.models.flavors._trees import FloatArray, optional_import
 from setpoint.models.predictor import BasePredictor
@@ -179,6 +185,14 @@ def _library_file(library: bytes) -> str:
     and one file per content lets every load of the same model share it."""
     folder = Path(tempfile.gettempdir()) / f"setpoint-compiled-{os.getuid()}"
     folder.mkdir(mode=0o700, exist_ok=True)
+    # A shared temporary folder: one another user made under this name could hold a
+    # library of theirs with the hash of ours, which the loader would run.
+    found = folder.lstat()
+    if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.getuid() or found.st_mode & 0o077:
+        raise StoreError(
+            f"{folder} is not a folder only this user can write to; remove it (the compiled "
+            "models' cache) and load the model again"
+        )
     path = folder / f"{hashlib.sha256(library).hexdigest()}.so"
     if not path.exists():
         handle, staged = tempfile.mkstemp(dir=folder, suffix=".tmp")
