@@ -703,3 +703,22 @@ def test_passed_is_all_checks_and_swapping_never_lets_both_pass(case: dict[str, 
             == report
         )
     assert not (reports[0].passed and reports[1].passed)
+
+
+def test_an_agreement_gate_counts_the_rows_given_the_champions_label() -> None:
+    y, signal = binary(400)
+    champion = scored(y, signal, 2.0, 1)
+    same = judge(GateConfig(min_agreement=0.99, confidence=None), y, champion, champion)
+    agreement = check(same, "agreement")
+    assert (agreement.passed, agreement.value, agreement.threshold) == (True, 1.0, 0.99)
+
+    flipped = (champion[0].copy(), champion[1])
+    flipped[0][:40] = 1 - flipped[0][:40]  # 10% of the labels changed
+    report = judge(GateConfig(min_agreement=0.95), y, champion, flipped)
+    agreement = check(report, "agreement")
+    assert not agreement.passed
+    assert agreement.value == pytest.approx(0.9)
+    assert "too different" in agreement.detail
+    # Not given: no such check, and a stored policy reads back as it was.
+    assert "agreement" not in {c.name for c in judge(GateConfig(), y, champion, champion).checks}
+    assert "min_agreement" not in GateConfig().to_dict()

@@ -249,6 +249,12 @@ class GateConfig(Document):
     ``/metrics``, ``setpoint loadtest``) is priced at."""
     # Left out of the stored form when not given, so policies stored before it read
     # back as they were.
+    min_agreement: Annotated[Number | None, Field(ge=0, le=1, exclude_if=lambda v: v is None)] = (
+        None
+    )
+    """The share of hold-out rows on which a classifier candidate must answer the
+    champion's label, e.g. 0.99 for a version `setpoint optimize` built that should
+    change nothing (null: no such gate)."""
     fairness: Annotated[Fairness | None, Field(exclude_if=lambda v: v is None)] = None
     """How the candidate's treatment of groups is judged against ``max_disparity`` and
     the champion's (``{sensitive, metrics, max_disparity, margin, min_group}``); leave

@@ -321,6 +321,8 @@ def evaluate_gates(
         config, segments, [g.metric for g in gates], y, champ, cand, task, labels
     )
     checks += _budget_checks(config, candidate_cost)
+    if config.min_agreement is not None:
+        checks.append(_agreement_check(config.min_agreement, champ[0], cand[0], task))
     if contract_problems is not None:
         checks.append(_contract_check(list(contract_problems)))
     fairness = fairness or config.fairness
@@ -626,6 +628,29 @@ def _budget_checks(config: GateConfig, cost: Mapping[str, Any] | None) -> list[C
                 )
             )
     return checks
+
+
+def _agreement_check(least: float, champion: Any, candidate: Any, task: str) -> Check:
+    """The share of rows on which the candidate answers the champion's label."""
+    if task != "classification":
+        return Check(
+            "agreement",
+            False,
+            None,
+            least,
+            "min_agreement compares labels, which a regressor does not give; remove it "
+            "from the gates",
+        )
+    same = float(np.mean(np.asarray(champion) == np.asarray(candidate)))
+    passed = same >= least
+    return Check(
+        "agreement",
+        passed,
+        same,
+        least,
+        f"the candidate gives the champion's label on {same:.2%} of the hold-out rows, "
+        f"at least {least:.2%} needed" + ("" if passed else "; too different"),
+    )
 
 
 def _contract_check(problems: list[str]) -> Check:
