@@ -24,7 +24,7 @@ from setpoint.cli.main import app as cli
 from setpoint.cost import Prices
 from setpoint.demo import lending
 from setpoint.demo.server import Clock
-from setpoint.monitoring.cost import window_cost
+from setpoint.monitoring.cost import describe, money, window_cost
 from setpoint.monitoring.report import ReportData, render_report
 from setpoint.monitoring.settings import MonitorConfig
 from setpoint.serving.app import create_app
@@ -79,6 +79,12 @@ def test_a_window_prices_each_version_and_keeps_shadow_copies_apart() -> None:
     assert (shadow["version"], shadow["rows"]) == (2, 1)
     assert cost["total"]["rows"] == 5
     assert cost["total"]["cost"] == pytest.approx(one["cost"] + two["cost"])
+    said = describe(cost)
+    assert said is not None
+    assert said.startswith(f"{money(cost['total']['cost_per_1000'])} per 1,000 predictions (")
+    assert "m@1 " in said  # two versions served: each one's figure
+    assert "the cache saved" in said
+    assert "shadow copies (1 row) cost" in said
 
 
 def test_a_window_of_rows_logged_without_costs_has_no_price() -> None:

@@ -181,5 +181,9 @@ def describe(cost: dict[str, Any] | None) -> str | None:
         text += f"; the cache saved {money(total['cache_saved'])}"
     shadow = [v for v in cost.get("shadow") or [] if v.get("cost") is not None]
     if shadow:
-        text += f"; shadow copies cost {money(sum(v['cost'] for v in shadow))} apart"
+        spent, rows = sum(v["cost"] for v in shadow), sum(v["measured_rows"] for v in shadow)
+        text += (
+            f"; shadow copies ({rows:,} row{'' if rows == 1 else 's'}) cost {money(spent)} more, "
+            f"{money(spent / rows * 1000)} per 1,000"
+        )
     return text
