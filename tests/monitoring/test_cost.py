@@ -110,7 +110,7 @@ def spec(name: str, trees: int) -> dict:
         "estimator": {
             "class": "lightgbm.LGBMClassifier",
             # Leaves that always split, so that every tree asked for is grown.
-            "params": {"n_estimators": trees, "num_leaves": 31, "min_child_samples": 2},
+            "params": {"n_estimators": trees, "num_leaves": 63, "min_child_samples": 2},
         },
         "seed": 1,
     }
@@ -118,13 +118,13 @@ def spec(name: str, trees: int) -> dict:
 
 @pytest.fixture(scope="module")
 def metered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Workspace, str]:
-    """Endpoints ``small`` (150 trees), ``large`` (300) and ``cached`` (the large one
+    """Endpoints ``small`` (250 trees), ``large`` (500) and ``cached`` (the large one
     behind the cache), each sent the same request of 250 rows 12 times; the workspace
     and the server's /metrics page."""
     ws = Workspace.init(tmp_path_factory.mktemp("cost") / "ws", actor="tester")
     history = lending.applications(4_000, start=datetime(2026, 1, 1, tzinfo=UTC), seed=11)
     ws.add_dataset("loans", history)
-    for name, trees in (("small", 150), ("large", 300)):
+    for name, trees in (("small", 250), ("large", 500)):
         version = ws.train(spec(name, trees))
         ws.promote(version.name, version.version)
         ws.deploy(name, model=name)
@@ -166,10 +166,12 @@ def test_twice_the_trees_take_about_twice_the_model_cpu_and_the_cache_costs_less
         for name in ("small", "large")
     }
     assert trees["large"] == 2 * trees["small"]
-    # Measured CPU, not a timing: 3,000 rows a model, each batch's fixed cost small
-    # against its rows' tree walks. The band is wide for a busy machine.
+    # Measured CPU, not a timing: 3,000 rows a model. The model's part also holds what
+    # does not grow with the trees (turning the rows into a matrix, the call), so twice
+    # the trees take a little under twice the CPU; the band is wide for a busy machine
+    # (1.44 was seen with 150 and 300 trees of 31 leaves under the whole suite).
     ratio = large["model_cpu_seconds"] / small["model_cpu_seconds"]
-    assert 1.5 < ratio < 2.7, ratio
+    assert 1.5 < ratio < 2.8, ratio
     for total in (small, large, cached):
         assert total["rows"] == total["measured_rows"] == REQUESTS * ROWS
         assert total["cost_per_1000"] > total["model_cost_per_1000"] > 0
