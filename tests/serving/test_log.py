@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import errno
+import fcntl
 import json
 import os
 import shutil
@@ -16,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -670,6 +672,36 @@ def test_compaction_leaves_a_live_writers_segment(tmp_path: Path, log: RecordLog
     assert (result.segments, result.live) == (0, 1)
     log.append([record(2)])
     assert ids(read_log(tmp_path)) == ["req-1", "req-2"]
+
+
+def test_a_segment_compaction_took_at_birth_does_not_lend_its_id_to_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Compaction adopts an unlocked ``.open`` file. When it takes a writer's new segment
+    between its creation and its lock, the writer starts another; the segment after
+    that must not take that one's id again, or its part replaces the first one's."""
+    monkeypatch.setattr(
+        _logfiles, "new_segment_id", lambda sequence, token: f"20260301T120000Z-{token}-{sequence}"
+    )
+    real = fcntl.flock
+    raced: list[int] = []
+
+    def flock(fd: int, operation: int) -> None:
+        if operation == fcntl.LOCK_EX and not raced:  # the writer's lock on its new segment
+            raced.append(fd)
+            assert compact(tmp_path).segments == 1  # takes the empty segment, unlocked yet
+        real(fd, operation)
+
+    monkeypatch.setattr(_logfiles, "fcntl", SimpleNamespace(**{**vars(fcntl), "flock": flock}))
+    with RecordLog(tmp_path, max_segment_bytes=1) as log:  # a segment per append
+        log.append([record(1)])
+        log.append([record(2)])
+        compact(tmp_path)  # record 1's segment becomes a part
+        log.append([record(3)])
+    compact(tmp_path)
+
+    assert raced
+    assert ids(read_log(tmp_path)) == ["req-1", "req-2", "req-3"]
 
 
 def test_compacted_and_new_records_read_together(tmp_path: Path) -> None:

@@ -169,15 +169,22 @@ def io_error(action: str, path: Path, exc: OSError) -> StoreError:
 class SegmentFile:
     """One segment being written: an exclusively locked ``.open`` file, append-only."""
 
-    def __init__(self, path: Path, fd: int) -> None:
+    def __init__(self, path: Path, fd: int, sequence: int) -> None:
         self.path = path
         self.fd = fd
+        self.sequence = sequence  # the writer's next segment must take a higher one
         self.size = 0
         self.synced = 0  # bytes made durable by the last successful sync
 
     @classmethod
     def create(cls, directory: Path, sequence: int, token: str) -> SegmentFile:
-        """A new segment, its directory entry fsynced so the file survives a power loss."""
+        """A new segment, its directory entry fsynced so the file survives a power loss.
+
+        Its sequence may be above ``sequence`` (a name taken, or a segment compaction
+        took from under us): the writer goes on from ``segment.sequence``, since a name
+        used again within the second would give a second segment the id of one already
+        compacted, and its part would replace that one's.
+        """
         while True:
             path = directory / (new_segment_id(sequence, token) + OPEN_SUFFIX)
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
@@ -201,7 +208,7 @@ class SegmentFile:
                     path.unlink()
                 os.close(fd)
                 raise
-            return cls(path, fd)
+            return cls(path, fd, sequence)
 
     def write(self, data: bytes) -> None:
         view = memoryview(data)

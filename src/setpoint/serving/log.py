@@ -420,6 +420,7 @@ class RecordLog:
             if segment is None:
                 self._sequence += 1
                 segment = self._segment = SegmentFile.create(self._dir, self._sequence, self._token)
+                self._sequence = segment.sequence
                 self._opened_at = time.monotonic()
                 self.stats.segments += 1
                 self.stats.fsyncs += 1
