@@ -18,8 +18,10 @@ the dashboard's browser test serves a copy of its workspace.
 from __future__ import annotations
 
 import os
+import sqlite3
 import uuid
 from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -69,24 +71,68 @@ def postgres_admin() -> Iterator[sa.Engine]:
     engine.dispose()
 
 
+@contextmanager
+def _postgres_database(admin: sa.Engine, template: str | None = None) -> Iterator[str]:
+    """A new PostgreSQL database (empty, or a copy of ``template``), dropped afterwards."""
+    name = f"setpoint_test_{_RUN}_{uuid.uuid4().hex[:8]}"
+    copy = f' TEMPLATE "{template}"' if template else ""
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"{copy}'))
+    try:
+        yield admin.url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 @pytest.fixture
 def postgres_url(postgres_admin: sa.Engine) -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
-    name = f"setpoint_test_{_RUN}_{uuid.uuid4().hex[:8]}"
-    with postgres_admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield postgres_admin.url.set(database=name).render_as_string(hide_password=False)
-    with postgres_admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with _postgres_database(postgres_admin) as url:
+        yield url
+
+
+# A workspace's database starts as a copy of one migrated once per test process: the
+# migrations take longer than many tests (~0.3 s: alembic reads its 14 scripts each
+# time), and a copy of their result is the same database. Tests of the migrations
+# themselves, and every Workspace.init outside the ``workspace`` fixture, still migrate.
+
+
+@pytest.fixture(scope="session")
+def _postgres_template(postgres_admin: sa.Engine) -> Iterator[str]:
+    from setpoint.store.db import Database
+
+    with _postgres_database(postgres_admin) as url:
+        db = Database(url)
+        db.migrate()
+        db.dispose()  # a template is copied only while nobody is connected to it
+        yield sa.make_url(url).database or ""
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from setpoint.store.db import Database, sqlite_url
+
+    path = tmp_path_factory.mktemp("template") / "setpoint.db"
+    db = Database(sqlite_url(path))
+    db.migrate()
+    db.dispose()
+    return path
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
-    """None for the default (SQLite in the workspace), or a PostgreSQL URL."""
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | None]:
+    """None for the default (SQLite in the workspace), or a PostgreSQL URL: an empty
+    database, or for a test with a ``workspace`` a migrated one (see above)."""
     if request.param == "sqlite":
-        return None
-    url: str = request.getfixturevalue("postgres_url")
-    return url
+        yield None
+        return
+    admin: sa.Engine = request.getfixturevalue("postgres_admin")
+    template = None
+    if "workspace" in request.fixturenames:
+        template = request.getfixturevalue("_postgres_template")
+    with _postgres_database(admin, template) as url:
+        yield url
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -104,13 +150,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """An S3 bucket is tried with PostgreSQL only, the pair machines share: what the
     store does does not depend on the database, and SQLite with S3 would run every
-    ``every_store`` test a fourth time."""
+    ``every_store`` test a fourth time. Tests marked ``one_database`` (a protocol, a
+    model format: the database only holds their fixtures) run on SQLite only; the
+    stores they use are tested on both databases in their own modules."""
     kept, dropped = [], []
     for item in items:
         params = getattr(item, "callspec", None)
         params = params.params if params is not None else {}
         pair = (params.get("database_url"), params.get("storage"))
-        (dropped if pair == ("sqlite", "s3") else kept).append(item)
+        one = pair[0] == "postgresql" and item.get_closest_marker("one_database") is not None
+        (dropped if pair == ("sqlite", "s3") or one else kept).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
@@ -132,7 +181,9 @@ def storage(request: pytest.FixtureRequest) -> str | None:
 
 
 @pytest.fixture
-def workspace(tmp_path: Path, database_url: str | None, storage: str | None) -> Iterator[Workspace]:
+def workspace(
+    request: pytest.FixtureRequest, tmp_path: Path, database_url: str | None, storage: str | None
+) -> Iterator[Workspace]:
     from setpoint.workspace import Workspace
 
     stores: dict[str, str] = {}
@@ -143,6 +194,14 @@ def workspace(tmp_path: Path, database_url: str | None, storage: str | None) -> 
             "log_uri": f"{storage}/logs",
             "log_seal_seconds": "0.5",  # an erasure waits this (and 5 s) for other machines
         }
+    if database_url is None:
+        template: Path = request.getfixturevalue("_sqlite_template")
+        (tmp_path / "ws").mkdir()
+        with (
+            closing(sqlite3.connect(template)) as source,
+            closing(sqlite3.connect(tmp_path / "ws" / "setpoint.db")) as copy,
+        ):
+            source.backup(copy)
     ws = Workspace.init(tmp_path / "ws", database_url=database_url, actor="tester", **stores)
     yield ws
     ws.close()

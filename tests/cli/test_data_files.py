@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from cli_support import Cli
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -142,12 +142,11 @@ csv_bytes = st.one_of(
 )
 
 
-@settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(data=csv_bytes)
-def test_no_csv_makes_a_traceback(tmp_path_factory: pytest.TempPathFactory, data: bytes) -> None:
-    root = tmp_path_factory.mktemp("ws")
+@pytest.fixture(scope="module")
+def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A workspace with dataset ``ref`` (one example's commands do not change what the
+    next one finds: a new version of ``fuzz`` at most)."""
+    root = tmp_path_factory.mktemp("fuzz")
     runner = CliRunner()
     assert runner.invoke(app, ["init", str(root / "ws")]).exit_code == 0
     good = root / "good.csv"
@@ -155,6 +154,14 @@ def test_no_csv_makes_a_traceback(tmp_path_factory: pytest.TempPathFactory, data
     assert (
         runner.invoke(app, ["-w", str(root / "ws"), "data", "add", "ref", str(good)]).exit_code == 0
     )
+    return root
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=csv_bytes)
+def test_no_csv_makes_a_traceback(fuzzed: Path, data: bytes) -> None:
+    root = fuzzed
+    runner = CliRunner()
     path = root / "fuzz.csv"
     path.write_bytes(data)
     for command in (["data", "add", "fuzz", str(path)], ["data", "validate", "ref@1", str(path)]):

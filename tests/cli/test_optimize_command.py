@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from cli_support import Cli, loans
 from typer.testing import CliRunner
 
 from setpoint.cli.main import app
 from setpoint.workspace import Workspace
+
+# The command, not the stores: on SQLite only (conftest.py).
+pytestmark = pytest.mark.one_database
 
 
 def trained(cli: Cli, estimator: str = "lightgbm.LGBMClassifier", **params: Any) -> str:

@@ -19,6 +19,9 @@ from setpoint.models.registry import ModelVersion
 from setpoint.models.spec import TrainSpec
 from setpoint.workspace import Workspace
 
+# Model formats, not the stores: the registry is tested on both databases elsewhere.
+pytestmark = pytest.mark.one_database
+
 CALLS = 5  # one-row timings are not what these tests check
 
 

@@ -20,6 +20,9 @@ from setpoint.serving import mlflow
 from setpoint.serving.app import create_app
 from setpoint.workspace import Workspace
 
+# The protocol, not the stores: its workspace on SQLite only (conftest.py).
+pytestmark = pytest.mark.one_database
+
 
 def _app(workspace: Workspace, log: MemoryLog) -> Starlette:
     return create_app(workspace, log, refresh_seconds=0.05)

@@ -28,6 +28,9 @@ from setpoint.serving.app import create_app
 from setpoint.serving.log import RecordLog
 from setpoint.workspace import Workspace
 
+# The protocol, not the stores: its workspace on SQLite only (conftest.py).
+pytestmark = pytest.mark.one_database
+
 INFER = "/v2/models/credit/infer"
 INTEGERS = {"age", "term", "credit_lines"}
 STRINGS = {"grade", "home_ownership", "purpose", "channel"}

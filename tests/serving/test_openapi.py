@@ -21,6 +21,9 @@ from setpoint.serving.openapi import column_schema, example_record, render
 from setpoint.serving.openapi import record_schema as record_schema_of
 from setpoint.workspace import Workspace
 
+# The document and the server, not the stores: on SQLite only (conftest.py).
+pytestmark = pytest.mark.one_database
+
 PREDICT = "/v1/endpoints/credit/predict"
 
 

@@ -12,6 +12,9 @@ from setpoint.models.optimize import optimize
 from setpoint.serving.app import create_app
 from setpoint.workspace import Workspace
 
+# Model formats, not the stores: on SQLite only (conftest.py).
+pytestmark = pytest.mark.one_database
+
 
 @pytest.mark.parametrize("candidate", ["compiled", "onnx"])
 def test_an_optimized_version_serves_what_the_original_does(

@@ -25,6 +25,9 @@ from setpoint.serving.lane import LoadedModel
 from setpoint.serving.runtime import EndpointRuntime
 from setpoint.workspace import Workspace
 
+# Routing and resilience in the server, not the stores: on SQLite only (conftest.py).
+pytestmark = pytest.mark.one_database
+
 PREDICT = "/v1/endpoints/credit/predict"
 
 
