@@ -116,6 +116,7 @@ def running(
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 ROUTES = ("native", "oip", "invocations")
 BODIES, CHECKED = 1_000, 200
+SERVER = "setpoint.serving.server"
 
 
 class Slice(NamedTuple):
@@ -299,6 +300,12 @@ def main() -> None:
         help="also load the native route and the constant endpoint served by granian",
     )
     parser.add_argument(
+        "--asgi",
+        action="store_true",
+        help="also load the native route of the same app under uvicorn's own protocol "
+        "(every request through ASGI), against setpoint serve's (the hot routes without)",
+    )
+    parser.add_argument(
         "--engine",
         choices=("local", "ray"),
         default="local",
@@ -354,9 +361,23 @@ def main() -> None:
                 f"http://127.0.0.1:{port}/predict",
             )  # fmt: skip
             targets[name] = (name, f"http://127.0.0.1:{port}/predict")
+        if args.asgi or args.granian:
+            env.update(SETPOINT_SERVE_OVERRIDES="{}", SETPOINT_SERVE_BACKGROUND="worker:300")
+        if args.asgi:
+            # The app setpoint serve runs, under uvicorn's own httptools protocol.
+            port = free_port()
+            processes["native [asgi]"] = (
+                [python, "-m", "uvicorn", "--factory", f"{SERVER}:app_from_environment",
+                 "--port", str(port), "--http", "httptools", "--log-level", "warning",
+                 "--no-access-log", "--no-proxy-headers", "--no-server-header"],
+                f"http://127.0.0.1:{port}/readyz",
+            )  # fmt: skip
+            targets["native [asgi]"] = (
+                "native [asgi]",
+                f"http://127.0.0.1:{port}{paths['native']}",
+            )
         if args.granian:
             # The same apps under granian (one worker, uvloop), beside uvicorn's.
-            env.update(SETPOINT_SERVE_OVERRIDES="{}", SETPOINT_SERVE_BACKGROUND="worker:300")
             for name, app in (
                 ("native [granian]", "setpoint.serving.server:app_from_environment"),
                 ("constant [granian]", "_servers:constant_app"),
@@ -425,7 +446,8 @@ def report(
     table = Table(
         title=f"Single-row requests, 1,000 distinct rows; medians of {args.rounds} rounds "
         f"of {args.duration}-s slices; c: connections; p50, p99 in ms; CPU µs per "
-        "request; fail: non-2xx; x: to the constant endpoint, within rounds; (g): granian",
+        "request; fail: non-2xx; x: to the constant endpoint, within rounds; (g): granian; "
+        "(a): uvicorn's own protocol",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
     )
@@ -438,7 +460,9 @@ def report(
             m = medians(runs)
             constant = samples["constant"][c]
             table.add_row(
-                name.replace(" predict", "").replace(" [granian]", " (g)"),
+                name.replace(" predict", "")
+                .replace(" [granian]", " (g)")
+                .replace(" [asgi]", " (a)"),
                 str(c),
                 f"{m.rate:,.0f}",
                 f"{m.p50:.2f}",
@@ -468,6 +492,14 @@ def report(
                     f"{route} CPU per request vs native at {top} connections (<= 1.3x): "
                     f"{'met' if ratio <= 1.3 else 'NOT met'} ({ratio:.2f}x)"
                 )
+    if "native [asgi]" in samples:
+        mine, asgi = samples["native"][top], samples["native [asgi]"][top]
+        console.print(
+            f"native route answered below ASGI (setpoint serve) against through it (uvicorn's "
+            f"protocol) at {top} connections: req/s {_within(mine, asgi, 'rate'):.0%}, "
+            f"p99 {_within(mine, asgi, 'p99'):.2f}x, "
+            f"CPU per request {_within(mine, asgi, 'cpu_us'):.2f}x"
+        )
     if "native [granian]" in samples:
         for name in ("native", "constant"):
             mine, theirs = samples[name][top], samples[f"{name} [granian]"][top]

@@ -70,6 +70,13 @@ class HotRoute:
     endpoint: Callable[[re.Match[str]], str | None]
 
 
+class _Unchecked:
+    """The API key of a request not checked yet."""
+
+
+UNCHECKED = _Unchecked()
+
+
 class ClientGone(Exception):
     """The client disconnected before its body arrived: nobody to answer."""
 
@@ -87,8 +94,8 @@ class HotPath:
     ) -> None:
         self._routes = tuple(routes)
         self._guard = guard
-        self._limit = max_request_bytes
-        self._timeout = body_timeout
+        self.limit = max_request_bytes  # a body's most bytes, now
+        self.timeout = body_timeout  # seconds a body has to arrive, now (0: no limit)
 
     def find(self, path: str) -> tuple[HotRoute, re.Match[str]] | None:
         for route in self._routes:
@@ -105,10 +112,10 @@ class HotPath:
         receive: Receive,
         send: Send,
     ) -> None:
+        """Answer on the ASGI way: the key is checked before the body is read."""
         try:
             key = self._guard.authorize(scope, ("predict",), route.endpoint(match))
-            body = await read_body(scope, receive, self._limit(), self._timeout())
-            status, payload, headers = await route.answer(match, scope, body, key)
+            body = await read_body(scope, receive, self.limit(), self.timeout())
         except ClientGone:
             return
         except SetpointError as error:
@@ -116,7 +123,29 @@ class HotPath:
         except Exception:  # what Starlette's ServerErrorMiddleware does for the other routes
             logger.exception("unexpected error on %s", scope["path"])
             status, payload, headers = 500, INTERNAL_ERROR, []
+        else:
+            status, payload, headers = await self.respond(route, match, scope, body, key)
         await reply(send, status, payload, headers)
+
+    async def respond(
+        self,
+        route: HotRoute,
+        match: re.Match[str],
+        scope: Scope,
+        body: bytes,
+        key: ApiKey | _Unchecked | None = UNCHECKED,
+    ) -> Reply:
+        """The answer to a request whose body is read: ``route``'s, or the error's
+        (``key``: the API key when checked already)."""
+        try:
+            if isinstance(key, _Unchecked):
+                key = self._guard.authorize(scope, ("predict",), route.endpoint(match))
+            return await route.answer(match, scope, body, key)
+        except SetpointError as error:
+            return error_reply(error)
+        except Exception:  # what Starlette's ServerErrorMiddleware does for the other routes
+            logger.exception("unexpected error on %s", scope["path"])
+            return 500, INTERNAL_ERROR, []
 
 
 class ServingApp(Starlette):

@@ -3,13 +3,16 @@
 With several workers uvicorn starts one process each; every process builds its app
 from the environment (``app_from_environment``), opens the workspace and writes its
 own prediction-log segments, so workers share nothing but the workspace and, with
-several workers, a metrics directory (see ``serving.metrics``).
+several workers, a metrics directory (see ``serving.metrics``). The prediction routes
+are answered by uvicorn's protocol without the ASGI cycle (``_protocol.py``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import ipaddress
+import logging
 import os
 import shutil
 import signal
@@ -26,6 +29,8 @@ from starlette.applications import Starlette
 from setpoint.errors import UsageError
 from setpoint.serving.metrics import MULTIPROC_DIR
 from setpoint.serving.tls import TLSFiles
+
+logger = logging.getLogger("setpoint.serving")
 
 _WORKSPACE = "SETPOINT_WORKSPACE"
 _OVERRIDES = "SETPOINT_SERVE_OVERRIDES"
@@ -176,12 +181,25 @@ def serve(
             # the response does not advertise the server software.
             proxy_headers=False,
             server_header=False,
+            http=_http_protocol(),
             **(tls.uvicorn_options() if tls is not None else {}),
         )
     finally:
         if main:
             signal.signal(signal.SIGTERM, previous)
         forget_metrics()
+
+
+def _http_protocol() -> type[asyncio.Protocol] | str:
+    """uvicorn's httptools protocol answering the prediction routes without ASGI
+    (``_protocol.py``), or, with a uvicorn whose internals it does not know, uvicorn's
+    own choice (every route then goes through ASGI, a little slower)."""
+    try:
+        from setpoint.serving._protocol import HotProtocol
+    except (ImportError, AttributeError) as exc:  # a uvicorn other than the one pinned
+        logger.warning("serving every request through ASGI: %s", exc)
+        return "auto"
+    return HotProtocol
 
 
 def _exit_cleanly(_signum: int, _frame: FrameType | None) -> None:
