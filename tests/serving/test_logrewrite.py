@@ -369,12 +369,19 @@ def test_writers_and_compaction_run_on_during_rewrites(
     stop = threading.Event()
     written: list[int] = []
     errors: list[BaseException] = []
+    # The writer keeps at most AHEAD records ahead of the next rewrite's turn: it still
+    # appends while a rewrite runs, but a fast disk does not let it write thousands of
+    # records (and segments) for each rewrite to go through.
+    ahead, turn = 30, threading.Condition()
+    allowed = [60]
 
     def write() -> None:
         try:
             with RecordLog(tmp_path, max_segment_bytes=2000) as log:
                 i = 0
                 while not stop.is_set() or i < 200:
+                    with turn:
+                        turn.wait_for(lambda i=i: i < allowed[0] or stop.is_set())
                     i += 1
                     log.append([record("predictions", i)])
                     written.append(i)
@@ -404,7 +411,12 @@ def test_writers_and_compaction_run_on_during_rewrites(
                 assert time.monotonic() < deadline, "the writer stalled"
                 stop.wait(0.001)
             removed += rewrite_log(tmp_path, "predictions", drop=odd).rows_removed
+            with turn:
+                allowed[0] = 30 * (n + 1) + ahead
+                turn.notify_all()
         stop.set()
+        with turn:
+            turn.notify_all()
         assert removed >= 60
     finally:
         stop.set()
