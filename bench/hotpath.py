@@ -1,20 +1,21 @@
 """The hot path without HTTP: the server's app driven in this process, CPU per request.
 
     PYTHONPATH=src:bench python bench/hotpath.py [--requests 19200] [--callers 64]
-        [--runs 3] [--routes native,oip,invocations] [--profile FILE]
+        [--runs 3] [--routes native,oip,invocations] [--profile FILE] [--asgi]
 
 ``bench/serving.py`` measures the whole server under wrk; this one takes the socket,
-httptools and uvicorn away, so what is left is setpoint's own work per request (and
-Starlette's, for the constant endpoint): the app of ``setpoint serve`` (API key,
-contract, micro-batching, the durable log with an fsync per batch, metrics, cost
-accounting) is called as uvicorn would call it, by ``--callers`` concurrent callers,
-each posting single-row bodies drawn in turn from 1,000 distinct rows. The constant
-endpoint of ``bench/serving.py`` (a bare Starlette route returning a constant) runs
-the same way as the baseline. CPU is the whole process's (user + system, every
-thread: the event loop, the model's worker thread, the log's fsync), per request
-answered; runs alternate between the apps so a slow spell of a shared machine falls
-on all of them. ``--profile FILE`` writes a cProfile of the event loop's thread for
-one native run (the worker threads are not in it).
+httptools and uvicorn away, so what is left is setpoint's own work per request. The
+app of ``setpoint serve`` (API key, contract, micro-batching, the durable log with an
+fsync per batch, metrics, cost accounting) is asked for each answer as its protocol
+asks (``HotPath.respond``; ``--asgi``: the app is called as an ASGI server calls
+it) by ``--callers`` concurrent callers, each posting single-row bodies drawn in turn
+from 1,000 distinct rows. The constant endpoint of ``bench/serving.py`` (a bare
+Starlette route returning a constant, called through ASGI) runs beside it. CPU is the
+whole process's (user + system, every thread: the event loop, the model's worker
+thread, the log's fsync), per request answered; runs alternate between the apps so a
+slow spell of a shared machine falls on all of them. ``--profile FILE`` writes a
+cProfile of the event loop's thread for one native run (the worker threads are not
+in it).
 
 Used for the A/B measurements of the hot path in docs/benchmarks.md: change one
 thing, run it before and after, compare medians. "loop µs" is the event loop's
@@ -80,7 +81,13 @@ class Lifespan:
 
 
 async def drive(
-    app: App, path: str, bodies: list[bytes], key: str, requests: int, callers: int
+    app: App,
+    path: str,
+    bodies: list[bytes],
+    key: str,
+    requests: int,
+    callers: int,
+    asgi: bool = False,
 ) -> tuple[float, float]:
     """CPU µs per request of ``requests`` posts of ``bodies`` (in turn) to ``path``: the
     process's, and the event loop's thread's part of it."""
@@ -90,6 +97,12 @@ async def drive(
         (b"authorization", f"Bearer {key}".encode()),
     ]
     raw_path = path.encode()
+    # setpoint serve's protocol calls HotPath.respond for a hot route: so does this,
+    # unless asked to go through the ASGI app (``asgi``).
+    hot = None if asgi else getattr(app, "hot", None)
+    found = hot.find(path) if hot is not None else None
+    if found is None:
+        hot = None
     count = 0
     failures: list[bytes] = []
 
@@ -125,7 +138,12 @@ async def drive(
                 elif status >= 300 and len(failures) < 3:
                     failures.append(message.get("body", b""))
 
-            await app(scope, receive, send)
+            if hot is None:
+                await app(scope, receive, send)
+                continue
+            status, answer, _ = await hot.respond(*found, scope, payload)  # type: ignore[misc]
+            if status >= 300 and len(failures) < 3:
+                failures.append(answer)
 
     started, looped = time.process_time(), time.thread_time()
     await asyncio.gather(*(caller(i) for i in range(callers)))
@@ -164,6 +182,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--routes", default="native", help="of: " + ", ".join(ROUTES))
     parser.add_argument("--profile", type=Path, help="write a cProfile of one native run here")
+    parser.add_argument(
+        "--asgi",
+        action="store_true",
+        help="call the app as an ASGI server would, not the hot routes' answer as setpoint "
+        "serve's protocol does",
+    )
     args = parser.parse_args()
     routes = [r.strip() for r in args.routes.split(",") if r.strip()]
     console = Console()
@@ -207,7 +231,7 @@ async def run(
         ]
         figures: dict[str, list[tuple[float, float]]] = {name: [] for name in (*routes, "constant")}
         for route in routes:  # warm up
-            await drive(app, PATHS[route], payloads[route], key, 2_000, args.callers)
+            await drive(app, PATHS[route], payloads[route], key, 2_000, args.callers, args.asgi)
         await drive(constant, PATHS["constant"], payloads["constant"], key, 2_000, args.callers)
         for run_ in range(args.runs):
             for name in figures:
@@ -219,7 +243,13 @@ async def run(
                     profile.enable()
                 figures[name].append(
                     await drive(
-                        target, PATHS[name], payloads[name], key, args.requests, args.callers
+                        target,
+                        PATHS[name],
+                        payloads[name],
+                        key,
+                        args.requests,
+                        args.callers,
+                        args.asgi,
                     )
                 )
                 if profile is not None:
