@@ -13,6 +13,10 @@ from typer.testing import CliRunner, Result
 
 from setpoint.cli.main import app
 
+# The command line, not the stores (their own tests run on both databases): the
+# workspace on SQLite only (conftest.py).
+pytestmark = pytest.mark.one_database
+
 
 def applications(n: int, start: str, *, seed: int, shift: float = 0.0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)

@@ -18,6 +18,10 @@ from typer.testing import CliRunner
 
 from setpoint.cli.main import app
 
+# The command line, not the stores (their own tests run on both databases): the
+# workspace on SQLite only (conftest.py).
+pytestmark = pytest.mark.one_database
+
 BAD_FILES = [
     (b"a,a,b\n1,2,3\n", "column name 'a' appears 2 times"),
     (b"a,b\n", "has a header but no rows"),

@@ -7,9 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from cli_support import Cli
 
 from setpoint.workspace import Workspace
+
+# The command line, not the stores (their own tests run on both databases): the
+# workspace on SQLite only (conftest.py).
+pytestmark = pytest.mark.one_database
 
 
 def test_models_explain_writes_contributions_that_add_up_to_the_log_odds(

@@ -16,6 +16,10 @@ from setpoint.jobs import JobStore
 from setpoint.worker import JobContext
 from setpoint.workspace import Workspace
 
+# The command line, not the stores (their own tests run on both databases): the
+# workspace on SQLite only (conftest.py).
+pytestmark = pytest.mark.one_database
+
 
 @pytest.fixture
 def store(cli: Cli) -> Iterator[JobStore]:

@@ -15,6 +15,10 @@ from setpoint.cli.main import app
 from setpoint.loop.rollouts import Rollout, RolloutStore
 from setpoint.workspace import Workspace
 
+# The command line, not the stores (their own tests run on both databases): the
+# workspace on SQLite only (conftest.py).
+pytestmark = pytest.mark.one_database
+
 SPEC = """\
 model: risk
 dataset: loans@latest

@@ -14,6 +14,10 @@ from setpoint.cli.main import app
 from setpoint.serving.log import RecordLog
 from setpoint.workspace import Workspace
 
+# The command line, not the stores (their own tests run on both databases): the
+# workspace on SQLite only (conftest.py).
+pytestmark = pytest.mark.one_database
+
 DAY = datetime(2026, 6, 1, tzinfo=UTC)
 UNTIL = "2026-06-03T00:00:00"
 

@@ -20,6 +20,10 @@ from setpoint.demo import walkthrough
 from setpoint.serving.log import RecordLog
 from setpoint.workspace import Workspace
 
+# The command line, not the stores (their own tests run on both databases): the
+# workspace on SQLite only (conftest.py).
+pytestmark = pytest.mark.one_database
+
 DATASET = "housing-high-value-neighbourhoods-2024-q1"  # 41 characters
 MODEL = "classification-of-default-risk-per-grade"
 ENDPOINT = "credit-decisions-for-the-partner-channel"

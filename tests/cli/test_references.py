@@ -12,6 +12,10 @@ from typer.testing import CliRunner
 
 from setpoint.cli.main import app
 
+# The command line, not the stores (their own tests run on both databases): the
+# workspace on SQLite only (conftest.py).
+pytestmark = pytest.mark.one_database
+
 SPEC = """\
 model: {model}
 dataset: loans

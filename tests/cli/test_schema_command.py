@@ -5,11 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from cli_support import Cli, loans
 from typer.testing import CliRunner
 
 from setpoint import _documents
 from setpoint.cli.main import app
+
+# The command line, not the stores (their own tests run on both databases): the
+# workspace on SQLite only (conftest.py).
+pytestmark = pytest.mark.one_database
 
 
 def _run(*args: str, code: int = 0) -> CliRunner:

@@ -13,6 +13,10 @@ from typer.testing import CliRunner
 from setpoint.cli.main import app
 from setpoint.workspace import Workspace
 
+# The command line, not the stores (their own tests run on both databases): the
+# workspace on SQLite only (conftest.py).
+pytestmark = pytest.mark.one_database
+
 
 @pytest.fixture
 def scored(cli: Cli, tmp_path: Path) -> dict[str, object]:

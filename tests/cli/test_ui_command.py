@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import socket
 
+import pytest
 from cli_support import Cli
+
+# The command line, not the stores (their own tests run on both databases): the
+# workspace on SQLite only (conftest.py).
+pytestmark = pytest.mark.one_database
 
 
 def test_beyond_loopback_the_dashboard_needs_a_key_to_start(cli: Cli) -> None:

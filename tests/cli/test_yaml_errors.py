@@ -7,6 +7,10 @@ from pathlib import Path
 import pytest
 from cli_support import Cli
 
+# The command line, not the stores (their own tests run on both databases): the
+# workspace on SQLite only (conftest.py).
+pytestmark = pytest.mark.one_database
+
 # Each opens a flow collection and never closes it: the parser notices at the first
 # ':' it cannot take (the line and column of that ':', counted from 1).
 BROKEN = {
