@@ -14,8 +14,8 @@ Starlette route returning a constant, called through ASGI) runs beside it. CPU i
 whole process's (user + system, every thread: the event loop, the model's worker
 thread, the log's fsync), per request answered; runs alternate between the apps so a
 slow spell of a shared machine falls on all of them. ``--profile FILE`` writes a
-cProfile of the event loop's thread for one native run (the worker threads are not
-in it).
+cProfile of the event loop's thread for one run of ``--profile-route`` (default
+native; the worker threads are not in it).
 
 Used for the A/B measurements of the hot path in docs/benchmarks.md: change one
 thing, run it before and after, compare medians. "loop µs" is the event loop's
@@ -181,7 +181,8 @@ def main() -> None:
     parser.add_argument("--callers", type=int, default=64, help="concurrent callers")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--routes", default="native", help="of: " + ", ".join(ROUTES))
-    parser.add_argument("--profile", type=Path, help="write a cProfile of one native run here")
+    parser.add_argument("--profile", type=Path, help="write a cProfile of one run here")
+    parser.add_argument("--profile-route", default="native", help="the route --profile profiles")
     parser.add_argument(
         "--asgi",
         action="store_true",
@@ -237,7 +238,9 @@ async def run(
             for name in figures:
                 target = constant if name == "constant" else app
                 profile = (
-                    cProfile.Profile() if args.profile and name == "native" and run_ == 0 else None
+                    cProfile.Profile()
+                    if args.profile and name == args.profile_route and run_ == 0
+                    else None
                 )
                 if profile is not None:
                     profile.enable()

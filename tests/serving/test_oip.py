@@ -503,3 +503,39 @@ def test_predictions_have_the_datatype_of_the_class_labels(tmp_path: Any, kind: 
                 client.close()
     finally:
         workspace.close()
+
+
+class _Endpoint:
+    name = "credit"
+
+
+_LABELS = st.one_of(
+    st.lists(st.integers(-(2**63), 2**63 - 1), min_size=1, max_size=3, unique=True),
+    st.lists(st.floats(allow_nan=False), min_size=1, max_size=3, unique=True),
+    st.lists(st.text(max_size=5), min_size=1, max_size=3, unique=True),
+    st.just([False, True]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), classes=_LABELS)
+def test_the_usual_json_answer_holds_what_the_general_encoding_does(
+    data: st.DataObject, classes: list[Any]
+) -> None:
+    """``_encode`` answers the usual request (JSON outputs, none named) without arrays:
+    the same values as when the outputs are named, refused rows and fallbacks included."""
+    n = data.draw(st.integers(1, 4))
+    fallback = data.draw(st.booleans())
+    label = st.sampled_from(classes) if not fallback else st.sampled_from([*classes, "other"])
+    predictions = [data.draw(st.one_of(st.none(), label)) for _ in range(n)]
+    width = len(classes)
+    probabilities = [
+        [] if p is None else data.draw(st.lists(st.floats(0, 1), min_size=width, max_size=width))
+        for p in predictions
+    ]
+    answer = oip.Answer("r-1", "m", 2, predictions, probabilities, classes, [], fallback=fallback)
+    usual, headers = oip._encode(answer, _Endpoint(), {"inputs": []}, None)  # type: ignore[arg-type]
+    named = [{"name": "predictions"}, {"name": "probabilities"}]
+    general, _ = oip._encode(answer, _Endpoint(), {"inputs": []}, named)  # type: ignore[arg-type]
+    assert headers == [(b"content-type", b"application/json")]
+    assert orjson.loads(usual) == orjson.loads(general)

@@ -538,11 +538,10 @@ def _encode(
     binary outputs follow it)."""
     n = len(answer.predictions)
     tensors: dict[str, tuple[str, list[int], np.ndarray | list[str]]] = {}
-    # A fallback's constant answer need not be one of the classes: then text holds all.
-    datatype = label_datatype(answer.classes)
-    answered = [p for p in answer.predictions if p is not None]
-    if answer.classes is not None and datatype != label_datatype([*answer.classes, *answered]):
-        datatype = "BYTES"
+    datatype = _labels_datatype(answer)
+    default_binary = _parameters(header).get("binary_data_output") is True
+    if requested is None and not default_binary:
+        return _encode_json(answer, runtime, header, datatype), _JSON_ONLY
     if datatype == "BYTES":
         labels = ["" if p is None else str(p) for p in answer.predictions]
         tensors["predictions"] = ("BYTES", [n], labels)
@@ -554,7 +553,6 @@ def _encode(
         width = len(answer.classes or [])
         rows = [row if row else [math.nan] * width for row in answer.probabilities]
         tensors["probabilities"] = ("FP64", [n, width], np.array(rows, dtype="<f8"))
-    default_binary = _parameters(header).get("binary_data_output") is True
     wanted: list[tuple[str, bool]] = []
     for output in requested if requested is not None else [{"name": t} for t in tensors]:
         name = output["name"]
@@ -576,11 +574,69 @@ def _encode(
         else:
             entry["data"] = data
         described.append(entry)
+    head = _body(answer, runtime, header, described)
+    if not blobs:
+        return head, _JSON_ONLY
+    return head + b"".join(blobs), [
+        (b"content-type", b"application/octet-stream"),
+        (_HEADER_KEY, str(len(head)).encode()),
+    ]
+
+
+_JSON_ONLY = [(b"content-type", b"application/json")]
+
+
+def _labels_datatype(answer: Answer) -> str:
+    """The predictions' datatype: the classes' (a fallback's constant answer need not
+    be one of them: then text holds all)."""
+    datatype = label_datatype(answer.classes)
+    if answer.classes is not None and answer.fallback:
+        answered = [p for p in answer.predictions if p is not None]
+        if datatype != label_datatype([*answer.classes, *answered]):
+            return "BYTES"
+    return datatype
+
+
+def _encode_json(
+    answer: Answer, runtime: EndpointRuntime, header: dict[str, Any], datatype: str
+) -> bytes:
+    """Every output as JSON, the usual answer, without the arrays ``_encode`` makes for
+    binary outputs: the same values (a refused row's placeholder, NaN as null)."""
+    predictions = answer.predictions
+    n = len(predictions)
+    if datatype == "BYTES":
+        labels: list[Any] = ["" if p is None else str(p) for p in predictions]
+    elif datatype == "FP64":
+        labels = [None if p is None or p != p else float(p) for p in predictions]
+    elif datatype == "INT64":
+        labels = [0 if p is None else int(p) for p in predictions]
+    else:  # BOOL
+        labels = [False if p is None else bool(p) for p in predictions]
+    outputs: list[dict[str, Any]] = [
+        {"name": "predictions", "datatype": datatype, "shape": [n], "data": labels}
+    ]
+    if answer.probabilities is not None:
+        width = len(answer.classes or [])
+        flat = [
+            None if v != v else float(v)
+            for row in answer.probabilities
+            for v in (row if row else [math.nan] * width)
+        ]
+        outputs.append(
+            {"name": "probabilities", "datatype": "FP64", "shape": [n, width], "data": flat}
+        )
+    return _body(answer, runtime, header, outputs)
+
+
+def _body(
+    answer: Answer, runtime: EndpointRuntime, header: dict[str, Any], outputs: list[dict[str, Any]]
+) -> bytes:
+    """The response's JSON (its header, when binary outputs follow)."""
     body: dict[str, Any] = {
         "model_name": runtime.name,
         "model_version": str(answer.version),
         "id": header.get("id") or answer.request_id,
-        "outputs": described,
+        "outputs": outputs,
     }
     # OIP parameters hold scalars, so the violations go as JSON text.
     parameters: dict[str, str] = {}
@@ -590,13 +646,7 @@ def _encode(
         parameters["warnings"] = orjson.dumps(answer.warnings).decode()
     if parameters:
         body["parameters"] = parameters
-    head = orjson.dumps(body)
-    if not blobs:
-        return head, [(b"content-type", b"application/json")]
-    return head + b"".join(blobs), [
-        (b"content-type", b"application/octet-stream"),
-        (_HEADER_KEY, str(len(head)).encode()),
-    ]
+    return orjson.dumps(body)
 
 
 def _to_binary(data: np.ndarray | list[str]) -> bytes:
