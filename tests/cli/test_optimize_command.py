@@ -3,6 +3,7 @@ and the mistakes."""
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from typing import Any
 
 import pytest
@@ -34,12 +35,20 @@ def trained(cli: Cli, estimator: str = "lightgbm.LGBMClassifier", **params: Any)
 def test_optimize_prints_the_table_in_80_columns(cli: Cli) -> None:
     ref = trained(cli, n_estimators=30)
     narrow = CliRunner(env={"COLUMNS": "80"})
+    plot = cli.root / "pareto.svg"
     result = narrow.invoke(
-        app, ["-w", str(cli.root), "optimize", ref, "--calls", "5"], catch_exceptions=False
+        app,
+        ["-w", str(cli.root), "optimize", ref, "--calls", "5", "--plot", str(plot)],
+        catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output
+    svg = ET.fromstring(plot.read_text(encoding="utf-8"))  # the candidates, on the hold-out
+    labels = {el.text for el in svg.iter("{http://www.w3.org/2000/svg}text")}
+    assert {"original", "compiled", "onnx", "pruned", "distilled"} <= labels
     lines = result.stdout.splitlines()
-    assert max(map(len, lines)) <= 80, result.stdout
+    assert f"Plot: {plot}" in lines
+    # the tables fit; the plot's path (the caller's own, here a long temporary one) is said whole
+    assert max(len(line) for line in lines if not line.startswith("Plot: ")) <= 80, result.stdout
     header = next(line for line in lines if line.startswith("candidate") and "same label" in line)
     assert header.split()[:5] == ["candidate", "version", "same", "label", "max"]
     for name, version in [("compiled", 2), ("onnx", 3), ("pruned", 4), ("distilled", 5)]:
@@ -86,6 +95,9 @@ def test_models_optimize_json_with_the_options(cli: Cli) -> None:
         "cost_per_1000",
     }
     assert cli.json("models", "list")[0]["latest"] == 1
+    folder = cli.root / "plots"
+    folder.mkdir()
+    cli.fails("optimize", ref, "--plot", str(folder), code=2, message="is a folder")
 
 
 def test_mistakes_exit_without_a_traceback(cli: Cli) -> None:

@@ -22,6 +22,8 @@ from setpoint.ui.charts import (
     heatmap,
     line_chart,
     lineage_graph,
+    pareto_chart,
+    pareto_front,
     sparkline,
     time_ticks,
 )
@@ -95,6 +97,13 @@ CHARTS: dict[str, Callable[[], Markup]] = {
         title=NASTY,
     ),
     "lineage": lambda: lineage_graph(nodes(), EDGES, title=NASTY),
+    "pareto": lambda: pareto_chart(
+        [("original", 2e-4, 0.91), (NASTY, 5e-5, 0.91), ("pruned", 4e-5, 0.88)],
+        title=NASTY,
+        x_unit="cost per 1,000",
+        y_unit="roc_auc",
+        higher_is_better=True,
+    ),
     "empty": lambda: line_chart([], title=NASTY),
 }
 
@@ -316,3 +325,56 @@ def test_any_numbers_give_valid_svg(
             for name in NUMBER_ATTRS:
                 for number in re.split(r"[\s,MHVLCZhvlcz%]+", el.get(name, "")):
                     assert not number or math.isfinite(float(number)), (name, number)
+
+
+def test_the_pareto_front_is_what_nothing_beats() -> None:
+    points = [(3.0, 0.9), (1.0, 0.9), (0.5, 0.8), (2.0, 0.95), (0.5, 0.7), (1.5, 0.85)]
+    assert pareto_front(points, higher_is_better=True) == [2, 1, 3]  # cheapest first
+    losses = [(1.0, 0.3), (2.0, 0.2), (3.0, 0.25)]
+    assert pareto_front(losses, higher_is_better=False) == [0, 1]
+    assert pareto_front([(1.0, math.nan), (math.inf, 1.0)], higher_is_better=True) == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    points=st.lists(
+        st.tuples(st.floats(0, 10, allow_nan=False), st.floats(0, 1, allow_nan=False)),
+        min_size=1,
+        max_size=12,
+    ),
+    higher=st.booleans(),
+)
+def test_no_point_beats_one_on_the_front_and_one_beats_every_other(
+    points: list[tuple[float, float]], higher: bool
+) -> None:
+    sign = 1 if higher else -1
+
+    def beats(a: tuple[float, float], b: tuple[float, float]) -> bool:
+        no_worse = a[0] <= b[0] and sign * a[1] >= sign * b[1]
+        return no_worse and (a[0] < b[0] or sign * a[1] > sign * b[1])
+
+    front = pareto_front(points, higher_is_better=higher)
+    assert front
+    for i in front:
+        assert not any(beats(p, points[i]) for p in points)
+    for i in set(range(len(points))) - set(front):
+        assert any(beats(points[j], points[i]) or points[j] == points[i] for j in front)
+
+
+def test_the_pareto_chart_names_the_front_in_words() -> None:
+    root = parse(
+        pareto_chart(
+            [("original", 2e-4, 0.91), ("compiled", 5e-5, 0.91), ("pruned", 4e-5, 0.88)],
+            title="risk@1",
+            x_unit="cost per 1,000",
+            y_unit="roc_auc",
+            higher_is_better=True,
+        )
+    )
+    desc = root.find(f"{SVG}desc")
+    assert desc is not None
+    assert desc.text is not None
+    assert desc.text.endswith("not beaten by another: pruned, compiled.")
+    points = root.findall(f"./{SVG}g/{SVG}circle")  # the legend's is not in a group
+    assert len(points) == 3
+    assert [p.get("fill") for p in points].count("#E69F00") == 2  # the front's colour

@@ -3,7 +3,8 @@ model, measured against it on its hold-out and registered as new versions."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -11,6 +12,9 @@ from rich.markup import escape
 
 from setpoint.cli._common import JsonFlag, emit, progress_bar, render_rows, short, state
 from setpoint.errors import UsageError
+
+if TYPE_CHECKING:
+    from setpoint.models.optimize import OptimizeReport
 
 _CANDIDATES = "compiled,onnx,quantized,pruned,distilled"
 
@@ -54,6 +58,14 @@ def optimize(
         int,
         typer.Option(help="One-row predictions timed per candidate.", min=1),
     ] = 500,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write an SVG of each candidate's hold-out metric against its cost "
+            "per 1,000 predictions, with the line through those no other beats.",
+            show_default=False,
+        ),
+    ] = None,
     json_: JsonFlag = False,
 ) -> None:
     """Build cheaper candidates of a model (compiled trees, ONNX, int8 weights, fewer trees,
@@ -68,11 +80,16 @@ def optimize(
         names = [name.strip() for name in only.split(",") if name.strip()]
         if not names:
             raise UsageError(f"--only needs at least one of {_CANDIDATES}")
+    if plot is not None and plot.is_dir():
+        raise UsageError(f"--plot {plot} is a folder; give the SVG file's path")
     ws = state(ctx).workspace()
     with progress_bar(ctx, f"optimising {ref}") as progress:
         report = build(
             ws, ref, only=names, trees=trees, register=register, calls=calls, progress=progress
         )
+    data = report.to_dict()
+    if plot is not None:
+        data["plot"] = _write_plot(report, plot)
 
     def render(c: Console) -> None:
         metric = report.rows[0].metric or "metric"
@@ -128,6 +145,10 @@ def optimize(
             c.print(f"{escape(row.candidate)}: {escape(row.note)}", soft_wrap=False)
         for note in report.notes:
             c.print(f"[dim]{escape(note)}[/]", soft_wrap=False)
+        if data.get("plot"):
+            c.print(f"Plot: {escape(str(plot))}", highlight=False)
+        elif plot is not None:
+            c.print("No plot: the candidates have no hold-out metric to plot")
         registered = [row.ref for row in report.rows if row.ref]
         if registered:
             name, _, number = registered[0].partition("@")
@@ -136,7 +157,21 @@ def optimize(
                 highlight=False,
             )
 
-    emit(ctx, report.to_dict(), render)
+    emit(ctx, data, render)
+
+
+def _write_plot(report: OptimizeReport, path: Path) -> str | None:
+    """Write the Pareto plot to ``path``; its path, or None when there is nothing to plot."""
+    from setpoint.models.optimize import pareto_svg
+
+    svg = pareto_svg(report)
+    if svg is None:
+        return None
+    try:
+        path.write_text(svg, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {path} ({exc.strerror}); check its folder") from None
+    return str(path)
 
 
 def _rate(per_second: float) -> str:

@@ -124,6 +124,25 @@ class OptimizeReport:
         }
 
 
+def pareto_svg(report: OptimizeReport) -> str | None:
+    """The candidates' hold-out metric against their cost per 1,000 predictions, the
+    line through those no other beats: an SVG document (None without a known metric)."""
+    from setpoint.ui.charts import pareto_chart
+
+    metric = report.rows[0].metric
+    if metric is None or metric not in METRICS:
+        return None
+    points = [(row.candidate, row.cost_per_1000, row.value) for row in report.rows]
+    svg = pareto_chart(
+        [(name, cost, value) for name, cost, value in points if value is not None],
+        title=f"{report.original} and its candidates: {metric} against what they cost",
+        x_unit=f"cost per 1,000 predictions (one row a call, at {report.cpu_hour_price}/CPU-hour)",
+        y_unit=metric,
+        higher_is_better=METRICS[metric].higher_is_better,
+    )
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + str(svg) + "\n"
+
+
 def optimize(
     ws: Workspace,
     ref: str,

@@ -46,6 +46,8 @@ __all__ = [
     "heatmap",
     "line_chart",
     "lineage_graph",
+    "pareto_chart",
+    "pareto_front",
     "sparkline",
     "time_ticks",
 ]
@@ -841,6 +843,109 @@ def lineage_graph(
         )
         href = _safe_href(n.href)
         parts.append(f'<a href="{_t(href)}">{box}</a>' if href else box)
+    return Markup("".join(parts) + "</svg>")
+
+
+# -- pareto -------------------------------------------------------------------------------
+
+
+def pareto_front(points: Sequence[tuple[float, float]], *, higher_is_better: bool) -> list[int]:
+    """The indices of the points no other beats: none is at most as costly (x) and at
+    least as good (y) while better on one of the two. Cheapest first."""
+    sign = 1.0 if higher_is_better else -1.0
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -sign * points[i][1]))
+    front: list[int] = []
+    best = -math.inf
+    for i in order:
+        x, y = points[i]
+        if not (math.isfinite(x) and math.isfinite(y)):
+            continue
+        if sign * y > best:
+            front.append(i)
+            best = sign * y
+    return front
+
+
+def _tick(v: float, ticks: Sequence[float]) -> str:
+    """A tick's label with the digits its neighbours' spacing needs (0.9985, 0.999...)."""
+    step = min((b - a for a, b in pairwise(ticks)), default=0.0)
+    if step <= 0 or not math.isfinite(step) or abs(v) >= 10 or step >= 0.01:
+        return _num(v)
+    if abs(v) < 0.01:
+        return "0" if v == 0 else f"{v:.2g}"
+    digits = min(12, max(2, -math.floor(math.log10(step)) + 1))
+    return _trim(f"{v:.{digits}f}")
+
+
+def pareto_chart(
+    points: Sequence[tuple[str, float, float]],
+    *,
+    title: str,
+    x_unit: str,
+    y_unit: str,
+    higher_is_better: bool,
+    width: int = 720,
+    height: int = 340,
+    chart_id: str | None = None,
+) -> Markup:
+    """Labelled points, ``(label, x, y)``, with x a cost and y a quality; those no other
+    beats (``pareto_front``) in their own colour, joined by a line: what each choice
+    costs and gives."""
+    cid = _chart_id(chart_id, title)
+    finite = [(n, x, y) for n, x, y in points if math.isfinite(x) and math.isfinite(y)]
+    if not finite:
+        return _empty(cid, "chart-pareto", title, width, height)
+    on_front = pareto_front([(x, y) for _, x, y in finite], higher_is_better=higher_is_better)
+    front = [finite[i] for i in on_front]
+    better = "higher" if higher_is_better else "lower"
+    desc = (
+        f"{_count(len(finite), 'point')}, {x_unit} across, {y_unit} up ({better} is "
+        f"better); not beaten by another: " + ", ".join(n for n, _, _ in front)
+    )
+    top, left, bottom, right = 50.0, 64.0, height - 40.0, width - 24.0
+    x_lo, x_hi, x_ticks = _nice(
+        min(x for _, x, _ in finite), max(x for _, x, _ in finite), fixed_lo=False, fixed_hi=False
+    )
+    y_lo, y_hi, y_ticks = _nice(
+        min(y for _, _, y in finite), max(y for _, _, y in finite), fixed_lo=False, fixed_hi=False
+    )
+    xs, ys = _Scale(x_lo, x_hi, left, right), _Scale(y_lo, y_hi, bottom, top)
+    parts = _open(cid, "chart-pareto", width, height, title, desc + ".")
+    parts.append(f'<circle cx="{_c(left + 6)}" cy="28" r="4" fill="{_PALETTE[1]}"/>')
+    parts.append(_text(left + 16, 32, f"not beaten by another ({better} {y_unit} is better)"))
+    parts.append(_text(0, top - 14, y_unit))
+    for v in y_ticks:
+        y = ys(v)
+        parts.append(
+            f'<line class="chart-grid" x1="{_c(left)}" y1="{_c(y)}" x2="{_c(right)}" '
+            f'y2="{_c(y)}" stroke="#ddd"/>'
+        )
+        parts.append(_text(left - 6, y + 4, _tick(v, y_ticks), anchor="end"))
+    for v in x_ticks:
+        parts.append(_text(xs(v), bottom + 16, _tick(v, x_ticks), anchor="middle"))
+    parts.append(_text((left + right) / 2, height - 6, x_unit, anchor="middle"))
+    if len(front) > 1:
+        line = " ".join(f"{_c(xs(x))},{_c(ys(y))}" for _, x, y in front)
+        parts.append(
+            f'<polyline class="chart-series" fill="none" stroke="{_PALETTE[1]}" '
+            f'stroke-width="2" points="{line}"/>'
+        )
+    placed: list[tuple[float, float, float]] = []  # labels drawn: left, right, baseline
+    for i, (name, x, y) in enumerate(finite):
+        px, py = xs(x), ys(y)
+        label = _fit(name, (right - left) / 3)
+        span = len(label) * _CHAR_W
+        anchor = "end" if px > (left + right) / 2 else "start"
+        x0 = px - 7 - span if anchor == "end" else px + 7
+        ty = py - 6
+        while any(a < x0 + span and x0 < b and abs(ty - base) < 13 for a, b, base in placed):
+            ty += 14  # below a label already there
+        placed.append((x0, x0 + span, ty))
+        colour = _PALETTE[1] if i in on_front else _PALETTE[0]
+        shown = f"{_tick(x, x_ticks)} {x_unit}, {_tick(y, y_ticks)} {y_unit}"
+        parts.append(f"<g><title>{_t(name)}: {_t(shown)}</title>")
+        parts.append(f'<circle cx="{_c(px)}" cy="{_c(py)}" r="4" fill="{colour}"/>')
+        parts.append(_text(px + (-7 if anchor == "end" else 7), ty, label, anchor=anchor) + "</g>")
     return Markup("".join(parts) + "</svg>")
 
 
