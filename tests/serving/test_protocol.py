@@ -16,7 +16,7 @@ from typing import Any
 import httptools
 import orjson
 import pytest
-from serving_support import MemoryLog, requests_of
+from serving_support import MemoryLog, RawResponse, requests_of
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
@@ -65,19 +65,9 @@ class Transport(asyncio.Transport):
         pass
 
 
-@dataclass
-class Response:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return orjson.loads(self.body)
-
-
-def responses(data: bytes) -> list[Response]:
+def responses(data: bytes) -> list[RawResponse]:
     """The whole responses in ``data``, in order."""
-    found: list[Response] = []
+    found: list[RawResponse] = []
 
     class Reader:
         def on_message_begin(self) -> None:
@@ -91,7 +81,7 @@ def responses(data: bytes) -> list[Response]:
             self.body += body
 
         def on_message_complete(self) -> None:
-            found.append(Response(parser.get_status_code(), self.headers, self.body))
+            found.append(RawResponse(parser.get_status_code(), self.headers, self.body))
 
     parser = httptools.HttpResponseParser(Reader())
     if data:
@@ -124,7 +114,7 @@ class Connection:
     def send(self, data: bytes) -> None:
         self.protocol.data_received(data)
 
-    async def answers(self, count: int) -> list[Response]:
+    async def answers(self, count: int) -> list[RawResponse]:
         """Wait until ``count`` responses are written (or the connection closed)."""
         async with asyncio.timeout(WAIT):
             while len(found := responses(self.transport.written)) < count:
@@ -179,7 +169,7 @@ def run(served: Workspace, rows: list[dict[str, Any]], test: Callable[[Server], 
     asyncio.run(main())
 
 
-def without_id(response: Response) -> dict[str, Any]:
+def without_id(response: RawResponse) -> dict[str, Any]:
     answer = response.json()
     answer.pop("request_id")
     return dict(answer)

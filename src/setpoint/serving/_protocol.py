@@ -5,9 +5,11 @@ one change: a request for one of the hot routes (``ServingApp.hot``: the native
 predict and explain routes, OIP v2 infer, MLflow invocations) is answered from the
 parser's callbacks, without the ASGI cycle. uvicorn gives every request a
 ``RequestResponseCycle``, an ``asyncio.Event``, ``receive`` and ``send`` messages and
-the checks of each header it writes; measured with ``bench/serving.py``'s constant
-answer, that cycle and Starlette take 54 of the 76 µs of CPU a request costs, the
-parsing and the socket 22. The route's answer is the same function either way
+the checks of each header it writes. A prototype answering ``bench/serving.py``'s
+constant body both ways measured that cycle and Starlette at 54 of the 76 µs of CPU
+a request cost, the parsing and the socket at 22; ``bench/serving.py --asgi``
+measures this protocol against the same app through ASGI (0.74-0.93x the CPU a
+request in three runs). The route's answer is the same function either way
 (``HotPath.respond``): same key check, errors, metrics and log.
 
 Everything else is uvicorn's, unchanged: other requests, connections, keep-alive and
