@@ -98,6 +98,8 @@ def test_models_optimize_json_with_the_options(cli: Cli) -> None:
     folder = cli.root / "plots"
     folder.mkdir()
     cli.fails("optimize", ref, "--plot", str(folder), code=2, message="is a folder")
+    missing = str(folder / "no" / "p.svg")
+    cli.fails("optimize", ref, "--plot", missing, code=2, message="its folder does not exist")
 
 
 def test_mistakes_exit_without_a_traceback(cli: Cli) -> None:

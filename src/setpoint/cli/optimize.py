@@ -82,6 +82,8 @@ def optimize(
             raise UsageError(f"--only needs at least one of {_CANDIDATES}")
     if plot is not None and plot.is_dir():
         raise UsageError(f"--plot {plot} is a folder; give the SVG file's path")
+    if plot is not None and not plot.absolute().parent.is_dir():
+        raise UsageError(f"--plot {plot}: its folder does not exist; create it or choose another")
     ws = state(ctx).workspace()
     with progress_bar(ctx, f"optimising {ref}") as progress:
         report = build(
