@@ -36,6 +36,15 @@ def test_keys_guard_every_route_but_the_probes(
     _, predict_key = served.keys.create("predict", endpoint="credit")
     _, feedback_key = served.keys.create("feedback")
     wait_for(lambda: client.post(PREDICT, json=body).status_code == 401)
+    # The refresh may have come between the two keys: wait until it knows the second.
+    wait_for(
+        lambda: (
+            client.post(
+                PREDICT, json=body, headers={"Authorization": f"Bearer {feedback_key}"}
+            ).status_code
+            != 401
+        )
+    )
 
     missing = client.post(PREDICT, json=body)
     assert missing.json()["error"]["code"] == "unauthorized"
